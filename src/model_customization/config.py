@@ -1,0 +1,46 @@
+"""Settings from the environment: where data lives, which limits apply.
+
+Everything the product stores (the ledger, dataset files, adapters, converted base models, evaluation
+reports) sits under one data home so that a server restart, the CLI and the worker processes see the same state.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from platformdirs import user_data_dir
+
+HOME_ENV = "MODEL_CUSTOMIZATION_HOME"
+STORE_URL_ENV = "MODEL_CUSTOMIZATION_STORE_URL"
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    store_url: str
+
+    @property
+    def datasets_dir(self) -> Path:
+        return self.home / "datasets"
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.home / "jobs"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def evals_dir(self) -> Path:
+        return self.home / "evals"
+
+
+def load_settings(home: str | os.PathLike[str] | None = None) -> Settings:
+    """Read settings: an explicit home wins, then $MODEL_CUSTOMIZATION_HOME, then the user's data directory."""
+    chosen = Path(home or os.environ.get(HOME_ENV) or user_data_dir("model-customization")).expanduser().resolve()
+    chosen.mkdir(parents=True, exist_ok=True)
+    store_url = os.environ.get(STORE_URL_ENV) or f"sqlite:///{chosen / 'ledger.sqlite3'}"
+    return Settings(home=chosen, store_url=store_url)

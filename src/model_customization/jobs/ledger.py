@@ -1,0 +1,240 @@
+"""The ledger: the one place where datasets, jobs, their events and metrics, models and evaluations are recorded.
+
+SQLAlchemy Core over SQLite in WAL mode, so the server, the CLI and detached training workers can read and write
+at the same time. Large payloads (dataset examples, adapters, per-case evaluation outputs) live as files under the
+data home; the ledger holds their paths and summaries.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    Engine,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine import Connection
+
+metadata = MetaData()
+
+datasets = Table(
+    "datasets",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("name", String, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("path", Text, nullable=False),
+    Column("counts", JSON, nullable=False),  # examples per split
+    Column("card", JSON, nullable=False),
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("provider", String, nullable=False),
+    Column("base_model", Text, nullable=False),
+    Column("dataset_id", String, ForeignKey("datasets.id"), nullable=False),
+    Column("method", String, nullable=False),
+    Column("hyperparameters", JSON, nullable=False),
+    Column("status", String, nullable=False),
+    Column("step", Integer, nullable=False, default=0),
+    Column("total_steps", Integer),
+    Column("epoch", Float),
+    Column("train_loss", Float),
+    Column("validation_loss", Float),
+    Column("eta_seconds", Float),
+    Column("error", Text),
+    Column("model_id", String),
+    Column("worker_pid", Integer),
+    Column("created_at", Float, nullable=False),
+    Column("started_at", Float),
+    Column("finished_at", Float),
+    Column("updated_at", Float, nullable=False),
+)
+
+job_events = Table(
+    "job_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job_id", String, ForeignKey("jobs.id"), nullable=False, index=True),
+    Column("at", Float, nullable=False),
+    Column("level", String, nullable=False),
+    Column("message", Text, nullable=False),
+)
+
+job_metrics = Table(
+    "job_metrics",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job_id", String, ForeignKey("jobs.id"), nullable=False, index=True),
+    Column("step", Integer, nullable=False),
+    Column("epoch", Float, nullable=False),
+    Column("train_loss", Float),
+    Column("validation_loss", Float),
+    Column("learning_rate", Float),
+    Column("at", Float, nullable=False),
+)
+
+models = Table(
+    "models",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("provider", String, nullable=False),
+    Column("kind", String, nullable=False),  # base | tuned
+    Column("base_model", Text, nullable=False),
+    Column("path", Text),  # adapter folder for tuned local models
+    Column("job_id", String),
+    Column("dataset_id", String),
+    Column("created_at", Float, nullable=False),
+)
+
+evaluations = Table(
+    "evaluations",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("dataset_id", String, nullable=False),
+    Column("models", JSON, nullable=False),
+    Column("status", String, nullable=False),
+    Column("summary", JSON, nullable=False),  # per-model metric means
+    Column("path", Text, nullable=False),  # report folder (per-case outputs)
+    Column("created_at", Float, nullable=False),
+)
+
+TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets readers (server, CLI) work while a worker writes; busy_timeout waits out short write locks.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+class Ledger:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine: Engine = create_engine(url)
+        if url.startswith("sqlite"):
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        metadata.create_all(self.engine)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # datasets -------------------------------------------------------------------------------------------------
+    def add_dataset(self, row: dict[str, Any]) -> None:
+        with self.transaction() as conn:
+            conn.execute(insert(datasets).values(**row))
+
+    def get_dataset(self, dataset_id: str) -> dict[str, Any] | None:
+        return self._one(datasets, dataset_id)
+
+    def list_datasets(self) -> list[dict[str, Any]]:
+        return self._all(select(datasets).order_by(datasets.c.created_at.desc()))
+
+    # jobs -----------------------------------------------------------------------------------------------------
+    def add_job(self, row: dict[str, Any]) -> None:
+        now = time.time()
+        with self.transaction() as conn:
+            conn.execute(insert(jobs).values(created_at=now, updated_at=now, step=0, **row))
+            conn.execute(insert(job_events).values(job_id=row["id"], at=now, level="info", message="job created"))
+
+    def get_job(self, job_id: str) -> dict[str, Any] | None:
+        return self._one(jobs, job_id)
+
+    def list_jobs(self, status: str | None = None) -> list[dict[str, Any]]:
+        query = select(jobs).order_by(jobs.c.created_at.desc())
+        if status:
+            query = query.where(jobs.c.status == status)
+        return self._all(query)
+
+    def update_job(self, job_id: str, **values: Any) -> None:
+        with self.transaction() as conn:
+            conn.execute(update(jobs).where(jobs.c.id == job_id).values(updated_at=time.time(), **values))
+
+    def finish_job(self, job_id: str, status: str, *, only_if_active: bool = True, **values: Any) -> bool:
+        """Move a job to a terminal status once; returns False when it had already ended (e.g. cancelled)."""
+        now = time.time()
+        with self.transaction() as conn:
+            query = update(jobs).where(jobs.c.id == job_id)
+            if only_if_active:
+                query = query.where(jobs.c.status.not_in(TERMINAL_STATUSES))
+            changed = conn.execute(query.values(status=status, finished_at=now, updated_at=now, **values)).rowcount
+        return bool(changed)
+
+    def add_event(self, job_id: str, message: str, level: str = "info") -> None:
+        with self.transaction() as conn:
+            conn.execute(insert(job_events).values(job_id=job_id, at=time.time(), level=level, message=message))
+
+    def events(self, job_id: str, limit: int = 20) -> list[dict[str, Any]]:
+        query = select(job_events).where(job_events.c.job_id == job_id).order_by(job_events.c.id.desc()).limit(limit)
+        return list(reversed(self._all(query)))
+
+    def add_metric(self, job_id: str, **values: Any) -> None:
+        with self.transaction() as conn:
+            conn.execute(insert(job_metrics).values(job_id=job_id, at=time.time(), **values))
+
+    def metrics(self, job_id: str) -> list[dict[str, Any]]:
+        return self._all(select(job_metrics).where(job_metrics.c.job_id == job_id).order_by(job_metrics.c.id))
+
+    # models ---------------------------------------------------------------------------------------------------
+    def add_model(self, row: dict[str, Any]) -> None:
+        with self.transaction() as conn:
+            conn.execute(insert(models).values(created_at=time.time(), **row))
+
+    def get_model(self, model_id: str) -> dict[str, Any] | None:
+        return self._one(models, model_id)
+
+    def list_models(self) -> list[dict[str, Any]]:
+        return self._all(select(models).order_by(models.c.created_at.desc()))
+
+    # evaluations ----------------------------------------------------------------------------------------------
+    def add_evaluation(self, row: dict[str, Any]) -> None:
+        with self.transaction() as conn:
+            conn.execute(insert(evaluations).values(created_at=time.time(), **row))
+
+    def get_evaluation(self, eval_id: str) -> dict[str, Any] | None:
+        return self._one(evaluations, eval_id)
+
+    def list_evaluations(self) -> list[dict[str, Any]]:
+        return self._all(select(evaluations).order_by(evaluations.c.created_at.desc()))
+
+    # helpers --------------------------------------------------------------------------------------------------
+    def _one(self, table: Table, key: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(table).where(table.c.id == key)).mappings().first()
+        return dict(row) if row else None
+
+    def _all(self, query: Any) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False)

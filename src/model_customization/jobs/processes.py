@@ -1,0 +1,68 @@
+"""Detached worker processes: start one, tell whether it still lives, stop it for good."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def spawn_worker(home: Path, job_id: str, log_path: Path) -> int:
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env.setdefault("HF_HUB_OFFLINE", "1")  # nothing may be downloaded at run time
+    env.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "model_customization.providers.local.worker", str(home), job_id],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,  # its own session: it outlives the server and can be killed as a group
+            close_fds=True,
+        )
+    return process.pid
+
+
+def _reap(pid: int) -> None:
+    # A worker we started ourselves stays a zombie (and looks alive) until we collect its exit status.
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def worker_alive(pid: int | None, job_id: str) -> bool:
+    """True while the process runs and is still the worker of this job (pids get reused)."""
+    if not pid:
+        return False
+    _reap(pid)
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            state = handle.read().rsplit(b")", 1)[1].split()[0]
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            cmdline = handle.read().split(b"\0")
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    return state not in (b"Z", b"X") and job_id.encode() in cmdline
+
+
+def stop_worker(pid: int, job_id: str, grace_seconds: float = 5.0) -> bool:
+    """Stop the worker's process group: SIGTERM, then SIGKILL after the grace period. True once it is gone."""
+    if not worker_alive(pid, job_id):
+        return True
+    for sig, wait in ((signal.SIGTERM, grace_seconds), (signal.SIGKILL, 10.0)):
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            return True
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if not worker_alive(pid, job_id):
+                return True
+            time.sleep(0.05)
+    return not worker_alive(pid, job_id)

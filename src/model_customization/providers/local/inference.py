@@ -1,0 +1,105 @@
+"""Generation with a local base model or a tuned one (base + LoRA adapter, merged for speed).
+
+Loaded models are kept in a small in-process cache, so an evaluation or a series of prompts loads each once.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from model_customization.errors import NotFoundError, UserError
+from model_customization.providers.local.models import check_base_model, ensure_base_model
+from model_customization.workspace import Workspace
+
+_CACHE_SIZE = 2
+_cache: OrderedDict[tuple[str, str | None], tuple[Any, Any]] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+@dataclass
+class ResolvedModel:
+    model_id: str  # what the caller asked for, canonicalised
+    base_model: str
+    adapter_dir: Path | None
+
+
+def resolve_model(ws: Workspace, model: str) -> ResolvedModel:
+    """A tuned model id (ft-...) from the registry, or a base model name/path."""
+    if model.startswith("ft-"):
+        row = ws.ledger.get_model(model)
+        if not row:
+            raise NotFoundError(f"Model {model!r} not found. check_job shows the model_id of a finished job; list_jobs lists jobs.")
+        adapter = Path(row["path"])
+        if not (adapter / "adapter_config.json").is_file():
+            raise UserError(f"The adapter of {model} is missing from {adapter}. Train it again with start_job.")
+        return ResolvedModel(model, row["base_model"], adapter)
+    return ResolvedModel(check_base_model(model), check_base_model(model), None)
+
+
+def _load(ws: Workspace, resolved: ResolvedModel) -> tuple[Any, Any]:
+    key = (resolved.base_model, str(resolved.adapter_dir) if resolved.adapter_dir else None)
+    with _cache_lock:
+        if key in _cache:
+            _cache.move_to_end(key)
+            return _cache[key]
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        base_dir = ensure_base_model(ws.settings, resolved.base_model)
+        tokenizer = AutoTokenizer.from_pretrained(base_dir)
+        model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+        if resolved.adapter_dir:
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, resolved.adapter_dir).merge_and_unload()
+        model.eval()
+        _cache[key] = (model, tokenizer)
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
+        return model, tokenizer
+
+
+def generate(
+    ws: Workspace,
+    model: str,
+    messages: list[dict[str, Any]],
+    *,
+    max_tokens: int = 128,
+    temperature: float = 0.0,
+    seed: int = 0,
+) -> dict[str, Any]:
+    if not messages:
+        raise UserError("Nothing to answer: give a prompt or at least one message.")
+    if max_tokens < 1 or max_tokens > 4096:
+        raise UserError(f"max_tokens must be between 1 and 4096 (got {max_tokens}).")
+    if temperature < 0 or temperature > 2:
+        raise UserError(f"temperature must be between 0 and 2 (got {temperature}); 0 means greedy.")
+    resolved = resolve_model(ws, model)
+    loaded, tokenizer = _load(ws, resolved)
+    import torch
+
+    from model_customization.providers.local.chat import prompt_ids
+
+    ids = torch.tensor([prompt_ids(tokenizer, messages)])
+    options: dict[str, Any] = {"max_new_tokens": max_tokens, "pad_token_id": tokenizer.eos_token_id}
+    if temperature > 0:
+        torch.manual_seed(seed)
+        options.update(do_sample=True, temperature=temperature, top_p=1.0, top_k=0)
+    else:
+        options.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+    started = time.perf_counter()
+    with torch.inference_mode():
+        output = loaded.generate(input_ids=ids, attention_mask=torch.ones_like(ids), **options)
+    new_tokens = output[0, ids.shape[1]:]
+    return {
+        "model": resolved.model_id,
+        "text": tokenizer.decode(new_tokens, skip_special_tokens=True).strip(),
+        "prompt_tokens": int(ids.shape[1]),
+        "completion_tokens": int(new_tokens.shape[0]),
+        "seconds": round(time.perf_counter() - started, 3),
+    }

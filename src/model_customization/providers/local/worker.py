@@ -1,0 +1,32 @@
+"""Entry point of a detached training worker: `python -m model_customization.providers.local.worker HOME JOB_ID`.
+
+It runs in its own process session, so the server can stop or restart while training goes on; all it has to say
+goes to the ledger. Any failure ends the job as failed with the error text, never as a silent stop.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+
+def main(argv: list[str]) -> int:
+    home, job_id = argv
+    from model_customization.workspace import Workspace
+
+    ws = Workspace.open(home)
+    try:
+        from model_customization.providers.local.train import train_job
+
+        train_job(ws, job_id)
+        return 0
+    except BaseException as error:  # noqa: BLE001 - the ledger must learn of every way a worker can end
+        traceback.print_exc()
+        message = f"{type(error).__name__}: {error}"
+        if ws.ledger.finish_job(job_id, "failed", error=message):
+            ws.ledger.add_event(job_id, f"failed: {message}", "error")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,54 @@
+"""MCP resources: read-only JSON views of datasets, jobs and evaluations."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ResourceNotFoundError
+
+from model_customization.errors import NotFoundError
+from model_customization.evaluation.runner import get_evaluation
+from model_customization.jobs import orchestrator
+from model_customization.workspace import Workspace
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
+
+
+def register(server: MCPServer, ws: Workspace) -> None:
+    @server.resource("datasets://index", name="datasets", mime_type="application/json", description="Every stored dataset with its split sizes.")
+    def datasets_index() -> str:
+        rows = ws.ledger.list_datasets()
+        return _json([{"dataset_id": r["id"], "name": r["name"], "counts": r["counts"], "uri": f"datasets://{r['id']}"} for r in rows])
+
+    @server.resource("datasets://{dataset_id}", name="dataset", mime_type="application/json", description="A dataset's card: counts per split, drops by reason, unreadable lines, sources with sha256, options.")
+    def dataset_card(dataset_id: str) -> str:
+        row = ws.ledger.get_dataset(dataset_id)
+        if not row:
+            raise ResourceNotFoundError(f"No dataset {dataset_id!r}. Read datasets://index or call list_datasets.")
+        return _json(row["card"])
+
+    @server.resource("jobs://index", name="jobs", mime_type="application/json", description="Every fine-tuning job, newest first.")
+    def jobs_index() -> str:
+        return _json(orchestrator.list_jobs(ws, limit=1000))
+
+    @server.resource("jobs://{job_id}", name="job", mime_type="application/json", description="A job's status, progress, losses, recent events and metrics history.")
+    def job_detail(job_id: str) -> str:
+        try:
+            summary = orchestrator.check_job(ws, job_id, events=50)
+        except NotFoundError as error:
+            raise ResourceNotFoundError(str(error)) from error
+        summary["metrics"] = [
+            {k: m[k] for k in ("step", "epoch", "train_loss", "validation_loss", "learning_rate")} for m in ws.ledger.metrics(job_id)
+        ]
+        return _json(summary)
+
+    @server.resource("evals://{eval_id}", name="evaluation", mime_type="application/json", description="An evaluation: per-model scores and per-case outputs.")
+    def evaluation_report(eval_id: str) -> str:
+        try:
+            return _json(get_evaluation(ws, eval_id, cases=1000))
+        except NotFoundError as error:
+            raise ResourceNotFoundError(str(error)) from error

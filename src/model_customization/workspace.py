@@ -1,0 +1,23 @@
+"""The workspace: settings plus the ledger, handed to every domain function (server, CLI and tests alike)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cached_property
+
+from model_customization.config import Settings, load_settings
+from model_customization.jobs.ledger import Ledger
+
+
+@dataclass
+class Workspace:
+    settings: Settings
+
+    @classmethod
+    def open(cls, home: str | os.PathLike[str] | None = None) -> Workspace:
+        return cls(load_settings(home))
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        return Ledger(self.settings.store_url)
