@@ -14,12 +14,14 @@ from platformdirs import user_data_dir
 
 HOME_ENV = "MODEL_CUSTOMIZATION_HOME"
 STORE_URL_ENV = "MODEL_CUSTOMIZATION_STORE_URL"
+MODEL_CACHE_ENV = "MODEL_CUSTOMIZATION_MODEL_CACHE"
 
 
 @dataclass(frozen=True)
 class Settings:
     home: Path
     store_url: str
+    model_cache: Path  # converted base models (the embedded GGUF as a plain HF folder); shareable between homes
 
     @property
     def datasets_dir(self) -> Path:
@@ -43,4 +45,5 @@ def load_settings(home: str | os.PathLike[str] | None = None) -> Settings:
     chosen = Path(home or os.environ.get(HOME_ENV) or user_data_dir("model-customization")).expanduser().resolve()
     chosen.mkdir(parents=True, exist_ok=True)
     store_url = os.environ.get(STORE_URL_ENV) or f"sqlite:///{chosen / 'ledger.sqlite3'}"
-    return Settings(home=chosen, store_url=store_url)
+    model_cache = Path(os.environ.get(MODEL_CACHE_ENV) or chosen / "models" / "base").expanduser().resolve()
+    return Settings(home=chosen, store_url=store_url, model_cache=model_cache)

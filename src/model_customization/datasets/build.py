@@ -139,7 +139,7 @@ def build_dataset(
         kept.append((item.session_id, example))
 
     if not kept:
-        detail = f" First problems: {'; '.join(problems[:3])}" if problems else ""
+        detail = f" First problems: {'; '.join(problems[:3])}." if problems else ""
         raise UserError(
             f"No usable examples found in {', '.join(str(p) for p in resolved)} "
             f"({conversations} conversations read, {problem_count} unreadable lines, dropped: {dict(dropped) or 'none'})."
@@ -150,6 +150,9 @@ def build_dataset(
     split_examples: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
     for session, example in kept:
         split_examples[assignment[session]].append(example)
+    # Order within a split by content, so the same memory given in another order is the same dataset.
+    for split in SPLITS:
+        split_examples[split].sort(key=_canonical)
     counts = {s: len(split_examples[s]) for s in SPLITS}
 
     split_text = {s: "".join(_canonical(e) + "\n" for e in split_examples[s]) for s in SPLITS}

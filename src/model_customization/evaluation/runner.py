@@ -1,7 +1,7 @@
 """Evaluate two or more models on a dataset's held-out split: generate, score, store.
 
 Each case's prompt is the conversation up to its last assistant turn and the reference is that turn. Outputs are
-greedy, so a run is repeatable. Per-case outputs go to `cases.jsonl` in the evaluation's folder and the per-model
+greedy, so a run is repeatable; cases are generated in batches for speed. Per-case outputs go to `cases.jsonl` in the evaluation's folder and the per-model
 means to the ledger; both are served as `evals://{id}`.
 """
 
@@ -21,7 +21,7 @@ from model_customization.datasets.build import get_dataset, read_split
 from model_customization.datasets.examples import prompt_and_reference
 from model_customization.errors import NotFoundError, UserError
 from model_customization.evaluation.metrics import METRICS
-from model_customization.providers.local.inference import generate, resolve_model
+from model_customization.providers.local.inference import generate_greedy_batch, resolve_model
 from model_customization.workspace import Workspace
 
 ProgressFn = Callable[[int, int, str], None]
@@ -36,6 +36,7 @@ def evaluate(
     split: str = "test",
     max_tokens: int = 64,
     limit: int | None = None,
+    batch_size: int = 8,
     progress: ProgressFn | None = None,
 ) -> dict[str, Any]:
     if len(models) < 2:
@@ -53,20 +54,22 @@ def evaluate(
         raise UserError(f"Dataset {dataset_id} has no {split} examples to evaluate on. Build it with a test_fraction above 0.")
 
     eval_id = "ev-" + secrets.token_hex(6)
-    results: list[dict[str, Any]] = []
+    split_cases = [prompt_and_reference(example) for example in cases]
+    results: list[dict[str, Any]] = [
+        {"case": index, "prompt": prompt, "reference": reference, "outputs": {}} for index, (prompt, reference) in enumerate(split_cases)
+    ]
     total = len(cases) * len(resolved)
     done = 0
-    for index, example in enumerate(cases):
-        prompt, reference = prompt_and_reference(example)
-        row: dict[str, Any] = {"case": index, "prompt": prompt, "reference": reference, "outputs": {}}
-        for model in resolved:
-            answer = generate(ws, model.model_id, prompt, max_tokens=max_tokens, temperature=0.0)
-            scores = {name: fn(answer["text"], reference) for name, fn in METRICS.items()}
-            row["outputs"][model.model_id] = {"text": answer["text"], "seconds": answer["seconds"], **scores}
-            done += 1
+    for model in resolved:
+        for start in range(0, len(cases), batch_size):
+            chunk = results[start : start + batch_size]
+            answers = generate_greedy_batch(ws, model.model_id, [r["prompt"] for r in chunk], max_tokens=max_tokens, batch_size=batch_size)
+            for row, answer in zip(chunk, answers):
+                scores = {name: fn(answer["text"], row["reference"]) for name, fn in METRICS.items()}
+                row["outputs"][model.model_id] = {"text": answer["text"], "seconds": answer["seconds"], **scores}
+            done += len(chunk)
             if progress:
-                progress(done, total, f"case {index + 1}/{len(cases)} on {model.model_id}")
-        results.append(row)
+                progress(done, total, f"{model.model_id}: {start + len(chunk)}/{len(cases)} cases")
 
     summary = {
         model.model_id: {name: round(fmean(r["outputs"][model.model_id][name] for r in results), 4) for name in METRICS}

@@ -178,6 +178,14 @@ class Ledger:
         with self.transaction() as conn:
             conn.execute(update(jobs).where(jobs.c.id == job_id).values(updated_at=time.time(), **values))
 
+    def claim_job(self, job_id: str, pid: int) -> bool:
+        """Mark a queued job running for this worker; False if it was cancelled (or taken) in the meantime."""
+        now = time.time()
+        with self.transaction() as conn:
+            query = update(jobs).where(jobs.c.id == job_id, jobs.c.status == "queued")
+            changed = conn.execute(query.values(status="running", started_at=now, updated_at=now, worker_pid=pid)).rowcount
+        return bool(changed)
+
     def finish_job(self, job_id: str, status: str, *, only_if_active: bool = True, **values: Any) -> bool:
         """Move a job to a terminal status once; returns False when it had already ended (e.g. cancelled)."""
         now = time.time()

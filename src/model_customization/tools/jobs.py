@@ -111,6 +111,9 @@ def register(server: MCPServer, ws: Workspace) -> None:
         status: Annotated[Literal["queued", "running", "succeeded", "failed", "cancelled"] | None, Field(description="Only jobs in this status.")] = None,
         limit: Annotated[int, Field(ge=1, le=500)] = 50,
     ) -> JobList:
-        """List fine-tuning jobs, newest first. Use check_job on one for its details."""
+        """List fine-tuning jobs, newest first, with status, progress and the tuned model_id of finished ones.
+
+        Filter by status (e.g. running) to find what is in flight. Use check_job on one job for losses, ETA and events.
+        """
         rows = await run_domain(orchestrator.list_jobs, ws, status, limit)
         return JobList(jobs=[JobSummary(**r) for r in rows])

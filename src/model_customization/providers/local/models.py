@@ -85,7 +85,7 @@ def _file_lock(path: Path):
 
 
 def embedded_model_dir(settings: Settings) -> Path:
-    return settings.models_dir / "base" / EMBEDDED_MODEL
+    return settings.model_cache / EMBEDDED_MODEL
 
 
 def ensure_base_model(settings: Settings, name_or_path: str) -> Path:

