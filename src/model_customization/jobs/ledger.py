@@ -208,6 +208,13 @@ class Ledger:
         with self.transaction() as conn:
             conn.execute(insert(job_metrics).values(job_id=job_id, at=time.time(), **values))
 
+    def record_step(self, job_id: str, metric: dict[str, Any], **job_values: Any) -> None:
+        """One training step's metric row and the job's progress, in one transaction."""
+        now = time.time()
+        with self.transaction() as conn:
+            conn.execute(insert(job_metrics).values(job_id=job_id, at=now, **metric))
+            conn.execute(update(jobs).where(jobs.c.id == job_id).values(updated_at=now, **job_values))
+
     def metrics(self, job_id: str) -> list[dict[str, Any]]:
         return self._all(select(job_metrics).where(job_metrics.c.job_id == job_id).order_by(job_metrics.c.id))
 

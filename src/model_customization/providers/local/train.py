@@ -150,9 +150,9 @@ def train_job(ws: Workspace, job_id: str) -> None:
             step += 1
             elapsed = time.time() - started
             fractional_epoch = epoch + (step - epoch * steps_per_epoch) / steps_per_epoch
-            ledger.add_metric(job_id, step=step, epoch=fractional_epoch, train_loss=loss.item(), learning_rate=scheduler.get_last_lr()[0])
-            ledger.update_job(
+            ledger.record_step(
                 job_id,
+                {"step": step, "epoch": fractional_epoch, "train_loss": loss.item(), "learning_rate": scheduler.get_last_lr()[0]},
                 step=step,
                 epoch=fractional_epoch,
                 train_loss=loss.item(),
