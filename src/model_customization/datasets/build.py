@@ -23,7 +23,7 @@ from typing import Any
 from model_customization.datasets.examples import conversation_to_example, example_problem
 from model_customization.errors import NotFoundError, UserError
 from model_customization.memory.detect import iter_memory
-from model_customization.memory.records import Conversation, ImportProblem
+from model_customization.memory.records import Conversation, ImportProblem, PreferencePair
 from model_customization.workspace import Workspace
 
 SPLITS = ("train", "validation", "test")
@@ -118,6 +118,10 @@ def build_dataset(
             problem_count += 1
             if len(problems) < MAX_REPORTED_PROBLEMS:
                 problems.append(str(item))
+            continue
+        if isinstance(item, PreferencePair):
+            # Preference pairs make DPO datasets; a supervised build counts them and leaves them out.
+            dropped["preference_pair"] += 1
             continue
         assert isinstance(item, Conversation)
         conversations += 1

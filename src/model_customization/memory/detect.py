@@ -8,14 +8,21 @@ from pathlib import Path
 from typing import Any
 
 from .claude_code import iter_claude_code
+from .formats import MemoryFormat
 from .openai_chat import iter_openai_chat
-from .records import Conversation, ImportProblem
+from .records import ImportProblem, Record
 
-_IMPORTERS: dict[str, Callable[[Path], Iterator[Conversation | ImportProblem]]] = {
-    "openai_chat": iter_openai_chat,
-    "claude_code": iter_claude_code,
-}
-SUPPORTED_FORMATS: tuple[str, ...] = tuple(_IMPORTERS)
+# Line formats are tried in this order on each of a file's first lines; document formats in this order on the
+# parsed document. More specific formats come first.
+FORMATS: list[MemoryFormat] = [
+    MemoryFormat("openai_chat", iter_openai_chat, sniff_line=lambda obj: _format_of(obj) == "openai_chat"),
+    MemoryFormat("claude_code", iter_claude_code, sniff_line=lambda obj: _format_of(obj) == "claude_code"),
+]
+_BY_NAME = {f.name: f for f in FORMATS}
+SUPPORTED_FORMATS: tuple[str, ...] = tuple(_BY_NAME)
+DOCUMENT_SUFFIXES = (".json", ".af", ".traj")
+MEMORY_SUFFIXES = (".jsonl", *DOCUMENT_SUFFIXES)
+MAX_DOCUMENT_BYTES = 512 * 1024 * 1024  # whole-document formats are parsed in memory
 
 # Enough lines to step over a few broken ones at the top of a file, few enough to stay cheap on huge files.
 _PEEK_LINES = 20
@@ -24,8 +31,18 @@ _CLAUDE_CODE_TYPES = {"user", "assistant", "summary", "system", "progress", "fil
 
 
 def detect_format(path: Path) -> str | None:
-    """Name of the format of a JSONL file, judged by its first readable lines; None when none fits."""
-    with Path(path).open("rb") as fh:
+    """Name of the format of a file, judged by its parsed document (JSON files) or first readable lines (JSONL)."""
+    path = Path(path)
+    if path.suffix.lower() in DOCUMENT_SUFFIXES and path.stat().st_size <= MAX_DOCUMENT_BYTES:
+        try:
+            document = json.loads(path.read_bytes().decode("utf-8-sig"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            document = None  # maybe JSON Lines under another name: judge it line by line below
+        else:
+            for fmt in FORMATS:
+                if fmt.sniff_document is not None and _safe(fmt.sniff_document, document):
+                    return fmt.name
+    with path.open("rb") as fh:
         seen = 0
         for raw in fh:
             if not raw.strip():
@@ -37,10 +54,17 @@ def detect_format(path: Path) -> str | None:
                 obj = json.loads(raw.decode("utf-8-sig"))
             except (UnicodeDecodeError, json.JSONDecodeError):
                 continue  # a broken line says nothing; the importer will report it
-            fmt = _format_of(obj)
-            if fmt is not None:
-                return fmt
+            for fmt in FORMATS:
+                if fmt.sniff_line is not None and _safe(fmt.sniff_line, obj):
+                    return fmt.name
     return None
+
+
+def _safe(sniff: Callable[[Any], bool], value: Any) -> bool:
+    try:
+        return bool(sniff(value))
+    except Exception:  # noqa: BLE001 - a sniffer that trips over odd input simply does not recognise it
+        return False
 
 
 def _format_of(obj: Any) -> str | None:
@@ -57,8 +81,8 @@ def _format_of(obj: Any) -> str | None:
     return None
 
 
-def iter_memory(paths: Sequence[Path]) -> Iterator[Conversation | ImportProblem]:
-    """Import every file (directories: every ``*.jsonl`` below them, sorted) in a recognised format.
+def iter_memory(paths: Sequence[Path]) -> Iterator[Record]:
+    """Import every file (directories: every ``*.jsonl``, ``*.json``, ``*.af``, ``*.traj`` below them, sorted).
 
     Missing paths raise FileNotFoundError before anything is imported. Whole-file problems (empty file, unknown
     format) are reported with line 0.
@@ -70,14 +94,16 @@ def iter_memory(paths: Sequence[Path]) -> Iterator[Conversation | ImportProblem]
     return _iter_files(paths)
 
 
-def _iter_files(paths: list[Path]) -> Iterator[Conversation | ImportProblem]:
+def _iter_files(paths: list[Path]) -> Iterator[Record]:
     for path in paths:
-        files = sorted(p for p in path.rglob("*.jsonl") if p.is_file()) if path.is_dir() else [path]
+        files = (
+            sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in MEMORY_SUFFIXES) if path.is_dir() else [path]
+        )
         for file in files:
             yield from _iter_file(file)
 
 
-def _iter_file(file: Path) -> Iterator[Conversation | ImportProblem]:
+def _iter_file(file: Path) -> Iterator[Record]:
     if _is_blank(file):
         yield ImportProblem(str(file), 0, "empty file")
         return
@@ -86,7 +112,7 @@ def _iter_file(file: Path) -> Iterator[Conversation | ImportProblem]:
         tried = ", ".join(SUPPORTED_FORMATS)
         yield ImportProblem(str(file), 0, f"not a recognised memory format: tried {tried}")
         return
-    yield from _IMPORTERS[fmt](file)
+    yield from _BY_NAME[fmt].iterate(file)
 
 
 def _is_blank(file: Path) -> bool:

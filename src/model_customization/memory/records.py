@@ -7,7 +7,7 @@ so one bad line never costs the rest of a file.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 Role = Literal["system", "user", "assistant", "tool"]
 
@@ -53,6 +53,23 @@ class Conversation:
     tools: list[dict] | None = None  # OpenAI-style tool definitions when the source has them
     started_at: str | None = None  # ISO 8601 timestamp when known
     outcome: Outcome = field(default_factory=Outcome)
+    task_id: str | None = None  # the task this session attempted (tau-bench, ToolBench): groups attempts for DPO
+    parent_session_id: str | None = None  # a subagent/sidechain's parent session
+    metadata: dict[str, Any] = field(default_factory=dict)  # format-specific extras worth keeping (small)
+
+
+@dataclass
+class PreferencePair:
+    """One prompt with a better and a worse answer (DPO), as a source states it or as ratings imply."""
+
+    session_id: str
+    prompt: list[Message]  # the conversation before the answer
+    preferred: Message  # an assistant message
+    non_preferred: Message  # an assistant message
+    source_file: str
+    source_line: int
+    source_format: str
+    tools: list[dict] | None = None
 
 
 @dataclass
@@ -65,3 +82,6 @@ class ImportProblem:
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}: {self.message}"
+
+
+Record = Conversation | PreferencePair | ImportProblem
