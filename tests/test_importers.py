@@ -15,7 +15,7 @@ import pytest
 from model_customization.memory.claude_code import iter_claude_code
 from model_customization.memory.detect import SUPPORTED_FORMATS, detect_format, iter_memory
 from model_customization.memory.openai_chat import iter_openai_chat
-from model_customization.memory.records import Conversation, ImportProblem
+from model_customization.memory.records import Conversation, ImportProblem, PreferencePair
 
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "memory-samples"
 needs_samples = pytest.mark.skipif(
@@ -25,11 +25,14 @@ OPENAI = SAMPLES / "openai-finetune"
 CLAUDE = SAMPLES / "claude-code"
 
 
-def split(items):
+def split(items, pairs_out=None):
     items = list(items)
     convs = [x for x in items if isinstance(x, Conversation)]
     problems = [x for x in items if isinstance(x, ImportProblem)]
-    assert len(convs) + len(problems) == len(items)
+    pairs = [x for x in items if isinstance(x, PreferencePair)]
+    assert len(convs) + len(problems) + len(pairs) == len(items)
+    if pairs_out is not None:
+        pairs_out.extend(pairs)
     return convs, problems
 
 
@@ -137,14 +140,29 @@ def test_openai_toy_chat_keeps_examples_that_are_bad_for_training():
 
 
 @needs_samples
-def test_openai_preference_lines_are_reported_not_imported():
+def test_openai_preference_lines_become_preference_pairs():
     path = OPENAI / "dpo" / "microsoft-foundry_orca_dpo_pairs_validation.jsonl"
-    convs, problems = split(iter_openai_chat(path))
-    assert convs == []
-    assert len(problems) == 284
-    assert [p.line for p in problems] == list(range(1, 285))
-    assert all("preference" in p.message and "not supported" in p.message for p in problems)
+    pairs: list = []
+    convs, problems = split(iter_openai_chat(path), pairs)
+    assert convs == [] and problems == []
+    assert len(pairs) == 284
+    assert [p.source_line for p in pairs] == list(range(1, 285))
+    # Every input is a system + user message; both answers are single assistant messages that differ.
+    assert all([m.role for m in p.prompt] == ["system", "user"] for p in pairs)
+    assert all(p.preferred.role == p.non_preferred.role == "assistant" for p in pairs)
+    assert sum(p.preferred.content != p.non_preferred.content for p in pairs) == 284
     assert detect_format(path) == "openai_chat"
+
+
+def test_openai_preference_line_with_two_answers_is_a_problem(tmp_path):
+    bad = {"input": {"messages": [{"role": "user", "content": "q"}]}, "preferred_output": [{"role": "assistant", "content": "a"}, {"role": "assistant", "content": "b"}], "non_preferred_output": [{"role": "assistant", "content": "c"}]}
+    good = {"input": {"messages": [{"role": "user", "content": "q"}]}, "preferred_output": [{"role": "assistant", "content": "a"}], "non_preferred_output": [{"role": "assistant", "content": "c"}]}
+    path = tmp_path / "prefs.jsonl"
+    path.write_text(json.dumps(bad) + "\n" + json.dumps(good) + "\n")
+    pairs: list = []
+    _, problems = split(iter_openai_chat(path), pairs)
+    assert [(p.line, "exactly one assistant message" in p.message) for p in problems] == [(1, True)]
+    assert len(pairs) == 1 and pairs[0].source_line == 2
 
 
 # --- Claude Code transcripts, real samples -------------------------------------------------------------------------
@@ -290,8 +308,10 @@ def test_iter_memory_over_the_sample_directories():
     files = sorted({c.source_file for c in convs} | {p.file for p in problems})
     assert files == sorted(str(p) for p in list(CLAUDE.rglob("*.jsonl")) + list(OPENAI.rglob("*.jsonl")))
     # 1 + 3 + 1 + 6 + 1 + 1 Claude Code; 10 + 86 + 10 + 10 + 10 OpenAI
+    pairs: list = []
+    convs, problems = split(iter_memory([CLAUDE, OPENAI]), pairs)
     assert len(convs) == 13 + 126
-    assert len(problems) == 284  # the preference file
+    assert problems == [] and len(pairs) == 284  # the preference file
     assert detect_format(SAMPLES / "mcp-memory" / "anoblet_copilot_memory.jsonl") is None
 
 

@@ -22,6 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 INSPECTOR = REPO / ".tools" / "node_modules" / ".bin" / "mcp-inspector"
 TOOLS = {
     "build_dataset_from_memory",
+    "inspect_dataset",
     "list_datasets",
     "start_job",
     "check_job",

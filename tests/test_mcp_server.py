@@ -26,6 +26,7 @@ pytestmark = pytest.mark.anyio
 SNAPSHOT = Path(__file__).parent / "snapshots" / "list_tools.json"
 TOOLS = {
     "build_dataset_from_memory",
+    "inspect_dataset",
     "list_datasets",
     "start_job",
     "check_job",
@@ -34,7 +35,7 @@ TOOLS = {
     "prompt_model",
     "evaluate",
 }
-READ_ONLY = {"list_datasets", "list_jobs", "check_job"}
+READ_ONLY = {"list_datasets", "list_jobs", "check_job", "inspect_dataset"}
 TERMINAL = {"succeeded", "failed", "cancelled"}
 SMALL_HP = {"epochs": 1, "batch_size": 16, "max_seq_length": 256}
 
@@ -187,6 +188,15 @@ async def test_full_loop_through_mcp(ws, tiny_model, demo_paths):
         assert listed["total"] == 1
         assert [d["dataset_id"] for d in listed["datasets"]] == [dataset_id]
         assert listed["datasets"][0]["name"] == "demo"
+
+        # The gate: valid for OpenAI, tokens counted per split, a dated quote with OpenAI's default epochs.
+        inspected = await call_ok(client, "inspect_dataset", {"dataset_id": dataset_id, "provider": "openai", "model": "gpt-4o-mini"})
+        assert inspected["valid"] is True and inspected["errors"] == 0
+        assert inspected["counts"] == built["counts"]
+        assert inspected["token_stats"]["train"]["examples"] == built["counts"]["train"]
+        assert inspected["quote"]["model"] == "gpt-4o-mini-2024-07-18" and inspected["quote"]["epochs"] == 3
+        assert inspected["quote"]["billed_tokens"] == 3 * inspected["token_stats"]["train"]["total"]
+        assert inspected["quote"]["estimated_cost_usd"] > 0 and inspected["quote"]["prices_read_on"]
         assert listed["datasets"][0]["counts"] == built["counts"]
 
         # 2. Start a job: returns at once.

@@ -114,6 +114,40 @@ def dataset_build(
         console.print(f"[yellow]problem:[/yellow] {problem}")
 
 
+@dataset_app.command("inspect")
+def dataset_inspect(
+    dataset_id: Optional[str] = typer.Argument(None, help="A stored dataset id."),
+    path: Optional[Path] = typer.Option(None, "--path", help="Or a JSONL file to check as it is."),
+    provider: str = typer.Option("openai", help="openai, bedrock or local."),
+    model: Optional[str] = typer.Option(None, help="Model whose limits and prices apply."),
+    epochs: Optional[int] = typer.Option(None),
+    max_seq_length: int = typer.Option(512),
+    home: Optional[Path] = HomeOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Validate a dataset or file for a provider and quote a job on it (same as the inspect_dataset tool)."""
+    from model_customization.datasets.inspect import inspect_dataset
+
+    try:
+        report = inspect_dataset(
+            _workspace(home), dataset_id=dataset_id, path=str(path) if path else None, provider=provider, model=model, epochs=epochs, max_seq_length=max_seq_length
+        )
+    except UserError as error:
+        _fail(error)
+    if as_json:
+        _print_json(report)
+    else:
+        verdict = "[green]valid[/green]" if report["valid"] else "[red]invalid[/red]"
+        console.print(f"{report['source']} for {report['provider']} {report['model']}: {verdict}, {report['errors']} errors, {report['warnings']} warnings")
+        for finding in report["findings"]:
+            console.print(f"  {finding['split']}:{finding['line']} {finding['severity']} {finding['code']}: {finding['message']}")
+        for split, stats in report["token_stats"].items():
+            console.print(f"  {split}: {stats['examples']} examples, {stats['total']} tokens (mean {stats['mean']}, max {stats['max']})")
+        console.print(f"  quote: {json.dumps(report['quote'])}")
+    if not report["valid"]:
+        raise typer.Exit(1)
+
+
 @dataset_app.command("list")
 def dataset_list(home: Optional[Path] = HomeOption, as_json: bool = JsonOption) -> None:
     """List datasets."""

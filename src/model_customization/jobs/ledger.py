@@ -90,6 +90,7 @@ job_metrics = Table(
     Column("train_loss", Float),
     Column("validation_loss", Float),
     Column("learning_rate", Float),
+    Column("tokens_per_second", Float),  # real (non-padding) tokens through the model per second of this step
     Column("at", Float, nullable=False),
 )
 
@@ -138,6 +139,23 @@ class Ledger:
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
         metadata.create_all(self.engine)
+        self._add_missing_columns()
+
+    def _add_missing_columns(self) -> None:
+        """Bring a ledger made by an older version up to date with the nullable columns added since.
+
+        Full migrations (Alembic) come with the shared-deployment work; until then new columns are nullable and
+        added in place, so an existing data home keeps working after an upgrade.
+        """
+        from sqlalchemy import inspect as inspect_schema, text
+
+        present = {table: {c["name"] for c in inspect_schema(self.engine).get_columns(table)} for table in metadata.tables}
+        with self.transaction() as conn:
+            for table in metadata.sorted_tables:
+                for column in table.columns:
+                    if column.name not in present[table.name] and column.nullable:
+                        kind = column.type.compile(dialect=self.engine.dialect)
+                        conn.execute(text(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}'))
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
@@ -214,6 +232,22 @@ class Ledger:
         with self.transaction() as conn:
             conn.execute(insert(job_metrics).values(job_id=job_id, at=now, **metric))
             conn.execute(update(jobs).where(jobs.c.id == job_id).values(updated_at=now, **job_values))
+
+    def local_speed_history(self, base_model: str, limit: int = 10) -> list[float]:
+        """Mean tokens/s of the latest finished local jobs on this base model (for time estimates)."""
+        from sqlalchemy import func
+
+        query = (
+            select(func.avg(job_metrics.c.tokens_per_second))
+            .select_from(job_metrics.join(jobs, jobs.c.id == job_metrics.c.job_id))
+            .where(jobs.c.provider == "local", jobs.c.base_model == base_model, jobs.c.status == "succeeded")
+            .where(job_metrics.c.tokens_per_second.is_not(None))
+            .group_by(jobs.c.id)
+            .order_by(func.max(jobs.c.finished_at).desc())
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [float(v) for (v,) in conn.execute(query) if v]
 
     def metrics(self, job_id: str) -> list[dict[str, Any]]:
         return self._all(select(job_metrics).where(job_metrics.c.job_id == job_id).order_by(job_metrics.c.id))

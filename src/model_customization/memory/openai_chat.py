@@ -11,8 +11,8 @@ Each line becomes one Conversation. What is accepted, beyond the plain system/us
 * per-message ``weight`` (0 or 1);
 * top-level ``tools`` (and the legacy ``functions`` list, wrapped as tools).
 
-Preference (DPO) lines are not imported yet: each becomes an ImportProblem. Every other unreadable line becomes an
-ImportProblem with its line number and the rest of the file continues.
+Preference (DPO) lines (``input`` / ``preferred_output`` / ``non_preferred_output``) become PreferencePair records.
+Every unreadable line becomes an ImportProblem with its line number and the rest of the file continues.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .records import Conversation, ImportProblem, Message, ToolCall
+from .records import Conversation, ImportProblem, Message, PreferencePair, ToolCall
 
 SOURCE_FORMAT = "openai_chat"
 
@@ -34,7 +34,7 @@ class LineError(ValueError):
     """A problem with one line; its message goes into the ImportProblem verbatim."""
 
 
-def iter_openai_chat(path: Path) -> Iterator[Conversation | ImportProblem]:
+def iter_openai_chat(path: Path) -> Iterator[Conversation | PreferencePair | ImportProblem]:
     path = Path(path)
     file = str(path)
     # Binary + per-line decoding: one line of invalid UTF-8 must not cost the other lines of the file.
@@ -65,19 +65,50 @@ def parse_json_line(raw: bytes, line_no: int) -> dict[str, Any]:
     return obj
 
 
-def _conversation(obj: dict[str, Any], path: Path, line_no: int) -> Conversation:
+def _conversation(obj: dict[str, Any], path: Path, line_no: int) -> Conversation | PreferencePair:
     if "messages" not in obj:
         if all(k in obj for k in _PREFERENCE_KEYS):
-            raise LineError(
-                "preference (DPO) example (input/preferred_output/non_preferred_output): "
-                "preference data is not supported by the importer yet"
-            )
+            return _preference(obj, path, line_no)
         raise LineError("missing 'messages'")
-    raw_messages = obj["messages"]
+    return Conversation(
+        session_id=f"{path.stem}:{line_no}",
+        messages=_messages(obj["messages"], "messages"),
+        source_file=str(path),
+        source_line=line_no,
+        source_format=SOURCE_FORMAT,
+        tools=_tools(obj),
+    )
+
+
+def _preference(obj: dict[str, Any], path: Path, line_no: int) -> PreferencePair:
+    """An OpenAI DPO line: the input conversation and two single-message answers."""
+    input_ = obj["input"]
+    if not isinstance(input_, dict):
+        raise LineError(f"'input' must be an object with 'messages', got {_json_type(input_)}")
+    prompt = _messages(input_.get("messages"), "input.messages")
+    answers = []
+    for key in ("preferred_output", "non_preferred_output"):
+        output = _messages(obj[key], key)
+        if len(output) != 1 or output[0].role != "assistant":
+            raise LineError(f"'{key}' must hold exactly one assistant message")
+        answers.append(output[0])
+    return PreferencePair(
+        session_id=f"{path.stem}:{line_no}",
+        prompt=prompt,
+        preferred=answers[0],
+        non_preferred=answers[1],
+        source_file=str(path),
+        source_line=line_no,
+        source_format=SOURCE_FORMAT,
+        tools=_tools(input_),
+    )
+
+
+def _messages(raw_messages: Any, where: str) -> list[Message]:
     if not isinstance(raw_messages, list):
-        raise LineError(f"'messages' must be a list, got {_json_type(raw_messages)}")
+        raise LineError(f"'{where}' must be a list, got {_json_type(raw_messages)}")
     if not raw_messages:
-        raise LineError("'messages' is empty")
+        raise LineError(f"'{where}' is empty")
 
     messages: list[Message] = []
     # Legacy function calls carry no id; remember the synthetic ids we hand out so that the following
@@ -126,15 +157,7 @@ def _conversation(obj: dict[str, Any], path: Path, line_no: int) -> Conversation
                 weight=_weight(m, i),
             )
         )
-
-    return Conversation(
-        session_id=f"{path.stem}:{line_no}",
-        messages=messages,
-        source_file=str(path),
-        source_line=line_no,
-        source_format=SOURCE_FORMAT,
-        tools=_tools(obj),
-    )
+    return messages
 
 
 def _content(content: Any, i: int) -> str:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
 from model_customization.datasets.build import build_dataset
+from model_customization.datasets.inspect import inspect_dataset as run_inspection
 from model_customization.tools.common import progress_reporter, run_domain
 from model_customization.workspace import Workspace
 
@@ -27,6 +28,38 @@ class BuildDatasetResult(BaseModel):
     problems: list[str] = Field(description="file:line: what was wrong, for lines that could not be read.")
     already_existed: bool = Field(description="True when the same content was built before; nothing new was stored.")
     resource_uri: str
+
+
+class Finding(BaseModel):
+    split: str
+    line: int = Field(description="Line in the split's JSONL file (or in the given file); 0 for the whole dataset.")
+    severity: Literal["error", "warning"]
+    code: str
+    message: str
+
+
+class SplitTokens(BaseModel):
+    examples: int
+    total: int
+    mean: float
+    max: int
+    p95: int
+
+
+class InspectionResult(BaseModel):
+    source: str
+    provider: str
+    model: str
+    valid: bool = Field(description="True when there is no error: a job may start.")
+    errors: int
+    warnings: int
+    finding_counts: dict[str, int]
+    findings: list[Finding] = Field(description="The first 50 findings, errors first.")
+    counts: dict[str, int] = Field(description="Examples per split.")
+    token_stats: dict[str, SplitTokens]
+    tokenizer: str
+    truncated_examples: int | None = None
+    quote: dict[str, Any] = Field(description="Epochs, billed or trained tokens, estimated cost (USD) and, for local jobs, estimated seconds.")
 
 
 class DatasetSummary(BaseModel):
@@ -93,3 +126,24 @@ def register(server: MCPServer, ws: Workspace) -> None:
             ],
             total=len(rows),
         )
+
+    @server.tool(annotations=ToolAnnotations(title="Validate and quote a dataset", read_only_hint=True, idempotent_hint=True, open_world_hint=False))
+    async def inspect_dataset(
+        dataset_id: Annotated[str | None, Field(description="A stored dataset (from build_dataset_from_memory or list_datasets).")] = None,
+        path: Annotated[str | None, Field(description="Or a JSONL file of OpenAI-format training examples to check as it is.")] = None,
+        provider: Annotated[Literal["openai", "bedrock", "local"], Field(description="The provider whose format, limits and prices apply.")] = "openai",
+        model: Annotated[str | None, Field(description="e.g. gpt-4.1-mini (OpenAI) or SmolLM2-135M-Instruct (local); a default per provider when omitted.")] = None,
+        epochs: Annotated[int | None, Field(ge=1, le=100, description="Omit for the provider's default rule.")] = None,
+        max_seq_length: Annotated[int, Field(ge=16, le=32768, description="Local jobs: longer examples are truncated.")] = 512,
+    ) -> InspectionResult:
+        """Check a dataset (or a file) for a provider and model, and say what a job on it would cost, without starting anything.
+
+        Call this before start_job. It runs the format checks (with split and line for every finding), counts tokens
+        with the model's real tokenizer offline (o200k/cl100k for OpenAI, the model's own for local), applies the
+        per-example token limit and OpenAI's default epoch rule, and quotes billed tokens and dollars (prices dated), or
+        for local jobs the trained tokens and an estimated time. Free; takes seconds.
+        """
+        result = await run_domain(
+            run_inspection, ws, dataset_id=dataset_id, path=path, provider=provider, model=model, epochs=epochs, max_seq_length=max_seq_length
+        )
+        return InspectionResult(**result)

@@ -141,6 +141,7 @@ def train_job(ws: Workspace, job_id: str) -> None:
     validation_loss = None
     for epoch in range(hp.epochs):
         for batch in _batches(train_set, hp.batch_size, rng):
+            step_started = time.perf_counter()
             loss = _loss(model, batch, pad_id)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -148,11 +149,12 @@ def train_job(ws: Workspace, job_id: str) -> None:
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
+            tokens_per_second = sum(len(e.input_ids) for e in batch) / (time.perf_counter() - step_started)
             elapsed = time.time() - started
             fractional_epoch = epoch + (step - epoch * steps_per_epoch) / steps_per_epoch
             ledger.record_step(
                 job_id,
-                {"step": step, "epoch": fractional_epoch, "train_loss": loss.item(), "learning_rate": scheduler.get_last_lr()[0]},
+                {"step": step, "epoch": fractional_epoch, "train_loss": loss.item(), "learning_rate": scheduler.get_last_lr()[0], "tokens_per_second": tokens_per_second},
                 step=step,
                 epoch=fractional_epoch,
                 train_loss=loss.item(),

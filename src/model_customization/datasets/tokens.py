@@ -1,0 +1,64 @@
+"""Exact token counts offline: OpenAI's encodings through bpe-openai (it ships the BPE files tiktoken would
+download), and the local model's own tokenizer for local jobs."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from model_customization.errors import UserError
+
+# Chat formatting overhead as OpenAI counts it for chat models: a few tokens around every message and three
+# that prime the reply (the constants of OpenAI's own counting recipe for gpt-3.5/4-family chat formats).
+TOKENS_PER_MESSAGE = 3
+TOKENS_PER_NAME = 1
+REPLY_PRIMING_TOKENS = 3
+_CHUNK_CHARS = 200_000  # bpe-openai refuses one input of more than 200k tokens; count long texts in pieces
+
+
+def encoding_name_for(model: str) -> str:
+    """o200k for the gpt-4o / gpt-4.1 / o-series families, cl100k for gpt-4 and gpt-3.5."""
+    name = model.lower()
+    if name.startswith(("gpt-4o", "gpt-4.1", "gpt-4.5", "gpt-5", "o1", "o3", "o4", "chatgpt-4o")):
+        return "o200k_base"
+    if name.startswith(("gpt-4", "gpt-3.5", "gpt-35", "babbage-002", "davinci-002")):
+        return "cl100k_base"
+    raise UserError(f"No tokenizer known for OpenAI model {model!r}. Use a gpt-4.1, gpt-4o or gpt-3.5-turbo model name.")
+
+
+@lru_cache(maxsize=4)
+def _encoding(name: str):
+    import bpe_openai
+
+    return bpe_openai.get_encoding(name)
+
+
+def count_text(text: str, encoding: str) -> int:
+    enc = _encoding(encoding)
+    return sum(len(enc.encode_ordinary(text[i : i + _CHUNK_CHARS])) for i in range(0, len(text), _CHUNK_CHARS))
+
+
+def _message_text(message: dict[str, Any]) -> str:
+    parts = [str(message.get("role", "")), message.get("content") or ""]
+    for call in message.get("tool_calls") or []:
+        function = call.get("function") or {}
+        parts += [str(function.get("name", "")), str(function.get("arguments", ""))]
+    return "\n".join(p if isinstance(p, str) else str(p) for p in parts)
+
+
+def count_chat_tokens(messages: list[dict[str, Any]], encoding: str, tools: list[dict[str, Any]] | None = None) -> int:
+    """Tokens of one chat example as OpenAI's recipe counts them (tool definitions counted as their JSON text)."""
+    import json
+
+    total = REPLY_PRIMING_TOKENS
+    for message in messages:
+        total += TOKENS_PER_MESSAGE + count_text(_message_text(message), encoding)
+        if message.get("name"):
+            total += TOKENS_PER_NAME
+    if tools:
+        total += count_text(json.dumps(tools, separators=(",", ":")), encoding)
+    return total
+
+
+def count_assistant_tokens(messages: list[dict[str, Any]], encoding: str) -> int:
+    return sum(count_text(_message_text(m), encoding) for m in messages if m.get("role") == "assistant")
