@@ -304,12 +304,11 @@ def test_claude_code_agent_file_is_its_own_conversation():
 
 @needs_samples
 def test_iter_memory_over_the_sample_directories():
-    convs, problems = split(iter_memory([CLAUDE, OPENAI]))
-    files = sorted({c.source_file for c in convs} | {p.file for p in problems})
-    assert files == sorted(str(p) for p in list(CLAUDE.rglob("*.jsonl")) + list(OPENAI.rglob("*.jsonl")))
-    # 1 + 3 + 1 + 6 + 1 + 1 Claude Code; 10 + 86 + 10 + 10 + 10 OpenAI
     pairs: list = []
     convs, problems = split(iter_memory([CLAUDE, OPENAI]), pairs)
+    files = sorted({c.source_file for c in convs} | {p.file for p in problems} | {p.source_file for p in pairs})
+    assert files == sorted(str(p) for p in list(CLAUDE.rglob("*.jsonl")) + list(OPENAI.rglob("*.jsonl")))
+    # 1 + 3 + 1 + 6 + 1 + 1 Claude Code; 10 + 86 + 10 + 10 + 10 OpenAI
     assert len(convs) == 13 + 126
     assert problems == [] and len(pairs) == 284  # the preference file
     assert detect_format(SAMPLES / "mcp-memory" / "anoblet_copilot_memory.jsonl") is None

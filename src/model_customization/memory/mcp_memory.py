@@ -17,7 +17,7 @@ know about the user's world.") that scopes the facts to the memory they came fro
 general knowledge, the user question and the assistant answer. The templates (also in ``MCP_MEMORY_TEMPLATES.md``):
 
 * per entity: "What do you know about {name}?" -> "{name} is a {entityType}. {observation 1}. {observation 2}..."
-  ("an" before a vowel; all observations, in order, each given a full stop when it ends without ``.``, ``!``,
+  ("an" before a vowel sound, judged by spelling; all observations, in order, each given a full stop when it ends without ``.``, ``!``,
   ``?`` or an ellipsis; no type sentence when the type is empty). One question per observation is *not* made: a
   question whose right answer is one fact out of several teaches the model to pick an arbitrary one.
 * per entity that takes part in relations (outgoing and incoming, relations in graph order):
@@ -248,8 +248,21 @@ def _qa(session_id: str, question: str, answer: str, path: Path, line: int, meta
 
 
 def _type_sentence(name: str, entity_type: str) -> str:
-    article = "an" if entity_type[:1].lower() in "aeiou" else "a"
-    return _sentence(f"{name} is {article} {entity_type}")
+    return _sentence(f"{name} is {_article(entity_type)} {entity_type}")
+
+
+# Spelling decides "a"/"an" except for the usual sound exceptions ("a user", "a one-off", "an hour").
+_A_DESPITE_VOWEL = ("uni", "use", "usu", "uti", "ura", "uro", "eu", "one", "once", "ubi")
+_AN_DESPITE_CONSONANT = ("hour", "honest", "honor", "honour", "heir")
+
+
+def _article(word: str) -> str:
+    w = word.lower()
+    if w.startswith(_AN_DESPITE_CONSONANT):
+        return "an"
+    if w[:1] in "aeiou" and not w.startswith(_A_DESPITE_VOWEL):
+        return "an"
+    return "a"
 
 
 def _relation_sentence(source: str, target: str, kind: str) -> str:
