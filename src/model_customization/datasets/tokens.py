@@ -35,7 +35,16 @@ def _encoding(name: str):
 
 def count_text(text: str, encoding: str) -> int:
     enc = _encoding(encoding)
-    return sum(len(enc.encode_ordinary(text[i : i + _CHUNK_CHARS])) for i in range(0, len(text), _CHUNK_CHARS))
+    total, start = 0, 0
+    while start < len(text):
+        end = start + _CHUNK_CHARS
+        if end < len(text):
+            # Cut just before a whitespace run so no word is split (a split word would count as extra tokens).
+            cut = text.rfind(" ", start, end)
+            end = cut if cut > start else end
+        total += len(enc.encode_ordinary(text[start:end]))
+        start = end
+    return total
 
 
 def _message_text(message: dict[str, Any]) -> str:

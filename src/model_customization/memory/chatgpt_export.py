@@ -29,8 +29,8 @@ conversations are often shared) is read the same way. Each conversation is a tre
   unanswered), and the user's custom instructions are kept as one ``system`` message, because the replies were
   written under them: ``user_editable_context`` gives ``user_profile`` + ``user_instructions`` as ChatGPT sent
   them; a system message with ``is_user_system_message`` gives its text, or when that is empty (as exported)
-  ``user_context_message_data`` (``about_user_message``, ``about_model_message``). Custom instructions may hold personal facts: they are data for
-  the redaction step.
+  ``user_context_message_data`` (``about_user_message``, ``about_model_message``). Custom instructions may hold
+  personal facts: they are data for the redaction step.
 * A thread without a user message and an assistant message is reported as an ImportProblem (nothing to learn from).
 
 Outcome: ``message_feedback.json`` in the same folder is read when present. An entry names its message by
@@ -61,7 +61,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -307,13 +307,17 @@ def _messages(mapping: dict[str, Any], chain: list[str], outcome: Outcome | None
                 out.append(Message(role="system", content=custom))
             continue
 
-        text = _content_text(content, node_id)
+        text = _content_text(content)
         recipient = msg.get("recipient")
 
         if role == "tool":
             name = author.get("name")
-            if answered is not None and out and out[-1].role == "tool" and out[-1].tool_call_id == answered.id and (
-                not pending or name == answered.name
+            if (
+                answered is not None
+                and out
+                and out[-1].role == "tool"
+                and out[-1].tool_call_id == answered.id
+                and (not pending or name == answered.name)
             ):
                 # Another result of the call just answered (mclick opens several pages).
                 if text:
@@ -340,10 +344,10 @@ def _messages(mapping: dict[str, Any], chain: list[str], outcome: Outcome | None
             else:
                 out.append(Message(role="assistant", content="", tool_calls=[call]))
             continue
-        if not text.strip():
-            continue
         if role == "assistant":
             text = _strip_citations(text)
+        if not text.strip():
+            continue
         if role == "assistant" and outcome is not None:
             details = metadata.get("finish_details")
             if isinstance(details, dict) and details.get("type") == "interrupted":
@@ -357,7 +361,7 @@ def _custom_instructions(role: str, content: dict[str, Any], metadata: dict[str,
     if content.get("content_type") == "user_editable_context":
         parts = [content.get("user_profile"), content.get("user_instructions")]
     elif role == "system" and metadata.get("is_user_system_message") is True:
-        text = _content_text(content, "")
+        text = _content_text(content)
         if text.strip():
             return text.strip()  # the instructions as the model got them
         data = metadata.get("user_context_message_data")
@@ -368,14 +372,18 @@ def _custom_instructions(role: str, content: dict[str, Any], metadata: dict[str,
     return "\n\n".join(p.strip() for p in parts if isinstance(p, str) and p.strip())
 
 
-def _content_text(content: dict[str, Any], node_id: str) -> str:
+def _content_text(content: dict[str, Any]) -> str:
     ctype = content.get("content_type")
-    if ctype in ("text", "multimodal_text") or (ctype is not None and isinstance(content.get("parts"), list) and "text" not in content):
+    if ctype in ("text", "multimodal_text") or (
+        ctype is not None and isinstance(content.get("parts"), list) and "text" not in content
+    ):
         return _parts(content.get("parts"))
     if ctype == "tether_browsing_display":
         return _str(content.get("result")) or _str(content.get("summary"))
     if ctype == "tether_quote":
-        return "\n".join(s for s in (_str(content.get("title")), _str(content.get("url")), _str(content.get("text")).strip()) if s)
+        return "\n".join(
+            s for s in (_str(content.get("title")), _str(content.get("url")), _str(content.get("text")).strip()) if s
+        )
     if isinstance(content.get("text"), str):  # code, execution_output, system_error, sonic_webpage, ...
         return content["text"]
     if isinstance(content.get("result"), str):
@@ -477,7 +485,7 @@ def _iso(epoch: Any) -> str | None:
     if isinstance(epoch, bool) or not isinstance(epoch, (int, float)):
         return None
     try:
-        moment = datetime.fromtimestamp(epoch, tz=timezone.utc)
+        moment = datetime.fromtimestamp(epoch, tz=UTC)
     except (OverflowError, OSError, ValueError):
         return None
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")

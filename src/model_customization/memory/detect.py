@@ -10,11 +10,15 @@ from typing import Any
 from .claude_code import iter_claude_code
 from .formats import MemoryFormat
 from .openai_chat import iter_openai_chat
+from .otel_genai import FORMAT as OTEL_GENAI
 from .records import ImportProblem, Record
+from .trajectories import FORMATS as TRAJECTORY_FORMATS
 
 # Line formats are tried in this order on each of a file's first lines; document formats in this order on the
 # parsed document. More specific formats come first.
 FORMATS: list[MemoryFormat] = [
+    *TRAJECTORY_FORMATS,  # tau_bench, toolbench, swe_agent
+    OTEL_GENAI,
     MemoryFormat("openai_chat", iter_openai_chat, sniff_line=lambda obj: _format_of(obj) == "openai_chat"),
     MemoryFormat("claude_code", iter_claude_code, sniff_line=lambda obj: _format_of(obj) == "claude_code"),
 ]

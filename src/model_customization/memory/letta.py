@@ -59,7 +59,9 @@ REPLY_TOOL = "send_message"
 _AUTOMATED_USER_TYPES = {"heartbeat", "system_alert", "login"}
 _REASONING_PARTS = {"reasoning", "omitted_reasoning", "redacted_reasoning"}
 _VISIBLE_TEXT_AGENT_TYPES = {"letta_v1_agent"}
-_AGENT_KEYS = ("messages", "system", "llm_config", "agent_type", "core_memory", "block_ids", "in_context_message_indices")
+_AGENT_KEYS = (
+    "messages", "system", "llm_config", "agent_type", "core_memory", "block_ids", "in_context_message_indices",
+)
 
 
 class AgentError(ValueError):

@@ -17,9 +17,10 @@ know about the user's world.") that scopes the facts to the memory they came fro
 general knowledge, the user question and the assistant answer. The templates (also in ``MCP_MEMORY_TEMPLATES.md``):
 
 * per entity: "What do you know about {name}?" -> "{name} is a {entityType}. {observation 1}. {observation 2}..."
-  ("an" before a vowel sound, judged by spelling; all observations, in order, each given a full stop when it ends without ``.``, ``!``,
-  ``?`` or an ellipsis; no type sentence when the type is empty). One question per observation is *not* made: a
-  question whose right answer is one fact out of several teaches the model to pick an arbitrary one.
+  ("an" before a vowel sound, judged by spelling; all observations, in order, each given a full stop when it ends
+  without ``.``, ``!``, ``?`` or an ellipsis; no type sentence when the type is empty). One question per
+  observation is *not* made: a question whose right answer is one fact out of several teaches the model to pick an
+  arbitrary one, and near-identical prompts with different answers contradict each other.
 * per entity that takes part in relations (outgoing and incoming, relations in graph order):
   "How is {name} related to other things?" -> one line per relation, "{from} {relationType} {to}."
 * per ordered pair (from, to) with relations: "What is the relation between {from} and {to}?" ->
@@ -202,7 +203,8 @@ def _examples(graph: _Graph, path: Path) -> Iterator[Conversation]:
         }
         if entity.records > 1:
             meta["lines"] = entity.lines
-        yield _qa(f"{stem}:entity:{entity.name}", f"What do you know about {entity.name}?", answer, path, entity.line, meta)
+        question = f"What do you know about {entity.name}?"
+        yield _qa(f"{stem}:entity:{entity.name}", question, answer, path, entity.line, meta)
         rels = by_entity.get(entity.name)
         if rels:
             yield _qa(
@@ -297,7 +299,8 @@ def sniff_document(doc: Any) -> bool:
     if not entities:
         # An empty graph as read_graph returns it; a bare {"entities": []} is too vague to claim.
         return isinstance(relations, list) and all(_looks_like_relation(r) for r in relations[:5])
-    return all(_looks_like_entity(e) for e in entities[:5])
+    head = entities[:5]
+    return all(isinstance(e, dict) for e in head) and any(_looks_like_entity(e) for e in head)
 
 
 def _looks_like_entity(item: Any) -> bool:

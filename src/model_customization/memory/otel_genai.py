@@ -186,7 +186,8 @@ def _conversation(span: dict[str, Any], attrs: dict[str, Any], path: Path, line:
         if not isinstance(system, list):
             raise LineError(f"{SYSTEM} must be a list of parts, got {_json_type(system)}")
         text = "\n".join(_texts(system, SYSTEM))
-        if text and not (isinstance(inputs, list) and inputs and isinstance(inputs[0], dict) and inputs[0].get("role") in ("system", "developer")):
+        first = inputs[0] if isinstance(inputs, list) and inputs else None
+        if text and not (isinstance(first, dict) and first.get("role") in ("system", "developer")):
             messages.append(Message(role="system", content=text))
     for key, value in ((INPUT, inputs), (OUTPUT, outputs)):
         if value is None:
@@ -282,7 +283,8 @@ def _messages(m: Any, what: str) -> list[Message]:
         if texts:
             out[0].content = "\n".join([*texts, out[0].content]) if out[0].content else "\n".join(texts)
         return out
-    return [Message(role=role, content="\n".join(texts), tool_calls=calls if role == "assistant" else [])]  # type: ignore[arg-type]
+    calls = calls if role == "assistant" else []
+    return [Message(role=role, content="\n".join(texts), tool_calls=calls)]  # type: ignore[arg-type]
 
 
 def _str(value: Any, what: str) -> str:

@@ -1,5 +1,7 @@
 """Importer for ShareGPT-style datasets (FastChat, LLaMA-Factory), as a JSON array or as JSON Lines.
 
+(A ``.json`` file holding a single record object is read as one record.)
+
 Each record becomes one Conversation:
 
 * ``{"id"?, "conversations": [{"from", "value"}, ...], "system"?, "tools"?}``. ``from``: ``human``/``user`` ->
@@ -80,7 +82,7 @@ def sniff_line(obj: Any) -> bool:
 
 
 def sniff_document(doc: Any) -> bool:
-    return isinstance(doc, list) and any(_is_record(x) for x in doc[:_PEEK])
+    return _is_record(doc) or (isinstance(doc, list) and any(_is_record(x) for x in doc[:_PEEK]))
 
 
 # --------------------------------------------------------------------------------------------------- reading
@@ -142,7 +144,11 @@ def _conversation(obj: Any, path: Path, no: int) -> Conversation:
     else:
         raise RecordError("missing 'conversations' (or 'messages' with 'label')")
     record_id = obj.get("id")
-    session_id = str(record_id) if isinstance(record_id, (str, int)) and not isinstance(record_id, bool) and record_id != "" else f"{path.stem}:{no}"
+    session_id = (
+        str(record_id)
+        if isinstance(record_id, (str, int)) and not isinstance(record_id, bool) and record_id != ""
+        else f"{path.stem}:{no}"
+    )
     return Conversation(
         session_id=session_id,
         messages=messages,

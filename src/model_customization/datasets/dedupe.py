@@ -1,0 +1,117 @@
+"""Exact and near-duplicate detection for training examples.
+
+`exact_key(example)` is a hash of the example with every string lowercased and its whitespace collapsed, so two
+examples that differ only in case or spacing share a key. `NearDuplicateFilter` finds examples whose texts are
+similar (estimated Jaccard similarity of their shingle sets >= threshold) with MinHash + LSH (datasketch).
+
+Shingles: the text is lowercased and its whitespace collapsed. A text of at least 3 * `shingle` words is shingled
+into word `shingle`-grams (5 by default); shorter texts into character 3-grams of the normalised text (word 5-grams
+of a 12-word text are too few and too brittle: one changed word removes half of them). An empty text has one empty
+shingle, so all empty texts are duplicates of each other. MinHash uses a fixed seed, so results are deterministic
+across runs and processes. LSH candidates are confirmed against the stored MinHashes, so a reported duplicate always
+has an estimated similarity of at least `threshold`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any
+
+from datasketch import MinHash, MinHashLSH
+
+_WS_RE = re.compile(r"\s+")
+SEED = 1
+CHAR_SHINGLE = 3
+
+
+def normalise_text(text: str) -> str:
+    return _WS_RE.sub(" ", text.lower()).strip()
+
+
+def _normalise(value: Any) -> Any:
+    if isinstance(value, str):
+        return normalise_text(value)
+    if isinstance(value, list):
+        return [_normalise(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _normalise(v) for k, v in value.items()}
+    return value
+
+
+def exact_key(example: dict[str, Any]) -> str:
+    """sha256 of the example (messages, tools, weights: everything) with strings lowercased and whitespace collapsed."""
+    canonical = json.dumps(_normalise(example), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def example_text(example: dict[str, Any]) -> str:
+    """The text near-duplicate detection compares: user and assistant contents plus assistant tool calls, in order."""
+    parts: list[str] = []
+    for message in example.get("messages") or []:
+        if message.get("role") not in ("user", "assistant"):
+            continue
+        if message.get("content"):
+            parts.append(str(message["content"]))
+        for call in message.get("tool_calls") or []:
+            function = call.get("function") or {}
+            parts.append(f"{function.get('name', '')} {function.get('arguments', '')}")
+    return "\n".join(parts)
+
+
+def shingles(text: str, shingle: int = 5) -> set[str]:
+    """The shingle set of a text (see the module docstring for the short-text fallback)."""
+    normalised = normalise_text(text)
+    words = normalised.split(" ") if normalised else []
+    if len(words) >= 3 * shingle:
+        return {" ".join(words[i : i + shingle]) for i in range(len(words) - shingle + 1)}
+    if len(normalised) <= CHAR_SHINGLE:
+        return {normalised}
+    return {normalised[i : i + CHAR_SHINGLE] for i in range(len(normalised) - CHAR_SHINGLE + 1)}
+
+
+class NearDuplicateFilter:
+    """Streaming near-duplicate filter: feed examples in order; later near-copies of earlier ones are reported."""
+
+    def __init__(self, threshold: float = 0.85, num_perm: int = 128, shingle: int = 5) -> None:
+        if not 0 < threshold <= 1:
+            raise ValueError(f"threshold must be in (0, 1], got {threshold}")
+        if shingle < 1:
+            raise ValueError(f"shingle must be at least 1, got {shingle}")
+        self.threshold = threshold
+        self.num_perm = num_perm
+        self.shingle = shingle
+        self._lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+        self._hashes: dict[str, MinHash] = {}
+
+    def __len__(self) -> int:
+        return len(self._hashes)
+
+    def minhash(self, text: str) -> MinHash:
+        signature = MinHash(num_perm=self.num_perm, seed=SEED)
+        signature.update_batch([s.encode("utf-8") for s in sorted(shingles(text, self.shingle))])
+        return signature
+
+    def duplicate_of(self, key: str, text: str) -> str | None:
+        """The key of an earlier near-duplicate of `text` (nothing is stored then); else store it and return None."""
+        if key in self._hashes:
+            raise ValueError(f"key {key!r} was already added; keys must be unique")
+        signature = self.minhash(text)
+        best: tuple[float, str] | None = None
+        for candidate in self._lsh.query(signature):
+            similarity = signature.jaccard(self._hashes[candidate])
+            if similarity >= self.threshold and (best is None or (similarity, candidate) > best):
+                best = (similarity, candidate)
+        if best is not None:
+            return best[1]
+        self._lsh.insert(key, signature)
+        self._hashes[key] = signature
+        return None
+
+    def is_duplicate(self, key: str, text: str) -> bool:
+        """True when a near-duplicate was already seen; otherwise `text` is remembered under `key` and False returned."""
+        return self.duplicate_of(key, text) is not None
+
+
+__all__ = ["NearDuplicateFilter", "example_text", "exact_key", "normalise_text", "shingles"]
