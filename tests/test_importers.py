@@ -311,7 +311,7 @@ def test_iter_memory_over_the_sample_directories():
     # 1 + 3 + 1 + 6 + 1 + 1 Claude Code; 10 + 86 + 10 + 10 + 10 OpenAI
     assert len(convs) == 13 + 126
     assert problems == [] and len(pairs) == 284  # the preference file
-    assert detect_format(SAMPLES / "mcp-memory" / "anoblet_copilot_memory.jsonl") is None
+    assert detect_format(SAMPLES / "mcp-memory" / "anoblet_copilot_memory.jsonl") == "mcp_memory"
 
 
 # --- hand-made edge cases ------------------------------------------------------------------------------------------

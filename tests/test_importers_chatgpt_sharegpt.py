@@ -299,9 +299,14 @@ def test_sniffers_claim_only_their_own_samples():
 
 
 @needs_samples
-def test_existing_sniffers_do_not_claim_the_new_samples():
-    for path in [*(CHATGPT.rglob("*.json")), *(SHAREGPT.glob("*.json"))]:
-        assert detect.detect_format(path) is None, path  # the registry as it is (openai_chat, claude_code)
+def test_the_full_registry_detects_each_sample_as_intended():
+    expected = {p: "chatgpt_export" for p in (CHATGPT / "samples").glob("*.json")}
+    expected[CHATGPT / "message_feedback.json"] = "chatgpt_feedback"
+    expected[CHATGPT / "shared_conversations.json"] = "chatgpt_shared_index"
+    expected.update({p: "sharegpt" for p in SHAREGPT.glob("*.json")})
+    assert len(expected) == 9
+    for path, name in expected.items():
+        assert detect.detect_format(path) == name, path
 
 
 def test_kto_jsonl_needs_sharegpt_before_openai_chat(tmp_path, registered):

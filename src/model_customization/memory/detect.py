@@ -7,20 +7,32 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from .chatgpt_export import FEEDBACK_FORMAT as CHATGPT_FEEDBACK
+from .chatgpt_export import FORMAT as CHATGPT_EXPORT
+from .chatgpt_export import SHARED_INDEX_FORMAT as CHATGPT_SHARED_INDEX
 from .claude_code import iter_claude_code
 from .formats import MemoryFormat
+from .letta import FORMAT as LETTA
+from .mcp_memory import FORMAT as MCP_MEMORY
 from .openai_chat import iter_openai_chat
 from .otel_genai import FORMAT as OTEL_GENAI
 from .records import ImportProblem, Record
+from .sharegpt import FORMAT as SHAREGPT
 from .trajectories import FORMATS as TRAJECTORY_FORMATS
 
 # Line formats are tried in this order on each of a file's first lines; document formats in this order on the
 # parsed document. More specific formats come first.
 FORMATS: list[MemoryFormat] = [
+    SHAREGPT,  # before openai_chat: KTO-labelled `messages` lines would otherwise lose their labels
     *TRAJECTORY_FORMATS,  # tau_bench, toolbench, swe_agent
     OTEL_GENAI,
+    CHATGPT_EXPORT,
     MemoryFormat("openai_chat", iter_openai_chat, sniff_line=lambda obj: _format_of(obj) == "openai_chat"),
     MemoryFormat("claude_code", iter_claude_code, sniff_line=lambda obj: _format_of(obj) == "claude_code"),
+    MCP_MEMORY,
+    LETTA,
+    CHATGPT_FEEDBACK,  # export side files: recognised so a folder import does not report them, they yield nothing
+    CHATGPT_SHARED_INDEX,
 ]
 _BY_NAME = {f.name: f for f in FORMATS}
 SUPPORTED_FORMATS: tuple[str, ...] = tuple(_BY_NAME)
