@@ -259,7 +259,11 @@ def test_secret_found_once_is_removed_everywhere_in_the_conversation():
         ("call 07700 900123 now", "phone"),
         ("paid with 5555-5555-5555-4444", "card"),
         ("paid with 378282246310005", "card"),
+        ("paid with 3782 822463 10005", "card"),
+        ("555-867-5309 4111 1111 1111 1111", None),
         ("server 203.0.113.9 is down", "ip"),
+        ("HOST=192.168.4.20", "ip"),
+        ("ssh deploy@10.1.2.3", "ip"),
         ("server fe80::1ff:fe23:4567:890a%eth0 is down", "ip"),
         ("open /Users/mei.lin/Desktop", "home_path"),
         (r"open C:\Users\Pat\Desktop", "home_path"),
@@ -267,6 +271,9 @@ def test_secret_found_once_is_removed_everywhere_in_the_conversation():
 )
 def test_each_kind_is_found(text, kind):
     out, counts = redact_text(text)
+    if kind is None:  # a phone next to a card: both found in one pass
+        assert out == "<PHONE_1> <CARD_1>" and counts == Counter(phone=1, card=1)
+        return
     assert counts == Counter({kind: 1}), (out, counts)
     assert out != text
 

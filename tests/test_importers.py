@@ -532,3 +532,25 @@ def test_directory_with_mixed_files(tmp_path):
 def test_missing_path_raises(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.jsonl"):
         iter_memory([tmp_path / "nope.jsonl"])
+
+
+@needs_samples
+def test_subagents_and_sidechains_link_to_their_parent_session(tmp_path):
+    convs, _ = split(iter_claude_code(CLAUDE / "d-kimuson" / "agent-test-hash-123.jsonl"))
+    assert [c.parent_session_id for c in convs] == ["5c0375b4-57a5-4f26-b12d-d022ee4e51b7"]
+    convs, _ = split(iter_claude_code(CLAUDE / "d-kimuson" / "fe5e1c67-53e7-4862-81ae-d0e013e3270b.jsonl"))
+    main = [c for c in convs if ":sidechain:" not in c.session_id]
+    sidechains = [c for c in convs if ":sidechain:" in c.session_id]
+    assert len(main) == 1 and main[0].parent_session_id is None and sidechains
+    assert all(c.parent_session_id == main[0].session_id for c in sidechains)
+    # The 2.x layout: <session>/subagents/agent-<id>.jsonl, whose lines may lack a sessionId.
+    folder = tmp_path / "abc-session" / "subagents"
+    folder.mkdir(parents=True)
+    lines = [
+        {"type": "user", "uuid": "u1", "parentUuid": None, "message": {"role": "user", "content": "look"}},
+        {"type": "assistant", "uuid": "a1", "parentUuid": "u1", "message": {"id": "m1", "role": "assistant", "content": [{"type": "text", "text": "done"}]}},
+    ]
+    path = folder / "agent-x1.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    [conv] = split(iter_claude_code(path))[0]
+    assert conv.parent_session_id == "abc-session"

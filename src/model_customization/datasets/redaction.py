@@ -179,7 +179,13 @@ _EMAIL_RE = re.compile(
 )
 _EMAIL_KEEP_LOCAL = {"git"}  # git@github.com:org/repo is an SSH remote, not a person
 
-_CARD_RE = re.compile(r"(?<![\w.+-])[2-6](?:[ -]?\d){12,18}(?![\w-]|\.\d)")
+_CARD_RE = re.compile(
+    r"(?<![\w.+-])(?:"
+    r"[2-6]\d{12,18}"  # contiguous
+    r"|[2-6]\d{3}([ -])\d{4}\1\d{4}\1\d{4}(?:\1\d{1,3})?"  # 4-4-4-4(-n)
+    r"|3\d{3}([ -])\d{6}\2\d{4,5}"  # Amex 4-6-5, Diners 4-6-4
+    r")(?![\w-]|\.\d)"
+)
 
 _PHONE_RE = re.compile(
     r"(?<![\w.:/+-])(?:"
@@ -191,7 +197,7 @@ _PHONE_RE = re.compile(
 )
 
 _IPV4_RE = re.compile(r"(?<![\w.:-])(?:\d{1,3}\.){3}\d{1,3}(?![\w-]|\.\d)")
-_VERSION_BEFORE_RE = re.compile(r"(?i)(?:\b(?:version|ver|release|build|v)\s*[:=]?\s*|[=<>~^]=?\s*|\bv)$")
+_VERSION_BEFORE_RE = re.compile(r"(?i)(?:\b(?:version|ver|release|build|v)\s*[:=]?\s*|(?:==|>=|<=|~=|\^)\s*)$")
 _IPV6_RE = re.compile(
     r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})?(?:%[A-Za-z0-9_.]+)?(?![\w:])"
 )
@@ -216,6 +222,30 @@ def _luhn_ok(digits: str) -> bool:
 
 def _ip_kept(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     return address.is_loopback or address.is_unspecified or address.is_reserved
+
+
+def _sub(pattern: re.Pattern[str], text: str, fn: Callable[[re.Match[str]], str | None]) -> str:
+    """Like pattern.sub(fn, text), but a candidate that fn rejects (None) does not hide a match starting inside it."""
+    out: list[str] = []
+    done = 0
+    position = 0
+    while True:
+        match = pattern.search(text, position)
+        if match is None:
+            break
+        replacement = fn(match)
+        if replacement is None:
+            position = match.start() + 1
+            continue
+        out.append(text[done : match.start()])
+        out.append(replacement)
+        done = position = match.end()
+        if match.end() == match.start():
+            position += 1
+    if not out:
+        return text
+    out.append(text[done:])
+    return "".join(out)
 
 
 class _Redactor:
@@ -254,24 +284,24 @@ class _Redactor:
         for pattern in _SECRET_PATTERNS:
             text = pattern.sub(lambda m: self.placeholder("secret", m.group(0)), text)
         for pattern in _SECRET_VALUE_PATTERNS:
-            text = pattern.sub(self._secret_value, text)
+            text = _sub(pattern, text, self._secret_value)
         text = self._detect_secrets(text)
         if "@" in text:
-            text = _EMAIL_RE.sub(self._email, text)
-        text = _CARD_RE.sub(self._card, text)
-        text = _PHONE_RE.sub(self._phone, text)
+            text = _sub(_EMAIL_RE, text, self._email)
+        text = _sub(_CARD_RE, text, self._card)
+        text = _sub(_PHONE_RE, text, self._phone)
         if "." in text:
-            text = _IPV4_RE.sub(self._ipv4, text)
+            text = _sub(_IPV4_RE, text, self._ipv4)
         if ":" in text:
-            text = _IPV6_RE.sub(self._ipv6, text)
+            text = _sub(_IPV6_RE, text, self._ipv6)
         if "Users" in text or "/home/" in text:
-            text = _HOME_RE.sub(self._home, text)
+            text = _sub(_HOME_RE, text, self._home)
         return text
 
-    def _secret_value(self, match: re.Match[str]) -> str:
+    def _secret_value(self, match: re.Match[str]) -> str | None:
         value = match.group(1)
         if PLACEHOLDER_RE.search(value) or not _STRONG_VALUE_RE.match(value):
-            return match.group(0)
+            return None
         start, end = match.span(1)
         whole = match.group(0)
         offset = match.start(0)
@@ -295,55 +325,55 @@ class _Redactor:
             lines[index] = line
         return "\n".join(lines) if changed else text
 
-    def _email(self, match: re.Match[str]) -> str:
+    def _email(self, match: re.Match[str]) -> str | None:
         value = match.group(0)
         if value.split("@", 1)[0].lower() in _EMAIL_KEEP_LOCAL:
-            return value
+            return None
         return self.placeholder("email", value)
 
-    def _card(self, match: re.Match[str]) -> str:
+    def _card(self, match: re.Match[str]) -> str | None:
         value = match.group(0)
         digits = value.replace(" ", "").replace("-", "")
         if not 13 <= len(digits) <= 19 or not _luhn_ok(digits):
-            return value
+            return None
         return self.placeholder("card", digits)
 
-    def _phone(self, match: re.Match[str]) -> str:
+    def _phone(self, match: re.Match[str]) -> str | None:
         value = match.group(0)
         digits = sum(c.isdigit() for c in value)
         if not 8 <= digits <= 15:
-            return value
+            return None
         return self.placeholder("phone", value)
 
-    def _ipv4(self, match: re.Match[str]) -> str:
+    def _ipv4(self, match: re.Match[str]) -> str | None:
         value = match.group(0)
         try:
             address = ipaddress.IPv4Address(value)
         except ValueError:
-            return value
+            return None
         line_start = match.string.rfind("\n", 0, match.start()) + 1
         before = match.string[max(line_start, match.start() - 16) : match.start()]
         if _ip_kept(address) or _VERSION_BEFORE_RE.search(before):
-            return value
+            return None
         return self.placeholder("ip", value)
 
-    def _ipv6(self, match: re.Match[str]) -> str:
+    def _ipv6(self, match: re.Match[str]) -> str | None:
         value = match.group(0)
         if not any(c.isdigit() for c in value) or value.count(":") < 2:
-            return value
+            return None
         try:
             address = ipaddress.IPv6Address(value.split("%", 1)[0])
         except ValueError:
-            return value
+            return None
         if _ip_kept(address):
-            return value
+            return None
         return self.placeholder("ip", value)
 
-    def _home(self, match: re.Match[str]) -> str:
+    def _home(self, match: re.Match[str]) -> str | None:
         prefix = match.group(1) or match.group(2)
         user = match.group(3)
         if user.lower() in _HOME_KEEP or user in (".", ".."):
-            return match.group(0)
+            return None
         return prefix + self.placeholder("home_path", user)
 
     def sweep(self, text: str) -> str:

@@ -17,7 +17,8 @@ conversation is a path through that tree. How it is read:
   when tool results were written between them (2.x starts running a tool while the message still streams).
 * Inline sidechains (1.x Task subagents, ``isSidechain: true``) form one conversation per sidechain root, with the
   session id ``<session>:sidechain:<root uuid>``. A subagent file ``agent-*.jsonl`` is one conversation of its own,
-  ``<session>:<file stem>``; its ``isSidechain`` flags are ignored. 2.x ``agent_progress`` lines (the subagent's
+  ``<session>:<file stem>``; its ``isSidechain`` flags are ignored. Both link to the session they came from
+  through ``parent_session_id`` (for a 2.x ``<session>/subagents/agent-*.jsonl`` file, the folder names it). 2.x ``agent_progress`` lines (the subagent's
   messages echoed into the parent transcript) are progress lines and skipped: the subagent file has them.
 
 Content: ``text`` is kept; ``tool_use`` becomes a ToolCall with ``json.dumps(input)`` as arguments;
@@ -178,7 +179,11 @@ def _conversations(path: Path, lines: list[_Line]) -> Iterator[Conversation]:
         threads.setdefault(key, []).append(line)
 
     main_session = next((ln.session_id for ln in reversed(message_lines) if ln.session_id), None) or path.stem
+    file_parent = None
     if agent_file:
+        # A subagent's lines carry the parent session's id; 2.x also files them under <session>/subagents/.
+        in_subagents_folder = path.parent.name == "subagents"
+        file_parent = path.parent.parent.name if in_subagents_folder and main_session == path.stem else main_session
         main_session = f"{main_session}:{path.stem}"
     order = sorted(threads, key=lambda k: (k != "main", threads[k][0].no))
     for key in order:
@@ -186,6 +191,7 @@ def _conversations(path: Path, lines: list[_Line]) -> Iterator[Conversation]:
         session_id = main_session if key == "main" else f"{main_session}:sidechain:{key}"
         conv = _render(path, session_id, selected)
         if conv is not None:
+            conv.parent_session_id = file_parent if key == "main" else main_session
             yield conv
 
 
