@@ -7,7 +7,7 @@ import random
 import re
 import string
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -59,15 +59,12 @@ class Seeded:
     values: list[str]  # strings that must not survive redaction
     counts: Counter[str]
     repeated: str  # a secret used in two places: it must get one placeholder
-    field_lookup: dict[str, str] = field(default_factory=dict)
 
 
 FILLER = (
-    "Please check the deploy logs for payments-api on 2026-11-22 at 12:30:45; we run version 1.2.3 "
-    "(build 10.4.0.1? no: that is an address only without a version marker). "
+    "Please check the deploy logs for payments-api on 2026-11-22 at 12:30:45; we run version 1.2.3. "
     "Request id 123e4567-e89b-12d3-a456-426614174000, commit 3f2a9c1b7e5d4f6a8b0c2d1e3f4a5b6c7d8e9f01."
 )
-FILLER = FILLER.replace("(build 10.4.0.1? no: that is an address only without a version marker). ", "")
 
 
 def seeded_conversation(i: int) -> Seeded:

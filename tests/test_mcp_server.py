@@ -309,8 +309,9 @@ async def test_errors_name_the_next_step(ws, tmp_path, demo_paths):
     }
     mixed = tmp_path / "mixed.jsonl"
     mixed.write_text(
-        json.dumps(good) + "\n" + "not json at all\n" + json.dumps({**good, "messages": good["messages"][:1] + [
-            {"role": "assistant", "content": "TRIAGE severity=high component=payments-api action=ticket"}]}) + "\n"
+        json.dumps(good) + "\n" + "not json at all\n" + json.dumps({"messages": [
+            {"role": "user", "content": "Is disk usage on db-replica-2 at 71% something to wake someone for?"},
+            {"role": "assistant", "content": "TRIAGE severity=low component=db-replica-2 action=ignore"}]}) + "\n"
         + '{"messages": 5}\n',
         encoding="utf-8",
     )

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from model_customization.datasets.redaction import redact_conversation
 from model_customization.datasets.build import SPLITS, _canonical, build_dataset, split_sessions
 from model_customization.datasets.examples import conversation_to_example, example_problem
 from model_customization.errors import NotFoundError, UserError
@@ -158,7 +159,8 @@ def _session_of_example(paths) -> dict[str, str]:
     for item in iter_memory([Path(p).resolve() for p in paths]):
         if not isinstance(item, Conversation):
             continue
-        example = conversation_to_example(item)
+        # Builds redact before storing: map the redacted form, which is what the split files hold.
+        example = conversation_to_example(redact_conversation(item)[0])
         if example_problem(example):
             continue
         mapping.setdefault(_canonical(example), item.session_id)

@@ -14,8 +14,14 @@ from model_customization.memory.records import Conversation, Message
 VALID_ROLES = {"system", "user", "assistant", "tool"}
 
 
+EMPTY_TOOL_RESULT = "(no output)"
+
+
 def message_to_dict(message: Message) -> dict[str, Any]:
-    out: dict[str, Any] = {"role": message.role, "content": message.content}
+    content = message.content
+    if message.role == "tool" and not content.strip():
+        content = EMPTY_TOOL_RESULT  # a tool that printed nothing still answered; OpenAI rejects empty content
+    out: dict[str, Any] = {"role": message.role, "content": content}
     if message.tool_calls:
         out["tool_calls"] = [
             {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}

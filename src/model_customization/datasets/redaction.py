@@ -86,18 +86,25 @@ _SECRET_PATTERNS: list[re.Pattern[str]] = [
     # JSON Web Tokens (header and payload are base64url JSON, so both start with eyJ).
     re.compile(r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}"),
 ]
+_SECRET_RE = re.compile("|".join(f"(?:{p.pattern})" for p in _SECRET_PATTERNS))  # one pass instead of eight
+# Literals at least one of which every _SECRET_PATTERNS match contains (a fast `in` test before the regex pass).
+_SECRET_MARKERS = (
+    "sk-", "sk_", "rk_", "AKIA", "ASIA", "ABIA", "ACCA", "AGPA", "AIDA", "AROA", "AIPA", "ANPA", "ANVA", "APKA",
+    "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "glpat-", "npm_", "hf_", "AIza", "xox", "hooks.slack.com",
+    "eyJ",
+)
 # Values introduced by a keyword: AWS secret keys, bearer/basic tokens, `password: hunter2`.
-_SECRET_VALUE_PATTERNS: list[re.Pattern[str]] = [
-    re.compile(r"(?i)aws.{0,20}?(?:secret|key).{0,20}?[\s'\"=:]([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+])"),
-    re.compile(r"(?i)\bbearer\s+([A-Za-z0-9\-._~+/]{8,}=*)"),
-    re.compile(r"(?i)\bauthorization:\s*basic\s+([A-Za-z0-9+/]{8,}=*)"),
-    re.compile(
+_SECRET_VALUE_PATTERNS: list[tuple[tuple[str, ...], re.Pattern[str]]] = [  # (lowercase markers, pattern)
+    (("aws",), re.compile(r"(?i)aws.{0,20}?(?:secret|key).{0,20}?[\s'\"=:]([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+])")),
+    (("bearer",), re.compile(r"(?i)\bbearer\s+([A-Za-z0-9\-._~+/]{8,}=*)")),
+    (("authorization",), re.compile(r"(?i)\bauthorization:\s*basic\s+([A-Za-z0-9+/]{8,}=*)")),
+    (("pass", "pwd", "secret", "key", "token"), re.compile(
         r"(?i)(?<![A-Za-z0-9])(?:password|passwd|pwd|passphrase|secret|client[_-]?secret|api[_-]?key|"
         r"access[_-]?key|secret[_-]?key|access[_-]?token|auth[_-]?token|refresh[_-]?token)['\"]?\s*(?:[:=]|:=)\s*"
         r"['\"]?([^\s'\"<>,;()\[\]{}]{6,})"
-    ),
+    )),
 ]
-_STRONG_VALUE_RE = re.compile(r"(?=.*[A-Za-z])(?=.*\d)|[!@#$%^&*~+=]")
+_STRONG_VALUE_RE = re.compile(r"^(?=.*[A-Za-z])(?=.*\d)|[!@#$%^&*~+=]")  # letters and digits, or a symbol
 
 # JSON object keys whose string values are secrets whatever they look like.
 _SECRET_KEY_NAME_RE = re.compile(
@@ -107,10 +114,22 @@ _SECRET_KEY_NAME_RE = re.compile(
 
 # --- detect-secrets ------------------------------------------------------------------------------------------------
 
-# Lines worth handing to detect-secrets: a keyword it keys on, or a long token-like run that contains a digit.
-_DS_PREFILTER_RE = re.compile(
-    r"(?i)pass|pwd|secret|token|key|auth|cred|://|(?=[A-Za-z0-9+/=_-]{0,40}\d)[A-Za-z0-9+/=_-]{20,}"
-)
+# Lines worth handing to detect-secrets: a keyword its KeywordDetector keys on, a URL (BasicAuth), or a run of 20+
+# token characters with a digit in it (every vendor-token plugin and the high-entropy plugins need one). The rest
+# cannot produce a finding, and skipping them is most of redaction's speed. Checked with `in` and a possessive run
+# regex, which are about 20x faster than one case-insensitive alternation over the text.
+_DS_KEYWORDS = ("pass", "pwd", "secret", "contrase", "://")
+_DS_KEY_RE = re.compile(r"(?:api|auth|service|account|db|database|priv|private|client)_?key")
+_DS_RUN_RE = re.compile(r"[A-Za-z0-9+/=_]{20,}+")
+
+
+def _may_hold_secret(text: str) -> bool:
+    low = text.lower()
+    if any(k in low for k in _DS_KEYWORDS) or ("key" in low and _DS_KEY_RE.search(low)):
+        return True
+    return any(any(c.isdigit() for c in run) for run in _DS_RUN_RE.findall(text))
+
+
 _DS_SKIP = {"IPPublicDetector", "PrivateKeyDetector"}  # handled by our own ip / private_key rules
 _DS_MIN_LEN = 5  # shorter values are capture-group fragments (e.g. 'ghp') or meaningless passwords
 _HEX_RE = re.compile(r"^[0-9a-fA-F]+$")
@@ -281,10 +300,12 @@ class _Redactor:
         text = _PRIVATE_KEY_RE.sub(lambda m: self.placeholder("private_key", m.group(0).strip()), text)
         if "://" in text:
             text = _URL_PASSWORD_RE.sub(lambda m: m.group(1) + self.placeholder("url_password", m.group(2)), text)
-        for pattern in _SECRET_PATTERNS:
-            text = pattern.sub(lambda m: self.placeholder("secret", m.group(0)), text)
-        for pattern in _SECRET_VALUE_PATTERNS:
-            text = _sub(pattern, text, self._secret_value)
+        if any(marker in text for marker in _SECRET_MARKERS):
+            text = _SECRET_RE.sub(lambda m: self.placeholder("secret", m.group(0)), text)
+        low = text.lower()
+        for markers, pattern in _SECRET_VALUE_PATTERNS:
+            if any(marker in low for marker in markers):
+                text = _sub(pattern, text, self._secret_value)
         text = self._detect_secrets(text)
         if "@" in text:
             text = _sub(_EMAIL_RE, text, self._email)
@@ -300,7 +321,7 @@ class _Redactor:
 
     def _secret_value(self, match: re.Match[str]) -> str | None:
         value = match.group(1)
-        if PLACEHOLDER_RE.search(value) or not _STRONG_VALUE_RE.match(value):
+        if PLACEHOLDER_RE.search(value) or not _STRONG_VALUE_RE.search(value):
             return None
         start, end = match.span(1)
         whole = match.group(0)
@@ -308,12 +329,12 @@ class _Redactor:
         return whole[: start - offset] + self.placeholder("secret", value) + whole[end - offset :]
 
     def _detect_secrets(self, text: str) -> str:
-        if not _DS_PREFILTER_RE.search(text):
+        if not _may_hold_secret(text):
             return text
         lines = text.split("\n")
         changed = False
         for index, line in enumerate(lines):
-            if len(line) > 4000 or not _DS_PREFILTER_RE.search(line):
+            if len(line) > 4000 or not _may_hold_secret(line):
                 continue  # very long lines are data blobs; the regex passes above already ran over them
             for value in sorted(set(_detect_secrets_in_line(line)), key=len, reverse=True):
                 if value in line:

@@ -52,7 +52,7 @@ def detect_format(path: Path) -> str | None:
     if path.suffix.lower() in DOCUMENT_SUFFIXES and path.stat().st_size <= MAX_DOCUMENT_BYTES:
         try:
             document = json.loads(path.read_bytes().decode("utf-8-sig"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
             document = None  # maybe JSON Lines under another name: judge it line by line below
         else:
             for fmt in FORMATS:
@@ -68,7 +68,7 @@ def detect_format(path: Path) -> str | None:
                 break
             try:
                 obj = json.loads(raw.decode("utf-8-sig"))
-            except (UnicodeDecodeError, json.JSONDecodeError):
+            except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
                 continue  # a broken line says nothing; the importer will report it
             for fmt in FORMATS:
                 if fmt.sniff_line is not None and _safe(fmt.sniff_line, obj):
@@ -125,10 +125,41 @@ def _iter_file(file: Path) -> Iterator[Record]:
         return
     fmt = detect_format(file)
     if fmt is None:
+        broken = _document_error(file)
+        if broken:
+            yield ImportProblem(str(file), broken[0], broken[1])
+            return
         tried = ", ".join(SUPPORTED_FORMATS)
         yield ImportProblem(str(file), 0, f"not a recognised memory format: tried {tried}")
         return
     yield from _BY_NAME[fmt].iterate(file)
+
+
+def _document_error(file: Path) -> tuple[int, str] | None:
+    """Where a JSON document file stops being JSON, so a cut-off export is not mistaken for an unknown format."""
+    if file.suffix.lower() not in DOCUMENT_SUFFIXES or file.stat().st_size > MAX_DOCUMENT_BYTES:
+        return None
+    try:
+        text = file.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        return 0, f"not UTF-8 text (byte {error.start}): not a JSON document"
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as error:
+        if "\n" in text.strip() and all(_parses(line) for line in text.splitlines()[:5] if line.strip()):
+            return None  # JSON Lines under a document name: judged as lines already
+        return error.lineno, f"invalid JSON document: {error.msg} (line {error.lineno}, column {error.colno})"
+    except RecursionError:
+        return 0, "invalid JSON document: nested too deeply to read"
+    return None
+
+
+def _parses(line: str) -> bool:
+    try:
+        json.loads(line)
+        return True
+    except (json.JSONDecodeError, RecursionError):
+        return False
 
 
 def _is_blank(file: Path) -> bool:

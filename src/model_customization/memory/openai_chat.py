@@ -57,9 +57,11 @@ def parse_json_line(raw: bytes, line_no: int) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise LineError(f"invalid UTF-8 at byte {exc.start} of the line") from None
     try:
-        obj = json.loads(text)
+        obj = json.loads(text.rstrip("\r\n"))  # without the newline, so a cut-off line reports its own column
     except json.JSONDecodeError as exc:
         raise LineError(f"invalid JSON: {exc.msg} (column {exc.colno})") from None
+    except RecursionError:
+        raise LineError("invalid JSON: nested too deeply to read") from None
     if not isinstance(obj, dict):
         raise LineError(f"expected a JSON object, got {_json_type(obj)}")
     return obj
