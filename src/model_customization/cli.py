@@ -10,6 +10,7 @@ import json
 import os
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Optional
 
@@ -86,14 +87,33 @@ def dataset_build(
     seed: int = typer.Option(0, help="Split seed."),
     validation_fraction: float = typer.Option(0.1),
     test_fraction: float = typer.Option(0.1),
+    method: str = typer.Option("sft", help="sft (conversations) or dpo (preference pairs)."),
+    example_mode: str = typer.Option("conversation", help="conversation or turns (one example per assistant turn)."),
+    outcome: str = typer.Option("any", help="any, successful or failed."),
+    min_turns: Optional[int] = typer.Option(None),
+    max_turns: Optional[int] = typer.Option(None),
+    since: Optional[datetime] = typer.Option(None, help="Sessions started at or after (ISO 8601)."),
+    until: Optional[datetime] = typer.Option(None, help="Sessions started at or before (ISO 8601)."),
+    tool_calls: str = typer.Option("any", help="any, with or without."),
+    source: Optional[list[str]] = typer.Option(None, help="Glob on source path, file name or format name; repeatable."),
+    redact: bool = typer.Option(True, "--redact/--no-redact", help="Replace secrets and personal data before storing."),
+    near_duplicate_threshold: Optional[float] = typer.Option(0.85, help="MinHash threshold; 0 keeps near-duplicates."),
     home: Optional[Path] = HomeOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Build a dataset from memory (same as the build_dataset_from_memory tool)."""
     from model_customization.datasets.build import build_dataset
+    from model_customization.datasets.filters import ConversationFilter
 
     try:
-        result = build_dataset(_workspace(home), paths, name=name, seed=seed, validation_fraction=validation_fraction, test_fraction=test_fraction)
+        filters = ConversationFilter(outcome=outcome, min_turns=min_turns, max_turns=max_turns, since=since, until=until, tool_calls=tool_calls, sources=source or None)
+    except ValueError as error:
+        _fail(UserError(f"Invalid filter: {error}."))
+    try:
+        result = build_dataset(
+            _workspace(home), paths, name=name, seed=seed, validation_fraction=validation_fraction, test_fraction=test_fraction,
+            method=method, example_mode=example_mode, filters=filters, redact=redact, near_duplicate_threshold=near_duplicate_threshold or None,
+        )
     except UserError as error:
         _fail(error)
     payload = {
@@ -103,6 +123,7 @@ def dataset_build(
         "problem_count": result.problem_count,
         "problems": result.problems,
         "already_existed": result.already_existed,
+        "redactions": result.card.get("redactions", {}),
     }
     if as_json:
         _print_json(payload)

@@ -42,6 +42,11 @@ def start_job(
     if method not in METHODS:
         raise UserError(f"Method {method!r} is not supported for local jobs yet. Use method='sft'.")
     dataset = get_dataset(ws, dataset_id)
+    if dataset["card"].get("method", "sft") != method:
+        raise UserError(
+            f"Dataset {dataset_id} holds {dataset['card'].get('method')} examples but the job's method is {method}. "
+            "Build a supervised dataset (build_dataset_from_memory with method='sft') for local training."
+        )
     n_train = dataset["counts"].get("train", 0)
     if n_train < MIN_TRAIN_EXAMPLES:
         raise UserError(

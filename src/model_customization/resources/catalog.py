@@ -31,6 +31,18 @@ def register(server: MCPServer, ws: Workspace) -> None:
             raise ResourceNotFoundError(f"No dataset {dataset_id!r}. Read datasets://index or call list_datasets.")
         return _json(row["card"])
 
+    @server.resource("datasets://{dataset_id}/card.md", name="dataset card (Markdown)", mime_type="text/markdown", description="The dataset card for people: splits, tokens, what was left out and why, redactions, sources.")
+    def dataset_card_markdown(dataset_id: str) -> str:
+        row = ws.ledger.get_dataset(dataset_id)
+        if not row:
+            raise ResourceNotFoundError(f"No dataset {dataset_id!r}. Read datasets://index or call list_datasets.")
+        from pathlib import Path
+
+        from model_customization.datasets.build import card_markdown
+
+        stored = Path(row["path"]) / "card.md"
+        return stored.read_text(encoding="utf-8") if stored.is_file() else card_markdown(row["card"])
+
     @server.resource("jobs://index", name="jobs", mime_type="application/json", description="Every fine-tuning job, newest first.")
     def jobs_index() -> str:
         return _json(orchestrator.list_jobs(ws, limit=1000))

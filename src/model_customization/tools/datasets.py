@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
 from model_customization.datasets.build import build_dataset
+from model_customization.datasets.filters import ConversationFilter
 from model_customization.datasets.inspect import inspect_dataset as run_inspection
 from model_customization.tools.common import progress_reporter, run_domain
 from model_customization.workspace import Workspace
@@ -27,6 +30,7 @@ class BuildDatasetResult(BaseModel):
     problem_count: int = Field(description="Unreadable lines or files; each is listed in problems (first 50).")
     problems: list[str] = Field(description="file:line: what was wrong, for lines that could not be read.")
     already_existed: bool = Field(description="True when the same content was built before; nothing new was stored.")
+    redactions: dict[str, int] = Field(description="Secrets and personal data replaced by placeholders, by kind.")
     resource_uri: str
 
 
@@ -84,17 +88,34 @@ def register(server: MCPServer, ws: Workspace) -> None:
         seed: Annotated[int, Field(description="Seed of the train/validation/test split.", ge=0)] = 0,
         validation_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.1,
         test_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.1,
+        method: Annotated[Literal["sft", "dpo"], Field(description="sft: conversations; dpo: preference pairs (OpenAI preference files, ChatGPT regenerations rated up vs down, best vs worst rewarded attempts at one task).")] = "sft",
+        example_mode: Annotated[Literal["conversation", "turns"], Field(description="conversation: one example per session, every assistant turn learned; turns: one example per assistant turn.")] = "conversation",
+        outcome: Annotated[Literal["any", "successful", "failed"], Field(description="Keep sessions by outcome (errors, rejections, interruptions, rewards, ratings).")] = "any",
+        min_turns: Annotated[int | None, Field(ge=0)] = None,
+        max_turns: Annotated[int | None, Field(ge=0)] = None,
+        since: Annotated[datetime | None, Field(description="Keep sessions started at or after this time (ISO 8601).")] = None,
+        until: Annotated[datetime | None, Field(description="Keep sessions started at or before this time.")] = None,
+        tool_calls: Annotated[Literal["any", "with", "without"], Field(description="Keep sessions with or without tool calls.")] = "any",
+        sources: Annotated[list[str] | None, Field(description="Glob patterns on source paths, file names or format names (e.g. 'claude_code', '*/project-x/*').")] = None,
+        redact: Annotated[bool, Field(description="Replace secrets and personal data with typed placeholders before storing (on by default).")] = True,
+        near_duplicate_threshold: Annotated[float | None, Field(gt=0, le=1, description="MinHash Jaccard threshold for near-duplicates; null keeps them.")] = 0.85,
         ctx: Context | None = None,
     ) -> BuildDatasetResult:
         """Turn agent memory (transcripts) into a stored, versioned training dataset.
 
-        Use this first in the fine-tuning loop. Reads OpenAI chat fine-tuning JSONL and Claude Code transcript JSONL
-        (a file, several files or folders), keeps every conversation that has something to learn, removes exact
-        duplicates, and splits by session into train/validation/test with a fixed seed. Unreadable lines are
-        reported as file:line and the rest is kept. The same content always gets the same dataset_id. Costs nothing
-        and takes seconds. Next: start_job with the dataset_id (it needs at least 10 training examples).
+        Use this first in the fine-tuning loop. Reads (files or folders, format detected per file): Claude Code
+        transcripts, OpenAI chat and preference JSONL, ChatGPT exports, ShareGPT, the MCP memory server's graph,
+        Letta agent files, tau-bench / ToolBench / SWE-agent trajectories and OpenTelemetry GenAI spans. Filters by
+        outcome, turns, date, tool use and source; redacts secrets and personal data; removes exact and near
+        duplicates; splits by session with a fixed seed. Unreadable lines are reported as file:line and the rest is
+        kept; the card (resource_uri) counts everything left out and why. The same content always gets the same
+        dataset_id. Free; seconds for typical memory. Next: inspect_dataset to validate and quote, then start_job.
         """
         report = progress_reporter(ctx)
+        try:
+            filters = ConversationFilter(outcome=outcome, min_turns=min_turns, max_turns=max_turns, since=since, until=until, tool_calls=tool_calls, sources=sources)
+        except ValueError as error:
+            raise ToolError(f"Invalid filter: {error}.") from error
         result = await run_domain(
             build_dataset,
             ws,
@@ -103,6 +124,11 @@ def register(server: MCPServer, ws: Workspace) -> None:
             seed=seed,
             validation_fraction=validation_fraction,
             test_fraction=test_fraction,
+            method=method,
+            example_mode=example_mode,
+            filters=filters,
+            redact=redact,
+            near_duplicate_threshold=near_duplicate_threshold,
             progress=(lambda n, message: report(n, None, message)) if report else None,
         )
         return BuildDatasetResult(
@@ -112,6 +138,7 @@ def register(server: MCPServer, ws: Workspace) -> None:
             problem_count=result.problem_count,
             problems=result.problems,
             already_existed=result.already_existed,
+            redactions=result.card.get("redactions", {}),
             resource_uri=f"datasets://{result.dataset_id}",
         )
 
