@@ -11,7 +11,6 @@ list what is in them.
 from __future__ import annotations
 
 import json
-import shutil
 from collections import Counter
 from pathlib import Path
 

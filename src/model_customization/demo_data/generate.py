@@ -259,7 +259,7 @@ def _claude_session(
     parent: str | None = None
 
     def base(kind: str) -> dict:
-        nonlocal parent, when
+        nonlocal parent
         line_uuid = _uuid(rng)
         record = {
             "parentUuid": parent,

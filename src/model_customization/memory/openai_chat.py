@@ -34,19 +34,33 @@ class LineError(ValueError):
     """A problem with one line; its message goes into the ImportProblem verbatim."""
 
 
-def iter_openai_chat(path: Path) -> Iterator[Conversation | PreferencePair | ImportProblem]:
-    path = Path(path)
-    file = str(path)
-    # Binary + per-line decoding: one line of invalid UTF-8 must not cost the other lines of the file.
-    with path.open("rb") as fh:
+def iter_json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]] | ImportProblem]:
+    """(line number, object) for each readable line of a JSON Lines file; an ImportProblem for each other line.
+
+    Binary reading with per-line decoding: one line of invalid UTF-8 must not cost the other lines of the file.
+    Blank lines are skipped.
+    """
+    with Path(path).open("rb") as fh:
         for line_no, raw in enumerate(fh, start=1):
             if not raw.strip():
                 continue
             try:
-                obj = parse_json_line(raw, line_no)
-                yield _conversation(obj, path, line_no)
+                yield line_no, parse_json_line(raw, line_no)
             except LineError as exc:
-                yield ImportProblem(file, line_no, str(exc))
+                yield ImportProblem(str(path), line_no, str(exc))
+
+
+def iter_openai_chat(path: Path) -> Iterator[Conversation | PreferencePair | ImportProblem]:
+    path = Path(path)
+    for item in iter_json_lines(path):
+        if isinstance(item, ImportProblem):
+            yield item
+            continue
+        line_no, obj = item
+        try:
+            yield _conversation(obj, path, line_no)
+        except LineError as exc:
+            yield ImportProblem(str(path), line_no, str(exc))
 
 
 def parse_json_line(raw: bytes, line_no: int) -> dict[str, Any]:

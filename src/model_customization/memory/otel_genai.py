@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from .formats import MemoryFormat
-from .openai_chat import LineError, _json_type, parse_json_line
+from .openai_chat import LineError, _json_type, iter_json_lines
 from .records import Conversation, ImportProblem, Message, ToolCall
 
 SOURCE_FORMAT = "otel_genai"
@@ -74,23 +74,19 @@ def iter_otel_genai(path: Path) -> Iterator[Conversation | ImportProblem]:
                     found.append(item)
             yield from _fold(found)
             return
-    with path.open("rb") as fh:
-        for line_no, raw in enumerate(fh, start=1):
-            if not raw.strip():
-                continue
-            try:
-                obj = parse_json_line(raw, line_no)
-            except LineError as exc:
-                yield ImportProblem(file, line_no, str(exc))
-                continue
-            if not _sniff(obj):
-                yield ImportProblem(file, line_no, "not an OTLP trace export: no 'resourceSpans' list")
-                continue
-            for item in _spans_of_export(obj, path, lambda _id, n=line_no: n):
-                if isinstance(item, ImportProblem):
-                    yield item
-                else:
-                    found.append(item)
+    for line in iter_json_lines(path):
+        if isinstance(line, ImportProblem):
+            yield line
+            continue
+        line_no, obj = line
+        if not _sniff(obj):
+            yield ImportProblem(file, line_no, "not an OTLP trace export: no 'resourceSpans' list")
+            continue
+        for item in _spans_of_export(obj, path, lambda _id, n=line_no: n):
+            if isinstance(item, ImportProblem):
+                yield item
+            else:
+                found.append(item)
     yield from _fold(found)
 
 

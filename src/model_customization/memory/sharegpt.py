@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from .formats import MemoryFormat
-from .openai_chat import LineError, parse_json_line
+from .openai_chat import iter_json_lines
 from .records import Conversation, ImportProblem, Message, Outcome, ToolCall
 
 SOURCE_FORMAT = "sharegpt"
@@ -114,20 +114,15 @@ def _whole_document(path: Path) -> Any:
 
 
 def _iter_lines(path: Path) -> Iterator[Conversation | ImportProblem]:
-    file = str(path)
-    with path.open("rb") as fh:
-        for line_no, raw in enumerate(fh, start=1):
-            if not raw.strip():
-                continue
-            try:
-                obj = parse_json_line(raw, line_no)
-            except LineError as exc:
-                yield ImportProblem(file, line_no, str(exc))
-                continue
-            try:
-                yield _conversation(obj, path, line_no)
-            except RecordError as exc:
-                yield ImportProblem(file, line_no, f"conversation #{line_no}: {exc}")
+    for item in iter_json_lines(path):
+        if isinstance(item, ImportProblem):
+            yield item
+            continue
+        line_no, obj = item
+        try:
+            yield _conversation(obj, path, line_no)
+        except RecordError as exc:
+            yield ImportProblem(str(path), line_no, f"conversation #{line_no}: {exc}")
 
 
 def _conversation(obj: Any, path: Path, no: int) -> Conversation:
