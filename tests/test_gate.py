@@ -233,3 +233,45 @@ def test_inspect_refuses_what_it_cannot_judge(ws, tmp_path):
         inspect_dataset(ws, path=str(tmp_path / "missing.jsonl"))
     with pytest.raises(UserError, match="Unknown provider"):
         inspect_dataset(ws, path=str(tmp_path / "missing.jsonl"), provider="cohere")
+
+
+# --- validators, property-based ----------------------------------------------------------------------------------
+@st.composite
+def _valid_chat(draw):
+    """A valid conversation: optional system, then user turns each answered directly or through a tool call."""
+    messages = [{"role": "system", "content": draw(st.text(min_size=1, max_size=10))}] if draw(st.booleans()) else []
+    for turn in range(draw(st.integers(1, 4))):
+        messages.append({"role": "user", "content": draw(st.text(min_size=1, max_size=10))})
+        if draw(st.booleans()):
+            call_id = f"call_{turn}"
+            messages.append({"role": "assistant", "content": None, "tool_calls": [{"id": call_id, "type": "function", "function": {"name": "lookup", "arguments": "{}"}}]})
+            messages.append({"role": "tool", "tool_call_id": call_id, "content": draw(st.text(min_size=1, max_size=10))})
+        messages.append({"role": "assistant", "content": draw(st.text(min_size=1, max_size=10)), "weight": draw(st.sampled_from([0, 1]))})
+    return {"messages": messages}
+
+
+@settings(max_examples=150, deadline=None)
+@given(_valid_chat())
+def test_rendered_valid_examples_pass_validation(example):
+    assert example_findings(render_openai(example)) == []
+
+
+@settings(max_examples=150, deadline=None)
+@given(_valid_chat(), st.data())
+def test_breaking_any_message_is_reported(example, data):
+    rendered = render_openai(example)
+    index = data.draw(st.integers(0, len(rendered["messages"]) - 1))
+    breakage = data.draw(st.sampled_from(["drop_role", "bad_role", "extra_key", "no_content"]))
+    message = rendered["messages"][index]
+    expected = {"drop_role": "message_missing_key", "bad_role": "unrecognized_role", "extra_key": "message_unrecognized_key", "no_content": "missing_content"}[breakage]
+    if breakage == "drop_role":
+        message.pop("role")
+    elif breakage == "bad_role":
+        message["role"] = "narrator"
+    elif breakage == "extra_key":
+        message["mood"] = "cheerful"
+    else:
+        if message.get("tool_calls"):
+            message.pop("tool_calls")
+        message.pop("content", None)
+    assert expected in {code for code, _ in example_findings(rendered)}
