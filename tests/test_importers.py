@@ -554,3 +554,18 @@ def test_subagents_and_sidechains_link_to_their_parent_session(tmp_path):
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
     [conv] = split(iter_claude_code(path))[0]
     assert conv.parent_session_id == "abc-session"
+
+
+@needs_samples
+def test_thinking_is_dropped_unless_asked_for():
+    path = CLAUDE / "marot-spotter" / "subagent.jsonl"
+    # The raw file has 4 thinking blocks (grep -c '"thinking"'); by default none reaches a message.
+    plain, _ = split(iter_memory([path]))
+    assert not any("<thinking>" in m.content for c in plain for m in c.messages)
+    with_thinking, _ = split(iter_memory([path], include_thinking=True))
+    thoughts = [m for c in with_thinking for m in c.messages if "<thinking>" in m.content]
+    assert thoughts and all(m.role == "assistant" for m in thoughts)
+    # Everything else is the same: the same sessions and the same number of messages.
+    assert [len(c.messages) for c in with_thinking] == [len(c.messages) for c in plain]
+    # Options reach only the formats that take them.
+    assert len(split(iter_memory([OPENAI / "disler_example-sarcastic-factbot.jsonl"], include_thinking=True))[0]) == 10

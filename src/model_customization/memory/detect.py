@@ -28,7 +28,9 @@ FORMATS: list[MemoryFormat] = [
     OTEL_GENAI,
     CHATGPT_EXPORT,
     MemoryFormat("openai_chat", iter_openai_chat, sniff_line=lambda obj: _format_of(obj) == "openai_chat"),
-    MemoryFormat("claude_code", iter_claude_code, sniff_line=lambda obj: _format_of(obj) == "claude_code"),
+    MemoryFormat(
+        "claude_code", iter_claude_code, sniff_line=lambda obj: _format_of(obj) == "claude_code", options=frozenset({"include_thinking"})
+    ),
     MCP_MEMORY,
     LETTA,
     CHATGPT_FEEDBACK,  # export side files: recognised so a folder import does not report them, they yield nothing
@@ -97,29 +99,29 @@ def _format_of(obj: Any) -> str | None:
     return None
 
 
-def iter_memory(paths: Sequence[Path]) -> Iterator[Record]:
+def iter_memory(paths: Sequence[Path], **options: Any) -> Iterator[Record]:
     """Import every file (directories: every ``*.jsonl``, ``*.json``, ``*.af``, ``*.traj`` below them, sorted).
 
     Missing paths raise FileNotFoundError before anything is imported. Whole-file problems (empty file, unknown
-    format) are reported with line 0.
+    format) are reported with line 0. Options (such as include_thinking) reach the formats that accept them.
     """
     paths = [Path(p) for p in paths]
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise FileNotFoundError(f"memory path not found: {', '.join(missing)}")
-    return _iter_files(paths)
+    return _iter_files(paths, options)
 
 
-def _iter_files(paths: list[Path]) -> Iterator[Record]:
+def _iter_files(paths: list[Path], options: dict[str, Any]) -> Iterator[Record]:
     for path in paths:
         files = (
             sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in MEMORY_SUFFIXES) if path.is_dir() else [path]
         )
         for file in files:
-            yield from _iter_file(file)
+            yield from _iter_file(file, options)
 
 
-def _iter_file(file: Path) -> Iterator[Record]:
+def _iter_file(file: Path, options: dict[str, Any]) -> Iterator[Record]:
     if _is_blank(file):
         yield ImportProblem(str(file), 0, "empty file")
         return
@@ -132,7 +134,8 @@ def _iter_file(file: Path) -> Iterator[Record]:
         tried = ", ".join(SUPPORTED_FORMATS)
         yield ImportProblem(str(file), 0, f"not a recognised memory format: tried {tried}")
         return
-    yield from _BY_NAME[fmt].iterate(file)
+    chosen = _BY_NAME[fmt]
+    yield from chosen.iterate(file, **{k: v for k, v in options.items() if k in chosen.options})
 
 
 def _document_error(file: Path) -> tuple[int, str] | None:

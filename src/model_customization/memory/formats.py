@@ -21,3 +21,4 @@ class MemoryFormat:
     iterate: Callable[[Path], Iterator[Record]]
     sniff_line: Callable[[Any], bool] | None = None
     sniff_document: Callable[[Any], bool] | None = None
+    options: frozenset[str] = frozenset()  # keyword options `iterate` accepts (e.g. include_thinking)
