@@ -8,12 +8,14 @@ renamed into place, so a crash never leaves a half-written dataset behind.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import json
 import os
 import random
 import shutil
 import tempfile
 import time
+from array import array
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -166,26 +168,70 @@ def build_dataset(
             )
         resolved.append(path.resolve())
 
+    # Kept examples are not held in memory: their canonical JSON lines go to a spill file in a work folder as they
+    # come, and only a session number per example stays here (see _write_splits).
+    ws.settings.datasets_dir.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".build-", dir=ws.settings.datasets_dir))
+    try:
+        with (work / "kept.jsonl").open("wb") as spill:
+            return _build(
+                ws, resolved, work, spill, name=name, seed=seed, validation_fraction=validation_fraction,
+                test_fraction=test_fraction, method=method, example_mode=example_mode, filters=filters, redact=redact,
+                near_duplicate_threshold=near_duplicate_threshold, progress=progress,
+            )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _build(
+    ws: Workspace,
+    resolved: list[Path],
+    work: Path,
+    spill: Any,
+    *,
+    name: str | None,
+    seed: int,
+    validation_fraction: float,
+    test_fraction: float,
+    method: str,
+    example_mode: str,
+    filters: ConversationFilter | None,
+    redact: bool,
+    near_duplicate_threshold: float | None,
+    progress: ProgressFn | None,
+) -> BuildResult:
     problems: list[str] = []
     problem_count = 0
     dropped: Counter[str] = Counter()
     redactions: Counter[str] = Counter()
-    seen_exact: set[str] = set()
-    seen_turns: set[str] = set()
+    seen_exact: set[bytes] = set()  # 16-byte prefixes of the exact keys' sha256 digests
+    seen_turns: set[bytes] = set()
     near = NearDuplicateFilter(threshold=near_duplicate_threshold) if near_duplicate_threshold else None
-    kept: list[tuple[str, dict[str, Any]]] = []  # (session id, example)
+    spill_path = work / "kept.jsonl"
+    kept_sessions = array("l")  # per kept example, in order: the number of its session in session_ids
+    session_ids: list[str] = []
+    session_number: dict[str, int] = {}
     source_files: dict[str, str] = {}
     formats: Counter[str] = Counter()
     attempts: dict[str, list[Conversation]] = {}
     conversations = 0
 
+    def keep(session_id: str, example: dict[str, Any]) -> None:
+        number = session_number.get(session_id)
+        if number is None:
+            number = session_number[session_id] = len(session_ids)
+            session_ids.append(session_id)
+        spill.write(_canonical(example).encode("utf-8") + b"\n")
+        kept_sessions.append(number)
+
     def is_new(example: dict[str, Any]) -> bool:
         """Exact, then near-duplicate check of a whole conversation or pair (before any per-turn split)."""
         key = exact_key(example)
-        if key in seen_exact:
+        digest = bytes.fromhex(key)[:16]
+        if digest in seen_exact:
             dropped["exact_duplicate"] += 1
             return False
-        seen_exact.add(key)
+        seen_exact.add(digest)
         if near is not None:
             as_chat = example if "messages" in example else {"messages": example["input"]["messages"] + example["preferred_output"] + example["non_preferred_output"]}
             if near.is_duplicate(key, example_text(as_chat)):
@@ -199,7 +245,7 @@ def build_dataset(
             redactions.update(counts)
         example = _pair_example(pair.prompt, pair.preferred, pair.non_preferred, pair.tools)
         if is_new(example):
-            kept.append((pair.session_id, example))
+            keep(pair.session_id, example)
 
     for item in iter_memory(resolved):
         if isinstance(item, ImportProblem):
@@ -240,16 +286,16 @@ def build_dataset(
         if not is_new(whole):
             continue
         if example_mode == "conversation":
-            kept.append((item.session_id, whole))
+            keep(item.session_id, whole)
             continue
         for example in split_into_turn_examples(whole):
             # Sessions that open the same way give the same first-turn examples: keep one of each.
-            key = exact_key(example)
+            key = bytes.fromhex(exact_key(example))[:16]
             if key in seen_turns:
                 dropped["exact_duplicate_turn"] += 1
             else:
                 seen_turns.add(key)
-                kept.append((item.session_id, example))
+                keep(item.session_id, example)
 
     for task_id, tried in attempts.items():
         pair = _attempt_pair(task_id, tried)
@@ -258,7 +304,8 @@ def build_dataset(
         else:
             keep_pair(pair)
 
-    if not kept:
+    spill.close()
+    if not kept_sessions:
         detail = f" First problems: {'; '.join(problems[:3])}." if problems else ""
         raise UserError(
             f"No usable examples found in {', '.join(str(p) for p in resolved)} "
@@ -267,17 +314,15 @@ def build_dataset(
             + (". A dpo build needs preference pairs or several rewarded attempts per task." if method == "dpo" else ".")
         )
 
-    assignment = split_sessions([s for s, _ in kept], seed, validation_fraction, test_fraction)
-    split_examples: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
-    for session, example in kept:
-        split_examples[assignment[session]].append(example)
-    # Order within a split by content, so the same memory given in another order is the same dataset.
-    for split in SPLITS:
-        split_examples[split].sort(key=_canonical)
-    counts = {s: len(split_examples[s]) for s in SPLITS}
+    assignment = split_sessions(session_ids, seed, validation_fraction, test_fraction)
+    split_of_session = [SPLITS.index(assignment[s]) for s in session_ids]
+    example_split = bytes(split_of_session[n] for n in kept_sessions)  # the split (index in SPLITS) per example
+    counts = {s: 0 for s in SPLITS}
+    for index in example_split:
+        counts[SPLITS[index]] += 1
 
-    split_text = {s: "".join(_canonical(e) + "\n" for e in split_examples[s]) for s in SPLITS}
-    content_hash = hashlib.sha256("\x1e".join(split_text[s] for s in SPLITS).encode()).hexdigest()
+    # Order within a split by content, so the same memory given in another order is the same dataset.
+    content_hash = _write_splits(spill_path, example_split, work)
     dataset_id = "ds-" + content_hash[:12]
 
     existing = ws.ledger.get_dataset(dataset_id)
@@ -296,7 +341,7 @@ def build_dataset(
         "duplicates_removed": {"exact": dropped.get("exact_duplicate", 0), "near": dropped.get("near_duplicate", 0)},
         "redactions": dict(sorted(redactions.items())),
         "unreadable": {"count": problem_count, "first": problems},
-        "token_stats": {"o200k_base": {s: _token_stats(split_examples[s]) for s in SPLITS}},
+        "token_stats": {"o200k_base": {s: _token_stats(work / f"{s}.jsonl") for s in SPLITS}},
         "sources": [{"path": p, "sha256": h} for p, h in sorted(source_files.items())],
         "options": {
             "seed": seed,
@@ -317,7 +362,7 @@ def build_dataset(
     staging = Path(tempfile.mkdtemp(prefix=f".{dataset_id}-", dir=ws.settings.datasets_dir))
     try:
         for split in SPLITS:
-            (staging / f"{split}.jsonl").write_text(split_text[split], encoding="utf-8")
+            os.replace(work / f"{split}.jsonl", staging / f"{split}.jsonl")
         (staging / "card.json").write_text(json.dumps(card, indent=2, ensure_ascii=False), encoding="utf-8")
         (staging / "card.md").write_text(card_markdown(card), encoding="utf-8")
         if final_dir.exists():  # files left by a crash before the ledger row was written: replace them
@@ -339,14 +384,75 @@ def build_dataset(
     return BuildResult(dataset_id, counts, problems, problem_count, dict(dropped), False, card)
 
 
-def _token_stats(examples: list[dict[str, Any]]) -> dict[str, Any]:
-    counts = sorted(
-        count_chat_tokens(e["messages"] if "messages" in e else e["input"]["messages"] + e["preferred_output"] + e["non_preferred_output"], "o200k_base")
-        for e in examples
-    )
+RUN_BYTES = 32 << 20  # at most this much of the kept examples' text is sorted in memory at once
+
+
+def _write_splits(spill_path: Path, example_split: Sequence[int], work: Path) -> str:
+    """Write work/<split>.jsonl, each split's lines sorted by their canonical JSON; return the content hash.
+
+    An external merge sort: the spill file is read in order, lines are gathered per split and, whenever more
+    than RUN_BYTES are gathered, the largest split's lines are sorted and written as a sorted run; the runs of
+    each split are then merged. Lines are compared as UTF-8 bytes, which orders them as their strings (by code
+    point), and the newline ending each line sorts below any byte of a canonical JSON text (control characters are
+    escaped in it), so the order is that of sorting the canonical JSON strings. The hash is
+    sha256(train text + "\x1e" + validation text + "\x1e" + test text), as if the files were joined.
+    """
+    buffers: list[list[bytes]] = [[] for _ in SPLITS]
+    sizes = [0] * len(SPLITS)
+    runs: list[list[Path]] = [[] for _ in SPLITS]
+
+    def flush(index: int) -> None:
+        run = work / f"run-{index}-{len(runs[index])}.jsonl"
+        buffers[index].sort()
+        with run.open("wb") as handle:
+            handle.writelines(buffers[index])
+        runs[index].append(run)
+        buffers[index], sizes[index] = [], 0
+
+    with spill_path.open("rb") as spill:
+        for index, line in zip(example_split, spill):
+            buffers[index].append(line)
+            sizes[index] += len(line)
+            if sum(sizes) > RUN_BYTES:
+                flush(max(range(len(SPLITS)), key=sizes.__getitem__))
+    spill_path.unlink()
+
+    digest = hashlib.sha256()
+    for index, split in enumerate(SPLITS):
+        if index:
+            digest.update(b"\x1e")
+        buffers[index].sort()
+        handles = [run.open("rb") for run in runs[index]]
+        try:
+            lines = heapq.merge(*handles, buffers[index]) if handles else buffers[index]
+            with (work / f"{split}.jsonl").open("wb") as out:
+                for line in lines:
+                    digest.update(line)
+                    out.write(line)
+        finally:
+            for handle in handles:
+                handle.close()
+        buffers[index] = []
+        for run in runs[index]:
+            run.unlink()
+    return digest.hexdigest()
+
+
+def _example_tokens(example: dict[str, Any]) -> int:
+    messages = example["messages"] if "messages" in example else example["input"]["messages"] + example["preferred_output"] + example["non_preferred_output"]
+    return count_chat_tokens(messages, "o200k_base")
+
+
+def _token_stats(split_file: Path) -> dict[str, Any]:
+    """Token statistics of a written split, one example at a time (the o200k tables are loaded only here, once the
+    import is done: they take more memory than anything else in a build)."""
+    counts = array("q")
+    with split_file.open("rb") as handle:
+        for line in handle:
+            counts.append(_example_tokens(json.loads(line)))
     if not counts:
         return {"examples": 0, "total": 0, "mean": 0, "max": 0}
-    return {"examples": len(counts), "total": sum(counts), "mean": round(sum(counts) / len(counts), 1), "max": counts[-1]}
+    return {"examples": len(counts), "total": sum(counts), "mean": round(sum(counts) / len(counts), 1), "max": max(counts)}
 
 
 def card_markdown(card: dict[str, Any]) -> str:

@@ -17,7 +17,7 @@ from model_customization.datasets.build import SPLITS, get_dataset
 from model_customization.datasets.quote import openai_terms, quote_local, quote_openai
 from model_customization.datasets.render import is_preference, render_bedrock_claude
 from model_customization.datasets.tokens import count_chat_tokens, encoding_name_for
-from model_customization.datasets.validate import Finding, validate_rows
+from model_customization.datasets.validate import Finding, RowValidator, validate_rows
 from model_customization.errors import NotFoundError, UserError
 from model_customization.workspace import Workspace
 
@@ -94,28 +94,34 @@ def inspect_dataset(
         encoding = encoding_name_for(terms.snapshot)
     source, rows, parse_problems = _rows(ws, dataset_id, path)
 
-    kept: list[tuple[str, int, Any]] = list(rows)
-    findings, counts = validate_rows(kept)
-    findings = parse_problems + findings
-    bad = {(f.split, f.line) for f in findings if f.severity == "error"}
-    usable = [(split, line, row) for split, line, row in kept if (split, line) not in bad]
-
     tokens: dict[str, list[int]] = {split: [] for split in SPLITS}
     extra: dict[str, Any] = {}
     if provider in ("openai", "bedrock"):
+        # One pass: each row is validated and, when it has no error, counted at once; no row is kept.
+        validator = RowValidator()
+        measured: list[Finding] = []  # after the validation findings, as when the passes were separate
         # Claude's tokenizer is not available offline: Bedrock counts use o200k and are marked approximate.
         encoding_used = encoding if provider == "openai" else "o200k_base"
-        for split, line, row in usable:
+        for split, line, row in rows:
+            if not validator.add(split, line, row):
+                continue
             n = count_chat_tokens(_chat_messages(row), encoding_used, (row.get("input") or row).get("tools"))
             tokens[split].append(n)
             if provider == "openai" and n > terms.example_token_limit:
-                findings.append(Finding(split, line, "error", "example_too_long", f"{n} tokens; {terms.snapshot} takes at most {terms.example_token_limit} per example"))
+                measured.append(Finding(split, line, "error", "example_too_long", f"{n} tokens; {terms.snapshot} takes at most {terms.example_token_limit} per example"))
             if provider == "bedrock":
                 rendered = render_bedrock_claude(row)
                 if len(rendered["messages"]) < 2:
-                    findings.append(Finding(split, line, "error", "bedrock_unrenderable", "no user turn followed by an assistant turn after folding into Claude's alternating format"))
+                    measured.append(Finding(split, line, "error", "bedrock_unrenderable", "no user turn followed by an assistant turn after folding into Claude's alternating format"))
+        findings, counts = validator.finish()
+        findings = parse_problems + findings + measured
         extra["tokenizer"] = encoding_used + ("" if provider == "openai" else " (approximate for Claude)")
     else:
+        kept: list[tuple[str, int, Any]] = list(rows)
+        findings, counts = validate_rows(kept)
+        findings = parse_problems + findings
+        bad = {(f.split, f.line) for f in findings if f.severity == "error"}
+        usable = [(split, line, row) for split, line, row in kept if (split, line) not in bad]
         from model_customization.datasets.examples import to_plain_chat
         from model_customization.providers.local.chat import tokenize_chat
         from model_customization.providers.local.models import ensure_base_model

@@ -33,7 +33,33 @@ def _encoding(name: str):
     return bpe_openai.get_encoding(name)
 
 
+# Counts of texts already counted, per encoding: system prompts, tool definitions and tool outputs repeat a lot in
+# chat data, and looking a text up costs far less than encoding it again. Bounded by the characters it holds.
+_CACHE_MAX_CHARS = 16_000_000
+_cache: dict[str, dict[str, int]] = {}
+_cache_chars = 0
+
+
 def count_text(text: str, encoding: str) -> int:
+    global _cache_chars
+    cache = _cache.get(encoding)
+    if cache is None:
+        cache = _cache[encoding] = {}
+    else:
+        known = cache.get(text)
+        if known is not None:
+            return known
+    total = _count_text(text, encoding)
+    if _cache_chars + len(text) > _CACHE_MAX_CHARS:
+        for counts in _cache.values():
+            counts.clear()
+        _cache_chars = 0
+    cache[text] = total
+    _cache_chars += len(text)
+    return total
+
+
+def _count_text(text: str, encoding: str) -> int:
     enc = _encoding(encoding)
     total, start = 0, 0
     while start < len(text):

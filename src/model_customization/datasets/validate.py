@@ -8,6 +8,8 @@ the per-example token limit of the chosen model. Rows are raw JSON values, so a 
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
@@ -100,26 +102,41 @@ def example_findings(row: Any) -> list[tuple[str, str]]:
     return problems
 
 
+class RowValidator:
+    """validate_rows one row at a time, so a file can be checked in one pass without holding its rows."""
+
+    def __init__(self) -> None:
+        self.findings: list[Finding] = []
+        self.counts: dict[str, int] = {}
+        self._first_seen: dict[bytes, tuple[str, int]] = {}
+
+    def add(self, split: str, line: int, row: Any) -> bool:
+        """Check one row; its findings are appended to self.findings. True when it has no error."""
+        self.counts[split] = self.counts.get(split, 0) + 1
+        ok = True
+        for code, message in example_findings(row):
+            severity = "warning" if code in WARNINGS else "error"
+            ok = ok and severity == "warning"
+            self.findings.append(Finding(split, line, severity, code, message))
+        digest = hashlib.sha256(json.dumps(row, sort_keys=True).encode()).digest()
+        where = self._first_seen.get(digest)
+        if where is not None:
+            self.findings.append(Finding(split, line, "warning", "duplicate_example", f"the same example as {where[0]} line {where[1]}: it weighs twice in training"))
+        else:
+            self._first_seen[digest] = (split, line)
+        return ok
+
+    def finish(self) -> tuple[list[Finding], dict[str, int]]:
+        if self.counts.get("train", 0) < MIN_TRAIN_EXAMPLES:
+            self.findings.append(
+                Finding("train", 0, "error", "too_few_examples", f"{self.counts.get('train', 0)} training examples; at least {MIN_TRAIN_EXAMPLES} are needed")
+            )
+        return self.findings, self.counts
+
+
 def validate_rows(rows: Iterable[tuple[str, int, Any]]) -> tuple[list[Finding], dict[str, int]]:
     """Format findings for (split, line, row) triples, and the number of rows per split."""
-    import hashlib
-    import json
-
-    findings: list[Finding] = []
-    counts: dict[str, int] = {}
-    first_seen: dict[str, tuple[str, int]] = {}
+    validator = RowValidator()
     for split, line, row in rows:
-        counts[split] = counts.get(split, 0) + 1
-        for code, message in example_findings(row):
-            findings.append(Finding(split, line, "warning" if code in WARNINGS else "error", code, message))
-        digest = hashlib.sha256(json.dumps(row, sort_keys=True).encode()).hexdigest()
-        if digest in first_seen:
-            where = first_seen[digest]
-            findings.append(Finding(split, line, "warning", "duplicate_example", f"the same example as {where[0]} line {where[1]}: it weighs twice in training"))
-        else:
-            first_seen[digest] = (split, line)
-    if counts.get("train", 0) < MIN_TRAIN_EXAMPLES:
-        findings.append(
-            Finding("train", 0, "error", "too_few_examples", f"{counts.get('train', 0)} training examples; at least {MIN_TRAIN_EXAMPLES} are needed")
-        )
-    return findings, counts
+        validator.add(split, line, row)
+    return validator.finish()
