@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -255,16 +255,21 @@ def _toolbench_task_id(ag: dict[str, Any], doc: dict[str, Any], path: Path) -> s
     return path.stem
 
 
-def iter_toolbench(path: Path) -> Iterator[Result]:
+def _iter_one_document(path: Path, to_conversation: Callable[[Any, Path], Conversation]) -> Iterator[Result]:
+    """Formats whose file is one document holding one conversation: it, or one problem saying why not."""
     path = Path(path)
     doc, problem = _load_document(path)
     if problem is not None:
         yield problem
         return
     try:
-        yield _toolbench_conversation(doc, path)
+        yield to_conversation(doc, path)
     except LineError as exc:
         yield ImportProblem(str(path), 1, str(exc))
+
+
+def iter_toolbench(path: Path) -> Iterator[Result]:
+    return _iter_one_document(path, _toolbench_conversation)
 
 
 def _toolbench_conversation(doc: Any, path: Path) -> Conversation:
@@ -318,15 +323,7 @@ def _sniff_swe_agent(doc: Any) -> bool:
 
 
 def iter_swe_agent(path: Path) -> Iterator[Result]:
-    path = Path(path)
-    doc, problem = _load_document(path)
-    if problem is not None:
-        yield problem
-        return
-    try:
-        yield _swe_agent_conversation(doc, path)
-    except LineError as exc:
-        yield ImportProblem(str(path), 1, str(exc))
+    return _iter_one_document(path, _swe_agent_conversation)
 
 
 def _swe_agent_conversation(doc: Any, path: Path) -> Conversation:
