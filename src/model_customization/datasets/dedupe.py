@@ -17,9 +17,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from datasketch import MinHash, MinHashLSH
+if TYPE_CHECKING:
+    from datasketch import MinHash
 
 _WS_RE = re.compile(r"\s+")
 SEED = 1
@@ -82,6 +83,8 @@ class NearDuplicateFilter:
         self.threshold = threshold
         self.num_perm = num_perm
         self.shingle = shingle
+        from datasketch import MinHashLSH  # imported here: half a second that server start-up does not need
+
         self._lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
         self._hashes: dict[str, MinHash] = {}
 
@@ -89,6 +92,8 @@ class NearDuplicateFilter:
         return len(self._hashes)
 
     def minhash(self, text: str) -> MinHash:
+        from datasketch import MinHash
+
         signature = MinHash(num_perm=self.num_perm, seed=SEED)
         signature.update_batch([s.encode("utf-8") for s in sorted(shingles(text, self.shingle))])
         return signature
