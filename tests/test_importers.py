@@ -11,6 +11,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from helpers import assert_tool_results_answer_earlier_calls, n_tool_calls, roles
 
 from model_customization.memory.claude_code import iter_claude_code
 from model_customization.memory.detect import SUPPORTED_FORMATS, detect_format, iter_memory
@@ -34,22 +35,6 @@ def split(items, pairs_out=None):
     if pairs_out is not None:
         pairs_out.extend(pairs)
     return convs, problems
-
-
-def roles(convs) -> dict[str, int]:
-    return dict(Counter(m.role for c in convs for m in c.messages))
-
-
-def n_tool_calls(convs) -> int:
-    return sum(len(m.tool_calls) for c in convs for m in c.messages)
-
-
-def assert_tool_results_answer_earlier_calls(conv: Conversation) -> None:
-    called: set[str] = set()
-    for m in conv.messages:
-        called.update(tc.id for tc in m.tool_calls)
-        if m.role == "tool":
-            assert m.tool_call_id in called, (conv.session_id, m.tool_call_id)
 
 
 def write_lines(path: Path, lines: list[str | bytes]) -> Path:

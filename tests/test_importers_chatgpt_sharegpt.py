@@ -29,6 +29,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from helpers import assert_tool_results_answer_earlier_calls, n_tool_calls, roles
 
 from model_customization.memory import chatgpt_export, detect, sharegpt
 from model_customization.memory.chatgpt_export import FEEDBACK_FORMAT, SHARED_INDEX_FORMAT, iter_chatgpt_export
@@ -53,22 +54,6 @@ def split(items):
     problems = [x for x in items if isinstance(x, ImportProblem)]
     assert len(convs) + len(pairs) + len(problems) == len(items)
     return convs, pairs, problems
-
-
-def roles(convs) -> dict[str, int]:
-    return dict(Counter(m.role for c in convs for m in c.messages))
-
-
-def n_tool_calls(convs) -> int:
-    return sum(len(m.tool_calls) for c in convs for m in c.messages)
-
-
-def assert_tool_results_answer_earlier_calls(conv: Conversation) -> None:
-    called: set[str] = set()
-    for m in conv.messages:
-        called.update(tc.id for tc in m.tool_calls)
-        if m.role == "tool":
-            assert m.tool_call_id in called, (conv.session_id, m.tool_call_id)
 
 
 @pytest.fixture

@@ -17,20 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import MCP_TOOLS
 
 REPO = Path(__file__).resolve().parents[1]
 INSPECTOR = REPO / ".tools" / "node_modules" / ".bin" / "mcp-inspector"
-TOOLS = {
-    "build_dataset_from_memory",
-    "inspect_dataset",
-    "list_datasets",
-    "start_job",
-    "check_job",
-    "cancel_job",
-    "list_jobs",
-    "prompt_model",
-    "evaluate",
-}
+TOOLS = MCP_TOOLS
 
 pytestmark = [
     pytest.mark.skipif(

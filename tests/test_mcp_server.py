@@ -15,6 +15,7 @@ from typing import Any
 
 import anyio
 import pytest
+from helpers import MCP_TOOLS
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 
@@ -24,17 +25,7 @@ from model_customization.server.app import build_server
 pytestmark = pytest.mark.anyio
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "list_tools.json"
-TOOLS = {
-    "build_dataset_from_memory",
-    "inspect_dataset",
-    "list_datasets",
-    "start_job",
-    "check_job",
-    "cancel_job",
-    "list_jobs",
-    "prompt_model",
-    "evaluate",
-}
+TOOLS = MCP_TOOLS
 READ_ONLY = {"list_datasets", "list_jobs", "check_job", "inspect_dataset"}
 TERMINAL = {"succeeded", "failed", "cancelled"}
 SMALL_HP = {"epochs": 1, "batch_size": 16, "max_seq_length": 256}
