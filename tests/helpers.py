@@ -17,6 +17,7 @@ MCP_TOOLS = {
     "list_jobs",
     "prompt_model",
     "evaluate",
+    "export_model",
 }
 
 

@@ -217,7 +217,13 @@ def job_start(
 
 
 @job_app.command("check")
-def job_check(job_id: str, wait: bool = typer.Option(False, help="Follow until it ends."), home: Optional[Path] = HomeOption, as_json: bool = JsonOption) -> None:
+def job_check(
+    job_id: str,
+    wait: bool = typer.Option(False, help="Follow until it ends."),
+    loss_png: Optional[Path] = typer.Option(None, "--loss-png", help="Also write the loss curve to this PNG file."),
+    home: Optional[Path] = HomeOption,
+    as_json: bool = JsonOption,
+) -> None:
     """Show a job's status, progress, losses and recent events."""
     from model_customization.jobs.orchestrator import check_job
 
@@ -227,6 +233,17 @@ def job_check(job_id: str, wait: bool = typer.Option(False, help="Follow until i
     except UserError as error:
         _fail(error)
     _show_job(summary, as_json)
+    if loss_png is not None:
+        from model_customization.jobs.plots import loss_curve_png
+
+        try:
+            loss_png.write_bytes(loss_curve_png(ws, job_id))
+        except UserError as error:
+            _fail(error)
+        except OSError as error:
+            _fail(UserError(f"Could not write {loss_png}: {error}. Choose a writable path for --loss-png."))
+        # stderr, so --json output on stdout stays one JSON document
+        err_console.print(f"loss curve written to {loss_png}")
 
 
 @job_app.command("cancel")
@@ -366,6 +383,44 @@ def model_prompt(
         _print_json(result)
     else:
         console.print(result["text"])
+
+
+@model_app.command("export")
+def model_export(
+    model_id: str = typer.Argument(..., help="A tuned model id (ft-...)."),
+    formats: list[str] = typer.Option(["ollama"], "--format", "-f", help="adapter, merged, gguf-adapter, gguf-merged or ollama; repeatable."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Folder to write (default: <home>/exports/<model_id>)."),
+    gguf_type: str = typer.Option("f32", help="f32 (exact) or f16 (half the size) for GGUF files."),
+    home: Optional[Path] = HomeOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Export a tuned model for Ollama, llama.cpp, LM Studio or transformers (same as the export_model tool)."""
+    from model_customization.providers.local.export import export_model
+
+    ws = _workspace(home)
+    try:
+        if as_json:  # stdout carries the JSON alone
+            result = export_model(ws, model_id, formats, output, gguf_type=gguf_type)
+        else:
+            with _progress() as progress:
+                task = progress.add_task(f"exporting {model_id}", total=None, note="")
+                result = export_model(
+                    ws, model_id, formats, output, gguf_type=gguf_type,
+                    progress=lambda done, total, note: progress.update(task, completed=done, total=total, note=note),
+                )
+    except UserError as error:
+        _fail(error)
+    if as_json:
+        _print_json(result)
+        return
+    table = Table("file", "format", "size", "purpose", title=f"{result['model_id']} -> {result['output_dir']} ({result['seconds']} s)")
+    for file in result["files"]:
+        table.add_row(file["path"], file["format"], f"{file['bytes'] / 1e6:.1f} MB", file["purpose"])
+    console.print(table)
+    for note in result["notes"]:
+        console.print(f"note: {note}")
+    if result["ollama_command"]:
+        console.print(f"create the Ollama model with: [bold]{result['ollama_command']}[/bold]")
 
 
 # --- the demo --------------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from platformdirs import user_data_dir
 HOME_ENV = "MODEL_CUSTOMIZATION_HOME"
 STORE_URL_ENV = "MODEL_CUSTOMIZATION_STORE_URL"
 MODEL_CACHE_ENV = "MODEL_CUSTOMIZATION_MODEL_CACHE"
+MAX_LOCAL_JOBS_ENV = "MODEL_CUSTOMIZATION_MAX_LOCAL_JOBS"
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,7 @@ class Settings:
     home: Path
     store_url: str
     model_cache: Path  # converted base models (the embedded GGUF as a plain HF folder); shareable between homes
+    max_local_jobs: int = 1  # local jobs training at once; the rest wait in the queue
 
     @property
     def datasets_dir(self) -> Path:
@@ -46,4 +48,11 @@ def load_settings(home: str | os.PathLike[str] | None = None) -> Settings:
     chosen.mkdir(parents=True, exist_ok=True)
     store_url = os.environ.get(STORE_URL_ENV) or f"sqlite:///{chosen / 'ledger.sqlite3'}"
     model_cache = Path(os.environ.get(MODEL_CACHE_ENV) or chosen / "models" / "base").expanduser().resolve()
-    return Settings(home=chosen, store_url=store_url, model_cache=model_cache)
+    raw_limit = os.environ.get(MAX_LOCAL_JOBS_ENV, "1")
+    try:
+        max_local_jobs = int(raw_limit)
+        if max_local_jobs < 1:
+            raise ValueError
+    except ValueError:
+        raise ValueError(f"{MAX_LOCAL_JOBS_ENV}={raw_limit!r}: expected a whole number of at least 1") from None
+    return Settings(home=chosen, store_url=store_url, model_cache=model_cache, max_local_jobs=max_local_jobs)

@@ -64,6 +64,9 @@ jobs = Table(
     Column("error", Text),
     Column("model_id", String),
     Column("worker_pid", Integer),
+    Column("continue_from", String),  # a tuned model whose adapter the job starts from
+    Column("attempts", Integer),  # workers launched for this job (automatic resumes are limited)
+    Column("queued_at", Float),  # when it (last) joined the queue: the queue runs in this order
     Column("created_at", Float, nullable=False),
     Column("started_at", Float),
     Column("finished_at", Float),
@@ -218,7 +221,7 @@ class Ledger:
         with self.transaction() as conn:
             conn.execute(insert(job_events).values(job_id=job_id, at=time.time(), level=level, message=message))
 
-    def events(self, job_id: str, limit: int = 20) -> list[dict[str, Any]]:
+    def events(self, job_id: str, limit: int | None = 20) -> list[dict[str, Any]]:
         query = select(job_events).where(job_events.c.job_id == job_id).order_by(job_events.c.id.desc()).limit(limit)
         return list(reversed(self._all(query)))
 
@@ -248,6 +251,13 @@ class Ledger:
         )
         with self.engine.connect() as conn:
             return [float(v) for (v,) in conn.execute(query) if v]
+
+    def drop_metrics_after(self, job_id: str, step: int) -> None:
+        """Forget the metrics of steps a resumed job will take again (those after its checkpoint)."""
+        from sqlalchemy import delete
+
+        with self.transaction() as conn:
+            conn.execute(delete(job_metrics).where(job_metrics.c.job_id == job_id, job_metrics.c.step > step))
 
     def metrics(self, job_id: str) -> list[dict[str, Any]]:
         return self._all(select(job_metrics).where(job_metrics.c.job_id == job_id).order_by(job_metrics.c.id))

@@ -1,13 +1,18 @@
-"""Jobs: start (validate everything first, then record and launch), check, cancel, list.
+"""Jobs: start (validate everything first, then record and queue), check, cancel, resume, list.
 
-Nothing reaches the ledger until every check has passed, so a refused job leaves no trace. A local job runs in a
-detached worker; `check_job` notices a worker that died without reporting and marks its job failed.
+Nothing reaches the ledger until every check has passed, so a refused job leaves no trace. Local jobs wait in a
+queue (at most `max_local_jobs` run at once, in the order they were queued) and each runs in a detached worker.
+A worker that dies without reporting is noticed by the next dispatch and its job resumes from its last checkpoint.
 """
 
 from __future__ import annotations
 
+import fcntl
+import json
 import secrets
 import time
+from contextlib import contextmanager
+from pathlib import Path
 from datetime import datetime, timezone
 from typing import Any
 
@@ -16,12 +21,14 @@ from model_customization.errors import NotFoundError, UserError
 from model_customization.jobs.ledger import TERMINAL_STATUSES
 from model_customization.jobs.processes import spawn_worker, stop_worker, worker_alive
 from model_customization.providers.local.hyperparameters import parse_hyperparameters
-from model_customization.providers.local.models import EMBEDDED_MODEL, check_base_model
+from model_customization.providers.local.models import EMBEDDED_MODEL, check_base_model, check_chat_template, is_embedded
 from model_customization.workspace import Workspace
 
 MIN_TRAIN_EXAMPLES = 10
 PROVIDERS = ("local",)
-METHODS = ("sft",)
+METHODS = ("sft", "dpo")
+MAX_AUTOMATIC_RESUMES = 3  # a worker that keeps dying (e.g. killed for memory) must not be restarted forever
+ACTIVE_STATUSES = ("queued", "running")
 
 
 def _iso(timestamp: float | None) -> str | None:
@@ -30,22 +37,30 @@ def _iso(timestamp: float | None) -> str | None:
 
 def start_job(
     ws: Workspace,
-    dataset_id: str,
+    dataset_id: str | None = None,
     *,
     provider: str = "local",
     base_model: str = EMBEDDED_MODEL,
     method: str = "sft",
     hyperparameters: dict[str, Any] | None = None,
+    resume: str | None = None,
+    continue_from: str | None = None,
 ) -> dict[str, Any]:
+    """Validate, record and queue a job (or put a stopped one back in the queue with `resume`); returns its status."""
+    if resume:
+        return _resume(ws, resume, base_model=base_model, hyperparameters=hyperparameters, dataset_id=dataset_id)
+    if not dataset_id:
+        raise UserError("start_job needs a dataset_id (from build_dataset_from_memory or list_datasets), or resume=<job_id>.")
     if provider not in PROVIDERS:
         raise UserError(f"Provider {provider!r} is not available. Use provider='local' (LoRA training on this machine).")
     if method not in METHODS:
-        raise UserError(f"Method {method!r} is not supported for local jobs yet. Use method='sft'.")
+        raise UserError(f"Method {method!r} is not supported for local jobs. Use method='sft' (supervised) or 'dpo' (preference pairs).")
     dataset = get_dataset(ws, dataset_id)
-    if dataset["card"].get("method", "sft") != method:
+    dataset_method = dataset["card"].get("method", "sft")
+    if dataset_method != method:
         raise UserError(
-            f"Dataset {dataset_id} holds {dataset['card'].get('method')} examples but the job's method is {method}. "
-            "Build a supervised dataset (build_dataset_from_memory with method='sft') for local training."
+            f"Dataset {dataset_id} holds {dataset_method} examples but the job's method is {method}. "
+            f"Start the job with method='{dataset_method}', or build a {method} dataset with build_dataset_from_memory(method='{method}')."
         )
     n_train = dataset["counts"].get("train", 0)
     if n_train < MIN_TRAIN_EXAMPLES:
@@ -55,6 +70,9 @@ def start_job(
         )
     canonical_base = check_base_model(base_model)
     hp = parse_hyperparameters(hyperparameters)
+    check_chat_template(canonical_base, hp.chat_template)
+    if continue_from:
+        _check_continue_from(ws, continue_from, canonical_base, hp)
 
     job_id = "job-" + secrets.token_hex(6)
     ws.ledger.add_job(
@@ -66,16 +84,99 @@ def start_job(
             "method": method,
             "hyperparameters": hp.model_dump(),
             "status": "queued",
+            "continue_from": continue_from,
+            "attempts": 0,
+            "queued_at": time.time(),
         }
     )
-    try:
-        pid = spawn_worker(ws.settings.home, job_id, ws.settings.jobs_dir / job_id / "worker.log")
-    except OSError as error:
-        ws.ledger.finish_job(job_id, "failed", error=f"could not start the worker: {error}")
-        raise UserError(f"Could not start the training worker: {error}.") from error
-    ws.ledger.update_job(job_id, worker_pid=pid)
-    ws.ledger.add_event(job_id, f"worker process {pid} launched")
+    dispatch(ws)
     return check_job(ws, job_id)
+
+
+def _check_continue_from(ws: Workspace, model_id: str, base_model: str, hp: Any) -> None:
+    row = ws.ledger.get_model(model_id)
+    if not row or row["kind"] != "tuned":
+        raise NotFoundError(f"continue_from={model_id!r} is not a tuned model. check_job shows the model_id of a finished job.")
+    if row["base_model"] != base_model:
+        raise UserError(
+            f"The adapter of {model_id} was trained on {row['base_model']}, not on {base_model}; an adapter only fits its own "
+            f"base. Start the job with base_model={row['base_model']!r}, or without continue_from."
+        )
+    config_path = Path(row["path"]) / "adapter_config.json"
+    if not config_path.is_file():
+        raise UserError(f"The adapter of {model_id} is missing from {row['path']}; it cannot be continued.")
+    config = json.loads(config_path.read_text())
+    if config.get("r") != hp.lora_rank or sorted(config.get("target_modules") or []) != sorted(hp.target_modules):
+        raise UserError(
+            f"The adapter of {model_id} has lora_rank {config.get('r')} on {sorted(config.get('target_modules') or [])}; "
+            "continuing it needs the same lora_rank and target_modules in hyperparameters."
+        )
+
+
+def _resume(ws: Workspace, job_id: str, *, base_model: str, hyperparameters: dict[str, Any] | None, dataset_id: str | None) -> dict[str, Any]:
+    from model_customization.providers.local.train import latest_checkpoint
+
+    job = _require_job(ws, job_id)
+    if job["status"] == "succeeded":
+        raise UserError(f"Job {job_id} already succeeded (model {job['model_id']}); there is nothing to resume. Use continue_from={job['model_id']!r} to train it further.")
+    if job["status"] in ACTIVE_STATUSES:
+        raise UserError(f"Job {job_id} is already {job['status']}; check_job follows it.")
+    if hyperparameters:
+        raise UserError("A resumed job keeps its own hyperparameters (its checkpoint was made with them). Omit hyperparameters, or start a new job.")
+    if dataset_id and dataset_id != job["dataset_id"]:
+        raise UserError(f"Job {job_id} trains on {job['dataset_id']}, not {dataset_id}; a resumed job keeps its dataset. Omit dataset_id.")
+    if not is_embedded(base_model) and check_base_model(base_model) != job["base_model"]:
+        raise UserError(
+            f"Job {job_id}'s checkpoint is an adapter for {job['base_model']}; it does not fit {base_model}. Omit base_model to resume."
+        )
+    checkpoint = latest_checkpoint(ws, job_id)
+    _requeue(ws, job, f"resume asked for: continuing from checkpoint {checkpoint.name}" if checkpoint else "resume asked for: no checkpoint was saved, so training starts over")
+    dispatch(ws)
+    return check_job(ws, job_id)
+
+
+def _requeue(ws: Workspace, job: dict[str, Any], message: str) -> None:
+    ws.ledger.update_job(job["id"], status="queued", worker_pid=None, error=None, finished_at=None, eta_seconds=None, queued_at=time.time())
+    ws.ledger.add_event(job["id"], message)
+
+
+@contextmanager
+def _queue_lock(ws: Workspace):
+    # The server, the CLI and finishing workers all dispatch: one at a time, or two could fill the same slot.
+    path = ws.settings.home / ".queue.lock"
+    with path.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def dispatch(ws: Workspace) -> list[str]:
+    """Notice dead workers (resuming their jobs), then launch queued jobs while fewer than the limit run.
+
+    Called when a job is started, checked or listed, when the server starts and when a worker finishes, so the
+    queue moves without a scheduler process. Returns the ids of the jobs launched.
+    """
+    launched = []
+    with _queue_lock(ws):
+        active = [j for j in ws.ledger.list_jobs() if j["provider"] == "local" and j["status"] in ACTIVE_STATUSES]
+        for job in active:
+            if job["worker_pid"]:
+                _notice_dead_worker(ws, job)
+        jobs_now = [ws.ledger.get_job(j["id"]) for j in active]
+        running = [j for j in jobs_now if j and j["status"] in ACTIVE_STATUSES and j["worker_pid"]]
+        waiting = sorted((j for j in jobs_now if j and j["status"] == "queued" and not j["worker_pid"]), key=lambda j: (j["queued_at"] or j["created_at"]))
+        for job in waiting[: max(0, ws.settings.max_local_jobs - len(running))]:
+            try:
+                pid = spawn_worker(ws.settings.home, job["id"], ws.settings.jobs_dir / job["id"] / "worker.log")
+            except OSError as error:
+                ws.ledger.finish_job(job["id"], "failed", error=f"could not start the worker: {error}")
+                continue
+            ws.ledger.update_job(job["id"], worker_pid=pid, attempts=(job["attempts"] or 0) + 1)
+            ws.ledger.add_event(job["id"], f"worker process {pid} launched")
+            launched.append(job["id"])
+    return launched
 
 
 def _require_job(ws: Workspace, job_id: str) -> dict[str, Any]:
@@ -86,19 +187,39 @@ def _require_job(ws: Workspace, job_id: str) -> dict[str, Any]:
 
 
 def _notice_dead_worker(ws: Workspace, job: dict[str, Any]) -> dict[str, Any]:
+    """A worker that vanished without reporting (killed, out of memory, machine restarted): resume its job from the
+    last checkpoint, up to MAX_AUTOMATIC_RESUMES launches; after that the job fails with the reason."""
     if job["status"] in TERMINAL_STATUSES or not job["worker_pid"]:
         return job
     if worker_alive(job["worker_pid"], job["id"]):
         return job
     # The worker may have finished between our read and the liveness check: read again before judging.
     fresh = ws.ledger.get_job(job["id"]) or job
-    if fresh["status"] in TERMINAL_STATUSES:
+    if fresh["status"] in TERMINAL_STATUSES or fresh["worker_pid"] != job["worker_pid"]:
         return fresh
+    from model_customization.providers.local.train import latest_checkpoint
+
     log = ws.settings.jobs_dir / job["id"] / "worker.log"
-    message = f"the worker process {job['worker_pid']} ended without reporting a result (log: {log})"
-    if ws.ledger.finish_job(job["id"], "failed", error=message):
-        ws.ledger.add_event(job["id"], message, "error")
+    lost = f"the worker process {job['worker_pid']} ended without reporting a result (log: {log})"
+    if (fresh["attempts"] or 1) < MAX_AUTOMATIC_RESUMES:
+        checkpoint = latest_checkpoint(ws, job["id"])
+        where = f"from checkpoint {checkpoint.name}" if checkpoint else "from the start (no checkpoint yet)"
+        ws.ledger.add_event(job["id"], lost, "warning")
+        _requeue(ws, fresh, f"resuming {where}, launch {(fresh['attempts'] or 1) + 1} of {MAX_AUTOMATIC_RESUMES}")
+    else:
+        message = f"{lost}; it was launched {fresh['attempts']} times, so it is not resumed again. start_job with resume={job['id']!r} tries once more"
+        if ws.ledger.finish_job(job["id"], "failed", error=message):
+            ws.ledger.add_event(job["id"], message, "error")
     return ws.ledger.get_job(job["id"]) or fresh
+
+
+def queue_position(ws: Workspace, job: dict[str, Any]) -> int | None:
+    """1 for the next job to start; None for a job that is not waiting."""
+    if job["status"] != "queued" or job["worker_pid"]:
+        return None
+    waiting = [j for j in ws.ledger.list_jobs("queued") if not j["worker_pid"]]
+    waiting.sort(key=lambda j: (j["queued_at"] or j["created_at"]))
+    return next((i for i, j in enumerate(waiting, start=1) if j["id"] == job["id"]), None)
 
 
 def summarize_job(ws: Workspace, job: dict[str, Any], events: int = 5) -> dict[str, Any]:
@@ -120,6 +241,7 @@ def summarize_job(ws: Workspace, job: dict[str, Any], events: int = 5) -> dict[s
         "created_at": _iso(job["created_at"]),
         "finished_at": _iso(job["finished_at"]),
         "hyperparameters": job["hyperparameters"],
+        "queue_position": queue_position(ws, job),
         "events": [
             {"at": _iso(e["at"]), "level": e["level"], "message": e["message"]} for e in ws.ledger.events(job["id"], events)
         ],
@@ -128,8 +250,9 @@ def summarize_job(ws: Workspace, job: dict[str, Any], events: int = 5) -> dict[s
 
 
 def check_job(ws: Workspace, job_id: str, events: int = 5) -> dict[str, Any]:
-    job = _notice_dead_worker(ws, _require_job(ws, job_id))
-    return summarize_job(ws, job, events)
+    _require_job(ws, job_id)
+    dispatch(ws)
+    return summarize_job(ws, _require_job(ws, job_id), events)
 
 
 def cancel_job(ws: Workspace, job_id: str) -> dict[str, Any]:
@@ -139,15 +262,20 @@ def cancel_job(ws: Workspace, job_id: str) -> dict[str, Any]:
     # Record the cancellation first, so a worker finishing at this moment cannot mark the job succeeded after it.
     ws.ledger.finish_job(job_id, "cancelled")
     stopped = stop_worker(job["worker_pid"], job_id) if job["worker_pid"] else True
+    from model_customization.providers.local.train import latest_checkpoint
+
+    checkpoint = latest_checkpoint(ws, job_id)
+    kept = f"; checkpoint {checkpoint.name} kept (start_job with resume={job_id!r} continues from it)" if checkpoint else ""
     ws.ledger.add_event(
         job_id,
-        f"cancelled; worker process {job['worker_pid']} stopped" if stopped else f"cancelled, but worker process {job['worker_pid']} did not stop",
+        (f"cancelled; worker process {job['worker_pid']} stopped" if stopped else f"cancelled, but worker process {job['worker_pid']} did not stop") + kept,
         "info" if stopped else "error",
     )
     return check_job(ws, job_id)
 
 
 def list_jobs(ws: Workspace, status: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+    dispatch(ws)
     rows = ws.ledger.list_jobs(status)[:limit]
     return [
         {

@@ -1,14 +1,15 @@
-"""MCP resources: read-only JSON views of datasets, jobs and evaluations."""
+"""MCP resources: read-only JSON views of datasets, jobs and evaluations, and a job's loss curve as a PNG."""
 
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from typing import Any
 
 from mcp.server.mcpserver import MCPServer
-from mcp.server.mcpserver.exceptions import ResourceNotFoundError
+from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 
-from model_customization.errors import NotFoundError
+from model_customization.errors import NotFoundError, UserError
 from model_customization.evaluation.runner import get_evaluation
 from model_customization.jobs import orchestrator
 from model_customization.workspace import Workspace
@@ -57,6 +58,27 @@ def register(server: MCPServer, ws: Workspace) -> None:
             {k: m[k] for k in ("step", "epoch", "train_loss", "validation_loss", "learning_rate")} for m in ws.ledger.metrics(job_id)
         ]
         return _json(summary)
+
+    @server.resource("jobs://{job_id}/events", name="job events", mime_type="application/json", description="Every event of a job, oldest first: worker launch, epochs, warnings, errors, the result.")
+    def job_events(job_id: str) -> str:
+        if not ws.ledger.get_job(job_id):
+            raise ResourceNotFoundError(f"Job {job_id!r} not found. Read jobs://index or call list_jobs.")
+        events = [
+            {"at": datetime.fromtimestamp(e["at"], timezone.utc).isoformat(timespec="seconds"), "level": e["level"], "message": e["message"]}
+            for e in ws.ledger.events(job_id, limit=None)  # None: no limit, every event
+        ]
+        return _json({"job_id": job_id, "events": events})
+
+    @server.resource("jobs://{job_id}/loss.png", name="job loss curve", mime_type="image/png", description="A job's loss curve as a PNG: train loss per step (smoothed when long), validation loss, learning rate, epoch boundaries.")
+    def job_loss_curve(job_id: str) -> bytes:
+        from model_customization.jobs.plots import loss_curve_png
+
+        try:
+            return loss_curve_png(ws, job_id)
+        except NotFoundError as error:
+            raise ResourceNotFoundError(str(error)) from error
+        except UserError as error:  # no metrics yet: say so instead of an opaque internal error
+            raise ResourceError(str(error)) from error
 
     @server.resource("evals://{eval_id}", name="evaluation", mime_type="application/json", description="An evaluation: per-model scores and per-case outputs.")
     def evaluation_report(eval_id: str) -> str:

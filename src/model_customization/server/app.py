@@ -9,20 +9,26 @@ from mcp.server.mcpserver import MCPServer
 from model_customization import __version__
 from model_customization.resources import catalog
 from model_customization.tools import datasets, jobs, models
+from model_customization.tools import export as export_tools
 from model_customization.workspace import Workspace
 
 INSTRUCTIONS = """\
 Fine-tune a model on your own memory. The loop: build_dataset_from_memory (transcripts -> dataset_id) ->
 start_job (returns a job_id at once) -> check_job until succeeded (gives model_id) -> evaluate base vs tuned ->
-prompt_model with the winner. Datasets, jobs and evaluations are also readable as resources
+prompt_model with the winner; export_model takes it to Ollama/llama.cpp. Datasets, jobs and evaluations are also readable as resources
 (datasets://index, jobs://index, evals://{id})."""
 
 
 def build_server(ws: Workspace | None = None, home: str | os.PathLike[str] | None = None) -> MCPServer:
     workspace = ws or Workspace.open(home)
+    # Jobs whose worker died while no server ran resume now, and queued jobs start if a slot is free.
+    from model_customization.jobs.orchestrator import dispatch
+
+    dispatch(workspace)
     server = MCPServer(name="model-customization", version=__version__, instructions=INSTRUCTIONS)
     datasets.register(server, workspace)
     jobs.register(server, workspace)
     models.register(server, workspace)
+    export_tools.register(server, workspace)
     catalog.register(server, workspace)
     return server

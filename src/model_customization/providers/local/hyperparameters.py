@@ -1,12 +1,16 @@
-"""Hyperparameters of a local LoRA job, validated before anything is written or started (no heavy imports)."""
+"""Hyperparameters of a local LoRA or DPO job, validated before anything is written or started (no heavy imports)."""
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from model_customization.errors import UserError
+
+DEFAULT_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+_MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 
 
 class LocalHyperparameters(BaseModel):
@@ -14,19 +18,46 @@ class LocalHyperparameters(BaseModel):
 
     epochs: int = Field(3, ge=1, le=100, description="Passes over the training split.")
     learning_rate: float = Field(1e-3, gt=0, le=1, description="Peak AdamW learning rate (LoRA weights only).")
-    batch_size: int = Field(8, ge=1, le=512, description="Examples per optimizer step.")
+    lr_scheduler: Literal["linear", "cosine", "constant"] = Field("linear", description="Decay after warm-up: linear or cosine to 0, or constant.")
+    warmup_fraction: float = Field(0.1, ge=0, lt=1, description="Share of optimizer steps with a linear warm-up.")
+    batch_size: int = Field(8, ge=1, le=512, description="Examples (or preference pairs) per forward pass.")
+    gradient_accumulation_steps: int = Field(1, ge=1, le=256, description="Forward passes per optimizer step (effective batch = batch_size x this).")
     lora_rank: int = Field(16, ge=1, le=512)
     lora_alpha: float = Field(32, gt=0)
     lora_dropout: float = Field(0.0, ge=0, lt=1)
-    max_seq_length: int = Field(512, ge=16, le=32768, description="Longer examples are truncated.")
-    warmup_fraction: float = Field(0.1, ge=0, lt=1, description="Share of steps with a linear warm-up.")
-    seed: int = Field(0, ge=0)
+    target_modules: list[str] = Field(list(DEFAULT_TARGET_MODULES), min_length=1, description="Names of the linear layers that get LoRA adapters.")
+    max_seq_length: int = Field(512, ge=16, le=32768, description="Longer examples are truncated; examples with no trained token left are skipped.")
+    seed: int = Field(0, ge=0, description="Same seed, same data order and initialisation: a resumed run repeats the uninterrupted one.")
+    eval_interval_steps: int | None = Field(None, ge=1, description="Validation loss every this many optimizer steps (and at each epoch end). Default: at each epoch end only.")
+    early_stopping_patience: int | None = Field(None, ge=1, description="Stop after this many validations without a better validation loss, and keep the best adapter. Default: off.")
+    checkpoint_interval_steps: int = Field(50, ge=1, description="Save a resumable checkpoint every this many optimizer steps (and at each epoch end).")
+    dpo_beta: float = Field(0.1, gt=0, le=10, description="DPO only: how strongly the tuned model may move away from the base model.")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when available, else CPU.")
+    quantization: Literal["none", "4bit"] = Field("none", description="4bit: QLoRA (NF4 base weights via bitsandbytes, CUDA only).")
+    gradient_checkpointing: bool = Field(False, description="Recompute activations to save memory (CUDA; on CPU it is about 6x slower).")
+    chat_template: str | None = Field(None, description="A Jinja chat template for a base model whose tokenizer has none.")
+
+    @field_validator("target_modules")
+    @classmethod
+    def _module_names(cls, names: list[str]) -> list[str]:
+        bad = [n for n in names if not _MODULE_NAME.match(n)]
+        if bad:
+            raise ValueError(f"not module names: {bad}")
+        if len(set(names)) != len(names):
+            raise ValueError("names repeat")
+        return names
+
+    @model_validator(mode="after")
+    def _consistent(self) -> LocalHyperparameters:
+        if self.quantization == "4bit" and self.device == "cpu":
+            raise ValueError("quantization='4bit' (QLoRA) needs a CUDA GPU; use device='auto' or 'cuda', or quantization='none' on CPU")
+        return self
 
 
 def parse_hyperparameters(values: dict[str, Any] | None) -> LocalHyperparameters:
     try:
         return LocalHyperparameters.model_validate(values or {})
     except ValidationError as error:
-        details = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors())
+        details = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'hyperparameters'}: {e['msg']}" for e in error.errors())
         allowed = ", ".join(LocalHyperparameters.model_fields)
         raise UserError(f"Invalid hyperparameters ({details}). Allowed keys: {allowed}.") from error

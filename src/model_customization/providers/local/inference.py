@@ -56,7 +56,9 @@ def _load(ws: Workspace, resolved: ResolvedModel) -> tuple[Any, Any]:
         hf_logging.set_verbosity_error()
         hf_logging.disable_progress_bar()
         base_dir = ensure_base_model(ws.settings, resolved.base_model)
-        tokenizer = AutoTokenizer.from_pretrained(base_dir)
+        # An adapter trained with a given chat template carries its tokenizer; prompts must use that template.
+        has_own_tokenizer = resolved.adapter_dir and (resolved.adapter_dir / "tokenizer_config.json").is_file()
+        tokenizer = AutoTokenizer.from_pretrained(resolved.adapter_dir if has_own_tokenizer else base_dir)
         model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
         if resolved.adapter_dir:
             from peft import PeftModel

@@ -73,6 +73,27 @@ def check_base_model(name_or_path: str) -> str:
     return str(path.resolve())
 
 
+def check_chat_template(canonical_base: str, given: str | None) -> None:
+    """Refuse, before anything starts, a base model whose tokenizer has no chat template when none is given."""
+    if given or canonical_base == EMBEDDED_MODEL:
+        return  # the embedded GGUF carries its ChatML template
+    folder = Path(canonical_base)
+    if (folder / "chat_template.jinja").is_file() or (folder / "chat_template.json").is_file():
+        return
+    config_path = folder / "tokenizer_config.json"
+    if not config_path.is_file():
+        raise UserError(f"{folder} has no tokenizer (tokenizer_config.json is missing). Save the tokenizer into the model folder.")
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise UserError(f"{config_path} cannot be read as JSON ({error}).") from error
+    if not config.get("chat_template"):
+        raise UserError(
+            f"The tokenizer in {folder} has no chat template, so conversations cannot be rendered for it. Pass one as "
+            "hyperparameters.chat_template (a Jinja template, e.g. the ChatML one), or use a chat/instruct model."
+        )
+
+
 @contextmanager
 def _file_lock(path: Path):
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,8 +1,13 @@
-"""The local LoRA training loop, top to bottom: load, tokenize, batch, step, evaluate, save.
+"""The local LoRA training loop, top to bottom: load, tokenize, batch, step, validate, checkpoint, save.
 
 Runs inside the detached worker process (worker.py) and reports everything to the ledger: status, step/total,
-epoch, train and validation loss, ETA, events. On CPU it trains in float32 without gradient checkpointing, which
-are the fast settings on these machines (bf16 matmuls and recomputation are both many times slower there).
+epoch, train and validation loss, learning rate, tokens/s, ETA, events. On CPU it trains in float32 without gradient
+checkpointing, the fast settings on these machines (bf16 matmuls and recomputation are both many times slower
+there); on CUDA in bf16, optionally on a 4-bit (QLoRA) base.
+
+Resuming is exact: each epoch's batch order is a function of (seed, epoch), and a checkpoint holds the LoRA
+weights, optimizer, scheduler, torch RNG state and the position in the epoch, so a run resumed from a checkpoint
+takes the same steps as one that never stopped.
 """
 
 from __future__ import annotations
@@ -11,81 +16,207 @@ import json
 import math
 import os
 import random
+import resource
 import shutil
 import tempfile
 import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from model_customization.datasets.build import read_split
-from model_customization.datasets.examples import to_plain_chat
-from model_customization.providers.local.chat import TokenizedExample, require_chat_template, tokenize_chat
-from model_customization.providers.local.hyperparameters import parse_hyperparameters
+from model_customization.errors import UserError
+from model_customization.providers.local import objectives
+from model_customization.providers.local.chat import require_chat_template
+from model_customization.providers.local.hyperparameters import LocalHyperparameters, parse_hyperparameters
 from model_customization.providers.local.models import ensure_base_model
 from model_customization.workspace import Workspace
 
-LORA_TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+CHECKPOINTS_KEPT = 2
 
 
-def _batches(examples: list[TokenizedExample], batch_size: int, rng: random.Random) -> list[list[TokenizedExample]]:
-    """Shuffled batches of similar length, so little compute goes to padding."""
-    order = examples[:]
+@dataclass
+class Position:
+    """Where training stands; saved with every checkpoint."""
+
+    step: int = 0  # optimizer steps done
+    epoch: int = 0  # current epoch (0-based)
+    batch_index: int = 0  # next batch within the epoch's batch list
+    best_validation_loss: float | None = None
+    validations_without_improvement: int = 0
+    stopped_early: bool = False
+    history: list[float] = field(default_factory=list)  # validation losses so far
+
+
+def epoch_batches(items: list[Any], batch_size: int, seed: int, epoch: int, length) -> list[list[Any]]:
+    """Shuffled batches of similar length (little compute goes to padding); the order depends on seed and epoch only."""
+    rng = random.Random(seed * 1_000_003 + epoch)
+    order = items[:]
     rng.shuffle(order)
     window = batch_size * 8
     batches = []
     for start in range(0, len(order), window):
-        chunk = sorted(order[start : start + window], key=lambda e: len(e.input_ids))
+        chunk = sorted(order[start : start + window], key=length)
         batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
     rng.shuffle(batches)
     return batches
 
 
-def _collate(batch: list[TokenizedExample], pad_id: int):
+def checkpoints_dir(ws: Workspace, job_id: str) -> Path:
+    return ws.settings.jobs_dir / job_id / "checkpoints"
+
+
+def latest_checkpoint(ws: Workspace, job_id: str) -> Path | None:
+    """The newest complete checkpoint (folders appear by atomic rename, so a listed one is whole)."""
+    folder = checkpoints_dir(ws, job_id)
+    done = sorted((p for p in folder.glob("step-*") if (p / "state.json").is_file()), key=lambda p: int(p.name[5:]))
+    return done[-1] if done else None
+
+
+def _trainable(model: Any) -> dict[str, Any]:
+    return {name: p for name, p in model.named_parameters() if p.requires_grad}
+
+
+def _save_checkpoint(ws: Workspace, job_id: str, model: Any, optimizer: Any, scheduler: Any, position: Position, best: dict | None) -> Path:
     import torch
+    from safetensors.torch import save_file
 
-    width = max(len(e.input_ids) for e in batch)
-    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(batch), width), -100, dtype=torch.long)
-    mask = torch.zeros((len(batch), width), dtype=torch.long)
-    for row, example in enumerate(batch):
-        n = len(example.input_ids)
-        ids[row, :n] = torch.tensor(example.input_ids)
-        labels[row, :n] = torch.tensor(example.labels)
-        mask[row, :n] = 1
-    return ids, labels, mask
+    folder = checkpoints_dir(ws, job_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".step-", dir=folder))
+    try:
+        save_file({k: v.detach().cpu().contiguous() for k, v in _trainable(model).items()}, staging / "adapter.safetensors")
+        if best is not None:
+            save_file(best, staging / "best_adapter.safetensors")
+        torch.save(optimizer.state_dict(), staging / "optimizer.pt")
+        torch.save(scheduler.state_dict(), staging / "scheduler.pt")
+        rng = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        torch.save(rng, staging / "rng.pt")
+        (staging / "state.json").write_text(json.dumps(asdict(position), indent=2))
+        target = folder / f"step-{position.step:07d}"
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    for old in sorted(folder.glob("step-*"), key=lambda p: int(p.name[5:]))[:-CHECKPOINTS_KEPT]:
+        shutil.rmtree(old, ignore_errors=True)
+    return target
 
 
-def _loss(model: Any, batch: list[TokenizedExample], pad_id: int):
-    """Mean cross-entropy over the assistant tokens of the batch (not per-example means)."""
-    import torch.nn.functional as F
-
-    ids, labels, mask = _collate(batch, pad_id)
-    logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1, :]
-    targets = labels[:, 1:]
-    return F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-100)
-
-
-def _validation_loss(model: Any, examples: list[TokenizedExample], batch_size: int, pad_id: int) -> float | None:
+def _restore_checkpoint(checkpoint: Path, model: Any, optimizer: Any, scheduler: Any) -> tuple[Position, dict | None]:
     import torch
+    from safetensors.torch import load_file
 
-    if not examples:
-        return None
-    model.eval()
-    total, tokens = 0.0, 0
+    params = _trainable(model)
+    saved = load_file(checkpoint / "adapter.safetensors")
+    if set(saved) != set(params):
+        raise UserError(f"Checkpoint {checkpoint} does not fit this model's LoRA layers; it was made with other settings.")
     with torch.no_grad():
-        for start in range(0, len(examples), batch_size):
-            batch = examples[start : start + batch_size]
-            n = sum(e.trained_tokens - (1 if e.labels[0] != -100 else 0) for e in batch)
-            total += _loss(model, batch, pad_id).item() * n
-            tokens += n
-    model.train()
-    return total / max(tokens, 1)
+        for name, value in saved.items():
+            params[name].copy_(value)
+    optimizer.load_state_dict(torch.load(checkpoint / "optimizer.pt", weights_only=True))
+    scheduler.load_state_dict(torch.load(checkpoint / "scheduler.pt", weights_only=True))
+    rng = torch.load(checkpoint / "rng.pt", weights_only=True)
+    torch.set_rng_state(rng["torch"])
+    if "cuda" in rng and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])
+    best_file = checkpoint / "best_adapter.safetensors"
+    best = load_file(best_file) if best_file.is_file() else None
+    return Position(**json.loads((checkpoint / "state.json").read_text())), best
+
+
+def pick_device(hp: LocalHyperparameters) -> tuple[str, Any]:
+    """(device, dtype): CPU trains in float32, CUDA in bf16 where the GPU supports it."""
+    import torch
+
+    want_cuda = hp.device == "cuda" or (hp.device == "auto" and torch.cuda.is_available())
+    if hp.quantization == "4bit" and not want_cuda:
+        raise UserError("quantization='4bit' (QLoRA) needs a CUDA GPU and none is visible. Use quantization='none' to train on CPU.")
+    if not want_cuda:
+        return "cpu", torch.float32
+    if not torch.cuda.is_available():
+        raise UserError("device='cuda' was asked for but no CUDA GPU is visible. Use device='auto' or 'cpu'.")
+    return "cuda", torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
+
+
+def load_for_training(base_dir: Path, hp: LocalHyperparameters, device: str, dtype: Any) -> Any:
+    """The base model with LoRA layers on hp.target_modules, on its device, ready to train."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    kwargs: dict[str, Any] = {"dtype": dtype}
+    if hp.quantization == "4bit":
+        try:
+            import bitsandbytes  # noqa: F401
+        except ImportError as error:
+            raise UserError("QLoRA needs bitsandbytes: pip install 'model-customization[cuda]' (or bitsandbytes).") from error
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=dtype
+        )
+        kwargs["device_map"] = {"": torch.cuda.current_device()}
+    model = AutoModelForCausalLM.from_pretrained(base_dir, **kwargs)
+    model.config.use_cache = False
+    if hp.quantization == "4bit":
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=hp.gradient_checkpointing)
+    else:
+        model.to(device)
+    if hp.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.enable_input_require_grads()
+    linear_names = {name.rsplit(".", 1)[-1] for name, module in model.named_modules() if isinstance(module, torch.nn.Linear) or "Linear" in type(module).__name__}
+    missing = [t for t in hp.target_modules if t not in linear_names]
+    if missing:
+        raise UserError(f"target_modules {missing} are not linear layers of this model; its linear layers are: {sorted(linear_names)}.")
+    config = LoraConfig(r=hp.lora_rank, lora_alpha=hp.lora_alpha, lora_dropout=hp.lora_dropout, target_modules=list(hp.target_modules), task_type="CAUSAL_LM")
+    return get_peft_model(model, config)
+
+
+def load_tokenizer(base_dir: Path, hp: LocalHyperparameters, base_name: str) -> Any:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(base_dir)
+    if hp.chat_template:
+        tokenizer.chat_template = hp.chat_template
+    require_chat_template(tokenizer, base_name)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def _continue_from(ws: Workspace, model: Any, model_id: str) -> None:
+    """Start from a tuned model's adapter weights (continued training on new data)."""
+    import torch
+    from safetensors.torch import load_file
+
+    row = ws.ledger.get_model(model_id)
+    assert row is not None, model_id
+    saved = load_file(Path(row["path"]) / "adapter_model.safetensors")
+    params = _trainable(model)
+    by_suffix = {name.replace(".default", ""): p for name, p in params.items()}
+    loaded = 0
+    with torch.no_grad():
+        for name, value in saved.items():
+            target = by_suffix.get(name)
+            if target is None or target.shape != value.shape:
+                raise UserError(f"The adapter of {model_id} does not fit this job's LoRA layers ({name}); use the same lora_rank and target_modules.")
+            target.copy_(value)
+            loaded += 1
+    if loaded != len(params):
+        raise UserError(f"The adapter of {model_id} covers {loaded} of this job's {len(params)} LoRA tensors; use the same lora_rank and target_modules.")
 
 
 def train_job(ws: Workspace, job_id: str) -> None:
     import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer, get_linear_schedule_with_warmup
+    from transformers import get_scheduler
 
     ledger = ws.ledger
     job = ledger.get_job(job_id)
@@ -93,88 +224,168 @@ def train_job(ws: Workspace, job_id: str) -> None:
     hp = parse_hyperparameters(job["hyperparameters"])
     if not ledger.claim_job(job_id, os.getpid()):
         return  # cancelled before the worker got going: nothing to do
-    ledger.add_event(job_id, f"worker started (pid {os.getpid()}, {torch.get_num_threads()} threads)")
+    device, dtype = pick_device(hp)
+    ledger.add_event(job_id, f"worker started (pid {os.getpid()}, {device}, {str(dtype).removeprefix('torch.')}, {torch.get_num_threads()} threads)")
 
-    random.seed(hp.seed)
     torch.manual_seed(hp.seed)
     base_dir = ensure_base_model(ws.settings, job["base_model"])
     ledger.add_event(job_id, f"loading base model from {base_dir}")
-    tokenizer = AutoTokenizer.from_pretrained(base_dir)
-    require_chat_template(tokenizer, job["base_model"])
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
-    model.config.use_cache = False
-    model = get_peft_model(
-        model,
-        LoraConfig(
-            r=hp.lora_rank,
-            lora_alpha=hp.lora_alpha,
-            lora_dropout=hp.lora_dropout,
-            target_modules=LORA_TARGET_MODULES,
-            task_type="CAUSAL_LM",
-        ),
-    )
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    ledger.add_event(job_id, f"LoRA rank {hp.lora_rank}: {trainable:,} trainable parameters")
+    tokenizer = load_tokenizer(base_dir, hp, job["base_model"])
+    objective = objectives.for_method(job["method"], tokenizer, hp, device)
 
-    def tokenized(split: str) -> list[TokenizedExample]:
-        rows = [tokenize_chat(tokenizer, to_plain_chat(e["messages"]), hp.max_seq_length) for e in read_split(ws, job["dataset_id"], split)]
-        truncated = sum(r.truncated for r in rows)
+    def prepared(split: str) -> list[Any]:
+        rows = read_split(ws, job["dataset_id"], split)
+        items, truncated, skipped = objective.prepare(rows)
+        if split == "train" and rows and not items:
+            raise UserError(
+                f"Every one of the {len(rows)} training examples exceeds max_seq_length={hp.max_seq_length} before its "
+                "first trained token. Raise max_seq_length or build a dataset with shorter examples."
+            )
+        if split == "train" and rows and truncated == len(rows):
+            raise UserError(
+                f"All {len(rows)} training examples are longer than max_seq_length={hp.max_seq_length} tokens and would "
+                "all be cut short. Raise max_seq_length (the job's hyperparameters) and start the job again."
+            )
         if truncated:
             ledger.add_event(job_id, f"{truncated} {split} examples truncated to {hp.max_seq_length} tokens", "warning")
-        return [r for r in rows if r.trained_tokens > 0]
+        if skipped:
+            ledger.add_event(job_id, f"{skipped} {split} examples skipped: no trained token within {hp.max_seq_length} tokens", "warning")
+        return items
 
-    train_set, validation_set = tokenized("train"), tokenized("validation")
-    if not train_set:
-        raise RuntimeError(f"no training example keeps an assistant token within max_seq_length={hp.max_seq_length}")
+    train_set, validation_set = prepared("train"), prepared("validation")
 
-    steps_per_epoch = math.ceil(len(train_set) / hp.batch_size)
+    model = load_for_training(base_dir, hp, device, dtype)
+    if job.get("continue_from"):
+        _continue_from(ws, model, job["continue_from"])
+        ledger.add_event(job_id, f"starting from the adapter of {job['continue_from']}")
+    if job["method"] == "dpo":
+        ledger.add_event(job_id, "scoring the preference pairs with the starting model (the DPO reference)")
+    objective.prepare_reference(model, train_set, hp.batch_size)
+    objective.prepare_reference(model, validation_set, hp.batch_size)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    ledger.add_event(job_id, f"LoRA rank {hp.lora_rank} on {', '.join(hp.target_modules)}: {trainable:,} trainable parameters")
+
+    batches_per_epoch = math.ceil(len(train_set) / hp.batch_size)
+    steps_per_epoch = math.ceil(batches_per_epoch / hp.gradient_accumulation_steps)
     total_steps = steps_per_epoch * hp.epochs
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=hp.learning_rate, weight_decay=0.0)
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(total_steps * hp.warmup_fraction), total_steps)
-    ledger.update_job(job_id, total_steps=total_steps, epoch=0.0)
-    ledger.add_event(job_id, f"training {len(train_set)} examples, {hp.epochs} epochs, {total_steps} steps")
+    schedule = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}[hp.lr_scheduler]
+    scheduler = get_scheduler(schedule, optimizer, num_warmup_steps=int(total_steps * hp.warmup_fraction), num_training_steps=total_steps)
 
-    rng = random.Random(hp.seed)
+    position, best = Position(), None
+    checkpoint = latest_checkpoint(ws, job_id)
+    if checkpoint is not None:
+        position, best = _restore_checkpoint(checkpoint, model, optimizer, scheduler)
+        ledger.drop_metrics_after(job_id, position.step)
+        ledger.add_event(job_id, f"resumed from checkpoint at step {position.step} (epoch {position.epoch + 1}, batch {position.batch_index})")
+    ledger.update_job(job_id, total_steps=total_steps, step=position.step, epoch=position.epoch + position.batch_index / batches_per_epoch)
+    ledger.add_event(job_id, f"training {len(train_set)} {objective.unit}, {hp.epochs} epochs, {total_steps} steps on {device}")
+
+    def validate() -> bool:
+        """Record validation loss; True when early stopping says stop."""
+        if not validation_set:
+            return False
+        loss = objective.validation_loss(model, validation_set, hp.batch_size)
+        position.history.append(loss)
+        ledger.add_metric(job_id, step=position.step, epoch=position.epoch + position.batch_index / batches_per_epoch, validation_loss=loss)
+        ledger.update_job(job_id, validation_loss=loss)
+        nonlocal best
+        if position.best_validation_loss is None or loss < position.best_validation_loss:
+            position.best_validation_loss = loss
+            position.validations_without_improvement = 0
+            if hp.early_stopping_patience:
+                best = {k: v.detach().cpu().clone() for k, v in _trainable(model).items()}
+        else:
+            position.validations_without_improvement += 1
+        return bool(hp.early_stopping_patience and position.validations_without_improvement >= hp.early_stopping_patience)
+
     model.train()
-    step, started = 0, time.time()
-    validation_loss = None
-    for epoch in range(hp.epochs):
-        for batch in _batches(train_set, hp.batch_size, rng):
+    started, steps_this_run = time.time(), 0
+    train_loss = None
+    while position.epoch < hp.epochs and not position.stopped_early:
+        batches = epoch_batches(train_set, hp.batch_size, hp.seed, position.epoch, objective.length)
+        while position.batch_index < len(batches):
+            group = batches[position.batch_index : position.batch_index + hp.gradient_accumulation_steps]
             step_started = time.perf_counter()
-            loss = _loss(model, batch, pad_id)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            weights = [objective.weight(b) for b in group]
+            loss_sum, tokens = 0.0, 0
+            for batch, weight in zip(group, weights):
+                loss, n_tokens = objective.loss(model, batch)
+                (loss * weight / sum(weights)).backward()
+                loss_sum += loss.item() * weight
+                tokens += n_tokens
+            torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-            step += 1
-            tokens_per_second = sum(len(e.input_ids) for e in batch) / (time.perf_counter() - step_started)
+            position.step += 1
+            position.batch_index += len(group)
+            steps_this_run += 1
+            train_loss = loss_sum / sum(weights)
             elapsed = time.time() - started
-            fractional_epoch = epoch + (step - epoch * steps_per_epoch) / steps_per_epoch
+            fractional_epoch = position.epoch + position.batch_index / len(batches)
             ledger.record_step(
                 job_id,
-                {"step": step, "epoch": fractional_epoch, "train_loss": loss.item(), "learning_rate": scheduler.get_last_lr()[0], "tokens_per_second": tokens_per_second},
-                step=step,
+                {
+                    "step": position.step,
+                    "epoch": fractional_epoch,
+                    "train_loss": train_loss,
+                    "learning_rate": scheduler.get_last_lr()[0],
+                    "tokens_per_second": tokens / (time.perf_counter() - step_started),
+                },
+                step=position.step,
                 epoch=fractional_epoch,
-                train_loss=loss.item(),
-                eta_seconds=elapsed / step * (total_steps - step),
+                train_loss=train_loss,
+                eta_seconds=elapsed / steps_this_run * (total_steps - position.step),
             )
-        validation_loss = _validation_loss(model, validation_set, hp.batch_size, pad_id)
-        if validation_loss is not None:
-            ledger.add_metric(job_id, step=step, epoch=float(epoch + 1), validation_loss=validation_loss)
-            ledger.update_job(job_id, validation_loss=validation_loss)
-        ledger.add_event(job_id, f"epoch {epoch + 1}/{hp.epochs} done: train loss {loss.item():.4f}" + (f", validation loss {validation_loss:.4f}" if validation_loss is not None else ""))
+            at_epoch_end = position.batch_index >= len(batches)
+            if hp.eval_interval_steps and position.step % hp.eval_interval_steps == 0 and not at_epoch_end:
+                position.stopped_early = validate()
+                if position.stopped_early:
+                    break
+            if position.step % hp.checkpoint_interval_steps == 0 and not at_epoch_end:
+                _save_checkpoint(ws, job_id, model, optimizer, scheduler, position, best)
+        if not position.stopped_early and position.batch_index >= len(batches):
+            position.stopped_early = validate()
+            message = f"epoch {position.epoch + 1}/{hp.epochs} done: train loss {train_loss:.4f}" if train_loss is not None else f"epoch {position.epoch + 1}/{hp.epochs} done"
+            if position.history:
+                message += f", validation loss {position.history[-1]:.4f}"
+            ledger.add_event(job_id, message)
+            position.epoch += 1
+            position.batch_index = 0
+        if position.stopped_early:
+            ledger.add_event(job_id, f"early stopping at step {position.step}: {hp.early_stopping_patience} validations without improvement; keeping the best adapter (validation loss {position.best_validation_loss:.4f})")
+        if position.epoch < hp.epochs and not position.stopped_early:
+            _save_checkpoint(ws, job_id, model, optimizer, scheduler, position, best)
 
-    # Save into a temporary folder and rename, so a crash never leaves a half-written adapter behind.
+    if position.stopped_early and best is not None:
+        with torch.no_grad():
+            for name, param in _trainable(model).items():
+                param.copy_(best[name].to(param.device))
+    model_id = _save_adapter(ws, job, model, tokenizer, hp)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    ledger.add_event(job_id, f"peak memory of the worker: {peak_mb:.0f} MB")
+    if ledger.finish_job(job_id, "succeeded", model_id=model_id, eta_seconds=0.0):
+        ledger.add_event(job_id, f"succeeded in {time.time() - started:.0f} s: model {model_id}")
+        shutil.rmtree(checkpoints_dir(ws, job_id), ignore_errors=True)  # the adapter is final; checkpoints were for resuming
+
+
+def _save_adapter(ws: Workspace, job: dict[str, Any], model: Any, tokenizer: Any, hp: LocalHyperparameters) -> str:
+    """Write the adapter into a temporary folder and rename it, so a crash never leaves half an adapter behind."""
+    job_id = job["id"]
     job_dir = ws.settings.jobs_dir / job_id
     job_dir.mkdir(parents=True, exist_ok=True)
     adapter_dir = job_dir / "adapter"
     staging = Path(tempfile.mkdtemp(prefix=".adapter-", dir=job_dir))
     try:
         model.save_pretrained(staging, safe_serialization=True)
+        if hp.chat_template:
+            tokenizer.save_pretrained(staging)  # the template the adapter was trained with travels with it
         (staging / "training.json").write_text(
-            json.dumps({"job_id": job_id, "base_model": job["base_model"], "dataset_id": job["dataset_id"], "hyperparameters": hp.model_dump()}, indent=2)
+            json.dumps(
+                {"job_id": job_id, "base_model": job["base_model"], "dataset_id": job["dataset_id"], "method": job["method"], "hyperparameters": hp.model_dump()},
+                indent=2,
+            )
         )
         if adapter_dir.exists():
             shutil.rmtree(adapter_dir)
@@ -183,12 +394,13 @@ def train_job(ws: Workspace, job_id: str) -> None:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     model_id = tuned_model_id(job_id)
-    ledger.add_model(
-        {"id": model_id, "provider": "local", "kind": "tuned", "base_model": job["base_model"], "path": str(adapter_dir), "job_id": job_id, "dataset_id": job["dataset_id"]}
-    )
-    if ledger.finish_job(job_id, "succeeded", model_id=model_id, eta_seconds=0.0):
-        ledger.add_event(job_id, f"succeeded in {time.time() - started:.0f} s: model {model_id}")
+    if ws.ledger.get_model(model_id) is None:
+        ws.ledger.add_model(
+            {"id": model_id, "provider": "local", "kind": "tuned", "base_model": job["base_model"], "path": str(adapter_dir), "job_id": job_id, "dataset_id": job["dataset_id"]}
+        )
+    return model_id
 
 
 def tuned_model_id(job_id: str) -> str:
     return "ft-" + job_id.removeprefix("job-")
+

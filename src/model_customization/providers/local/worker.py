@@ -22,10 +22,24 @@ def main(argv: list[str]) -> int:
         return 0
     except BaseException as error:  # noqa: BLE001 - the ledger must learn of every way a worker can end
         traceback.print_exc()
-        message = f"{type(error).__name__}: {error}"
+        from model_customization.errors import UserError
+
+        message = str(error) if isinstance(error, UserError) else f"{type(error).__name__}: {error}"
         if ws.ledger.finish_job(job_id, "failed", error=message):
             ws.ledger.add_event(job_id, f"failed: {message}", "error")
         return 1
+    finally:
+        _start_next(ws)
+
+
+def _start_next(ws) -> None:
+    # This job's slot is free now: launch the next queued job without waiting for anyone to poll.
+    try:
+        from model_customization.jobs.orchestrator import dispatch
+
+        dispatch(ws)
+    except Exception:  # noqa: BLE001 - the next check_job or server start dispatches again
+        traceback.print_exc()
 
 
 if __name__ == "__main__":
