@@ -185,28 +185,49 @@ def dataset_list(home: Optional[Path] = HomeOption, as_json: bool = JsonOption) 
 # --- jobs ------------------------------------------------------------------------------------------------------
 @job_app.command("start")
 def job_start(
-    dataset_id: str,
+    dataset_id: Optional[str] = typer.Argument(None, help="The dataset to train on (not needed with --resume)."),
     base_model: str = typer.Option("SmolLM2-135M-Instruct", help="Embedded model name or a Hugging Face model folder."),
+    method: str = typer.Option("sft", help="sft (supervised) or dpo (preference pairs)."),
+    resume: Optional[str] = typer.Option(None, help="A failed or cancelled job id: continue it from its last checkpoint."),
+    continue_from: Optional[str] = typer.Option(None, help="A tuned model id whose adapter the new job starts from."),
     epochs: Optional[int] = typer.Option(None),
     learning_rate: Optional[float] = typer.Option(None),
+    lr_scheduler: Optional[str] = typer.Option(None, help="linear, cosine or constant."),
+    warmup_fraction: Optional[float] = typer.Option(None),
     batch_size: Optional[int] = typer.Option(None),
+    gradient_accumulation_steps: Optional[int] = typer.Option(None),
     lora_rank: Optional[int] = typer.Option(None),
     lora_alpha: Optional[float] = typer.Option(None),
     lora_dropout: Optional[float] = typer.Option(None),
+    target_modules: Optional[str] = typer.Option(None, help="Comma-separated linear layer names, e.g. q_proj,v_proj."),
     max_seq_length: Optional[int] = typer.Option(None),
     seed: Optional[int] = typer.Option(None),
+    eval_interval_steps: Optional[int] = typer.Option(None),
+    early_stopping_patience: Optional[int] = typer.Option(None),
+    checkpoint_interval_steps: Optional[int] = typer.Option(None),
+    device: Optional[str] = typer.Option(None, help="auto, cpu or cuda."),
+    quantization: Optional[str] = typer.Option(None, help="none or 4bit (QLoRA, CUDA only)."),
+    gradient_checkpointing: Optional[bool] = typer.Option(None, "--gradient-checkpointing/--no-gradient-checkpointing"),
     wait: bool = typer.Option(False, help="Follow the job with a progress bar until it ends."),
     home: Optional[Path] = HomeOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Start a local LoRA fine-tuning job (returns at once unless --wait)."""
+    """Start a local LoRA fine-tuning job, or resume one (returns at once unless --wait)."""
     from model_customization.jobs.orchestrator import start_job
 
-    supplied = dict(epochs=epochs, learning_rate=learning_rate, batch_size=batch_size, lora_rank=lora_rank, lora_alpha=lora_alpha, lora_dropout=lora_dropout, max_seq_length=max_seq_length, seed=seed)
+    supplied = dict(
+        epochs=epochs, learning_rate=learning_rate, lr_scheduler=lr_scheduler, warmup_fraction=warmup_fraction, batch_size=batch_size,
+        gradient_accumulation_steps=gradient_accumulation_steps, lora_rank=lora_rank, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
+        target_modules=target_modules.split(",") if target_modules else None, max_seq_length=max_seq_length, seed=seed,
+        eval_interval_steps=eval_interval_steps, early_stopping_patience=early_stopping_patience,
+        checkpoint_interval_steps=checkpoint_interval_steps, device=device, quantization=quantization, gradient_checkpointing=gradient_checkpointing,
+    )
     hyperparameters = {k: v for k, v in supplied.items() if v is not None}
     ws = _workspace(home)
     try:
-        summary = start_job(ws, dataset_id, base_model=base_model, hyperparameters=hyperparameters)
+        summary = start_job(
+            ws, dataset_id, base_model=base_model, method=method, hyperparameters=hyperparameters, resume=resume, continue_from=continue_from
+        )
     except UserError as error:
         _fail(error)
     if wait:

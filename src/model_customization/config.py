@@ -16,6 +16,7 @@ HOME_ENV = "MODEL_CUSTOMIZATION_HOME"
 STORE_URL_ENV = "MODEL_CUSTOMIZATION_STORE_URL"
 MODEL_CACHE_ENV = "MODEL_CUSTOMIZATION_MODEL_CACHE"
 MAX_LOCAL_JOBS_ENV = "MODEL_CUSTOMIZATION_MAX_LOCAL_JOBS"
+LAUNCHER_ENV = "MODEL_CUSTOMIZATION_WORKER_LAUNCHER"
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class Settings:
     store_url: str
     model_cache: Path  # converted base models (the embedded GGUF as a plain HF folder); shareable between homes
     max_local_jobs: int = 1  # local jobs training at once; the rest wait in the queue
+    worker_launcher: str | None = None  # e.g. "accelerate launch --multi_gpu --num_processes 2": one job on several GPUs
 
     @property
     def datasets_dir(self) -> Path:
@@ -55,4 +57,5 @@ def load_settings(home: str | os.PathLike[str] | None = None) -> Settings:
             raise ValueError
     except ValueError:
         raise ValueError(f"{MAX_LOCAL_JOBS_ENV}={raw_limit!r}: expected a whole number of at least 1") from None
-    return Settings(home=chosen, store_url=store_url, model_cache=model_cache, max_local_jobs=max_local_jobs)
+    launcher = os.environ.get(LAUNCHER_ENV) or None
+    return Settings(home=chosen, store_url=store_url, model_cache=model_cache, max_local_jobs=max_local_jobs, worker_launcher=launcher)

@@ -64,7 +64,8 @@ jobs = Table(
     Column("error", Text),
     Column("model_id", String),
     Column("worker_pid", Integer),
-    Column("continue_from", String),  # a tuned model whose adapter the job starts from
+    Column("continue_from", String),
+    Column("launcher", Text),  # the command prefix that starts its worker, e.g. "accelerate launch --num_processes 2"  # a tuned model whose adapter the job starts from
     Column("attempts", Integer),  # workers launched for this job (automatic resumes are limited)
     Column("queued_at", Float),  # when it (last) joined the queue: the queue runs in this order
     Column("created_at", Float, nullable=False),

@@ -85,6 +85,7 @@ def start_job(
             "hyperparameters": hp.model_dump(),
             "status": "queued",
             "continue_from": continue_from,
+            "launcher": ws.settings.worker_launcher,
             "attempts": 0,
             "queued_at": time.time(),
         }
@@ -169,7 +170,7 @@ def dispatch(ws: Workspace) -> list[str]:
         waiting = sorted((j for j in jobs_now if j and j["status"] == "queued" and not j["worker_pid"]), key=lambda j: (j["queued_at"] or j["created_at"]))
         for job in waiting[: max(0, ws.settings.max_local_jobs - len(running))]:
             try:
-                pid = spawn_worker(ws.settings.home, job["id"], ws.settings.jobs_dir / job["id"] / "worker.log")
+                pid = spawn_worker(ws.settings.home, job["id"], ws.settings.jobs_dir / job["id"] / "worker.log", launcher=job.get("launcher"))
             except OSError as error:
                 ws.ledger.finish_job(job["id"], "failed", error=f"could not start the worker: {error}")
                 continue

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -10,14 +11,16 @@ import time
 from pathlib import Path
 
 
-def spawn_worker(home: Path, job_id: str, log_path: Path) -> int:
+def spawn_worker(home: Path, job_id: str, log_path: Path, launcher: str | None = None) -> int:
+    """Start the job's worker, detached; `launcher` (e.g. "accelerate launch --num_processes 2") runs it as several
+    processes, one per GPU, which the worker joins into one data-parallel run."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env.setdefault("HF_HUB_OFFLINE", "1")  # nothing may be downloaded at run time
     env.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     with log_path.open("ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "model_customization.providers.local.worker", str(home), job_id],
+            [*(shlex.split(launcher) if launcher else [sys.executable]), "-m", "model_customization.providers.local.worker", str(home), job_id],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,

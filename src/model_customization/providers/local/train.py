@@ -214,18 +214,57 @@ def _continue_from(ws: Workspace, model: Any, model_id: str) -> None:
         raise UserError(f"The adapter of {model_id} covers {loaded} of this job's {len(params)} LoRA tensors; use the same lora_rank and target_modules.")
 
 
+class _Silent:
+    """The ledger as seen by the other processes of a multi-process run: only the first one reports."""
+
+    def __getattr__(self, name: str):
+        return lambda *args, **kwargs: None
+
+
+def _distributed() -> tuple[int, int]:
+    """(world size, rank) under `accelerate launch` / torchrun (which set WORLD_SIZE); (1, 0) otherwise."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 1, 0
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+    return world, dist.get_rank()
+
+
+def _sum_across_processes(model: Any, totals: list[float]) -> list[float]:
+    """Add up the gradients and the running totals of all processes (LoRA gradients are a few MB)."""
+    import torch
+    import torch.distributed as dist
+
+    for param in _trainable(model).values():
+        if param.grad is None:  # a process that got no batch in this step still takes part
+            param.grad = torch.zeros_like(param)
+        dist.all_reduce(param.grad)
+    packed = torch.tensor(totals, dtype=torch.float64, device=next(iter(_trainable(model).values())).device)
+    dist.all_reduce(packed)
+    return packed.tolist()
+
+
 def train_job(ws: Workspace, job_id: str) -> None:
     import torch
     from transformers import get_scheduler
 
-    ledger = ws.ledger
+    world, rank = _distributed()
+    ledger: Any = ws.ledger
     job = ledger.get_job(job_id)
     assert job is not None, job_id
     hp = parse_hyperparameters(job["hyperparameters"])
-    if not ledger.claim_job(job_id, os.getpid()):
+    if rank == 0 and not ledger.claim_job(job_id, os.getpid()):
         return  # cancelled before the worker got going: nothing to do
+    if rank != 0:
+        ledger = _Silent()
     device, dtype = pick_device(hp)
-    ledger.add_event(job_id, f"worker started (pid {os.getpid()}, {device}, {str(dtype).removeprefix('torch.')}, {torch.get_num_threads()} threads)")
+    ledger.add_event(job_id, f"worker started (pid {os.getpid()}, {device}, {str(dtype).removeprefix('torch.')}, {torch.get_num_threads()} threads" + (f", {world} processes)" if world > 1 else ")"))
 
     torch.manual_seed(hp.seed)
     base_dir = ensure_base_model(ws.settings, job["base_model"])
@@ -266,7 +305,8 @@ def train_job(ws: Workspace, job_id: str) -> None:
     ledger.add_event(job_id, f"LoRA rank {hp.lora_rank} on {', '.join(hp.target_modules)}: {trainable:,} trainable parameters")
 
     batches_per_epoch = math.ceil(len(train_set) / hp.batch_size)
-    steps_per_epoch = math.ceil(batches_per_epoch / hp.gradient_accumulation_steps)
+    batches_per_step = hp.gradient_accumulation_steps * world  # each process takes its share of a step's batches
+    steps_per_epoch = math.ceil(batches_per_epoch / batches_per_step)
     total_steps = steps_per_epoch * hp.epochs
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=hp.learning_rate, weight_decay=0.0)
     schedule = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}[hp.lr_scheduler]
@@ -305,15 +345,20 @@ def train_job(ws: Workspace, job_id: str) -> None:
     while position.epoch < hp.epochs and not position.stopped_early:
         batches = epoch_batches(train_set, hp.batch_size, hp.seed, position.epoch, objective.length)
         while position.batch_index < len(batches):
-            group = batches[position.batch_index : position.batch_index + hp.gradient_accumulation_steps]
+            group = batches[position.batch_index : position.batch_index + batches_per_step]
             step_started = time.perf_counter()
-            weights = [objective.weight(b) for b in group]
+            # Every batch weighs by its tokens (SFT) or pairs (DPO) in the whole step, so accumulating over batches
+            # or processes gives the gradient of one big batch.
+            step_weight = sum(objective.weight(b) for b in group)
             loss_sum, tokens = 0.0, 0
-            for batch, weight in zip(group, weights):
+            for batch in group[rank::world]:
+                weight = objective.weight(batch)
                 loss, n_tokens = objective.loss(model, batch)
-                (loss * weight / sum(weights)).backward()
+                (loss * weight / step_weight).backward()
                 loss_sum += loss.item() * weight
                 tokens += n_tokens
+            if world > 1:
+                loss_sum, tokens = _sum_across_processes(model, [loss_sum, tokens])
             torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
             optimizer.step()
             scheduler.step()
@@ -321,7 +366,7 @@ def train_job(ws: Workspace, job_id: str) -> None:
             position.step += 1
             position.batch_index += len(group)
             steps_this_run += 1
-            train_loss = loss_sum / sum(weights)
+            train_loss = loss_sum / step_weight
             elapsed = time.time() - started
             fractional_epoch = position.epoch + position.batch_index / len(batches)
             ledger.record_step(
@@ -343,7 +388,7 @@ def train_job(ws: Workspace, job_id: str) -> None:
                 position.stopped_early = validate()
                 if position.stopped_early:
                     break
-            if position.step % hp.checkpoint_interval_steps == 0 and not at_epoch_end:
+            if rank == 0 and position.step % hp.checkpoint_interval_steps == 0 and not at_epoch_end:
                 _save_checkpoint(ws, job_id, model, optimizer, scheduler, position, best)
         if not position.stopped_early and position.batch_index >= len(batches):
             position.stopped_early = validate()
@@ -355,13 +400,15 @@ def train_job(ws: Workspace, job_id: str) -> None:
             position.batch_index = 0
         if position.stopped_early:
             ledger.add_event(job_id, f"early stopping at step {position.step}: {hp.early_stopping_patience} validations without improvement; keeping the best adapter (validation loss {position.best_validation_loss:.4f})")
-        if position.epoch < hp.epochs and not position.stopped_early:
+        if rank == 0 and position.epoch < hp.epochs and not position.stopped_early:
             _save_checkpoint(ws, job_id, model, optimizer, scheduler, position, best)
 
     if position.stopped_early and best is not None:
         with torch.no_grad():
             for name, param in _trainable(model).items():
                 param.copy_(best[name].to(param.device))
+    if rank != 0:
+        return
     model_id = _save_adapter(ws, job, model, tokenizer, hp)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     ledger.add_event(job_id, f"peak memory of the worker: {peak_mb:.0f} MB")

@@ -6,6 +6,7 @@ goes to the ledger. Any failure ends the job as failed with the error text, neve
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 
@@ -29,7 +30,8 @@ def main(argv: list[str]) -> int:
             ws.ledger.add_event(job_id, f"failed: {message}", "error")
         return 1
     finally:
-        _start_next(ws)
+        if os.environ.get("RANK", "0") == "0":
+            _start_next(ws)
 
 
 def _start_next(ws) -> None:
