@@ -112,7 +112,8 @@ async def test_list_tools_describes_every_tool(ws):
     assert by_name["start_job"].annotations.destructive_hint is False
     # Required arguments are the ones an agent cannot guess.
     assert by_name["build_dataset_from_memory"].input_schema["required"] == ["paths"]
-    assert by_name["start_job"].input_schema["required"] == ["dataset_id"]
+    # start_job needs a dataset_id or resume=<job_id>; the domain refuses a call with neither.
+    assert "required" not in by_name["start_job"].input_schema
     assert by_name["check_job"].input_schema["required"] == ["job_id"]
     assert by_name["cancel_job"].input_schema["required"] == ["job_id"]
     assert sorted(by_name["evaluate"].input_schema["required"]) == ["dataset_id", "models"]

@@ -407,6 +407,7 @@ def train_job(ws: Workspace, job_id: str) -> None:
         with torch.no_grad():
             for name, param in _trainable(model).items():
                 param.copy_(best[name].to(param.device))
+        ledger.update_job(job_id, validation_loss=position.best_validation_loss)  # the kept adapter's
     if rank != 0:
         return
     model_id = _save_adapter(ws, job, model, tokenizer, hp)
