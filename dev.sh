@@ -4,6 +4,7 @@
 #   ./dev.sh test    the test suite
 #   ./dev.sh serve   the MCP server over stdio (set-up output goes to stderr, so stdout stays clean for MCP)
 #   ./dev.sh setup   only the set-up
+#   ./dev.sh llama-cpp   also build llama-cpp-python into the venv (slow compile; for the llama.cpp round-trip test)
 # Any further arguments go to the command (e.g. ./dev.sh test -k importers, ./dev.sh serve --transport streamable-http).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -27,6 +28,27 @@ setup() {
     mkdir -p .tools
     (cd .tools && npm install --silent --no-audit --no-fund @modelcontextprotocol/inspector@0.15)
   fi
+  # Go: tests render the exported Ollama chat TEMPLATE with Go's own text/template (tests/go/), only if missing.
+  if ! command -v go >/dev/null 2>&1; then
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo -n"
+    if command -v apt-get >/dev/null 2>&1; then
+      $sudo apt-get install -y -qq golang-go >/dev/null 2>&1 \
+        || { $sudo apt-get update -qq >/dev/null 2>&1 && $sudo apt-get install -y -qq golang-go >/dev/null 2>&1; } \
+        || echo "warning: could not install Go (apt-get install golang-go); the Ollama template tests will be skipped" >&2
+    else
+      echo "warning: Go is not installed; the Ollama template tests will be skipped" >&2
+    fi
+  fi
+}
+
+# llama-cpp-python, for tests/test_export_llama_cpp.py (exported GGUFs against PyTorch). Not part of setup: it
+# compiles llama.cpp from source, about 5 minutes on 2 idle cores. Only the library the bindings load is built.
+llama_cpp() {
+  setup
+  CMAKE_ARGS="-DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF ${CMAKE_ARGS:-}" \
+    CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}" \
+    .venv/bin/python -m pip install "llama-cpp-python==0.3.36"
 }
 
 command="${1:-}"
@@ -36,5 +58,6 @@ case "$command" in
   demo) setup && exec .venv/bin/model-customization demo "$@" ;;
   test) setup && exec .venv/bin/python -m pytest -q "$@" ;;
   serve) setup >&2 && exec .venv/bin/model-customization serve "$@" ;;
-  *) echo "usage: ./dev.sh setup|demo|test|serve [args...]" >&2; exit 2 ;;
+  llama-cpp) llama_cpp ;;
+  *) echo "usage: ./dev.sh setup|demo|test|serve|llama-cpp [args...]" >&2; exit 2 ;;
 esac

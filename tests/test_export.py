@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -104,8 +105,11 @@ def modelfile_template(text: str) -> str:
 def render_with_go(template: str, conversations: list[list[dict[str, str]]]) -> list[str]:
     if shutil.which("go") is None:
         pytest.skip("Go is not installed (./dev.sh setup installs it); the Ollama template is rendered with Go's text/template")
+    env = dict(os.environ)
+    if "HOME" not in env and "XDG_CACHE_HOME" not in env:  # go needs somewhere for its build cache
+        env.setdefault("GOCACHE", os.path.join(tempfile.gettempdir(), "model-customization-go-cache"))
     done = subprocess.run(["go", "run", str(GO_HARNESS)], input=json.dumps({"template": template, "conversations": conversations}),
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
@@ -343,7 +347,7 @@ def test_ollama_refuses_a_chat_template_it_cannot_translate(ws, tiny_model):
 
 def test_ollama_for_the_embedded_model_uses_its_exact_q4_gguf_and_an_adapter_that_fits_it(ws, embedded_base):
     model_id, _ = make_tuned_model(ws, embedded_base, EMBEDDED_MODEL, rank=8, alpha=16.0)
-    result = export_model(ws, model_id, ["ollama"])
+    result = export_model(ws, model_id, ["ollama", "gguf-adapter"])  # the Modelfile is written after the GGUF it names
     root = Path(result["output_dir"])
     modelfile = (root / "Modelfile").read_text()
     assert result["formats"] == ["gguf-adapter", "ollama"]
@@ -471,7 +475,7 @@ def test_cli_model_export(ws, tuned, tmp_path):
     )
     assert done.returncode == 0, done.stderr
     payload = json.loads(done.stdout)
-    assert payload["output_dir"] == str(out) and payload["formats"] == ["gguf-adapter", "adapter"]
+    assert payload["output_dir"] == str(out) and payload["formats"] == ["adapter", "gguf-adapter"]
     assert (out / "adapter-f32.gguf").is_file()
     failed = subprocess.run(
         [sys.executable, "-m", "model_customization", "model", "export", "ft-nope", "--json", "--home", str(ws.settings.home)],

@@ -436,7 +436,8 @@ def model_export(
         return
     table = Table("file", "format", "size", "purpose", title=f"{result['model_id']} -> {result['output_dir']} ({result['seconds']} s)")
     for file in result["files"]:
-        table.add_row(file["path"], file["format"], f"{file['bytes'] / 1e6:.1f} MB", file["purpose"])
+        size = f"{file['bytes'] / 1e6:.1f} MB" if file["bytes"] >= 100_000 else f"{file['bytes'] / 1e3:.1f} kB"
+        table.add_row(file["path"], file["format"], size, file["purpose"])
     console.print(table)
     for note in result["notes"]:
         console.print(f"note: {note}")

@@ -112,8 +112,9 @@ def export_model(
         # Ollama needs a GGUF: the exact base + the adapter for the embedded model, the merged model otherwise.
         needed = "gguf-adapter" if embedded else "gguf-merged"
         if needed not in plan:
-            plan.insert(plan.index("ollama"), needed)
+            plan.append(needed)
             notes.append(f"'ollama' also wrote '{needed}': the Modelfile needs it.")
+    plan.sort(key=list(FORMATS).index)  # the Modelfile comes last: it names the GGUF files written before it
 
     # Everything that can be refused is checked before anything heavy runs or anything is written.
     base_dir = ensure_base_model(ws.settings, base) if plan != ["adapter"] else None
@@ -149,7 +150,8 @@ def export_model(
                     shutil.copytree(adapter_dir, staging / "adapter")
                     written += [_Written(p.relative_to(staging), fmt, _adapter_file_purpose(p.name)) for p in sorted((staging / "adapter").rglob("*")) if p.is_file()]
                 elif fmt == "merged":
-                    merged_model = merged_model or merge_adapter(base_dir, adapter_dir)
+                    if merged_model is None:
+                        merged_model = merge_adapter(base_dir, adapter_dir)
                     written += _write_merged_folder(merged_model, tokenizer, staging / "merged", staging)
                 elif fmt == "gguf-adapter":
                     name = f"adapter-{gguf_type}.gguf"
@@ -157,7 +159,8 @@ def export_model(
                     gguf_files[fmt] = name
                     written.append(_Written(Path(name), fmt, f"LoRA adapter for llama.cpp/Ollama ({gguf_type.upper()}); apply it to the base GGUF"))
                 elif fmt == "gguf-merged":
-                    merged_model = merged_model or merge_adapter(base_dir, adapter_dir)
+                    if merged_model is None:
+                        merged_model = merge_adapter(base_dir, adapter_dir)
                     name = f"model-{gguf_type}.gguf"
                     write_gguf_merged(merged_model, config, tokenizer, staging / name, gguf_type=gguf_type, embedded=embedded, name=model_id)
                     gguf_files[fmt] = name
@@ -178,6 +181,9 @@ def export_model(
             if embedded and "ollama" in plan:
                 notes.append(f"The Modelfile's FROM is the embedded base GGUF at {embedded_gguf_path()} (the exact weights "
                              "the adapter was trained on); copy it along if you move the export to another machine.")
+                notes.append("llama.cpp (inside Ollama) multiplies the Q4_1 base with 8-bit activations, so greedy answers can "
+                             "differ from prompt_model's where two tokens are nearly tied; for identical answers point the "
+                             "Modelfile's FROM at a gguf-merged f32 export instead and drop the ADAPTER line.")
             if "gguf-adapter" in plan and not embedded:
                 notes.append(f"gguf-adapter applies to a GGUF of {base} converted at F16/F32 with llama.cpp's convert_hf_to_gguf.py.")
             files = [
@@ -395,7 +401,8 @@ def _adapter_file_purpose(name: str) -> str:
         "adapter_config.json": "PEFT LoRA configuration (rank, alpha, target modules)",
         "adapter_model.safetensors": "LoRA weights (A and B per adapted projection)",
         "training.json": "how it was trained: job, base model, dataset, hyperparameters",
-    }.get(name, "adapter file")
+        "README.md": "PEFT model card",
+    }.get(name, "tokenizer (with the chat template the adapter was trained with)" if name.startswith(("tokenizer", "chat_template", "special_tokens")) else "adapter file")
 
 
 # --- GGUF --------------------------------------------------------------------------------------------------------
@@ -772,7 +779,7 @@ def _go_text(text: str) -> str:
 
 
 def render_modelfile(model_id: str, base_name: str, from_line: str, adapter_line: str | None, chat: ChatFormat, modelfile_path: Path) -> str:
-    for value in (from_line, adapter_line or ""):
+    for value in (from_line, adapter_line or "", str(modelfile_path)):
         if "\n" in value or "\r" in value:
             raise UserError(f"The path {value!r} contains a line break, which a Modelfile cannot hold.")
     lines = [
