@@ -81,7 +81,11 @@ def test_kill_9_mid_epoch_resumes_and_repeats_the_uninterrupted_run(ws, tiny_mod
     checkpoint = latest_checkpoint(ws, job_id)
     assert checkpoint is not None and int(checkpoint.name[5:]) >= 4
 
-    # The next dispatch (any check_job) notices the dead worker and resumes the job from its checkpoint.
+    # A server starting on this data home notices the dead worker and resumes the job from its checkpoint (so
+    # would the next check_job or list_jobs).
+    build_server(home=ws.settings.home)
+    relaunched = ws.ledger.get_job(job_id)
+    assert relaunched["worker_pid"] and relaunched["worker_pid"] != killed_pid and relaunched["attempts"] == 2
     summary = check_job(ws, job_id, events=20)
     assert summary["status"] in ("queued", "running")
     messages = [e["message"] for e in summary["events"]]

@@ -305,6 +305,9 @@ def train_job(ws: Workspace, job_id: str) -> None:
     ledger.add_event(job_id, f"LoRA rank {hp.lora_rank} on {', '.join(hp.target_modules)}: {trainable:,} trainable parameters")
 
     batches_per_epoch = math.ceil(len(train_set) / hp.batch_size)
+    # On CPU one example per forward pass is fastest (no padding, no attention mask, small activations: measured in
+    # BENCHMARKS.md); a GPU wants the whole batch at once. The gradient is the batch's either way.
+    micro_batch_size = hp.micro_batch_size or (1 if device == "cpu" else hp.batch_size)
     batches_per_step = hp.gradient_accumulation_steps * world  # each process takes its share of a step's batches
     steps_per_epoch = math.ceil(batches_per_epoch / batches_per_step)
     total_steps = steps_per_epoch * hp.epochs
@@ -325,7 +328,7 @@ def train_job(ws: Workspace, job_id: str) -> None:
         """Record validation loss; True when early stopping says stop."""
         if not validation_set:
             return False
-        loss = objective.validation_loss(model, validation_set, hp.batch_size)
+        loss = objective.validation_loss(model, validation_set, micro_batch_size)
         position.history.append(loss)
         ledger.add_metric(job_id, step=position.step, epoch=position.epoch + position.batch_index / batches_per_epoch, validation_loss=loss)
         ledger.update_job(job_id, validation_loss=loss)
@@ -352,11 +355,13 @@ def train_job(ws: Workspace, job_id: str) -> None:
             step_weight = sum(objective.weight(b) for b in group)
             loss_sum, tokens = 0.0, 0
             for batch in group[rank::world]:
-                weight = objective.weight(batch)
-                loss, n_tokens = objective.loss(model, batch)
-                (loss * weight / step_weight).backward()
-                loss_sum += loss.item() * weight
-                tokens += n_tokens
+                for start in range(0, len(batch), micro_batch_size):
+                    micro = batch[start : start + micro_batch_size]
+                    weight = objective.weight(micro)
+                    loss, n_tokens = objective.loss(model, micro)
+                    (loss * weight / step_weight).backward()
+                    loss_sum += loss.item() * weight
+                    tokens += n_tokens
             if world > 1:
                 loss_sum, tokens = _sum_across_processes(model, [loss_sum, tokens])
             torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
