@@ -15,7 +15,8 @@ user would run.
 
 Only measuring is added: the collator is wrapped to count each batch's real (non-padding) tokens, and a callback
 notes the time at the end of each optimizer step. OUT.json gets per-step times and token counts, the parameter
-count, the peak RSS of this process and, on CUDA, the peak GPU memory.
+count, the peak RSS of this process and, on CUDA, the peak GPU memory; also the CPU seconds of each step (all
+threads), for a speed figure that other load on a shared machine disturbs less than wall time.
 """
 
 from __future__ import annotations
@@ -82,15 +83,18 @@ def main() -> None:
         return batch
 
     step_ends: list[float] = []
+    step_cpu: list[float] = []  # CPU seconds of this process (all threads) at the same moments
 
     class StepTimes(TrainerCallback):
         def on_train_begin(self, *a, **k):
             step_ends.append(time.perf_counter())  # index 0: the start of step 1
+            step_cpu.append(time.process_time())
 
         def on_step_end(self, *a, **k):
             if cuda:
                 torch.cuda.synchronize()
             step_ends.append(time.perf_counter())
+            step_cpu.append(time.process_time())
 
     training_args = TrainingArguments(
         output_dir=os.path.join(os.path.dirname(os.path.abspath(args.out)), "baseline-trainer-output"),
@@ -128,6 +132,7 @@ def main() -> None:
                 "examples": len(chats),
                 "steps": steps,
                 "step_seconds": [round(b - a, 4) for a, b in zip(step_ends, step_ends[1:])],
+                "step_cpu_seconds": [round(b - a, 4) for a, b in zip(step_cpu, step_cpu[1:])],
                 "step_real_tokens": real_tokens[:steps],
                 "step_padded_tokens": padded_tokens[:steps],
                 "load_seconds": round(load_seconds, 2),

@@ -5,7 +5,10 @@ Usage: python benchmarks/gemm_peak.py [--device cpu|cuda] [--dtype float32|bfloa
 Multiplies two random N x N matrices with torch.matmul for about S seconds, in the thread count torch uses by
 default (the same as a training process started the same way), and prints one JSON line: the best and median
 GFLOP/s over the timed calls (2 N^3 FLOPs each). The best is the peak: on a shared machine a slower call means
-someone else had a core. Defaults: float32 on CPU (N=2048), bfloat16 on CUDA (N=8192).
+someone else had a core. On CPU it also gives the rate per CPU-second of the process times the thread count
+(`cpu_peak_gflops`): what the wall-clock rate would be if the threads had the cores to themselves, which stays
+near the idle machine's figure while others load the machine. Defaults: float32 on CPU (N=2048), bfloat16 on CUDA
+(N=8192).
 """
 
 from __future__ import annotations
@@ -38,14 +41,16 @@ def measure(device: str = "cpu", dtype: str | None = None, size: int | None = No
     sync()
     # On CUDA one call is far below the timer's resolution: time groups of calls.
     group = 20 if device == "cuda" else 1
-    rates = []
+    rates, cpu_rates = [], []
     deadline = time.perf_counter() + seconds
     while time.perf_counter() < deadline or len(rates) < 3:
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         for _ in range(group):
             torch.matmul(a, b, out=out)
         sync()
-        rates.append(group * 2 * size**3 / (time.perf_counter() - started) / 1e9)
+        flops = group * 2 * size**3
+        rates.append(flops / (time.perf_counter() - started) / 1e9)
+        cpu_rates.append(flops * torch.get_num_threads() / max(time.process_time() - cpu_started, 1e-9) / 1e9)
     return {
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
         + (f", {torch.cuda.get_device_name()}" if device == "cuda" else ""),
@@ -56,6 +61,8 @@ def measure(device: str = "cpu", dtype: str | None = None, size: int | None = No
         "calls": len(rates) * group,
         "peak_gflops": round(max(rates), 1),
         "median_gflops": round(statistics.median(rates), 1),
+        "cpu_peak_gflops": None if device == "cuda" else round(max(cpu_rates), 1),
+        "load_average": round(os.getloadavg()[0], 2),
     }
 
 
