@@ -7,11 +7,9 @@ A worker that dies without reporting is noticed by the next dispatch and its job
 
 from __future__ import annotations
 
-import fcntl
 import json
 import secrets
 import time
-from contextlib import contextmanager
 from pathlib import Path
 from datetime import datetime, timezone
 from typing import Any
@@ -22,6 +20,7 @@ from model_customization.jobs.ledger import TERMINAL_STATUSES
 from model_customization.jobs.processes import spawn_worker, stop_worker, worker_alive
 from model_customization.providers.local.hyperparameters import parse_hyperparameters
 from model_customization.providers.local.models import EMBEDDED_MODEL, check_base_model, check_chat_template, is_embedded
+from model_customization.storage import file_lock
 from model_customization.workspace import Workspace
 
 MIN_TRAIN_EXAMPLES = 10
@@ -141,16 +140,9 @@ def _requeue(ws: Workspace, job: dict[str, Any], message: str) -> None:
     ws.ledger.add_event(job["id"], message)
 
 
-@contextmanager
 def _queue_lock(ws: Workspace):
     # The server, the CLI and finishing workers all dispatch: one at a time, or two could fill the same slot.
-    path = ws.settings.home / ".queue.lock"
-    with path.open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return file_lock(ws.settings.home / ".queue.lock")
 
 
 def dispatch(ws: Workspace) -> list[str]:

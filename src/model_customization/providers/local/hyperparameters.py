@@ -21,7 +21,7 @@ class LocalHyperparameters(BaseModel):
     lr_scheduler: Literal["linear", "cosine", "constant"] = Field("linear", description="Decay after warm-up: linear or cosine to 0, or constant.")
     warmup_fraction: float = Field(0.1, ge=0, lt=1, description="Share of optimizer steps with a linear warm-up.")
     batch_size: int = Field(8, ge=1, le=512, description="Examples (or preference pairs) per forward pass.")
-    micro_batch_size: int | None = Field(None, ge=1, le=512, description="At most this many examples per forward pass within a batch (gradients add up to the batch's). Default: batch_size; on CPU a pass also holds at most about 1024 padded tokens, to bound memory.")
+    micro_batch_size: int | None = Field(None, ge=1, le=512, description="At most this many examples per forward pass within a batch (gradients add up to the batch's). Default: batch_size; on CPU a pass also holds at most about 512 padded tokens, to bound memory.")
     gradient_accumulation_steps: int = Field(1, ge=1, le=256, description="Forward passes per optimizer step (effective batch = batch_size x this).")
     lora_rank: int = Field(16, ge=1, le=512)
     lora_alpha: float = Field(32, gt=0)

@@ -10,17 +10,16 @@ Only `ensure_base_model` imports transformers; the checks used by the server (`c
 
 from __future__ import annotations
 
-import fcntl
 import importlib.util
 import json
 import os
 import shutil
 import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 
 from model_customization.config import Settings
 from model_customization.errors import NotFoundError, UserError
+from model_customization.storage import file_lock
 
 EMBEDDED_MODEL = "SmolLM2-135M-Instruct"
 EMBEDDED_ALIASES = {"smollm2-135m-instruct", "smollm2", "embedded", "default"}
@@ -94,17 +93,6 @@ def check_chat_template(canonical_base: str, given: str | None) -> None:
         )
 
 
-@contextmanager
-def _file_lock(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def embedded_model_dir(settings: Settings) -> Path:
     return settings.model_cache / EMBEDDED_MODEL
 
@@ -118,7 +106,7 @@ def ensure_base_model(settings: Settings, name_or_path: str) -> Path:
     if (target / "config.json").is_file():
         return target
     # Several processes (server, workers) may ask at once: one converts, the others wait for it.
-    with _file_lock(target.parent / f".{EMBEDDED_MODEL}.lock"):
+    with file_lock(target.parent / f".{EMBEDDED_MODEL}.lock"):
         if (target / "config.json").is_file():
             return target
         gguf = embedded_gguf_path()

@@ -18,7 +18,6 @@ import os
 import random
 import resource
 import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ from model_customization.providers.local import objectives
 from model_customization.providers.local.chat import require_chat_template
 from model_customization.providers.local.hyperparameters import LocalHyperparameters, parse_hyperparameters
 from model_customization.providers.local.models import ensure_base_model
+from model_customization.storage import atomic_folder
 from model_customization.workspace import Workspace
 
 CHECKPOINTS_KEPT = 2
@@ -62,9 +62,10 @@ def epoch_batches(items: list[Any], batch_size: int, seed: int, epoch: int, leng
     return batches
 
 
-# On CPU, activation memory grows with the padded tokens of a forward pass while speed stops growing at about a
-# thousand (measured on SmolLM2: 8 short examples per pass ~210 tokens/s, 1 per pass ~140): cap each pass there.
-CPU_TOKENS_PER_PASS = 1024
+# On CPU, activation memory grows with the padded tokens of a forward pass. A cap of 512 keeps short examples
+# batched and long ones alone: measured in BENCHMARKS.md against 1024 (faster on short chats, 0.44x instead of
+# 0.32x of the baseline's memory) and one example per pass (slower on short chats).
+CPU_TOKENS_PER_PASS = 512
 
 
 def _micro_batches(batch: list[Any], length, most: int, token_budget: int | None) -> list[list[Any]]:
@@ -104,9 +105,8 @@ def _save_checkpoint(ws: Workspace, job_id: str, model: Any, optimizer: Any, sch
     from safetensors.torch import save_file
 
     folder = checkpoints_dir(ws, job_id)
-    folder.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".step-", dir=folder))
-    try:
+    target = folder / f"step-{position.step:07d}"
+    with atomic_folder(target) as staging:
         save_file({k: v.detach().cpu().contiguous() for k, v in _trainable(model).items()}, staging / "adapter.safetensors")
         if best is not None:
             save_file(best, staging / "best_adapter.safetensors")
@@ -117,13 +117,6 @@ def _save_checkpoint(ws: Workspace, job_id: str, model: Any, optimizer: Any, sch
             rng["cuda"] = torch.cuda.get_rng_state_all()
         torch.save(rng, staging / "rng.pt")
         (staging / "state.json").write_text(json.dumps(asdict(position), indent=2))
-        target = folder / f"step-{position.step:07d}"
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     for old in sorted(folder.glob("step-*"), key=lambda p: int(p.name[5:]))[:-CHECKPOINTS_KEPT]:
         shutil.rmtree(old, ignore_errors=True)
     return target
@@ -445,11 +438,8 @@ def train_job(ws: Workspace, job_id: str) -> None:
 def _save_adapter(ws: Workspace, job: dict[str, Any], model: Any, tokenizer: Any, hp: LocalHyperparameters) -> str:
     """Write the adapter into a temporary folder and rename it, so a crash never leaves half an adapter behind."""
     job_id = job["id"]
-    job_dir = ws.settings.jobs_dir / job_id
-    job_dir.mkdir(parents=True, exist_ok=True)
-    adapter_dir = job_dir / "adapter"
-    staging = Path(tempfile.mkdtemp(prefix=".adapter-", dir=job_dir))
-    try:
+    adapter_dir = ws.settings.jobs_dir / job_id / "adapter"
+    with atomic_folder(adapter_dir) as staging:
         model.save_pretrained(staging, safe_serialization=True)
         if hp.chat_template:
             tokenizer.save_pretrained(staging)  # the template the adapter was trained with travels with it
@@ -459,12 +449,6 @@ def _save_adapter(ws: Workspace, job: dict[str, Any], model: Any, tokenizer: Any
                 indent=2,
             )
         )
-        if adapter_dir.exists():
-            shutil.rmtree(adapter_dir)
-        os.replace(staging, adapter_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     model_id = tuned_model_id(job_id)
     if ws.ledger.get_model(model_id) is None:
         ws.ledger.add_model(
