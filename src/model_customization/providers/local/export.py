@@ -42,11 +42,11 @@ from typing import Any
 from model_customization.errors import NotFoundError, UserError
 from model_customization.providers.local.models import (
     EMBEDDED_MODEL,
-    _file_lock,
     check_base_model,
     embedded_gguf_path,
     ensure_base_model,
 )
+from model_customization.storage import file_lock
 from model_customization.workspace import Workspace
 
 FORMATS: dict[str, str] = {
@@ -135,7 +135,7 @@ def export_model(
     steps = len(plan) + 1
     report = progress or (lambda done, total, message: None)
     lock = ws.settings.home / "exports" / f".{hashlib.sha256(str(target).encode()).hexdigest()[:16]}.lock"
-    with _file_lock(lock):
+    with file_lock(lock):
         _check_replaceable(target)
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
