@@ -65,9 +65,15 @@ jobs = Table(
     Column("model_id", String),
     Column("worker_pid", Integer),
     Column("continue_from", String),
-    Column("launcher", Text),  # the command prefix that starts its worker, e.g. "accelerate launch --num_processes 2"  # a tuned model whose adapter the job starts from
+    Column("launcher", Text),  # the command prefix that starts its worker, e.g. "accelerate launch --num_processes 2"
     Column("attempts", Integer),  # workers launched for this job (automatic resumes are limited)
     Column("queued_at", Float),  # when it (last) joined the queue: the queue runs in this order
+    # Cloud jobs: the provider's own id and status word (kept verbatim, even one we do not know), the key that
+    # makes a retried start find this job, and provider details (uploaded file ids, S3 URIs, sync cursors).
+    Column("remote_id", String),
+    Column("remote_status", String),
+    Column("idempotency_key", String, index=True),
+    Column("details", JSON),
     Column("created_at", Float, nullable=False),
     Column("started_at", Float),
     Column("finished_at", Float),
@@ -108,7 +114,35 @@ models = Table(
     Column("path", Text),  # adapter folder for tuned local models
     Column("job_id", String),
     Column("dataset_id", String),
+    Column("details", JSON),  # provider extras, e.g. a Bedrock model's ARN and its provisioned throughput
     Column("created_at", Float, nullable=False),
+)
+
+# Money committed to jobs: one row per paid job, written before the provider is asked to spend anything.
+spend = Table(
+    "spend",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job_id", String, nullable=False, index=True),
+    Column("provider", String, nullable=False),
+    Column("quoted_usd", Float),  # None: the provider's price is unknown to us
+    Column("committed_usd", Float, nullable=False),  # what counts against the budgets: the quote or the confirmed ceiling
+    Column("actual_usd", Float),  # from the provider's billed tokens once the job ends
+    Column("approved_by", String, nullable=False),  # budget | argument | elicitation
+    Column("at", Float, nullable=False, index=True),
+)
+
+# Training files uploaded to a provider, by content hash, so the same content is never uploaded twice.
+provider_files = Table(
+    "provider_files",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("provider", String, nullable=False),
+    Column("sha256", String, nullable=False, index=True),
+    Column("remote_id", String, nullable=False),
+    Column("filename", String),
+    Column("bytes", Integer),
+    Column("at", Float, nullable=False),
 )
 
 evaluations = Table(
@@ -273,6 +307,50 @@ class Ledger:
 
     def list_models(self) -> list[dict[str, Any]]:
         return self._all(select(models).order_by(models.c.created_at.desc()))
+
+    def update_model(self, model_id: str, **values: Any) -> None:
+        with self.transaction() as conn:
+            conn.execute(update(models).where(models.c.id == model_id).values(**values))
+
+    # cloud jobs -----------------------------------------------------------------------------------------------
+    def job_by_idempotency_key(self, provider: str, key: str) -> dict[str, Any] | None:
+        query = select(jobs).where(jobs.c.provider == provider, jobs.c.idempotency_key == key).order_by(jobs.c.created_at.desc())
+        rows = self._all(query.limit(1))
+        return rows[0] if rows else None
+
+    def add_spend(self, row: dict[str, Any]) -> None:
+        with self.transaction() as conn:
+            conn.execute(insert(spend).values(at=time.time(), **row))
+
+    def set_actual_spend(self, job_id: str, actual_usd: float) -> None:
+        with self.transaction() as conn:
+            conn.execute(update(spend).where(spend.c.job_id == job_id).values(actual_usd=actual_usd))
+
+    def spend_since(self, since: float) -> float:
+        """Dollars counted against the daily budget since a moment: the actual bill where known, else what was committed."""
+        from sqlalchemy import func
+
+        amount = func.coalesce(spend.c.actual_usd, spend.c.committed_usd)
+        with self.engine.connect() as conn:
+            return float(conn.execute(select(func.coalesce(func.sum(amount), 0.0)).where(spend.c.at >= since)).scalar_one())
+
+    def spend_for_job(self, job_id: str) -> dict[str, Any] | None:
+        rows = self._all(select(spend).where(spend.c.job_id == job_id).order_by(spend.c.id.desc()).limit(1))
+        return rows[0] if rows else None
+
+    def find_provider_file(self, provider: str, sha256: str) -> list[dict[str, Any]]:
+        query = select(provider_files).where(provider_files.c.provider == provider, provider_files.c.sha256 == sha256)
+        return self._all(query.order_by(provider_files.c.id.desc()))
+
+    def add_provider_file(self, row: dict[str, Any]) -> None:
+        with self.transaction() as conn:
+            conn.execute(insert(provider_files).values(at=time.time(), **row))
+
+    def forget_provider_file(self, provider: str, remote_id: str) -> None:
+        from sqlalchemy import delete
+
+        with self.transaction() as conn:
+            conn.execute(delete(provider_files).where(provider_files.c.provider == provider, provider_files.c.remote_id == remote_id))
 
     # evaluations ----------------------------------------------------------------------------------------------
     def add_evaluation(self, row: dict[str, Any]) -> None:
