@@ -24,7 +24,7 @@ from model_customization.storage import file_lock
 from model_customization.workspace import Workspace
 
 MIN_TRAIN_EXAMPLES = 10
-PROVIDERS = ("local",)
+PROVIDERS = ("local", "openai", "bedrock")
 METHODS = ("sft", "dpo")
 MAX_AUTOMATIC_RESUMES = 3  # a worker that keeps dying (e.g. killed for memory) must not be restarted forever
 ACTIVE_STATUSES = ("queued", "running")
@@ -39,39 +39,51 @@ def start_job(
     dataset_id: str | None = None,
     *,
     provider: str = "local",
-    base_model: str = EMBEDDED_MODEL,
+    base_model: str | None = None,
     method: str = "sft",
     hyperparameters: dict[str, Any] | None = None,
     resume: str | None = None,
     continue_from: str | None = None,
+    idempotency_key: str | None = None,
+    options: dict[str, Any] | None = None,
+    dry_run: bool = False,
+    confirm_cost_usd: float | None = None,
+    elicited_quote_usd: float | None = None,
+    elicited: bool = False,
 ) -> dict[str, Any]:
-    """Validate, record and queue a job (or put a stopped one back in the queue with `resume`); returns its status."""
+    """Validate, record and queue a job (or put a stopped one back in the queue with `resume`); returns its status.
+
+    Cloud providers (openai, bedrock) go through the spending guard and an idempotency key (see _start_cloud_job).
+    dry_run validates and quotes, and starts nothing.
+    """
     if resume:
         return _resume(ws, resume, base_model=base_model, hyperparameters=hyperparameters, dataset_id=dataset_id)
     if not dataset_id:
         raise UserError("start_job needs a dataset_id (from build_dataset_from_memory or list_datasets), or resume=<job_id>.")
     if provider not in PROVIDERS:
-        raise UserError(f"Provider {provider!r} is not available. Use provider='local' (LoRA training on this machine).")
+        raise UserError(f"Unknown provider {provider!r}. Use 'local' (LoRA training on this machine, free), 'openai' or 'bedrock'.")
     if method not in METHODS:
-        raise UserError(f"Method {method!r} is not supported for local jobs. Use method='sft' (supervised) or 'dpo' (preference pairs).")
-    dataset = get_dataset(ws, dataset_id)
-    dataset_method = dataset["card"].get("method", "sft")
-    if dataset_method != method:
-        raise UserError(
-            f"Dataset {dataset_id} holds {dataset_method} examples but the job's method is {method}. "
-            f"Start the job with method='{dataset_method}', or build a {method} dataset with build_dataset_from_memory(method='{method}')."
+        raise UserError(f"Method {method!r} is not supported. Use method='sft' (supervised) or 'dpo' (preference pairs).")
+    if provider != "local":
+        return _start_cloud_job(
+            ws, dataset_id, provider=provider, base_model=base_model, method=method, hyperparameters=hyperparameters,
+            key=idempotency_key, options=options or {}, dry_run=dry_run, confirm_cost_usd=confirm_cost_usd,
+            elicited_quote_usd=elicited_quote_usd, elicited=elicited,
         )
-    n_train = dataset["counts"].get("train", 0)
-    if n_train < MIN_TRAIN_EXAMPLES:
-        raise UserError(
-            f"Dataset {dataset_id} has {n_train} training examples; at least {MIN_TRAIN_EXAMPLES} are needed. "
-            "Add more memory files and call build_dataset_from_memory again."
-        )
+    if idempotency_key or options or confirm_cost_usd is not None:
+        raise UserError("idempotency_key, provider options and confirm_cost_usd apply to cloud providers (openai, bedrock); local jobs are free. Omit them.")
+    base_model = base_model or EMBEDDED_MODEL
+    _check_dataset_for(ws, dataset_id, method)
     canonical_base = check_base_model(base_model)
     hp = parse_hyperparameters(hyperparameters)
     check_chat_template(canonical_base, hp.chat_template)
     if continue_from:
         _check_continue_from(ws, continue_from, canonical_base, hp)
+    if dry_run:
+        from model_customization.datasets.inspect import inspect_dataset
+
+        report = inspect_dataset(ws, dataset_id=dataset_id, provider="local", model=canonical_base, epochs=hp.epochs, max_seq_length=hp.max_seq_length)
+        return _dry_run_summary("local", canonical_base, dataset_id, method, hp.model_dump(), report["quote"])
 
     job_id = "job-" + secrets.token_hex(6)
     ws.ledger.add_job(
@@ -91,6 +103,129 @@ def start_job(
     )
     dispatch(ws)
     return check_job(ws, job_id)
+
+
+def _check_dataset_for(ws: Workspace, dataset_id: str, method: str) -> dict[str, Any]:
+    dataset = get_dataset(ws, dataset_id)
+    dataset_method = dataset["card"].get("method", "sft")
+    if dataset_method != method:
+        raise UserError(
+            f"Dataset {dataset_id} holds {dataset_method} examples but the job's method is {method}. "
+            f"Start the job with method='{dataset_method}', or build a {method} dataset with build_dataset_from_memory(method='{method}')."
+        )
+    n_train = dataset["counts"].get("train", 0)
+    if n_train < MIN_TRAIN_EXAMPLES:
+        raise UserError(
+            f"Dataset {dataset_id} has {n_train} training examples; at least {MIN_TRAIN_EXAMPLES} are needed. "
+            "Add more memory files and call build_dataset_from_memory again."
+        )
+    return dataset
+
+
+def _dry_run_summary(provider: str, base_model: str, dataset_id: str, method: str, hyperparameters: dict[str, Any], quote: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "job_id": None, "status": "dry_run", "provider": provider, "base_model": base_model, "dataset_id": dataset_id,
+        "method": method, "step": 0, "total_steps": None, "epoch": None, "train_loss": None, "validation_loss": None,
+        "eta_seconds": quote.get("estimated_seconds"), "error": None, "model_id": None, "created_at": None, "finished_at": None,
+        "hyperparameters": hyperparameters, "queue_position": None, "quote": quote,
+        "events": [{"at": None, "level": "info", "message": "dry run: validated and quoted; nothing was started or spent"}],
+        "resource_uri": None,
+    }
+
+
+def _start_cloud_job(
+    ws: Workspace,
+    dataset_id: str,
+    *,
+    provider: str,
+    base_model: str | None,
+    method: str,
+    hyperparameters: dict[str, Any] | None,
+    key: str | None,
+    options: dict[str, Any],
+    dry_run: bool,
+    confirm_cost_usd: float | None,
+    elicited_quote_usd: float | None,
+    elicited: bool,
+) -> dict[str, Any]:
+    """Availability, dataset and hyperparameters first (nothing spent), then the idempotency key, the quote and the
+    spending guard; the job row and the approved spend are written before the provider uploads or creates anything."""
+    from model_customization.jobs.spending import approve_spend
+    from model_customization.providers.base import cloud_provider, idempotency_key as default_key
+
+    cloud = cloud_provider(provider)
+    hp = cloud.parse_hyperparameters(method, hyperparameters)
+    key = key or default_key(dataset_id, base_model or "default", method, hp)
+    known = ws.ledger.job_by_idempotency_key(provider, key)
+    if known and known["remote_id"] and not dry_run:
+        ws.ledger.add_event(known["id"], "start_job called again with the same idempotency key: this job is the answer, nothing new was created")
+        return check_job(ws, known["id"])
+
+    canonical_base = cloud.check_available(ws, base_model, method)
+    _check_dataset_for(ws, dataset_id, method)
+    quote = cloud.quote(ws, dataset_id, canonical_base, method, hp)
+    if dry_run:
+        return _dry_run_summary(provider, canonical_base, dataset_id, method, hp, quote)
+
+    remote = cloud.find_existing(ws, key)
+    if known and known["status"] not in TERMINAL_STATUSES:
+        job_id = known["id"]  # an earlier start_job stopped between recording and submitting: carry on with it
+    else:
+        job_id = "job-" + secrets.token_hex(6)
+    details = {"options": options, "quote": quote}
+    if remote:
+        # Created by an earlier call whose reply was lost: adopt it, no new spend.
+        if not known or known["id"] != job_id:
+            ws.ledger.add_job(_cloud_row(job_id, provider, canonical_base, dataset_id, method, hp, key, details))
+        ws.ledger.update_job(job_id, remote_id=remote["remote_id"], remote_status=remote.get("remote_status"), details={**details, **(remote.get("details") or {})})
+        ws.ledger.add_event(job_id, f"found {provider} job {remote['remote_id']} created earlier with the same idempotency key; adopted, nothing new created")
+        return check_job(ws, job_id)
+
+    approval = approve_spend(ws, provider, quote.get("estimated_cost_usd"), confirm_cost_usd=confirm_cost_usd, elicited_quote_usd=elicited_quote_usd, elicited=elicited)
+    if not known or known["id"] != job_id:
+        ws.ledger.add_job(_cloud_row(job_id, provider, canonical_base, dataset_id, method, hp, key, details))
+    ws.ledger.add_spend(
+        {"job_id": job_id, "provider": provider, "quoted_usd": quote.get("estimated_cost_usd"), "committed_usd": approval.committed_usd, "approved_by": approval.approved_by}
+    )
+    ws.ledger.add_event(job_id, f"cost approved ({approval.approved_by}): quote {quote.get('estimated_cost_usd')} USD, committed {approval.committed_usd} USD")
+    job = _require_job(ws, job_id)
+    try:
+        submitted = cloud.submit(ws, job)
+    except Exception as error:
+        # Nothing was created remotely (or the provider refused): the job fails with the reason and costs nothing.
+        message = str(error) if isinstance(error, UserError) else f"{type(error).__name__}: {error}"
+        ws.ledger.finish_job(job_id, "failed", error=message)
+        ws.ledger.set_actual_spend(job_id, 0.0)
+        ws.ledger.add_event(job_id, f"not created at {provider}: {message}", "error")
+        if isinstance(error, UserError):
+            raise
+        raise UserError(f"{provider} did not create the job ({message}). check_job {job_id} shows the record; start_job again retries with the same idempotency key.") from error
+    merged = {**(_require_job(ws, job_id).get("details") or {}), **(submitted.get("details") or {})}
+    ws.ledger.update_job(job_id, remote_id=submitted["remote_id"], remote_status=submitted.get("remote_status"), details=merged)
+    ws.ledger.add_event(job_id, f"created at {provider} as {submitted['remote_id']}")
+    return check_job(ws, job_id)
+
+
+def _cloud_row(job_id: str, provider: str, base_model: str, dataset_id: str, method: str, hp: dict[str, Any], key: str, details: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": job_id, "provider": provider, "base_model": base_model, "dataset_id": dataset_id, "method": method,
+        "hyperparameters": hp, "status": "validating", "idempotency_key": key, "details": details, "attempts": 0,
+    }
+
+
+def _refresh_cloud(ws: Workspace, job: dict[str, Any]) -> dict[str, Any]:
+    """Bring a cloud job up to date from its provider; a provider that cannot be reached leaves the last known state."""
+    if job["provider"] == "local" or not job.get("remote_id"):
+        return job
+    if job["status"] in TERMINAL_STATUSES and job.get("model_id") is not None or job["status"] in ("failed", "cancelled"):
+        return job
+    from model_customization.providers.base import cloud_provider
+
+    try:
+        cloud_provider(job["provider"]).refresh(ws, job)
+    except UserError as error:
+        ws.ledger.add_event(job["id"], f"could not reach {job['provider']} to refresh: {error}", "warning")
+    return _require_job(ws, job["id"])
 
 
 def _check_continue_from(ws: Workspace, model_id: str, base_model: str, hp: Any) -> None:
@@ -125,13 +260,39 @@ def _resume(ws: Workspace, job_id: str, *, base_model: str, hyperparameters: dic
         raise UserError("A resumed job keeps its own hyperparameters (its checkpoint was made with them). Omit hyperparameters, or start a new job.")
     if dataset_id and dataset_id != job["dataset_id"]:
         raise UserError(f"Job {job_id} trains on {job['dataset_id']}, not {dataset_id}; a resumed job keeps its dataset. Omit dataset_id.")
-    if not is_embedded(base_model) and check_base_model(base_model) != job["base_model"]:
+    if job["provider"] != "local":
+        return _resume_cloud(ws, job)
+    if base_model and not is_embedded(base_model) and check_base_model(base_model) != job["base_model"]:
         raise UserError(
             f"Job {job_id}'s checkpoint is an adapter for {job['base_model']}; it does not fit {base_model}. Omit base_model to resume."
         )
     checkpoint = latest_checkpoint(ws, job_id)
     _requeue(ws, job, f"resume asked for: continuing from checkpoint {checkpoint.name}" if checkpoint else "resume asked for: no checkpoint was saved, so training starts over")
     dispatch(ws)
+    return check_job(ws, job_id)
+
+
+def _resume_cloud(ws: Workspace, job: dict[str, Any]) -> dict[str, Any]:
+    from model_customization.providers.base import cloud_provider
+
+    job = _refresh_cloud(ws, job)
+    if job["status"] != "paused":
+        raise UserError(f"Job {job['id']} is {job['status']} at {job['provider']}; only a paused cloud job can be resumed. Start a new job instead.")
+    cloud_provider(job["provider"]).resume(ws, job)
+    ws.ledger.add_event(job["id"], "resume asked for")
+    return check_job(ws, job["id"])
+
+
+def pause_job(ws: Workspace, job_id: str) -> dict[str, Any]:
+    from model_customization.providers.base import cloud_provider
+
+    job = _refresh_cloud(ws, _require_job(ws, job_id))
+    if job["provider"] == "local":
+        raise UserError("Local jobs are not paused: cancel_job stops one and keeps its checkpoint, and start_job(resume=job_id) continues it.")
+    if job["status"] in TERMINAL_STATUSES:
+        raise UserError(f"Job {job_id} has already ended ({job['status']}); there is nothing to pause.")
+    cloud_provider(job["provider"]).pause(ws, job)
+    ws.ledger.add_event(job_id, "pause asked for")
     return check_job(ws, job_id)
 
 
@@ -235,6 +396,11 @@ def summarize_job(ws: Workspace, job: dict[str, Any], events: int = 5) -> dict[s
         "finished_at": _iso(job["finished_at"]),
         "hyperparameters": job["hyperparameters"],
         "queue_position": queue_position(ws, job),
+        "remote_id": job.get("remote_id"),
+        "remote_status": job.get("remote_status"),
+        "quote": (job.get("details") or {}).get("quote"),
+        "spend": _spend_summary(ws, job),
+        "checkpoints": (job.get("details") or {}).get("checkpoints"),
         "events": [
             {"at": _iso(e["at"]), "level": e["level"], "message": e["message"]} for e in ws.ledger.events(job["id"], events)
         ],
@@ -242,9 +408,21 @@ def summarize_job(ws: Workspace, job: dict[str, Any], events: int = 5) -> dict[s
     }
 
 
+def _spend_summary(ws: Workspace, job: dict[str, Any]) -> dict[str, Any] | None:
+    if job["provider"] == "local":
+        return None
+    row = ws.ledger.spend_for_job(job["id"])
+    if not row:
+        return None
+    return {"quoted_usd": row["quoted_usd"], "committed_usd": row["committed_usd"], "actual_usd": row["actual_usd"], "approved_by": row["approved_by"]}
+
+
 def check_job(ws: Workspace, job_id: str, events: int = 5) -> dict[str, Any]:
-    _require_job(ws, job_id)
-    dispatch(ws)
+    job = _require_job(ws, job_id)
+    if job["provider"] == "local":
+        dispatch(ws)
+    else:
+        _refresh_cloud(ws, job)
     return summarize_job(ws, _require_job(ws, job_id), events)
 
 
@@ -252,6 +430,16 @@ def cancel_job(ws: Workspace, job_id: str) -> dict[str, Any]:
     job = _require_job(ws, job_id)
     if job["status"] in TERMINAL_STATUSES:
         raise UserError(f"Job {job_id} has already ended ({job['status']}); there is nothing to cancel. check_job shows its result.")
+    if job["provider"] != "local":
+        from model_customization.providers.base import cloud_provider
+
+        if not job.get("remote_id"):
+            ws.ledger.finish_job(job_id, "cancelled")
+            ws.ledger.add_event(job_id, "cancelled before it was created at the provider")
+            return check_job(ws, job_id)
+        cloud_provider(job["provider"]).cancel(ws, job)
+        ws.ledger.add_event(job_id, f"cancel asked of {job['provider']}")
+        return check_job(ws, job_id)
     # Record the cancellation first, so a worker finishing at this moment cannot mark the job succeeded after it.
     ws.ledger.finish_job(job_id, "cancelled")
     stopped = stop_worker(job["worker_pid"], job_id) if job["worker_pid"] else True
@@ -269,6 +457,9 @@ def cancel_job(ws: Workspace, job_id: str) -> dict[str, Any]:
 
 def list_jobs(ws: Workspace, status: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
     dispatch(ws)
+    for job in ws.ledger.list_jobs():
+        if job["provider"] != "local" and job["status"] not in TERMINAL_STATUSES:
+            _refresh_cloud(ws, job)
     rows = ws.ledger.list_jobs(status)[:limit]
     return [
         {

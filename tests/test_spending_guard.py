@@ -1,0 +1,88 @@
+"""The spending guard on its own: budgets per job and per day, confirmation by argument, unknown prices."""
+
+from __future__ import annotations
+
+import pytest
+
+from model_customization.errors import UserError
+from model_customization.jobs.spending import ConfirmationNeeded, approve_spend
+from model_customization.workspace import Workspace
+
+
+def _workspace(tmp_path, monkeypatch, per_job: str | None = None, per_day: str | None = None) -> Workspace:
+    for name, value in (("MODEL_CUSTOMIZATION_BUDGET_PER_JOB_USD", per_job), ("MODEL_CUSTOMIZATION_BUDGET_PER_DAY_USD", per_day)):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    return Workspace.open(tmp_path / "home")
+
+
+def _commit(ws: Workspace, job_id: str, approval) -> None:
+    ws.ledger.add_spend({"job_id": job_id, "provider": "openai", "quoted_usd": approval.committed_usd, "committed_usd": approval.committed_usd, "approved_by": approval.approved_by})
+
+
+def test_default_budget_is_zero_so_every_paid_job_needs_confirmation(tmp_path, monkeypatch):
+    ws = _workspace(tmp_path, monkeypatch)
+    with pytest.raises(ConfirmationNeeded) as refused:
+        approve_spend(ws, "openai", 0.42)
+    message = str(refused.value)
+    assert "per-job budget of $0.00" in message and "confirm_cost_usd=0.42" in message and "dry_run" in message
+    assert refused.value.quote_usd == 0.42
+    # A free job (quote 0) never asks.
+    assert approve_spend(ws, "openai", 0.0).approved_by == "free"
+
+
+def test_confirmation_by_argument_must_cover_the_quote(tmp_path, monkeypatch):
+    ws = _workspace(tmp_path, monkeypatch)
+    with pytest.raises(ConfirmationNeeded, match=r"confirm_cost_usd=0.4 is below the quote of \$0.42"):
+        approve_spend(ws, "openai", 0.42, confirm_cost_usd=0.40)
+    approval = approve_spend(ws, "openai", 0.42, confirm_cost_usd=0.42)
+    assert (approval.committed_usd, approval.approved_by) == (0.42, "argument")
+
+
+def test_over_the_per_job_budget_is_refused_and_within_it_approved(tmp_path, monkeypatch):
+    ws = _workspace(tmp_path, monkeypatch, per_job="5", per_day="100")
+    assert approve_spend(ws, "openai", 4.99).approved_by == "budget"
+    with pytest.raises(ConfirmationNeeded, match=r"above the per-job budget of \$5.00"):
+        approve_spend(ws, "openai", 5.01)
+
+
+def test_daily_cap_counts_every_job_of_the_day(tmp_path, monkeypatch):
+    ws = _workspace(tmp_path, monkeypatch, per_job="6", per_day="10")
+    _commit(ws, "job-1", approve_spend(ws, "openai", 4.0))
+    _commit(ws, "job-2", approve_spend(ws, "openai", 5.0))  # 9 of 10
+    with pytest.raises(ConfirmationNeeded, match=r"\$9.00 already committed today would pass the daily budget of \$10.00"):
+        approve_spend(ws, "openai", 2.0)
+    # A job whose provider reported the real (lower) bill frees the difference.
+    ws.ledger.set_actual_spend("job-2", 3.0)
+    assert approve_spend(ws, "openai", 2.0).approved_by == "budget"  # 4 + 3 + 2 <= 10
+    # Yesterday's spend does not count today.
+    from model_customization.jobs import ledger as ledger_module
+
+    with ws.ledger.transaction() as conn:
+        conn.execute(ledger_module.spend.update().values(at=0.0))
+    assert ws.ledger.spend_since(0.5) == 0.0
+    assert approve_spend(ws, "openai", 5.5).approved_by == "budget"
+
+
+def test_unknown_price_always_asks_and_confirmation_sets_the_ceiling(tmp_path, monkeypatch):
+    ws = _workspace(tmp_path, monkeypatch, per_job="1000", per_day="1000")
+    with pytest.raises(ConfirmationNeeded, match="price for this job is not known") as refused:
+        approve_spend(ws, "bedrock", None)
+    assert "confirm_cost_usd=<the most you accept to pay>" in str(refused.value)
+    approval = approve_spend(ws, "bedrock", None, confirm_cost_usd=30.0)
+    assert (approval.committed_usd, approval.approved_by) == (30.0, "argument")
+
+
+def test_elicited_confirmation_is_refused_when_the_quote_rose(tmp_path, monkeypatch):
+    ws = _workspace(tmp_path, monkeypatch)
+    assert approve_spend(ws, "openai", 1.0, elicited=True, elicited_quote_usd=1.0).approved_by == "elicitation"
+    with pytest.raises(UserError, match="quote rose"):
+        approve_spend(ws, "openai", 1.5, elicited=True, elicited_quote_usd=1.0)
+
+
+def test_a_bad_budget_setting_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("MODEL_CUSTOMIZATION_BUDGET_PER_DAY_USD", "lots")
+    with pytest.raises(ValueError, match="MODEL_CUSTOMIZATION_BUDGET_PER_DAY_USD='lots'"):
+        Workspace.open(tmp_path / "home")
