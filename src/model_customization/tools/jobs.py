@@ -4,14 +4,21 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from mcp.server.mcpserver import Image, MCPServer
+import functools
+
+import anyio
+from mcp.server.mcpserver import Context, Image, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, ImageContent, TextContent, ToolAnnotations
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from model_customization.errors import UserError
 from model_customization.jobs import orchestrator
 from model_customization.jobs.plots import loss_curve_png
+from model_customization.jobs.spending import ConfirmationNeeded
+from model_customization.providers.bedrock.hyperparameters import BedrockHyperparameters
 from model_customization.providers.local.hyperparameters import LocalHyperparameters
+from model_customization.providers.openai.hyperparameters import OpenAIHyperparameters
 from model_customization.providers.local.models import EMBEDDED_MODEL
 from model_customization.tools.common import run_domain
 from model_customization.workspace import Workspace
@@ -24,8 +31,11 @@ class JobEvent(BaseModel):
 
 
 class JobStatus(BaseModel):
-    job_id: str
-    status: str = Field(description="queued, running, succeeded, failed or cancelled.")
+    job_id: str | None = Field(description="None only for a dry run, which starts nothing.")
+    status: str = Field(
+        description="validating, queued, running, paused, succeeded, failed or cancelled; dry_run for a dry run. "
+        "A cloud status this version does not know is shown verbatim (remote_status always is)."
+    )
     provider: str
     base_model: str
     dataset_id: str
@@ -42,8 +52,28 @@ class JobStatus(BaseModel):
     finished_at: str | None
     hyperparameters: dict[str, Any]
     queue_position: int | None = Field(None, description="While queued: 1 = next to start.")
+    remote_id: str | None = Field(None, description="The cloud provider's own job id.")
+    remote_status: str | None = Field(None, description="The cloud provider's status word, verbatim.")
+    quote: dict[str, Any] | None = Field(None, description="Cloud jobs and dry runs: tokens, epochs, estimated_cost_usd and where the prices come from.")
+    spend: dict[str, Any] | None = Field(None, description="Cloud jobs: quoted, committed and (once known) actual USD, and how the cost was approved.")
+    checkpoints: list[dict[str, Any]] | None = Field(None, description="OpenAI: the job's checkpoints (step, metrics, model name).")
     events: list[JobEvent] = Field(description="The latest events, oldest first.")
-    resource_uri: str
+    resource_uri: str | None
+
+
+class CloudOptions(BaseModel):
+    """Options of a cloud job (ignored by none: a local job refuses them)."""
+
+    model_config = ConfigDict(extra="forbid")
+    suffix: str | None = Field(None, max_length=64, description="OpenAI: up to 64 characters added to the tuned model's name.")
+    seed: int | None = Field(None, ge=0, description="OpenAI: the job's seed, for repeatable runs.")
+    metadata: dict[str, str] | None = Field(None, description="OpenAI: up to 16 key/value labels stored with the job (mc_ keys are ours).")
+    integrations: list[dict[str, Any]] | None = Field(None, description='OpenAI: e.g. [{"type": "wandb", "wandb": {"project": "my-project"}}].')
+    use_validation: bool = Field(True, description="Upload the dataset's validation split for validation loss (when it has examples).")
+
+
+class CostConfirmation(BaseModel):
+    confirm: bool = Field(description="Start the job and accept this cost.")
 
 
 class JobSummary(BaseModel):
@@ -62,16 +92,46 @@ class JobList(BaseModel):
     jobs: list[JobSummary]
 
 
+def _client_can_elicit(ctx: Context | None) -> bool:
+    if ctx is None:
+        return False
+    try:
+        capabilities = ctx.request_context.session.client_capabilities
+    except (ValueError, AttributeError):  # no request in flight
+        return False
+    return bool(capabilities and capabilities.elicitation is not None)
+
+
 def register(server: MCPServer, ws: Workspace) -> None:
-    @server.tool(annotations=ToolAnnotations(title="Start a fine-tuning job", read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False))
+    @server.tool(annotations=ToolAnnotations(title="Start a fine-tuning job", read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True))
     async def start_job(
         dataset_id: Annotated[str | None, Field(description="From build_dataset_from_memory or list_datasets. Not needed with resume.")] = None,
-        provider: Annotated[Literal["local"], Field(description="'local': LoRA training on this machine (free).")] = "local",
-        base_model: Annotated[str, Field(description=f"'{EMBEDDED_MODEL}' (embedded default) or a path to a Hugging Face causal LM folder.")] = EMBEDDED_MODEL,
+        provider: Annotated[
+            Literal["local", "openai", "bedrock"],
+            Field(description="'local': LoRA training on this machine (free). 'openai': OpenAI fine-tuning (paid). 'bedrock': Claude fine-tuning on Amazon Bedrock (paid)."),
+        ] = "local",
+        base_model: Annotated[
+            str | None,
+            Field(description=f"local: '{EMBEDDED_MODEL}' (default) or a Hugging Face model folder. openai: e.g. 'gpt-4.1-mini' (default). bedrock: omit to use the Claude model Bedrock offers for fine-tuning."),
+        ] = None,
         method: Annotated[Literal["sft", "dpo"], Field(description="'sft': supervised, loss on the assistant turns; 'dpo': preference pairs (a dataset built with method='dpo').")] = "sft",
-        hyperparameters: Annotated[LocalHyperparameters | None, Field(description="Omit for sensible defaults.")] = None,
-        resume: Annotated[str | None, Field(description="A failed or cancelled job_id: put it back in the queue, continuing from its last checkpoint.")] = None,
-        continue_from: Annotated[str | None, Field(description="A tuned model_id (ft-...) whose adapter this job starts from (same base, rank and target modules).")] = None,
+        hyperparameters: Annotated[
+            LocalHyperparameters | OpenAIHyperparameters | BedrockHyperparameters | None,
+            Field(description="The provider's own hyperparameters; omit for sensible defaults."),
+        ] = None,
+        resume: Annotated[str | None, Field(description="A failed or cancelled local job_id (continues from its last checkpoint), or a paused cloud job.")] = None,
+        continue_from: Annotated[str | None, Field(description="A tuned local model_id (ft-...) whose adapter this job starts from (same base, rank and target modules).")] = None,
+        options: Annotated[CloudOptions | None, Field(description="Cloud jobs: suffix, seed, metadata, integrations, validation split.")] = None,
+        idempotency_key: Annotated[
+            str | None,
+            Field(max_length=64, description="Cloud jobs: a retried start_job with the same key returns the job already created. Default: a hash of dataset, model, method and hyperparameters."),
+        ] = None,
+        dry_run: Annotated[bool, Field(description="Validate and quote only: nothing is uploaded, started or spent.")] = False,
+        confirm_cost_usd: Annotated[
+            float | None,
+            Field(ge=0, description="Paid jobs over budget: the cost you (the user) accept, at least the quote. Clients with elicitation are asked instead."),
+        ] = None,
+        ctx: Context | None = None,
     ) -> JobStatus:
         """Start fine-tuning a model on a dataset; returns at once with a job_id while training runs in the background.
 
@@ -81,20 +141,45 @@ def register(server: MCPServer, ws: Workspace) -> None:
         The embedded SmolLM2-135M-Instruct trains about 100 short examples per minute on 2 CPU cores. Refused, with
         nothing recorded, when the dataset has fewer than 10 training examples, the base model is unknown or not a
         causal LM, or it has no chat template. resume=<job_id> continues a failed or cancelled job from its
-        checkpoint (a job whose worker dies is resumed automatically). Next: poll check_job until status is
-        succeeded, then evaluate or prompt_model with its model_id. cancel_job stops it.
+        checkpoint (a job whose worker dies is resumed automatically).
+        Cloud jobs (openai, bedrock) cost money: availability is checked before anything is uploaded, the quote
+        (dry_run=true shows it) must fit the budget or be confirmed (the user is asked through elicitation when the
+        client supports it, otherwise pass confirm_cost_usd after asking them), and a retry with the same
+        idempotency key never creates a second job.
+        Next: poll check_job until status is succeeded, then evaluate or prompt_model with its model_id. cancel_job stops it.
         """
-        return JobStatus(**await run_domain(
-            orchestrator.start_job,
-            ws,
-            dataset_id,
+        arguments = dict(
             provider=provider,
             base_model=base_model,
             method=method,
             hyperparameters=hyperparameters.model_dump(exclude_unset=True) if hyperparameters else None,
             resume=resume,
             continue_from=continue_from,
-        ))
+            idempotency_key=idempotency_key,
+            options=options.model_dump(exclude_none=True) if options else None,
+            dry_run=dry_run,
+            confirm_cost_usd=confirm_cost_usd,
+        )
+        try:
+            return JobStatus(**await anyio.to_thread.run_sync(functools.partial(orchestrator.start_job, ws, dataset_id, **arguments)))
+        except ConfirmationNeeded as needed:
+            if not _client_can_elicit(ctx):
+                raise ToolError(str(needed)) from needed
+            answer = await ctx.elicit(needed.question, CostConfirmation)
+            if answer.action != "accept" or not answer.data.confirm:
+                raise ToolError(f"Not started: the user did not confirm the cost ({answer.action}). Nothing was uploaded or spent.") from needed
+            arguments.update(elicited=True, elicited_quote_usd=needed.quote_usd)
+            return JobStatus(**await run_domain(orchestrator.start_job, ws, dataset_id, **arguments))
+        except UserError as error:
+            raise ToolError(str(error)) from error
+
+    @server.tool(annotations=ToolAnnotations(title="Pause a cloud job", read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=True))
+    async def pause_job(job_id: str) -> JobStatus:
+        """Pause a running OpenAI fine-tuning job (it keeps its progress); start_job(resume=job_id) continues it.
+
+        Local jobs are stopped with cancel_job instead (their checkpoint is kept).
+        """
+        return JobStatus(**await run_domain(orchestrator.pause_job, ws, job_id))
 
     @server.tool(annotations=ToolAnnotations(title="Check a job", read_only_hint=True, idempotent_hint=True, open_world_hint=False))
     async def check_job(
@@ -130,7 +215,9 @@ def register(server: MCPServer, ws: Workspace) -> None:
 
     @server.tool(annotations=ToolAnnotations(title="List jobs", read_only_hint=True, idempotent_hint=True, open_world_hint=False))
     async def list_jobs(
-        status: Annotated[Literal["queued", "running", "succeeded", "failed", "cancelled"] | None, Field(description="Only jobs in this status.")] = None,
+        status: Annotated[
+            Literal["validating", "queued", "running", "paused", "succeeded", "failed", "cancelled"] | None, Field(description="Only jobs in this status.")
+        ] = None,
         limit: Annotated[int, Field(ge=1, le=500)] = 50,
     ) -> JobList:
         """List fine-tuning jobs, newest first, with status, progress and the tuned model_id of finished ones.

@@ -10,7 +10,7 @@ from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
 from model_customization.evaluation.runner import evaluate as run_evaluation
-from model_customization.providers.local.inference import generate
+from model_customization.providers.chat import chat
 from model_customization.providers.local.models import EMBEDDED_MODEL
 from model_customization.tools.common import progress_reporter, run_domain
 from model_customization.workspace import Workspace
@@ -22,17 +22,23 @@ class ChatMessage(BaseModel):
 
 
 class PromptResult(BaseModel):
-    model: str
+    model: str = Field(description="The model that answered, as its provider names it.")
+    provider: Literal["local", "openai", "anthropic", "bedrock"]
     text: str
     prompt_tokens: int
     completion_tokens: int
     seconds: float
+    stop_reason: str | None = Field(
+        default=None, description="Why the answer ended: stop (finished), length (max_tokens reached), refusal, or the provider's own word."
+    )
 
 
 class ModelScores(BaseModel):
     exact_match: float
     normalized_exact_match: float
     token_f1: float
+    judge_score: float | None = Field(default=None, description="Mean judge rating over the judged cases, (n-1)/9 of the 1-10 scale; only with a judge.")
+    judge_errors: int | None = Field(default=None, description="Cases the judge failed on or gave no usable score for (see resource_uri); only with a judge.")
 
 
 class EvaluationResult(BaseModel):
@@ -42,49 +48,84 @@ class EvaluationResult(BaseModel):
     cases: int
     models: list[str]
     scores: dict[str, ModelScores] = Field(description="Mean of each metric per model (0-1, higher is better).")
+    judge: str | None = Field(default=None, description="The model that rated the answers, when one was asked for.")
     resource_uri: str = Field(description="Read it for per-case outputs.")
 
 
 def register(server: MCPServer, ws: Workspace) -> None:
     @server.tool(annotations=ToolAnnotations(title="Prompt a model", read_only_hint=True, idempotent_hint=False, open_world_hint=False))
     async def prompt_model(
-        model: Annotated[str, Field(description=f"A tuned model_id (ft-...) from check_job, '{EMBEDDED_MODEL}', or a path to a Hugging Face model folder.")] = EMBEDDED_MODEL,
+        model: Annotated[
+            str,
+            Field(
+                description=(
+                    f"Local: '{EMBEDDED_MODEL}' (default), a tuned model_id (ft-...) from check_job, or a path to a Hugging Face "
+                    "model folder. Cloud: an OpenAI model (gpt-4o-mini, o4-mini, ft:...), a Claude model (claude-sonnet-5), "
+                    "a Bedrock model id or ARN. A prefix openai:, anthropic:, bedrock: or local: forces the provider."
+                )
+            ),
+        ] = EMBEDDED_MODEL,
         prompt: Annotated[str | None, Field(description="A single user message. Give this or messages.")] = None,
         messages: Annotated[list[ChatMessage] | None, Field(description="A whole conversation, ending with a user message.")] = None,
         system: Annotated[str | None, Field(description="A system message put before the conversation.")] = None,
         max_tokens: Annotated[int, Field(ge=1, le=4096)] = 256,
-        temperature: Annotated[float, Field(ge=0, le=2, description="0 = greedy (repeatable).")] = 0.0,
-        seed: Annotated[int, Field(ge=0)] = 0,
+        temperature: Annotated[
+            float, Field(ge=0, le=2, description="0 = greedy (repeatable). Claude models take none: leave it at 0 for them.")
+        ] = 0.0,
+        seed: Annotated[int, Field(ge=0, description="Sampling seed for local models (OpenAI treats it as a hint).")] = 0,
     ) -> PromptResult:
-        """Get one answer from a base or tuned local model, to try it out or use it.
+        """Get one answer from any model, local or cloud, to try it out or use it.
 
-        Runs on this machine; the first call to a model loads it (a few seconds). Use evaluate for a measured
-        comparison rather than single prompts.
+        Local models run on this machine; the first call to one loads it (a few seconds). Cloud models (OpenAI,
+        Anthropic, Bedrock) are called with the provider's key from the server's environment (OPENAI_API_KEY,
+        ANTHROPIC_API_KEY, AWS credentials) and each call costs the provider's token price. The result says which
+        provider answered. Use evaluate for a measured comparison rather than single prompts.
         """
         if (prompt is None) == (messages is None):
             raise ToolError("Give exactly one of prompt (a single user message) or messages (a conversation).")
         conversation = [{"role": "system", "content": system}] if system else []
         conversation += [{"role": "user", "content": prompt}] if prompt is not None else [m.model_dump() for m in messages or []]
-        result = await run_domain(generate, ws, model, conversation, max_tokens=max_tokens, temperature=temperature, seed=seed)
+        result = await run_domain(chat, ws, model, conversation, max_tokens=max_tokens, temperature=temperature, seed=seed)
         return PromptResult(**result)
 
     @server.tool(annotations=ToolAnnotations(title="Evaluate models", read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False))
     async def evaluate(
         dataset_id: str,
-        models: Annotated[list[str], Field(min_length=2, description=f"Two or more: e.g. ['{EMBEDDED_MODEL}', 'ft-...'].")],
+        models: Annotated[
+            list[str],
+            Field(min_length=2, description=f"Two or more, local or cloud (the forms prompt_model takes): e.g. ['{EMBEDDED_MODEL}', 'ft-...'] or ['ft-...', 'gpt-4o-mini']."),
+        ],
         split: Annotated[Literal["train", "validation", "test"], Field(description="Held-out test split by default.")] = "test",
         max_tokens: Annotated[int, Field(ge=1, le=2048)] = 64,
         limit: Annotated[int | None, Field(ge=1, description="Evaluate only the first N cases.")] = None,
+        judge: Annotated[
+            str | None,
+            Field(
+                description=(
+                    "A model (any form prompt_model takes, e.g. claude-sonnet-5 or gpt-4o) that rates every answer against the "
+                    "reference from 1 to 10, reported as judge_score. A cloud judge makes one paid API call per case per model."
+                )
+            ),
+        ] = None,
         ctx: Context | None = None,
     ) -> EvaluationResult:
-        """Compare models on a dataset's held-out examples: exact match, normalised exact match and token F1.
+        """Compare models on a dataset's held-out examples: exact match, normalised exact match and token F1, and a judge's rating if asked.
 
-        Each case prompts every model with the conversation up to its last assistant turn (greedy) and scores the
-        answer against that turn. Takes about a second per case per model for the embedded model on CPU; progress
-        is reported. The result is stored: read resource_uri for per-case outputs.
+        Each case prompts every model with the conversation up to its last assistant turn (greedy for local models,
+        the most repeatable setting a cloud provider offers) and scores the answer against that turn. Local models take about a second per case on CPU;
+        cloud models are called once per case and cost their token price. A judge's unusable replies are counted in
+        judge_errors, not hidden. Progress is reported. The result is stored: read resource_uri for per-case outputs.
         """
         result = await run_domain(
-            run_evaluation, ws, dataset_id, models, split=split, max_tokens=max_tokens, limit=limit, progress=progress_reporter(ctx)
+            run_evaluation,
+            ws,
+            dataset_id,
+            models,
+            split=split,
+            max_tokens=max_tokens,
+            limit=limit,
+            judge=judge,
+            progress=progress_reporter(ctx),
         )
         return EvaluationResult(
             eval_id=result["id"],
@@ -93,5 +134,6 @@ def register(server: MCPServer, ws: Workspace) -> None:
             cases=result["cases"],
             models=result["models"],
             scores={m: ModelScores(**s) for m, s in result["summary"].items()},
+            judge=(result.get("judge") or {}).get("model"),
             resource_uri=result["resource_uri"],
         )
