@@ -18,6 +18,8 @@ MCP_TOOLS = {
     "prompt_model",
     "evaluate",
     "export_model",
+    "pause_job",
+    "generate_constitutional_dataset",
 }
 
 

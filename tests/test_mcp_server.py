@@ -92,6 +92,7 @@ def demo_conversation_count(demo_paths: list[Path]) -> int:
 async def test_list_tools_describes_every_tool(ws):
     async with Client(build_server(ws=ws)) as client:
         tools = (await client.list_tools()).tools
+    OPEN_WORLD = {"start_job", "check_job", "cancel_job", "list_jobs", "pause_job", "prompt_model", "evaluate", "generate_constitutional_dataset"}
     by_name = {t.name: t for t in tools}
     assert set(by_name) == TOOLS
     assert len(tools) == len(TOOLS)
@@ -102,7 +103,8 @@ async def test_list_tools_describes_every_tool(ws):
         assert tool.output_schema and tool.output_schema["type"] == "object", tool.name
         assert tool.annotations is not None, tool.name
         assert tool.annotations.title, tool.name
-        assert tool.annotations.open_world_hint is False, tool.name
+        # Tools that may call a cloud provider (OpenAI, Anthropic, Bedrock) say so; the rest stay on this machine.
+        assert tool.annotations.open_world_hint is (tool.name in OPEN_WORLD), tool.name
     for name in READ_ONLY:
         assert by_name[name].annotations.read_only_hint is True, name
     for name in TOOLS - READ_ONLY - {"prompt_model"}:
@@ -244,8 +246,9 @@ async def test_full_loop_through_mcp(ws, tiny_model, demo_paths):
         assert report["split"] == "test"
         assert set(report["scores"]) == {str(Path(tiny_model).resolve()), model_id}
         for scores in report["scores"].values():
-            assert set(scores) == {"exact_match", "normalized_exact_match", "token_f1"}
-            assert all(0 <= v <= 1 for v in scores.values())
+            measured = {k: v for k, v in scores.items() if v is not None}
+            assert set(measured) == {"exact_match", "normalized_exact_match", "token_f1"}  # no judge asked for: no judge score
+            assert all(0 <= v <= 1 for v in measured.values())
         eval_id = report["eval_id"]
         assert report["resource_uri"] == f"evals://{eval_id}"
         assert progress, "evaluate sent no progress notification"

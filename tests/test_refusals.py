@@ -107,8 +107,13 @@ def test_invalid_hyperparameters_are_refused(ws, demo_dataset, hyperparameters):
 
 
 def test_unknown_provider_and_method_are_refused(ws, demo_dataset):
-    _assert_refused(ws, demo_dataset, match=r"provider='local'", provider="openai")
+    _assert_refused(ws, demo_dataset, match=r"Unknown provider 'vertex'.*'local'.*'openai'.*'bedrock'", provider="vertex")
     _assert_refused(ws, demo_dataset, match=r"method='sft'", method="dpo")
+
+
+def test_openai_without_a_key_is_refused_before_anything_is_recorded(ws, demo_dataset, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    _assert_refused(ws, demo_dataset, match=r"OPENAI_API_KEY", provider="openai")
 
 
 def test_missing_memory_path_is_refused(ws, tmp_path):

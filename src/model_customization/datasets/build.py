@@ -323,25 +323,13 @@ def _build(
 
     # Order within a split by content, so the same memory given in another order is the same dataset.
     content_hash = _write_splits(spill_path, example_split, work)
-    dataset_id = "ds-" + content_hash[:12]
-
-    existing = ws.ledger.get_dataset(dataset_id)
-    if existing:
-        return BuildResult(dataset_id, existing["counts"], problems, problem_count, dict(dropped), True, existing["card"])
-
-    card = {
-        "id": dataset_id,
-        "name": name or dataset_id,
-        "method": method,
-        "format": "openai_dpo" if method == "dpo" else "openai_chat",
-        "counts": counts,
+    card_fields = {
         "conversations_read": conversations,
         "formats": dict(formats),
         "dropped": dict(sorted(dropped.items())),
         "duplicates_removed": {"exact": dropped.get("exact_duplicate", 0), "near": dropped.get("near_duplicate", 0)},
         "redactions": dict(sorted(redactions.items())),
         "unreadable": {"count": problem_count, "first": problems},
-        "token_stats": {"o200k_base": {s: _token_stats(work / f"{s}.jsonl") for s in SPLITS}},
         "sources": [{"path": p, "sha256": h} for p, h in sorted(source_files.items())],
         "options": {
             "seed": seed,
@@ -354,6 +342,40 @@ def _build(
             "filters": {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in asdict(filters).items()} if filters else None,
             "paths": [str(p) for p in resolved],
         },
+    }
+    dataset_id, card, existed = _store_written_splits(ws, work, content_hash, counts, name=name, method=method, card_fields=card_fields)
+    return BuildResult(dataset_id, card["counts"], problems, problem_count, dict(dropped), existed, card)
+
+
+def _store_written_splits(
+    ws: Workspace,
+    work: Path,
+    content_hash: str,
+    counts: dict[str, int],
+    *,
+    name: str | None,
+    method: str,
+    card_fields: dict[str, Any],
+    extra_files: dict[str, bytes] | None = None,
+) -> tuple[str, dict[str, Any], bool]:
+    """Move work/<split>.jsonl (from _write_splits) into the dataset's folder with its card, and add the ledger row.
+
+    Returns the dataset id, its card and whether it existed already (then nothing is written and the stored card is
+    returned). extra_files are written beside the splits (e.g. material the card refers to).
+    """
+    dataset_id = "ds-" + content_hash[:12]
+    existing = ws.ledger.get_dataset(dataset_id)
+    if existing:
+        return dataset_id, existing["card"], True
+
+    card = {
+        "id": dataset_id,
+        "name": name or dataset_id,
+        "method": method,
+        "format": "openai_dpo" if method == "dpo" else "openai_chat",
+        "counts": counts,
+        **card_fields,
+        "token_stats": {"o200k_base": {s: _token_stats(work / f"{s}.jsonl") for s in SPLITS}},
         "content_sha256": content_hash,
     }
 
@@ -363,6 +385,8 @@ def _build(
     try:
         for split in SPLITS:
             os.replace(work / f"{split}.jsonl", staging / f"{split}.jsonl")
+        for file_name, data in (extra_files or {}).items():
+            (staging / file_name).write_bytes(data)
         (staging / "card.json").write_text(json.dumps(card, indent=2, ensure_ascii=False), encoding="utf-8")
         (staging / "card.md").write_text(card_markdown(card), encoding="utf-8")
         if final_dir.exists():  # files left by a crash before the ledger row was written: replace them
@@ -381,7 +405,44 @@ def _build(
             "card": card,
         }
     )
-    return BuildResult(dataset_id, counts, problems, problem_count, dict(dropped), False, card)
+    return dataset_id, card, False
+
+
+def store_examples(
+    ws: Workspace,
+    examples: Sequence[tuple[str, dict[str, Any]]],
+    *,
+    name: str | None,
+    method: str,
+    card_fields: dict[str, Any],
+    extra_files: dict[str, bytes] | None = None,
+) -> tuple[str, dict[str, Any], bool]:
+    """Store examples made elsewhere (each with its split already chosen) exactly as build_dataset stores its own.
+
+    The id is content-addressed the same way, so the same examples in the same splits are the same dataset. Returns
+    (dataset_id, card, already_existed).
+    """
+    reserved = {f"{s}.jsonl" for s in SPLITS} | {"card.json", "card.md"}
+    for file_name in extra_files or {}:
+        if file_name in reserved or Path(file_name).name != file_name or file_name.startswith("."):
+            raise ValueError(f"extra file name {file_name!r} is not a plain name beside the splits")
+    example_split = bytes(SPLITS.index(split) for split, _ in examples)  # ValueError for an unknown split
+    counts = {s: 0 for s in SPLITS}
+    for split, _ in examples:
+        counts[split] += 1
+    ws.settings.datasets_dir.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".build-", dir=ws.settings.datasets_dir))
+    try:
+        spill_path = work / "kept.jsonl"
+        with spill_path.open("wb") as spill:
+            for _, example in examples:
+                spill.write(_canonical(example).encode("utf-8") + b"\n")
+        content_hash = _write_splits(spill_path, example_split, work)
+        return _store_written_splits(
+            ws, work, content_hash, counts, name=name, method=method, card_fields=card_fields, extra_files=extra_files
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 RUN_BYTES = 32 << 20  # at most this much of the kept examples' text is sorted in memory at once
@@ -479,8 +540,35 @@ def card_markdown(card: dict[str, Any]) -> str:
     lines += [f"- {kind}: {n}" for kind, n in card.get("redactions", {}).items()] or ["- none found"]
     lines += ["", "## Sources", "", "| file | sha256 |", "|---|---|"]
     lines += [f"| `{s['path']}` | `{s['sha256'][:16]}…` |" for s in card["sources"]]
+    if "constitution" in card:
+        lines += _constitution_markdown(card["constitution"])
     lines += ["", "## Options", "", "```json", json.dumps(card["options"], indent=2), "```", ""]
     return "\n".join(lines)
+
+
+def _constitution_markdown(constitution: dict[str, Any]) -> list[str]:
+    """The card section of a dataset made by critique and revision against principles (datasets/constitutional.py)."""
+    lines = ["", "## Constitution (answers critiqued and revised against these principles)", ""]
+    lines += [f"{n}. {principle}" for n, principle in enumerate(constitution["principles"], 1)]
+    lines += [
+        "",
+        f"Model `{constitution['model']}`; {constitution['prompts_read']} prompts, {constitution['succeeded']} completed, "
+        f"{constitution['failed']} failed ({', '.join(f'{k}: {v}' for k, v in constitution['failures'].items()) or 'none'}).",
+        f"Every critique and revision per prompt: `{constitution['examples_file']}` beside the splits"
+        + (" and under `constitution.examples` in card.json." if "examples" in constitution else "."),
+    ]
+    for record in constitution.get("examples", [])[:3]:
+        lines += ["", f"### Prompt {record['prompt_id'][:12]} ({record['split']})", "", f"> {_one_line(record['prompt'])}", ""]
+        lines.append(f"- original: {_one_line(record['original'])}")
+        for step in record["steps"]:
+            lines.append(f"- critique ({_one_line(step['principle'], 60)}): {_one_line(step['critique'])}")
+            lines.append(f"- revision: {_one_line(step['revision'])}")
+    return lines
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 def get_dataset(ws: Workspace, dataset_id: str) -> dict[str, Any]:

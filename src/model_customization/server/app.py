@@ -8,14 +8,16 @@ from mcp.server.mcpserver import MCPServer
 
 from model_customization import __version__
 from model_customization.resources import catalog
-from model_customization.tools import datasets, jobs, models
+from model_customization.tools import constitutional, datasets, jobs, models
 from model_customization.tools import export as export_tools
 from model_customization.workspace import Workspace
 
 INSTRUCTIONS = """\
 Fine-tune a model on your own memory. The loop: build_dataset_from_memory (transcripts -> dataset_id) ->
 start_job (returns a job_id at once) -> check_job until succeeded (gives model_id) -> evaluate base vs tuned ->
-prompt_model with the winner; export_model takes it to Ollama/llama.cpp. Datasets, jobs and evaluations are also readable as resources
+prompt_model with the winner; export_model takes it to Ollama/llama.cpp. start_job also trains on OpenAI or
+Bedrock (paid: dry_run=true quotes, the cost must fit the budget or be confirmed); generate_constitutional_dataset
+turns prompts and principles into critiqued-and-revised SFT and DPO datasets. Datasets, jobs and evaluations are also readable as resources
 (datasets://index, jobs://index, evals://{id})."""
 
 
@@ -30,5 +32,6 @@ def build_server(ws: Workspace | None = None, home: str | os.PathLike[str] | Non
     jobs.register(server, workspace)
     models.register(server, workspace)
     export_tools.register(server, workspace)
+    constitutional.register(server, workspace)
     catalog.register(server, workspace)
     return server

@@ -181,7 +181,7 @@ def register(server: MCPServer, ws: Workspace) -> None:
         """
         return JobStatus(**await run_domain(orchestrator.pause_job, ws, job_id))
 
-    @server.tool(annotations=ToolAnnotations(title="Check a job", read_only_hint=True, idempotent_hint=True, open_world_hint=False))
+    @server.tool(annotations=ToolAnnotations(title="Check a job", read_only_hint=True, idempotent_hint=True, open_world_hint=True))
     async def check_job(
         job_id: str,
         events: Annotated[int, Field(ge=0, le=200, description="How many recent events to include.")] = 5,
@@ -204,7 +204,7 @@ def register(server: MCPServer, ws: Workspace) -> None:
                 content.append(TextContent(type="text", text=f"No loss curve: {error}"))
         return CallToolResult(content=content, structured_content=status.model_dump(mode="json"))
 
-    @server.tool(annotations=ToolAnnotations(title="Cancel a job", read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=False))
+    @server.tool(annotations=ToolAnnotations(title="Cancel a job", read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=True))
     async def cancel_job(job_id: str) -> JobStatus:
         """Stop a queued or running job at once: its worker process is ended and the job marked cancelled.
 
@@ -213,7 +213,7 @@ def register(server: MCPServer, ws: Workspace) -> None:
         """
         return JobStatus(**await run_domain(orchestrator.cancel_job, ws, job_id))
 
-    @server.tool(annotations=ToolAnnotations(title="List jobs", read_only_hint=True, idempotent_hint=True, open_world_hint=False))
+    @server.tool(annotations=ToolAnnotations(title="List jobs", read_only_hint=True, idempotent_hint=True, open_world_hint=True))
     async def list_jobs(
         status: Annotated[
             Literal["validating", "queued", "running", "paused", "succeeded", "failed", "cancelled"] | None, Field(description="Only jobs in this status.")

@@ -53,7 +53,7 @@ class EvaluationResult(BaseModel):
 
 
 def register(server: MCPServer, ws: Workspace) -> None:
-    @server.tool(annotations=ToolAnnotations(title="Prompt a model", read_only_hint=True, idempotent_hint=False, open_world_hint=False))
+    @server.tool(annotations=ToolAnnotations(title="Prompt a model", read_only_hint=True, idempotent_hint=False, open_world_hint=True))
     async def prompt_model(
         model: Annotated[
             str,
@@ -88,7 +88,7 @@ def register(server: MCPServer, ws: Workspace) -> None:
         result = await run_domain(chat, ws, model, conversation, max_tokens=max_tokens, temperature=temperature, seed=seed)
         return PromptResult(**result)
 
-    @server.tool(annotations=ToolAnnotations(title="Evaluate models", read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False))
+    @server.tool(annotations=ToolAnnotations(title="Evaluate models", read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True))
     async def evaluate(
         dataset_id: str,
         models: Annotated[
