@@ -105,6 +105,38 @@ def start_job(
     return check_job(ws, job_id)
 
 
+def confirmation_needed(
+    ws: Workspace,
+    dataset_id: str | None,
+    *,
+    provider: str,
+    base_model: str | None = None,
+    method: str = "sft",
+    hyperparameters: dict[str, Any] | None = None,
+    idempotency_key: str | None = None,
+    confirm_cost_usd: float | None = None,
+) -> Any:
+    """The ConfirmationNeeded that start_job would raise for these arguments, or None (free, within budget, already
+    created, or refused for another reason that start_job itself will report). Records nothing."""
+    from model_customization.jobs.spending import ConfirmationNeeded, approve_spend
+    from model_customization.providers.base import cloud_provider, idempotency_key as default_key
+
+    if provider == "local" or not dataset_id or provider not in PROVIDERS:
+        return None
+    try:
+        hp = cloud_provider(provider).parse_hyperparameters(method, hyperparameters)
+        known = ws.ledger.job_by_idempotency_key(provider, idempotency_key or default_key(dataset_id, base_model or "default", method, hp))
+        if known and known["remote_id"]:
+            return None
+        quote = start_job(ws, dataset_id, provider=provider, base_model=base_model, method=method, hyperparameters=hyperparameters, dry_run=True)["quote"]
+        approve_spend(ws, provider, quote.get("estimated_cost_usd"), confirm_cost_usd=confirm_cost_usd)
+    except ConfirmationNeeded as needed:
+        return needed
+    except UserError:
+        return None
+    return None
+
+
 def _check_dataset_for(ws: Workspace, dataset_id: str, method: str) -> dict[str, Any]:
     dataset = get_dataset(ws, dataset_id)
     dataset_method = dataset["card"].get("method", "sft")

@@ -1,21 +1,18 @@
 """MCP tools over fine-tuning jobs: start, check, cancel, list."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: start_job's Resolve(ask_about_cost) names a closure, so its
+# annotations must be evaluated where they are written.
 from typing import Annotated, Any, Literal
 
-import functools
-
-import anyio
 from mcp.server.mcpserver import Context, Image, MCPServer
+from mcp.server.elicitation import AcceptedElicitation, ElicitationResult
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.resolve import Elicit, Resolve
 from mcp.types import CallToolResult, ImageContent, TextContent, ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field
 
-from model_customization.errors import UserError
 from model_customization.jobs import orchestrator
 from model_customization.jobs.plots import loss_curve_png
-from model_customization.jobs.spending import ConfirmationNeeded
 from model_customization.providers.bedrock.hyperparameters import BedrockHyperparameters
 from model_customization.providers.local.hyperparameters import LocalHyperparameters
 from model_customization.providers.openai.hyperparameters import OpenAIHyperparameters
@@ -76,6 +73,16 @@ class CostConfirmation(BaseModel):
     confirm: bool = Field(description="Start the job and accept this cost.")
 
 
+class NotAsked(BaseModel):
+    """The cost needed no question (free, within budget, confirmed by argument) or the client cannot be asked."""
+
+
+def _argument_dict(value: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    return value.model_dump(exclude_unset=True) if isinstance(value, BaseModel) else dict(value)
+
+
 class JobSummary(BaseModel):
     job_id: str
     status: str
@@ -96,13 +103,38 @@ def _client_can_elicit(ctx: Context | None) -> bool:
     if ctx is None:
         return False
     try:
-        capabilities = ctx.request_context.session.client_capabilities
+        capabilities = ctx.client_capabilities
     except (ValueError, AttributeError):  # no request in flight
         return False
     return bool(capabilities and capabilities.elicitation is not None)
 
 
 def register(server: MCPServer, ws: Workspace) -> None:
+    def ask_about_cost(
+        ctx: Context,
+        dataset_id: str | None = None,
+        provider: str = "local",
+        base_model: str | None = None,
+        method: str = "sft",
+        hyperparameters: Any = None,
+        resume: str | None = None,
+        idempotency_key: str | None = None,
+        dry_run: bool = False,
+        confirm_cost_usd: float | None = None,
+    ) -> Elicit[CostConfirmation] | NotAsked:
+        """Before start_job runs: a paid job over budget is put to the user (MCP elicitation), when the client can be asked.
+
+        Runs through the SDK's resolver mechanism, so it works on both protocol generations (a mid-call request on
+        older ones, an input-required round trip on 2026-07-28 and later).
+        """
+        if provider == "local" or dry_run or resume or not _client_can_elicit(ctx):
+            return NotAsked()
+        needed = orchestrator.confirmation_needed(
+            ws, dataset_id, provider=provider, base_model=base_model, method=method, hyperparameters=_argument_dict(hyperparameters),
+            idempotency_key=idempotency_key, confirm_cost_usd=confirm_cost_usd,
+        )
+        return Elicit(needed.question, CostConfirmation) if needed else NotAsked()
+
     @server.tool(annotations=ToolAnnotations(title="Start a fine-tuning job", read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True))
     async def start_job(
         dataset_id: Annotated[str | None, Field(description="From build_dataset_from_memory or list_datasets. Not needed with resume.")] = None,
@@ -131,7 +163,7 @@ def register(server: MCPServer, ws: Workspace) -> None:
             float | None,
             Field(ge=0, description="Paid jobs over budget: the cost you (the user) accept, at least the quote. Clients with elicitation are asked instead."),
         ] = None,
-        ctx: Context | None = None,
+        cost_answer: Annotated[ElicitationResult[CostConfirmation], Resolve(ask_about_cost)] = None,
     ) -> JobStatus:
         """Start fine-tuning a model on a dataset; returns at once with a job_id while training runs in the background.
 
@@ -160,18 +192,12 @@ def register(server: MCPServer, ws: Workspace) -> None:
             dry_run=dry_run,
             confirm_cost_usd=confirm_cost_usd,
         )
-        try:
-            return JobStatus(**await anyio.to_thread.run_sync(functools.partial(orchestrator.start_job, ws, dataset_id, **arguments)))
-        except ConfirmationNeeded as needed:
-            if not _client_can_elicit(ctx):
-                raise ToolError(str(needed)) from needed
-            answer = await ctx.elicit(needed.question, CostConfirmation)
-            if answer.action != "accept" or not answer.data.confirm:
-                raise ToolError(f"Not started: the user did not confirm the cost ({answer.action}). Nothing was uploaded or spent.") from needed
-            arguments.update(elicited=True, elicited_quote_usd=needed.quote_usd)
-            return JobStatus(**await run_domain(orchestrator.start_job, ws, dataset_id, **arguments))
-        except UserError as error:
-            raise ToolError(str(error)) from error
+        if cost_answer is not None and not (isinstance(cost_answer, AcceptedElicitation) and isinstance(cost_answer.data, NotAsked)):
+            if not (isinstance(cost_answer, AcceptedElicitation) and cost_answer.data.confirm):
+                action = "declined" if not isinstance(cost_answer, AcceptedElicitation) else "accepted without confirming"
+                raise ToolError(f"Not started: the user did not confirm the cost ({action}). Nothing was uploaded or spent.")
+            arguments["elicited"] = True
+        return JobStatus(**await run_domain(orchestrator.start_job, ws, dataset_id, **arguments))
 
     @server.tool(annotations=ToolAnnotations(title="Pause a cloud job", read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=True))
     async def pause_job(job_id: str) -> JobStatus:
