@@ -20,6 +20,12 @@ MCP_TOOLS = {
     "export_model",
     "pause_job",
     "generate_constitutional_dataset",
+    "upload_training_file",
+    "list_training_files",
+    "delete_training_file",
+    "provision_throughput",
+    "throughput_status",
+    "release_throughput",
 }
 
 

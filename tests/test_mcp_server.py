@@ -26,7 +26,7 @@ pytestmark = pytest.mark.anyio
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "list_tools.json"
 TOOLS = MCP_TOOLS
-READ_ONLY = {"list_datasets", "list_jobs", "check_job", "inspect_dataset"}
+READ_ONLY = {"list_datasets", "list_jobs", "check_job", "inspect_dataset", "list_training_files", "throughput_status"}
 TERMINAL = {"succeeded", "failed", "cancelled"}
 SMALL_HP = {"epochs": 1, "batch_size": 16, "max_seq_length": 256}
 
@@ -92,7 +92,8 @@ def demo_conversation_count(demo_paths: list[Path]) -> int:
 async def test_list_tools_describes_every_tool(ws):
     async with Client(build_server(ws=ws)) as client:
         tools = (await client.list_tools()).tools
-    OPEN_WORLD = {"start_job", "check_job", "cancel_job", "list_jobs", "pause_job", "prompt_model", "evaluate", "generate_constitutional_dataset"}
+    OPEN_WORLD = {"start_job", "check_job", "cancel_job", "list_jobs", "pause_job", "prompt_model", "evaluate", "generate_constitutional_dataset",
+                  "upload_training_file", "list_training_files", "delete_training_file", "provision_throughput", "throughput_status", "release_throughput"}
     by_name = {t.name: t for t in tools}
     assert set(by_name) == TOOLS
     assert len(tools) == len(TOOLS)

@@ -10,6 +10,7 @@ from model_customization import __version__
 from model_customization.resources import catalog
 from model_customization.tools import constitutional, datasets, jobs, models
 from model_customization.tools import export as export_tools
+from model_customization.tools import providers as provider_tools
 from model_customization.workspace import Workspace
 
 INSTRUCTIONS = """\
@@ -33,5 +34,6 @@ def build_server(ws: Workspace | None = None, home: str | os.PathLike[str] | Non
     models.register(server, workspace)
     export_tools.register(server, workspace)
     constitutional.register(server, workspace)
+    provider_tools.register(server, workspace)
     catalog.register(server, workspace)
     return server
