@@ -1,4 +1,5 @@
-"""Starting the server and listing its tools must not import torch or transformers (seconds of start-up, GBs of RAM).
+"""Starting the server and listing its tools must not import torch or transformers (seconds of start-up, GBs of RAM),
+nor the cloud SDKs (openai, anthropic, boto3), which load only when a provider is used.
 
 Checked in a fresh interpreter, since this test process has long imported both for other tests.
 """
@@ -32,7 +33,7 @@ SCRIPT = textwrap.dedent(
         return [t.name for t in tools.tools]
 
     names = anyio.run(main)
-    heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "transformers", "peft", "accelerate"))
+    heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "transformers", "peft", "accelerate", "openai", "anthropic", "boto3", "botocore"))
     print("{MARKER}" + json.dumps({{"tools": names, "heavy": heavy}}))
     """
 )
