@@ -16,6 +16,7 @@ from typing import Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -23,13 +24,15 @@ from model_customization.errors import UserError
 
 app = typer.Typer(help="Turn agent memory into fine-tuned models: datasets, LoRA jobs, evaluation, prompting, MCP server.", no_args_is_help=True)
 dataset_app = typer.Typer(help="Build and list datasets.", no_args_is_help=True)
-job_app = typer.Typer(help="Start, check, cancel and list fine-tuning jobs.", no_args_is_help=True)
+job_app = typer.Typer(help="Start, check, pause, cancel and list fine-tuning jobs (local, OpenAI, Bedrock).", no_args_is_help=True)
 eval_app = typer.Typer(help="Evaluate models against each other.", no_args_is_help=True)
-model_app = typer.Typer(help="Prompt models.", no_args_is_help=True)
+model_app = typer.Typer(help="Prompt and export models; provision throughput for tuned Bedrock models.", no_args_is_help=True)
+files_app = typer.Typer(help="Training files on OpenAI: upload a dataset split, list, delete.", no_args_is_help=True)
 app.add_typer(dataset_app, name="dataset")
 app.add_typer(job_app, name="job")
 app.add_typer(eval_app, name="eval")
 app.add_typer(model_app, name="model")
+app.add_typer(files_app, name="files")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -45,8 +48,48 @@ def _workspace(home: Optional[Path]):
 
 
 def _fail(error: Exception) -> None:
-    err_console.print(f"[red]error:[/red] {error}")
+    # escaped: messages quote lists and JSON ("[...]") that rich would read as markup; unwrapped so they copy whole
+    err_console.print(f"[red]error:[/red] {escape(str(error))}", soft_wrap=True)
     raise typer.Exit(1)
+
+
+def _table(*columns: str, whole: tuple[str, ...] = (), title: Optional[str] = None) -> Table:
+    """A table whose `whole` columns (ids to copy) are never cut; the others fold to fit the terminal."""
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column, no_wrap=column in whole, overflow="fold")
+    return table
+
+
+def _interactive() -> bool:
+    """Whether a person can answer a question on this terminal (tests patch this)."""
+    return sys.stdin.isatty()
+
+
+def _usd(amount: Optional[float]) -> str:
+    return "unknown" if amount is None else f"${amount:,.2f}"
+
+
+def _json_or_text(raw: str) -> Any:
+    """A command-line value as JSON when it parses (3, 0.5, true, "x"), else the text itself (auto)."""
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+def _pairs(values: Optional[list[str]], option: str, *, parse_json: bool) -> dict[str, Any]:
+    """KEY=VALUE options (repeatable) as a dict; a repeated key or a missing '=' is refused."""
+    pairs: dict[str, Any] = {}
+    for item in values or []:
+        key, separator, value = item.partition("=")
+        key = key.strip()
+        if not separator or not key:
+            raise UserError(f"{option} takes KEY=VALUE (e.g. {option} n_epochs=3); got {item!r}.")
+        if key in pairs:
+            raise UserError(f"{option} {key} is given twice; give each key once.")
+        pairs[key] = _json_or_text(value) if parse_json else value
+    return pairs
 
 
 def _print_json(value: Any) -> None:
@@ -182,59 +225,266 @@ def dataset_list(home: Optional[Path] = HomeOption, as_json: bool = JsonOption) 
     console.print(table)
 
 
+@dataset_app.command("constitutional")
+def dataset_constitutional(
+    principle: list[str] = typer.Option(..., "--principle", help="A principle every answer should satisfy, one sentence; repeatable."),
+    model: str = typer.Option(..., help="The model that answers, critiques and revises (local name, ft-... id, folder, or e.g. openai:gpt-4.1-mini)."),
+    prompt: Optional[list[str]] = typer.Option(None, "--prompt", help="A user message to answer; repeatable. Give this or --from-dataset."),
+    from_dataset: Optional[str] = typer.Option(None, "--from-dataset", help="Or a stored dataset: each conversation before its last assistant turn is a prompt."),
+    split: str = typer.Option("train", help="Which split of --from-dataset to read."),
+    limit: Optional[int] = typer.Option(None, help="Use at most this many distinct prompts (bounds the cost)."),
+    name: Optional[str] = typer.Option(None, help="A readable name; the datasets are named <name>-sft and <name>-dpo."),
+    max_tokens: int = typer.Option(256, help="Longest reply per model call."),
+    temperature: float = typer.Option(0.0, help="0 = greedy."),
+    seed: int = typer.Option(0, help="Seed of sampling and of the train/validation/test split."),
+    home: Optional[Path] = HomeOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Make principle-driven training data: the model answers each prompt, critiques its answer against each principle
+    and revises it. Stores an SFT dataset (final revisions) and a DPO one (revision preferred over the first answer).
+
+    Each prompt costs 1 + 2 x (number of principles) model calls, billed when the model is a cloud one: try --limit first.
+    """
+    from model_customization.datasets.constitutional import generate_constitutional_data
+
+    ws = _workspace(home)
+    arguments = dict(
+        principles=principle, model=model, prompts=prompt or None, dataset_id=from_dataset, split=split, limit=limit, name=name,
+        max_tokens=max_tokens, temperature=temperature, seed=seed,
+    )
+    try:
+        if as_json:  # stdout carries the JSON alone
+            result = generate_constitutional_data(ws, **arguments)
+        else:
+            with _progress() as progress:
+                task = progress.add_task("constitutional data", total=None, note="")
+                result = generate_constitutional_data(
+                    ws, **arguments, progress=lambda done, total, note: progress.update(task, completed=done, total=total, note=note)
+                )
+    except UserError as error:
+        _fail(error)
+    if as_json:
+        _print_json(result)
+        return
+    counts = result["counts"]
+    console.print(f"SFT dataset [bold]{result['sft_dataset_id']}[/bold]: {counts['sft']}" + (" (already existed)" if result["already_existed"]["sft"] else ""))
+    if result["dpo_dataset_id"]:
+        console.print(f"DPO dataset [bold]{result['dpo_dataset_id']}[/bold]: {counts['dpo']}" + (" (already existed)" if result["already_existed"]["dpo"] else ""))
+    console.print(
+        f"{result['succeeded']} of {result['prompts_read']} prompts revised, {result['failed']} failed, "
+        f"{result['revisions_unchanged']} unchanged; {result['model_calls']} model calls, usage {result['usage']}",
+        markup=False,
+    )
+    for failed in result["failed_prompts"][:5]:
+        console.print(f"[yellow]failed:[/yellow] prompt {failed['prompt_index']} at {failed['stage']}: {escape(failed['reason'])} ({escape(failed['detail'])})")
+    if result["dropped"]:
+        console.print(f"left out: {result['dropped']}", markup=False)
+    if result["note"]:
+        console.print(f"note: {result['note']}", markup=False)
+
+
 # --- jobs ------------------------------------------------------------------------------------------------------
+LOCAL_ONLY_OPTIONS = {
+    "epochs": "--epochs", "learning_rate": "--learning-rate", "lr_scheduler": "--lr-scheduler", "warmup_fraction": "--warmup-fraction",
+    "batch_size": "--batch-size", "gradient_accumulation_steps": "--gradient-accumulation-steps", "lora_rank": "--lora-rank",
+    "lora_alpha": "--lora-alpha", "lora_dropout": "--lora-dropout", "target_modules": "--target-modules", "max_seq_length": "--max-seq-length",
+    "eval_interval_steps": "--eval-interval-steps", "early_stopping_patience": "--early-stopping-patience",
+    "checkpoint_interval_steps": "--checkpoint-interval-steps", "device": "--device", "quantization": "--quantization",
+    "gradient_checkpointing": "--gradient-checkpointing",
+}
+CLOUD_HP_EXAMPLE = {"openai": "--hp n_epochs=3 --hp learning_rate_multiplier=0.5", "bedrock": "--hp epoch_count=2 --hp learning_rate_multiplier=0.5"}
+
+
+def _apply(flags: list[str]) -> str:
+    return "applies" if len(flags) == 1 else "apply"
+
+
+def _job_arguments(
+    provider: str, supplied: dict[str, Any], seed: Optional[int], hp: Optional[list[str]], suffix: Optional[str],
+    metadata: Optional[list[str]], integration: Optional[list[str]], no_validation: bool,
+) -> tuple[Optional[dict[str, Any]], Optional[dict[str, Any]]]:
+    """(hyperparameters, options) for start_job from the command line; options apply to cloud jobs only."""
+    from model_customization.jobs.orchestrator import PROVIDERS
+
+    if provider not in PROVIDERS:
+        raise UserError(f"Unknown --provider {provider!r}: use local (LoRA training on this machine, free), openai or bedrock.")
+    extra = _pairs(hp, "--hp", parse_json=True)
+    named = {k: v for k, v in supplied.items() if v is not None}
+    if provider == "local":
+        if seed is not None:
+            named["seed"] = seed
+        both = sorted(set(named) & set(extra))
+        if both:
+            raise UserError(f"{', '.join(both)} given both as an option and with --hp; give each once.")
+        hyperparameters = {**named, **extra}
+        local_options = [flag for flag, given in (("--suffix", suffix is not None), ("--metadata", bool(metadata)), ("--integration", bool(integration)), ("--no-validation", no_validation)) if given]
+        if local_options:
+            raise UserError(f"{', '.join(local_options)} {_apply(local_options)} to cloud jobs (--provider openai or bedrock); a local job has no such option. Leave them out.")
+        return hyperparameters or None, None
+    if named:
+        flags = ", ".join(LOCAL_ONLY_OPTIONS[k] for k in named)
+        example = CLOUD_HP_EXAMPLE.get(provider, "--hp KEY=VALUE")
+        raise UserError(f"{flags} {'sets' if len(named) == 1 else 'set'} local LoRA training; a {provider} job takes its provider's own hyperparameters with --hp, e.g. {example}.")
+    options: dict[str, Any] = {}
+    if suffix is not None:
+        options["suffix"] = suffix
+    if provider == "bedrock":
+        unsupported = [flag for flag, given in (("--seed", seed is not None), ("--metadata", bool(metadata)), ("--integration", bool(integration)), ("--no-validation", no_validation)) if given]
+        if unsupported:
+            raise UserError(f"{', '.join(unsupported)} {_apply(unsupported)} to OpenAI jobs; a Bedrock job takes --suffix (and uses the validation split whenever it has examples). Leave them out.")
+    else:
+        if seed is not None:
+            options["seed"] = seed
+        if metadata:
+            options["metadata"] = _pairs(metadata, "--metadata", parse_json=False)
+        integrations = []
+        for raw in integration or []:
+            try:
+                integrations.append(json.loads(raw))
+            except ValueError:
+                raise UserError(f"--integration takes one JSON object, e.g. '{{\"type\": \"wandb\", \"wandb\": {{\"project\": \"my-project\"}}}}'; got {raw!r}.") from None
+        if integrations:
+            options["integrations"] = integrations
+        if no_validation:
+            options["use_validation"] = False
+    return extra or None, options or None
+
+
+def _start_confirmed(ws, dataset_id: Optional[str], arguments: dict[str, Any], *, may_ask: bool) -> dict[str, Any]:
+    """start_job; a cost over budget is put to the person at the terminal, or refused (scripts, --yes)."""
+    from model_customization.jobs.orchestrator import start_job
+    from model_customization.jobs.spending import ConfirmationNeeded
+
+    try:
+        return start_job(ws, dataset_id, **arguments)
+    except ConfirmationNeeded as needed:
+        if not may_ask:
+            how = f"--confirm-cost-usd {needed.quote_usd}" if needed.quote_usd is not None else "--confirm-cost-usd <the most you accept to pay>"
+            raise UserError(f"{needed} On the command line: add {how}, or run the command in a terminal without --yes to be asked.") from needed
+        if needed.quote_usd is None:
+            # An unknown price: the person names the most they accept, which is what the job may commit.
+            ceiling = typer.prompt(f"{needed.question}\nThe most you accept to pay, in USD (0 to stop)", type=float, default=0.0, err=True)
+            if not ceiling or ceiling <= 0:
+                raise UserError("Not started: no cost was accepted. Nothing was uploaded or spent.") from needed
+            return start_job(ws, dataset_id, **{**arguments, "confirm_cost_usd": ceiling})
+        if not typer.confirm(needed.question, default=False, err=True):
+            raise UserError("Not started: you did not confirm the cost. Nothing was uploaded or spent.") from needed
+        # elicited: approved by the person asked, and refused should the quote rise before the job is recorded
+        return start_job(ws, dataset_id, **{**arguments, "elicited": True, "elicited_quote_usd": needed.quote_usd})
+
+
 @job_app.command("start")
 def job_start(
     dataset_id: Optional[str] = typer.Argument(None, help="The dataset to train on (not needed with --resume)."),
-    base_model: str = typer.Option("SmolLM2-135M-Instruct", help="Embedded model name or a Hugging Face model folder."),
+    provider: str = typer.Option("local", help="local (LoRA on this machine, free), openai or bedrock (paid cloud fine-tuning)."),
+    base_model: Optional[str] = typer.Option(
+        None, help="Default per provider: local SmolLM2-135M-Instruct (or a Hugging Face model folder), openai gpt-4.1-mini, bedrock the Claude model Bedrock offers."
+    ),
     method: str = typer.Option("sft", help="sft (supervised) or dpo (preference pairs)."),
-    resume: Optional[str] = typer.Option(None, help="A failed or cancelled job id: continue it from its last checkpoint."),
-    continue_from: Optional[str] = typer.Option(None, help="A tuned model id whose adapter the new job starts from."),
-    epochs: Optional[int] = typer.Option(None),
-    learning_rate: Optional[float] = typer.Option(None),
-    lr_scheduler: Optional[str] = typer.Option(None, help="linear, cosine or constant."),
-    warmup_fraction: Optional[float] = typer.Option(None),
-    batch_size: Optional[int] = typer.Option(None),
-    gradient_accumulation_steps: Optional[int] = typer.Option(None),
-    lora_rank: Optional[int] = typer.Option(None),
-    lora_alpha: Optional[float] = typer.Option(None),
-    lora_dropout: Optional[float] = typer.Option(None),
-    target_modules: Optional[str] = typer.Option(None, help="Comma-separated linear layer names, e.g. q_proj,v_proj."),
-    max_seq_length: Optional[int] = typer.Option(None),
-    seed: Optional[int] = typer.Option(None),
-    eval_interval_steps: Optional[int] = typer.Option(None),
-    early_stopping_patience: Optional[int] = typer.Option(None),
-    checkpoint_interval_steps: Optional[int] = typer.Option(None),
-    device: Optional[str] = typer.Option(None, help="auto, cpu or cuda."),
-    quantization: Optional[str] = typer.Option(None, help="none or 4bit (QLoRA, CUDA only)."),
-    gradient_checkpointing: Optional[bool] = typer.Option(None, "--gradient-checkpointing/--no-gradient-checkpointing"),
+    resume: Optional[str] = typer.Option(None, help="A failed or cancelled local job, or a paused cloud job: continue it."),
+    continue_from: Optional[str] = typer.Option(None, help="A tuned local model id whose adapter the new job starts from."),
+    hp: Optional[list[str]] = typer.Option(
+        None, "--hp", help="A hyperparameter as KEY=VALUE, repeatable; the value is read as JSON when it parses (3, 0.5), else as text (auto). "
+        "The provider's own names: openai n_epochs, batch_size, learning_rate_multiplier, beta; bedrock epoch_count, batch_size, learning_rate_multiplier, "
+        "early_stopping_threshold, early_stopping_patience; local the names of the options below.",
+    ),
+    epochs: Optional[int] = typer.Option(None, help="Local jobs."),
+    learning_rate: Optional[float] = typer.Option(None, help="Local jobs."),
+    lr_scheduler: Optional[str] = typer.Option(None, help="Local jobs: linear, cosine or constant."),
+    warmup_fraction: Optional[float] = typer.Option(None, help="Local jobs."),
+    batch_size: Optional[int] = typer.Option(None, help="Local jobs (cloud: --hp batch_size=N)."),
+    gradient_accumulation_steps: Optional[int] = typer.Option(None, help="Local jobs."),
+    lora_rank: Optional[int] = typer.Option(None, help="Local jobs."),
+    lora_alpha: Optional[float] = typer.Option(None, help="Local jobs."),
+    lora_dropout: Optional[float] = typer.Option(None, help="Local jobs."),
+    target_modules: Optional[str] = typer.Option(None, help="Local jobs: comma-separated linear layer names, e.g. q_proj,v_proj."),
+    max_seq_length: Optional[int] = typer.Option(None, help="Local jobs."),
+    seed: Optional[int] = typer.Option(None, help="Training seed: a local job's seed, or OpenAI's seed option (0-2147483647). Bedrock takes none."),
+    eval_interval_steps: Optional[int] = typer.Option(None, help="Local jobs."),
+    early_stopping_patience: Optional[int] = typer.Option(None, help="Local jobs."),
+    checkpoint_interval_steps: Optional[int] = typer.Option(None, help="Local jobs."),
+    device: Optional[str] = typer.Option(None, help="Local jobs: auto, cpu or cuda."),
+    quantization: Optional[str] = typer.Option(None, help="Local jobs: none or 4bit (QLoRA, CUDA only)."),
+    gradient_checkpointing: Optional[bool] = typer.Option(None, "--gradient-checkpointing/--no-gradient-checkpointing", help="Local jobs."),
+    suffix: Optional[str] = typer.Option(None, help="Cloud jobs: up to 64 characters added to the tuned model's name."),
+    metadata: Optional[list[str]] = typer.Option(None, "--metadata", help="OpenAI jobs: KEY=VALUE stored with the job, repeatable."),
+    integration: Optional[list[str]] = typer.Option(
+        None, "--integration", help='OpenAI jobs: one integration as JSON, repeatable, e.g. \'{"type": "wandb", "wandb": {"project": "my-project"}}\'.'
+    ),
+    no_validation: bool = typer.Option(False, "--no-validation", help="OpenAI jobs: do not upload the validation split."),
+    idempotency_key: Optional[str] = typer.Option(
+        None, help="Cloud jobs: starting again with the same key returns the job already created (default: a hash of dataset, model, method, hyperparameters)."
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Validate and print the quote; nothing is uploaded, started or spent."),
+    confirm_cost_usd: Optional[float] = typer.Option(
+        None, help="Cloud jobs over budget: the cost you accept, at least the quote (see --dry-run). Without it you are asked on a terminal."
+    ),
+    yes: bool = typer.Option(
+        False, "--yes", "-y", help="Never ask (for scripts). A paid job's cost is not assumed: over budget it is refused unless --confirm-cost-usd covers the quote."
+    ),
     wait: bool = typer.Option(False, help="Follow the job with a progress bar until it ends."),
     home: Optional[Path] = HomeOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Start a local LoRA fine-tuning job, or resume one (returns at once unless --wait)."""
-    from model_customization.jobs.orchestrator import start_job
+    """Start a fine-tuning job: local LoRA (free) or OpenAI / Bedrock (paid), or resume one. Returns at once unless --wait.
 
+    A paid job starts only within the budgets (MODEL_CUSTOMIZATION_BUDGET_PER_JOB_USD / _PER_DAY_USD, 0 by default)
+    or with the cost confirmed: asked on a terminal, or given with --confirm-cost-usd.
+    """
     supplied = dict(
         epochs=epochs, learning_rate=learning_rate, lr_scheduler=lr_scheduler, warmup_fraction=warmup_fraction, batch_size=batch_size,
         gradient_accumulation_steps=gradient_accumulation_steps, lora_rank=lora_rank, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
-        target_modules=target_modules.split(",") if target_modules else None, max_seq_length=max_seq_length, seed=seed,
+        target_modules=target_modules.split(",") if target_modules else None, max_seq_length=max_seq_length,
         eval_interval_steps=eval_interval_steps, early_stopping_patience=early_stopping_patience,
         checkpoint_interval_steps=checkpoint_interval_steps, device=device, quantization=quantization, gradient_checkpointing=gradient_checkpointing,
     )
-    hyperparameters = {k: v for k, v in supplied.items() if v is not None}
     ws = _workspace(home)
     try:
-        summary = start_job(
-            ws, dataset_id, base_model=base_model, method=method, hyperparameters=hyperparameters, resume=resume, continue_from=continue_from
+        hyperparameters, options = _job_arguments(provider, supplied, seed, hp, suffix, metadata, integration, no_validation)
+        arguments = dict(
+            provider=provider, base_model=base_model, method=method, hyperparameters=hyperparameters, resume=resume, continue_from=continue_from,
+            idempotency_key=idempotency_key, options=options, dry_run=dry_run, confirm_cost_usd=confirm_cost_usd,
         )
+        summary = _start_confirmed(ws, dataset_id, arguments, may_ask=not yes and _interactive())
     except UserError as error:
         _fail(error)
+    if summary["status"] == "dry_run":
+        _show_dry_run(summary, as_json)
+        return
     if wait:
         summary = _follow_job(ws, summary["job_id"])
     _show_job(summary, as_json)
     if summary["status"] in ("failed", "cancelled"):
         raise typer.Exit(1)
+
+
+def _show_dry_run(summary: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        _print_json(summary)
+        return
+    quote = summary["quote"] or {}
+    console.print(f"dry run: {summary['provider']} {summary['method']} job on {summary['dataset_id']} with {summary['base_model']}; nothing was started or spent", markup=False)
+    table = Table("quote", "value")
+    for key, value in quote.items():
+        if key == "estimated_cost_usd":
+            value = _usd(value)
+        table.add_row(key, escape(json.dumps(value) if isinstance(value, (dict, list)) else str(value)))
+    console.print(table)
+    console.print(f"hyperparameters: {json.dumps(summary['hyperparameters'])}", markup=False)
+    if summary["provider"] != "local":
+        console.print(f"estimated cost: {_usd(quote.get('estimated_cost_usd'))}; start it without --dry-run (over budget it asks, or takes --confirm-cost-usd)", markup=False)
+
+
+@job_app.command("pause")
+def job_pause(job_id: str, home: Optional[Path] = HomeOption, as_json: bool = JsonOption) -> None:
+    """Pause a running OpenAI job (it keeps its progress); `job start --resume JOB_ID` continues it."""
+    from model_customization.jobs.orchestrator import pause_job
+
+    try:
+        summary = pause_job(_workspace(home), job_id)
+    except UserError as error:
+        _fail(error)
+    _show_job(summary, as_json)
 
 
 @job_app.command("check")
@@ -288,9 +538,100 @@ def job_list(status: Optional[str] = typer.Option(None), home: Optional[Path] = 
     if as_json:
         _print_json(rows)
         return
-    table = Table("job_id", "status", "base_model", "dataset_id", "step", "model_id")
+    table = Table("job_id", "provider", "status", "base_model", "dataset_id", "step", "model_id")
     for r in rows:
-        table.add_row(r["job_id"], r["status"], r["base_model"], r["dataset_id"], f"{r['step']}/{r['total_steps'] or '?'}", r["model_id"] or "")
+        table.add_row(r["job_id"], r["provider"], r["status"], r["base_model"], r["dataset_id"], f"{r['step']}/{r['total_steps'] or '?'}", r["model_id"] or "")
+    console.print(table)
+
+
+@job_app.command("remote-list")
+def job_remote_list(
+    provider: str = typer.Option(..., help="openai or bedrock."),
+    limit: int = typer.Option(20, help="Jobs per page (openai 1-100, bedrock 1-1000)."),
+    after: Optional[str] = typer.Option(None, help="The next page: the 'next' value the previous page printed."),
+    home: Optional[Path] = HomeOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """List the fine-tuning jobs the provider holds for these credentials, including jobs started elsewhere."""
+    ws = _workspace(home)
+    try:
+        if provider == "openai":
+            from model_customization.providers.openai.training import list_remote_jobs
+
+            page = list_remote_jobs(ws, limit=limit, after=after)
+        elif provider == "bedrock":
+            from model_customization.providers.bedrock.training import list_remote_jobs as list_bedrock_jobs
+
+            page = list_bedrock_jobs(ws, limit=limit, next_token=after)
+        else:
+            raise UserError(f"Unknown provider {provider!r} for remote-list: use openai or bedrock (local jobs: job list).")
+    except UserError as error:
+        _fail(error)
+    if as_json:
+        _print_json(page)
+        return
+    if provider == "openai":
+        table = _table("id", "status", "model", "fine_tuned_model", "created_at", "job_id (ours)", whole=("id",))
+        for job in page["jobs"]:
+            table.add_row(*(escape(str(job[k] or "")) for k in ("id", "status", "model", "fine_tuned_model", "created_at", "ledger_job_id")))
+        following = page["next_after"]
+    else:
+        table = _table("job_name", "status", "custom_model_name", "created_at", "job_id (ours)", whole=("job_name",))
+        for job in page["jobs"]:
+            table.add_row(*(escape(str(job[k] or "")) for k in ("job_name", "status", "custom_model_name", "created_at", "job_id")))
+        following = page["next_token"]
+    console.print(table)
+    if following:
+        console.print(f"more: --after {following}", markup=False)
+
+
+@job_app.command("remote-events")
+def job_remote_events(
+    job_id: str = typer.Argument(..., help="One of our job ids (job list) or OpenAI's ftjob-... id."),
+    limit: int = typer.Option(20, help="Events per page, 1-100."),
+    after: Optional[str] = typer.Option(None, help="The next (older) page: the 'next' value the previous page printed."),
+    home: Optional[Path] = HomeOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """An OpenAI job's events as OpenAI reports them, newest first."""
+    from model_customization.providers.openai.training import remote_events
+
+    try:
+        page = remote_events(_workspace(home), job_id, limit=limit, after=after)
+    except UserError as error:
+        _fail(error)
+    if as_json:
+        _print_json(page)
+        return
+    for event in page["events"]:
+        console.print(f"{event['created_at']} {event['level']}: {event['message']}", markup=False)
+    if page["next_after"]:
+        console.print(f"more: --after {page['next_after']}", markup=False)
+
+
+@job_app.command("checkpoints")
+def job_checkpoints(
+    job_id: str = typer.Argument(..., help="One of our job ids (job list) or OpenAI's ftjob-... id."),
+    home: Optional[Path] = HomeOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """The checkpoints OpenAI kept for a job; each checkpoint model can be prompted (model prompt)."""
+    from model_customization.providers.openai.training import remote_checkpoints
+
+    try:
+        result = remote_checkpoints(_workspace(home), job_id)
+    except UserError as error:
+        _fail(error)
+    if as_json:
+        _print_json(result)
+        return
+    if not result["checkpoints"]:
+        console.print(f"{result['job_id']} has no checkpoints yet.", markup=False)
+        return
+    table = _table("step", "model (prompt it with model prompt)", "metrics", title=f"checkpoints of {escape(result['job_id'])}")
+    for checkpoint in result["checkpoints"]:
+        metrics = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in (checkpoint.get("metrics") or {}).items())
+        table.add_row(str(checkpoint["step"]), escape(checkpoint["fine_tuned_model_checkpoint"] or ""), escape(metrics))
     console.print(table)
 
 
@@ -301,13 +642,21 @@ def _show_job(summary: dict[str, Any], as_json: bool) -> None:
     loss = f"train loss {summary['train_loss']:.4f}" if summary["train_loss"] is not None else "no loss yet"
     if summary["validation_loss"] is not None:
         loss += f", validation loss {summary['validation_loss']:.4f}"
-    console.print(f"job [bold]{summary['job_id']}[/bold] {summary['status']}: step {summary['step']}/{summary['total_steps'] or '?'}, {loss}")
+    provider = summary.get("provider") or "local"
+    where = "" if provider == "local" else f" ({provider})"
+    console.print(f"job [bold]{summary['job_id']}[/bold]{where} {summary['status']}: step {summary['step']}/{summary['total_steps'] or '?'}, {loss}")
+    if summary.get("remote_id"):
+        console.print(f"{provider} job: {summary['remote_id']} ({summary.get('remote_status')})", markup=False)
+    spend = summary.get("spend")
+    if spend:
+        billed = f", billed {_usd(spend['actual_usd'])}" if spend.get("actual_usd") is not None else ""
+        console.print(f"cost: quoted {_usd(spend['quoted_usd'])}, committed {_usd(spend['committed_usd'])} (approved by {spend['approved_by']}){billed}", markup=False)
     if summary["model_id"]:
-        console.print(f"model: [bold green]{summary['model_id']}[/bold green]")
+        console.print(f"model: [bold green]{escape(summary['model_id'])}[/bold green]")
     if summary["error"]:
-        console.print(f"[red]error:[/red] {summary['error']}")
+        console.print(f"[red]error:[/red] {escape(summary['error'])}")
     for event in summary["events"]:
-        console.print(f"  {event['at']} {event['level']}: {event['message']}")
+        console.print(f"  {event['at']} {event['level']}: {event['message']}", markup=False)
 
 
 def _follow_job(ws, job_id: str) -> dict[str, Any]:
@@ -392,18 +741,23 @@ def model_prompt(
     home: Optional[Path] = HomeOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Prompt a base or tuned model."""
-    from model_customization.providers.local.inference import generate
+    """Prompt any model: local (base, tuned ft-..., a folder) or cloud (gpt-..., ft:..., claude-..., Bedrock ids, openai:/anthropic:/bedrock: prefixes).
+
+    Cloud models need their provider's key and bill the call.
+    """
+    from model_customization.providers.chat import chat
 
     messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
     try:
-        result = generate(_workspace(home), model, messages, max_tokens=max_tokens, temperature=temperature, seed=seed)
+        result = chat(_workspace(home), model, messages, max_tokens=max_tokens, temperature=temperature, seed=seed)
     except UserError as error:
         _fail(error)
     if as_json:
         _print_json(result)
     else:
-        console.print(result["text"])
+        console.print(result["text"], markup=False, highlight=False)
+        if result.get("stop_reason") == "length":
+            err_console.print(f"(cut at --max-tokens {max_tokens})", markup=False)
 
 
 @model_app.command("export")
@@ -443,6 +797,134 @@ def model_export(
         console.print(f"note: {note}")
     if result["ollama_command"]:
         console.print(f"create the Ollama model with: [bold]{result['ollama_command']}[/bold]")
+
+
+@model_app.command("provision")
+def model_provision(
+    model_id: str = typer.Argument(..., help="A tuned Bedrock model id (from a finished bedrock job)."),
+    model_units: int = typer.Option(1, help="Model units to buy (each billed by the hour)."),
+    commitment: Optional[str] = typer.Option(None, help="Omit for no commitment (hourly), or OneMonth / SixMonths (billed for the whole term)."),
+    name: Optional[str] = typer.Option(None, help="The provisioned model's name (default: pt-<model id>)."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Accept the hourly billing without being asked."),
+    home: Optional[Path] = HomeOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Buy provisioned throughput for a tuned Bedrock model (the only way to run one). Billed hourly until `model release`."""
+    from model_customization.jobs.spending import ConfirmationNeeded
+    from model_customization.providers.bedrock.training import provision_throughput
+
+    ws = _workspace(home)
+    try:
+        try:
+            result = provision_throughput(ws, model_id, model_units=model_units, commitment=commitment, name=name, confirm=yes)
+        except ConfirmationNeeded as refused:
+            # Only the billing question is put to the person; any other refusal simply fails, which never buys anything.
+            if yes:
+                raise
+            if not _interactive():
+                raise UserError(f"{refused} On the command line: add --yes.") from refused
+            err_console.print(str(refused).replace("call provision_throughput again with confirm=true", "answer below"), markup=False, soft_wrap=True)
+            if not typer.confirm(f"Buy {model_units} model unit(s) of provisioned throughput for {model_id} now?", default=False, err=True):
+                raise UserError("Not provisioned: you did not confirm the hourly billing. Nothing was bought.") from refused
+            result = provision_throughput(ws, model_id, model_units=model_units, commitment=commitment, name=name, confirm=True)
+    except UserError as error:
+        _fail(error)
+    _show_fields(result, as_json)
+
+
+@model_app.command("throughput")
+def model_throughput(model_id: str, home: Optional[Path] = HomeOption, as_json: bool = JsonOption) -> None:
+    """Show a tuned Bedrock model's provisioned throughput (status InService means it can be prompted)."""
+    from model_customization.providers.bedrock.training import throughput_status
+
+    try:
+        result = throughput_status(_workspace(home), model_id)
+    except UserError as error:
+        _fail(error)
+    _show_fields(result, as_json)
+
+
+@model_app.command("release")
+def model_release(model_id: str, home: Optional[Path] = HomeOption, as_json: bool = JsonOption) -> None:
+    """Delete a tuned Bedrock model's provisioned throughput: its hourly billing stops."""
+    from model_customization.providers.bedrock.training import release_throughput
+
+    try:
+        result = release_throughput(_workspace(home), model_id)
+    except UserError as error:
+        _fail(error)
+    _show_fields(result, as_json)
+
+
+def _show_fields(result: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        _print_json(result)
+        return
+    for key, value in result.items():
+        if value is not None:
+            console.print(f"{key}: {value}", markup=False, soft_wrap=True)  # ARNs stay on one line to copy
+
+
+# --- OpenAI files ----------------------------------------------------------------------------------------------
+@files_app.command("upload")
+def files_upload(
+    dataset_id: str,
+    split: str = typer.Option("train", help="train, validation or test."),
+    home: Optional[Path] = HomeOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Upload a dataset split to OpenAI for fine-tuning, rendered as OpenAI chat JSONL (the same content is sent once)."""
+    from model_customization.providers.openai.files import upload_dataset_file
+
+    try:
+        result = upload_dataset_file(_workspace(home), dataset_id, split)
+    except UserError as error:
+        _fail(error)
+    if as_json:
+        _print_json(result)
+        return
+    how = {"uploaded": "uploaded", "reused": "already uploaded from this data home", "found": "already on OpenAI (found in its file list)"}.get(result["how"], result["how"])
+    console.print(f"{result['file_id']}: {result['split']} split of {result['dataset_id']}, {result['examples']} examples, {result['bytes']:,} bytes ({how})", markup=False, soft_wrap=True)
+
+
+@files_app.command("list")
+def files_list(
+    limit: int = typer.Option(20, help="Files per page, 1-100."),
+    after: Optional[str] = typer.Option(None, help="The next page: the 'next' value the previous page printed."),
+    home: Optional[Path] = HomeOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """List the fine-tune files on OpenAI for this key, newest first."""
+    from model_customization.providers.openai.files import list_files
+
+    try:
+        page = list_files(_workspace(home), limit=limit, after=after)
+    except UserError as error:
+        _fail(error)
+    if as_json:
+        _print_json(page)
+        return
+    table = _table("id", "filename", "bytes", "created_at", "status", "from this data home", whole=("id",))
+    for file in page["files"]:
+        table.add_row(escape(file["id"]), escape(file["filename"] or ""), f"{file['bytes']:,}", file["created_at"] or "", str(file["status"] or ""), "yes" if file["uploaded_from_this_data_home"] else "")
+    console.print(table)
+    if page["next_after"]:
+        console.print(f"more: --after {page['next_after']}", markup=False)
+
+
+@files_app.command("delete")
+def files_delete(file_id: str, home: Optional[Path] = HomeOption, as_json: bool = JsonOption) -> None:
+    """Delete a file on OpenAI (a later upload of the same content sends it again)."""
+    from model_customization.providers.openai.files import delete_file
+
+    try:
+        result = delete_file(_workspace(home), file_id)
+    except UserError as error:
+        _fail(error)
+    if as_json:
+        _print_json(result)
+    else:
+        console.print(f"{result['id']}: {'deleted' if result['deleted'] else 'not deleted'}", markup=False)
 
 
 # --- the demo --------------------------------------------------------------------------------------------------

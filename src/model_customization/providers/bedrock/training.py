@@ -580,10 +580,14 @@ def provision_throughput(
         raise UserError(f"name {chosen_name!r} must be at most 63 letters or digits, each followed by at most one - or _.")
     term = f"a {commitment} commitment (billed for the whole term even if released early)" if commitment else "no commitment"
     if not confirm:
-        raise UserError(
+        from model_customization.jobs.spending import ConfirmationNeeded
+
+        raise ConfirmationNeeded(
             f"Provisioned throughput for {model_id} costs money by the hour: {model_units} model unit(s) with {term}, "
             "billed from creation until release_throughput deletes it, whether or not it is used. Check the hourly price "
-            "of this model at aws.amazon.com/bedrock/pricing, then call provision_throughput again with confirm=true."
+            "of this model at aws.amazon.com/bedrock/pricing, then call provision_throughput again with confirm=true.",
+            quote_usd=None,
+            question=f"Buy {model_units} model unit(s) of provisioned throughput for {model_id} now ({term}, billed hourly)?",
         )
     token = "pt-" + hashlib.sha256(json.dumps([model_id, model_units, commitment, chosen_name]).encode()).hexdigest()[:40]
     request: dict[str, Any] = {
