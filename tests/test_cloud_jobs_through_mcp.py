@@ -182,3 +182,13 @@ def test_cancel_and_an_unknown_status_through_the_orchestrator(ws, fake, dataset
     assert any("'defrosting'" in w and "does not know" in w for w in warnings)
     cancelled = orchestrator.cancel_job(ws, job["job_id"])
     assert cancelled["status"] == "cancelled" and cancelled["remote_status"] == "cancelled"
+
+
+def test_a_provider_that_cannot_be_reached_leaves_the_last_known_state(ws, fake, dataset_id):
+    job = orchestrator.start_job(ws, dataset_id, provider="openai", confirm_cost_usd=100)
+    fake.drop_connection("GET", "/fine_tuning/jobs/{fine_tuning_job_id}", after_processing=False, times=50)
+    fake.fail("GET", "/fine_tuning/jobs/{fine_tuning_job_id}", 503, times=50)
+    checked = orchestrator.check_job(ws, job["job_id"])
+    assert checked["status"] == job["status"]  # unchanged, no crash
+    assert any("could not" in e["message"] and e["level"] == "warning" for e in checked["events"])
+    assert API_KEY not in json.dumps(checked)

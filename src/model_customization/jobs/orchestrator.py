@@ -257,6 +257,8 @@ def _refresh_cloud(ws: Workspace, job: dict[str, Any]) -> dict[str, Any]:
         cloud_provider(job["provider"]).refresh(ws, job)
     except UserError as error:
         ws.ledger.add_event(job["id"], f"could not reach {job['provider']} to refresh: {error}", "warning")
+    except Exception as error:  # noqa: BLE001 - a network failure while polling must not break check_job or list_jobs
+        ws.ledger.add_event(job["id"], f"could not refresh from {job['provider']} ({type(error).__name__}); showing the last known state", "warning")
     return _require_job(ws, job["id"])
 
 
