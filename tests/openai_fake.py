@@ -21,11 +21,14 @@ tuned model registered for chat, chat completions, model lookup; and injected fa
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import itertools
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import date
 from email import policy
 from email.parser import BytesParser
 from functools import cache
@@ -588,3 +591,30 @@ class FakeOpenAI:
 
     def _post_fine_tuning_jobs_fine_tuning_job_id_resume(self, params: dict[str, str], query: dict[str, str], body: Any) -> httpx2.Response:
         return self._control(params, "resume", {"paused"}, "running")
+
+
+@contextlib.contextmanager
+def serving(monkeypatch: Any, api_key: str, *, fine_tuned_before: bool = True, today: date = date(2026, 11, 1)) -> Iterator[FakeOpenAI]:
+    """Point the provider at a fresh fake for one test: key set, budgets at their default (0), our retries without
+    sleeps, and a fixed calendar date before OpenAI's closing day, so the tests keep passing after 2027-01-06."""
+    from model_customization.providers.openai import client as client_module
+    from model_customization.providers.openai import training
+
+    for name in ("OPENAI_BASE_URL", "MODEL_CUSTOMIZATION_OPENAI_BASE_URL", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("MODEL_CUSTOMIZATION_BUDGET_PER_JOB_USD", "MODEL_CUSTOMIZATION_BUDGET_PER_DAY_USD"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("OPENAI_API_KEY", api_key)
+    monkeypatch.setattr(client_module, "RETRY_BASE_SECONDS", 0.0)
+    monkeypatch.setattr(training, "_today", lambda: today)
+    server = FakeOpenAI(api_key)
+    if fine_tuned_before:  # OpenAI lets only organisations that fine-tuned before create jobs
+        server.add_job(status="succeeded", model="gpt-4o-mini-2024-07-18", fine_tuned_model="ft:gpt-4o-mini-2024-07-18:fake-org::old001", finished_at=1_780_000_000, trained_tokens=1000)
+    http = server.http_client()
+    client_module.use_http_client(http)
+    try:
+        yield server
+    finally:
+        client_module.use_http_client(None)
+        http.close()
+    assert server.violations == [], server.violations

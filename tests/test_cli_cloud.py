@@ -9,7 +9,6 @@ on the test's data home (--home), exactly as a person's shell would.
 from __future__ import annotations
 
 import json
-from datetime import date
 from typing import Any
 
 import pytest
@@ -17,7 +16,7 @@ from typer.testing import CliRunner
 
 from model_customization import cli
 from model_customization.cli import app
-from openai_fake import FakeOpenAI
+from openai_fake import FakeOpenAI, serving
 
 API_KEY = "sk-test-CLI-DO-NOT-LEAK-0123456789abcdef"
 BASE = "gpt-4.1-mini-2025-04-14"
@@ -26,25 +25,8 @@ BASE = "gpt-4.1-mini-2025-04-14"
 # --- fixtures and helpers -------------------------------------------------------------------------------------------
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch):
-    from model_customization.providers.openai import client as client_module
-    from model_customization.providers.openai import training
-
-    for name in ("OPENAI_BASE_URL", "MODEL_CUSTOMIZATION_OPENAI_BASE_URL", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID"):
-        monkeypatch.delenv(name, raising=False)
-    for name in ("MODEL_CUSTOMIZATION_BUDGET_PER_JOB_USD", "MODEL_CUSTOMIZATION_BUDGET_PER_DAY_USD"):
-        monkeypatch.delenv(name, raising=False)  # budgets 0: every paid job needs a confirmation
-    monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
-    monkeypatch.setattr(client_module, "RETRY_BASE_SECONDS", 0.0)
-    monkeypatch.setattr(training, "_today", lambda: date(2026, 11, 1))  # before OpenAI closes fine-tuning to everyone
-    server = FakeOpenAI(API_KEY)
-    # An organisation that fine-tuned before (OpenAI only lets those create jobs).
-    server.add_job(status="succeeded", model="gpt-4o-mini-2024-07-18", fine_tuned_model="ft:gpt-4o-mini-2024-07-18:fake-org::old001", finished_at=1_780_000_000, trained_tokens=1000)
-    http = server.http_client()
-    client_module.use_http_client(http)
-    yield server
-    client_module.use_http_client(None)
-    http.close()
-    assert server.violations == [], server.violations
+    with serving(monkeypatch, API_KEY) as server:
+        yield server
 
 
 @pytest.fixture

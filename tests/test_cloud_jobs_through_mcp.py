@@ -11,7 +11,7 @@ import json
 import pytest
 from mcp import Client, types
 
-from openai_fake import FakeOpenAI
+from openai_fake import FakeOpenAI, serving
 from model_customization.jobs import orchestrator
 from model_customization.jobs.spending import ConfirmationNeeded
 from model_customization.server.app import build_server
@@ -27,23 +27,8 @@ def anyio_backend() -> str:
 
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch):
-    from model_customization.providers.openai import client as client_module
-
-    for name in ("OPENAI_BASE_URL", "MODEL_CUSTOMIZATION_OPENAI_BASE_URL", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID"):
-        monkeypatch.delenv(name, raising=False)
-    for name in ("MODEL_CUSTOMIZATION_BUDGET_PER_JOB_USD", "MODEL_CUSTOMIZATION_BUDGET_PER_DAY_USD"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
-    monkeypatch.setattr(client_module, "RETRY_BASE_SECONDS", 0.0)
-    server = FakeOpenAI(API_KEY)
-    # An organisation that fine-tuned before: OpenAI lets only those create jobs.
-    server.add_job(status="succeeded", model="gpt-4o-mini-2024-07-18", fine_tuned_model="ft:gpt-4o-mini-2024-07-18:fake-org::old001", finished_at=1_780_000_000, trained_tokens=1000)
-    http = server.http_client()
-    client_module.use_http_client(http)
-    yield server
-    client_module.use_http_client(None)
-    http.close()
-    assert server.violations == [], server.violations
+    with serving(monkeypatch, API_KEY) as server:
+        yield server
 
 
 @pytest.fixture

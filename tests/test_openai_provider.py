@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from openai_fake import FakeOpenAI, SpecViolation, spec_validator
+from openai_fake import FakeOpenAI, SpecViolation, serving, spec_validator
 
 API_KEY = "sk-test-DO-NOT-LEAK-0123456789abcdef"
 BASE = "gpt-4.1-mini-2025-04-14"
@@ -24,21 +24,8 @@ BASE = "gpt-4.1-mini-2025-04-14"
 # --- fixtures and helpers -------------------------------------------------------------------------------------------
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch):
-    from model_customization.providers.openai import client as client_module
-
-    for name in ("OPENAI_BASE_URL", "MODEL_CUSTOMIZATION_OPENAI_BASE_URL", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
-    monkeypatch.setattr(client_module, "RETRY_BASE_SECONDS", 0.0)  # our own retries back off without sleeping
-    server = FakeOpenAI(API_KEY)
-    # An organisation that fine-tuned before (OpenAI only lets those create jobs since 2026-05-07).
-    server.add_job(status="succeeded", model="gpt-4o-mini-2024-07-18", fine_tuned_model="ft:gpt-4o-mini-2024-07-18:fake-org::old001", finished_at=1_780_000_000, trained_tokens=1000)
-    http = server.http_client()
-    client_module.use_http_client(http)
-    yield server
-    client_module.use_http_client(None)
-    http.close()
-    assert server.violations == [], server.violations
+    with serving(monkeypatch, API_KEY) as server:
+        yield server
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import pytest
 from botocore.stub import ANY, Stubber
 from mcp import Client, types
 
-from openai_fake import FakeOpenAI
+from openai_fake import serving
 from model_customization.providers.bedrock import clients
 from model_customization.server.app import build_server
 
@@ -55,19 +55,8 @@ async def call_error(client: Client, name: str, args: dict) -> str:
 # --- OpenAI training files ---------------------------------------------------------------------------------------------
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch):
-    from model_customization.providers.openai import client as client_module
-
-    for name in ("OPENAI_BASE_URL", "MODEL_CUSTOMIZATION_OPENAI_BASE_URL", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
-    monkeypatch.setattr(client_module, "RETRY_BASE_SECONDS", 0.0)
-    server = FakeOpenAI(API_KEY)
-    http = server.http_client()
-    client_module.use_http_client(http)
-    yield server
-    client_module.use_http_client(None)
-    http.close()
-    assert server.violations == [], server.violations
+    with serving(monkeypatch, API_KEY, fine_tuned_before=False) as server:
+        yield server
 
 
 @pytest.fixture
