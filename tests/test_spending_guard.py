@@ -86,3 +86,10 @@ def test_a_bad_budget_setting_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("MODEL_CUSTOMIZATION_BUDGET_PER_DAY_USD", "lots")
     with pytest.raises(ValueError, match="MODEL_CUSTOMIZATION_BUDGET_PER_DAY_USD='lots'"):
         Workspace.open(tmp_path / "home")
+
+
+def test_a_job_approved_twice_is_counted_once(tmp_path, monkeypatch):
+    ws = _workspace(tmp_path, monkeypatch)
+    _commit(ws, "job-1", approve_spend(ws, "openai", 2.0, confirm_cost_usd=2.0))
+    _commit(ws, "job-1", approve_spend(ws, "openai", 2.0, confirm_cost_usd=2.0))  # resubmitted after a crash
+    assert ws.ledger.spend_since(0) == 2.0

@@ -319,7 +319,11 @@ class Ledger:
         return rows[0] if rows else None
 
     def add_spend(self, row: dict[str, Any]) -> None:
+        """Record a job's approved cost; a job approved again (a resubmission of the same row) keeps one row."""
+        from sqlalchemy import delete
+
         with self.transaction() as conn:
+            conn.execute(delete(spend).where(spend.c.job_id == row["job_id"]))
             conn.execute(insert(spend).values(at=time.time(), **row))
 
     def set_actual_spend(self, job_id: str, actual_usd: float) -> None:
