@@ -248,7 +248,7 @@ async def test_full_loop_through_mcp(ws, tiny_model, demo_paths):
         assert set(report["scores"]) == {str(Path(tiny_model).resolve()), model_id}
         for scores in report["scores"].values():
             measured = {k: v for k, v in scores.items() if v is not None}
-            assert set(measured) == {"exact_match", "normalized_exact_match", "token_f1"}  # no judge asked for: no judge score
+            assert set(measured) == {"exact_match", "normalized_exact_match", "token_f1", "rouge_l", "chrf", "bleu"}  # no judge asked for: no judge score
             assert all(0 <= v <= 1 for v in measured.values())
         eval_id = report["eval_id"]
         assert report["resource_uri"] == f"evals://{eval_id}"

@@ -27,6 +27,7 @@ from model_customization.datasets.build import get_dataset, read_split
 from model_customization.datasets.examples import prompt_and_reference
 from model_customization.errors import NotFoundError, UserError
 from model_customization.evaluation.metrics import METRICS
+from model_customization.evaluation.statistics import compare, mean_ci
 from model_customization.providers.chat import chat_with_provider, check_chat_model
 from model_customization.providers.local.inference import generate_greedy_batch
 from model_customization.workspace import Workspace
@@ -68,6 +69,7 @@ def evaluate(
     batch_size: int = 8,
     judge: str | None = None,
     progress: ProgressFn | None = None,
+    primary_metric: str = "token_f1",
 ) -> dict[str, Any]:
     if len(models) < 2:
         raise UserError("evaluate compares models: give at least two, e.g. the base model and the tuned model_id from check_job.")
@@ -75,6 +77,10 @@ def evaluate(
         raise UserError(f"The same model is listed twice in {list(models)}; list each model once.")
     if split not in SPLITS:
         raise UserError(f"Unknown split {split!r}; use one of {', '.join(SPLITS)}.")
+    comparable = [*METRICS, "judge_score"] if judge is not None else list(METRICS)
+    if primary_metric not in comparable:
+        hint = " (judge_score needs a judge)" if primary_metric == "judge_score" else ""
+        raise UserError(f"Unknown primary_metric {primary_metric!r}{hint}; use one of {', '.join(comparable)}.")
     get_dataset(ws, dataset_id)
     # Refuse unknown local models and missing keys before anything is generated or paid for.
     participants = [_participant(ws, m) for m in models]
@@ -139,6 +145,9 @@ def evaluate(
         "cases": len(results),
         "summary": summary,
         "judge": {"model": judge_by.model_id, "provider": judge_by.provider, "scale": "1-10, judge_score = (n-1)/9"} if judge_by else None,
+        "primary_metric": primary_metric,
+        "confidence_intervals": {m: _confidence_intervals(results, m, comparable) for m in model_ids},
+        "comparisons": _comparisons(results, model_ids, primary_metric),
     }
 
     final_dir = ws.settings.evals_dir / eval_id
@@ -178,6 +187,22 @@ def _summary(results: list[dict[str, Any]], model_id: str, *, judged: bool) -> d
         summary["judged_cases"] = len(scores)
         summary["judge_errors"] = sum(1 for o in outputs if o.get("judge_error"))
     return summary
+
+
+def _confidence_intervals(results: list[dict[str, Any]], model_id: str, metric_names: list[str]) -> dict[str, Any]:
+    """95% bootstrap interval of each metric's mean; judge_score over the cases the judge scored."""
+    intervals = {}
+    for name in metric_names:
+        values = [r["outputs"][model_id][name] for r in results]
+        intervals[name] = mean_ci([v for v in values if v is not None])
+    return intervals
+
+
+def _comparisons(results: list[dict[str, Any]], model_ids: list[str], metric: str) -> list[dict[str, Any]]:
+    """Each later model against the first on `metric`, paired over the cases every model has a score for."""
+    paired_cases = [r for r in results if all(r["outputs"][m].get(metric) is not None for m in model_ids)]
+    scores = {m: [r["outputs"][m][metric] for r in paired_cases] for m in model_ids}
+    return [{"baseline": c["baseline"], "candidate": c["candidate"], "metric": metric, **c} for c in compare(scores, baseline=model_ids[0])]
 
 
 # --- the judge -----------------------------------------------------------------------------------------------

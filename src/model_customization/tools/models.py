@@ -37,8 +37,28 @@ class ModelScores(BaseModel):
     exact_match: float
     normalized_exact_match: float
     token_f1: float
+    rouge_l: float | None = Field(default=None, description="ROUGE-L F (longest common subsequence of words).")
+    chrf: float | None = Field(default=None, description="chrF (character n-gram F score), 0-1.")
+    bleu: float | None = Field(default=None, description="Sentence BLEU, 0-1.")
     judge_score: float | None = Field(default=None, description="Mean judge rating over the judged cases, (n-1)/9 of the 1-10 scale; only with a judge.")
     judge_errors: int | None = Field(default=None, description="Cases the judge failed on or gave no usable score for (see resource_uri); only with a judge.")
+
+
+class Comparison(BaseModel):
+    baseline: str = Field(description="The first model listed.")
+    candidate: str
+    metric: str
+    mean_difference: float | None = Field(description="Mean over cases of candidate minus baseline; positive favours the candidate.")
+    low: float | None = Field(description="Lower bound of the paired bootstrap 95% interval of mean_difference.")
+    high: float | None = Field(description="Upper bound of that interval.")
+    n: int = Field(description="Cases compared (those with a score from both models).")
+    wins_b: int = Field(description="Cases where the candidate scored higher.")
+    wins_a: int = Field(description="Cases where the baseline scored higher.")
+    ties: int
+    sign_test_p: float = Field(description="Two-sided sign test over the cases that are not ties.")
+    wilcoxon_p: float | None = Field(default=None, description="Wilcoxon signed-rank test; None when every case is a tie.")
+    significant: bool = Field(description="The interval excludes 0 and sign_test_p < 0.05.")
+    verdict: str = Field(description="Which model is better at 95%, or that there is no significant difference.")
 
 
 class EvaluationResult(BaseModel):
@@ -49,6 +69,10 @@ class EvaluationResult(BaseModel):
     models: list[str]
     scores: dict[str, ModelScores] = Field(description="Mean of each metric per model (0-1, higher is better).")
     judge: str | None = Field(default=None, description="The model that rated the answers, when one was asked for.")
+    primary_metric: str = Field(default="token_f1", description="The metric the comparisons are made on.")
+    comparisons: list[Comparison] = Field(
+        default_factory=list, description="Each other model against the first, paired case by case; act on the verdict. Confidence intervals per metric are in resource_uri."
+    )
     resource_uri: str = Field(description="Read it for per-case outputs.")
 
 
@@ -107,6 +131,10 @@ def register(server: MCPServer, ws: Workspace) -> None:
                 )
             ),
         ] = None,
+        primary_metric: Annotated[
+            str,
+            Field(description="The metric models are compared on: exact_match, normalized_exact_match, token_f1, or judge_score with a judge."),
+        ] = "token_f1",
         ctx: Context | None = None,
     ) -> EvaluationResult:
         """Compare models on a dataset's held-out examples: exact match, normalised exact match and token F1, and a judge's rating if asked.
@@ -114,7 +142,9 @@ def register(server: MCPServer, ws: Workspace) -> None:
         Each case prompts every model with the conversation up to its last assistant turn (greedy for local models,
         the most repeatable setting a cloud provider offers) and scores the answer against that turn. Local models take about a second per case on CPU;
         cloud models are called once per case and cost their token price. A judge's unusable replies are counted in
-        judge_errors, not hidden. Progress is reported. The result is stored: read resource_uri for per-case outputs.
+        judge_errors, not hidden. Each other model is compared with the first on primary_metric, case by case (paired
+        bootstrap 95% interval of the difference and a sign test), with a verdict: "X better than Y at 95%" or "no
+        significant difference". Progress is reported. The result is stored: read resource_uri for per-case outputs.
         """
         result = await run_domain(
             run_evaluation,
@@ -126,6 +156,7 @@ def register(server: MCPServer, ws: Workspace) -> None:
             limit=limit,
             judge=judge,
             progress=progress_reporter(ctx),
+            primary_metric=primary_metric,
         )
         return EvaluationResult(
             eval_id=result["id"],
@@ -135,5 +166,7 @@ def register(server: MCPServer, ws: Workspace) -> None:
             models=result["models"],
             scores={m: ModelScores(**s) for m, s in result["summary"].items()},
             judge=(result.get("judge") or {}).get("model"),
+            primary_metric=result["primary_metric"],
+            comparisons=[Comparison(**c) for c in result["comparisons"]],
             resource_uri=result["resource_uri"],
         )
