@@ -26,6 +26,8 @@ MCP_TOOLS = {
     "provision_throughput",
     "throughput_status",
     "release_throughput",
+    "deploy_model",
+    "rollback_deployment",
 }
 
 

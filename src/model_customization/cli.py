@@ -728,6 +728,8 @@ def _show_scores(result: dict[str, Any]) -> None:
     for model, scores in result["summary"].items():
         table.add_row(model, f"{scores['exact_match']:.3f}", f"{scores['normalized_exact_match']:.3f}", f"{scores['token_f1']:.3f}")
     console.print(table)
+    for comparison in result.get("comparisons") or []:  # the paired verdict an agent or a person acts on
+        console.print(f"{comparison['metric']}: {comparison['verdict']}", markup=False, soft_wrap=True)
 
 
 @model_app.command("prompt")

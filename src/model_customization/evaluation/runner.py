@@ -7,6 +7,12 @@ any provider also rates each answer against the reference from 1 to 10 (stored a
 the judge cannot be understood from, or a judge call that fails, is recorded on that case and counted, never dropped.
 Per-case outputs go to `cases.jsonl` in the evaluation's folder and the per-model means to the ledger; both are
 served as `evals://{id}`.
+
+Instead of a dataset, a suite file (JSONL or YAML) lists cases: `messages` and any of `reference`, `json_schema`,
+`regex`, `contains`, `expected_tool_call` and `rubric`; each answer gets every metric its case provides for
+(metrics.score_case), and a rubric is shown to the judge. A pairwise judge compares the first model's answer with
+each other model's on every case twice, with the answers in both positions, so a judge that favours a position
+cannot make a winner: a win counts only when both orders agree, anything else is a tie.
 """
 
 from __future__ import annotations
@@ -26,8 +32,8 @@ from typing import Any
 from model_customization.datasets.build import get_dataset, read_split
 from model_customization.datasets.examples import prompt_and_reference
 from model_customization.errors import NotFoundError, UserError
-from model_customization.evaluation.metrics import METRICS
-from model_customization.evaluation.statistics import compare, mean_ci
+from model_customization.evaluation.metrics import MEASUREMENTS, METRICS, score_case
+from model_customization.evaluation.statistics import compare, mean_ci, paired_difference
 from model_customization.providers.chat import chat_with_provider, check_chat_model
 from model_customization.providers.local.inference import generate_greedy_batch
 from model_customization.workspace import Workspace
@@ -48,7 +54,19 @@ JUDGE_SYSTEM = (
     "facts and decisions first, then completeness, then the expected format. Wording may differ from the reference.\n"
     "Reply with one line, exactly: Score: N\n"
     "where N is a whole number from 1 (wrong, unusable or empty) to 10 (as good as the reference)."
+    " When a rubric is given, grade by it; when no reference is given, judge the answer on its own merits."
 )
+PAIRWISE_SYSTEM = (
+    "You compare two answers given at the same point of a conversation: answer A and answer B. Decide which would "
+    "serve the user better: correct facts and decisions first, then completeness, then the expected format. A "
+    "reference answer or a rubric, when shown, says what a good answer is. Their order and length say nothing about "
+    "their quality.\n"
+    "Reply with one line, exactly: Winner: A, Winner: B, or Winner: tie"
+)
+# The keys a suite case may have besides messages, and an optional name for it.
+SUITE_EXPECTATIONS = ("reference", "json_schema", "regex", "contains", "expected_tool_call", "rubric")
+SUITE_KEYS = ("messages", *SUITE_EXPECTATIONS, "id")
+ROLES = ("system", "user", "assistant", "tool")
 
 
 @dataclass(frozen=True)
@@ -60,7 +78,7 @@ class Participant:
 
 def evaluate(
     ws: Workspace,
-    dataset_id: str,
+    dataset_id: str | None,
     models: Sequence[str],
     *,
     split: str = "test",
@@ -69,19 +87,30 @@ def evaluate(
     batch_size: int = 8,
     judge: str | None = None,
     progress: ProgressFn | None = None,
-    primary_metric: str = "token_f1",
+    primary_metric: str | None = None,
+    suite: str | Path | None = None,
+    pairwise_judge: str | None = None,
 ) -> dict[str, Any]:
     if len(models) < 2:
         raise UserError("evaluate compares models: give at least two, e.g. the base model and the tuned model_id from check_job.")
     if len(set(models)) != len(models):
         raise UserError(f"The same model is listed twice in {list(models)}; list each model once.")
+    if (dataset_id is None) == (suite is None):
+        raise UserError("Give either dataset_id (evaluate on its test split) or suite (a JSONL or YAML file of cases), not both.")
     if split not in SPLITS:
         raise UserError(f"Unknown split {split!r}; use one of {', '.join(SPLITS)}.")
-    comparable = [*METRICS, "judge_score"] if judge is not None else list(METRICS)
-    if primary_metric not in comparable:
+    suite_path = Path(suite).expanduser().resolve() if suite is not None else None
+    suite_cases = load_suite(suite_path) if suite_path is not None else None
+    scored_metrics = suite_metrics(suite_cases) if suite_cases is not None else list(METRICS)
+    comparable = [*scored_metrics, "judge_score"] if judge is not None else list(scored_metrics)
+    if primary_metric is None:
+        primary_metric = "token_f1" if "token_f1" in comparable else (comparable[0] if comparable else None)
+    elif primary_metric not in comparable:
         hint = " (judge_score needs a judge)" if primary_metric == "judge_score" else ""
-        raise UserError(f"Unknown primary_metric {primary_metric!r}{hint}; use one of {', '.join(comparable)}.")
-    get_dataset(ws, dataset_id)
+        offered = ", ".join(comparable) or "none: the suite's cases give nothing to score; add a judge or expectations"
+        raise UserError(f"Unknown primary_metric {primary_metric!r}{hint}; use one of {offered}.")
+    if dataset_id is not None:
+        get_dataset(ws, dataset_id)
     # Refuse unknown local models and missing keys before anything is generated or paid for.
     participants = [_participant(ws, m) for m in models]
     seen: dict[tuple[str, str], str] = {}
@@ -91,18 +120,33 @@ def evaluate(
             raise UserError(f"{seen[key]!r} and {given!r} are the same model; list each model once.")
         seen[key] = given
     judge_by = _participant(ws, judge) if judge is not None else None
-    cases = read_split(ws, dataset_id, split)
+    pairwise_by = _participant(ws, pairwise_judge) if pairwise_judge is not None else None
+
+    if suite_cases is not None:
+        results: list[dict[str, Any]] = [
+            {
+                "case": index,
+                "source": case["source"],
+                "prompt": case["messages"],
+                "reference": case.get("reference"),
+                "expects": {k: case[k] for k in SUITE_EXPECTATIONS if k in case},
+                "outputs": {},
+            }
+            for index, case in enumerate(suite_cases)
+        ]
+    else:
+        split_cases = [prompt_and_reference(example) for example in read_split(ws, dataset_id, split)]
+        results = [{"case": index, "prompt": prompt, "reference": reference, "outputs": {}} for index, (prompt, reference) in enumerate(split_cases)]
     if limit is not None:
-        cases = cases[: max(limit, 0)]
-    if not cases:
+        results = results[: max(limit, 0)]
+    if not results:
+        if suite_path is not None:
+            raise UserError(f"Suite {suite_path} has no cases to evaluate on (or limit is 0).")
         raise UserError(f"Dataset {dataset_id} has no {split} examples to evaluate on. Build it with a test_fraction above 0.")
 
     eval_id = "ev-" + secrets.token_hex(6)
-    split_cases = [prompt_and_reference(example) for example in cases]
-    results: list[dict[str, Any]] = [
-        {"case": index, "prompt": prompt, "reference": reference, "outputs": {}} for index, (prompt, reference) in enumerate(split_cases)
-    ]
-    total = len(cases) * len(participants) * (2 if judge_by else 1)
+    case_count = len(results)
+    total = case_count * len(participants) * (2 if judge_by else 1) + (case_count * 2 * (len(participants) - 1) if pairwise_by else 0)
     done = 0
 
     def advance(count: int, note: str) -> None:
@@ -113,41 +157,68 @@ def evaluate(
 
     for participant in participants:
         if participant.provider == "local":
-            for start in range(0, len(cases), batch_size):
+            for start in range(0, case_count, batch_size):
                 chunk = results[start : start + batch_size]
                 answers = generate_greedy_batch(ws, participant.name, [r["prompt"] for r in chunk], max_tokens=max_tokens, batch_size=batch_size)
                 for row, answer in zip(chunk, answers):
-                    row["outputs"][participant.model_id] = _scored(answer, row["reference"])
-                advance(len(chunk), f"{participant.model_id}: {start + len(chunk)}/{len(cases)} cases")
+                    row["outputs"][participant.model_id] = _scored(answer, row)
+                advance(len(chunk), f"{participant.model_id}: {start + len(chunk)}/{case_count} cases")
         else:
             for row in results:
                 try:
                     answer = chat_with_provider(ws, participant.provider, participant.name, row["prompt"], max_tokens=max_tokens, temperature=0.0, seed=0)
                 except UserError as error:
                     raise UserError(f"{participant.model_id} could not answer case {row['case']}: {error} No evaluation was stored.") from error
-                row["outputs"][participant.model_id] = _scored(answer, row["reference"])
-                advance(1, f"{participant.model_id}: {row['case'] + 1}/{len(cases)} cases")
+                row["outputs"][participant.model_id] = _scored(answer, row)
+                advance(1, f"{participant.model_id}: {row['case'] + 1}/{case_count} cases")
 
     if judge_by:
         for participant in participants:
             for row in results:
                 output = row["outputs"][participant.model_id]
-                output.update(judge_answer(ws, judge_by, row["prompt"], row["reference"], output["text"]))
-                advance(1, f"judge {judge_by.model_id} on {participant.model_id}: {row['case'] + 1}/{len(cases)} cases")
+                rubric = row.get("expects", {}).get("rubric")
+                output.update(judge_answer(ws, judge_by, row["prompt"], row["reference"], output["text"], rubric=rubric))
+                advance(1, f"judge {judge_by.model_id} on {participant.model_id}: {row['case'] + 1}/{case_count} cases")
 
-    summary = {p.model_id: _summary(results, p.model_id, judged=judge_by is not None) for p in participants}
     model_ids = [p.model_id for p in participants]
+    pairwise_report = None
+    if pairwise_by:
+        baseline = model_ids[0]
+        for candidate in model_ids[1:]:
+            for row in results:
+                verdict = judge_pair(
+                    ws,
+                    pairwise_by,
+                    row["prompt"],
+                    row["reference"],
+                    row["outputs"][baseline]["text"],
+                    row["outputs"][candidate]["text"],
+                    rubric=row.get("expects", {}).get("rubric"),
+                )
+                row.setdefault("pairwise", {})[candidate] = {"baseline": baseline, "candidate": candidate, **verdict}
+                advance(2, f"pairwise judge {pairwise_by.model_id}, {baseline} vs {candidate}: {row['case'] + 1}/{case_count} cases")
+        pairwise_report = {
+            "judge": pairwise_by.model_id,
+            "provider": pairwise_by.provider,
+            "rule": "each case judged in both orders; a win counts only when both orders agree, anything else is a tie",
+            "comparisons": [_pairwise_summary(results, baseline, candidate) for candidate in model_ids[1:]],
+        }
+
+    summary_metrics = [*scored_metrics, *MEASUREMENTS] if suite_cases is not None else list(METRICS)
+    summary = {p.model_id: _summary(results, p.model_id, summary_metrics, judged=judge_by is not None) for p in participants}
     report = {
         "id": eval_id,
         "dataset_id": dataset_id,
-        "split": split,
+        "suite": str(suite_path) if suite_path is not None else None,
+        "split": split if dataset_id is not None else None,
         "models": model_ids,
         "cases": len(results),
         "summary": summary,
         "judge": {"model": judge_by.model_id, "provider": judge_by.provider, "scale": "1-10, judge_score = (n-1)/9"} if judge_by else None,
+        "pairwise": pairwise_report,
         "primary_metric": primary_metric,
         "confidence_intervals": {m: _confidence_intervals(results, m, comparable) for m in model_ids},
-        "comparisons": _comparisons(results, model_ids, primary_metric),
+        "comparisons": _comparisons(results, model_ids, primary_metric) if primary_metric is not None else [],
     }
 
     final_dir = ws.settings.evals_dir / eval_id
@@ -162,9 +233,9 @@ def evaluate(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    ws.ledger.add_evaluation(
-        {"id": eval_id, "dataset_id": dataset_id, "models": model_ids, "status": "succeeded", "summary": summary, "path": str(final_dir)}
-    )
+    # The ledger's dataset_id column is required: a suite run records where its cases came from instead.
+    source = dataset_id if dataset_id is not None else f"suite:{suite_path}"
+    ws.ledger.add_evaluation({"id": eval_id, "dataset_id": source, "models": model_ids, "status": "succeeded", "summary": summary, "path": str(final_dir)})
     return {**report, "resource_uri": f"evals://{eval_id}"}
 
 
@@ -173,14 +244,22 @@ def _participant(ws: Workspace, model: str) -> Participant:
     return Participant(name if provider == "local" else model.strip(), provider, name)
 
 
-def _scored(answer: dict[str, Any], reference: str) -> dict[str, Any]:
-    scores = {name: fn(answer["text"], reference) for name, fn in METRICS.items()}
+def _scored(answer: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
+    """A suite case gets every metric it provides for; a dataset case the reference metrics."""
+    if "expects" in row:
+        scores = score_case(answer, row["expects"])
+    else:
+        scores = {name: fn(answer["text"], row["reference"]) for name, fn in METRICS.items()}
     return {"text": answer["text"], "seconds": answer["seconds"], **scores}
 
 
-def _summary(results: list[dict[str, Any]], model_id: str, *, judged: bool) -> dict[str, Any]:
+def _summary(results: list[dict[str, Any]], model_id: str, metric_names: list[str], *, judged: bool) -> dict[str, Any]:
+    """Mean of each metric over the cases that have it (a suite's cases need not all provide the same checks)."""
     outputs = [r["outputs"][model_id] for r in results]
-    summary: dict[str, Any] = {name: round(fmean(o[name] for o in outputs), 4) for name in METRICS}
+    summary: dict[str, Any] = {}
+    for name in metric_names:
+        values = [o[name] for o in outputs if o.get(name) is not None]
+        summary[name] = round(fmean(values), 4) if values else None
     if judged:
         scores = [o["judge_score"] for o in outputs if o.get("judge_score") is not None]
         summary["judge_score"] = round(fmean(scores), 4) if scores else None  # mean over the cases judged
@@ -190,10 +269,10 @@ def _summary(results: list[dict[str, Any]], model_id: str, *, judged: bool) -> d
 
 
 def _confidence_intervals(results: list[dict[str, Any]], model_id: str, metric_names: list[str]) -> dict[str, Any]:
-    """95% bootstrap interval of each metric's mean; judge_score over the cases the judge scored."""
+    """95% bootstrap interval of each metric's mean, over the cases that have a score for it."""
     intervals = {}
     for name in metric_names:
-        values = [r["outputs"][model_id][name] for r in results]
+        values = [r["outputs"][model_id].get(name) for r in results]
         intervals[name] = mean_ci([v for v in values if v is not None])
     return intervals
 
@@ -206,21 +285,45 @@ def _comparisons(results: list[dict[str, Any]], model_ids: list[str], metric: st
 
 
 # --- the judge -----------------------------------------------------------------------------------------------
-def judge_messages(prompt: list[dict[str, Any]], reference: str, answer: str) -> list[dict[str, str]]:
-    """The rubric conversation sent to the judge for one answer."""
+def _conversation_and_guides(prompt: list[dict[str, Any]], reference: str | None, rubric: str | None) -> str:
     lines = [f"{m.get('role', 'user').capitalize()}: {m.get('content') or ''}" for m in prompt]
     conversation = "\n\n".join(lines)
     if len(conversation) > JUDGE_CONTEXT_CHARS:
         conversation = "[... earlier turns cut]\n" + conversation[-JUDGE_CONTEXT_CHARS:]
+    text = f"<conversation>\n{conversation}\n</conversation>\n\n"
+    if reference is not None:
+        text += f"<reference_answer>\n{_cut(reference)}\n</reference_answer>\n\n"
+    if rubric:
+        text += f"<rubric>\n{_cut(rubric)}\n</rubric>\n\n"
+    return text
+
+
+def judge_messages(prompt: list[dict[str, Any]], reference: str | None, answer: str, rubric: str | None = None) -> list[dict[str, str]]:
+    """The rubric conversation sent to the judge for one answer."""
     return [
         {"role": "system", "content": JUDGE_SYSTEM},
         {
             "role": "user",
             "content": (
-                f"<conversation>\n{conversation}\n</conversation>\n\n"
-                f"<reference_answer>\n{_cut(reference)}\n</reference_answer>\n\n"
-                f"<candidate_answer>\n{_cut(answer) or '(empty)'}\n</candidate_answer>\n\n"
+                _conversation_and_guides(prompt, reference, rubric)
+                + f"<candidate_answer>\n{_cut(answer) or '(empty)'}\n</candidate_answer>\n\n"
                 "Rate the candidate answer. Reply with one line: Score: N (N from 1 to 10)."
+            ),
+        },
+    ]
+
+
+def pairwise_messages(prompt: list[dict[str, Any]], reference: str | None, answer_a: str, answer_b: str, rubric: str | None = None) -> list[dict[str, str]]:
+    """The conversation sent to a pairwise judge for one order of two answers."""
+    return [
+        {"role": "system", "content": PAIRWISE_SYSTEM},
+        {
+            "role": "user",
+            "content": (
+                _conversation_and_guides(prompt, reference, rubric)
+                + f"<answer_a>\n{_cut(answer_a) or '(empty)'}\n</answer_a>\n\n"
+                + f"<answer_b>\n{_cut(answer_b) or '(empty)'}\n</answer_b>\n\n"
+                "Which answer is better? Reply with one line: Winner: A, Winner: B, or Winner: tie."
             ),
         },
     ]
@@ -252,11 +355,14 @@ def parse_judge_rating(reply: str) -> int:
     return int(value)
 
 
-def judge_answer(ws: Workspace, judge: Participant, prompt: list[dict[str, Any]], reference: str, answer: str) -> dict[str, Any]:
+def judge_answer(
+    ws: Workspace, judge: Participant, prompt: list[dict[str, Any]], reference: str | None, answer: str, *, rubric: str | None = None
+) -> dict[str, Any]:
     """{judge_score (0-1) | None, judge_rating (1-10) | None, judge_reply, judge_error} for one answer."""
     max_tokens = JUDGE_MAX_TOKENS["local" if judge.provider == "local" else "cloud"]
+    messages = judge_messages(prompt, reference, answer, rubric)
     try:
-        reply = chat_with_provider(ws, judge.provider, judge.name, judge_messages(prompt, reference, answer), max_tokens=max_tokens, temperature=0.0, seed=0)
+        reply = chat_with_provider(ws, judge.provider, judge.name, messages, max_tokens=max_tokens, temperature=0.0, seed=0)
     except UserError as error:
         return {"judge_score": None, "judge_rating": None, "judge_reply": None, "judge_error": f"judge call failed: {error}"}
     try:
@@ -264,6 +370,200 @@ def judge_answer(ws: Workspace, judge: Participant, prompt: list[dict[str, Any]]
     except ValueError as error:
         return {"judge_score": None, "judge_rating": None, "judge_reply": reply["text"], "judge_error": str(error)}
     return {"judge_score": round((rating - 1) / 9, 4), "judge_rating": rating, "judge_reply": reply["text"], "judge_error": None}
+
+
+_WINNER = re.compile(r"\b(?:winner|better(?: answer)?|choice|verdict)\b\W{0,6}(A|B|tie|neither|equal)\b", re.IGNORECASE)
+_BARE_CHOICE = re.compile(r"^\W*(A|B|tie)\W*$", re.IGNORECASE)
+
+
+def parse_pairwise_choice(reply: str) -> str:
+    """"A", "B" or "tie" from a pairwise judge's reply ("Winner: B", "**Winner:** A", "tie"); ValueError says why not."""
+    text = (reply or "").strip()
+    if not text:
+        raise ValueError("the judge's reply was empty")
+    found = [m.group(1) for m in _WINNER.finditer(text)]
+    if not found and (bare := _BARE_CHOICE.match(text)):
+        found = [bare.group(1)]
+    if not found:
+        raise ValueError("the judge's reply has no 'Winner: A', 'Winner: B' or 'Winner: tie'")
+    choices = {c.upper() if len(c) == 1 else "tie" for c in found}
+    if len(choices) > 1:
+        raise ValueError(f"the judge's reply names more than one winner ({', '.join(dict.fromkeys(found))})")
+    return choices.pop()
+
+
+def judge_pair(
+    ws: Workspace,
+    judge: Participant,
+    prompt: list[dict[str, Any]],
+    reference: str | None,
+    baseline_answer: str,
+    candidate_answer: str,
+    *,
+    rubric: str | None = None,
+) -> dict[str, Any]:
+    """Ask the judge twice, baseline first then candidate first. Returns each order's reply, parsed choice and error,
+    and the winner ("baseline", "candidate" or "tie"): a model wins only when it is chosen in both orders."""
+    max_tokens = JUDGE_MAX_TOKENS["local" if judge.provider == "local" else "cloud"]
+    orders = {"baseline_first": (baseline_answer, candidate_answer, "baseline", "candidate"), "candidate_first": (candidate_answer, baseline_answer, "candidate", "baseline")}
+    record: dict[str, Any] = {}
+    picks = []
+    for order, (answer_a, answer_b, model_a, model_b) in orders.items():
+        messages = pairwise_messages(prompt, reference, answer_a, answer_b, rubric)
+        entry: dict[str, Any] = {"reply": None, "choice": None, "error": None}
+        try:
+            entry["reply"] = chat_with_provider(ws, judge.provider, judge.name, messages, max_tokens=max_tokens, temperature=0.0, seed=0)["text"]
+            entry["choice"] = parse_pairwise_choice(entry["reply"])
+        except UserError as error:
+            entry["error"] = f"judge call failed: {error}"
+        except ValueError as error:
+            entry["error"] = str(error)
+        record[order] = entry
+        picks.append({"A": model_a, "B": model_b, "tie": "tie"}.get(entry["choice"] or "", None))
+    record["winner"] = picks[0] if picks[0] == picks[1] and picks[0] in ("baseline", "candidate") else "tie"
+    return record
+
+
+def _pairwise_summary(results: list[dict[str, Any]], baseline: str, candidate: str) -> dict[str, Any]:
+    """Wins, losses and ties of the candidate against the baseline, with a sign test and a verdict on them."""
+    winners = [r["pairwise"][candidate]["winner"] for r in results]
+    errors = sum(1 for r in results for order in ("baseline_first", "candidate_first") if r["pairwise"][candidate][order]["error"])
+    # A win is 1 for its model and 0 for the other; a tie 0 for both: the paired difference is then +1, -1 or 0.
+    baseline_points = [1.0 if w == "baseline" else 0.0 for w in winners]
+    candidate_points = [1.0 if w == "candidate" else 0.0 for w in winners]
+    test = paired_difference(baseline_points, candidate_points, name_a=baseline, name_b=candidate)
+    return {
+        "baseline": baseline,
+        "candidate": candidate,
+        "wins": test["wins_b"],
+        "losses": test["wins_a"],
+        "ties": test["ties"],
+        "judge_errors": errors,
+        "n": test["n"],
+        "mean_difference": test["mean_difference"],
+        "low": test["low"],
+        "high": test["high"],
+        "sign_test_p": test["sign_test_p"],
+        "significant": test["significant"],
+        "verdict": test["verdict"],
+    }
+
+
+# --- suite files -----------------------------------------------------------------------------------------------
+def suite_metrics(cases: list[dict[str, Any]]) -> list[str]:
+    """The 0-1 metrics the suite's cases provide for, in a fixed order (reference metrics first)."""
+    provided = {key for case in cases for key in SUITE_EXPECTATIONS if key in case}
+    names: list[str] = []
+    if "reference" in provided:
+        names += list(METRICS)
+    if "json_schema" in provided:
+        names += ["json_valid", "schema_valid"]
+    if "regex" in provided:
+        names.append("regex_match")
+    if "contains" in provided:
+        names.append("contains")
+    if "expected_tool_call" in provided:
+        names += ["tool_name_match", "tool_arguments_match", "tool_call_exact"]
+    return names
+
+
+def load_suite(path: Path) -> list[dict[str, Any]]:
+    """The cases of a JSONL (.jsonl, .ndjson) or YAML (.yaml, .yml: a list of cases, or {cases: [...]}) suite file,
+    each with "source" = "file:line". A case that cannot be used is a UserError naming its file and line."""
+    if not path.is_file():
+        raise UserError(f"Suite file {path} not found. Give the path of a .jsonl or .yaml file of cases.")
+    suffix = path.suffix.lower()
+    text = path.read_text(encoding="utf-8")
+    if suffix in (".jsonl", ".ndjson"):
+        located = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                located.append((number, json.loads(line)))
+            except json.JSONDecodeError as error:
+                raise UserError(f"{path}:{number}: not valid JSON ({error.msg} at column {error.colno}). Each line of a JSONL suite is one case object.") from None
+    elif suffix in (".yaml", ".yml"):
+        located = _yaml_cases(path, text)
+    else:
+        raise UserError(f"Suite file {path} should end in .jsonl or .yaml (or .yml); cannot tell its format from {suffix or 'no suffix'!r}.")
+    cases = []
+    for number, case in located:
+        where = f"{path}:{number}"
+        _check_suite_case(case, where)
+        cases.append({**case, "source": f"{path.name}:{number}"})
+    if not cases:
+        raise UserError(f"Suite file {path} has no cases. Each case needs messages and any of {', '.join(SUITE_EXPECTATIONS)}.")
+    return cases
+
+
+def _yaml_cases(path: Path, text: str) -> list[tuple[int, Any]]:
+    import yaml
+
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise UserError(f"{path}{line}: not valid YAML ({getattr(error, 'problem', None) or error}).") from None
+    if root is None:
+        return []
+    if isinstance(root, yaml.MappingNode):
+        found = [value for key, value in root.value if isinstance(key, yaml.ScalarNode) and key.value == "cases"]
+        root = found[0] if found else root
+    if not isinstance(root, yaml.SequenceNode):
+        raise UserError(f"{path}:{root.start_mark.line + 1}: a YAML suite is a list of cases, or a mapping with a 'cases' list.")
+    loader_cls = yaml.SafeLoader
+    cases = []
+    for node in root.value:
+        loader = loader_cls("")
+        try:
+            value = loader.construct_document(node)
+        except yaml.YAMLError as error:
+            raise UserError(f"{path}:{node.start_mark.line + 1}: {error}") from None
+        finally:
+            loader.dispose()
+        cases.append((node.start_mark.line + 1, value))
+    return cases
+
+
+def _check_suite_case(case: Any, where: str) -> None:
+    if not isinstance(case, dict):
+        raise UserError(f"{where}: a case must be an object with messages, not {type(case).__name__}.")
+    unknown = sorted(set(case) - set(SUITE_KEYS))
+    if unknown:
+        raise UserError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; a case may have {', '.join(SUITE_KEYS)}.")
+    messages = case.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise UserError(f"{where}: the case needs messages, a non-empty list of {{role, content}} turns ending with a user turn.")
+    for position, message in enumerate(messages):
+        if not isinstance(message, dict) or message.get("role") not in ROLES or not isinstance(message.get("content"), str):
+            raise UserError(f"{where}: message {position} must be {{role: one of {', '.join(ROLES)}, content: text}}.")
+    if messages[-1]["role"] == "assistant":
+        raise UserError(f"{where}: the last message is the assistant's; end with the user turn the models should answer (put the answer in reference).")
+    for key in ("reference", "regex", "rubric"):
+        if key in case and not isinstance(case[key], str):
+            raise UserError(f"{where}: {key} must be text, not {type(case[key]).__name__}.")
+    if "regex" in case:
+        try:
+            re.compile(case["regex"])
+        except re.error as error:
+            raise UserError(f"{where}: regex {case['regex']!r} does not compile: {error}.") from None
+    needles = case.get("contains")
+    if "contains" in case and not (isinstance(needles, str) or (isinstance(needles, list) and needles and all(isinstance(n, str) for n in needles))):
+        raise UserError(f"{where}: contains must be a text or a non-empty list of texts.")
+    if "json_schema" in case:
+        if not isinstance(case["json_schema"], (dict, bool)):
+            raise UserError(f"{where}: json_schema must be a JSON Schema object (or true/false).")
+        from model_customization.evaluation.metrics import _schema_validator
+
+        try:
+            _schema_validator(json.dumps(case["json_schema"], sort_keys=True))
+        except UserError as error:
+            raise UserError(f"{where}: {error}") from None
+    call = case.get("expected_tool_call")
+    if "expected_tool_call" in case and not (isinstance(call, dict) and isinstance(call.get("name"), str)):
+        raise UserError(f"{where}: expected_tool_call must be {{name, arguments}}.")
 
 
 def _cut(text: str) -> str:

@@ -157,6 +157,26 @@ evaluations = Table(
     Column("created_at", Float, nullable=False),
 )
 
+# Which model serves an agent (for one task tag, or by default when task is NULL): one row per change, newest last.
+# The latest row of an (agent, task) pair is the live assignment; replaces_id points at the row it superseded, so a
+# rollback can step back through earlier assignments.
+deployments = Table(
+    "deployments",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("agent", String, nullable=False, index=True),
+    Column("task", String),  # NULL: the agent's default model
+    Column("model", Text, nullable=False),
+    Column("action", String, nullable=False),  # deploy | rollback
+    Column("replaces_id", Integer),
+    Column("eval_id", String),  # the evaluation that let the change through the gate
+    Column("gate", String),  # the gate in force: not_worse | better | off | first (nothing to compare with) | forced
+    Column("reason", Text),  # why it was forced or rolled back
+    Column("actor", String),  # who made the change (the server's OS user)
+    Column("details", JSON),  # the comparison the gate read
+    Column("at", Float, nullable=False),
+)
+
 TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
 
 
@@ -366,6 +386,19 @@ class Ledger:
 
     def list_evaluations(self) -> list[dict[str, Any]]:
         return self._all(select(evaluations).order_by(evaluations.c.created_at.desc()))
+
+    # deployments ----------------------------------------------------------------------------------------------
+    def add_deployment(self, row: dict[str, Any]) -> int:
+        with self.transaction() as conn:
+            return int(conn.execute(insert(deployments).values(at=time.time(), **row)).inserted_primary_key[0])
+
+    def deployments_of(self, agent: str) -> list[dict[str, Any]]:
+        """Every assignment change of an agent, oldest first."""
+        return self._all(select(deployments).where(deployments.c.agent == agent).order_by(deployments.c.id))
+
+    def list_agents(self) -> list[str]:
+        with self.engine.connect() as conn:
+            return [a for (a,) in conn.execute(select(deployments.c.agent).distinct().order_by(deployments.c.agent))]
 
     # helpers --------------------------------------------------------------------------------------------------
     def _one(self, table: Table, key: str) -> dict[str, Any] | None:

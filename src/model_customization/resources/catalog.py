@@ -80,6 +80,23 @@ def register(server: MCPServer, ws: Workspace) -> None:
         except UserError as error:  # no metrics yet: say so instead of an opaque internal error
             raise ResourceError(str(error)) from error
 
+    @server.resource("agents://index", name="agents", mime_type="application/json", description="Every agent with a deployed model, and its model per task.")
+    def agents_index() -> str:
+        from model_customization.deployments import list_agents
+
+        return _json(list_agents(ws))
+
+    @server.resource("agents://{name}", name="agent", mime_type="application/json", description="An agent's deployed model per task (None = default), the evaluation that justified each, and the full history.")
+    def agent_detail(name: str) -> str:
+        from model_customization.deployments import agent_assignments
+
+        try:
+            return _json(agent_assignments(ws, name))
+        except NotFoundError as error:
+            raise ResourceNotFoundError(str(error)) from error
+        except UserError as error:
+            raise ResourceError(str(error)) from error
+
     @server.resource("evals://{eval_id}", name="evaluation", mime_type="application/json", description="An evaluation: per-model scores and per-case outputs.")
     def evaluation_report(eval_id: str) -> str:
         try:

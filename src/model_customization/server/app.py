@@ -9,6 +9,7 @@ from mcp.server.mcpserver import MCPServer
 from model_customization import __version__
 from model_customization.resources import catalog
 from model_customization.tools import constitutional, datasets, jobs, models
+from model_customization.tools import deploy as deploy_tools
 from model_customization.tools import export as export_tools
 from model_customization.tools import providers as provider_tools
 from model_customization.workspace import Workspace
@@ -19,7 +20,8 @@ start_job (returns a job_id at once) -> check_job until succeeded (gives model_i
 prompt_model with the winner; export_model takes it to Ollama/llama.cpp. start_job also trains on OpenAI or
 Bedrock (paid: dry_run=true quotes, the cost must fit the budget or be confirmed); generate_constitutional_dataset
 turns prompts and principles into critiqued-and-revised SFT and DPO datasets. Datasets, jobs and evaluations are also readable as resources
-(datasets://index, jobs://index, evals://{id})."""
+(datasets://index, jobs://index, evals://{id}). deploy_model puts a winner behind an agent name (gated on an evaluation;
+rollback_deployment undoes it; agents://{name} shows it) and prompt_model(agent=...) uses it."""
 
 
 def build_server(ws: Workspace | None = None, home: str | os.PathLike[str] | None = None) -> MCPServer:
@@ -35,5 +37,6 @@ def build_server(ws: Workspace | None = None, home: str | os.PathLike[str] | Non
     export_tools.register(server, workspace)
     constitutional.register(server, workspace)
     provider_tools.register(server, workspace)
+    deploy_tools.register(server, workspace)
     catalog.register(server, workspace)
     return server

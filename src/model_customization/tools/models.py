@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from model_customization.evaluation.runner import evaluate as run_evaluation
 from model_customization.providers.chat import chat
@@ -34,9 +34,12 @@ class PromptResult(BaseModel):
 
 
 class ModelScores(BaseModel):
-    exact_match: float
-    normalized_exact_match: float
-    token_f1: float
+    # A suite adds the metrics its cases ask for (schema_valid, regex_match, contains, tool_call_exact, answer_chars...).
+    model_config = ConfigDict(extra="allow")
+
+    exact_match: float | None = Field(default=None, description="None for a suite whose cases give no reference.")
+    normalized_exact_match: float | None = None
+    token_f1: float | None = None
     rouge_l: float | None = Field(default=None, description="ROUGE-L F (longest common subsequence of words).")
     chrf: float | None = Field(default=None, description="chrF (character n-gram F score), 0-1.")
     bleu: float | None = Field(default=None, description="Sentence BLEU, 0-1.")
@@ -61,15 +64,31 @@ class Comparison(BaseModel):
     verdict: str = Field(description="Which model is better at 95%, or that there is no significant difference.")
 
 
+class PairwiseComparison(BaseModel):
+    baseline: str = Field(description="The first model listed.")
+    candidate: str
+    wins: int = Field(description="Cases where the judge preferred the candidate in both orders.")
+    losses: int = Field(description="Cases where the judge preferred the baseline in both orders.")
+    ties: int = Field(description="Cases where the two orders disagreed, or the judge said tie or gave no usable answer.")
+    judge_errors: int = Field(description="Judge calls that failed or could not be understood (their cases count as ties).")
+    sign_test_p: float = Field(description="Two-sided sign test over wins and losses.")
+    significant: bool
+    verdict: str
+
+
 class EvaluationResult(BaseModel):
     eval_id: str
-    dataset_id: str
-    split: str
+    dataset_id: str | None = Field(default=None, description="The dataset evaluated on; None for a suite.")
+    suite: str | None = Field(default=None, description="The suite file evaluated on, when one was given.")
+    split: str | None = None
     cases: int
     models: list[str]
     scores: dict[str, ModelScores] = Field(description="Mean of each metric per model (0-1, higher is better).")
     judge: str | None = Field(default=None, description="The model that rated the answers, when one was asked for.")
-    primary_metric: str = Field(default="token_f1", description="The metric the comparisons are made on.")
+    primary_metric: str | None = Field(default="token_f1", description="The metric the comparisons are made on.")
+    pairwise: list[PairwiseComparison] = Field(
+        default_factory=list, description="With a pairwise_judge: each other model against the first, judged in both orders."
+    )
     comparisons: list[Comparison] = Field(
         default_factory=list, description="Each other model against the first, paired case by case; act on the verdict. Confidence intervals per metric are in resource_uri."
     )
@@ -80,15 +99,16 @@ def register(server: MCPServer, ws: Workspace) -> None:
     @server.tool(annotations=ToolAnnotations(title="Prompt a model", read_only_hint=True, idempotent_hint=False, open_world_hint=True))
     async def prompt_model(
         model: Annotated[
-            str,
+            str | None,
             Field(
                 description=(
                     f"Local: '{EMBEDDED_MODEL}' (default), a tuned model_id (ft-...) from check_job, or a path to a Hugging Face "
                     "model folder. Cloud: an OpenAI model (gpt-4o-mini, o4-mini, ft:...), a Claude model (claude-sonnet-5), "
-                    "a Bedrock model id or ARN. A prefix openai:, anthropic:, bedrock: or local: forces the provider."
+                    "a Bedrock model id or ARN. A prefix openai:, anthropic:, bedrock: or local: forces the provider. "
+                    "Leave it out when giving agent."
                 )
             ),
-        ] = EMBEDDED_MODEL,
+        ] = None,
         prompt: Annotated[str | None, Field(description="A single user message. Give this or messages.")] = None,
         messages: Annotated[list[ChatMessage] | None, Field(description="A whole conversation, ending with a user message.")] = None,
         system: Annotated[str | None, Field(description="A system message put before the conversation.")] = None,
@@ -97,28 +117,41 @@ def register(server: MCPServer, ws: Workspace) -> None:
             float, Field(ge=0, le=2, description="0 = greedy (repeatable). Claude models take none: leave it at 0 for them.")
         ] = 0.0,
         seed: Annotated[int, Field(ge=0, description="Sampling seed for local models (OpenAI treats it as a hint).")] = 0,
+        agent: Annotated[
+            str | None, Field(description="Answer with the model deployed to this agent (see deploy_model) instead of naming a model.")
+        ] = None,
+        task: Annotated[str | None, Field(description="With agent: the task tag whose model to use; falls back to the agent's default model.")] = None,
     ) -> PromptResult:
         """Get one answer from any model, local or cloud, to try it out or use it.
 
         Local models run on this machine; the first call to one loads it (a few seconds). Cloud models (OpenAI,
         Anthropic, Bedrock) are called with the provider's key from the server's environment (OPENAI_API_KEY,
         ANTHROPIC_API_KEY, AWS credentials) and each call costs the provider's token price. The result says which
-        provider answered. Use evaluate for a measured comparison rather than single prompts.
+        provider answered. Use evaluate for a measured comparison rather than single prompts. With agent (and
+        optionally task) instead of model, the model deployed to that agent answers.
         """
         if (prompt is None) == (messages is None):
             raise ToolError("Give exactly one of prompt (a single user message) or messages (a conversation).")
+        if agent is not None and model is not None:
+            raise ToolError("Give model or agent, not both: agent uses the model deployed to it (read agents://{agent}).")
+        if task is not None and agent is None:
+            raise ToolError("task picks one of an agent's deployed models: give agent too, or name the model instead.")
+        if agent is not None:
+            from model_customization.deployments import deployed_model
+
+            model = await run_domain(deployed_model, ws, agent, task)
         conversation = [{"role": "system", "content": system}] if system else []
         conversation += [{"role": "user", "content": prompt}] if prompt is not None else [m.model_dump() for m in messages or []]
-        result = await run_domain(chat, ws, model, conversation, max_tokens=max_tokens, temperature=temperature, seed=seed)
+        result = await run_domain(chat, ws, model or EMBEDDED_MODEL, conversation, max_tokens=max_tokens, temperature=temperature, seed=seed)
         return PromptResult(**result)
 
     @server.tool(annotations=ToolAnnotations(title="Evaluate models", read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True))
     async def evaluate(
-        dataset_id: str,
         models: Annotated[
             list[str],
             Field(min_length=2, description=f"Two or more, local or cloud (the forms prompt_model takes): e.g. ['{EMBEDDED_MODEL}', 'ft-...'] or ['ft-...', 'gpt-4o-mini']."),
         ],
+        dataset_id: Annotated[str | None, Field(description="Evaluate on this dataset's split. Give this or suite.")] = None,
         split: Annotated[Literal["train", "validation", "test"], Field(description="Held-out test split by default.")] = "test",
         max_tokens: Annotated[int, Field(ge=1, le=2048)] = 64,
         limit: Annotated[int | None, Field(ge=1, description="Evaluate only the first N cases.")] = None,
@@ -132,9 +165,32 @@ def register(server: MCPServer, ws: Workspace) -> None:
             ),
         ] = None,
         primary_metric: Annotated[
-            str,
-            Field(description="The metric models are compared on: exact_match, normalized_exact_match, token_f1, or judge_score with a judge."),
-        ] = "token_f1",
+            str | None,
+            Field(
+                description=(
+                    "The metric models are compared on: exact_match, normalized_exact_match, token_f1, judge_score with a judge, "
+                    "or one a suite provides (schema_valid, regex_match, contains, tool_call_exact...). Default token_f1 when available."
+                )
+            ),
+        ] = None,
+        suite: Annotated[
+            str | None,
+            Field(
+                description=(
+                    "Instead of dataset_id: a .jsonl or .yaml file of cases, each with messages and any of reference, json_schema, "
+                    "regex, contains, expected_tool_call (name, arguments) and rubric. Each answer gets the metrics its case asks for."
+                )
+            ),
+        ] = None,
+        pairwise_judge: Annotated[
+            str | None,
+            Field(
+                description=(
+                    "A model that picks the better of two answers, asked twice per case with the answers swapped; a win counts "
+                    "only when both orders agree. Compares each other model with the first; two paid calls per case per pair."
+                )
+            ),
+        ] = None,
         ctx: Context | None = None,
     ) -> EvaluationResult:
         """Compare models on a dataset's held-out examples: exact match, normalised exact match and token F1, and a judge's rating if asked.
@@ -145,6 +201,8 @@ def register(server: MCPServer, ws: Workspace) -> None:
         judge_errors, not hidden. Each other model is compared with the first on primary_metric, case by case (paired
         bootstrap 95% interval of the difference and a sign test), with a verdict: "X better than Y at 95%" or "no
         significant difference". Progress is reported. The result is stored: read resource_uri for per-case outputs.
+        A suite file replaces the dataset with your own cases; a pairwise_judge adds head-to-head wins, losses and ties
+        with a sign test, judged in both answer orders so that a judge's preference for a position cannot make a winner.
         """
         result = await run_domain(
             run_evaluation,
@@ -157,10 +215,13 @@ def register(server: MCPServer, ws: Workspace) -> None:
             judge=judge,
             progress=progress_reporter(ctx),
             primary_metric=primary_metric,
+            suite=suite,
+            pairwise_judge=pairwise_judge,
         )
         return EvaluationResult(
             eval_id=result["id"],
             dataset_id=result["dataset_id"],
+            suite=result.get("suite"),
             split=result["split"],
             cases=result["cases"],
             models=result["models"],
@@ -168,5 +229,6 @@ def register(server: MCPServer, ws: Workspace) -> None:
             judge=(result.get("judge") or {}).get("model"),
             primary_metric=result["primary_metric"],
             comparisons=[Comparison(**c) for c in result["comparisons"]],
+            pairwise=[PairwiseComparison(**c) for c in (result.get("pairwise") or {}).get("comparisons", [])],
             resource_uri=result["resource_uri"],
         )
