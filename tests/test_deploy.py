@@ -202,3 +202,24 @@ async def test_mcp_deploy_resource_and_prompt_by_agent(ws, tiny_model):
 
         rolled = await client.call_tool("rollback_deployment", {"agent": "helper"})
         assert not rolled.is_error and rolled.structured_content["model"] == direct.structured_content["model"]
+
+
+def test_cli_deploys_refuses_and_rolls_back(ws, tmp_path):
+    from typer.testing import CliRunner
+
+    from model_customization.cli import app
+
+    home = str(ws.settings.home)
+    runner = CliRunner()
+    first = runner.invoke(app, ["agent", "deploy", "opsbot", "claude-first", "--home", home, "--json"])
+    assert first.exit_code == 0, first.output
+    refused = runner.invoke(app, ["agent", "deploy", "opsbot", "claude-second", "--home", home])
+    assert refused.exit_code == 1 and "evaluate" in refused.output
+    forced = runner.invoke(app, ["agent", "deploy", "opsbot", "claude-second", "--force", "--reason", "incident 42", "--home", home, "--json"])
+    assert forced.exit_code == 0, forced.output
+    assert deployed_model(ws, "opsbot") == "claude-second"
+    back = runner.invoke(app, ["agent", "rollback", "opsbot", "--home", home, "--json"])
+    assert back.exit_code == 0, back.output
+    assert deployed_model(ws, "opsbot") == "claude-first"
+    shown = json.loads(runner.invoke(app, ["agent", "show", "opsbot", "--home", home]).output)
+    assert shown["agent"] == "opsbot" and len(shown["history"]) == 3

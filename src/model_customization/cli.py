@@ -28,11 +28,13 @@ job_app = typer.Typer(help="Start, check, pause, cancel and list fine-tuning job
 eval_app = typer.Typer(help="Evaluate models against each other.", no_args_is_help=True)
 model_app = typer.Typer(help="Prompt and export models; provision throughput for tuned Bedrock models.", no_args_is_help=True)
 files_app = typer.Typer(help="Training files on OpenAI: upload a dataset split, list, delete.", no_args_is_help=True)
+agent_app = typer.Typer(help="Which model each agent uses: deploy behind the evaluation gate, roll back, show.", no_args_is_help=True)
 app.add_typer(dataset_app, name="dataset")
 app.add_typer(job_app, name="job")
 app.add_typer(eval_app, name="eval")
 app.add_typer(model_app, name="model")
 app.add_typer(files_app, name="files")
+app.add_typer(agent_app, name="agent")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -856,6 +858,52 @@ def model_release(model_id: str, home: Optional[Path] = HomeOption, as_json: boo
     except UserError as error:
         _fail(error)
     _show_fields(result, as_json)
+
+
+# --- agents -----------------------------------------------------------------------------------------------------
+@agent_app.command("deploy")
+def agent_deploy(
+    agent: str,
+    model: str,
+    task: Optional[str] = typer.Option(None, help="Deploy for this task tag only (default: the agent's default model)."),
+    eval_id: Optional[str] = typer.Option(None, help="The evaluation that justifies it (default: the newest one holding both models)."),
+    force: bool = typer.Option(False, help="Skip the gate (recorded with --reason)."),
+    reason: Optional[str] = typer.Option(None, help="Why the gate is skipped (needed with --force)."),
+    home: Optional[Path] = HomeOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Assign MODEL to AGENT; replacing a model needs an evaluation showing the new one is not significantly worse."""
+    from model_customization.deployments import deploy_model
+
+    try:
+        result = deploy_model(_workspace(home), agent, model, task, eval_id=eval_id, force=force, reason=reason)
+    except UserError as error:
+        _fail(error)
+    _show_fields(result, as_json)
+
+
+@agent_app.command("rollback")
+def agent_rollback(agent: str, task: Optional[str] = typer.Option(None), home: Optional[Path] = HomeOption, as_json: bool = JsonOption) -> None:
+    """Go back to the model AGENT used before the last deployment (for TASK, or its default)."""
+    from model_customization.deployments import rollback
+
+    try:
+        result = rollback(_workspace(home), agent, task)
+    except UserError as error:
+        _fail(error)
+    _show_fields(result, as_json)
+
+
+@agent_app.command("show")
+def agent_show(agent: str, home: Optional[Path] = HomeOption) -> None:
+    """The models AGENT uses per task, the evaluations behind them and the history (JSON, as agents://{name})."""
+    from model_customization.deployments import agent_assignments
+
+    try:
+        result = agent_assignments(_workspace(home), agent)
+    except UserError as error:
+        _fail(error)
+    _print_json(result)
 
 
 def _show_fields(result: dict[str, Any], as_json: bool) -> None:
