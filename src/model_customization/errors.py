@@ -7,3 +7,25 @@ class UserError(Exception):
 
 class NotFoundError(UserError):
     """An id or path that does not exist."""
+
+
+class TransientError(UserError):
+    """A provider call that may well succeed if tried again later: a rate limit, a timeout, a server error, a dropped
+    connection. retry_after is the wait the provider asked for, in seconds, when it said."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def retry_after_seconds(headers: object) -> float | None:
+    """The Retry-After header (seconds form) of an HTTP response's headers, if present and sensible."""
+    getter = getattr(headers, "get", None)
+    if getter is None:
+        return None
+    raw = getter("retry-after") or getter("Retry-After")
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        return None
+    return value if 0 <= value <= 600 else None

@@ -17,13 +17,19 @@ cannot make a winner: a win counts only when both orders agree, anything else is
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import inspect
 import json
 import os
+import random
 import re
 import secrets
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+import threading
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import fmean
@@ -31,15 +37,32 @@ from typing import Any
 
 from model_customization.datasets.build import get_dataset, read_split
 from model_customization.datasets.examples import prompt_and_reference
-from model_customization.errors import NotFoundError, UserError
+import anyio
+
+from model_customization.errors import NotFoundError, TransientError, UserError
 from model_customization.evaluation.metrics import MEASUREMENTS, METRICS, score_case
+from model_customization.evaluation.pricing import CHAT_PRICES_READ_ON, CHAT_PRICES_SOURCE, PRICES_ENV, answer_cost_usd
 from model_customization.evaluation.statistics import compare, mean_ci, paired_difference
 from model_customization.providers.chat import chat_with_provider, check_chat_model
 from model_customization.providers.local.inference import generate_greedy_batch
 from model_customization.workspace import Workspace
 
-ProgressFn = Callable[[int, int, str], None]
+ProgressFn = Callable[[int, int, str], "None | Awaitable[None]"]
 SPLITS = ("train", "validation", "test")
+
+# Provider calls in flight at once. A local model answers one batch at a time whatever this says.
+DEFAULT_CONCURRENCY = 8
+MAX_CONCURRENCY = 64
+# Transient provider failures (rate limits, timeouts, server errors) are retried this many times, waiting what the
+# provider asked for or 1, 2, 4... seconds (at most a minute); MODEL_CUSTOMIZATION_EVAL_RETRIES overrides the count.
+RETRIES_ENV = "MODEL_CUSTOMIZATION_EVAL_RETRIES"
+DEFAULT_RETRIES = 4
+RETRY_BASE_SECONDS = 1.0
+RETRY_MAX_SECONDS = 60.0
+RPM_ENV_PREFIX = "MODEL_CUSTOMIZATION_RPM_"  # + OPENAI, ANTHROPIC, BEDROCK: requests per minute allowed
+# Finished pieces reach the ledger in small batches this often: an interruption loses at most this much work.
+FLUSH_SECONDS = 0.25
+PROGRESS_SECONDS = 0.2  # at most this often a progress notification, and always the last one
 
 # The judge sees the end of the conversation, the reference and the answer, each cut to a bounded size: the cost of
 # a judge call should not grow with a long transcript.
@@ -78,8 +101,8 @@ class Participant:
 
 def evaluate(
     ws: Workspace,
-    dataset_id: str | None,
-    models: Sequence[str],
+    dataset_id: str | None = None,
+    models: Sequence[str] | None = None,
     *,
     split: str = "test",
     max_tokens: int = 64,
@@ -90,19 +113,170 @@ def evaluate(
     primary_metric: str | None = None,
     suite: str | Path | None = None,
     pairwise_judge: str | None = None,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    resume: str | None = None,
 ) -> dict[str, Any]:
-    if len(models) < 2:
+    """Run an evaluation to the end (see evaluate_async) from plain synchronous code: the CLI, scripts, tests."""
+    return anyio.run(
+        functools.partial(
+            evaluate_async, ws, dataset_id, models, split=split, max_tokens=max_tokens, limit=limit, batch_size=batch_size,
+            judge=judge, progress=progress, primary_metric=primary_metric, suite=suite, pairwise_judge=pairwise_judge,
+            concurrency=concurrency, resume=resume,
+        )
+    )
+
+
+async def evaluate_async(
+    ws: Workspace,
+    dataset_id: str | None = None,
+    models: Sequence[str] | None = None,
+    *,
+    split: str = "test",
+    max_tokens: int = 64,
+    limit: int | None = None,
+    batch_size: int = 8,
+    judge: str | None = None,
+    progress: ProgressFn | None = None,
+    primary_metric: str | None = None,
+    suite: str | Path | None = None,
+    pairwise_judge: str | None = None,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    resume: str | None = None,
+) -> dict[str, Any]:
+    """Evaluate `models` on a dataset's split or a suite, or continue the interrupted evaluation `resume`.
+
+    Up to `concurrency` provider calls run at once (local generation runs one batch at a time: it already uses every
+    core); each finished piece is stored in the ledger as it comes, so a run stopped by an error, a cancellation or a
+    crash resumes with only what is missing. progress(done, total, note) may be a plain or an async function.
+    """
+    if not 1 <= concurrency <= MAX_CONCURRENCY:
+        raise UserError(f"concurrency must be from 1 to {MAX_CONCURRENCY} (got {concurrency}).")
+    prepared = await anyio.to_thread.run_sync(
+        functools.partial(
+            _prepare, ws, dataset_id, models, split=split, max_tokens=max_tokens, limit=limit, batch_size=batch_size,
+            judge=judge, primary_metric=primary_metric, suite=suite, pairwise_judge=pairwise_judge, resume=resume,
+        )
+    )
+    if isinstance(prepared, dict):  # resume of an evaluation that had finished: its stored report
+        return prepared
+    await _Run(ws, prepared, progress, concurrency).execute()
+    return await anyio.to_thread.run_sync(_finish, ws, prepared)
+
+
+@dataclass
+class _Prepared:
+    eval_id: str
+    plan: dict[str, Any]
+    participants: list[Participant]
+    judge_by: Participant | None
+    pairwise_by: Participant | None
+    results: list[dict[str, Any]]
+    scored_metrics: list[str]
+    comparable: list[str]
+    primary_metric: str | None
+    suite_path: Path | None
+    folder: Path
+    stored_pieces: int = 0
+
+
+def _prepare(
+    ws: Workspace,
+    dataset_id: str | None,
+    models: Sequence[str] | None,
+    *,
+    split: str,
+    max_tokens: int,
+    limit: int | None,
+    batch_size: int,
+    judge: str | None,
+    primary_metric: str | None,
+    suite: str | Path | None,
+    pairwise_judge: str | None,
+    resume: str | None,
+) -> _Prepared | dict[str, Any]:
+    if resume is not None:
+        return _prepare_resume(ws, resume, dataset_id, models, suite)
+    if not models or len(models) < 2:
         raise UserError("evaluate compares models: give at least two, e.g. the base model and the tuned model_id from check_job.")
+    plan = {
+        "dataset_id": dataset_id,
+        "models": list(models),
+        "split": split,
+        "max_tokens": max_tokens,
+        "limit": limit,
+        "batch_size": batch_size,
+        "judge": judge,
+        "primary_metric": primary_metric,
+        "suite": str(Path(suite).expanduser().resolve()) if suite is not None else None,
+        "pairwise_judge": pairwise_judge,
+    }
+    prepared = _plan(ws, "ev-" + secrets.token_hex(6), plan)
+    # The ledger's dataset_id column is required: a suite run records where its cases came from instead.
+    source = dataset_id if dataset_id is not None else f"suite:{prepared.suite_path}"
+    ws.ledger.add_evaluation(
+        {
+            "id": prepared.eval_id,
+            "dataset_id": source,
+            "models": [p.model_id for p in prepared.participants],
+            "status": "running",
+            "summary": {},
+            "path": str(prepared.folder),
+            "plan": prepared.plan,
+        }
+    )
+    return prepared
+
+
+def _prepare_resume(ws: Workspace, eval_id: str, dataset_id: str | None, models: Sequence[str] | None, suite: str | Path | None) -> _Prepared | dict[str, Any]:
+    row = ws.ledger.get_evaluation(eval_id)
+    if not row:
+        raise NotFoundError(f"Evaluation {eval_id!r} not found; list_evaluations (or evals://index) shows them. Start a new one without resume.")
+    if row["status"] == "succeeded":
+        return {**get_evaluation(ws, eval_id, cases=0), "resource_uri": f"evals://{eval_id}", "resumed": False}
+    plan = row.get("plan")
+    if not plan:
+        raise UserError(f"Evaluation {eval_id} was made by an older version that kept no plan, so it cannot be resumed; run evaluate again without resume.")
+    asked = {"dataset_id": dataset_id, "models": list(models) if models else None, "suite": str(Path(suite).expanduser().resolve()) if suite else None}
+    for key, value in asked.items():
+        if value is not None and value != plan.get(key):
+            raise UserError(f"resume continues {eval_id} as it was started ({key}={plan.get(key)!r}); leave {key} out, or start a new evaluation without resume.")
+    prepared = _plan(ws, eval_id, plan)
+    if prepared.plan["cases_sha256"] != plan.get("cases_sha256"):
+        raise UserError(f"The cases of {eval_id} changed since it started (was its suite file edited?), so its stored answers no longer fit; start a new evaluation.")
+    by_case = {r["case"]: r for r in prepared.results}
+    for piece in ws.ledger.evaluation_results(eval_id):
+        row_ = by_case.get(piece["case_index"])
+        if row_ is None:
+            continue
+        kind, _, model_id = piece["unit"].partition(":")
+        payload = piece["payload"]
+        if kind == "answer":
+            row_["outputs"].setdefault(model_id, {}).update(payload)
+        elif kind == "judge":
+            row_.setdefault("judged", {})[model_id] = payload
+        elif kind == "pairwise":
+            row_.setdefault("pairwise", {})[model_id] = payload
+        prepared.stored_pieces += 1
+    ws.ledger.update_evaluation(eval_id, status="running", error=None)
+    return prepared
+
+
+def _plan(ws: Workspace, eval_id: str, plan: dict[str, Any]) -> _Prepared:
+    """Check what was asked and lay out the cases; nothing is generated or paid for here."""
+    models, dataset_id, split, suite = plan["models"], plan["dataset_id"], plan["split"], plan["suite"]
     if len(set(models)) != len(models):
         raise UserError(f"The same model is listed twice in {list(models)}; list each model once.")
     if (dataset_id is None) == (suite is None):
         raise UserError("Give either dataset_id (evaluate on its test split) or suite (a JSONL or YAML file of cases), not both.")
     if split not in SPLITS:
         raise UserError(f"Unknown split {split!r}; use one of {', '.join(SPLITS)}.")
-    suite_path = Path(suite).expanduser().resolve() if suite is not None else None
+    if plan["batch_size"] < 1:
+        raise UserError(f"batch_size must be at least 1 (got {plan['batch_size']}).")
+    suite_path = Path(suite) if suite is not None else None
     suite_cases = load_suite(suite_path) if suite_path is not None else None
     scored_metrics = suite_metrics(suite_cases) if suite_cases is not None else list(METRICS)
-    comparable = [*scored_metrics, "judge_score"] if judge is not None else list(scored_metrics)
+    comparable = [*scored_metrics, "judge_score"] if plan["judge"] is not None else list(scored_metrics)
+    primary_metric = plan["primary_metric"]
     if primary_metric is None:
         primary_metric = "token_f1" if "token_f1" in comparable else (comparable[0] if comparable else None)
     elif primary_metric not in comparable:
@@ -119,8 +293,8 @@ def evaluate(
         if key in seen:
             raise UserError(f"{seen[key]!r} and {given!r} are the same model; list each model once.")
         seen[key] = given
-    judge_by = _participant(ws, judge) if judge is not None else None
-    pairwise_by = _participant(ws, pairwise_judge) if pairwise_judge is not None else None
+    judge_by = _participant(ws, plan["judge"]) if plan["judge"] is not None else None
+    pairwise_by = _participant(ws, plan["pairwise_judge"]) if plan["pairwise_judge"] is not None else None
 
     if suite_cases is not None:
         results: list[dict[str, Any]] = [
@@ -137,106 +311,339 @@ def evaluate(
     else:
         split_cases = [prompt_and_reference(example) for example in read_split(ws, dataset_id, split)]
         results = [{"case": index, "prompt": prompt, "reference": reference, "outputs": {}} for index, (prompt, reference) in enumerate(split_cases)]
-    if limit is not None:
-        results = results[: max(limit, 0)]
+    if plan["limit"] is not None:
+        results = results[: max(plan["limit"], 0)]
     if not results:
         if suite_path is not None:
             raise UserError(f"Suite {suite_path} has no cases to evaluate on (or limit is 0).")
         raise UserError(f"Dataset {dataset_id} has no {split} examples to evaluate on. Build it with a test_fraction above 0.")
+    fingerprint = hashlib.sha256(json.dumps([[r["prompt"], r["reference"], r.get("expects")] for r in results], sort_keys=True).encode()).hexdigest()
+    return _Prepared(
+        eval_id=eval_id,
+        plan={**plan, "cases_sha256": fingerprint},
+        participants=participants,
+        judge_by=judge_by,
+        pairwise_by=pairwise_by,
+        results=results,
+        scored_metrics=scored_metrics,
+        comparable=comparable,
+        primary_metric=primary_metric,
+        suite_path=suite_path,
+        folder=ws.settings.evals_dir / eval_id,
+    )
 
-    eval_id = "ev-" + secrets.token_hex(6)
-    case_count = len(results)
-    total = case_count * len(participants) * (2 if judge_by else 1) + (case_count * 2 * (len(participants) - 1) if pairwise_by else 0)
-    done = 0
 
-    def advance(count: int, note: str) -> None:
-        nonlocal done
-        done += count
-        if progress:
-            progress(done, total, note)
+class _ProviderGate:
+    """Spaces one provider's calls to its requests-per-minute limit and holds them all back after a rate-limit reply.
 
-    for participant in participants:
+    Called from worker threads; the waits happen outside the lock so that other providers' calls go on."""
+
+    def __init__(self, requests_per_minute: float | None) -> None:
+        self.interval = 60.0 / requests_per_minute if requests_per_minute else 0.0
+        self.next_start = 0.0
+        self.held_until = 0.0
+        self.lock = threading.Lock()
+
+    def wait_turn(self) -> None:
+        with self.lock:
+            now = time.monotonic()
+            start = max(now, self.next_start, self.held_until)
+            self.next_start = start + self.interval
+        if start > now:
+            time.sleep(start - now)
+
+    def hold(self, seconds: float) -> None:
+        with self.lock:
+            self.held_until = max(self.held_until, time.monotonic() + seconds)
+
+
+def requests_per_minute(provider: str) -> float | None:
+    """The operator's limit for a provider from MODEL_CUSTOMIZATION_RPM_<PROVIDER> (e.g. ..._RPM_OPENAI=500); None: no limit."""
+    name = RPM_ENV_PREFIX + provider.upper()
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if value <= 0:
+        raise UserError(f"{name}={raw!r}: expected the number of requests per minute allowed, above 0 (e.g. 500).")
+    return value
+
+
+def _retries() -> int:
+    raw = os.environ.get(RETRIES_ENV, "").strip()
+    if not raw:
+        return DEFAULT_RETRIES
+    if not raw.isdigit():
+        raise UserError(f"{RETRIES_ENV}={raw!r}: expected how many times to retry a failed provider call, 0 or more.")
+    return int(raw)
+
+
+class _Run:
+    """Generates, judges and stores the missing pieces of one evaluation, several at a time."""
+
+    def __init__(self, ws: Workspace, prepared: _Prepared, progress: ProgressFn | None, concurrency: int) -> None:
+        self.ws = ws
+        self.prepared = prepared
+        self.progress = progress
+        self.threads = anyio.CapacityLimiter(concurrency)
+        self.local_lock = threading.Lock()  # one local generation at a time: each already uses every core
+        self.gates: dict[str, _ProviderGate] = {}
+        self.retries = _retries()
+        self.retried = 0
+        self.pending: list[tuple[int, str, dict[str, Any]]] = []
+        self.flush_lock = anyio.Lock()
+        self.failure: BaseException | None = None
+        cases, models = len(prepared.results), len(prepared.participants)
+        self.total = cases * models * (2 if prepared.judge_by else 1) + (cases * (models - 1) if prepared.pairwise_by else 0)
+        self.done = prepared.stored_pieces
+        self.last_report = 0.0
+
+    # --- provider calls (in worker threads) --------------------------------------------------------------------
+    def call(self, participant: Participant, messages: list[dict[str, Any]], max_tokens: int) -> dict[str, Any]:
+        """One answer, spaced to the provider's rate limit; a transient failure is retried with growing waits."""
         if participant.provider == "local":
-            for start in range(0, case_count, batch_size):
-                chunk = results[start : start + batch_size]
-                answers = generate_greedy_batch(ws, participant.name, [r["prompt"] for r in chunk], max_tokens=max_tokens, batch_size=batch_size)
-                for row, answer in zip(chunk, answers):
-                    row["outputs"][participant.model_id] = _scored(answer, row)
-                advance(len(chunk), f"{participant.model_id}: {start + len(chunk)}/{case_count} cases")
-        else:
-            for row in results:
-                try:
-                    answer = chat_with_provider(ws, participant.provider, participant.name, row["prompt"], max_tokens=max_tokens, temperature=0.0, seed=0)
-                except UserError as error:
-                    raise UserError(f"{participant.model_id} could not answer case {row['case']}: {error} No evaluation was stored.") from error
-                row["outputs"][participant.model_id] = _scored(answer, row)
-                advance(1, f"{participant.model_id}: {row['case'] + 1}/{case_count} cases")
+            with self.local_lock:
+                return chat_with_provider(self.ws, "local", participant.name, messages, max_tokens=max_tokens, temperature=0.0, seed=0)
+        gate = self.gates.setdefault(participant.provider, _ProviderGate(requests_per_minute(participant.provider)))
+        for attempt in range(self.retries + 1):
+            gate.wait_turn()
+            try:
+                return chat_with_provider(self.ws, participant.provider, participant.name, messages, max_tokens=max_tokens, temperature=0.0, seed=0)
+            except TransientError as error:
+                if attempt == self.retries:
+                    raise
+                wait = error.retry_after if error.retry_after is not None else min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2**attempt)
+                gate.hold(wait * random.uniform(1.0, 1.25))  # a little jitter so waiting calls do not return in one burst
+                self.retried += 1
+        raise AssertionError("unreachable")
 
-    if judge_by:
-        for participant in participants:
-            for row in results:
-                output = row["outputs"][participant.model_id]
-                rubric = row.get("expects", {}).get("rubric")
-                output.update(judge_answer(ws, judge_by, row["prompt"], row["reference"], output["text"], rubric=rubric))
-                advance(1, f"judge {judge_by.model_id} on {participant.model_id}: {row['case'] + 1}/{case_count} cases")
+    # --- the run ---------------------------------------------------------------------------------------------
+    async def execute(self) -> None:
+        prepared = self.prepared
+        try:
+            async with anyio.create_task_group() as background:
+                background.start_soon(self._flush_every, FLUSH_SECONDS)
+                await self._phase(self._answer_tasks())
+                if prepared.judge_by or prepared.pairwise_by:
+                    await self._phase(self._judge_tasks())
+                background.cancel_scope.cancel()
+        except BaseException as raised:
+            error = raised
+            while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:  # the task group wraps what the phase raised
+                error = error.exceptions[0]
+            with anyio.CancelScope(shield=True):
+                await self._flush()
+                stored = self.done
+                reason = str(error) if isinstance(error, UserError) else f"stopped ({type(error).__name__})"
+                await anyio.to_thread.run_sync(functools.partial(self.ws.ledger.update_evaluation, prepared.eval_id, status="interrupted", error=reason))
+            if isinstance(error, UserError):
+                raise type(error)(
+                    f"{error} Evaluation {prepared.eval_id} stopped with {stored} of {self.total} pieces done and stored: "
+                    f"once the cause is fixed, evaluate with resume={prepared.eval_id!r} continues where it stopped."
+                ) from error
+            if error is not raised and isinstance(error, Exception):
+                raise error from None
+            raise
+        await self._flush()
 
-    model_ids = [p.model_id for p in participants]
+    async def _phase(self, tasks: list[Callable[[], Awaitable[None]]]) -> None:
+        async with anyio.create_task_group() as group:
+            for task in tasks:
+                group.start_soon(self._guarded, task, group.cancel_scope)
+        if self.failure is not None:
+            raise self.failure
+
+    async def _guarded(self, task: Callable[[], Awaitable[None]], scope: anyio.CancelScope) -> None:
+        try:
+            await task()
+        except Exception as error:  # the first failure stops the phase; what finished is kept
+            if self.failure is None:
+                self.failure = error
+            scope.cancel()
+
+    def _answer_tasks(self) -> list[Callable[[], Awaitable[None]]]:
+        prepared, tasks = self.prepared, []
+        for participant in prepared.participants:
+            missing = [r for r in prepared.results if participant.model_id not in r["outputs"]]
+            if participant.provider == "local":
+                size = prepared.plan["batch_size"]
+                tasks += [functools.partial(self._local_batch, participant, missing[i : i + size]) for i in range(0, len(missing), size)]
+            else:
+                tasks += [functools.partial(self._cloud_answer, participant, row) for row in missing]
+        return tasks
+
+    def _judge_tasks(self) -> list[Callable[[], Awaitable[None]]]:
+        prepared, tasks = self.prepared, []
+        if prepared.judge_by:
+            for participant in prepared.participants:
+                tasks += [functools.partial(self._judge, participant, r) for r in prepared.results if participant.model_id not in r.get("judged", {})]
+        if prepared.pairwise_by:
+            for candidate in prepared.participants[1:]:
+                tasks += [functools.partial(self._pairwise, candidate, r) for r in prepared.results if candidate.model_id not in r.get("pairwise", {})]
+        return tasks
+
+    async def _local_batch(self, participant: Participant, rows: list[dict[str, Any]]) -> None:
+        max_tokens = self.prepared.plan["max_tokens"]
+
+        def generate() -> list[dict[str, Any]]:
+            with self.local_lock:
+                return generate_greedy_batch(self.ws, participant.name, [r["prompt"] for r in rows], max_tokens=max_tokens, batch_size=len(rows))
+
+        answers = await anyio.to_thread.run_sync(generate, limiter=self.threads)
+        for row, answer in zip(rows, answers):
+            self._store_answer(participant, row, answer)
+        await self._advance(len(rows), f"{participant.model_id}: {self._answered(participant)}/{len(self.prepared.results)} cases")
+
+    async def _cloud_answer(self, participant: Participant, row: dict[str, Any]) -> None:
+        try:
+            answer = await anyio.to_thread.run_sync(self.call, participant, row["prompt"], self.prepared.plan["max_tokens"], limiter=self.threads)
+        except UserError as error:
+            raise type(error)(f"{participant.model_id} could not answer case {row['case']}: {error}") from error
+        self._store_answer(participant, row, answer)
+        await self._advance(1, f"{participant.model_id}: {self._answered(participant)}/{len(self.prepared.results)} cases")
+
+    def _store_answer(self, participant: Participant, row: dict[str, Any], answer: dict[str, Any]) -> None:
+        output = _scored(answer, row)
+        output["prompt_tokens"] = answer.get("prompt_tokens")
+        output["completion_tokens"] = answer.get("completion_tokens")
+        output["cost_usd"] = answer_cost_usd(participant.provider, participant.name, answer.get("prompt_tokens"), answer.get("completion_tokens"))
+        row["outputs"][participant.model_id] = output
+        self.pending.append((row["case"], f"answer:{participant.model_id}", output))
+
+    def _answered(self, participant: Participant) -> int:
+        return sum(1 for r in self.prepared.results if participant.model_id in r["outputs"])
+
+    async def _judge(self, participant: Participant, row: dict[str, Any]) -> None:
+        judge_by = self.prepared.judge_by
+        assert judge_by is not None
+        verdict = await anyio.to_thread.run_sync(
+            functools.partial(
+                judge_answer, self.ws, judge_by, row["prompt"], row["reference"], row["outputs"][participant.model_id]["text"],
+                rubric=row.get("expects", {}).get("rubric"), call=self.call,
+            ),
+            limiter=self.threads,
+        )
+        row.setdefault("judged", {})[participant.model_id] = verdict
+        self.pending.append((row["case"], f"judge:{participant.model_id}", verdict))
+        await self._advance(1, f"judge {judge_by.model_id} on {participant.model_id}: case {row['case'] + 1}/{len(self.prepared.results)}")
+
+    async def _pairwise(self, candidate: Participant, row: dict[str, Any]) -> None:
+        pairwise_by, baseline = self.prepared.pairwise_by, self.prepared.participants[0].model_id
+        assert pairwise_by is not None
+        verdict = await anyio.to_thread.run_sync(
+            functools.partial(
+                judge_pair, self.ws, pairwise_by, row["prompt"], row["reference"], row["outputs"][baseline]["text"],
+                row["outputs"][candidate.model_id]["text"], rubric=row.get("expects", {}).get("rubric"), call=self.call,
+            ),
+            limiter=self.threads,
+        )
+        entry = {"baseline": baseline, "candidate": candidate.model_id, **verdict}
+        row.setdefault("pairwise", {})[candidate.model_id] = entry
+        self.pending.append((row["case"], f"pairwise:{candidate.model_id}", entry))
+        await self._advance(1, f"pairwise judge {pairwise_by.model_id}, {baseline} vs {candidate.model_id}: case {row['case'] + 1}/{len(self.prepared.results)}")
+
+    # --- progress and storage --------------------------------------------------------------------------------
+    async def _advance(self, count: int, note: str) -> None:
+        self.done += count
+        now = time.monotonic()
+        if self.progress is None or (now - self.last_report < PROGRESS_SECONDS and self.done < self.total):
+            return
+        self.last_report = now
+        reported = self.progress(self.done, self.total, note)
+        if inspect.isawaitable(reported):
+            await reported
+
+    async def _flush_every(self, seconds: float) -> None:
+        while True:
+            await anyio.sleep(seconds)
+            await self._flush()
+
+    async def _flush(self) -> None:
+        async with self.flush_lock:
+            batch, self.pending = self.pending, []
+            if batch:
+                await anyio.to_thread.run_sync(self.ws.ledger.add_evaluation_results, self.prepared.eval_id, batch)
+
+
+def _finish(ws: Workspace, prepared: _Prepared) -> dict[str, Any]:
+    """Summaries, statistics and the report files of a run whose pieces are all done; marks it succeeded."""
+    results = prepared.results
+    for row in results:  # judge ratings sit next to the answer they rate
+        for model_id, verdict in row.pop("judged", {}).items():
+            row["outputs"][model_id].update(verdict)
+    model_ids = [p.model_id for p in prepared.participants]
+    judge_by, pairwise_by = prepared.judge_by, prepared.pairwise_by
     pairwise_report = None
     if pairwise_by:
-        baseline = model_ids[0]
-        for candidate in model_ids[1:]:
-            for row in results:
-                verdict = judge_pair(
-                    ws,
-                    pairwise_by,
-                    row["prompt"],
-                    row["reference"],
-                    row["outputs"][baseline]["text"],
-                    row["outputs"][candidate]["text"],
-                    rubric=row.get("expects", {}).get("rubric"),
-                )
-                row.setdefault("pairwise", {})[candidate] = {"baseline": baseline, "candidate": candidate, **verdict}
-                advance(2, f"pairwise judge {pairwise_by.model_id}, {baseline} vs {candidate}: {row['case'] + 1}/{case_count} cases")
         pairwise_report = {
             "judge": pairwise_by.model_id,
             "provider": pairwise_by.provider,
             "rule": "each case judged in both orders; a win counts only when both orders agree, anything else is a tie",
-            "comparisons": [_pairwise_summary(results, baseline, candidate) for candidate in model_ids[1:]],
+            "comparisons": [_pairwise_summary(results, model_ids[0], candidate) for candidate in model_ids[1:]],
         }
-
-    summary_metrics = [*scored_metrics, *MEASUREMENTS] if suite_cases is not None else list(METRICS)
-    summary = {p.model_id: _summary(results, p.model_id, summary_metrics, judged=judge_by is not None) for p in participants}
+    summary_metrics = [*prepared.scored_metrics, *MEASUREMENTS] if prepared.suite_path is not None else list(METRICS)
+    summary = {p.model_id: {**_summary(results, p.model_id, summary_metrics, judged=judge_by is not None), **_costs(results, p)} for p in prepared.participants}
+    plan = prepared.plan
     report = {
-        "id": eval_id,
-        "dataset_id": dataset_id,
-        "suite": str(suite_path) if suite_path is not None else None,
-        "split": split if dataset_id is not None else None,
+        "id": prepared.eval_id,
+        "dataset_id": plan["dataset_id"],
+        "suite": str(prepared.suite_path) if prepared.suite_path is not None else None,
+        "split": plan["split"] if plan["dataset_id"] is not None else None,
         "models": model_ids,
         "cases": len(results),
         "summary": summary,
         "judge": {"model": judge_by.model_id, "provider": judge_by.provider, "scale": "1-10, judge_score = (n-1)/9"} if judge_by else None,
         "pairwise": pairwise_report,
-        "primary_metric": primary_metric,
-        "confidence_intervals": {m: _confidence_intervals(results, m, comparable) for m in model_ids},
-        "comparisons": _comparisons(results, model_ids, primary_metric) if primary_metric is not None else [],
+        "primary_metric": prepared.primary_metric,
+        "confidence_intervals": {m: _confidence_intervals(results, m, prepared.comparable) for m in model_ids},
+        "comparisons": _comparisons(results, model_ids, prepared.primary_metric) if prepared.primary_metric is not None else [],
+        "prices": {"read_on": CHAT_PRICES_READ_ON, "source": CHAT_PRICES_SOURCE, "override": PRICES_ENV},
     }
-
-    final_dir = ws.settings.evals_dir / eval_id
+    final_dir = prepared.folder
     ws.settings.evals_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{eval_id}-", dir=ws.settings.evals_dir))
+    staging = Path(tempfile.mkdtemp(prefix=f".{prepared.eval_id}-", dir=ws.settings.evals_dir))
     try:
         (staging / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
         with (staging / "cases.jsonl").open("w", encoding="utf-8") as handle:
             for row in results:
                 handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+        _write_human_report(staging, report, results)
+        if final_dir.exists():  # a run that crashed after writing its folder but before the ledger knew
+            shutil.rmtree(final_dir)
         os.replace(staging, final_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    # The ledger's dataset_id column is required: a suite run records where its cases came from instead.
-    source = dataset_id if dataset_id is not None else f"suite:{suite_path}"
-    ws.ledger.add_evaluation({"id": eval_id, "dataset_id": source, "models": model_ids, "status": "succeeded", "summary": summary, "path": str(final_dir)})
-    return {**report, "resource_uri": f"evals://{eval_id}"}
+    ws.ledger.update_evaluation(prepared.eval_id, status="succeeded", summary=summary, error=None)
+    return {**report, "resource_uri": f"evals://{prepared.eval_id}", "resumed": prepared.stored_pieces > 0}
+
+
+def _write_human_report(folder: Path, report: dict[str, Any], results: list[dict[str, Any]]) -> None:
+    """report.md and chart.png next to the JSON; a chart that cannot be drawn must not lose the evaluation."""
+    from model_customization.evaluation.report import write_report_files
+
+    try:
+        write_report_files(folder, report, results)
+    except UserError:
+        pass  # nothing to chart (e.g. a suite with no 0-1 metric): the Markdown and JSON still stand
+
+
+def _costs(results: list[dict[str, Any]], participant: Participant) -> dict[str, Any]:
+    """Latency and what the answers cost: mean and 95th percentile seconds, token totals, USD (None when unknown)."""
+    outputs = [r["outputs"][participant.model_id] for r in results]
+    seconds = sorted(o["seconds"] for o in outputs if o.get("seconds") is not None)
+    costs = [o.get("cost_usd") for o in outputs]
+    tokens = {key: [o.get(key) for o in outputs] for key in ("prompt_tokens", "completion_tokens")}
+    return {
+        "latency_seconds": round(fmean(seconds), 4) if seconds else None,
+        "latency_p95_seconds": round(seconds[min(len(seconds) - 1, int(0.95 * len(seconds)))], 4) if seconds else None,
+        "prompt_tokens": sum(tokens["prompt_tokens"]) if all(t is not None for t in tokens["prompt_tokens"]) else None,
+        "completion_tokens": sum(tokens["completion_tokens"]) if all(t is not None for t in tokens["completion_tokens"]) else None,
+        "cost_usd": round(sum(costs), 6) if all(c is not None for c in costs) else None,
+    }
 
 
 def _participant(ws: Workspace, model: str) -> Participant:
@@ -355,14 +762,36 @@ def parse_judge_rating(reply: str) -> int:
     return int(value)
 
 
+CallFn = Callable[[Participant, list[dict[str, Any]], int], dict[str, Any]]
+
+
+def _direct_call(ws: Workspace) -> CallFn:
+    def call(participant: Participant, messages: list[dict[str, Any]], max_tokens: int) -> dict[str, Any]:
+        return chat_with_provider(ws, participant.provider, participant.name, messages, max_tokens=max_tokens, temperature=0.0, seed=0)
+
+    return call
+
+
 def judge_answer(
-    ws: Workspace, judge: Participant, prompt: list[dict[str, Any]], reference: str | None, answer: str, *, rubric: str | None = None
+    ws: Workspace,
+    judge: Participant,
+    prompt: list[dict[str, Any]],
+    reference: str | None,
+    answer: str,
+    *,
+    rubric: str | None = None,
+    call: CallFn | None = None,
 ) -> dict[str, Any]:
-    """{judge_score (0-1) | None, judge_rating (1-10) | None, judge_reply, judge_error} for one answer."""
+    """{judge_score (0-1) | None, judge_rating (1-10) | None, judge_reply, judge_error} for one answer.
+
+    A judge that refuses the request is recorded on the case; one that is only unavailable for now (TransientError,
+    after the caller's retries) stops the run, so that a resumed evaluation asks again rather than count an error."""
     max_tokens = JUDGE_MAX_TOKENS["local" if judge.provider == "local" else "cloud"]
     messages = judge_messages(prompt, reference, answer, rubric)
     try:
-        reply = chat_with_provider(ws, judge.provider, judge.name, messages, max_tokens=max_tokens, temperature=0.0, seed=0)
+        reply = (call or _direct_call(ws))(judge, messages, max_tokens)
+    except TransientError:
+        raise
     except UserError as error:
         return {"judge_score": None, "judge_rating": None, "judge_reply": None, "judge_error": f"judge call failed: {error}"}
     try:
@@ -401,6 +830,7 @@ def judge_pair(
     candidate_answer: str,
     *,
     rubric: str | None = None,
+    call: CallFn | None = None,
 ) -> dict[str, Any]:
     """Ask the judge twice, baseline first then candidate first. Returns each order's reply, parsed choice and error,
     and the winner ("baseline", "candidate" or "tie"): a model wins only when it is chosen in both orders."""
@@ -412,8 +842,10 @@ def judge_pair(
         messages = pairwise_messages(prompt, reference, answer_a, answer_b, rubric)
         entry: dict[str, Any] = {"reply": None, "choice": None, "error": None}
         try:
-            entry["reply"] = chat_with_provider(ws, judge.provider, judge.name, messages, max_tokens=max_tokens, temperature=0.0, seed=0)["text"]
+            entry["reply"] = (call or _direct_call(ws))(judge, messages, max_tokens)["text"]
             entry["choice"] = parse_pairwise_choice(entry["reply"])
+        except TransientError:
+            raise
         except UserError as error:
             entry["error"] = f"judge call failed: {error}"
         except ValueError as error:
@@ -574,8 +1006,20 @@ def get_evaluation(ws: Workspace, eval_id: str, cases: int = 20) -> dict[str, An
     row = ws.ledger.get_evaluation(eval_id)
     if not row:
         raise NotFoundError(f"Evaluation {eval_id!r} not found. Run evaluate to create one.")
+    if row["status"] != "succeeded":
+        plan = row.get("plan") or {}
+        return {
+            "id": eval_id,
+            "status": row["status"],
+            "error": row.get("error"),
+            "dataset_id": plan.get("dataset_id"),
+            "suite": plan.get("suite"),
+            "models": row["models"],
+            "pieces_stored": len(ws.ledger.evaluation_results(eval_id)),
+            "next_step": f"evaluate with resume={eval_id!r} continues it" if row["status"] == "interrupted" else "it is still running",
+        }
     folder = Path(row["path"])
-    report = json.loads((folder / "report.json").read_text(encoding="utf-8"))
+    report = {**json.loads((folder / "report.json").read_text(encoding="utf-8")), "status": "succeeded"}
     with (folder / "cases.jsonl").open(encoding="utf-8") as handle:
         report["per_case"] = [json.loads(line) for _, line in zip(range(cases), handle)]
     return report

@@ -155,6 +155,21 @@ evaluations = Table(
     Column("summary", JSON, nullable=False),  # per-model metric means
     Column("path", Text, nullable=False),  # report folder (per-case outputs)
     Column("created_at", Float, nullable=False),
+    Column("plan", JSON),  # what was asked (models, cases' source, options): enough to resume an interrupted run
+    Column("error", Text),  # why a run stopped before the end (status interrupted)
+    Column("updated_at", Float),
+)
+
+# Each finished piece of an evaluation (one model's answer to one case, one judge rating, one pairwise verdict),
+# written as it comes, so that an interrupted evaluation resumes with only the missing pieces.
+evaluation_results = Table(
+    "evaluation_results",
+    metadata,
+    Column("eval_id", String, ForeignKey("evaluations.id"), primary_key=True),
+    Column("case_index", Integer, primary_key=True),
+    Column("unit", String, primary_key=True),  # answer:<model> | judge:<model> | pairwise:<candidate>
+    Column("payload", JSON, nullable=False),
+    Column("at", Float, nullable=False),
 )
 
 # Which model serves an agent (for one task tag, or by default when task is NULL): one row per change, newest last.
@@ -383,6 +398,28 @@ class Ledger:
 
     def get_evaluation(self, eval_id: str) -> dict[str, Any] | None:
         return self._one(evaluations, eval_id)
+
+    def update_evaluation(self, eval_id: str, **values: Any) -> None:
+        with self.transaction() as conn:
+            conn.execute(update(evaluations).where(evaluations.c.id == eval_id).values(updated_at=time.time(), **values))
+
+    def add_evaluation_results(self, eval_id: str, results: list[tuple[int, str, dict[str, Any]]]) -> None:
+        """Store finished pieces (case_index, unit, payload) in one transaction; a piece stored before is kept as it was."""
+        if not results:
+            return
+        now = time.time()
+        rows = [{"eval_id": eval_id, "case_index": case, "unit": unit, "payload": payload, "at": now} for case, unit, payload in results]
+        with self.transaction() as conn:
+            keys = select(evaluation_results.c.case_index, evaluation_results.c.unit).where(evaluation_results.c.eval_id == eval_id)
+            stored = {(case, unit) for case, unit in conn.execute(keys)}
+            fresh = [r for r in rows if (r["case_index"], r["unit"]) not in stored]
+            if fresh:
+                conn.execute(insert(evaluation_results), fresh)
+
+    def evaluation_results(self, eval_id: str) -> list[dict[str, Any]]:
+        """Every stored piece of an evaluation, in case order."""
+        query = select(evaluation_results).where(evaluation_results.c.eval_id == eval_id).order_by(evaluation_results.c.case_index, evaluation_results.c.unit)
+        return self._all(query)
 
     def list_evaluations(self) -> list[dict[str, Any]]:
         return self._all(select(evaluations).order_by(evaluations.c.created_at.desc()))

@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from model_customization.datasets.examples import render_tool_calls
-from model_customization.errors import UserError
+from model_customization.errors import TransientError, UserError, retry_after_seconds
 from model_customization.providers.anthropic.client import MAX_RETRIES, anthropic_client, base_url, scrub
 from model_customization.providers.chat import tool_results_as_user_text
 from model_customization.workspace import Workspace
@@ -92,7 +92,12 @@ def chat(
     try:
         response = client.messages.create(**request)
     except anthropic.APIError as error:
-        raise UserError(scrub(_explain(error, model))) from None
+        message = scrub(_explain(error, model))
+        status = getattr(error, "status_code", None)
+        if isinstance(error, anthropic.APIConnectionError) or status in (408, 429) or (status or 0) >= 500:
+            response = getattr(error, "response", None)
+            raise TransientError(message, retry_after=retry_after_seconds(getattr(response, "headers", None))) from None
+        raise UserError(message) from None
     seconds = time.perf_counter() - started
     usage = response.usage
     # The input the request was billed for is spread over three counters when prompt caching applies.

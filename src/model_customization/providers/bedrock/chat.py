@@ -12,9 +12,12 @@ import time
 from typing import Any
 
 from model_customization.datasets.examples import render_tool_calls
-from model_customization.errors import NotFoundError, UserError
+from model_customization.errors import NotFoundError, TransientError, UserError
 from model_customization.providers.bedrock import clients
 from model_customization.workspace import Workspace
+
+# AWS error codes after which the same call may succeed later (throttling, capacity, a slow or failing service).
+TRANSIENT_CODES = frozenset({"ThrottlingException", "ServiceUnavailableException", "ModelTimeoutException", "InternalServerException", "ServiceQuotaExceededException"})
 
 ANTHROPIC_VERSION = "bedrock-2023-05-31"
 BASE_PREFIX = "bedrock:"
@@ -110,7 +113,10 @@ def chat(ws: Workspace, model: str, messages: list[dict[str, Any]], *, max_token
             hint = " The provisioned throughput is not ready yet; throughput_status shows when it is InService."
         elif clients.error_code(error) == "AccessDeniedException":
             hint = " Request access to this model in the Bedrock console (Model access) or use credentials allowed to invoke it."
-        raise UserError(f"Bedrock could not run {model} ({clients.error_message(error)}).{hint}") from error
+        message = f"Bedrock could not run {model} ({clients.error_message(error)}).{hint}"
+        if clients.error_code(error) in TRANSIENT_CODES or isinstance(error, BotoCoreError):
+            raise TransientError(message) from error
+        raise UserError(message) from error
     seconds = time.monotonic() - started
     text = "".join(block.get("text", "") for block in payload.get("content") or [] if block.get("type") == "text")
     usage = payload.get("usage") or {}

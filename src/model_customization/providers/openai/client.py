@@ -7,10 +7,12 @@ message: errors carry OpenAI's own message, with the key masked should a server 
 
 from __future__ import annotations
 
+import hashlib
 import os
+import threading
 from typing import TYPE_CHECKING, Any
 
-from model_customization.errors import UserError
+from model_customization.errors import TransientError, UserError, retry_after_seconds
 
 if TYPE_CHECKING:  # the SDK is imported only when a client is built
     import httpx2
@@ -24,6 +26,8 @@ MAX_RETRY_SECONDS = 30.0
 
 # Tests put an httpx2.Client over a MockTransport here; every client built afterwards sends through it.
 _http_client: httpx2.Client | None = None
+_clients: dict[tuple[Any, ...], openai.OpenAI] = {}
+_clients_lock = threading.Lock()
 
 
 def use_http_client(client: httpx2.Client | None) -> None:
@@ -58,8 +62,27 @@ def _api_key() -> str:
 
 
 def openai_client(*, max_retries: int | None = None) -> openai.OpenAI:
-    """An SDK client from the environment; max_retries None keeps the SDK's default (2 retries with back-off)."""
+    """An SDK client from the environment; max_retries None keeps the SDK's default (2 retries with back-off).
+
+    Clients are kept per configuration and reused (the SDK client is thread-safe): building one costs a TLS context
+    and a connection pool, which an evaluation making hundreds of calls should pay once.
+    """
     key = _api_key()
+    # Told apart by a fingerprint of the key, so the key itself is held only by the SDK client.
+    identity = (
+        hashlib.sha256(key.encode()).hexdigest(), base_url(), os.environ.get("OPENAI_ORG_ID"), os.environ.get("OPENAI_PROJECT_ID"),
+        id(_http_client), max_retries,
+    )
+    with _clients_lock:
+        client = _clients.get(identity)
+        if client is None:
+            client = _clients[identity] = _new_client(key, max_retries)
+            while len(_clients) > 8:
+                _clients.pop(next(iter(_clients)))
+        return client
+
+
+def _new_client(key: str, max_retries: int | None) -> openai.OpenAI:
     import openai
 
     options: dict[str, Any] = {
@@ -116,7 +139,14 @@ def refusal(action: str, error: BaseException) -> UserError:
         hint = "OpenAI had a server error; try again in a minute."
     else:
         hint = ""
-    return UserError(f"Could not {action}: {message}." + (f" {hint}" if hint else ""))
+    text = f"Could not {action}: {message}." + (f" {hint}" if hint else "")
+    # Rate limits (other than a spent quota), dropped connections and server errors may pass: callers that repeat
+    # many calls (an evaluation) retry these.
+    quota_spent = isinstance(error, openai.RateLimitError) and "insufficient_quota" in message
+    if isinstance(error, (openai.RateLimitError, openai.APIConnectionError, openai.InternalServerError)) and not quota_spent:
+        response = getattr(error, "response", None)
+        return TransientError(text, retry_after=retry_after_seconds(getattr(response, "headers", None)))
+    return UserError(text)
 
 
 def retryable_errors() -> tuple[type[Exception], ...]:
