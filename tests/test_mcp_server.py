@@ -122,8 +122,8 @@ async def test_list_tools_describes_every_tool(ws):
     assert "required" not in by_name["start_job"].input_schema
     assert by_name["check_job"].input_schema["required"] == ["job_id"]
     assert by_name["cancel_job"].input_schema["required"] == ["job_id"]
-    # evaluate takes a dataset_id or a suite file; the domain refuses a call with neither.
-    assert by_name["evaluate"].input_schema["required"] == ["models"]
+    # evaluate takes models with a dataset_id or a suite file, or only resume=<eval_id>; the domain checks which.
+    assert "required" not in by_name["evaluate"].input_schema
     # Outputs point at resources and the next id to use.
     assert "dataset_id" in by_name["build_dataset_from_memory"].output_schema["properties"]
     assert "model_id" in by_name["check_job"].output_schema["properties"]
@@ -252,12 +252,16 @@ async def test_full_loop_through_mcp(ws, tiny_model, demo_paths):
         assert set(report["scores"]) == {str(Path(tiny_model).resolve()), model_id}
         for scores in report["scores"].values():
             measured = {k: v for k, v in scores.items() if v is not None}
-            assert set(measured) == {"exact_match", "normalized_exact_match", "token_f1", "rouge_l", "chrf", "bleu"}  # no judge asked for: no judge score
-            assert all(0 <= v <= 1 for v in measured.values())
+            quality = {"exact_match", "normalized_exact_match", "token_f1", "rouge_l", "chrf", "bleu"}  # no judge asked for: no judge score
+            assert set(measured) == quality | {"perplexity", "latency_seconds", "latency_p95_seconds", "prompt_tokens", "completion_tokens", "cost_usd"}
+            assert measured["perplexity"] > 1  # of the references, as local models expose their token probabilities
+            assert all(0 <= measured[k] <= 1 for k in quality)
+            # Local models answer on this machine: no API cost; every answer was timed and counted.
+            assert measured["cost_usd"] == 0 and measured["latency_seconds"] > 0 and 0 < measured["completion_tokens"] <= 3 * 8
         eval_id = report["eval_id"]
         assert report["resource_uri"] == f"evals://{eval_id}"
         assert progress, "evaluate sent no progress notification"
-        assert progress[-1][0] == progress[-1][1] == 6  # 3 cases x 2 models
+        assert progress[-1][0] == progress[-1][1] == 12  # 3 cases x 2 models: an answer and a reference likelihood each
 
         # 6. Resources.
         index = await read_json(client, "datasets://index")

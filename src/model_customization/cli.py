@@ -617,11 +617,22 @@ def job_checkpoints(
     home: Optional[Path] = HomeOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """The checkpoints OpenAI kept for a job; each checkpoint model can be prompted (model prompt)."""
+    """The checkpoints a job has (OpenAI's, or a local job's <job_id>@step-N folders); each can be prompted (model prompt)."""
     from model_customization.providers.openai.training import remote_checkpoints
 
+    ws = _workspace(home)
     try:
-        result = remote_checkpoints(_workspace(home), job_id)
+        local_job = ws.ledger.get_job(job_id)
+        if local_job and local_job["provider"] == "local":
+            from model_customization.providers.local.checkpoints import list_checkpoints
+
+            found = list_checkpoints(ws, job_id)
+            result = {"job_id": job_id, "checkpoints": [
+                {**c, "fine_tuned_model_checkpoint": c["model"], "metrics": {k: c[k] for k in ("train_loss", "validation_loss") if c[k] is not None}}
+                for c in found
+            ]}  # fmt: skip
+        else:
+            result = remote_checkpoints(ws, job_id)
     except UserError as error:
         _fail(error)
     if as_json:
@@ -679,45 +690,103 @@ def _follow_job(ws, job_id: str) -> dict[str, Any]:
 # --- evaluation and prompting ----------------------------------------------------------------------------------
 @eval_app.command("run")
 def eval_run(
-    dataset_id: str,
-    models: list[str] = typer.Argument(..., help="Two or more models: base name/path or tuned ft-... ids."),
+    arguments: list[str] = typer.Argument(
+        None, help="DATASET_ID MODEL MODEL... (or only the models with --suite or --resume): base names/paths, tuned ft-... ids, cloud models, JOB_ID@step-N checkpoints."
+    ),
+    suite: Optional[Path] = typer.Option(None, help="Evaluate on this .jsonl/.yaml file of cases instead of a dataset."),
     split: str = typer.Option("test"),
     max_tokens: int = typer.Option(64),
     limit: Optional[int] = typer.Option(None),
+    judge: Optional[str] = typer.Option(None, help="A model that rates every answer from 1 to 10 (judge_score)."),
+    pairwise_judge: Optional[str] = typer.Option(None, help="A model that compares each model with the first, in both answer orders."),
+    primary_metric: Optional[str] = typer.Option(None, help="The metric the verdicts are on (default token_f1 when there is one)."),
+    concurrency: int = typer.Option(8, help="Cloud calls in flight at once."),
+    resume: Optional[str] = typer.Option(None, help="Continue the interrupted evaluation EVAL_ID with its own settings."),
+    chart: Optional[Path] = typer.Option(None, help="Also write the chart of scores with 95% intervals to this PNG file."),
     home: Optional[Path] = HomeOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Evaluate models on a dataset's held-out split (exact match, token F1)."""
+    """Evaluate models on a dataset's held-out split or a suite: scores with 95% intervals and a paired verdict."""
+    arguments = list(arguments or [])
+    dataset_id = None
+    if suite is None and resume is None:
+        if len(arguments) < 3:
+            _fail(UserError("Give DATASET_ID and at least two models (or --suite FILE and two models, or --resume EVAL_ID)."))
+        dataset_id, arguments = arguments[0], arguments[1:]
+    ws = _workspace(home)
     try:
-        result = _run_evaluation(_workspace(home), dataset_id, models, split=split, max_tokens=max_tokens, limit=limit)
+        result = _run_evaluation(
+            ws, dataset_id, arguments or None, split=split, max_tokens=max_tokens, limit=limit, judge=judge, pairwise_judge=pairwise_judge,
+            primary_metric=primary_metric, suite=str(suite) if suite else None, concurrency=concurrency, resume=resume,
+        )
+        if chart is not None:
+            _write_chart(ws, result["id"], chart)
     except UserError as error:
         _fail(error)
     if as_json:
         _print_json(result)
     else:
         _show_scores(result)
+        console.print(f"Report: evals://{result['id']}/report.md" + (f"; chart written to {chart}" if chart else ""), markup=False, soft_wrap=True)
+
+
+def _write_chart(ws, eval_id: str, target: Path) -> None:
+    from model_customization.evaluation.report import stored_report_chart
+
+    target.write_bytes(stored_report_chart(Path(ws.ledger.get_evaluation(eval_id)["path"])))
 
 
 @eval_app.command("show")
-def eval_show(eval_id: str, cases: int = typer.Option(5, help="Per-case outputs to show."), home: Optional[Path] = HomeOption, as_json: bool = JsonOption) -> None:
+def eval_show(
+    eval_id: str,
+    cases: int = typer.Option(5, help="Per-case outputs to show."),
+    markdown: bool = typer.Option(False, "--markdown", help="Print the Markdown report (scores, intervals, verdicts, the cases where the models differ most)."),
+    home: Optional[Path] = HomeOption,
+    as_json: bool = JsonOption,
+) -> None:
     """Show a stored evaluation with some per-case outputs."""
     from model_customization.evaluation.runner import get_evaluation
 
+    ws = _workspace(home)
     try:
-        report = get_evaluation(_workspace(home), eval_id, cases)
+        report = get_evaluation(ws, eval_id, cases)
+        if markdown and report.get("status") == "succeeded":
+            from model_customization.evaluation.report import stored_report_markdown
+
+            print(stored_report_markdown(Path(ws.ledger.get_evaluation(eval_id)["path"])))
+            return
     except UserError as error:
         _fail(error)
     if as_json:
         _print_json(report)
         return
+    if report.get("status") != "succeeded":
+        console.print(f"{eval_id}: {report['status']}. {report.get('error') or ''} {report['pieces_stored']} pieces stored; {report['next_step']}.", markup=False, soft_wrap=True)
+        return
     _show_scores(report)
     for case in report["per_case"]:
-        console.print(f"[bold]reference:[/bold] {case['reference']}")
+        console.print(f"[bold]case {case['case']}[/bold] reference: {escape(str(case.get('reference')))}")
         for model, output in case["outputs"].items():
-            console.print(f"  {model}: {output['text']!r}")
+            console.print(f"  {model}: {output['text']!r}", markup=False, soft_wrap=True)
 
 
-def _run_evaluation(ws, dataset_id: str, models: list[str], **options: Any) -> dict[str, Any]:
+@eval_app.command("list")
+def eval_list(home: Optional[Path] = HomeOption, as_json: bool = JsonOption) -> None:
+    """Every stored evaluation, newest first, with its status (interrupted ones can be resumed)."""
+    rows = [
+        {"eval_id": r["id"], "status": r["status"], "source": r["dataset_id"], "models": r["models"], "error": r.get("error")}
+        for r in _workspace(home).ledger.list_evaluations()
+    ]
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("eval", "status", "on", "models")
+    for row in rows:
+        table.add_row(row["eval_id"], row["status"], row["source"], ", ".join(row["models"]))
+    console.print(table)
+
+
+def _run_evaluation(ws, dataset_id: str | None, models: list[str] | None, **options: Any) -> dict[str, Any]:
     from model_customization.evaluation.runner import evaluate
 
     with _progress() as progress:
@@ -725,13 +794,32 @@ def _run_evaluation(ws, dataset_id: str, models: list[str], **options: Any) -> d
         return evaluate(ws, dataset_id, models, progress=lambda done, total, note: progress.update(task, completed=done, total=total, note=note), **options)
 
 
+# Summary entries that are counts or measurements, not 0-1 scores, even when they happen to lie in 0..1.
+NOT_SCORES = frozenset({"answer_chars", "answer_tokens", "judged_cases", "judge_errors", "prompt_tokens", "completion_tokens", "perplexity"})
+
+
 def _show_scores(result: dict[str, Any]) -> None:
-    table = Table("model", "exact match", "normalised exact match", "token F1", title=f"{result['id']} on {result['dataset_id']} ({result['split']}, {result['cases']} cases)")
-    for model, scores in result["summary"].items():
-        table.add_row(model, f"{scores['exact_match']:.3f}", f"{scores['normalized_exact_match']:.3f}", f"{scores['token_f1']:.3f}")
+    """The primary metric and the other 0-1 metrics per model, then latency and cost, then the verdicts."""
+    summaries = result["summary"]
+    primary = result.get("primary_metric")
+    metrics = [m for m in dict.fromkeys([primary, *next(iter(summaries.values())).keys()]) if m]
+    shown = [m for m in metrics if all(isinstance(s.get(m), (int, float)) and 0 <= s[m] <= 1 for s in summaries.values()) and m not in NOT_SCORES and not m.startswith(("latency", "cost"))]
+    where = f"{result['dataset_id']} ({result['split']})" if result.get("dataset_id") else Path(result.get("suite") or "suite").name
+    table = Table("model", *shown[:6], "latency s", "cost USD", title=f"{result['id']} on {where}, {result['cases']} cases")
+    for model, scores in summaries.items():
+        cost = scores.get("cost_usd")
+        latency = scores.get("latency_seconds")
+        table.add_row(
+            model,
+            *[f"{scores[m]:.3f}" for m in shown[:6]],
+            f"{latency:.2f}" if latency is not None else "—",
+            f"{cost:.4f}" if cost is not None else "unknown",
+        )
     console.print(table)
     for comparison in result.get("comparisons") or []:  # the paired verdict an agent or a person acts on
         console.print(f"{comparison['metric']}: {comparison['verdict']}", markup=False, soft_wrap=True)
+    for comparison in (result.get("pairwise") or {}).get("comparisons", []):
+        console.print(f"pairwise judge: {comparison['verdict']} ({comparison['wins']} wins, {comparison['losses']} losses, {comparison['ties']} ties)", markup=False, soft_wrap=True)
 
 
 @model_app.command("prompt")
@@ -762,6 +850,51 @@ def model_prompt(
         console.print(result["text"], markup=False, highlight=False)
         if result.get("stop_reason") == "length":
             err_console.print(f"(cut at --max-tokens {max_tokens})", markup=False)
+
+
+@model_app.command("lineage")
+def model_lineage_command(
+    model_id: str = typer.Argument(..., help="A model id (ft-..., a cloud tuned model), a base model name, or <job_id>@step-N."),
+    home: Optional[Path] = HomeOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Where a model comes from and where it went: memory files -> dataset -> job -> model -> evaluations, deployments."""
+    from model_customization.registry import model_lineage
+
+    try:
+        lineage = model_lineage(_workspace(home), model_id)
+    except UserError as error:
+        _fail(error)
+    if as_json:
+        _print_json(lineage)
+        return
+    model, job, dataset = lineage["model"], lineage["job"], lineage["dataset"]
+    console.print(f"[bold]{escape(model['id'])}[/bold]: {model['kind']} model on {escape(str(model['provider']))}, base {escape(str(model['base_model']))}", soft_wrap=True)
+    for source in lineage["sources"]:
+        console.print(f"  source  {escape(str(source['path']))}  sha256 {source['sha256']}", soft_wrap=True)
+    if dataset:
+        console.print(f"  dataset {dataset['id']} ({escape(str(dataset['name']))}): {dataset['counts']}, content sha256 {dataset['content_sha256']}", soft_wrap=True)
+    if job:
+        console.print(f"  job     {job['id']} ({job['provider']}, {job['method']}, {job['status']})", soft_wrap=True)
+    if lineage["evaluations"]:
+        table = _table("evaluation", "on", "primary metric", "score", "verdicts", whole=("evaluation",), title="evaluations")
+        for entry in lineage["evaluations"]:
+            score = "" if entry["score"] is None else f"{entry['score']:.4g}"
+            verdicts = "; ".join(c["verdict"] or "" for c in entry["comparisons"]) or entry.get("report", "")
+            table.add_row(entry["eval_id"], escape(entry["dataset_id"] or entry["suite"] or ""), str(entry["primary_metric"] or ""), score, escape(verdicts))
+        console.print(table)
+    else:
+        console.print("  not evaluated yet", markup=False)
+    if lineage["deployments"]:
+        table = _table("agent", "task", "action", "at", "live", title="deployments")
+        for entry in lineage["deployments"]:
+            at = datetime.fromtimestamp(entry["at"]).isoformat(timespec="seconds") if entry["at"] else ""
+            table.add_row(escape(entry["agent"]), escape(entry["task"] or "(default)"), entry["action"], at, "yes" if entry["live"] else "no")
+        console.print(table)
+    else:
+        console.print("  not deployed", markup=False)
+    for note in lineage["notes"]:
+        console.print(f"note: {note}", markup=False, soft_wrap=True)
 
 
 @model_app.command("export")

@@ -21,6 +21,7 @@ import functools
 import hashlib
 import inspect
 import json
+import math
 import os
 import random
 import re
@@ -256,6 +257,8 @@ def _prepare_resume(ws: Workspace, eval_id: str, dataset_id: str | None, models:
             row_.setdefault("judged", {})[model_id] = payload
         elif kind == "pairwise":
             row_.setdefault("pairwise", {})[model_id] = payload
+        elif kind == "likelihood":
+            row_.setdefault("likelihood", {})[model_id] = payload
         prepared.stored_pieces += 1
     ws.ledger.update_evaluation(eval_id, status="running", error=None)
     return prepared
@@ -397,7 +400,11 @@ class _Run:
         self.flush_lock = anyio.Lock()
         self.failure: BaseException | None = None
         cases, models = len(prepared.results), len(prepared.participants)
-        self.total = cases * models * (2 if prepared.judge_by else 1) + (cases * (models - 1) if prepared.pairwise_by else 0)
+        local_models = sum(1 for p in prepared.participants if p.provider == "local")
+        scored = sum(1 for r in prepared.results if r["reference"] is not None)
+        self.total = (
+            cases * models * (2 if prepared.judge_by else 1) + (cases * (models - 1) if prepared.pairwise_by else 0) + scored * local_models
+        )
         self.done = prepared.stored_pieces
         self.last_report = 0.0
 
@@ -444,7 +451,7 @@ class _Run:
                     f"{error} Evaluation {prepared.eval_id} stopped with {stored} of {self.total} pieces done and stored: "
                     f"once the cause is fixed, evaluate with resume={prepared.eval_id!r} continues where it stopped."
                 ) from error
-            if error is not raised and isinstance(error, Exception):
+            if error is not raised:
                 raise error from None
             raise
         await self._flush()
@@ -471,6 +478,9 @@ class _Run:
             if participant.provider == "local":
                 size = prepared.plan["batch_size"]
                 tasks += [functools.partial(self._local_batch, participant, missing[i : i + size]) for i in range(0, len(missing), size)]
+                # Perplexity of the references: a local model exposes its token probabilities.
+                unscored = [r for r in prepared.results if r["reference"] is not None and participant.model_id not in r.get("likelihood", {})]
+                tasks += [functools.partial(self._local_likelihood, participant, unscored[i : i + size]) for i in range(0, len(unscored), size)]
             else:
                 tasks += [functools.partial(self._cloud_answer, participant, row) for row in missing]
         return tasks
@@ -490,26 +500,48 @@ class _Run:
 
         def generate() -> list[dict[str, Any]]:
             with self.local_lock:
-                return generate_greedy_batch(self.ws, participant.name, [r["prompt"] for r in rows], max_tokens=max_tokens, batch_size=len(rows))
+                answers = generate_greedy_batch(self.ws, participant.name, [r["prompt"] for r in rows], max_tokens=max_tokens, batch_size=len(rows))
+            return [self._output(participant, row, answer) for row, answer in zip(rows, answers)]
 
-        answers = await anyio.to_thread.run_sync(generate, limiter=self.threads)
-        for row, answer in zip(rows, answers):
-            self._store_answer(participant, row, answer)
+        outputs = await anyio.to_thread.run_sync(generate, limiter=self.threads)
+        for row, output in zip(rows, outputs):
+            self._store_answer(participant, row, output)
         await self._advance(len(rows), f"{participant.model_id}: {self._answered(participant)}/{len(self.prepared.results)} cases")
 
+    async def _local_likelihood(self, participant: Participant, rows: list[dict[str, Any]]) -> None:
+        from model_customization.evaluation.perplexity import reference_log_likelihoods
+
+        def score() -> list[dict[str, Any]]:
+            with self.local_lock:
+                return reference_log_likelihoods(self.ws, participant.name, [(r["prompt"], r["reference"]) for r in rows], batch_size=len(rows))
+
+        scores = await anyio.to_thread.run_sync(score, limiter=self.threads)
+        for row, likelihood in zip(rows, scores):
+            row.setdefault("likelihood", {})[participant.model_id] = likelihood
+            self.pending.append((row["case"], f"likelihood:{participant.model_id}", likelihood))
+        await self._advance(len(rows), f"{participant.model_id}: reference likelihoods")
+
     async def _cloud_answer(self, participant: Participant, row: dict[str, Any]) -> None:
+        def answer() -> dict[str, Any]:
+            return self._output(participant, row, self.call(participant, row["prompt"], self.prepared.plan["max_tokens"]))
+
         try:
-            answer = await anyio.to_thread.run_sync(self.call, participant, row["prompt"], self.prepared.plan["max_tokens"], limiter=self.threads)
+            output = await anyio.to_thread.run_sync(answer, limiter=self.threads)
         except UserError as error:
             raise type(error)(f"{participant.model_id} could not answer case {row['case']}: {error}") from error
-        self._store_answer(participant, row, answer)
+        self._store_answer(participant, row, output)
         await self._advance(1, f"{participant.model_id}: {self._answered(participant)}/{len(self.prepared.results)} cases")
 
-    def _store_answer(self, participant: Participant, row: dict[str, Any], answer: dict[str, Any]) -> None:
+    @staticmethod
+    def _output(participant: Participant, row: dict[str, Any], answer: dict[str, Any]) -> dict[str, Any]:
+        """An answer with its scores, tokens and cost (in the worker thread: scoring can take a moment)."""
         output = _scored(answer, row)
         output["prompt_tokens"] = answer.get("prompt_tokens")
         output["completion_tokens"] = answer.get("completion_tokens")
         output["cost_usd"] = answer_cost_usd(participant.provider, participant.name, answer.get("prompt_tokens"), answer.get("completion_tokens"))
+        return output
+
+    def _store_answer(self, participant: Participant, row: dict[str, Any], output: dict[str, Any]) -> None:
         row["outputs"][participant.model_id] = output
         self.pending.append((row["case"], f"answer:{participant.model_id}", output))
 
@@ -571,9 +603,11 @@ class _Run:
 def _finish(ws: Workspace, prepared: _Prepared) -> dict[str, Any]:
     """Summaries, statistics and the report files of a run whose pieces are all done; marks it succeeded."""
     results = prepared.results
-    for row in results:  # judge ratings sit next to the answer they rate
+    for row in results:  # judge ratings and reference likelihoods sit next to the answer they belong to
         for model_id, verdict in row.pop("judged", {}).items():
             row["outputs"][model_id].update(verdict)
+        for model_id, likelihood in row.pop("likelihood", {}).items():
+            row["outputs"][model_id].update(reference_nll=likelihood["nll"], reference_tokens=likelihood["reference_tokens"])
     model_ids = [p.model_id for p in prepared.participants]
     judge_by, pairwise_by = prepared.judge_by, prepared.pairwise_by
     pairwise_report = None
@@ -637,7 +671,11 @@ def _costs(results: list[dict[str, Any]], participant: Participant) -> dict[str,
     seconds = sorted(o["seconds"] for o in outputs if o.get("seconds") is not None)
     costs = [o.get("cost_usd") for o in outputs]
     tokens = {key: [o.get(key) for o in outputs] for key in ("prompt_tokens", "completion_tokens")}
+    scored = [o for o in outputs if o.get("reference_nll") is not None]
+    tokens_scored = sum(o["reference_tokens"] for o in scored)
     return {
+        # exp(mean negative log-likelihood per reference token): local models only, where token probabilities are known.
+        "perplexity": round(math.exp(sum(o["reference_nll"] for o in scored) / tokens_scored), 4) if tokens_scored else None,
         "latency_seconds": round(fmean(seconds), 4) if seconds else None,
         "latency_p95_seconds": round(seconds[min(len(seconds) - 1, int(0.95 * len(seconds)))], 4) if seconds else None,
         "prompt_tokens": sum(tokens["prompt_tokens"]) if all(t is not None for t in tokens["prompt_tokens"]) else None,

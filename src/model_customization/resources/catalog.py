@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from mcp.server.mcpserver import MCPServer
@@ -17,6 +18,23 @@ from model_customization.workspace import Workspace
 
 def _json(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, default=str)
+
+
+def _evaluation_entry(row: dict[str, Any]) -> dict[str, Any]:
+    # The ledger's dataset_id column holds "suite:<path>" for an evaluation run on a suite file.
+    source = row["dataset_id"] or ""
+    suite = source[len("suite:") :] if source.startswith("suite:") else None
+    return {
+        "eval_id": row["id"],
+        "dataset_id": None if suite is not None else source,
+        "suite": suite,
+        "models": row["models"],
+        "status": row["status"],
+        "created_at": datetime.fromtimestamp(row["created_at"], timezone.utc).isoformat(timespec="seconds"),
+        "uri": f"evals://{row['id']}",
+        "report_uri": f"evals://{row['id']}/report.md",
+        "chart_uri": f"evals://{row['id']}/chart.png",
+    }
 
 
 def register(server: MCPServer, ws: Workspace) -> None:
@@ -80,6 +98,28 @@ def register(server: MCPServer, ws: Workspace) -> None:
         except UserError as error:  # no metrics yet: say so instead of an opaque internal error
             raise ResourceError(str(error)) from error
 
+    @server.resource("models://index", name="models", mime_type="application/json", description="Every registered model, newest first, with its lineage in one line: job, dataset, evaluations, live deployments.")
+    def models_index() -> str:
+        from model_customization.registry import list_registry
+
+        return _json(list_registry(ws))
+
+    @server.resource(
+        "models://{model_id}",
+        name="model lineage",
+        mime_type="application/json",
+        description="A model's lineage: source memory files (path, sha256) -> dataset -> job -> model -> evaluations (score, verdicts) and deployments (live or not). Also base models and <job_id>@step-<N> checkpoints.",
+    )
+    def model_detail(model_id: str) -> str:
+        from model_customization.registry import model_lineage
+
+        try:
+            return _json(model_lineage(ws, model_id))
+        except NotFoundError as error:
+            raise ResourceNotFoundError(str(error)) from error
+        except UserError as error:
+            raise ResourceError(str(error)) from error
+
     @server.resource("agents://index", name="agents", mime_type="application/json", description="Every agent with a deployed model, and its model per task.")
     def agents_index() -> str:
         from model_customization.deployments import list_agents
@@ -97,9 +137,47 @@ def register(server: MCPServer, ws: Workspace) -> None:
         except UserError as error:
             raise ResourceError(str(error)) from error
 
-    @server.resource("evals://{eval_id}", name="evaluation", mime_type="application/json", description="An evaluation: per-model scores and per-case outputs.")
+    @server.resource("evals://index", name="evaluations", mime_type="application/json", description="Every evaluation, newest first: what it compared on, its models, status and where to read it.")
+    def evals_index() -> str:
+        rows = ws.ledger.list_evaluations()
+        return _json([_evaluation_entry(r) for r in rows])
+
+    @server.resource("evals://{eval_id}", name="evaluation", mime_type="application/json", description="An evaluation: per-model scores, per-case outputs and the cases where the models differ most.")
     def evaluation_report(eval_id: str) -> str:
+        from model_customization.evaluation.report import differing_cases
+
         try:
-            return _json(get_evaluation(ws, eval_id, cases=1000))
+            evaluation = get_evaluation(ws, eval_id, cases=1000)
         except NotFoundError as error:
             raise ResourceNotFoundError(str(error)) from error
+        evaluation["differing_cases"] = differing_cases(evaluation, evaluation["per_case"])
+        return _json(evaluation)
+
+    @server.resource("evals://{eval_id}/report.md", name="evaluation report (Markdown)", mime_type="text/markdown", description="An evaluation for people: each metric's mean with its 95% CI per model, the comparisons and their verdicts, the pairwise judge, and the cases where the models differ most.")
+    def evaluation_markdown(eval_id: str) -> str:
+        from model_customization.evaluation.report import stored_report_markdown
+
+        try:
+            return stored_report_markdown(_evaluation_folder(eval_id))
+        except NotFoundError as error:
+            raise ResourceNotFoundError(str(error)) from error
+
+    @server.resource("evals://{eval_id}/chart.png", name="evaluation chart", mime_type="image/png", description="An evaluation's 0-1 metrics as a PNG: the mean per model with its 95% CI, grouped by metric, the primary metric first.")
+    def evaluation_chart(eval_id: str) -> bytes:
+        from model_customization.evaluation.report import stored_report_chart
+
+        try:
+            return stored_report_chart(_evaluation_folder(eval_id))
+        except NotFoundError as error:
+            raise ResourceNotFoundError(str(error)) from error
+        except UserError as error:  # nothing to chart: say so instead of an opaque internal error
+            raise ResourceError(str(error)) from error
+
+    def _evaluation_folder(eval_id: str) -> Path:
+        row = ws.ledger.get_evaluation(eval_id)
+        if not row:
+            raise NotFoundError(f"Evaluation {eval_id!r} not found. Read evals://index to see the evaluations, or run evaluate.")
+        folder = Path(row["path"])
+        if row.get("status") not in (None, "succeeded") and not (folder / "report.json").is_file():
+            raise ResourceError(f"Evaluation {eval_id} is {row['status']}: its report is written when it finishes. Read evals://index for its status.")
+        return folder

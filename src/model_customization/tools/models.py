@@ -6,13 +6,15 @@ from typing import Annotated, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp.types import ToolAnnotations
+from mcp.server.mcpserver import Image
+from mcp.types import CallToolResult, ImageContent, TextContent, ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field
 
-from model_customization.evaluation.runner import evaluate as run_evaluation
+from model_customization.errors import UserError
+from model_customization.evaluation.runner import DEFAULT_CONCURRENCY, MAX_CONCURRENCY, evaluate_async
 from model_customization.providers.chat import chat
 from model_customization.providers.local.models import EMBEDDED_MODEL
-from model_customization.tools.common import progress_reporter, run_domain
+from model_customization.tools.common import run_domain
 from model_customization.workspace import Workspace
 
 
@@ -45,6 +47,12 @@ class ModelScores(BaseModel):
     bleu: float | None = Field(default=None, description="Sentence BLEU, 0-1.")
     judge_score: float | None = Field(default=None, description="Mean judge rating over the judged cases, (n-1)/9 of the 1-10 scale; only with a judge.")
     judge_errors: int | None = Field(default=None, description="Cases the judge failed on or gave no usable score for (see resource_uri); only with a judge.")
+    perplexity: float | None = Field(default=None, description="Of the reference answers (lower is better); local models only.")
+    latency_seconds: float | None = Field(default=None, description="Mean seconds per answer (local: a batch's time shared by its answers).")
+    latency_p95_seconds: float | None = None
+    prompt_tokens: int | None = Field(default=None, description="Tokens sent, over all cases.")
+    completion_tokens: int | None = Field(default=None, description="Tokens answered, over all cases.")
+    cost_usd: float | None = Field(default=None, description="What the answers cost at the provider's token prices; 0 for local models, None when the price is unknown (set MODEL_CUSTOMIZATION_CHAT_PRICES).")
 
 
 class Comparison(BaseModel):
@@ -92,7 +100,8 @@ class EvaluationResult(BaseModel):
     comparisons: list[Comparison] = Field(
         default_factory=list, description="Each other model against the first, paired case by case; act on the verdict. Confidence intervals per metric are in resource_uri."
     )
-    resource_uri: str = Field(description="Read it for per-case outputs.")
+    resumed: bool = Field(default=False, description="True when this run continued an interrupted evaluation (resume).")
+    resource_uri: str = Field(description="Read it for per-case outputs and confidence intervals; {resource_uri}/report.md and /chart.png for people.")
 
 
 def register(server: MCPServer, ws: Workspace) -> None:
@@ -148,9 +157,12 @@ def register(server: MCPServer, ws: Workspace) -> None:
     @server.tool(annotations=ToolAnnotations(title="Evaluate models", read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True))
     async def evaluate(
         models: Annotated[
-            list[str],
-            Field(min_length=2, description=f"Two or more, local or cloud (the forms prompt_model takes): e.g. ['{EMBEDDED_MODEL}', 'ft-...'] or ['ft-...', 'gpt-4o-mini']."),
-        ],
+            list[str] | None,
+            Field(
+                min_length=2,
+                description=f"Two or more, local or cloud (the forms prompt_model takes): e.g. ['{EMBEDDED_MODEL}', 'ft-...'] or ['ft-...', 'gpt-4o-mini']; a local job's checkpoint as '<job_id>@step-N'. Leave out with resume.",
+            ),
+        ] = None,
         dataset_id: Annotated[str | None, Field(description="Evaluate on this dataset's split. Give this or suite.")] = None,
         split: Annotated[Literal["train", "validation", "test"], Field(description="Held-out test split by default.")] = "test",
         max_tokens: Annotated[int, Field(ge=1, le=2048)] = 64,
@@ -191,8 +203,17 @@ def register(server: MCPServer, ws: Workspace) -> None:
                 )
             ),
         ] = None,
+        concurrency: Annotated[
+            int,
+            Field(ge=1, le=MAX_CONCURRENCY, description="Cloud calls in flight at once (local models answer one batch at a time). Each provider's MODEL_CUSTOMIZATION_RPM_<PROVIDER> limit still applies."),
+        ] = DEFAULT_CONCURRENCY,
+        resume: Annotated[
+            str | None,
+            Field(description="The eval_id of an evaluation that stopped (an error, a cancel, a crash): continue it with its original settings, redoing only the pieces not yet stored."),
+        ] = None,
+        include_chart: Annotated[bool, Field(description="Also return the chart of the scores with their 95% intervals as a PNG image (also at evals://{eval_id}/chart.png).")] = False,
         ctx: Context | None = None,
-    ) -> EvaluationResult:
+    ) -> Annotated[CallToolResult, EvaluationResult]:
         """Compare models on a dataset's held-out examples: exact match, normalised exact match and token F1, and a judge's rating if asked.
 
         Each case prompts every model with the conversation up to its last assistant turn (greedy for local models,
@@ -204,21 +225,32 @@ def register(server: MCPServer, ws: Workspace) -> None:
         A suite file replaces the dataset with your own cases; a pairwise_judge adds head-to-head wins, losses and ties
         with a sign test, judged in both answer orders so that a judge's preference for a position cannot make a winner.
         """
-        result = await run_domain(
-            run_evaluation,
-            ws,
-            dataset_id,
-            models,
-            split=split,
-            max_tokens=max_tokens,
-            limit=limit,
-            judge=judge,
-            progress=progress_reporter(ctx),
-            primary_metric=primary_metric,
-            suite=suite,
-            pairwise_judge=pairwise_judge,
-        )
-        return EvaluationResult(
+        async def report_progress(done: int, total: int, note: str) -> None:
+            if ctx is not None:
+                try:
+                    await ctx.report_progress(done, total, note)
+                except Exception:  # noqa: BLE001 - a client that went away must not stop the evaluation
+                    pass
+
+        try:
+            result = await evaluate_async(
+                ws,
+                dataset_id,
+                models,
+                split=split,
+                max_tokens=max_tokens,
+                limit=limit,
+                judge=judge,
+                progress=report_progress,
+                primary_metric=primary_metric,
+                suite=suite,
+                pairwise_judge=pairwise_judge,
+                concurrency=concurrency,
+                resume=resume,
+            )
+        except UserError as error:
+            raise ToolError(str(error)) from error
+        evaluation = EvaluationResult(
             eval_id=result["id"],
             dataset_id=result["dataset_id"],
             suite=result.get("suite"),
@@ -230,5 +262,20 @@ def register(server: MCPServer, ws: Workspace) -> None:
             primary_metric=result["primary_metric"],
             comparisons=[Comparison(**c) for c in result["comparisons"]],
             pairwise=[PairwiseComparison(**c) for c in (result.get("pairwise") or {}).get("comparisons", [])],
+            resumed=bool(result.get("resumed")),
             resource_uri=result["resource_uri"],
         )
+        # Built by hand so the chart can travel beside the structured output; the text block is the same JSON.
+        content: list[TextContent | ImageContent] = [TextContent(type="text", text=evaluation.model_dump_json(indent=2))]
+        if include_chart:
+            from pathlib import Path
+
+            from model_customization.evaluation.report import stored_report_chart
+
+            folder = Path(ws.ledger.get_evaluation(evaluation.eval_id)["path"])
+            try:
+                png = await run_domain(stored_report_chart, folder)
+                content.append(Image(data=png, format="png").to_image_content())
+            except ToolError as error:
+                content.append(TextContent(type="text", text=f"No chart: {error}"))
+        return CallToolResult(content=content, structured_content=evaluation.model_dump(mode="json"))

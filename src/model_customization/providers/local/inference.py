@@ -27,10 +27,17 @@ class ResolvedModel:
     model_id: str  # what the caller asked for, canonicalised
     base_model: str
     adapter_dir: Path | None
+    checkpoint: Any = None  # a LocalCheckpoint when the model is a local job's checkpoint (<job_id>@step-<N>)
 
 
 def resolve_model(ws: Workspace, model: str) -> ResolvedModel:
-    """A tuned model id (ft-...) from the registry, or a base model name/path."""
+    """A tuned model id (ft-...) from the registry, a local job's checkpoint (<job_id>@step-<N>), or a base model name/path."""
+    from model_customization.providers.local.checkpoints import is_checkpoint_name, resolve_checkpoint
+
+    if is_checkpoint_name(model):
+        checkpoint = resolve_checkpoint(ws, model)
+        job = ws.ledger.get_job(checkpoint.job_id)
+        return ResolvedModel(checkpoint.model_id, job["base_model"], None, checkpoint)
     if model.startswith("ft-"):
         row = ws.ledger.get_model(model)
         if not row:
@@ -44,6 +51,12 @@ def resolve_model(ws: Workspace, model: str) -> ResolvedModel:
 
 def _load(ws: Workspace, resolved: ResolvedModel) -> tuple[Any, Any]:
     key = (resolved.base_model, str(resolved.adapter_dir) if resolved.adapter_dir else None)
+    if resolved.checkpoint is not None:
+        # One entry per checkpoint file: a job that starts over writes a step's folder anew.
+        try:
+            key = (resolved.base_model, f"{resolved.checkpoint.weights}@{resolved.checkpoint.weights.stat().st_mtime_ns}")
+        except FileNotFoundError as error:
+            raise NotFoundError(f"Checkpoint {resolved.model_id} was removed (a job keeps only its newest two). Use a newer one.") from error
     with _cache_lock:
         if key in _cache:
             _cache.move_to_end(key)
@@ -66,6 +79,13 @@ def _load(ws: Workspace, resolved: ResolvedModel) -> tuple[Any, Any]:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", FutureWarning)
                 model = PeftModel.from_pretrained(model, resolved.adapter_dir).merge_and_unload()
+        if resolved.checkpoint is not None:
+            from model_customization.providers.local.checkpoints import checkpoint_hyperparameters, load_checkpoint_model
+
+            hyperparameters = checkpoint_hyperparameters(ws, resolved.checkpoint)
+            if hyperparameters.chat_template:  # the template the job trains with renders its prompts
+                tokenizer.chat_template = hyperparameters.chat_template
+            model = load_checkpoint_model(model, hyperparameters, resolved.checkpoint)
         model.eval()
         _cache[key] = (model, tokenizer)
         while len(_cache) > _CACHE_SIZE:

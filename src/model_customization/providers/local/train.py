@@ -161,7 +161,7 @@ def pick_device(hp: LocalHyperparameters) -> tuple[str, Any]:
 def load_for_training(base_dir: Path, hp: LocalHyperparameters, device: str, dtype: Any) -> Any:
     """The base model with LoRA layers on hp.target_modules, on its device, ready to train."""
     import torch
-    from peft import LoraConfig, get_peft_model
+    from peft import get_peft_model
     from transformers import AutoModelForCausalLM
 
     kwargs: dict[str, Any] = {"dtype": dtype}
@@ -191,8 +191,14 @@ def load_for_training(base_dir: Path, hp: LocalHyperparameters, device: str, dty
     missing = [t for t in hp.target_modules if t not in linear_names]
     if missing:
         raise UserError(f"target_modules {missing} are not linear layers of this model; its linear layers are: {sorted(linear_names)}.")
-    config = LoraConfig(r=hp.lora_rank, lora_alpha=hp.lora_alpha, lora_dropout=hp.lora_dropout, target_modules=list(hp.target_modules), task_type="CAUSAL_LM")
-    return get_peft_model(model, config)
+    return get_peft_model(model, lora_config(hp))
+
+
+def lora_config(hp: LocalHyperparameters) -> Any:
+    """The LoRA layers a job trains; loading a job's checkpoint as a model rebuilds them from here too."""
+    from peft import LoraConfig
+
+    return LoraConfig(r=hp.lora_rank, lora_alpha=hp.lora_alpha, lora_dropout=hp.lora_dropout, target_modules=list(hp.target_modules), task_type="CAUSAL_LM")
 
 
 def load_tokenizer(base_dir: Path, hp: LocalHyperparameters, base_name: str) -> Any:

@@ -1,0 +1,228 @@
+"""How an evaluation runs: bounded concurrency, retries of transient provider failures, per-provider rate limits,
+pieces stored as they come, and resuming an interrupted run (after an error, an interrupt, or a killed process).
+
+Cloud models are Claude models behind the Anthropic fake (tests/anthropic_fake.py) at the HTTP boundary; the
+local-model tests use the tiny random Llama and kill a real evaluation process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from anthropic_fake import ApiErrorReply, FakeAnthropic
+
+from model_customization.errors import TransientError, UserError
+from model_customization.evaluation import runner
+from model_customization.evaluation.runner import evaluate, get_evaluation
+
+KEY = "sk-ant-test-running-0123456789"
+FAST, SLOW = "anthropic:claude-fast", "anthropic:claude-slow"
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch):
+    from model_customization.providers.anthropic.client import use_http_client
+
+    fake_api = FakeAnthropic(api_key=KEY, responder=_capital_answers)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+    monkeypatch.delenv("ANTHROPIC_BASE_URL", raising=False)
+    monkeypatch.setattr(runner, "RETRY_BASE_SECONDS", 0.01)
+    use_http_client(fake_api.http_client())
+    yield fake_api
+    use_http_client(None)
+
+
+def _capital_answers(body: dict[str, Any]) -> str:
+    """claude-fast knows every capital; claude-slow only the even ones."""
+    question = body["messages"][-1]["content"]
+    land = question.split()[-1].rstrip("?")
+    number = int(land.removeprefix("Land"))
+    if body["model"] == "claude-fast" or number % 2 == 0:
+        return f"{land}ville"
+    return "I do not know."
+
+
+def _suite(tmp_path: Path, count: int) -> Path:
+    path = tmp_path / "capitals.jsonl"
+    cases = [{"messages": [{"role": "user", "content": f"Capital of Land{i}?"}], "reference": f"Land{i}ville"} for i in range(count)]
+    path.write_text("".join(json.dumps(c) + "\n" for c in cases), encoding="utf-8")
+    return path
+
+
+def _answers(report_or_id: Any, ws) -> dict[tuple[int, str], str]:
+    eval_id = report_or_id if isinstance(report_or_id, str) else report_or_id["id"]
+    cases = get_evaluation(ws, eval_id, cases=10_000)["per_case"]
+    return {(c["case"], m): o["text"] for c in cases for m, o in c["outputs"].items()}
+
+
+def test_an_evaluation_stopped_by_an_error_resumes_with_only_the_missing_pieces(ws, fake, tmp_path):
+    suite = _suite(tmp_path, 12)
+    failed_once = threading.Event()
+
+    def flaky(body: dict[str, Any]) -> str:
+        if body["model"] == "claude-slow" and "Land7?" in body["messages"][-1]["content"] and not failed_once.is_set():
+            failed_once.set()
+            raise ApiErrorReply(400, "invalid_request_error", "this request is refused once")
+        return _capital_answers(body)
+
+    fake.responder = flaky
+    with pytest.raises(UserError) as stopped:
+        evaluate(ws, None, [FAST, SLOW], suite=suite, concurrency=3)
+    message = str(stopped.value)
+    assert "claude-slow could not answer case 7" in message and "refused once" in message
+    [row] = ws.ledger.list_evaluations()
+    eval_id = row["id"]
+    assert row["status"] == "interrupted" and "case 7" in row["error"]
+    assert f"resume={eval_id!r}" in message
+    stored = ws.ledger.evaluation_results(eval_id)
+    assert 0 < len(stored) < 24 and (7, "answer:anthropic:claude-slow") not in {(p["case_index"], p["unit"]) for p in stored}
+    assert get_evaluation(ws, eval_id)["status"] == "interrupted"
+
+    requests_before = len(fake.requests)
+    resumed = evaluate(ws, resume=eval_id, concurrency=3)
+    # Only the pieces not stored were asked for again, and the run finished as if it had never stopped.
+    assert len(fake.requests) - requests_before == 24 - len(stored)
+    assert resumed["id"] == eval_id and resumed["resumed"] is True and resumed["cases"] == 12
+    assert ws.ledger.get_evaluation(eval_id)["status"] == "succeeded"
+    assert resumed["summary"][FAST]["exact_match"] == 1.0 and resumed["summary"][SLOW]["exact_match"] == 0.5
+    fresh = evaluate(ws, None, [FAST, SLOW], suite=suite)
+    assert _answers(resumed, ws) == _answers(fresh, ws)
+    def untimed(summary: dict[str, Any]) -> dict[str, Any]:
+        return {m: {k: v for k, v in s.items() if not k.startswith("latency")} for m, s in summary.items()}
+
+    assert untimed(fresh["summary"]) == untimed(resumed["summary"])
+    # Resuming a finished evaluation asks nothing more and returns its report.
+    requests_done = len(fake.requests)
+    again = evaluate(ws, resume=eval_id)
+    assert len(fake.requests) == requests_done and again["summary"] == resumed["summary"]
+
+
+def test_resume_refuses_other_settings_and_a_changed_suite(ws, fake, tmp_path):
+    suite = _suite(tmp_path, 4)
+    fake.fail_next(400, "invalid_request_error", "no")
+    with pytest.raises(UserError):
+        evaluate(ws, None, [FAST, SLOW], suite=suite, concurrency=1)
+    [row] = ws.ledger.list_evaluations()
+    with pytest.raises(UserError, match="leave models out"):
+        evaluate(ws, None, [FAST, "anthropic:claude-other"], resume=row["id"])
+    suite.write_text(suite.read_text().replace("Land3", "Land33"), encoding="utf-8")
+    with pytest.raises(UserError, match="cases of .* changed"):
+        evaluate(ws, resume=row["id"])
+    with pytest.raises(UserError, match="not found"):
+        evaluate(ws, resume="ev-000000000000")
+
+
+def test_transient_failures_are_retried_and_counted_until_the_retries_run_out(ws, fake, tmp_path, monkeypatch):
+    suite = _suite(tmp_path, 6)
+    # Each 529 (overloaded) comes back with retry-after 0, so the SDK's own retries and ours wait no time.
+    fake.fail_next(529, "overloaded_error", "Overloaded", times=7, headers={"retry-after": "0"})
+    report = evaluate(ws, None, [FAST, SLOW], suite=suite, concurrency=2)
+    assert report["summary"][FAST]["exact_match"] == 1.0
+    assert len(fake.requests) == 12 + 7  # every answer, plus one request per failure
+
+    monkeypatch.setenv(runner.RETRIES_ENV, "0")
+    fake.fail_next(529, "overloaded_error", "Overloaded", times=3, headers={"retry-after": "0"})  # the SDK's 3 tries of one call
+    with pytest.raises(TransientError, match="overloaded"):
+        evaluate(ws, None, [FAST, SLOW], suite=suite, concurrency=1)
+    assert ws.ledger.list_evaluations()[0]["status"] == "interrupted"
+
+
+def test_calls_are_bounded_by_concurrency_and_spaced_by_the_providers_rate_limit(ws, fake, tmp_path, monkeypatch):
+    suite = _suite(tmp_path, 12)
+    in_flight, peak, started = [0], [0], []
+    lock = threading.Lock()
+
+    def slow(body: dict[str, Any]) -> str:
+        with lock:
+            in_flight[0] += 1
+            peak[0] = max(peak[0], in_flight[0])
+            started.append(time.monotonic())
+        time.sleep(0.05)
+        with lock:
+            in_flight[0] -= 1
+        return _capital_answers(body)
+
+    fake.responder = slow
+    evaluate(ws, None, [FAST, SLOW], suite=suite, concurrency=4)
+    assert peak[0] == 4  # reached, never passed
+
+    # 600 requests a minute: one every 0.1 s, whatever the concurrency.
+    monkeypatch.setenv("MODEL_CUSTOMIZATION_RPM_ANTHROPIC", "600")
+    started.clear()
+    evaluate(ws, None, [FAST, SLOW], suite=_suite(tmp_path, 4), concurrency=8)
+    gaps = [b - a for a, b in zip(started, started[1:])]
+    assert len(started) == 8 and min(gaps) >= 0.09
+    monkeypatch.setenv("MODEL_CUSTOMIZATION_RPM_ANTHROPIC", "fast")
+    with pytest.raises(UserError, match="requests per minute"):
+        evaluate(ws, None, [FAST, SLOW], suite=_suite(tmp_path, 4))
+
+
+def test_progress_counts_every_piece_once_and_ends_at_the_total(ws, fake, tmp_path):
+    seen: list[tuple[int, int]] = []
+    evaluate(ws, None, [FAST, SLOW], suite=_suite(tmp_path, 10), concurrency=5, progress=lambda done, total, note: seen.append((done, total)))
+    assert seen[-1] == (20, 20)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+
+def test_a_killed_evaluation_process_resumes_to_the_same_result(ws, tiny_model, tmp_path):
+    """A real crash: the evaluating process is killed; the ledger still says running; resume finishes the job."""
+    from model_customization.datasets.build import store_examples
+
+    twin = tmp_path / "tiny-twin"
+    shutil.copytree(tiny_model, twin)
+    examples = [("train", _example(0))] + [("test", _example(i)) for i in range(1, 17)]
+    card = {"conversations_read": 17, "sources": [], "formats": {}, "dropped": {}, "unreadable": {"count": 0, "first": []}, "options": {}}
+    dataset_id, _, _ = store_examples(ws, examples, name="lands", method="sft", card_fields=card)
+    script = textwrap.dedent(
+        f"""
+        from model_customization.workspace import Workspace
+        from model_customization.evaluation.runner import evaluate
+        ws = Workspace.open({str(ws.settings.home)!r})
+        evaluate(ws, {dataset_id!r}, [{str(tiny_model)!r}, {str(twin)!r}], batch_size=1, max_tokens=24)
+        """
+    )
+    process = subprocess.Popen([sys.executable, "-c", script], env={**os.environ}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        eval_id = None
+        while time.monotonic() < deadline:
+            rows = ws.ledger.list_evaluations()
+            if rows and len(ws.ledger.evaluation_results(rows[0]["id"])) >= 4:
+                eval_id = rows[0]["id"]
+                break
+            assert process.poll() is None, process.stderr.read().decode()[-2000:]
+            time.sleep(0.05)
+        assert eval_id, "the evaluation stored nothing within 2 minutes"
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert ws.ledger.get_evaluation(eval_id)["status"] == "running"  # nobody lived to say otherwise
+    stored = len(ws.ledger.evaluation_results(eval_id))
+    total = 16 * 2 * 2  # an answer and a reference likelihood per case and model
+    assert stored < total
+
+    resumed = evaluate(ws, resume=eval_id)
+    assert resumed["resumed"] is True and ws.ledger.get_evaluation(eval_id)["status"] == "succeeded"
+    assert len(ws.ledger.evaluation_results(eval_id)) == total
+    fresh = evaluate(ws, dataset_id, [str(tiny_model), str(twin)], batch_size=1, max_tokens=24)
+    assert _answers(resumed, ws) == {(c, m): t for (c, m), t in _answers(fresh, ws).items()}
+    for model in resumed["models"]:
+        assert resumed["summary"][model]["perplexity"] == pytest.approx(fresh["summary"][model]["perplexity"], rel=1e-6)
+        assert resumed["summary"][model]["token_f1"] == fresh["summary"][model]["token_f1"]
+
+
+def _example(i: int) -> dict[str, Any]:
+    return {"messages": [{"role": "user", "content": f"Capital of Land{i}?"}, {"role": "assistant", "content": f"Land{i}ville"}]}
