@@ -246,3 +246,18 @@ def test_importing_metrics_loads_no_metric_library():
     code = "import sys, model_customization.evaluation.metrics; print(sorted(m for m in ('nltk', 'rouge_score', 'sacrebleu', 'jsonschema') if m in sys.modules))"
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert completed.stdout.strip() == "[]"
+
+
+def test_tool_calls_in_the_tagged_form_our_local_rendering_uses_are_read():
+    from model_customization.evaluation.metrics import extract_tool_calls, tool_call_scores
+
+    expected = {"name": "deploy", "arguments": {"env": "prod", "version": "v1.2.0"}}
+    tagged = 'Deploying now.\n<tool_call>{"name": "deploy", "arguments": {"version": "v1.2.0", "env": "prod"}}</tool_call>'
+    assert tool_call_scores(tagged, expected) == {"tool_name_match": 1.0, "tool_arguments_match": 1.0, "tool_call_exact": 1.0}
+    wrong_argument = '<tool_call>{"name": "deploy", "arguments": {"env": "staging", "version": "v1.2.0"}}</tool_call>'
+    assert tool_call_scores(wrong_argument, expected) == {"tool_name_match": 1.0, "tool_arguments_match": 0.5, "tool_call_exact": 0.0}
+    # A tag whose body is not JSON is a call, and a wrong one; it is not skipped in favour of a later call.
+    assert extract_tool_calls("<tool_call>deploy(prod)</tool_call>") == [{"name": None, "arguments": "deploy(prod)"}]
+    assert tool_call_scores("<tool_call>deploy(prod)</tool_call>", expected)["tool_call_exact"] == 0.0
+    two = tagged + '\n<tool_call>{"name": "notify", "arguments": {"channel": "ops"}}</tool_call>'
+    assert [c["name"] for c in extract_tool_calls(two)] == ["deploy", "notify"]

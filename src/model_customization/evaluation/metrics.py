@@ -245,6 +245,9 @@ def _as_call(item: Any) -> dict[str, Any] | None:
     return {"name": name, "arguments": {}}
 
 
+_TOOL_CALL_TAG = re.compile(r"<tool_call>\s*(.*?)\s*</tool_call>", re.DOTALL)
+
+
 def extract_tool_calls(answer: str | Mapping[str, Any]) -> list[dict[str, Any]]:
     """The tool calls in an answer, each {"name", "arguments"}: an OpenAI-style `tool_calls` list on an answer dict,
     else JSON in the answer text (one call object, a list of them, or {"tool_calls": [...]})."""
@@ -258,6 +261,18 @@ def extract_tool_calls(answer: str | Mapping[str, Any]) -> list[dict[str, Any]]:
         text = text if isinstance(text, str) else ""
     else:
         text = answer
+    # Our local chat rendering (datasets/examples.render_tool_calls) writes calls as <tool_call>{json}</tool_call>,
+    # as Qwen/Hermes-style models do; a tuned local model answers in that form.
+    tagged = _TOOL_CALL_TAG.findall(text)
+    if tagged:
+        calls = []
+        for body in tagged:
+            try:
+                call = _as_call(json.loads(body, parse_constant=_reject_constant))
+            except ValueError:
+                call = None
+            calls.append(call or {"name": None, "arguments": body})  # an unreadable call still counts, as a wrong one
+        return calls
     try:
         value = parse_json_answer(text)
     except ValueError:

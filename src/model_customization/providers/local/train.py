@@ -32,7 +32,9 @@ from model_customization.providers.local.models import ensure_base_model
 from model_customization.storage import atomic_folder
 from model_customization.workspace import Workspace
 
-CHECKPOINTS_KEPT = 2
+CHECKPOINTS_KEPT = 2  # whole (resumable) checkpoints; earlier epochs' ends keep only their adapter weights
+EPOCH_END_MARKER = "epoch-end"
+RESUME_ONLY_FILES = ("optimizer.pt", "scheduler.pt", "rng.pt", "best_adapter.safetensors")
 
 
 @dataclass
@@ -92,7 +94,7 @@ def checkpoints_dir(ws: Workspace, job_id: str) -> Path:
 def latest_checkpoint(ws: Workspace, job_id: str) -> Path | None:
     """The newest complete checkpoint (folders appear by atomic rename, so a listed one is whole)."""
     folder = checkpoints_dir(ws, job_id)
-    done = sorted((p for p in folder.glob("step-*") if (p / "state.json").is_file()), key=lambda p: int(p.name[5:]))
+    done = sorted((p for p in folder.glob("step-*") if (p / "state.json").is_file() and (p / "optimizer.pt").is_file()), key=lambda p: int(p.name[5:]))
     return done[-1] if done else None
 
 
@@ -100,7 +102,21 @@ def _trainable(model: Any) -> dict[str, Any]:
     return {name: p for name, p in model.named_parameters() if p.requires_grad}
 
 
-def _save_checkpoint(ws: Workspace, job_id: str, model: Any, optimizer: Any, scheduler: Any, position: Position, best: dict | None) -> Path:
+def _keep_epoch_adapters_only(folder: Path, *, keep_newest: int) -> None:
+    """Prune checkpoints but the newest `keep_newest`: an epoch's end keeps its adapter weights (a few MB, so it can
+    be evaluated as <job_id>@step-N) and loses what only resuming needs; any other checkpoint goes."""
+    ordered = sorted(folder.glob("step-*"), key=lambda p: int(p.name[5:]))
+    for old in ordered[: max(len(ordered) - keep_newest, 0)]:
+        if (old / EPOCH_END_MARKER).is_file():
+            for name in RESUME_ONLY_FILES:
+                (old / name).unlink(missing_ok=True)
+        else:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _save_checkpoint(
+    ws: Workspace, job_id: str, model: Any, optimizer: Any, scheduler: Any, position: Position, best: dict | None, *, epoch_end: bool = False
+) -> Path:
     import torch
     from safetensors.torch import save_file
 
@@ -117,8 +133,9 @@ def _save_checkpoint(ws: Workspace, job_id: str, model: Any, optimizer: Any, sch
             rng["cuda"] = torch.cuda.get_rng_state_all()
         torch.save(rng, staging / "rng.pt")
         (staging / "state.json").write_text(json.dumps(asdict(position), indent=2))
-    for old in sorted(folder.glob("step-*"), key=lambda p: int(p.name[5:]))[:-CHECKPOINTS_KEPT]:
-        shutil.rmtree(old, ignore_errors=True)
+        if epoch_end:
+            (staging / EPOCH_END_MARKER).write_text("")
+    _keep_epoch_adapters_only(folder, keep_newest=CHECKPOINTS_KEPT)
     return target
 
 
@@ -424,7 +441,7 @@ def train_job(ws: Workspace, job_id: str) -> None:
         if position.stopped_early:
             ledger.add_event(job_id, f"early stopping at step {position.step}: {hp.early_stopping_patience} validations without improvement; keeping the best adapter (validation loss {position.best_validation_loss:.4f})")
         if rank == 0 and position.epoch < hp.epochs and not position.stopped_early:
-            _save_checkpoint(ws, job_id, model, optimizer, scheduler, position, best)
+            _save_checkpoint(ws, job_id, model, optimizer, scheduler, position, best, epoch_end=True)
 
     if position.stopped_early and best is not None:
         with torch.no_grad():
@@ -438,7 +455,8 @@ def train_job(ws: Workspace, job_id: str) -> None:
     ledger.add_event(job_id, f"peak memory of the worker: {peak_mb:.0f} MB")
     if ledger.finish_job(job_id, "succeeded", model_id=model_id, eta_seconds=0.0):
         ledger.add_event(job_id, f"succeeded in {time.time() - started:.0f} s: model {model_id}")
-        shutil.rmtree(checkpoints_dir(ws, job_id), ignore_errors=True)  # the adapter is final; checkpoints were for resuming
+        # The adapter is final: resuming is over, but each earlier epoch's adapter stays comparable with it.
+        _keep_epoch_adapters_only(checkpoints_dir(ws, job_id), keep_newest=0)
 
 
 def _save_adapter(ws: Workspace, job: dict[str, Any], model: Any, tokenizer: Any, hp: LocalHyperparameters) -> str:
