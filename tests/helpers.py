@@ -28,6 +28,7 @@ MCP_TOOLS = {
     "release_throughput",
     "deploy_model",
     "rollback_deployment",
+    "set_agent_suite",
 }
 
 

@@ -226,3 +226,38 @@ def test_a_killed_evaluation_process_resumes_to_the_same_result(ws, tiny_model, 
 
 def _example(i: int) -> dict[str, Any]:
     return {"messages": [{"role": "user", "content": f"Capital of Land{i}?"}, {"role": "assistant", "content": f"Land{i}ville"}]}
+
+
+def test_the_deploy_gate_takes_only_a_whole_evaluation_of_the_agents_cases_as_they_are_now(ws, fake, tmp_path):
+    from model_customization.deployments import agent_assignments, deploy_model, set_agent_suite
+
+    suite = _suite(tmp_path, 12)
+    other = tmp_path / "other"
+    other.mkdir()
+    other_suite = _suite(other, 12)
+    named = set_agent_suite(ws, "geo-bot", suite=suite)
+    assert named["cases"] == 12 and named["suite"] == str(suite.resolve())
+    assert agent_assignments(ws, "geo-bot")["suites"][0]["cases_sha256"] == named["cases_sha256"]
+    deploy_model(ws, "geo-bot", SLOW)  # the first model needs no evidence
+
+    # The better model, but judged on other cases, or on part of the agent's: refused, and told what to run.
+    evaluate(ws, None, [SLOW, FAST], suite=other_suite)
+    with pytest.raises(UserError, match="No finished evaluation .* on the agent's cases") as refused:
+        deploy_model(ws, "geo-bot", FAST)
+    assert f"suite={str(suite.resolve())!r}" in str(refused.value)
+    partial = evaluate(ws, None, [SLOW, FAST], suite=suite, limit=6)
+    with pytest.raises(UserError, match="not run on the whole of the agent's cases"):
+        deploy_model(ws, "geo-bot", FAST, eval_id=partial["id"])
+
+    whole = evaluate(ws, None, [SLOW, FAST], suite=suite)
+    assert whole["comparisons"][0]["significant"] and whole["comparisons"][0]["mean_difference"] == 0.5
+    change = deploy_model(ws, "geo-bot", FAST)
+    assert change["eval_id"] == whole["id"] and change["gate"] == "not_worse"
+
+    # Going back to the worse model is refused on the same evidence (significantly worse), and an edited suite
+    # makes the old evaluation stale: it no longer describes the cases the agent is judged on.
+    with pytest.raises(UserError):
+        deploy_model(ws, "geo-bot", SLOW)
+    suite.write_text(suite.read_text().replace("Land11", "Land12"), encoding="utf-8")
+    with pytest.raises(UserError, match="No finished evaluation"):
+        deploy_model(ws, "geo-bot", "anthropic:claude-other")

@@ -116,6 +116,8 @@ async def test_list_tools_describes_every_tool(ws):
     for name in ("deploy_model", "rollback_deployment"):
         assert by_name[name].annotations.destructive_hint is False, name
         assert by_name[name].annotations.idempotent_hint is False, name
+    assert by_name["set_agent_suite"].annotations.idempotent_hint is True
+    assert by_name["set_agent_suite"].input_schema["required"] == ["agent"]
     # Required arguments are the ones an agent cannot guess.
     assert by_name["build_dataset_from_memory"].input_schema["required"] == ["paths"]
     # start_job needs a dataset_id or resume=<job_id>; the domain refuses a call with neither.

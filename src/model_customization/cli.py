@@ -1015,6 +1015,26 @@ def agent_deploy(
     _show_fields(result, as_json)
 
 
+@agent_app.command("suite")
+def agent_suite_command(
+    agent: str,
+    suite: Optional[Path] = typer.Option(None, help="A .jsonl/.yaml suite file of the agent's cases."),
+    dataset_id: Optional[str] = typer.Option(None, "--dataset", help="Or a dataset whose split holds the agent's cases."),
+    split: str = typer.Option("test"),
+    task: Optional[str] = typer.Option(None, help="Only for this task tag."),
+    home: Optional[Path] = HomeOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Name the cases AGENT is judged on: deploying a new model then needs an evaluation of exactly these cases."""
+    from model_customization.deployments import set_agent_suite
+
+    try:
+        result = set_agent_suite(_workspace(home), agent, task, suite=str(suite) if suite else None, dataset_id=dataset_id, split=split)
+    except UserError as error:
+        _fail(error)
+    _show_fields(result, as_json)
+
+
 @agent_app.command("rollback")
 def agent_rollback(agent: str, task: Optional[str] = typer.Option(None), home: Optional[Path] = HomeOption, as_json: bool = JsonOption) -> None:
     """Go back to the model AGENT used before the last deployment (for TASK, or its default)."""

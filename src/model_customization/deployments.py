@@ -59,7 +59,7 @@ def deploy_model(
     elif gate == "off":
         applied = "off"
     else:
-        used_eval, comparison = _gate_evidence(ws, serving_row["model"], model_key, eval_id)
+        used_eval, comparison = _gate_evidence(ws, serving_row["model"], model_key, eval_id, agent_suite(ws, agent, task))
         _apply_gate(gate, comparison, serving_row["model"], model_key, used_eval)
         applied = gate
     row = {
@@ -119,14 +119,87 @@ def rollback(ws: Workspace, agent: str, task: str | None = None) -> dict[str, An
 
 
 def agent_assignments(ws: Workspace, agent: str) -> dict[str, Any]:
-    """{agent, assignments: [{task (None = default), model, eval_id, ...}], history: every change, oldest first}."""
+    """{agent, assignments: [{task (None = default), model, eval_id, ...}], suites: the cases each task is judged on,
+    history: every change, oldest first}."""
     agent = _check_agent(agent)
     history = ws.ledger.deployments_of(agent)
-    if not history:
+    suite_rows = ws.ledger.agent_suites_of(agent)
+    if not history and not suite_rows:
         raise NotFoundError(f"No agent {agent!r} has a deployment. Read agents://index for the agents, or deploy_model to assign one.")
     tasks = list(dict.fromkeys(r["task"] for r in history))
     assignments = [_change(_live_row(history, t)) for t in sorted(tasks, key=lambda t: (t is not None, t or ""))]
-    return {"agent": agent, "gate": gate_mode(), "assignments": assignments, "history": [_change(r) for r in history]}
+    suite_tasks = sorted(dict.fromkeys(r["task"] for r in suite_rows), key=lambda t: (t is not None, t or ""))
+    suites = [_suite_view(_live_row(suite_rows, t)) for t in suite_tasks]
+    return {"agent": agent, "gate": gate_mode(), "assignments": assignments, "suites": suites, "history": [_change(r) for r in history]}
+
+
+# --- the cases an agent is judged on -------------------------------------------------------------------------
+def set_agent_suite(
+    ws: Workspace, agent: str, task: str | None = None, *, suite: str | Path | None = None, dataset_id: str | None = None, split: str = "test"
+) -> dict[str, Any]:
+    """Name the cases (a suite file, or a dataset's split) that `agent` (for `task`, or all its tasks) is judged on.
+
+    From then on, replacing its model needs an evaluation of exactly these cases, whole (no limit) and as they are
+    when the deployment is asked for: an evaluation on other cases, part of them, or an older version of the file
+    does not count."""
+    from model_customization.evaluation.runner import cases_fingerprint
+
+    agent = _check_agent(agent)
+    task = _check_task(task)
+    suite_path = str(Path(suite).expanduser().resolve()) if suite is not None else None
+    found = cases_fingerprint(ws, dataset_id=dataset_id, split=split, suite=suite_path)
+    row = {
+        "agent": agent,
+        "task": task,
+        "dataset_id": dataset_id,
+        "split": split if dataset_id is not None else None,
+        "suite": suite_path,
+        "cases": found["cases"],
+        "cases_sha256": found["cases_sha256"],
+        "actor": _actor(),
+    }
+    row["id"] = ws.ledger.add_agent_suite(row)
+    view = _suite_view({**row, "at": None})
+    view["message"] = (
+        f"{_target(agent, task)} is judged on {view['source']} ({found['cases']} cases): a new model must be evaluated on them "
+        f"with the model serving it now, e.g. evaluate({_evaluate_arguments(row)}, models=[<current>, <candidate>])."
+    )
+    return view
+
+
+def agent_suite(ws: Workspace, agent: str, task: str | None) -> dict[str, Any] | None:
+    """The cases in force for (agent, task): the task's own, else the agent's default; None when none were named."""
+    rows = ws.ledger.agent_suites_of(agent)
+    return (_live_row(rows, task) if task is not None else None) or _live_row(rows, None)
+
+
+def _suite_view(row: dict[str, Any]) -> dict[str, Any]:
+    source = f"suite {row['suite']}" if row.get("suite") else f"dataset {row['dataset_id']} ({row['split']} split)"
+    return {
+        "task": row["task"],
+        "source": source,
+        "suite": row.get("suite"),
+        "dataset_id": row.get("dataset_id"),
+        "split": row.get("split"),
+        "cases": row["cases"],
+        "cases_sha256": row["cases_sha256"],
+        "set_by": row.get("actor"),
+    }
+
+
+def _evaluate_arguments(suite_row: dict[str, Any]) -> str:
+    if suite_row.get("suite"):
+        return f"suite={suite_row['suite']!r}"
+    return f"dataset_id={suite_row['dataset_id']!r}, split={suite_row['split']!r}"
+
+
+def _on_agent_cases(evaluation: dict[str, Any], suite_row: dict[str, Any], current_sha256: str) -> bool:
+    plan = evaluation.get("plan") or {}
+    if plan.get("limit") is not None or plan.get("cases_sha256") != current_sha256:
+        return False
+    if suite_row.get("suite"):
+        return plan.get("suite") == suite_row["suite"]
+    return (plan.get("dataset_id"), plan.get("split")) == (suite_row["dataset_id"], suite_row["split"])
 
 
 def list_agents(ws: Workspace) -> list[dict[str, Any]]:
@@ -162,25 +235,52 @@ def gate_mode() -> str:
 
 
 # --- the gate ------------------------------------------------------------------------------------------------
-def _gate_evidence(ws: Workspace, current: str, candidate: str, eval_id: str | None) -> tuple[str, dict[str, Any]]:
-    """(eval_id, comparison of candidate against current on the evaluation's primary metric, candidate-oriented)."""
+def _gate_evidence(
+    ws: Workspace, current: str, candidate: str, eval_id: str | None, suite_row: dict[str, Any] | None = None
+) -> tuple[str, dict[str, Any]]:
+    """(eval_id, comparison of candidate against current on the evaluation's primary metric, candidate-oriented).
+
+    With agent cases named (set_agent_suite), only a finished evaluation of exactly those cases counts."""
+    current_sha256 = None
+    if suite_row is not None:
+        from model_customization.evaluation.runner import cases_fingerprint
+
+        current_sha256 = cases_fingerprint(ws, dataset_id=suite_row.get("dataset_id"), split=suite_row.get("split") or "test", suite=suite_row.get("suite"))["cases_sha256"]
+        how = f"evaluate({_evaluate_arguments(suite_row)}, models=[{current!r}, {candidate!r}]) without a limit"
+        where = f" on the agent's cases ({_suite_view(suite_row)['source']})"
+    else:
+        how = f"evaluate with models=[{current!r}, {candidate!r}] on the agent's dataset or suite"
+        where = ""
+
+    def counts(row: dict[str, Any]) -> bool:
+        return suite_row is None or _on_agent_cases(row, suite_row, current_sha256 or "")
+
     if eval_id is not None:
         row = ws.ledger.get_evaluation(eval_id)
         if not row:
-            raise NotFoundError(f"Evaluation {eval_id!r} not found. Run evaluate with models=[{current!r}, {candidate!r}].")
+            raise NotFoundError(f"Evaluation {eval_id!r} not found. Run {how}.")
         if not {current, candidate} <= set(row["models"]):
             raise UserError(
                 f"Evaluation {eval_id} compares {row['models']}, not both {current} (deployed now) and {candidate}. "
-                f"Run evaluate with models=[{current!r}, {candidate!r}] and deploy with its eval_id."
+                f"Run {how} and deploy with its eval_id."
+            )
+        if row["status"] != "succeeded":
+            raise UserError(f"Evaluation {eval_id} is {row['status']}, not finished; resume it (evaluate with resume={eval_id!r}) or run {how}.")
+        if not counts(row):
+            raise UserError(
+                f"Evaluation {eval_id} was not run on the whole of the agent's cases ({_suite_view(suite_row)['source']}) as they are now, "
+                f"so it cannot pass the gate. Run {how} and deploy with its eval_id."
             )
     else:
-        # The newest evaluation holding both models decides: picking an older, kinder one would defeat the gate.
-        row = next((r for r in ws.ledger.list_evaluations() if {current, candidate} <= set(r["models"])), None)
+        # The newest finished evaluation holding both models decides: picking an older, kinder one would defeat the gate.
+        row = next(
+            (r for r in ws.ledger.list_evaluations() if r["status"] == "succeeded" and {current, candidate} <= set(r["models"]) and counts(r)),
+            None,
+        )
         if row is None:
             raise UserError(
-                f"No evaluation compares {candidate} with {current}, which serves this agent now, so the deployment gate cannot pass. "
-                f"Run evaluate with models=[{current!r}, {candidate!r}] on the agent's dataset, then deploy_model again "
-                "(or force=true with a reason to skip the gate)."
+                f"No finished evaluation compares {candidate} with {current}, which serves this agent now{where}, so the deployment gate "
+                f"cannot pass. Run {how}, then deploy_model again (or force=true with a reason to skip the gate)."
             )
     return row["id"], _comparison(Path(row["path"]), current, candidate, row["id"])
 

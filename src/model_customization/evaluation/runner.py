@@ -299,6 +299,29 @@ def _plan(ws: Workspace, eval_id: str, plan: dict[str, Any]) -> _Prepared:
     judge_by = _participant(ws, plan["judge"]) if plan["judge"] is not None else None
     pairwise_by = _participant(ws, plan["pairwise_judge"]) if plan["pairwise_judge"] is not None else None
 
+    results = _case_rows(ws, dataset_id, split, suite_cases, plan["limit"])
+    if not results:
+        if suite_path is not None:
+            raise UserError(f"Suite {suite_path} has no cases to evaluate on (or limit is 0).")
+        raise UserError(f"Dataset {dataset_id} has no {split} examples to evaluate on. Build it with a test_fraction above 0.")
+    fingerprint = _fingerprint(results)
+    return _Prepared(
+        eval_id=eval_id,
+        plan={**plan, "cases_sha256": fingerprint},
+        participants=participants,
+        judge_by=judge_by,
+        pairwise_by=pairwise_by,
+        results=results,
+        scored_metrics=scored_metrics,
+        comparable=comparable,
+        primary_metric=primary_metric,
+        suite_path=suite_path,
+        folder=ws.settings.evals_dir / eval_id,
+    )
+
+
+def _case_rows(ws: Workspace, dataset_id: str | None, split: str, suite_cases: list[dict[str, Any]] | None, limit: int | None) -> list[dict[str, Any]]:
+    """The cases laid out for a run: prompt, reference, a suite case's expectations, and room for the outputs."""
     if suite_cases is not None:
         results: list[dict[str, Any]] = [
             {
@@ -314,26 +337,25 @@ def _plan(ws: Workspace, eval_id: str, plan: dict[str, Any]) -> _Prepared:
     else:
         split_cases = [prompt_and_reference(example) for example in read_split(ws, dataset_id, split)]
         results = [{"case": index, "prompt": prompt, "reference": reference, "outputs": {}} for index, (prompt, reference) in enumerate(split_cases)]
-    if plan["limit"] is not None:
-        results = results[: max(plan["limit"], 0)]
+    return results[: max(limit, 0)] if limit is not None else results
+
+
+def _fingerprint(results: list[dict[str, Any]]) -> str:
+    return hashlib.sha256(json.dumps([[r["prompt"], r["reference"], r.get("expects")] for r in results], sort_keys=True).encode()).hexdigest()
+
+
+def cases_fingerprint(ws: Workspace, *, dataset_id: str | None = None, split: str = "test", suite: str | Path | None = None) -> dict[str, Any]:
+    """{cases, cases_sha256} of a dataset split or a suite file as they are now: an evaluation whose plan has the same
+    sha256 (and no limit) was run on exactly these cases."""
+    if (dataset_id is None) == (suite is None):
+        raise UserError("Give either dataset_id or suite.")
+    if dataset_id is not None:
+        get_dataset(ws, dataset_id)
+    suite_cases = load_suite(Path(suite).expanduser().resolve()) if suite is not None else None
+    results = _case_rows(ws, dataset_id, split, suite_cases, None)
     if not results:
-        if suite_path is not None:
-            raise UserError(f"Suite {suite_path} has no cases to evaluate on (or limit is 0).")
-        raise UserError(f"Dataset {dataset_id} has no {split} examples to evaluate on. Build it with a test_fraction above 0.")
-    fingerprint = hashlib.sha256(json.dumps([[r["prompt"], r["reference"], r.get("expects")] for r in results], sort_keys=True).encode()).hexdigest()
-    return _Prepared(
-        eval_id=eval_id,
-        plan={**plan, "cases_sha256": fingerprint},
-        participants=participants,
-        judge_by=judge_by,
-        pairwise_by=pairwise_by,
-        results=results,
-        scored_metrics=scored_metrics,
-        comparable=comparable,
-        primary_metric=primary_metric,
-        suite_path=suite_path,
-        folder=ws.settings.evals_dir / eval_id,
-    )
+        raise UserError(f"{suite or dataset_id} has no cases to evaluate on.")
+    return {"cases": len(results), "cases_sha256": _fingerprint(results)}
 
 
 class _ProviderGate:
@@ -407,6 +429,7 @@ class _Run:
         )
         self.done = prepared.stored_pieces
         self.last_report = 0.0
+        self.answered: dict[str, int] = {}  # answers held per model, counted once and then kept up to date
 
     # --- provider calls (in worker threads) --------------------------------------------------------------------
     def call(self, participant: Participant, messages: list[dict[str, Any]], max_tokens: int) -> dict[str, Any]:
@@ -542,11 +565,13 @@ class _Run:
         return output
 
     def _store_answer(self, participant: Participant, row: dict[str, Any], output: dict[str, Any]) -> None:
+        self._answered(participant)
+        self.answered[participant.model_id] += 1
         row["outputs"][participant.model_id] = output
         self.pending.append((row["case"], f"answer:{participant.model_id}", output))
 
     def _answered(self, participant: Participant) -> int:
-        return sum(1 for r in self.prepared.results if participant.model_id in r["outputs"])
+        return self.answered.setdefault(participant.model_id, sum(1 for r in self.prepared.results if participant.model_id in r["outputs"]))
 
     async def _judge(self, participant: Participant, row: dict[str, Any]) -> None:
         judge_by = self.prepared.judge_by

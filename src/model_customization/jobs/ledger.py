@@ -192,6 +192,23 @@ deployments = Table(
     Column("at", Float, nullable=False),
 )
 
+# The cases an agent (or one of its tasks) is judged on: a deployment that replaces its model needs an evaluation of
+# exactly these cases. One row per change, newest last; the latest row of an (agent, task) pair is in force.
+agent_suites = Table(
+    "agent_suites",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("agent", String, nullable=False, index=True),
+    Column("task", String),  # NULL: every task of the agent that has no suite of its own
+    Column("dataset_id", String),
+    Column("split", String),
+    Column("suite", Text),  # absolute path of a suite file
+    Column("cases", Integer, nullable=False),
+    Column("cases_sha256", String, nullable=False),  # of the cases when they were set (the file may change later)
+    Column("actor", String),
+    Column("at", Float, nullable=False),
+)
+
 TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
 
 
@@ -435,7 +452,17 @@ class Ledger:
 
     def list_agents(self) -> list[str]:
         with self.engine.connect() as conn:
-            return [a for (a,) in conn.execute(select(deployments.c.agent).distinct().order_by(deployments.c.agent))]
+            names = {a for (a,) in conn.execute(select(deployments.c.agent).distinct())}
+            names |= {a for (a,) in conn.execute(select(agent_suites.c.agent).distinct())}
+        return sorted(names)
+
+    def add_agent_suite(self, row: dict[str, Any]) -> int:
+        with self.transaction() as conn:
+            return int(conn.execute(insert(agent_suites).values(at=time.time(), **row)).inserted_primary_key[0])
+
+    def agent_suites_of(self, agent: str) -> list[dict[str, Any]]:
+        """Every suite change of an agent, oldest first."""
+        return self._all(select(agent_suites).where(agent_suites.c.agent == agent).order_by(agent_suites.c.id))
 
     # helpers --------------------------------------------------------------------------------------------------
     def _one(self, table: Table, key: str) -> dict[str, Any] | None:

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from model_customization.deployments import deploy_model as deploy_to_agent
 from model_customization.deployments import rollback
+from model_customization.deployments import set_agent_suite as set_agent_suite_domain
 from model_customization.tools.common import run_domain
 from model_customization.workspace import Workspace
 
@@ -40,6 +41,18 @@ class DeploymentChange(BaseModel):
     message: str
 
 
+class AgentSuite(BaseModel):
+    task: str | None = Field(description="The task tag; None: every task of the agent without its own cases.")
+    source: str = Field(description="The suite file or dataset split, in words.")
+    suite: str | None
+    dataset_id: str | None
+    split: str | None
+    cases: int
+    cases_sha256: str = Field(description="Of the cases now; an evaluation gates a deployment only if its cases hash the same when it is asked for.")
+    set_by: str | None
+    message: str
+
+
 def _result(change: dict) -> DeploymentChange:
     fields = {k: v for k, v in change.items() if k in DeploymentChange.model_fields}
     return DeploymentChange(**fields)
@@ -60,7 +73,7 @@ def register(server: MCPServer, ws: Workspace) -> None:
         """Make a model serve an agent (by default, or for one task tag); prompt_model(agent=...) then uses it.
 
         The first model of an agent needs no evidence. Replacing one passes a gate: an evaluation holding both models
-        must show the new one not significantly worse on its primary metric (the server's
+        (on the agent's cases, when set_agent_suite named them) must show the new one not significantly worse on its primary metric (the server's
         MODEL_CUSTOMIZATION_DEPLOY_GATE can demand 'better', or turn the gate 'off'). Without such an evaluation the
         deployment is refused: run evaluate with both models first. force=true with a reason skips the gate and is
         recorded. Every change is kept in agents://{agent}; rollback_deployment undoes one.
@@ -77,3 +90,17 @@ def register(server: MCPServer, ws: Workspace) -> None:
         The rollback is recorded in agents://{agent} as a new entry; no gate applies, as the earlier model had served before.
         """
         return _result(await run_domain(rollback, ws, agent, task))
+
+    @server.tool(annotations=ToolAnnotations(title="Set the cases an agent is judged on", read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False))
+    async def set_agent_suite(
+        agent: str,
+        suite: Annotated[str | None, Field(description="A .jsonl or .yaml suite file of the agent's cases (as evaluate takes it).")] = None,
+        dataset_id: Annotated[str | None, Field(description="Or a dataset whose split holds the agent's cases.")] = None,
+        split: Annotated[str, Field(description="The dataset's split, with dataset_id.")] = "test",
+        task: Annotated[str | None, Field(description="Only for this task tag; leave out for all the agent's tasks without their own.")] = None,
+    ) -> AgentSuite:
+        """Name the cases an agent (or one of its tasks) is judged on; deploy_model's gate then accepts only an
+        evaluation of exactly those cases, whole and as they are now (not a limited run, not an older version of
+        the file). agents://{agent} shows them.
+        """
+        return AgentSuite(**await run_domain(set_agent_suite_domain, ws, agent, task, suite=suite, dataset_id=dataset_id, split=split))
