@@ -261,3 +261,32 @@ def test_the_deploy_gate_takes_only_a_whole_evaluation_of_the_agents_cases_as_th
     suite.write_text(suite.read_text().replace("Land11", "Land12"), encoding="utf-8")
     with pytest.raises(UserError, match="No finished evaluation"):
         deploy_model(ws, "geo-bot", "anthropic:claude-other")
+
+
+def test_the_cli_runs_a_suite_resumes_it_lists_and_shows_the_markdown_report(ws, fake, tmp_path):
+    from typer.testing import CliRunner
+
+    from model_customization.cli import app
+
+    def cli(*args: str):
+        result = CliRunner().invoke(app, [*args, "--home", str(ws.settings.home)])
+        assert KEY not in result.output
+        return result
+
+    suite = _suite(tmp_path, 12)
+    fake.fail_next(400, "invalid_request_error", "refused for now")
+    stopped = cli("eval", "run", "--suite", str(suite), FAST, SLOW, "--concurrency", "2")
+    assert stopped.exit_code == 1 and "resume=" in " ".join(stopped.output.split())
+    [row] = ws.ledger.list_evaluations()
+    listed = cli("eval", "list", "--json")
+    assert json.loads(listed.output)[0] | {"models": None} == {"eval_id": row["id"], "status": "interrupted", "source": f"suite:{suite.resolve()}", "models": None, "error": row["error"]}
+
+    chart = tmp_path / "scores.png"
+    done = cli("eval", "run", "--resume", row["id"], "--chart", str(chart))
+    assert done.exit_code == 0, done.output
+    flat = " ".join(done.output.split())
+    assert "anthropic:claude-fast better than anthropic:claude-slow at 95%" in flat and f"evals://{row['id']}/report.md" in flat
+    assert chart.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    markdown = cli("eval", "show", row["id"], "--markdown")
+    assert markdown.exit_code == 0 and row["id"] in markdown.output and "differ most" in markdown.output
+    assert cli("eval", "run", FAST, SLOW).exit_code == 1  # neither a dataset nor a suite

@@ -805,13 +805,14 @@ def _show_scores(result: dict[str, Any]) -> None:
     metrics = [m for m in dict.fromkeys([primary, *next(iter(summaries.values())).keys()]) if m]
     shown = [m for m in metrics if all(isinstance(s.get(m), (int, float)) and 0 <= s[m] <= 1 for s in summaries.values()) and m not in NOT_SCORES and not m.startswith(("latency", "cost"))]
     where = f"{result['dataset_id']} ({result['split']})" if result.get("dataset_id") else Path(result.get("suite") or "suite").name
-    table = Table("model", *shown[:6], "latency s", "cost USD", title=f"{result['id']} on {where}, {result['cases']} cases")
+    shown = shown[:4]  # the primary metric and three more fit a terminal; --json and eval show --markdown have all
+    table = Table("model", *shown, "latency s", "cost USD", title=f"{result['id']} on {where}, {result['cases']} cases")
     for model, scores in summaries.items():
         cost = scores.get("cost_usd")
         latency = scores.get("latency_seconds")
         table.add_row(
             model,
-            *[f"{scores[m]:.3f}" for m in shown[:6]],
+            *[f"{scores[m]:.3f}" for m in shown],
             f"{latency:.2f}" if latency is not None else "—",
             f"{cost:.4f}" if cost is not None else "unknown",
         )
