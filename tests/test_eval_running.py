@@ -290,3 +290,33 @@ def test_the_cli_runs_a_suite_resumes_it_lists_and_shows_the_markdown_report(ws,
     markdown = cli("eval", "show", row["id"], "--markdown")
     assert markdown.exit_code == 0 and row["id"] in markdown.output and "differ most" in markdown.output
     assert cli("eval", "run", FAST, SLOW).exit_code == 1  # neither a dataset nor a suite
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.mark.anyio
+async def test_the_evaluate_tool_resumes_and_returns_the_chart_as_an_image(ws, fake, tmp_path):
+    from mcp import Client
+
+    from model_customization.server.app import build_server
+
+    suite = _suite(tmp_path, 12)
+    fake.fail_next(400, "invalid_request_error", "refused for now")
+    async with Client(build_server(ws=ws)) as client:
+        stopped = await client.call_tool("evaluate", {"models": [FAST, SLOW], "suite": str(suite), "concurrency": 2})
+        assert stopped.is_error and "resume=" in stopped.content[0].text
+        [row] = ws.ledger.list_evaluations()
+        resumed = await client.call_tool("evaluate", {"resume": row["id"], "include_chart": True})
+        assert not resumed.is_error, resumed.content
+        result = resumed.structured_content
+        assert result["eval_id"] == row["id"] and result["resumed"] is True and result["cases"] == 12
+        assert result["comparisons"][0]["verdict"].startswith("anthropic:claude-fast better than")
+        assert result["scores"][FAST]["cost_usd"] is None  # no price known for this made-up model: unknown, not 0
+        images = [c for c in resumed.content if c.type == "image"]
+        assert len(images) == 1 and images[0].mime_type == "image/png"
+        assert json.loads(resumed.content[0].text)["eval_id"] == row["id"]
+        index = json.loads((await client.read_resource("evals://index")).contents[0].text)
+        assert [e["eval_id"] for e in index] == [row["id"]] and index[0]["status"] == "succeeded"
