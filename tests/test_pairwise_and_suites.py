@@ -119,10 +119,11 @@ def test_a_judge_that_prefers_the_better_answer_in_both_orders_gives_significant
     # The judge was asked twice per case, with the answers swapped, and both replies are kept with the case.
     judge_calls = [m for name, m in fake_models if name == "longer-judge"]
     assert len(judge_calls) == 2 * 8 * 2  # two orders x eight cases x two runs
-    first, second = judge_calls[0], judge_calls[1]
-    assert _answer_a_b(first) == ("no", "The capital is Land0ville, as you asked.")
-    assert _answer_a_b(second) == ("The capital is Land0ville, as you asked.", "no")
-    assert "<reference_answer>\nThe capital is Land0ville" in first[-1]["content"]
+    # Calls run concurrently, so they arrive in any order: the first run's two calls about case 0 are the two orders.
+    first_run = judge_calls[: 2 * 8]
+    about_case_0 = [m for m in first_run if "Capital of Land0?" in m[-1]["content"]]
+    assert sorted(_answer_a_b(m) for m in about_case_0) == [("The capital is Land0ville, as you asked.", "no"), ("no", "The capital is Land0ville, as you asked.")]
+    assert all("<reference_answer>\nThe capital is Land0ville" in m[-1]["content"] for m in about_case_0)
     cases = [json.loads(line) for line in (Path(ws.settings.evals_dir) / report["id"] / "cases.jsonl").read_text().splitlines()]
     stored = cases[0]["pairwise"][THOROUGH]
     assert stored["baseline_first"] == {"reply": "Winner: B", "choice": "B", "error": None}
