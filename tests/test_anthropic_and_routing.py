@@ -419,7 +419,7 @@ async def test_evaluate_with_a_claude_judge_records_every_score_and_every_failur
     assert claude["judge_score"] == pytest.approx(round((1.0 + 7 / 9) / 2, 4))
     assert claude["judge_errors"] == 1
     assert claude["exact_match"] == 0.0 and 0 < claude["token_f1"] < 1  # "ANSWER db" shares the component word
-    assert progress[-1] == (12, 12)  # 3 cases x 2 models, generated then judged
+    assert progress[-1] == (15, 15)  # 3 cases x 2 models, generated then judged, and the local model's 3 reference likelihoods
     assert sorted(judged) == sorted(judge_replies)  # every answer was judged exactly once
 
     # Claude the candidate was asked one case at a time, with the evaluation's max_tokens and the case's prompt.
