@@ -40,6 +40,18 @@ setup() {
       echo "warning: Go is not installed; the Ollama template tests will be skipped" >&2
     fi
   fi
+  # PostgreSQL server binaries: the ledger tests also run against a real server (tests/pg.py starts a throwaway one).
+  if ! command -v initdb >/dev/null 2>&1 && ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo -n"
+    if command -v apt-get >/dev/null 2>&1; then
+      $sudo apt-get install -y -qq postgresql >/dev/null 2>&1 \
+        || { $sudo apt-get update -qq >/dev/null 2>&1 && $sudo apt-get install -y -qq postgresql >/dev/null 2>&1; } \
+        || echo "warning: could not install PostgreSQL (apt-get install postgresql); its ledger tests will be skipped (they fail in CI)" >&2
+    else
+      echo "warning: PostgreSQL is not installed; its ledger tests will be skipped (they fail in CI)" >&2
+    fi
+  fi
 }
 
 # llama-cpp-python, for tests/test_export_llama_cpp.py (exported GGUFs against PyTorch). Not part of setup: it

@@ -13,6 +13,19 @@ SHARED_SAMPLES = REPO.parent / "shared" / "fixtures" / "memory-samples"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+# PostgreSQL fixtures (postgres_server, pg_url, store_url: a ledger URL on SQLite and on PostgreSQL); see tests/pg.py.
+from pg import pg_url, postgres_server, store_url  # noqa: E402, F401
+
+
+@pytest.fixture(autouse=True)
+def _allowed_roots(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Tests read the repository, ../shared fixtures and tmp_path files: those are the allowed roots (paths.py).
+    A developer's own config file and size limits stay out of the run."""
+    roots = [REPO, REPO.parent / "shared", tmp_path_factory.getbasetemp()]
+    monkeypatch.setenv("MODEL_CUSTOMIZATION_ALLOWED_ROOTS", os.pathsep.join(str(root) for root in roots))
+    for name in ("MODEL_CUSTOMIZATION_CONFIG", "MODEL_CUSTOMIZATION_MAX_FILE_BYTES", "MODEL_CUSTOMIZATION_MAX_LINE_BYTES"):
+        monkeypatch.delenv(name, raising=False)
+
 
 @pytest.fixture(scope="session")
 def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:

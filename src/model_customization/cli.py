@@ -44,9 +44,13 @@ JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON.")
 
 
 def _workspace(home: Optional[Path]):
+    from model_customization.config import ConfigError
     from model_customization.workspace import Workspace
 
-    return Workspace.open(home)
+    try:
+        return Workspace.open(home)  # applies the config file (config.py)
+    except ConfigError as error:
+        _fail(error)
 
 
 def _fail(error: Exception) -> None:
@@ -110,18 +114,30 @@ def serve(
     transport: str = typer.Option("stdio", help="stdio (for Claude Code/Desktop, Inspector) or streamable-http."),
     host: str = typer.Option("127.0.0.1", help="Address for streamable-http."),
     port: int = typer.Option(8000, help="Port for streamable-http."),
+    allowed_host: Optional[list[str]] = typer.Option(
+        None, "--allowed-host", help="Another Host header to accept over streamable-http (a reverse proxy's name, NAME or NAME:PORT); repeatable."
+    ),
     home: Optional[Path] = HomeOption,
 ) -> None:
-    """Run the MCP server."""
+    """Run the MCP server. Over streamable-http, any address but loopback needs MODEL_CUSTOMIZATION_HTTP_TOKENS."""
     from model_customization.server.app import build_server
 
     if transport not in ("stdio", "streamable-http"):
         _fail(UserError(f"Unknown transport {transport!r}: use stdio or streamable-http."))
-    server = build_server(home=home)
+    # First the config file: its [env] may hold the settings read below (HTTP tokens); one clear line if unusable.
+    _workspace(home)
     if transport == "stdio":
-        server.run("stdio")
-    else:
-        server.run("streamable-http", host=host, port=port)
+        build_server(home=home).run("stdio")
+        return
+    from model_customization.server.http import http_access
+
+    try:  # decided before the server is built, so a refused bind starts nothing (no dispatch, no listening socket)
+        access = http_access(host, port, extra_allowed_hosts=allowed_host or ())
+    except UserError as error:
+        _fail(error)
+    err_console.print(escape(access.describe()), soft_wrap=True)
+    server = build_server(home=home, auth=access.auth, token_verifier=access.token_verifier)
+    server.run("streamable-http", host=host, port=port, transport_security=access.transport_security)
 
 
 # --- datasets --------------------------------------------------------------------------------------------------
@@ -1132,6 +1148,25 @@ def files_delete(file_id: str, home: Optional[Path] = HomeOption, as_json: bool 
 
 
 # --- the demo --------------------------------------------------------------------------------------------------
+@app.command()
+def doctor(home: Optional[Path] = HomeOption, as_json: bool = JsonOption) -> None:
+    """Check the data home: the ledger database, every dataset's files and hash, jobs' models, evaluations' reports.
+    Exit code 1 when a problem is found (it is only reported; nothing is changed)."""
+    from model_customization.jobs.integrity import doctor_report
+
+    report = doctor_report(_workspace(home))
+    if as_json:
+        _print_json(report)
+    else:
+        for problem in report["problems"]:
+            console.print(f"[red]problem:[/red] {escape(problem)}", soft_wrap=True)
+        for leftover in report["leftovers"]:
+            console.print(f"[yellow]leftover:[/yellow] {escape(leftover)}", soft_wrap=True)
+        console.print("[green]ledger and files are consistent[/green]" if report["ok"] else f"{len(report['problems'])} problem(s) found")
+    if not report["ok"]:
+        raise typer.Exit(1)
+
+
 @app.command()
 def demo(
     home: Optional[Path] = HomeOption,

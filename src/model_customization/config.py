@@ -2,15 +2,25 @@
 
 Everything the product stores (the ledger, dataset files, adapters, converted base models, evaluation
 reports) sits under one data home so that a server restart, the CLI and the worker processes see the same state.
+
+An optional config file (TOML: $MODEL_CUSTOMIZATION_CONFIG, else <data home>/config.toml) supplies defaults for
+these variables, API keys included. It is read each time settings are loaded (server start, CLI start, each worker
+process) and its values go into this process's environment only where a variable is not already set, so the
+environment always wins and worker processes started from here inherit the result. See `apply_config_file`.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import re
+import stat
+import tomllib
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from platformdirs import user_data_dir
+
+from model_customization.errors import UserError
 
 HOME_ENV = "MODEL_CUSTOMIZATION_HOME"
 STORE_URL_ENV = "MODEL_CUSTOMIZATION_STORE_URL"
@@ -19,12 +29,18 @@ MAX_LOCAL_JOBS_ENV = "MODEL_CUSTOMIZATION_MAX_LOCAL_JOBS"
 LAUNCHER_ENV = "MODEL_CUSTOMIZATION_WORKER_LAUNCHER"
 BUDGET_PER_JOB_ENV = "MODEL_CUSTOMIZATION_BUDGET_PER_JOB_USD"
 BUDGET_PER_DAY_ENV = "MODEL_CUSTOMIZATION_BUDGET_PER_DAY_USD"
+LEASE_SECONDS_ENV = "MODEL_CUSTOMIZATION_LEASE_SECONDS"  # how long a local job's worker holds it between renewals
+CONFIG_ENV = "MODEL_CUSTOMIZATION_CONFIG"
+CONFIG_FILE_NAME = "config.toml"
+ALLOWED_ROOTS_ENV = "MODEL_CUSTOMIZATION_ALLOWED_ROOTS"  # os.pathsep-separated folders (see paths.py)
+MAX_FILE_BYTES_ENV = "MODEL_CUSTOMIZATION_MAX_FILE_BYTES"  # largest memory file read (bytes, or e.g. "1GiB")
+MAX_LINE_BYTES_ENV = "MODEL_CUSTOMIZATION_MAX_LINE_BYTES"  # longest line of a memory file read (bytes, or "64MiB")
 
 
 @dataclass(frozen=True)
 class Settings:
     home: Path
-    store_url: str
+    store_url: str = field(repr=False)  # may carry a database password: never in a repr
     model_cache: Path  # converted base models (the embedded GGUF as a plain HF folder); shareable between homes
     max_local_jobs: int = 1  # local jobs training at once; the rest wait in the queue
     worker_launcher: str | None = None  # e.g. "accelerate launch --multi_gpu --num_processes 2": one job on several GPUs
@@ -32,6 +48,10 @@ class Settings:
     # paid job needs a confirmation (MCP elicitation, or confirm_cost_usd at least the quote).
     budget_per_job_usd: float = 0.0
     budget_per_day_usd: float = 0.0
+    # Several servers on one ledger: a worker renews its job's lease every third of this; a job whose lease ran out
+    # on another machine is taken over.
+    lease_seconds: float = 60.0
+    config_file: Path | None = None  # the config file whose values were applied, if any
 
     @property
     def datasets_dir(self) -> Path:
@@ -54,6 +74,7 @@ def load_settings(home: str | os.PathLike[str] | None = None) -> Settings:
     """Read settings: an explicit home wins, then $MODEL_CUSTOMIZATION_HOME, then the user's data directory."""
     chosen = Path(home or os.environ.get(HOME_ENV) or user_data_dir("model-customization")).expanduser().resolve()
     chosen.mkdir(parents=True, exist_ok=True)
+    config_file = apply_config_file(chosen)  # before the variables below are read: the file may supply them
     store_url = os.environ.get(STORE_URL_ENV) or f"sqlite:///{chosen / 'ledger.sqlite3'}"
     model_cache = Path(os.environ.get(MODEL_CACHE_ENV) or chosen / "models" / "base").expanduser().resolve()
     raw_limit = os.environ.get(MAX_LOCAL_JOBS_ENV, "1")
@@ -72,7 +93,20 @@ def load_settings(home: str | os.PathLike[str] | None = None) -> Settings:
         worker_launcher=launcher,
         budget_per_job_usd=_dollars(BUDGET_PER_JOB_ENV),
         budget_per_day_usd=_dollars(BUDGET_PER_DAY_ENV),
+        lease_seconds=_lease_seconds(),
+        config_file=config_file,
     )
+
+
+def _lease_seconds() -> float:
+    raw = os.environ.get(LEASE_SECONDS_ENV, "60")
+    try:
+        value = float(raw)
+        if not value >= 1:
+            raise ValueError
+    except ValueError:
+        raise ValueError(f"{LEASE_SECONDS_ENV}={raw!r}: expected a number of seconds, at least 1 (e.g. 60)") from None
+    return value
 
 
 def _dollars(name: str) -> float:
@@ -84,3 +118,126 @@ def _dollars(name: str) -> float:
     except ValueError:
         raise ValueError(f"{name}={raw!r}: expected an amount of US dollars, 0 or more (e.g. 25 or 7.50)") from None
     return value
+
+
+# --- the config file -------------------------------------------------------------------------------------------------
+# Top-level keys of the config file and the variable each one stands for.
+_FILE_KEYS = {"allowed_roots": ALLOWED_ROOTS_ENV, "max_file_bytes": MAX_FILE_BYTES_ENV, "max_line_bytes": MAX_LINE_BYTES_ENV}
+# [env] may set only the variables this product or its provider SDKs read: a config file must not become a way to
+# set PYTHONPATH or LD_PRELOAD for the worker processes.
+_ENV_PREFIXES = ("MODEL_CUSTOMIZATION_", "OPENAI_", "ANTHROPIC_", "AWS_", "HF_")
+_ENV_NOT_SETTABLE = (HOME_ENV, CONFIG_ENV)  # they decide which config file is read
+_SECRET_NAME = re.compile(r"KEY|SECRET|TOKEN|PASSWORD|CREDENTIAL", re.IGNORECASE)
+_URL_WITH_PASSWORD = re.compile(r"://[^/@\s]*:[^/@\s]*@")  # e.g. postgresql://user:password@host/db
+
+
+class ConfigError(UserError, ValueError):
+    """A config file that cannot be used; the message names the file and the key, never a value."""
+
+
+@dataclass(frozen=True)
+class ConfigFile:
+    path: Path
+    # Variable name -> value, top-level settings already translated to their variables. Never printed: keys only.
+    env: dict[str, str] = field(repr=False)
+
+    @property
+    def secret_names(self) -> list[str]:
+        return sorted(name for name, value in self.env.items() if _SECRET_NAME.search(name) or _URL_WITH_PASSWORD.search(value))
+
+
+def config_file_path(home: str | os.PathLike[str]) -> Path | None:
+    """The config file to read: $MODEL_CUSTOMIZATION_CONFIG (which must exist), else <home>/config.toml if present."""
+    named = os.environ.get(CONFIG_ENV)
+    if named:
+        path = Path(named).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"{CONFIG_ENV}={named}: no such file. Create it, or unset {CONFIG_ENV} to use <data home>/{CONFIG_FILE_NAME}.")
+        return path.resolve()
+    default = Path(home) / CONFIG_FILE_NAME
+    return default.resolve() if default.is_file() else None
+
+
+def read_config_file(path: str | os.PathLike[str]) -> ConfigFile:
+    """Parse and check a config file. Errors name the file and the key, never a value (values may be API keys)."""
+    path = Path(path)
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"Cannot read the config file {path}: {type(error).__name__}.") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"The config file {path} is not valid TOML: {error}.") from None
+    env: dict[str, str] = {}
+    for key, value in document.items():
+        if key == "env":
+            if not isinstance(value, dict):
+                raise ConfigError(f"{path}: 'env' must be a table ([env] with NAME = \"value\" lines).")
+            for name, item in value.items():
+                env[_checked_env_name(path, name)] = _env_value(path, f"env.{name}", item)
+        elif key in _FILE_KEYS:
+            env[_FILE_KEYS[key]] = _roots_value(path, value) if key == "allowed_roots" else _env_value(path, key, value)
+        else:
+            raise ConfigError(f"{path}: unknown setting {key!r}. Known: {', '.join([*_FILE_KEYS, 'env'])}.")
+    for key, name in _FILE_KEYS.items():
+        if key in document and name in document.get("env", {}):
+            raise ConfigError(f"{path}: both {key} and env.{name} are given; keep one.")
+    config = ConfigFile(path=path, env=env)
+    _check_permissions(config)
+    return config
+
+
+def apply_config_file(home: str | os.PathLike[str], environ: dict[str, str] | None = None) -> Path | None:
+    """Read the config file (if any) and set each of its variables that `environ` (default: os.environ) lacks.
+
+    Returns the file's path, or None when there is none. Variables already set keep their values: the environment
+    wins over the file, so one process can still override a key for itself.
+    """
+    path = config_file_path(home)
+    if path is None:
+        return None
+    target = os.environ if environ is None else environ
+    for name, value in read_config_file(path).env.items():
+        if not target.get(name):
+            target[name] = value
+    return path
+
+
+def _checked_env_name(path: Path, name: str) -> str:
+    if name in _ENV_NOT_SETTABLE:
+        raise ConfigError(f"{path}: env.{name} cannot be set in the config file (it decides which config file is read); set it in the environment.")
+    if not name.startswith(_ENV_PREFIXES) or not re.fullmatch(r"[A-Z][A-Z0-9_]*", name):
+        raise ConfigError(f"{path}: env.{name} is not a variable the config file may set; allowed: names starting with {', '.join(_ENV_PREFIXES)}.")
+    return name
+
+
+def _env_value(path: Path, key: str, value: object) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ConfigError(f"{path}: {key} must be a string or a number (got a TOML {type(value).__name__}).")
+    return str(value)
+
+
+def _roots_value(path: Path, value: object) -> str:
+    """allowed_roots as the variable holds them: absolute paths (relative ones are relative to the config file)."""
+    if not isinstance(value, list) or not all(isinstance(item, str) and item.strip() for item in value):
+        raise ConfigError(f"{path}: allowed_roots must be a list of folder paths, e.g. allowed_roots = [\"~/notes\", \"/srv/memory\"].")
+    roots = [str((path.parent / Path(item).expanduser()).resolve()) for item in value]
+    for root in roots:
+        if os.pathsep in root:
+            raise ConfigError(f"{path}: the allowed root {root} contains {os.pathsep!r}, which separates roots; rename or link the folder.")
+    return os.pathsep.join(roots)
+
+
+def _check_permissions(config: ConfigFile) -> None:
+    """Like ssh: a file others can change is refused (it can name the worker launcher, which runs), and a file that
+    holds secrets must not be readable by others either."""
+    if os.name == "nt":
+        return  # POSIX mode bits mean nothing there; NTFS ACLs are the user's profile's
+    mode = config.path.stat().st_mode
+    if mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise ConfigError(f"The config file {config.path} is writable by group or others (mode {stat.filemode(mode)}); run: chmod go-w {config.path}")
+    secrets = config.secret_names
+    if secrets and mode & (stat.S_IRGRP | stat.S_IROTH):
+        raise ConfigError(
+            f"The config file {config.path} holds secrets ({', '.join(secrets)}) but is readable by group or others "
+            f"(mode {stat.filemode(mode)}); run: chmod 600 {config.path}"
+        )

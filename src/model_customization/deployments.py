@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from model_customization.errors import NotFoundError, UserError
+from model_customization.paths import resolve_user_path
 from model_customization.workspace import Workspace
 
 GATE_ENV = "MODEL_CUSTOMIZATION_DEPLOY_GATE"
@@ -146,7 +147,7 @@ def set_agent_suite(
 
     agent = _check_agent(agent)
     task = _check_task(task)
-    suite_path = str(Path(suite).expanduser().resolve()) if suite is not None else None
+    suite_path = str(resolve_user_path(suite, what="Suite file")[1]) if suite is not None else None
     found = cases_fingerprint(ws, dataset_id=dataset_id, split=split, suite=suite_path)
     row = {
         "agent": agent,

@@ -33,7 +33,7 @@ def _identify(ws: Workspace, model_id: str) -> tuple[dict[str, Any], set[str]]:
     """(the model section of its lineage, the names evaluations and deployments may use for it)."""
     name = (model_id or "").strip()
     if not name:
-        raise UserError("No model given. Name a model id (list_models or models://index lists them).")
+        raise UserError("No model given. Name a model id (the resource models://index lists them).")
     row = ws.ledger.get_model(name)
     if row:
         model = {**row, "registered": True, "uri": _uri(row["id"])}
@@ -63,7 +63,7 @@ def _identify(ws: Workspace, model_id: str) -> tuple[dict[str, Any], set[str]]:
             return {"id": provider_name, "provider": "local", "kind": "base", "base_model": provider_name, "registered": False, "uri": _uri(provider_name), "note": str(error)}, {provider_name}
         raise NotFoundError(
             f"No model {name!r} in the registry, and it is not a base model either ({error}) "
-            "Read models://index (or list_models) for the registered models; a tuned model's id is the model_id check_job shows."
+            "Read the resource models://index for the registered models; a tuned model's id is the model_id check_job shows."
         ) from error
     return {"id": canonical, "provider": "local", "kind": "base", "base_model": canonical, "registered": False, "uri": _uri(canonical)}, {canonical, provider_name}
 

@@ -20,4 +20,4 @@ class Workspace:
 
     @cached_property
     def ledger(self) -> Ledger:
-        return Ledger(self.settings.store_url)
+        return Ledger(self.settings.store_url, lease_seconds=self.settings.lease_seconds)

@@ -18,7 +18,7 @@ import time
 from array import array
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -27,11 +27,12 @@ from model_customization.datasets.curation import split_into_turn_examples
 from model_customization.datasets.dedupe import NearDuplicateFilter, exact_key, example_text
 from model_customization.datasets.examples import conversation_to_example, example_problem, message_to_dict
 from model_customization.datasets.filters import ConversationFilter
-from model_customization.datasets.redaction import redact_conversation
+from model_customization.datasets.redaction import redact_conversation, redact_text
 from model_customization.datasets.tokens import count_chat_tokens
 from model_customization.errors import NotFoundError, UserError
 from model_customization.memory.detect import SUPPORTED_FORMATS, iter_memory
 from model_customization.memory.records import Conversation, ImportProblem, Message, PreferencePair
+from model_customization.paths import check_readable
 from model_customization.workspace import Workspace
 
 SPLITS = ("train", "validation", "test")
@@ -161,7 +162,7 @@ def build_dataset(
         raise UserError(f"near_duplicate_threshold must be in (0, 1] or null to switch it off (got {near_duplicate_threshold}).")
     resolved = []
     for raw in paths:
-        path = Path(raw).expanduser()
+        path = check_readable(raw, what="Memory path")  # inside the allowed roots (paths.py), links followed
         if not path.exists():
             raise NotFoundError(
                 f"Memory path not found: {raw}. Give an existing file or folder (absolute, or relative to {Path.cwd()})."
@@ -251,7 +252,9 @@ def _build(
         if isinstance(item, ImportProblem):
             problem_count += 1
             if len(problems) < MAX_REPORTED_PROBLEMS:
-                problems.append(str(item))
+                # An importer's message may quote the bad value (a role that is really a pasted key): redact it too.
+                message = redact_text(item.message)[0] if redact else item.message
+                problems.append(str(replace(item, message=message)))
             continue
         if item.source_file not in source_files:
             source_files[item.source_file] = _sha256_file(Path(item.source_file))
@@ -582,6 +585,8 @@ def get_dataset(ws: Workspace, dataset_id: str) -> dict[str, Any]:
 
 
 def read_split(ws: Workspace, dataset_id: str, split: str) -> list[dict[str, Any]]:
+    if split not in SPLITS:  # also keeps a name such as "../x" from reaching the file system
+        raise UserError(f"Unknown split {split[:80]!r}; a dataset has the splits {', '.join(SPLITS)}.")
     row = get_dataset(ws, dataset_id)
     path = Path(row["path"]) / f"{split}.jsonl"
     with path.open(encoding="utf-8") as handle:

@@ -72,6 +72,9 @@ def shingles(text: str, shingle: int = 5) -> set[str]:
     return {normalised[i : i + CHAR_SHINGLE] for i in range(len(normalised) - CHAR_SHINGLE + 1)}
 
 
+LSH_THRESHOLD_CAP = 0.95
+
+
 class NearDuplicateFilter:
     """Streaming near-duplicate filter: feed examples in order; later near-copies of earlier ones are reported."""
 
@@ -85,7 +88,10 @@ class NearDuplicateFilter:
         self.shingle = shingle
         from datasketch import MinHashLSH  # imported here: half a second that server start-up does not need
 
-        self._lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+        # datasketch cannot band a threshold above ~0.97 (it needs at least two bands; 1.0 is a legal setting here).
+        # Every candidate's Jaccard similarity is checked against the real threshold, so a lower LSH threshold only
+        # finds more candidates to check, never more duplicates.
+        self._lsh = MinHashLSH(threshold=min(threshold, LSH_THRESHOLD_CAP), num_perm=num_perm)
         self._hashes: dict[str, MinHash] = {}
 
     def __len__(self) -> int:

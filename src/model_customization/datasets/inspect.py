@@ -19,6 +19,7 @@ from model_customization.datasets.render import is_preference, render_bedrock_cl
 from model_customization.datasets.tokens import count_chat_tokens, encoding_name_for
 from model_customization.datasets.validate import Finding, RowValidator, validate_rows
 from model_customization.errors import NotFoundError, UserError
+from model_customization.paths import check_readable, iter_limited_lines, memory_limits, overlong_line_message
 from model_customization.workspace import Workspace
 
 PROVIDERS = ("openai", "bedrock", "local")
@@ -35,16 +36,21 @@ def _rows(ws: Workspace, dataset_id: str | None, path: str | None) -> tuple[str,
         files = [(split, folder / f"{split}.jsonl") for split in SPLITS]
         source = f"datasets://{dataset_id}"
     else:
-        file = Path(path).expanduser()
+        file = check_readable(path, what="File")  # inside the allowed roots (paths.py), links followed
         if not file.is_file():
             raise NotFoundError(f"File not found: {path}. Give a JSONL file of training examples, or a dataset_id.")
         files = [("train", file)]
         source = str(file.resolve())
 
+    max_line_bytes = memory_limits().max_line_bytes
+
     def generate() -> Iterator[tuple[str, int, Any]]:
         for split, file in files:
             with file.open("rb") as handle:
-                for line_no, raw in enumerate(handle, 1):
+                for line_no, raw in iter_limited_lines(handle, max_line_bytes):
+                    if isinstance(raw, int):  # never read whole, only reported
+                        parse_problems.append(Finding(split, line_no, "error", "line_too_long", overlong_line_message(raw, max_line_bytes)))
+                        continue
                     if not raw.strip():
                         continue
                     try:

@@ -44,6 +44,7 @@ from model_customization.errors import NotFoundError, TransientError, UserError
 from model_customization.evaluation.metrics import MEASUREMENTS, METRICS, score_case
 from model_customization.evaluation.pricing import CHAT_PRICES_READ_ON, CHAT_PRICES_SOURCE, PRICES_ENV, answer_cost_usd
 from model_customization.evaluation.statistics import compare, mean_ci, paired_difference
+from model_customization.paths import resolve_user_path
 from model_customization.providers.chat import chat_with_provider, check_chat_model
 from model_customization.providers.local.inference import generate_greedy_batch
 from model_customization.workspace import Workspace
@@ -208,7 +209,7 @@ def _prepare(
         "batch_size": batch_size,
         "judge": judge,
         "primary_metric": primary_metric,
-        "suite": str(Path(suite).expanduser().resolve()) if suite is not None else None,
+        "suite": str(resolve_user_path(suite, what="Suite file")[1]) if suite is not None else None,
         "pairwise_judge": pairwise_judge,
     }
     prepared = _plan(ws, "ev-" + secrets.token_hex(6), plan)
@@ -237,7 +238,7 @@ def _prepare_resume(ws: Workspace, eval_id: str, dataset_id: str | None, models:
     plan = row.get("plan")
     if not plan:
         raise UserError(f"Evaluation {eval_id} was made by an older version that kept no plan, so it cannot be resumed; run evaluate again without resume.")
-    asked = {"dataset_id": dataset_id, "models": list(models) if models else None, "suite": str(Path(suite).expanduser().resolve()) if suite else None}
+    asked = {"dataset_id": dataset_id, "models": list(models) if models else None, "suite": str(resolve_user_path(suite, what="Suite file")[1]) if suite else None}
     for key, value in asked.items():
         if value is not None and value != plan.get(key):
             raise UserError(f"resume continues {eval_id} as it was started ({key}={plan.get(key)!r}); leave {key} out, or start a new evaluation without resume.")
@@ -351,7 +352,7 @@ def cases_fingerprint(ws: Workspace, *, dataset_id: str | None = None, split: st
         raise UserError("Give either dataset_id or suite.")
     if dataset_id is not None:
         get_dataset(ws, dataset_id)
-    suite_cases = load_suite(Path(suite).expanduser().resolve()) if suite is not None else None
+    suite_cases = load_suite(resolve_user_path(suite, what="Suite file")[1]) if suite is not None else None
     results = _case_rows(ws, dataset_id, split, suite_cases, None)
     if not results:
         raise UserError(f"{suite or dataset_id} has no cases to evaluate on.")
@@ -965,10 +966,18 @@ def suite_metrics(cases: list[dict[str, Any]]) -> list[str]:
 def load_suite(path: Path) -> list[dict[str, Any]]:
     """The cases of a JSONL (.jsonl, .ndjson) or YAML (.yaml, .yml: a list of cases, or {cases: [...]}) suite file,
     each with "source" = "file:line". A case that cannot be used is a UserError naming its file and line."""
+    from model_customization.paths import check_readable
+
+    check_readable(path, what="Suite file")  # inside the allowed roots (paths.py), links followed
     if not path.is_file():
         raise UserError(f"Suite file {path} not found. Give the path of a .jsonl or .yaml file of cases.")
     suffix = path.suffix.lower()
-    text = path.read_text(encoding="utf-8")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw.count(b"\n", 0, error.start) + 1
+        raise UserError(f"{path}:{line}: not UTF-8 text (byte {raw[error.start]:#04x}). Save the suite as UTF-8.") from None
     if suffix in (".jsonl", ".ndjson"):
         located = []
         for number, line in enumerate(text.splitlines(), start=1):
@@ -978,6 +987,8 @@ def load_suite(path: Path) -> list[dict[str, Any]]:
                 located.append((number, json.loads(line)))
             except json.JSONDecodeError as error:
                 raise UserError(f"{path}:{number}: not valid JSON ({error.msg} at column {error.colno}). Each line of a JSONL suite is one case object.") from None
+            except RecursionError:
+                raise UserError(f"{path}:{number}: JSON nested too deeply to read. Each line of a JSONL suite is one flat case object.") from None
     elif suffix in (".yaml", ".yml"):
         located = _yaml_cases(path, text)
     else:
@@ -997,6 +1008,8 @@ def _yaml_cases(path: Path, text: str) -> list[tuple[int, Any]]:
 
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except RecursionError:
+        raise UserError(f"{path}: YAML nested too deeply to read. A suite is a list of flat case mappings.") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""

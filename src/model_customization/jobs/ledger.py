@@ -1,16 +1,26 @@
 """The ledger: the one place where datasets, jobs, their events and metrics, models and evaluations are recorded.
 
-SQLAlchemy Core over SQLite in WAL mode, so the server, the CLI and detached training workers can read and write
-at the same time. Large payloads (dataset examples, adapters, per-case evaluation outputs) live as files under the
-data home; the ledger holds their paths and summaries.
+SQLAlchemy Core over SQLite (WAL mode, so the server, the CLI and detached training workers read and write at the same
+time) or PostgreSQL (a postgresql:// store URL; several servers, on one machine or several, may share it). The schema
+is kept by Alembic migrations (jobs/migrations/), run when a Ledger opens. Large payloads (dataset examples, adapters,
+per-case evaluation outputs) live as files under the data home; the ledger holds their paths and summaries.
+
+Local jobs are handed out with leases: a dispatcher reserves a queued job atomically (one UPDATE ... WHERE status is
+queued and nobody holds it), its worker claims it the same way and renews the lease while it runs, so each job runs
+in exactly one worker however many servers dispatch, and a job whose worker vanished can be taken over.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import socket
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -26,11 +36,21 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
+    func,
     insert,
     select,
+    text,
     update,
 )
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+
+from model_customization.errors import UserError
+
+# The newest migration in jobs/migrations/versions; a ledger already there opens without importing Alembic.
+HEAD_REVISION = "0002_job_leases"
+DEFAULT_LEASE_SECONDS = 60.0  # a worker renews its job's lease every third of this
+HOST_ID_ENV = "MODEL_CUSTOMIZATION_HOST_ID"  # names this machine in leases (default: its host name)
 
 metadata = MetaData()
 
@@ -74,6 +94,9 @@ jobs = Table(
     Column("remote_status", String),
     Column("idempotency_key", String, index=True),
     Column("details", JSON),
+    # Leases (several servers on one ledger): the machine whose worker runs the job, and until when it holds it.
+    Column("worker_host", String),
+    Column("lease_expires_at", Float),
     Column("created_at", Float, nullable=False),
     Column("started_at", Float),
     Column("finished_at", Float),
@@ -210,6 +233,48 @@ agent_suites = Table(
 )
 
 TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
+ACTIVE_LOCAL_STATUSES = ("queued", "running")
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+def normalize_store_url(url: str) -> str:
+    """The SQLAlchemy URL for a store URL: postgresql:// and postgres:// mean PostgreSQL through psycopg 3."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def mask_url(url: str) -> str:
+    """The URL with its password replaced by ***, for messages and logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<a store URL that is not a database URL>"
+
+
+def _scrub(message: str, url: str) -> str:
+    # A driver's error text may quote the connection string; whatever it quotes, the password must not get out.
+    try:
+        password = make_url(url).password
+    except ArgumentError:
+        return "(details withheld: the store URL could not be parsed)"
+    if password:
+        from urllib.parse import quote
+
+        for form in {str(password), quote(str(password), safe=""), quote(str(password))}:
+            message = message.replace(form, "***")
+    return message
+
+
+def this_host() -> str:
+    """The name this machine goes by in job leases: $MODEL_CUSTOMIZATION_HOST_ID, else the host name."""
+    return os.environ.get(HOST_ID_ENV) or socket.gethostname()
+
+
+def _lock_key(name: str) -> int:
+    # PostgreSQL advisory locks take a signed 64-bit key: derive a stable one from the lock's name.
+    return int.from_bytes(hashlib.sha256(f"model-customization:{name}".encode()).digest()[:8], "big", signed=True)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -223,29 +288,93 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 class Ledger:
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.engine: Engine = create_engine(url)
-        if url.startswith("sqlite"):
+    def __init__(self, url: str, *, lease_seconds: float = DEFAULT_LEASE_SECONDS) -> None:
+        full_url = normalize_store_url(url)
+        self.url = mask_url(full_url)  # safe to show; the engine keeps the real one
+        self.lease_seconds = lease_seconds
+        self._local_lock = threading.RLock()  # stands in for a file lock when the database is in memory
+        try:
+            if full_url.startswith("postgresql"):
+                # pre_ping: a server that outlives a database restart gets fresh connections instead of errors.
+                self.engine: Engine = create_engine(full_url, pool_pre_ping=True)
+            else:
+                self.engine = create_engine(full_url)
+        except ImportError as error:
+            raise UserError(
+                f"The store {self.url} needs a database driver that is not installed ({error.name or error}). For PostgreSQL: "
+                "pip install 'model-customization[postgres]' (psycopg 3)."
+            ) from None
+        except (ArgumentError, NoSuchModuleError) as error:
+            raise UserError(
+                f"The store URL {self.url} cannot be opened: {_scrub(str(error), full_url)}. Set MODEL_CUSTOMIZATION_STORE_URL "
+                "to sqlite:////absolute/path/ledger.sqlite3 or postgresql://user:password@host:port/database."
+            ) from None
+        if self.dialect == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        metadata.create_all(self.engine)
-        self._add_missing_columns()
+        try:
+            self.upgrade_schema()
+        except DBAPIError as error:
+            self.engine.dispose()
+            reason = " ".join(_scrub(str(error.orig) if error.orig is not None else str(error), full_url).strip().splitlines())[:500]
+            if self.dialect == "sqlite":
+                advice = "Check that the folder exists and is writable, or set MODEL_CUSTOMIZATION_STORE_URL to another file."
+            else:
+                advice = "Check that the database server is running and that the URL (user, password, host, port, database) is right."
+            raise UserError(f"Cannot open the ledger at {self.url}: {reason}. {advice}") from None
 
-    def _add_missing_columns(self) -> None:
-        """Bring a ledger made by an older version up to date with the nullable columns added since.
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
 
-        Full migrations (Alembic) come with the shared-deployment work; until then new columns are nullable and
-        added in place, so an existing data home keeps working after an upgrade.
+    def schema_revision(self) -> str | None:
+        """The Alembic revision the database is at; None for a new database or one made before migrations."""
+        from sqlalchemy import inspect as inspect_schema
+
+        with self.engine.connect() as conn:
+            if not inspect_schema(conn).has_table("alembic_version"):
+                return None
+            return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+    def upgrade_schema(self) -> None:
+        """Bring the database to the newest schema (`alembic upgrade head`): creates a new ledger, migrates an older one.
+
+        A ledger made before migrations existed (tables, no alembic_version) is adapted by the first revision
+        without losing rows. Processes that open the same new or old ledger at once take turns: an advisory lock on
+        PostgreSQL, a lock file beside the SQLite database.
         """
-        from sqlalchemy import inspect as inspect_schema, text
+        if self.schema_revision() == HEAD_REVISION:
+            return  # the common case: no Alembic import, no lock
+        from alembic import command
+        from alembic.config import Config
 
-        present = {table: {c["name"] for c in inspect_schema(self.engine).get_columns(table)} for table in metadata.tables}
-        with self.transaction() as conn:
-            for table in metadata.sorted_tables:
-                for column in table.columns:
-                    if column.name not in present[table.name] and column.nullable:
-                        kind = column.type.compile(dialect=self.engine.dialect)
-                        conn.execute(text(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}'))
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS_DIR))
+        with self.exclusive("schema"), self.engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+
+    @contextmanager
+    def exclusive(self, name: str) -> Iterator[None]:
+        """A lock named `name`, held for the block, shared by every process that opens this ledger: a session advisory
+        lock on PostgreSQL (so servers on several machines take turns), a lock file beside a SQLite database."""
+        if self.dialect == "postgresql":
+            key = _lock_key(name)
+            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
+                try:
+                    yield
+                finally:
+                    conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+            return
+        database = self.engine.url.database if self.dialect == "sqlite" else None
+        if database and database != ":memory:" and not database.startswith("file:"):
+            from model_customization.storage import file_lock
+
+            with file_lock(Path(f"{database}.{name}.lock")):
+                yield
+            return
+        with self._local_lock:
+            yield
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
@@ -285,14 +414,6 @@ class Ledger:
     def update_job(self, job_id: str, **values: Any) -> None:
         with self.transaction() as conn:
             conn.execute(update(jobs).where(jobs.c.id == job_id).values(updated_at=time.time(), **values))
-
-    def claim_job(self, job_id: str, pid: int) -> bool:
-        """Mark a queued job running for this worker; False if it was cancelled (or taken) in the meantime."""
-        now = time.time()
-        with self.transaction() as conn:
-            query = update(jobs).where(jobs.c.id == job_id, jobs.c.status == "queued")
-            changed = conn.execute(query.values(status="running", started_at=now, updated_at=now, worker_pid=pid)).rowcount
-        return bool(changed)
 
     def finish_job(self, job_id: str, status: str, *, only_if_active: bool = True, **values: Any) -> bool:
         """Move a job to a terminal status once; returns False when it had already ended (e.g. cancelled)."""
@@ -348,6 +469,115 @@ class Ledger:
 
     def metrics(self, job_id: str) -> list[dict[str, Any]]:
         return self._all(select(job_metrics).where(job_metrics.c.job_id == job_id).order_by(job_metrics.c.id))
+
+    # leases (several servers on one ledger) ------------------------------------------------------------------
+    def reserve_job(self, job_id: str, host: str | None = None) -> bool:
+        """Take a queued job for this machine's dispatcher before it launches a worker; False if another dispatcher
+        holds it, it has a worker, or it is no longer queued. One UPDATE, so two dispatchers never both win."""
+        now = time.time()
+        held = (jobs.c.lease_expires_at.is_not(None)) & (jobs.c.lease_expires_at >= now)
+        query = (
+            update(jobs)
+            .where(jobs.c.id == job_id, jobs.c.status == "queued", jobs.c.worker_pid.is_(None), ~held)
+            .values(worker_host=host or this_host(), lease_expires_at=now + self.lease_seconds, updated_at=now)
+            .returning(jobs.c.id)
+        )
+        with self.transaction() as conn:
+            return conn.execute(query).first() is not None
+
+    def attach_worker(self, job_id: str, pid: int, host: str | None = None) -> bool:
+        """Record the process launched for a job this machine reserved (unless the worker already claimed it)."""
+        now = time.time()
+        query = (
+            update(jobs)
+            .where(jobs.c.id == job_id, jobs.c.worker_host == (host or this_host()), jobs.c.worker_pid.is_(None))
+            .where(jobs.c.status.in_(ACTIVE_LOCAL_STATUSES))
+            .values(worker_pid=pid, attempts=func.coalesce(jobs.c.attempts, 0) + 1, updated_at=now)
+            .returning(jobs.c.id)
+        )
+        with self.transaction() as conn:
+            attached = conn.execute(query).first() is not None
+            if not attached:  # the worker claimed it first (with its own pid under a launcher): count the launch all the same
+                query = update(jobs).where(jobs.c.id == job_id, jobs.c.worker_host == (host or this_host()), jobs.c.status.in_(ACTIVE_LOCAL_STATUSES))
+                conn.execute(query.values(attempts=func.coalesce(jobs.c.attempts, 0) + 1))
+        return attached
+
+    def release_job(self, job_id: str, *, only_expired: bool = True) -> bool:
+        """Give back a reservation whose worker never started (its dispatcher died): the job waits in the queue again."""
+        now = time.time()
+        query = update(jobs).where(jobs.c.id == job_id, jobs.c.status == "queued", jobs.c.worker_pid.is_(None))
+        if only_expired:
+            query = query.where(jobs.c.lease_expires_at < now)
+        with self.transaction() as conn:
+            return conn.execute(query.values(worker_host=None, lease_expires_at=None, updated_at=now).returning(jobs.c.id)).first() is not None
+
+    def claim_job(self, job_id: str, pid: int, host: str | None = None) -> bool:
+        """Mark a queued job running for this worker; False if it was cancelled or taken in the meantime.
+
+        UPDATE ... WHERE status = 'queued' RETURNING: on SQLite writers take turns, on PostgreSQL a second claimer
+        waits for the first one's row lock and then finds the job running; either way exactly one claim wins.
+        """
+        now = time.time()
+        query = (
+            update(jobs)
+            .where(jobs.c.id == job_id, jobs.c.status == "queued")
+            .values(status="running", started_at=now, updated_at=now, worker_pid=pid, worker_host=host or this_host(), lease_expires_at=now + self.lease_seconds)
+            .returning(jobs.c.id)
+        )
+        with self.transaction() as conn:
+            return conn.execute(query).first() is not None
+
+    def renew_lease(self, job_id: str, pid: int, host: str | None = None) -> bool:
+        """Extend the lease of a job this worker holds; False when it holds it no longer."""
+        now = time.time()
+        query = (
+            update(jobs)
+            .where(jobs.c.id == job_id, jobs.c.worker_pid == pid, jobs.c.worker_host == (host or this_host()))
+            .where(jobs.c.status.in_(ACTIVE_LOCAL_STATUSES))
+            .values(lease_expires_at=now + self.lease_seconds)
+            .returning(jobs.c.id)
+        )
+        with self.transaction() as conn:
+            return conn.execute(query).first() is not None
+
+    @contextmanager
+    def lease_heartbeat(self, job_id: str, pid: int, on_lost: Callable[[dict[str, Any] | None], None] | None = None, interval: float | None = None) -> Iterator[None]:
+        """Renew the job's lease from a background thread while the block runs (a worker wraps its training in this).
+
+        Once the job has been running under this worker, finding it ended (cancelled from another machine) or held by
+        another worker (taken over after a lease ran out) calls `on_lost(job)` once, so the worker can stop instead of
+        training a job that is no longer its own. Database errors are retried at the next beat.
+        """
+        host = this_host()
+        stop = threading.Event()
+        pause = interval if interval is not None else self.lease_seconds / 3
+
+        def beat() -> None:
+            held_once = False  # the job has run under this worker: from then on, any other owner means it was lost
+            while not stop.wait(pause):
+                try:
+                    renewed = self.renew_lease(job_id, pid, host)
+                    job = self.get_job(job_id)
+                except Exception:  # noqa: BLE001 - a database hiccup: the lease is long enough to try again
+                    continue
+                if renewed:
+                    held_once = held_once or bool(job and job["status"] == "running")
+                    continue
+                if job is not None and job["status"] in TERMINAL_STATUSES and job["status"] != "cancelled":
+                    return  # it ended (this worker finished it, or it failed): nothing more to hold
+                cancelled = job is None or job["status"] == "cancelled"
+                if cancelled or held_once:  # before its first claim the worker may simply not be attached yet
+                    if on_lost:
+                        on_lost(job)
+                    return
+
+        thread = threading.Thread(target=beat, name=f"lease-{job_id}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(timeout=5)
 
     # models ---------------------------------------------------------------------------------------------------
     def add_model(self, row: dict[str, Any]) -> None:

@@ -8,6 +8,8 @@ A worker that dies without reporting is noticed by the next dispatch and its job
 from __future__ import annotations
 
 import json
+import os
+from contextlib import contextmanager
 import secrets
 import time
 from pathlib import Path
@@ -15,8 +17,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from model_customization.datasets.build import get_dataset
-from model_customization.errors import NotFoundError, UserError
-from model_customization.jobs.ledger import TERMINAL_STATUSES
+from model_customization.errors import NotFoundError, TransientError, UserError
+from model_customization.jobs.ledger import TERMINAL_STATUSES, this_host
 from model_customization.jobs.processes import spawn_worker, stop_worker, worker_alive
 from model_customization.providers.local.hyperparameters import parse_hyperparameters
 from model_customization.providers.local.models import EMBEDDED_MODEL, check_base_model, check_chat_template, is_embedded
@@ -28,6 +30,13 @@ PROVIDERS = ("local", "openai", "bedrock")
 METHODS = ("sft", "dpo")
 MAX_AUTOMATIC_RESUMES = 3  # a worker that keeps dying (e.g. killed for memory) must not be restarted forever
 ACTIVE_STATUSES = ("queued", "running")
+# Polling a cloud job: a transient failure (timeout, 5xx, dropped connection, rate limit) is retried this many times
+# in one check, waiting 1, 2 ... s (at most POLL_MAX_BACKOFF_SECONDS), each retry and a give-up a job event. Kept
+# short: the waits hold up check_job and list_jobs, and the next check polls again anyway.
+POLL_ATTEMPTS = 3
+POLL_BACKOFF_SECONDS = 1.0  # MODEL_CUSTOMIZATION_POLL_BACKOFF_SECONDS overrides it (tests: 0)
+POLL_MAX_BACKOFF_SECONDS = 2.0
+PROVIDER_NAMES = {"openai": "OpenAI", "bedrock": "Bedrock"}
 
 
 def _iso(timestamp: float | None) -> str | None:
@@ -253,13 +262,43 @@ def _refresh_cloud(ws: Workspace, job: dict[str, Any]) -> dict[str, Any]:
         return job
     from model_customization.providers.base import cloud_provider
 
-    try:
-        cloud_provider(job["provider"]).refresh(ws, job)
-    except UserError as error:
-        ws.ledger.add_event(job["id"], f"could not reach {job['provider']} to refresh: {error}", "warning")
-    except Exception as error:  # noqa: BLE001 - a network failure while polling must not break check_job or list_jobs
-        ws.ledger.add_event(job["id"], f"could not refresh from {job['provider']} ({type(error).__name__}); showing the last known state", "warning")
+    provider = cloud_provider(job["provider"])
+    shown = PROVIDER_NAMES.get(job["provider"], job["provider"])
+    for attempt in range(1, POLL_ATTEMPTS + 1):
+        try:
+            provider.refresh(ws, _require_job(ws, job["id"]))
+            break
+        except TransientError as error:
+            # A network blip, a timeout, a 5xx or a rate limit: wait and poll again; the job is never failed for it.
+            if attempt == POLL_ATTEMPTS:
+                ws.ledger.add_event(
+                    job["id"],
+                    f"{shown} still unreachable after {POLL_ATTEMPTS} attempts ({error}); the job keeps its last known "
+                    f"state ({job['status']}) and the next check_job polls again",
+                    "warning",
+                )
+                break
+            delay = poll_retry_delay(attempt, error.retry_after)
+            ws.ledger.add_event(job["id"], f"{shown} unreachable: retrying in {delay:g} s (attempt {attempt + 1}/{POLL_ATTEMPTS}): {error}", "warning")
+            time.sleep(delay)
+        except UserError as error:
+            ws.ledger.add_event(job["id"], f"could not refresh from {shown}: {error}", "warning")
+            break
+        except Exception as error:  # noqa: BLE001 - a failure while polling must not break check_job or list_jobs
+            ws.ledger.add_event(job["id"], f"could not refresh from {shown} ({type(error).__name__}); showing the last known state", "warning")
+            break
     return _require_job(ws, job["id"])
+
+
+def poll_retry_delay(attempt: int, retry_after: float | None = None) -> float:
+    """Seconds before poll attempt+1: what the provider asked for (Retry-After), else doubling from POLL_BACKOFF_SECONDS."""
+    if retry_after is not None:
+        return min(retry_after, POLL_MAX_BACKOFF_SECONDS)
+    try:
+        base = max(0.0, float(os.environ.get("MODEL_CUSTOMIZATION_POLL_BACKOFF_SECONDS", POLL_BACKOFF_SECONDS)))
+    except ValueError:
+        base = POLL_BACKOFF_SECONDS
+    return min(base * 2 ** (attempt - 1), POLL_MAX_BACKOFF_SECONDS)
 
 
 def _check_continue_from(ws: Workspace, model_id: str, base_model: str, hp: Any) -> None:
@@ -331,13 +370,23 @@ def pause_job(ws: Workspace, job_id: str) -> dict[str, Any]:
 
 
 def _requeue(ws: Workspace, job: dict[str, Any], message: str) -> None:
-    ws.ledger.update_job(job["id"], status="queued", worker_pid=None, error=None, finished_at=None, eta_seconds=None, queued_at=time.time())
+    ws.ledger.update_job(
+        job["id"], status="queued", worker_pid=None, worker_host=None, lease_expires_at=None, error=None, finished_at=None, eta_seconds=None, queued_at=time.time()
+    )
     ws.ledger.add_event(job["id"], message)
 
 
+@contextmanager
 def _queue_lock(ws: Workspace):
-    # The server, the CLI and finishing workers all dispatch: one at a time, or two could fill the same slot.
-    return file_lock(ws.settings.home / ".queue.lock")
+    # The server, the CLI and finishing workers all dispatch: one at a time, or two could fill the same slot. The
+    # ledger's own lock extends that to servers with other data homes, or on other machines, sharing the ledger.
+    with file_lock(ws.settings.home / ".queue.lock"), ws.ledger.exclusive("dispatch"):
+        yield
+
+
+def _reserved(job: dict[str, Any], now: float) -> bool:
+    """Reserved by a dispatcher (this machine's or another's) whose worker has not been recorded yet."""
+    return not job["worker_pid"] and bool(job.get("worker_host")) and (job.get("lease_expires_at") or 0) >= now
 
 
 def dispatch(ws: Workspace) -> list[str]:
@@ -347,22 +396,38 @@ def dispatch(ws: Workspace) -> list[str]:
     queue moves without a scheduler process. Returns the ids of the jobs launched.
     """
     launched = []
+    host = this_host()
     with _queue_lock(ws):
         active = [j for j in ws.ledger.list_jobs() if j["provider"] == "local" and j["status"] in ACTIVE_STATUSES]
         for job in active:
-            if job["worker_pid"]:
+            if job["worker_pid"] or job.get("worker_host"):
                 _notice_dead_worker(ws, job)
         jobs_now = [ws.ledger.get_job(j["id"]) for j in active]
-        running = [j for j in jobs_now if j and j["status"] in ACTIVE_STATUSES and j["worker_pid"]]
-        waiting = sorted((j for j in jobs_now if j and j["status"] == "queued" and not j["worker_pid"]), key=lambda j: (j["queued_at"] or j["created_at"]))
-        for job in waiting[: max(0, ws.settings.max_local_jobs - len(running))]:
+        now = time.time()
+        # max_local_jobs is per machine: count this machine's workers (and its reservations not launched yet).
+        running = [
+            j for j in jobs_now
+            if j and j["status"] in ACTIVE_STATUSES and (j["worker_pid"] or _reserved(j, now)) and (j.get("worker_host") or host) == host
+        ]
+        waiting = sorted(
+            (j for j in jobs_now if j and j["status"] == "queued" and not j["worker_pid"] and not _reserved(j, now)),
+            key=lambda j: (j["queued_at"] or j["created_at"]),
+        )
+        free_slots = max(0, ws.settings.max_local_jobs - len(running))
+        for job in waiting:
+            if free_slots <= 0:
+                break
+            # Atomic: of several servers dispatching the same queue, exactly one reserves the job and launches it.
+            if not ws.ledger.reserve_job(job["id"], host):
+                continue
+            free_slots -= 1
             try:
                 pid = spawn_worker(ws.settings.home, job["id"], ws.settings.jobs_dir / job["id"] / "worker.log", launcher=job.get("launcher"))
             except OSError as error:
                 ws.ledger.finish_job(job["id"], "failed", error=f"could not start the worker: {error}")
                 continue
-            ws.ledger.update_job(job["id"], worker_pid=pid, attempts=(job["attempts"] or 0) + 1)
-            ws.ledger.add_event(job["id"], f"worker process {pid} launched")
+            ws.ledger.attach_worker(job["id"], pid, host)
+            ws.ledger.add_event(job["id"], f"worker process {pid} launched on {host}")
             launched.append(job["id"])
     return launched
 
@@ -377,18 +442,33 @@ def _require_job(ws: Workspace, job_id: str) -> dict[str, Any]:
 def _notice_dead_worker(ws: Workspace, job: dict[str, Any]) -> dict[str, Any]:
     """A worker that vanished without reporting (killed, out of memory, machine restarted): resume its job from the
     last checkpoint, up to MAX_AUTOMATIC_RESUMES launches; after that the job fails with the reason."""
-    if job["status"] in TERMINAL_STATUSES or not job["worker_pid"]:
+    if job["status"] in TERMINAL_STATUSES or not (job["worker_pid"] or job.get("worker_host")):
         return job
-    if worker_alive(job["worker_pid"], job["id"]):
+    if not job["worker_pid"]:
+        # Reserved by a dispatcher that never recorded a worker (it died in between): queued again once its lease ends.
+        if (job.get("lease_expires_at") or 0) < time.time() and ws.ledger.release_job(job["id"]):
+            ws.ledger.add_event(job["id"], f"the reservation by {job['worker_host']} ran out before a worker started; back in the queue", "warning")
+        return ws.ledger.get_job(job["id"]) or job
+    elsewhere = job.get("worker_host") not in (None, this_host())
+    if elsewhere:
+        # Another machine's worker: its process cannot be seen from here, only whether it keeps renewing its lease.
+        if (job.get("lease_expires_at") or 0) >= time.time():
+            return job
+    elif worker_alive(job["worker_pid"], job["id"]):
         return job
-    # The worker may have finished between our read and the liveness check: read again before judging.
+    # The worker may have finished (or renewed its lease) between our read and the check: read again before judging.
     fresh = ws.ledger.get_job(job["id"]) or job
     if fresh["status"] in TERMINAL_STATUSES or fresh["worker_pid"] != job["worker_pid"]:
+        return fresh
+    if elsewhere and (fresh.get("lease_expires_at") or 0) >= time.time():
         return fresh
     from model_customization.providers.local.train import latest_checkpoint
 
     log = ws.settings.jobs_dir / job["id"] / "worker.log"
-    lost = f"the worker process {job['worker_pid']} ended without reporting a result (log: {log})"
+    if elsewhere:
+        lost = f"the worker process {job['worker_pid']} on {job['worker_host']} stopped renewing its lease; taken over by {this_host()}"
+    else:
+        lost = f"the worker process {job['worker_pid']} ended without reporting a result (log: {log})"
     if (fresh["attempts"] or 1) < MAX_AUTOMATIC_RESUMES:
         checkpoint = latest_checkpoint(ws, job["id"])
         where = f"from checkpoint {checkpoint.name}" if checkpoint else "from the start (no checkpoint yet)"
@@ -476,16 +556,19 @@ def cancel_job(ws: Workspace, job_id: str) -> dict[str, Any]:
         return check_job(ws, job_id)
     # Record the cancellation first, so a worker finishing at this moment cannot mark the job succeeded after it.
     ws.ledger.finish_job(job_id, "cancelled")
-    stopped = stop_worker(job["worker_pid"], job_id) if job["worker_pid"] else True
+    # A worker on another machine (a server sharing the ledger) cannot be signalled from here: it sees the
+    # cancellation at its next lease renewal and stops itself.
+    elsewhere = job["worker_pid"] and job.get("worker_host") not in (None, this_host())
+    stopped = stop_worker(job["worker_pid"], job_id) if job["worker_pid"] and not elsewhere else True
     from model_customization.providers.local.train import latest_checkpoint
 
     checkpoint = latest_checkpoint(ws, job_id)
     kept = f"; checkpoint {checkpoint.name} kept (start_job with resume={job_id!r} continues from it)" if checkpoint else ""
-    ws.ledger.add_event(
-        job_id,
-        (f"cancelled; worker process {job['worker_pid']} stopped" if stopped else f"cancelled, but worker process {job['worker_pid']} did not stop") + kept,
-        "info" if stopped else "error",
-    )
+    if elsewhere:
+        said = f"cancelled; worker process {job['worker_pid']} on {job['worker_host']} stops at its next lease renewal"
+    else:
+        said = f"cancelled; worker process {job['worker_pid']} stopped" if stopped else f"cancelled, but worker process {job['worker_pid']} did not stop"
+    ws.ledger.add_event(job_id, said + kept, "info" if stopped else "error")
     return check_job(ws, job_id)
 
 

@@ -49,6 +49,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from model_customization.paths import iter_limited_lines, memory_limits, overlong_line_message
+
 from .openai_chat import LineError, parse_json_line
 from .records import Conversation, ImportProblem, Message, Outcome, ToolCall
 
@@ -90,8 +92,12 @@ def iter_claude_code(path: Path, include_thinking: bool = False) -> Iterator[Con
     path = Path(path)
     lines: list[_Line] = []
     # Transcripts are a tree, so the whole file is read before anything is yielded; problems are yielded at once.
+    max_line_bytes = memory_limits().max_line_bytes
     with path.open("rb") as fh:
-        for line_no, raw in enumerate(fh, start=1):
+        for line_no, raw in iter_limited_lines(fh, max_line_bytes):
+            if isinstance(raw, int):
+                yield ImportProblem(str(path), line_no, overlong_line_message(raw, max_line_bytes))
+                continue
             if not raw.strip():
                 continue
             try:

@@ -7,6 +7,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from model_customization.paths import iter_files_within_roots, iter_limited_lines, memory_limits, oversized_file_message
+
 from .chatgpt_export import FEEDBACK_FORMAT as CHATGPT_FEEDBACK
 from .chatgpt_export import FORMAT as CHATGPT_EXPORT
 from .chatgpt_export import SHARED_INDEX_FORMAT as CHATGPT_SHARED_INDEX
@@ -62,7 +64,9 @@ def detect_format(path: Path) -> str | None:
                     return fmt.name
     with path.open("rb") as fh:
         seen = 0
-        for raw in fh:
+        for _, raw in iter_limited_lines(fh, memory_limits().max_line_bytes):
+            if isinstance(raw, int):
+                continue  # an over-long line: the importer reports it
             if not raw.strip():
                 continue
             seen += 1
@@ -114,14 +118,21 @@ def iter_memory(paths: Sequence[Path], **options: Any) -> Iterator[Record]:
 
 def _iter_files(paths: list[Path], options: dict[str, Any]) -> Iterator[Record]:
     for path in paths:
-        files = (
-            sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in MEMORY_SUFFIXES) if path.is_dir() else [path]
-        )
-        for file in files:
-            yield from _iter_file(file, options)
+        # Folders are walked without following links that point outside the allowed roots (paths.py); those are
+        # reported instead.
+        files = iter_files_within_roots(path, MEMORY_SUFFIXES) if path.is_dir() else [(path, None)]
+        for file, refused in files:
+            if refused:
+                yield ImportProblem(str(file), 0, refused)
+            else:
+                yield from _iter_file(file, options)
 
 
 def _iter_file(file: Path, options: dict[str, Any]) -> Iterator[Record]:
+    size, limit = file.stat().st_size, memory_limits().max_file_bytes
+    if size > limit:
+        yield ImportProblem(str(file), 0, oversized_file_message(size, limit))
+        return
     if _is_blank(file):
         yield ImportProblem(str(file), 0, "empty file")
         return

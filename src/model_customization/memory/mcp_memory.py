@@ -46,6 +46,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from model_customization.paths import memory_limits, overlong_line_message
+
 from .formats import MemoryFormat
 from .openai_chat import LineError, parse_json_line
 from .records import Conversation, ImportProblem, Message
@@ -105,7 +107,11 @@ def iter_mcp_memory(path: Path) -> Iterator[Conversation | ImportProblem]:
     if document is not None:
         yield from _read_document(document, graph, file)
     else:
-        for line_no, raw in enumerate(data.splitlines(), start=1):
+        max_line_bytes = memory_limits().max_line_bytes
+        for line_no, raw in enumerate(data.splitlines(), start=1):  # the whole file is in memory already (size-limited)
+            if len(raw) > max_line_bytes:
+                yield ImportProblem(file, line_no, overlong_line_message(len(raw), max_line_bytes))
+                continue
             if not raw.strip():
                 continue
             try:

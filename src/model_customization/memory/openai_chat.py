@@ -22,6 +22,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from model_customization.paths import iter_limited_lines, memory_limits, overlong_line_message
+
 from .records import Conversation, ImportProblem, Message, PreferencePair, ToolCall
 
 SOURCE_FORMAT = "openai_chat"
@@ -40,8 +42,12 @@ def iter_json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]] | ImportP
     Binary reading with per-line decoding: one line of invalid UTF-8 must not cost the other lines of the file.
     Blank lines are skipped.
     """
+    max_line_bytes = memory_limits().max_line_bytes
     with Path(path).open("rb") as fh:
-        for line_no, raw in enumerate(fh, start=1):
+        for line_no, raw in iter_limited_lines(fh, max_line_bytes):
+            if isinstance(raw, int):
+                yield ImportProblem(str(path), line_no, overlong_line_message(raw, max_line_bytes))
+                continue
             if not raw.strip():
                 continue
             try:

@@ -41,6 +41,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from model_customization.paths import iter_limited_lines, memory_limits, overlong_line_message
+
 from .formats import MemoryFormat
 from .openai_chat import LineError, _conversation, _json_type, parse_json_line
 from .records import Conversation, ImportProblem, Outcome
@@ -170,8 +172,12 @@ def iter_tau_bench(path: Path) -> Iterator[Result]:
 
 def _tau_lines(path: Path) -> Iterator[Result]:
     index = 0
+    max_line_bytes = memory_limits().max_line_bytes
     with path.open("rb") as fh:
-        for line_no, raw in enumerate(fh, start=1):
+        for line_no, raw in iter_limited_lines(fh, max_line_bytes):
+            if isinstance(raw, int):
+                yield ImportProblem(str(path), line_no, overlong_line_message(raw, max_line_bytes))
+                continue
             if not raw.strip():
                 continue
             index += 1

@@ -11,7 +11,6 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 
 from model_customization.errors import NotFoundError, UserError
-from model_customization.evaluation.runner import get_evaluation
 from model_customization.jobs import orchestrator
 from model_customization.workspace import Workspace
 
@@ -147,6 +146,8 @@ def register(server: MCPServer, ws: Workspace) -> None:
         from model_customization.evaluation.report import differing_cases
 
         try:
+            from model_customization.evaluation.runner import get_evaluation  # loaded on first use
+
             evaluation = get_evaluation(ws, eval_id, cases=1000)
         except NotFoundError as error:
             raise ResourceNotFoundError(str(error)) from error

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+from mcp.server.auth.provider import TokenVerifier
+from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
 
 from model_customization import __version__
@@ -24,13 +26,20 @@ turns prompts and principles into critiqued-and-revised SFT and DPO datasets. Da
 rollback_deployment undoes it; agents://{name} shows it) and prompt_model(agent=...) uses it."""
 
 
-def build_server(ws: Workspace | None = None, home: str | os.PathLike[str] | None = None) -> MCPServer:
+def build_server(
+    ws: Workspace | None = None,
+    home: str | os.PathLike[str] | None = None,
+    *,
+    auth: AuthSettings | None = None,
+    token_verifier: TokenVerifier | None = None,
+) -> MCPServer:
+    """auth and token_verifier (bearer tokens for streamable HTTP) come from server.http.http_access."""
     workspace = ws or Workspace.open(home)
     # Jobs whose worker died while no server ran resume now, and queued jobs start if a slot is free.
     from model_customization.jobs.orchestrator import dispatch
 
     dispatch(workspace)
-    server = MCPServer(name="model-customization", version=__version__, instructions=INSTRUCTIONS)
+    server = MCPServer(name="model-customization", version=__version__, instructions=INSTRUCTIONS, auth=auth, token_verifier=token_verifier)
     datasets.register(server, workspace)
     jobs.register(server, workspace)
     models.register(server, workspace)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import functools
+import logging
+import re
+import secrets
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -16,12 +19,60 @@ from model_customization.errors import UserError
 T = TypeVar("T")
 
 
+logger = logging.getLogger(__name__)
+
+# An error that quotes a 100k-character argument back helps no one; longer messages keep their start and end.
+MAX_ERROR_CHARS = 2000
+
+
+def refuse_invalid_text(*values: Any) -> None:
+    """A ToolError for a string (at any depth) holding a lone surrogate: it is not Unicode text, so it can be neither
+    stored, sent to a provider nor written back as JSON. A real JSON transport already refuses such escapes; this
+    covers in-process clients and any transport that lets them through."""
+    pending = list(values)
+    while pending:
+        value = pending.pop()
+        if isinstance(value, str):
+            if _SURROGATE.search(value):
+                shown = ascii(value if len(value) <= 80 else value[:80] + "...")
+                raise ToolError(f"The argument {shown} is not valid Unicode text (it holds a lone surrogate); send it as UTF-8 text.")
+        elif isinstance(value, dict):
+            pending.extend(value.keys())
+            pending.extend(value.values())
+        elif isinstance(value, (list, tuple, set, frozenset)):
+            pending.extend(value)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def shorten_message(text: str) -> str:
+    if len(text) <= MAX_ERROR_CHARS:
+        return text
+    cut = len(text) - MAX_ERROR_CHARS
+    return f"{text[: MAX_ERROR_CHARS * 2 // 3]} [...{cut} characters cut...] {text[-MAX_ERROR_CHARS // 3 :]}"
+
+
 async def run_domain(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run a blocking domain call in a worker thread; a UserError reaches the agent as a ToolError with its text."""
+    """Run a blocking domain call in a worker thread; a UserError reaches the agent as a ToolError with its text.
+
+    Anything else is a bug: the agent gets a short error id and what to do, the traceback goes to the server log under
+    that id (never to the client, whose text could leak paths or data and cannot act on it)."""
+    refuse_invalid_text(args, kwargs)
     try:
         return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
     except UserError as error:
-        raise ToolError(str(error)) from error
+        raise ToolError(shorten_message(str(error))) from error
+    except ToolError:
+        raise
+    except Exception as error:
+        error_id = secrets.token_hex(4)
+        name = (getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or type(fn).__name__).rsplit("<locals>.", 1)[-1]
+        logger.error("internal error %s in %s: %s", error_id, name, type(error).__name__, exc_info=error)
+        raise ToolError(
+            f"Internal error {error_id} in {name}: a bug in this server, not a problem found in your arguments. "
+            "Try again; if it happens again, report the id (the server log has the details) and use another route meanwhile."
+        ) from error
 
 
 def progress_reporter(ctx: Context | None) -> Callable[[float, float | None, str], None] | None:

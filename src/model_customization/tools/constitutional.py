@@ -8,7 +8,6 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
-from model_customization.datasets.constitutional import generate_constitutional_data
 from model_customization.tools.common import progress_reporter, run_domain
 from model_customization.workspace import Workspace
 
@@ -83,6 +82,8 @@ def register(server: MCPServer, ws: Workspace) -> None:
         comes back empty is reported in failures and left out. Prompts are redacted before they are sent. Next:
         inspect_dataset on either id, then start_job.
         """
+        from model_customization.datasets.constitutional import generate_constitutional_data  # loaded on first use: start-up stays short
+
         report = progress_reporter(ctx)
         result = await run_domain(
             generate_constitutional_data,

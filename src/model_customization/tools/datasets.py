@@ -10,9 +10,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
-from model_customization.datasets.build import build_dataset
 from model_customization.datasets.filters import ConversationFilter
-from model_customization.datasets.inspect import inspect_dataset as run_inspection
 from model_customization.tools.common import progress_reporter, run_domain
 from model_customization.workspace import Workspace
 
@@ -111,6 +109,8 @@ def register(server: MCPServer, ws: Workspace) -> None:
         kept; the card (resource_uri) counts everything left out and why. The same content always gets the same
         dataset_id. Free; seconds for typical memory. Next: inspect_dataset to validate and quote, then start_job.
         """
+        from model_customization.datasets.build import build_dataset  # loaded on first use: start-up stays short
+
         report = progress_reporter(ctx)
         try:
             filters = ConversationFilter(outcome=outcome, min_turns=min_turns, max_turns=max_turns, since=since, until=until, tool_calls=tool_calls, sources=sources)
@@ -170,6 +170,8 @@ def register(server: MCPServer, ws: Workspace) -> None:
         per-example token limit and OpenAI's default epoch rule, and quotes billed tokens and dollars (prices dated), or
         for local jobs the trained tokens and an estimated time. Free; takes seconds.
         """
+        from model_customization.datasets.inspect import inspect_dataset as run_inspection  # loaded on first use
+
         result = await run_domain(
             run_inspection, ws, dataset_id=dataset_id, path=path, provider=provider, model=model, epochs=epochs, max_seq_length=max_seq_length
         )

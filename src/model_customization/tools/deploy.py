@@ -8,9 +8,6 @@ from mcp.server.mcpserver import MCPServer
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
-from model_customization.deployments import deploy_model as deploy_to_agent
-from model_customization.deployments import rollback
-from model_customization.deployments import set_agent_suite as set_agent_suite_domain
 from model_customization.tools.common import run_domain
 from model_customization.workspace import Workspace
 
@@ -78,6 +75,8 @@ def register(server: MCPServer, ws: Workspace) -> None:
         deployment is refused: run evaluate with both models first. force=true with a reason skips the gate and is
         recorded. Every change is kept in agents://{agent}; rollback_deployment undoes one.
         """
+        from model_customization.deployments import deploy_model as deploy_to_agent  # loaded on first use
+
         return _result(await run_domain(deploy_to_agent, ws, agent, model, task, eval_id=eval_id, force=force, reason=reason))
 
     @server.tool(annotations=ToolAnnotations(title="Roll back a deployment", read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False))
@@ -89,6 +88,8 @@ def register(server: MCPServer, ws: Workspace) -> None:
 
         The rollback is recorded in agents://{agent} as a new entry; no gate applies, as the earlier model had served before.
         """
+        from model_customization.deployments import rollback
+
         return _result(await run_domain(rollback, ws, agent, task))
 
     @server.tool(annotations=ToolAnnotations(title="Set the cases an agent is judged on", read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False))
@@ -103,4 +104,6 @@ def register(server: MCPServer, ws: Workspace) -> None:
         evaluation of exactly those cases, whole and as they are now (not a limited run, not an older version of
         the file). agents://{agent} shows them.
         """
+        from model_customization.deployments import set_agent_suite as set_agent_suite_domain
+
         return AgentSuite(**await run_domain(set_agent_suite_domain, ws, agent, task, suite=suite, dataset_id=dataset_id, split=split))

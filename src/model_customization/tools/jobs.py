@@ -12,7 +12,6 @@ from mcp.types import CallToolResult, ImageContent, TextContent, ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from model_customization.jobs import orchestrator
-from model_customization.jobs.plots import loss_curve_png
 from model_customization.providers.bedrock.hyperparameters import BedrockHyperparameters
 from model_customization.providers.local.hyperparameters import LocalHyperparameters
 from model_customization.providers.openai.hyperparameters import OpenAIHyperparameters
@@ -224,6 +223,8 @@ def register(server: MCPServer, ws: Workspace) -> None:
         content: list[TextContent | ImageContent] = [TextContent(type="text", text=status.model_dump_json(indent=2))]
         if include_loss_curve:
             try:
+                from model_customization.jobs.plots import loss_curve_png  # loaded on first use
+
                 png = await run_domain(loss_curve_png, ws, job_id)
                 content.append(Image(data=png, format="png").to_image_content())
             except ToolError as error:  # no metrics yet: the status is still the answer, the note says why no image

@@ -14,7 +14,7 @@ from model_customization.errors import UserError
 from model_customization.evaluation.runner import DEFAULT_CONCURRENCY, MAX_CONCURRENCY, evaluate_async
 from model_customization.providers.chat import chat
 from model_customization.providers.local.models import EMBEDDED_MODEL
-from model_customization.tools.common import run_domain
+from model_customization.tools.common import refuse_invalid_text, run_domain, shorten_message
 from model_customization.workspace import Workspace
 
 
@@ -232,6 +232,7 @@ def register(server: MCPServer, ws: Workspace) -> None:
                 except Exception:  # noqa: BLE001 - a client that went away must not stop the evaluation
                     pass
 
+        refuse_invalid_text(models, dataset_id, judge, primary_metric, suite, pairwise_judge, resume)
         try:
             result = await evaluate_async(
                 ws,
@@ -249,7 +250,7 @@ def register(server: MCPServer, ws: Workspace) -> None:
                 resume=resume,
             )
         except UserError as error:
-            raise ToolError(str(error)) from error
+            raise ToolError(shorten_message(str(error))) from error
         evaluation = EvaluationResult(
             eval_id=result["id"],
             dataset_id=result["dataset_id"],

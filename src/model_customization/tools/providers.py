@@ -12,8 +12,6 @@ from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
 from model_customization.errors import NotFoundError, UserError
-from model_customization.providers.bedrock import training as bedrock_training
-from model_customization.providers.openai import files as openai_files
 from model_customization.tools.common import run_domain
 from model_customization.tools.jobs import NotAsked, _client_can_elicit
 from model_customization.workspace import Workspace
@@ -83,6 +81,20 @@ class ThroughputConfirmation(BaseModel):
     confirm: bool = Field(description="Buy the provisioned throughput and accept its hourly bill.")
 
 
+def _openai_files():
+    """providers.openai.files, imported on first use so that server start-up stays short."""
+    from model_customization.providers.openai import files
+
+    return files
+
+
+def _bedrock_training():
+    """providers.bedrock.training, imported on first use (it brings the renderers and the Bedrock helpers)."""
+    from model_customization.providers.bedrock import training
+
+    return training
+
+
 def _needs_purchase(ws: Workspace, model_id: str) -> bool:
     """True when provision_throughput's refusal can only be about the cost.
 
@@ -119,7 +131,7 @@ def register(server: MCPServer, ws: Workspace) -> None:
         stored files count against the organisation's storage. Next: list_training_files shows what is there,
         delete_training_file removes a file.
         """
-        return UploadedTrainingFile(**await run_domain(openai_files.upload_dataset_file, ws, dataset_id, split))
+        return UploadedTrainingFile(**await run_domain(_openai_files().upload_dataset_file, ws, dataset_id, split))
 
     @server.tool(annotations=ToolAnnotations(title="List OpenAI training files", read_only_hint=True, idempotent_hint=True, open_world_hint=True))
     async def list_training_files(
@@ -132,7 +144,7 @@ def register(server: MCPServer, ws: Workspace) -> None:
         home uploaded it. When has_more is true, call again with after=next_after for the next page. Next:
         delete_training_file(file_id) removes a file that is no longer needed (jobs that used it keep their results).
         """
-        page = await run_domain(openai_files.list_files, ws, limit, after)
+        page = await run_domain(_openai_files().list_files, ws, limit, after)
         summaries = [TrainingFileSummary(file_id=f["id"], **{k: v for k, v in f.items() if k in TrainingFileSummary.model_fields}) for f in page["files"]]
         return TrainingFilePage(files=summaries, has_more=page["has_more"], next_after=page["next_after"])
 
@@ -147,7 +159,7 @@ def register(server: MCPServer, ws: Workspace) -> None:
         not know: list_training_files shows the files there are.
         """
         try:
-            result = await run_domain(openai_files.delete_file, ws, file_id)
+            result = await run_domain(_openai_files().delete_file, ws, file_id)
         except ToolError as error:
             if isinstance(error.__cause__, NotFoundError):  # the domain names its own function; name the tool instead
                 raise ToolError(f"OpenAI has no file {file_id!r} for this key; nothing was deleted. list_training_files shows the files there are.") from error
@@ -195,7 +207,7 @@ def register(server: MCPServer, ws: Workspace) -> None:
             confirm = True
         try:
             return Throughput(
-                **await run_domain(bedrock_training.provision_throughput, ws, model_id, model_units=model_units, commitment=commitment, confirm=confirm)
+                **await run_domain(_bedrock_training().provision_throughput, ws, model_id, model_units=model_units, commitment=commitment, confirm=confirm)
             )
         except ToolError as refusal:
             if not confirm and isinstance(refusal.__cause__, UserError) and _needs_purchase(ws, model_id):
@@ -214,7 +226,7 @@ def register(server: MCPServer, ws: Workspace) -> None:
         billed by the hour: release_throughput stops the bill. Refused for a model without throughput, naming
         provision_throughput.
         """
-        return Throughput(**await run_domain(bedrock_training.throughput_status, ws, model_id))
+        return Throughput(**await run_domain(_bedrock_training().throughput_status, ws, model_id))
 
     @server.tool(annotations=ToolAnnotations(title="Release Bedrock provisioned throughput", read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=True))
     async def release_throughput(
@@ -226,4 +238,4 @@ def register(server: MCPServer, ws: Workspace) -> None:
         cannot be deleted before the term ends; Bedrock's refusal says so. A throughput already deleted at Bedrock is
         forgotten here too.
         """
-        return ReleasedThroughput(**await run_domain(bedrock_training.release_throughput, ws, model_id))
+        return ReleasedThroughput(**await run_domain(_bedrock_training().release_throughput, ws, model_id))

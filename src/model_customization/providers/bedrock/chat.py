@@ -72,7 +72,7 @@ def _target(ws: Workspace, model: str) -> str:
         return base
     row = ws.ledger.get_model(model)
     if not row:
-        raise NotFoundError(f"Model {model!r} not found. list_models shows registered models; a Bedrock base model is named 'bedrock:<model id>'.")
+        raise NotFoundError(f"Model {model!r} not found. The resource models://index lists the registered models; a Bedrock base model is named 'bedrock:<model id>'.")
     if row["provider"] != "bedrock":
         raise UserError(f"Model {model} is a {row['provider']} model, not a Bedrock one.")
     arn = (row.get("details") or {}).get("provisioned_model_arn")

@@ -34,7 +34,7 @@ from typing import Any, ClassVar
 from model_customization.datasets.build import read_split
 from model_customization.datasets.render import render_bedrock_claude
 from model_customization.datasets.tokens import count_chat_tokens
-from model_customization.errors import NotFoundError, UserError
+from model_customization.errors import NotFoundError, TransientError, UserError
 from model_customization.providers.base import (
     CloudProvider,
     apply_remote_status,
@@ -157,7 +157,22 @@ def _aws_error(what: str, error: BaseException, hint: str = "") -> UserError:
         hint = hint or "Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE."
     elif type(error).__name__ in ("EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError"):
         hint = hint or "Bedrock could not be reached: check the network and the region."
-    return UserError(f"Bedrock: {what} failed ({clients.error_message(error)}). {hint}".rstrip())
+    message = f"Bedrock: {what} failed ({clients.error_message(error)}). {hint}".rstrip()
+    if _is_transient(error):
+        return TransientError(message)  # throttling, a server error or the network: the caller may try again later
+    return UserError(message)
+
+
+def _is_transient(error: BaseException) -> bool:
+    from botocore.exceptions import ConnectionClosedError, ConnectionError as BotoConnectionError, ReadTimeoutError
+
+    from model_customization.providers.bedrock.chat import TRANSIENT_CODES
+
+    if isinstance(error, (BotoConnectionError, ReadTimeoutError, ConnectionClosedError)):
+        return True
+    response = getattr(error, "response", None)
+    status = (response.get("ResponseMetadata") or {}).get("HTTPStatusCode") if isinstance(response, dict) else None
+    return clients.error_code(error) in (*TRANSIENT_CODES, "TooManyRequestsException") or (isinstance(status, int) and status >= 500)
 
 
 def _aws_errors() -> tuple[type[BaseException], ...]:
@@ -541,7 +556,7 @@ def list_remote_jobs(ws: Workspace, limit: int = 20, next_token: str | None = No
 def _bedrock_model(ws: Workspace, model_id: str) -> dict[str, Any]:
     row = ws.ledger.get_model(model_id)
     if not row:
-        raise NotFoundError(f"Model {model_id!r} not found. list_models shows the registered models; a finished Bedrock job's model_id is one.")
+        raise NotFoundError(f"Model {model_id!r} not found. The resource models://index lists the registered models; a finished Bedrock job's model_id is one.")
     if row["provider"] != "bedrock" or not (row.get("details") or {}).get("model_arn"):
         raise UserError(f"Model {model_id} is a {row['provider']} model; provisioned throughput is for tuned Bedrock models.")
     return row

@@ -328,7 +328,10 @@ def _smollm2_tokenizer_check(tokenizer: Any, base_dir: Path, base_name: str) -> 
 def _target_dir(ws: Workspace, model_id: str, output_dir: str | os.PathLike[str] | None) -> Path:
     if output_dir is None or str(output_dir).strip() == "":
         return (ws.settings.home / "exports" / model_id).resolve()
-    return Path(output_dir).expanduser().resolve()
+    from model_customization.paths import check_writable_dir
+
+    # Written only inside the data home or an allowed root (paths.py): a caller cannot have files put anywhere.
+    return check_writable_dir(output_dir, home=ws.settings.home, what="output_dir")
 
 
 def _check_replaceable(target: Path) -> None:

@@ -50,8 +50,14 @@ def check_base_model(name_or_path: str) -> str:
     if is_embedded(name_or_path):
         embedded_gguf_path()
         return EMBEDDED_MODEL
-    path = Path(name_or_path).expanduser()
-    if not path.exists():
+    from model_customization.paths import resolve_user_path
+
+    path, _ = resolve_user_path(name_or_path, what="Base model")
+    try:
+        exists = path.exists()
+    except OSError:  # a name longer than the file system allows is no model folder either
+        exists = False
+    if not exists:
         raise NotFoundError(
             f"Unknown base model {name_or_path!r}: it is neither the embedded {EMBEDDED_MODEL!r} nor an existing "
             "folder. Use base_model='SmolLM2-135M-Instruct' (the default) or a path to a Hugging Face causal LM folder."

@@ -19,7 +19,8 @@ def main(argv: list[str]) -> int:
     try:
         from model_customization.providers.local.train import train_job
 
-        train_job(ws, job_id)
+        with _lease(ws, job_id):
+            train_job(ws, job_id)
         return 0
     except BaseException as error:  # noqa: BLE001 - the ledger must learn of every way a worker can end
         traceback.print_exc()
@@ -32,6 +33,28 @@ def main(argv: list[str]) -> int:
     finally:
         if os.environ.get("RANK", "0") == "0":
             _start_next(ws)
+
+
+def _lease(ws, job_id: str):
+    """Renew the job's lease while it trains: servers sharing the ledger from other machines judge this worker by it.
+    Should the job be cancelled from another machine, or taken over after the lease ran out, this worker stops."""
+    import contextlib
+
+    if os.environ.get("RANK", "0") != "0":
+        return contextlib.nullcontext()
+
+    def lost(job) -> None:
+        import signal
+
+        from model_customization.jobs.ledger import this_host
+
+        why = "it was cancelled" if job is None or job["status"] == "cancelled" else f"it is now held by process {job['worker_pid']} on {job['worker_host']}"
+        if job is not None:
+            ws.ledger.add_event(job_id, f"worker process {os.getpid()} on {this_host()} stops: {why}", "warning")
+        leader = os.getpgrp() == os.getpid()  # started by dispatch: its own process group, launcher children included
+        (os.killpg if leader else os.kill)(os.getpid(), signal.SIGTERM)
+
+    return ws.ledger.lease_heartbeat(job_id, os.getpid(), on_lost=lost)
 
 
 def _start_next(ws) -> None:

@@ -46,7 +46,7 @@ def chat(ws: Workspace, model: str, messages: list[dict[str, Any]], *, max_token
     try:
         completion = client.chat.completions.create(**request)
     except openai.NotFoundError:
-        raise NotFoundError(f"OpenAI has no model {model!r} for this key. list_models shows tuned models; base models are named like 'gpt-4.1-mini'.") from None
+        raise NotFoundError(f"OpenAI has no model {model!r} for this key. The resource models://index lists tuned models; base models are named like 'gpt-4.1-mini'.") from None
     except openai.APIError as error:
         raise refusal(f"get a reply from {model}", error) from None
     seconds = time.perf_counter() - started

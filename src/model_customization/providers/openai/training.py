@@ -62,6 +62,7 @@ MAX_JOBS_SCANNED = 1_000  # a server that ignores the metadata filter is searche
 EVENTS_PAGE_SIZE = 100
 MAX_EVENT_PAGES = 50
 EVENT_LEVELS = {"info": "info", "warn": "warning", "error": "error"}
+POLL_TIMEOUT_SECONDS = 20.0  # one status request; a hung connection fails this soon and the poll is retried
 
 
 def canonical_model(base_model: str) -> str:
@@ -381,7 +382,9 @@ class OpenAIProvider(CloudProvider):
         remote_id = job.get("remote_id")
         if not remote_id:
             raise UserError(f"Job {job['id']} has no OpenAI job id yet: it was not submitted.")
-        client = openai_client()
+        # One quick SDK retry and a short timeout: a poll that still fails is retried by the orchestrator with
+        # backoff, each retry a job event (jobs/orchestrator.py _refresh_cloud).
+        client = openai_client().with_options(max_retries=1, timeout=POLL_TIMEOUT_SECONDS)
         try:
             remote = client.fine_tuning.jobs.retrieve(remote_id)
         except openai.NotFoundError:
@@ -394,6 +397,9 @@ class OpenAIProvider(CloudProvider):
         total_steps = job.get("total_steps")
 
         events, newest_event = self._new_events(client, remote_id, details.get("last_event_id"))
+        # Every read happens before the first write: a poll that fails half-way records nothing, so the events it
+        # had read are not recorded twice when the next poll reads them again.
+        checkpoints = self._checkpoints(client, remote_id) if remote.status not in ("validating_files", "queued") else None
         rows: list[dict[str, Any]] = []
         for event in events:
             data = event.data if isinstance(getattr(event, "data", None), dict) else {}
@@ -416,8 +422,8 @@ class OpenAIProvider(CloudProvider):
         }
         if n_epochs:
             values["n_epochs"] = n_epochs
-        if remote.status not in ("validating_files", "queued"):
-            values["checkpoints"] = self._checkpoints(client, remote_id)
+        if checkpoints is not None:
+            values["checkpoints"] = checkpoints
         details = merge_details(ws, job["id"], **values)
 
         progress: dict[str, Any] = {}
