@@ -69,7 +69,7 @@ case "$command" in
   setup) setup ;;
   demo) setup && exec .venv/bin/model-customization demo "$@" ;;
   test) setup && exec .venv/bin/python -m pytest -q "$@" ;;
-  serve) setup >&2 && exec .venv/bin/model-customization serve "$@" ;;
+  serve) setup >&2 && exec .venv/bin/model-customization-server "$@" ;;
   llama-cpp) llama_cpp ;;
   *) echo "usage: ./dev.sh setup|demo|test|serve|llama-cpp [args...]" >&2; exit 2 ;;
 esac

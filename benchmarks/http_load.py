@@ -216,24 +216,27 @@ def time_to_first_tools_list(command: list[str], env: dict[str, str]) -> float:
 
 
 def run_cold_start(home: Path, rounds: int) -> dict:
+    """Bare MCPServer, our server entry point (what MCP clients launch) and the CLI's `serve`, alternated each round."""
     env = {k: v for k, v in os.environ.items() if k != "MODEL_CUSTOMIZATION_HTTP_TOKENS"}
-    ours = [sys.executable, "-m", "model_customization", "serve", "--home", str(home)]
-    bare = [sys.executable, "-c", BARE_SERVER]
-    time_to_first_tools_list(bare, env)  # warm-ups: file cache and .pyc files
-    time_to_first_tools_list(ours, env)
-    bare_times, our_times = [], []
-    for _ in range(rounds):
-        bare_times.append(time_to_first_tools_list(bare, env))
-        our_times.append(time_to_first_tools_list(ours, env))
-    return {
-        "rounds": rounds,
-        "bare_median_s": round(statistics.median(bare_times), 3),
-        "ours_median_s": round(statistics.median(our_times), 3),
-        "ratio_of_medians": round(statistics.median(our_times) / statistics.median(bare_times), 2),
-        "median_round_ratio": round(statistics.median(o / b for o, b in zip(our_times, bare_times)), 2),
-        "bare_s": [round(t, 3) for t in bare_times],
-        "ours_s": [round(t, 3) for t in our_times],
+    commands = {
+        "bare": [sys.executable, "-c", BARE_SERVER],
+        "server": [sys.executable, "-m", "model_customization.server", "--home", str(home)],
+        "cli_serve": [sys.executable, "-m", "model_customization", "serve", "--home", str(home)],
     }
+    for command in commands.values():  # warm-ups: file cache and .pyc files
+        time_to_first_tools_list(command, env)
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(rounds):
+        for name, command in commands.items():
+            times[name].append(time_to_first_tools_list(command, env))
+    bare = statistics.median(times["bare"])
+    report: dict = {"rounds": rounds, "bare_median_s": round(bare, 3)}
+    for name in ("server", "cli_serve"):
+        report[f"{name}_median_s"] = round(statistics.median(times[name]), 3)
+        report[f"{name}_ratio_of_medians"] = round(statistics.median(times[name]) / bare, 2)
+        report[f"{name}_median_round_ratio"] = round(statistics.median(o / b for o, b in zip(times[name], times["bare"])), 2)
+    report["seconds"] = {name: [round(t, 3) for t in values] for name, values in times.items()}
+    return report
 
 
 def main() -> None:

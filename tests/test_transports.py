@@ -67,4 +67,46 @@ def test_mcp_json_starts_this_server_from_a_clone():
     assert command.is_file() and os.access(command, os.X_OK), command
     assert entry["args"] == ["serve"]
     # dev.sh serve must keep stdout clean for the protocol: its set-up output goes to stderr.
-    assert "serve) setup >&2 && exec .venv/bin/model-customization serve" in command.read_text()
+    assert "serve) setup >&2 && exec .venv/bin/model-customization-server" in command.read_text()
+
+
+def test_the_server_entry_point_answers_over_stdio_and_refuses_an_open_bind_without_tokens(tmp_path):
+    """`python -m model_customization.server` (model-customization-server) is the server the client configs launch."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "MODEL_CUSTOMIZATION_HTTP_TOKENS"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "model_customization.server", "--home", str(tmp_path / "home")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
+    )  # fmt: skip
+    try:
+        def send(message: dict) -> None:
+            process.stdin.write(json.dumps(message) + "\n")
+            process.stdin.flush()
+
+        def answer(request_id: int) -> dict:
+            for line in process.stdout:
+                message = json.loads(line)
+                if message.get("id") == request_id:
+                    return message
+            raise AssertionError("the server closed stdout")
+
+        send({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+              "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "test", "version": "0"}}})  # fmt: skip
+        assert answer(1)["result"]["serverInfo"]["name"] == "model-customization"
+        send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        send({"jsonrpc": "2.0", "id": 2, "method": "tools/list"})
+        names = {tool["name"] for tool in answer(2)["result"]["tools"]}
+        assert {"build_dataset_from_memory", "start_job", "check_job", "evaluate", "prompt_model"} <= names
+    finally:
+        process.stdin.close()
+        process.terminate()
+        process.wait(timeout=30)
+    refused = subprocess.run(
+        [sys.executable, "-m", "model_customization.server", "--transport", "streamable-http", "--host", "0.0.0.0", "--home", str(tmp_path / "home")],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert refused.returncode == 1 and "MODEL_CUSTOMIZATION_HTTP_TOKENS" in refused.stderr and "Traceback" not in refused.stderr

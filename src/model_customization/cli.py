@@ -119,25 +119,15 @@ def serve(
     ),
     home: Optional[Path] = HomeOption,
 ) -> None:
-    """Run the MCP server. Over streamable-http, any address but loopback needs MODEL_CUSTOMIZATION_HTTP_TOKENS."""
-    from model_customization.server.app import build_server
+    """Run the MCP server. Over streamable-http, any address but loopback needs MODEL_CUSTOMIZATION_HTTP_TOKENS.
 
-    if transport not in ("stdio", "streamable-http"):
-        _fail(UserError(f"Unknown transport {transport!r}: use stdio or streamable-http."))
-    # First the config file: its [env] may hold the settings read below (HTTP tokens); one clear line if unusable.
-    _workspace(home)
-    if transport == "stdio":
-        build_server(home=home).run("stdio")
-        return
-    from model_customization.server.http import http_access
+    `model-customization-server` (python -m model_customization.server) starts the same server faster, without the CLI."""
+    from model_customization.server.__main__ import run_server
 
-    try:  # decided before the server is built, so a refused bind starts nothing (no dispatch, no listening socket)
-        access = http_access(host, port, extra_allowed_hosts=allowed_host or ())
+    try:
+        run_server(transport, host=host, port=port, allowed_hosts=allowed_host or (), home=str(home) if home else None)
     except UserError as error:
         _fail(error)
-    err_console.print(escape(access.describe()), soft_wrap=True)
-    server = build_server(home=home, auth=access.auth, token_verifier=access.token_verifier)
-    server.run("streamable-http", host=host, port=port, transport_security=access.transport_security)
 
 
 # --- datasets --------------------------------------------------------------------------------------------------

@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from model_customization.config import Settings, load_settings
-from model_customization.jobs.ledger import Ledger
+
+if TYPE_CHECKING:  # SQLAlchemy is imported when the ledger is first used, not when a server starts
+    from model_customization.jobs.ledger import Ledger
 
 
 @dataclass
@@ -20,4 +23,6 @@ class Workspace:
 
     @cached_property
     def ledger(self) -> Ledger:
+        from model_customization.jobs.ledger import Ledger
+
         return Ledger(self.settings.store_url, lease_seconds=self.settings.lease_seconds)

@@ -52,9 +52,7 @@ from model_customization.workspace import Workspace
 ProgressFn = Callable[[int, int, str], "None | Awaitable[None]"]
 SPLITS = ("train", "validation", "test")
 
-# Provider calls in flight at once. A local model answers one batch at a time whatever this says.
-DEFAULT_CONCURRENCY = 8
-MAX_CONCURRENCY = 64
+from model_customization.evaluation.limits import DEFAULT_CONCURRENCY, MAX_CONCURRENCY  # noqa: E402 - re-exported
 # Transient provider failures (rate limits, timeouts, server errors) are retried this many times, waiting what the
 # provider asked for or 1, 2, 4... seconds (at most a minute); MODEL_CUSTOMIZATION_EVAL_RETRIES overrides the count.
 RETRIES_ENV = "MODEL_CUSTOMIZATION_EVAL_RETRIES"

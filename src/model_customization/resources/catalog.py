@@ -11,8 +11,11 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 
 from model_customization.errors import NotFoundError, UserError
-from model_customization.jobs import orchestrator
+from model_customization.tools.common import lazy_module
 from model_customization.workspace import Workspace
+
+# Imported on first use: the orchestrator brings in the ledger (SQLAlchemy), which a starting server need not wait for.
+orchestrator = lazy_module("model_customization.jobs.orchestrator")
 
 
 def _json(value: Any) -> str:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
+from typing import Literal
 
 from mcp.server.auth.provider import TokenVerifier
 from mcp.server.auth.settings import AuthSettings
@@ -26,19 +29,41 @@ turns prompts and principles into critiqued-and-revised SFT and DPO datasets. Da
 rollback_deployment undoes it; agents://{name} shows it) and prompt_model(agent=...) uses it."""
 
 
+START_DISPATCH_DELAY_SECONDS = 1.0
+logger = logging.getLogger(__name__)
+
+
+def _dispatch_quietly(workspace: Workspace) -> None:
+    from model_customization.jobs.orchestrator import dispatch
+
+    try:
+        dispatch(workspace)
+    except Exception:  # noqa: BLE001 - the next check_job or list_jobs dispatches again
+        logger.exception("dispatch at start-up failed; the next check_job or list_jobs tries again")
+
+
 def build_server(
     ws: Workspace | None = None,
     home: str | os.PathLike[str] | None = None,
     *,
     auth: AuthSettings | None = None,
     token_verifier: TokenVerifier | None = None,
+    dispatch_at_start: Literal["now", "soon"] = "now",
 ) -> MCPServer:
-    """auth and token_verifier (bearer tokens for streamable HTTP) come from server.http.http_access."""
-    workspace = ws or Workspace.open(home)
-    # Jobs whose worker died while no server ran resume now, and queued jobs start if a slot is free.
-    from model_customization.jobs.orchestrator import dispatch
+    """auth and token_verifier (bearer tokens for streamable HTTP) come from server.http.http_access.
 
-    dispatch(workspace)
+    At start, jobs whose worker died while no server ran resume, and queued jobs start if a slot is free: before
+    this returns ("now"), or in the background a moment after ("soon", what `serve` uses: the server answers its
+    client first; every check_job and list_jobs dispatches too, so nothing waits on it)."""
+    workspace = ws or Workspace.open(home)
+    if dispatch_at_start == "now":
+        from model_customization.jobs.orchestrator import dispatch
+
+        dispatch(workspace)
+    else:
+        timer = threading.Timer(START_DISPATCH_DELAY_SECONDS, _dispatch_quietly, args=(workspace,))
+        timer.daemon = True
+        timer.start()
     server = MCPServer(name="model-customization", version=__version__, instructions=INSTRUCTIONS, auth=auth, token_verifier=token_verifier)
     datasets.register(server, workspace)
     jobs.register(server, workspace)

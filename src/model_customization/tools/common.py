@@ -87,3 +87,15 @@ def progress_reporter(ctx: Context | None) -> Callable[[float, float | None, str
             pass
 
     return report
+
+
+class lazy_module:  # noqa: N801 - used like a module
+    """A module imported on first attribute access, so that importing an adapter stays cheap at server start-up."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attribute: str) -> Any:
+        import importlib
+
+        return getattr(importlib.import_module(self._name), attribute)

@@ -11,13 +11,16 @@ from mcp.server.mcpserver.resolve import Elicit, Resolve
 from mcp.types import CallToolResult, ImageContent, TextContent, ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field
 
-from model_customization.jobs import orchestrator
+from model_customization.tools.common import lazy_module
 from model_customization.providers.bedrock.hyperparameters import BedrockHyperparameters
 from model_customization.providers.local.hyperparameters import LocalHyperparameters
 from model_customization.providers.openai.hyperparameters import OpenAIHyperparameters
 from model_customization.providers.local.models import EMBEDDED_MODEL
 from model_customization.tools.common import run_domain
 from model_customization.workspace import Workspace
+
+# Imported on first use: the orchestrator brings in the ledger (SQLAlchemy), which a starting server need not wait for.
+orchestrator = lazy_module("model_customization.jobs.orchestrator")
 
 
 class JobEvent(BaseModel):

@@ -11,8 +11,7 @@ from mcp.types import CallToolResult, ImageContent, TextContent, ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from model_customization.errors import UserError
-from model_customization.evaluation.runner import DEFAULT_CONCURRENCY, MAX_CONCURRENCY, evaluate_async
-from model_customization.providers.chat import chat
+from model_customization.evaluation.limits import DEFAULT_CONCURRENCY, MAX_CONCURRENCY
 from model_customization.providers.local.models import EMBEDDED_MODEL
 from model_customization.tools.common import refuse_invalid_text, run_domain, shorten_message
 from model_customization.workspace import Workspace
@@ -151,6 +150,8 @@ def register(server: MCPServer, ws: Workspace) -> None:
             model = await run_domain(deployed_model, ws, agent, task)
         conversation = [{"role": "system", "content": system}] if system else []
         conversation += [{"role": "user", "content": prompt}] if prompt is not None else [m.model_dump() for m in messages or []]
+        from model_customization.providers.chat import chat
+
         result = await run_domain(chat, ws, model or EMBEDDED_MODEL, conversation, max_tokens=max_tokens, temperature=temperature, seed=seed)
         return PromptResult(**result)
 
@@ -233,6 +234,8 @@ def register(server: MCPServer, ws: Workspace) -> None:
                     pass
 
         refuse_invalid_text(models, dataset_id, judge, primary_metric, suite, pairwise_judge, resume)
+        from model_customization.evaluation.runner import evaluate_async
+
         try:
             result = await evaluate_async(
                 ws,
