@@ -17,14 +17,17 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from pg import pg_url, postgres_server, store_url  # noqa: E402, F401
 
 
-@pytest.fixture(autouse=True)
-def _allowed_roots(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+@pytest.fixture(autouse=True, scope="session")
+def _allowed_roots(tmp_path_factory: pytest.TempPathFactory):
     """Tests read the repository, ../shared fixtures and tmp_path files: those are the allowed roots (paths.py).
-    A developer's own config file and size limits stay out of the run."""
+    A developer's own config file and size limits stay out of the run. Session-wide, so that module- and
+    session-scoped fixtures that build datasets see the same roots as the tests."""
     roots = [REPO, REPO.parent / "shared", tmp_path_factory.getbasetemp()]
-    monkeypatch.setenv("MODEL_CUSTOMIZATION_ALLOWED_ROOTS", os.pathsep.join(str(root) for root in roots))
-    for name in ("MODEL_CUSTOMIZATION_CONFIG", "MODEL_CUSTOMIZATION_MAX_FILE_BYTES", "MODEL_CUSTOMIZATION_MAX_LINE_BYTES"):
-        monkeypatch.delenv(name, raising=False)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MODEL_CUSTOMIZATION_ALLOWED_ROOTS", os.pathsep.join(str(root) for root in roots))
+        for name in ("MODEL_CUSTOMIZATION_CONFIG", "MODEL_CUSTOMIZATION_MAX_FILE_BYTES", "MODEL_CUSTOMIZATION_MAX_LINE_BYTES"):
+            patch.delenv(name, raising=False)
+        yield
 
 
 @pytest.fixture(scope="session")

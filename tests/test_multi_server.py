@@ -115,7 +115,7 @@ def test_dispatchers_racing_on_one_ledger_run_each_job_exactly_once(store_url: s
     for job_id in job_ids:
         job = ledger.get_job(job_id)
         launches = [e["message"] for e in ledger.events(job_id, limit=None) if e["message"].startswith("worker process")]
-        assert len(launches) == 1, launches
+        assert len(launches) == 1, [(e["at"], e["level"], e["message"]) for e in ledger.events(job_id, limit=None)]
         assert job["attempts"] == 1 and job["worker_host"] in ("host-a", "host-b")
         assert launches[0].endswith(f"launched on {job['worker_host']}")
     # Each machine kept to its limit, though two servers on host-a dispatched from different data homes.
