@@ -320,3 +320,21 @@ async def test_the_evaluate_tool_resumes_and_returns_the_chart_as_an_image(ws, f
         assert json.loads(resumed.content[0].text)["eval_id"] == row["id"]
         index = json.loads((await client.read_resource("evals://index")).contents[0].text)
         assert [e["eval_id"] for e in index] == [row["id"]] and index[0]["status"] == "succeeded"
+
+
+@pytest.mark.anyio
+async def test_a_bug_inside_the_evaluation_reaches_the_agent_as_an_error_id_not_a_traceback(ws, monkeypatch, caplog):
+    from mcp import Client
+
+    from model_customization.server.app import build_server
+
+    async def broken(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        raise KeyError("summary")
+
+    monkeypatch.setattr(runner, "evaluate_async", broken)
+    async with Client(build_server(ws=ws)) as client:
+        result = await client.call_tool("evaluate", {"models": [FAST, SLOW], "suite": "cases.jsonl"})
+    text = result.content[0].text
+    assert result.is_error and "Internal error " in text and "KeyError" not in text and "Traceback" not in text
+    error_id = text.split("Internal error ", 1)[1].split()[0]
+    assert any(error_id in record.getMessage() and record.exc_info for record in caplog.records)

@@ -66,13 +66,18 @@ async def run_domain(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     except ToolError:
         raise
     except Exception as error:
-        error_id = secrets.token_hex(4)
         name = (getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or type(fn).__name__).rsplit("<locals>.", 1)[-1]
-        logger.error("internal error %s in %s: %s", error_id, name, type(error).__name__, exc_info=error)
-        raise ToolError(
-            f"Internal error {error_id} in {name}: a bug in this server, not a problem found in your arguments. "
-            "Try again; if it happens again, report the id (the server log has the details) and use another route meanwhile."
-        ) from error
+        raise internal_error(name, error) from error
+
+
+def internal_error(name: str, error: BaseException) -> ToolError:
+    """The ToolError for a bug: a short id for the agent, the traceback in the server log under that id."""
+    error_id = secrets.token_hex(4)
+    logger.error("internal error %s in %s: %s", error_id, name, type(error).__name__, exc_info=error)
+    return ToolError(
+        f"Internal error {error_id} in {name}: a bug in this server, not a problem found in your arguments. "
+        "Try again; if it happens again, report the id (the server log has the details) and use another route meanwhile."
+    )
 
 
 def progress_reporter(ctx: Context | None) -> Callable[[float, float | None, str], None] | None:

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from model_customization.errors import UserError
 from model_customization.evaluation.limits import DEFAULT_CONCURRENCY, MAX_CONCURRENCY
 from model_customization.providers.local.models import EMBEDDED_MODEL
-from model_customization.tools.common import refuse_invalid_text, run_domain, shorten_message
+from model_customization.tools.common import internal_error, refuse_invalid_text, run_domain, shorten_message
 from model_customization.workspace import Workspace
 
 
@@ -254,6 +254,8 @@ def register(server: MCPServer, ws: Workspace) -> None:
             )
         except UserError as error:
             raise ToolError(shorten_message(str(error))) from error
+        except Exception as error:  # a bug: an id for the agent, the traceback in the server log
+            raise internal_error("evaluate", error) from error
         evaluation = EvaluationResult(
             eval_id=result["id"],
             dataset_id=result["dataset_id"],
