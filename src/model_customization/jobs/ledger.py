@@ -278,11 +278,12 @@ def _lock_key(name: str) -> int:
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    # WAL lets readers (server, CLI) work while a worker writes; busy_timeout waits out short write locks.
+    # WAL lets readers (server, CLI) work while a worker writes; busy_timeout waits out short write locks. The
+    # timeout comes first: switching a ledger to WAL takes a lock, and several processes may open it at once.
     cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 
@@ -342,16 +343,21 @@ class Ledger:
         without losing rows. Processes that open the same new or old ledger at once take turns: an advisory lock on
         PostgreSQL, a lock file beside the SQLite database.
         """
-        if self.schema_revision() == HEAD_REVISION:
-            return  # the common case: no Alembic import, no lock
-        from alembic import command
-        from alembic.config import Config
+        # SQLite: even the first look takes the lock, since the first connection switches an old ledger to WAL,
+        # which fails at once ("database is locked") while another process migrates it.
+        if self.dialect != "sqlite" and self.schema_revision() == HEAD_REVISION:
+            return  # the common case on a server: no Alembic import, no lock
+        with self.exclusive("schema"):
+            if self.schema_revision() == HEAD_REVISION:
+                return
+            from alembic import command
+            from alembic.config import Config
 
-        config = Config()
-        config.set_main_option("script_location", str(MIGRATIONS_DIR))
-        with self.exclusive("schema"), self.engine.begin() as conn:
-            config.attributes["connection"] = conn
-            command.upgrade(config, "head")
+            config = Config()
+            config.set_main_option("script_location", str(MIGRATIONS_DIR))
+            with self.engine.begin() as conn:
+                config.attributes["connection"] = conn
+                command.upgrade(config, "head")
 
     @contextmanager
     def exclusive(self, name: str) -> Iterator[None]:
