@@ -13,6 +13,7 @@ from mcp.server.mcpserver import MCPServer
 
 from model_customization import __version__
 from model_customization.resources import catalog
+from model_customization.server.tool_registry import CACHE_FOLDER, DeferredToolsServer, ToolListCache
 from model_customization.tools import constitutional, datasets, jobs, models
 from model_customization.tools import deploy as deploy_tools
 from model_customization.tools import export as export_tools
@@ -64,7 +65,16 @@ def build_server(
         timer = threading.Timer(START_DISPATCH_DELAY_SECONDS, _dispatch_quietly, args=(workspace,))
         timer.daemon = True
         timer.start()
-    server = MCPServer(name="model-customization", version=__version__, instructions=INSTRUCTIONS, auth=auth, token_verifier=token_verifier)
+    # Tools are built on first use and the tools/list answer is kept in the data home (server/tool_registry.py):
+    # most of a cold start was the SDK generating schemas for every tool.
+    server = DeferredToolsServer(
+        name="model-customization",
+        version=__version__,
+        instructions=INSTRUCTIONS,
+        auth=auth,
+        token_verifier=token_verifier,
+        tool_list_cache=ToolListCache(workspace.settings.home / CACHE_FOLDER),
+    )
     datasets.register(server, workspace)
     jobs.register(server, workspace)
     models.register(server, workspace)
@@ -73,4 +83,5 @@ def build_server(
     provider_tools.register(server, workspace)
     deploy_tools.register(server, workspace)
     catalog.register(server, workspace)
+    server.seal_tool_list()
     return server

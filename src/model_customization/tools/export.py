@@ -8,7 +8,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
-from model_customization.providers.local.export import FORMATS, export_model as run_export
+from model_customization.providers.local.export_formats import FORMATS
 from model_customization.tools.common import progress_reporter, run_domain
 from model_customization.workspace import Workspace
 
@@ -55,9 +55,12 @@ def register(server: MCPServer, ws: Workspace) -> None:
         own Q4_1 GGUF plus the adapter as GGUF, or for other bases the merged GGUF), a chat TEMPLATE that renders
         exactly what the model saw in training, and its stop tokens; run the returned ollama_command. GGUF formats
         need a Llama-architecture base (the embedded SmolLM2 is one). Everything lands in one folder, written
-        atomically. Adapter formats take seconds; merged formats of the embedded model take under a minute and
-        about 540 MB each in f32. The result lists every file with its size and purpose. Unknown model: use
-        check_job or list_jobs for the model_id of a succeeded job.
+        atomically. Free, local CPU time and disk only: adapter formats take seconds; merged formats of the embedded
+        model take under a minute and about 540 MB each in f32. The result lists every file with its size and
+        purpose. Unknown model: use check_job or list_jobs for the model_id of a succeeded job. Next: run
+        ollama_command where Ollama is installed and compare its answers with prompt_model's.
         """
+        from model_customization.providers.local.export import export_model as run_export
+
         result = await run_domain(run_export, ws, model_id, formats, output_dir, gguf_type=gguf_type, progress=progress_reporter(ctx))
         return ExportResult(**result)

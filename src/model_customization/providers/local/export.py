@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from model_customization.errors import NotFoundError, UserError
+from model_customization.providers.local.export_formats import FORMATS
 from model_customization.providers.local.models import (
     EMBEDDED_MODEL,
     check_base_model,
@@ -49,13 +50,6 @@ from model_customization.providers.local.models import (
 from model_customization.storage import file_lock
 from model_customization.workspace import Workspace
 
-FORMATS: dict[str, str] = {
-    "adapter": "the LoRA adapter as trained (PEFT format), for transformers/peft or another trainer",
-    "merged": "base + adapter merged into a Hugging Face model folder (AutoModelForCausalLM.from_pretrained)",
-    "gguf-adapter": "the adapter as a llama.cpp GGUF LoRA adapter (llama.cpp --lora, Ollama ADAPTER) over the base GGUF",
-    "gguf-merged": "the merged model as a single GGUF file for llama.cpp, Ollama or LM Studio",
-    "ollama": "an Ollama Modelfile (base + adapter or merged GGUF, chat TEMPLATE, stop tokens) and the ollama create command",
-}
 GGUF_TYPES = ("f32", "f16")
 MANIFEST = "export.json"
 GGUF_ARCHITECTURES = ("LlamaForCausalLM",)
