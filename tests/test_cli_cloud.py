@@ -93,17 +93,17 @@ def test_over_budget_without_confirmation_is_refused_and_uploads_nothing(ws, fak
     quote = quote_of(invoke, dataset_id)
     assert quote > 0
     result = invoke("job", "start", dataset_id, "--provider", "openai")  # CliRunner's stdin is no terminal
-    assert result.exit_code == 1
+    assert result.exit_code == 4  # needs a confirmation
     message = flat(result.output)
     assert "per-job budget of $0.00" in message and f"--confirm-cost-usd {quote}" in message
 
     # --yes never answers a cost question, even at a terminal: still refused, and nobody is asked.
     monkeypatch.setattr(cli, "_interactive", lambda: True)
     result = invoke("job", "start", dataset_id, "--provider", "openai", "--yes")
-    assert result.exit_code == 1 and "?" not in result.output.split("error:")[0]
+    assert result.exit_code == 4 and "?" not in result.output.split("error:")[0]
     # A confirmation below the quote is refused too.
     result = invoke("job", "start", dataset_id, "--provider", "openai", "--yes", "--confirm-cost-usd", str(quote / 2))
-    assert result.exit_code == 1 and "is below the quote" in flat(result.output)
+    assert result.exit_code == 4 and "is below the quote" in flat(result.output)
 
     assert uploads(fake) == 0 and created_jobs(fake) == []
     assert ws.ledger.list_jobs() == [] and ws.ledger.spend_since(0) == 0
@@ -259,7 +259,7 @@ def test_files_upload_list_delete(ws, fake, invoke, dataset_id):
     assert deleted.exit_code == 0 and json.loads(deleted.stdout) == {"id": first["file_id"], "deleted": True}
     assert first["file_id"] not in fake.files
     gone = invoke("files", "delete", first["file_id"])
-    assert gone.exit_code == 1 and "list_files" in flat(gone.output)
+    assert gone.exit_code == 3 and "list_files" in flat(gone.output)  # not found
 
     bad_split = invoke("files", "upload", dataset_id, "--split", "dev")
     assert bad_split.exit_code == 1 and "Unknown split 'dev'" in flat(bad_split.output)
@@ -311,7 +311,7 @@ def bedrock_model(ws, monkeypatch):
 def test_provision_is_refused_without_yes_and_bought_with_it(ws, invoke, bedrock_model, monkeypatch):
     model_id = bedrock_model.model_id
     refused = invoke("model", "provision", model_id)  # nothing queued on the stub: any AWS call would fail
-    assert refused.exit_code == 1
+    assert refused.exit_code == 4  # needs a confirmation
     assert "hour" in flat(refused.output) and "add --yes" in flat(refused.output)
     assert "provisioned_model_arn" not in ws.ledger.get_model(model_id)["details"]
 
@@ -321,7 +321,7 @@ def test_provision_is_refused_without_yes_and_bought_with_it(ws, invoke, bedrock
     assert "provisioned_model_arn" not in ws.ledger.get_model(model_id)["details"]
 
     other = invoke("model", "provision", "no-such-model")  # not a billing question: fails without asking
-    assert other.exit_code == 1 and "not found" in flat(other.output) and "Buy" not in other.output
+    assert other.exit_code == 3 and "not found" in flat(other.output) and "Buy" not in other.output
 
     pt_arn = "arn:aws:bedrock:us-west-2:123456789012:provisioned-model/abcdef123456"
     bedrock_model.stub.add_response(
@@ -407,5 +407,5 @@ def test_dataset_constitutional_needs_prompts_or_a_dataset(ws, invoke, monkeypat
     both = invoke("dataset", "constitutional", "--principle", "Be kind.", "--model", "openai:scripted", "--prompt", "hi", "--from-dataset", "ds-x")
     assert both.exit_code == 1 and "exactly one of prompts" in flat(both.output)
     missing = invoke("dataset", "constitutional", "--principle", "Be kind.", "--model", "openai:scripted", "--from-dataset", "ds-missing", "--max-tokens", "32")
-    assert missing.exit_code == 1 and "list_datasets" in flat(missing.output)
+    assert missing.exit_code == 3 and "list_datasets" in flat(missing.output)  # not found
     assert model.calls == 0

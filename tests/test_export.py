@@ -481,4 +481,4 @@ def test_cli_model_export(ws, tuned, tmp_path):
         [sys.executable, "-m", "model_customization", "model", "export", "ft-nope", "--json", "--home", str(ws.settings.home)],
         capture_output=True, text=True, timeout=300, env=env,
     )
-    assert failed.returncode == 1 and "check_job" in failed.stderr
+    assert failed.returncode == 3 and "check_job" in failed.stderr

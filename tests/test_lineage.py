@@ -154,4 +154,4 @@ def test_resources_and_cli_show_the_lineage(ws, lineage_world):
     assert text.exit_code == 0 and "job-lin1" in text.output and lineage_world["eval"]["id"] in text.output
     assert _sha256(lineage_world["files"][0]) in "".join(text.output.split())  # rich may wrap the long hash
     missing = runner.invoke(app, ["model", "lineage", "ft-nope", "--home", str(ws.settings.home)])
-    assert missing.exit_code == 1 and "ft-nope" in missing.output
+    assert missing.exit_code == 3 and "ft-nope" in missing.output  # not found

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.anyio
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "list_tools.json"
 TOOLS = MCP_TOOLS
-READ_ONLY = {"list_datasets", "list_jobs", "check_job", "inspect_dataset", "list_training_files", "throughput_status"}
+READ_ONLY = {"list_datasets", "list_jobs", "check_job", "inspect_dataset", "list_training_files", "throughput_status", "list_models", "list_job_events"}
 TERMINAL = {"succeeded", "failed", "cancelled"}
 SMALL_HP = {"epochs": 1, "batch_size": 16, "max_seq_length": 256}
 
@@ -111,6 +111,7 @@ async def test_list_tools_describes_every_tool(ws):
     for name in TOOLS - READ_ONLY - {"prompt_model"}:
         assert by_name[name].annotations.read_only_hint is False, name
     assert by_name["cancel_job"].annotations.destructive_hint is True
+    assert by_name["delete_dataset"].annotations.destructive_hint is True
     assert by_name["build_dataset_from_memory"].annotations.destructive_hint is False
     assert by_name["start_job"].annotations.destructive_hint is False
     for name in ("deploy_model", "rollback_deployment"):

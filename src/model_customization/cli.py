@@ -1,7 +1,9 @@
 """The human CLI: the same domain functions the MCP tools call, with rich output and progress bars.
 
 `model-customization demo` runs the whole loop on the shipped demo memory; `model-customization serve` starts the
-MCP server (stdio by default). Exit codes: 0 success, 1 a user error (message printed), 2 usage error (typer).
+MCP server (stdio by default). Every command takes --json (stdout is then exactly one JSON document; progress and
+messages go to stderr). Exit codes: 0 success; 1 the operation failed or was refused as asked (message printed);
+2 usage error (typer); 3 not found (an unknown id or path); 4 needs a confirmation (a cost over budget: confirm it).
 """
 
 from __future__ import annotations
@@ -53,10 +55,32 @@ def _workspace(home: Optional[Path]):
         _fail(error)
 
 
+EXIT_FAILED = 1  # the operation failed, or a user error: the message says what to change
+EXIT_NOT_FOUND = 3  # an id or path that does not exist
+EXIT_CONFIRM = 4  # refused until someone confirms (a paid job over budget, provisioned throughput's billing)
+
+
+def _exit_code(error: Exception) -> int:
+    from model_customization.errors import NotFoundError
+    from model_customization.jobs.spending import ConfirmationNeeded
+
+    if isinstance(error, NotFoundError):
+        return EXIT_NOT_FOUND
+    if isinstance(error, ConfirmationNeeded):
+        return EXIT_CONFIRM
+    return EXIT_FAILED
+
+
 def _fail(error: Exception) -> None:
     # escaped: messages quote lists and JSON ("[...]") that rich would read as markup; unwrapped so they copy whole
     err_console.print(f"[red]error:[/red] {escape(str(error))}", soft_wrap=True)
-    raise typer.Exit(1)
+    raise typer.Exit(_exit_code(error))
+
+
+def _more(next_cursor: Optional[str]) -> None:
+    """The next page's cursor, on stderr (stdout holds the table) so that it never mixes with the listed rows."""
+    if next_cursor:
+        err_console.print(f"more: --cursor {next_cursor}", markup=False, soft_wrap=True)
 
 
 def _table(*columns: str, whole: tuple[str, ...] = (), title: Optional[str] = None) -> Table:
@@ -104,7 +128,7 @@ def _print_json(value: Any) -> None:
 
 def _progress() -> Progress:
     return Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.fields[note]}"), console=console
+        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.fields[note]}"), console=err_console
     )
 
 
@@ -146,7 +170,7 @@ def dataset_build(
     since: Optional[datetime] = typer.Option(None, help="Sessions started at or after (ISO 8601)."),
     until: Optional[datetime] = typer.Option(None, help="Sessions started at or before (ISO 8601)."),
     tool_calls: str = typer.Option("any", help="any, with or without."),
-    source: Optional[list[str]] = typer.Option(None, help="Glob on source path, file name or format name; repeatable."),
+    source: Optional[list[str]] = typer.Option(None, "--source", "--sources", help="Glob on source path, file name or format name; repeatable."),
     redact: bool = typer.Option(True, "--redact/--no-redact", help="Replace secrets and personal data before storing."),
     near_duplicate_threshold: Optional[float] = typer.Option(0.85, help="MinHash threshold; 0 keeps near-duplicates."),
     home: Optional[Path] = HomeOption,
@@ -220,17 +244,50 @@ def dataset_inspect(
         raise typer.Exit(1)
 
 
+LimitOption = typer.Option(50, min=1, max=500, help="Rows per page.")
+CursorOption = typer.Option(None, help="The next page: the cursor the previous page printed (next_cursor with --json).")
+
+
 @dataset_app.command("list")
-def dataset_list(home: Optional[Path] = HomeOption, as_json: bool = JsonOption) -> None:
-    """List datasets."""
-    rows = _workspace(home).ledger.list_datasets()
+def dataset_list(limit: int = LimitOption, cursor: Optional[str] = CursorOption, home: Optional[Path] = HomeOption, as_json: bool = JsonOption) -> None:
+    """List datasets, newest first (same as the list_datasets tool)."""
+    from model_customization.datasets.build import list_datasets_page
+
+    try:
+        page = list_datasets_page(_workspace(home), limit, cursor)
+    except UserError as error:
+        _fail(error)
+    rows = [{"dataset_id": r["id"], "name": r["name"], "counts": r["counts"], "resource_uri": f"datasets://{r['id']}"} for r in page["datasets"]]
     if as_json:
-        _print_json([{"dataset_id": r["id"], "name": r["name"], "counts": r["counts"]} for r in rows])
+        _print_json({"datasets": rows, "total": page["total"], "next_cursor": page["next_cursor"]})
         return
-    table = Table("dataset_id", "name", "train", "validation", "test")
+    table = _table("dataset_id", "name", "train", "validation", "test", whole=("dataset_id",))
     for r in rows:
-        table.add_row(r["id"], r["name"], *(str(r["counts"][s]) for s in ("train", "validation", "test")))
+        table.add_row(r["dataset_id"], escape(r["name"]), *(str(r["counts"][s]) for s in ("train", "validation", "test")))
     console.print(table)
+    _more(page["next_cursor"])
+
+
+@dataset_app.command("delete")
+def dataset_delete(
+    dataset_id: str = typer.Argument(..., help="The dataset to delete."),
+    force: bool = typer.Option(False, "--force", help="Delete it even though evaluations or agent suites name it."),
+    home: Optional[Path] = HomeOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Delete a stored dataset (files and ledger entry); refused while a job trained on it (same as the delete_dataset tool)."""
+    from model_customization.datasets.build import delete_dataset
+
+    try:
+        result = delete_dataset(_workspace(home), dataset_id, force)
+    except UserError as error:
+        _fail(error)
+    if as_json:
+        _print_json(result)
+        return
+    console.print(f"deleted {result['dataset_id']} ({result['name']}): {result['bytes_freed']:,} bytes freed", markup=False, soft_wrap=True)
+    for note in result["notes"]:
+        console.print(f"note: {note}", markup=False, soft_wrap=True)
 
 
 @dataset_app.command("constitutional")
@@ -245,6 +302,8 @@ def dataset_constitutional(
     max_tokens: int = typer.Option(256, help="Longest reply per model call."),
     temperature: float = typer.Option(0.0, help="0 = greedy."),
     seed: int = typer.Option(0, help="Seed of sampling and of the train/validation/test split."),
+    validation_fraction: float = typer.Option(0.1, min=0, max=1, help="Share of prompts held out for validation loss."),
+    test_fraction: float = typer.Option(0.1, min=0, max=1, help="Share of prompts held out for evaluate (the test split)."),
     home: Optional[Path] = HomeOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -259,6 +318,7 @@ def dataset_constitutional(
     arguments = dict(
         principles=principle, model=model, prompts=prompt or None, dataset_id=from_dataset, split=split, limit=limit, name=name,
         max_tokens=max_tokens, temperature=temperature, seed=seed,
+        validation_fraction=validation_fraction, test_fraction=test_fraction,
     )
     try:
         if as_json:  # stdout carries the JSON alone
@@ -368,7 +428,8 @@ def _start_confirmed(ws, dataset_id: Optional[str], arguments: dict[str, Any], *
     except ConfirmationNeeded as needed:
         if not may_ask:
             how = f"--confirm-cost-usd {needed.quote_usd}" if needed.quote_usd is not None else "--confirm-cost-usd <the most you accept to pay>"
-            raise UserError(f"{needed} On the command line: add {how}, or run the command in a terminal without --yes to be asked.") from needed
+            message = f"{needed} On the command line: add {how}, or run the command in a terminal without --yes to be asked."
+            raise ConfirmationNeeded(message, quote_usd=needed.quote_usd, question=needed.question) from needed
         if needed.quote_usd is None:
             # An unknown price: the person names the most they accept, which is what the job may commit.
             ceiling = typer.prompt(f"{needed.question}\nThe most you accept to pay, in USD (0 to stop)", type=float, default=0.0, err=True)
@@ -498,6 +559,7 @@ def job_pause(job_id: str, home: Optional[Path] = HomeOption, as_json: bool = Js
 @job_app.command("check")
 def job_check(
     job_id: str,
+    events: int = typer.Option(5, min=0, max=200, help="How many recent events to show (job events pages through all)."),
     wait: bool = typer.Option(False, help="Follow until it ends."),
     loss_png: Optional[Path] = typer.Option(None, "--loss-png", help="Also write the loss curve to this PNG file."),
     home: Optional[Path] = HomeOption,
@@ -508,7 +570,7 @@ def job_check(
 
     ws = _workspace(home)
     try:
-        summary = _follow_job(ws, job_id) if wait else check_job(ws, job_id)
+        summary = check_job(ws, _follow_job(ws, job_id)["job_id"], events) if wait else check_job(ws, job_id, events)
     except UserError as error:
         _fail(error)
     _show_job(summary, as_json)
@@ -538,18 +600,51 @@ def job_cancel(job_id: str, home: Optional[Path] = HomeOption, as_json: bool = J
 
 
 @job_app.command("list")
-def job_list(status: Optional[str] = typer.Option(None), home: Optional[Path] = HomeOption, as_json: bool = JsonOption) -> None:
-    """List jobs, newest first."""
-    from model_customization.jobs.orchestrator import list_jobs
+def job_list(
+    status: Optional[str] = typer.Option(None, help="Only jobs in this status (validating, queued, running, paused, succeeded, failed, cancelled)."),
+    limit: int = LimitOption,
+    cursor: Optional[str] = CursorOption,
+    home: Optional[Path] = HomeOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """List jobs, newest first (same as the list_jobs tool)."""
+    from model_customization.jobs.orchestrator import list_jobs_page
 
-    rows = list_jobs(_workspace(home), status)
+    try:
+        page = list_jobs_page(_workspace(home), status, limit, cursor)
+    except UserError as error:
+        _fail(error)
     if as_json:
-        _print_json(rows)
+        _print_json(page)
         return
-    table = Table("job_id", "provider", "status", "base_model", "dataset_id", "step", "model_id")
-    for r in rows:
-        table.add_row(r["job_id"], r["provider"], r["status"], r["base_model"], r["dataset_id"], f"{r['step']}/{r['total_steps'] or '?'}", r["model_id"] or "")
+    table = _table("job_id", "provider", "status", "base_model", "dataset_id", "step", "model_id", whole=("job_id",))
+    for r in page["jobs"]:
+        table.add_row(r["job_id"], r["provider"], r["status"], escape(r["base_model"]), r["dataset_id"], f"{r['step']}/{r['total_steps'] or '?'}", escape(r["model_id"] or ""))
     console.print(table)
+    _more(page["next_cursor"])
+
+
+@job_app.command("events")
+def job_events(
+    job_id: str = typer.Argument(..., help="The job (job list shows them)."),
+    limit: int = LimitOption,
+    cursor: Optional[str] = CursorOption,
+    home: Optional[Path] = HomeOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Every event of a job, oldest first, one page at a time (same as the list_job_events tool)."""
+    from model_customization.jobs.orchestrator import list_job_events
+
+    try:
+        page = list_job_events(_workspace(home), job_id, limit, cursor)
+    except UserError as error:
+        _fail(error)
+    if as_json:
+        _print_json(page)
+        return
+    for event in page["events"]:
+        console.print(f"{event['at']} {event['level']}: {event['message']}", markup=False, soft_wrap=True)
+    _more(page["next_cursor"])
 
 
 @job_app.command("remote-list")
@@ -831,24 +926,43 @@ def _show_scores(result: dict[str, Any]) -> None:
 
 @model_app.command("prompt")
 def model_prompt(
-    model: str,
-    prompt: str,
+    model: Optional[str] = typer.Argument(None, help="The model (leave out with --agent)."),
+    prompt: Optional[str] = typer.Argument(None, help="A single user message (or give --messages)."),
+    messages: Optional[str] = typer.Option(None, help='A whole conversation as JSON, e.g. \'[{"role": "user", "content": "hi"}]\', or a path to a JSON file holding it.'),
     system: Optional[str] = typer.Option(None, help="System message."),
     max_tokens: int = typer.Option(256),
     temperature: float = typer.Option(0.0, help="0 = greedy."),
     seed: int = typer.Option(0),
+    agent: Optional[str] = typer.Option(None, help="Answer with the model deployed to this agent (then give only PROMPT)."),
+    task: Optional[str] = typer.Option(None, help="With --agent: the task tag whose model answers."),
     home: Optional[Path] = HomeOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Prompt any model: local (base, tuned ft-..., a folder) or cloud (gpt-..., ft:..., claude-..., Bedrock ids, openai:/anthropic:/bedrock: prefixes).
 
-    Cloud models need their provider's key and bill the call.
+    Cloud models need their provider's key and bill the call (same as the prompt_model tool).
     """
     from model_customization.providers.chat import chat
 
-    messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
+    ws = _workspace(home)
     try:
-        result = chat(_workspace(home), model, messages, max_tokens=max_tokens, temperature=temperature, seed=seed)
+        if agent is not None and prompt is None and messages is None:
+            model, prompt = None, model  # `model prompt --agent NAME "question"`: the one argument is the prompt
+        if agent is not None and model is not None:
+            raise UserError("Give MODEL or --agent, not both: --agent uses the model deployed to it (agent show NAME).")
+        if task is not None and agent is None:
+            raise UserError("--task picks one of an agent's deployed models: give --agent too, or name the model instead.")
+        if (prompt is None) == (messages is None):
+            raise UserError("Give exactly one of PROMPT (a single user message) or --messages (a conversation as JSON).")
+        if agent is None and model is None:
+            raise UserError("Name the MODEL to prompt (model list shows them), or give --agent.")
+        if agent is not None:
+            from model_customization.deployments import deployed_model
+
+            model = deployed_model(ws, agent, task)
+        conversation = [{"role": "system", "content": system}] if system else []
+        conversation += [{"role": "user", "content": prompt}] if prompt is not None else _conversation(messages or "")
+        result = chat(ws, model, conversation, max_tokens=max_tokens, temperature=temperature, seed=seed)
     except UserError as error:
         _fail(error)
     if as_json:
@@ -857,6 +971,44 @@ def model_prompt(
         console.print(result["text"], markup=False, highlight=False)
         if result.get("stop_reason") == "length":
             err_console.print(f"(cut at --max-tokens {max_tokens})", markup=False)
+
+
+def _conversation(raw: str) -> list[dict[str, str]]:
+    """--messages: JSON text, or a file holding it; a list of {role, content} with roles system/user/assistant."""
+    text = raw
+    if not raw.lstrip().startswith("["):
+        try:
+            text = Path(raw).read_text(encoding="utf-8")
+        except OSError as error:
+            raise UserError(f"--messages takes a JSON list of messages or a file holding one; {raw[:80]!r} is neither ({error}).") from None
+    try:
+        value = json.loads(text)
+    except ValueError as error:
+        raise UserError(f"--messages is not valid JSON ({error}); give e.g. '[{{\"role\": \"user\", \"content\": \"hi\"}}]'.") from None
+    if not isinstance(value, list) or not value or not all(
+        isinstance(m, dict) and m.get("role") in ("system", "user", "assistant") and isinstance(m.get("content"), str) for m in value
+    ):
+        raise UserError("--messages must be a non-empty JSON list of {\"role\": system|user|assistant, \"content\": text} objects.")
+    return [{"role": m["role"], "content": m["content"]} for m in value]
+
+
+@model_app.command("list")
+def model_list(limit: int = LimitOption, cursor: Optional[str] = CursorOption, home: Optional[Path] = HomeOption, as_json: bool = JsonOption) -> None:
+    """The embedded base model, then every tuned model newest first with its job, dataset and deployments (same as the list_models tool)."""
+    from model_customization.registry import list_models_page
+
+    try:
+        page = list_models_page(_workspace(home), limit, cursor)
+    except UserError as error:
+        _fail(error)
+    if as_json:
+        _print_json(page)
+        return
+    table = _table("model_id", "kind", "provider", "job_id", "dataset_id", "created_at", "serves", whole=("model_id",))
+    for m in page["models"]:
+        table.add_row(escape(m["model_id"]), m["kind"], m["provider"], m["job_id"] or "", m["dataset_id"] or "", m["created_at"] or "", escape(", ".join(m["live_deployments"])))
+    console.print(table)
+    _more(page["next_cursor"])
 
 
 @model_app.command("lineage")
@@ -907,8 +1059,8 @@ def model_lineage_command(
 @model_app.command("export")
 def model_export(
     model_id: str = typer.Argument(..., help="A tuned model id (ft-...)."),
-    formats: list[str] = typer.Option(["ollama"], "--format", "-f", help="adapter, merged, gguf-adapter, gguf-merged or ollama; repeatable."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Folder to write (default: <home>/exports/<model_id>)."),
+    formats: list[str] = typer.Option(["ollama"], "--format", "--formats", "-f", help="adapter, merged, gguf-adapter, gguf-merged or ollama; repeatable."),
+    output: Optional[Path] = typer.Option(None, "--output", "--output-dir", "-o", help="Folder to write (default: <home>/exports/<model_id>)."),
     gguf_type: str = typer.Option("f32", help="f32 (exact) or f16 (half the size) for GGUF files."),
     home: Optional[Path] = HomeOption,
     as_json: bool = JsonOption,
@@ -949,7 +1101,7 @@ def model_provision(
     model_units: int = typer.Option(1, help="Model units to buy (each billed by the hour)."),
     commitment: Optional[str] = typer.Option(None, help="Omit for no commitment (hourly), or OneMonth / SixMonths (billed for the whole term)."),
     name: Optional[str] = typer.Option(None, help="The provisioned model's name (default: pt-<model id>)."),
-    yes: bool = typer.Option(False, "--yes", "-y", help="Accept the hourly billing without being asked."),
+    yes: bool = typer.Option(False, "--yes", "--confirm", "-y", help="Accept the hourly billing without being asked."),
     home: Optional[Path] = HomeOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -966,7 +1118,7 @@ def model_provision(
             if yes:
                 raise
             if not _interactive():
-                raise UserError(f"{refused} On the command line: add --yes.") from refused
+                raise ConfirmationNeeded(f"{refused} On the command line: add --yes.", quote_usd=refused.quote_usd, question=refused.question) from refused
             err_console.print(str(refused).replace("call provision_throughput again with confirm=true", "answer below"), markup=False, soft_wrap=True)
             if not typer.confirm(f"Buy {model_units} model unit(s) of provisioned throughput for {model_id} now?", default=False, err=True):
                 raise UserError("Not provisioned: you did not confirm the hourly billing. Nothing was bought.") from refused
@@ -1022,11 +1174,15 @@ def agent_deploy(
     _show_fields(result, as_json)
 
 
+# `model deploy AGENT MODEL` is the deploy_model tool's name for the same command; `agent deploy` stays as it was.
+model_app.command("deploy", help="Assign MODEL to AGENT behind the evaluation gate (same as the deploy_model tool and agent deploy).")(agent_deploy)
+
+
 @agent_app.command("suite")
 def agent_suite_command(
     agent: str,
     suite: Optional[Path] = typer.Option(None, help="A .jsonl/.yaml suite file of the agent's cases."),
-    dataset_id: Optional[str] = typer.Option(None, "--dataset", help="Or a dataset whose split holds the agent's cases."),
+    dataset_id: Optional[str] = typer.Option(None, "--dataset", "--dataset-id", help="Or a dataset whose split holds the agent's cases."),
     split: str = typer.Option("test"),
     task: Optional[str] = typer.Option(None, help="Only for this task tag."),
     home: Optional[Path] = HomeOption,
@@ -1055,8 +1211,8 @@ def agent_rollback(agent: str, task: Optional[str] = typer.Option(None), home: O
 
 
 @agent_app.command("show")
-def agent_show(agent: str, home: Optional[Path] = HomeOption) -> None:
-    """The models AGENT uses per task, the evaluations behind them and the history (JSON, as agents://{name})."""
+def agent_show(agent: str, home: Optional[Path] = HomeOption, as_json: bool = JsonOption) -> None:
+    """The models AGENT uses per task, the evaluations behind them and the history (JSON, as agents://{name}; --json is the same)."""
     from model_customization.deployments import agent_assignments
 
     try:

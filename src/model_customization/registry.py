@@ -279,3 +279,31 @@ def list_registry(ws: Workspace) -> list[dict[str, Any]]:
             }
         )
     return entries
+
+
+def list_models_page(ws: Workspace, limit: int = 50, cursor: str | None = None) -> dict[str, Any]:
+    """{models, next_cursor}: the embedded base model first, then every registered (tuned) model newest first with
+    its job, dataset, created time and live deployments (list_registry's entries), one page at a time."""
+    from model_customization.paging import page_rows
+    from model_customization.providers.local.models import EMBEDDED_MODEL
+
+    base = {
+        "model_id": EMBEDDED_MODEL, "provider": "local", "kind": "base", "base_model": EMBEDDED_MODEL, "job_id": None, "job_status": None,
+        "dataset_id": None, "source_files": None, "evaluations": None, "live_deployments": [], "created_at": None, "uri": _uri(EMBEDDED_MODEL),
+        "lineage": f"{EMBEDDED_MODEL}: the embedded base model (shipped with the package); start_job trains on it by default",
+    }  # fmt: skip
+    tuned = list_registry(ws)
+    created = {r["id"]: r["created_at"] for r in ws.ledger.list_models()}
+    # Base models sort before every tuned one (group 1 > 0 in a newest-first list); tuned ones by time, then id.
+    rows = [base] + [r for r in tuned if r["model_id"] in created]
+
+    def key(entry: dict[str, Any]) -> tuple[Any, ...]:
+        return (1, 0.0, entry["model_id"]) if entry["kind"] == "base" and entry["created_at"] is None else (0, created[entry["model_id"]], entry["model_id"])
+
+    shown, next_cursor = page_rows(rows, key, kind="models", limit=limit, cursor=cursor, newest_first=True)
+    from datetime import datetime, timezone
+
+    for entry in shown:
+        if isinstance(entry["created_at"], (int, float)):
+            entry["created_at"] = datetime.fromtimestamp(entry["created_at"], timezone.utc).isoformat(timespec="seconds")
+    return {"models": shown, "next_cursor": next_cursor}

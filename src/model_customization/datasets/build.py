@@ -591,3 +591,97 @@ def read_split(ws: Workspace, dataset_id: str, split: str) -> list[dict[str, Any
     path = Path(row["path"]) / f"{split}.jsonl"
     with path.open(encoding="utf-8") as handle:
         return [json.loads(line) for line in handle if line.strip()]
+
+
+def list_datasets_page(ws: Workspace, limit: int = 50, cursor: str | None = None) -> dict[str, Any]:
+    """{datasets, total, next_cursor}: stored datasets newest first, one page at a time (see paging.py)."""
+    from model_customization.paging import page_rows
+
+    rows = ws.ledger.list_datasets()
+    shown, next_cursor = page_rows(rows, lambda r: (r["created_at"], r["id"]), kind="datasets", limit=limit, cursor=cursor, newest_first=True)
+    return {"datasets": shown, "total": len(rows), "next_cursor": next_cursor}
+
+
+ACTIVE_JOB_STATUSES = ("validating", "queued", "running", "paused")
+
+
+def dataset_references(ws: Workspace, dataset_id: str) -> dict[str, list[str]]:
+    """What still points at a dataset: {jobs, evaluations, agent_suites} (ids, or agent[/task] for suites in force)."""
+    jobs = [j["id"] for j in ws.ledger.list_jobs() if j["dataset_id"] == dataset_id]
+    evaluations = [e["id"] for e in ws.ledger.list_evaluations() if e["dataset_id"] == dataset_id]
+    suites = []
+    for agent in ws.ledger.list_agents():
+        in_force: dict[Any, dict[str, Any]] = {}
+        for row in ws.ledger.agent_suites_of(agent):  # oldest first: the last row per task is the one in force
+            in_force[row["task"]] = row
+        suites += [agent if task is None else f"{agent}/{task}" for task, row in in_force.items() if row["dataset_id"] == dataset_id]
+    return {"jobs": jobs, "evaluations": evaluations, "agent_suites": sorted(suites)}
+
+
+def delete_dataset(ws: Workspace, dataset_id: str, force: bool = False) -> dict[str, Any]:
+    """Remove a stored dataset: its ledger row, then its folder. Refused while anything uses it (see below).
+
+    Jobs always keep their dataset: every job row names its dataset (a foreign key, and the lineage of the models it
+    made), so a dataset a job trained on is refused even with force. Evaluations and agent suites name it only as
+    text: force deletes it anyway (their stored reports stay readable; an agent suite on it must be set again).
+    """
+    from sqlalchemy import delete
+    from sqlalchemy.exc import IntegrityError
+
+    from model_customization.jobs.ledger import datasets as datasets_table
+
+    row = get_dataset(ws, dataset_id)
+    used = dataset_references(ws, dataset_id)
+    if used["jobs"]:
+        jobs = {j["id"]: j["status"] for j in ws.ledger.list_jobs() if j["id"] in used["jobs"]}
+        active = [job for job, status in jobs.items() if status in ACTIVE_JOB_STATUSES]
+        listed = ", ".join(f"{job} ({status})" for job, status in jobs.items())
+        if active:
+            raise UserError(f"Dataset {dataset_id} is in use by jobs that have not ended: {', '.join(active)}. cancel_job them or wait for them to end; even then, see below. Jobs on it: {listed}.")
+        raise UserError(
+            f"Dataset {dataset_id} cannot be deleted: jobs trained on it ({listed}), and the ledger keeps every job's "
+            "dataset as the lineage of the models it made (force does not override this). Nothing was deleted."
+        )
+    others = [f"{kind.replace('_', ' ')} {', '.join(ids)}" for kind, ids in used.items() if ids]
+    if others and not force:
+        raise UserError(
+            f"Dataset {dataset_id} is referenced by {'; '.join(others)}. Their stored results stay readable after a delete, "
+            "but resuming those evaluations or evaluating an agent on its suite would need the dataset. Call again with "
+            "force=true to delete it anyway. Nothing was deleted."
+        )
+    folder = Path(row["path"])
+    inside = folder.resolve().parent == ws.settings.datasets_dir.resolve()
+    size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) if inside and folder.is_dir() else 0
+    # The ledger row goes first: a dataset exists for everyone exactly while its row does. A crash after this line
+    # leaves only a folder without a row, which nothing reads, `doctor` lists as a leftover and a build of the same
+    # content replaces. Files first would leave a row pointing at missing files: a dataset that lies.
+    try:
+        with ws.ledger.transaction() as conn:
+            gone = conn.execute(delete(datasets_table).where(datasets_table.c.id == dataset_id)).rowcount
+    except IntegrityError:  # a job started on it between our check and the delete
+        raise UserError(f"Dataset {dataset_id} was just used by a new job (list_jobs shows it); it is kept. Nothing was deleted.") from None
+    if not gone:
+        raise NotFoundError(f"Dataset {dataset_id!r} not found (deleted meanwhile?). Call list_datasets to see stored datasets.")
+    removed = False
+    if inside and folder.is_dir():
+        # Renamed first, so a removal cut short never leaves a half-empty folder under the dataset's own name.
+        doomed = folder.with_name(f".deleted-{folder.name}-{os.getpid()}")
+        os.replace(folder, doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
+        removed = not doomed.exists()
+    notes = []
+    if not inside:
+        notes.append(f"its folder {folder} is outside the data home's datasets folder and was left alone")
+    elif not removed and folder.parent.is_dir():
+        notes.append("some files could not be removed; `model-customization doctor` lists what is left")
+    if others:
+        notes.append(f"still named by {'; '.join(others)}")
+    return {
+        "dataset_id": dataset_id,
+        "name": row["name"],
+        "deleted": True,
+        "files_removed": removed,
+        "bytes_freed": size if removed else 0,
+        "forced": bool(others),
+        "notes": notes,
+    }

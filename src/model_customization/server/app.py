@@ -14,6 +14,7 @@ from mcp.server.mcpserver import MCPServer
 from model_customization import __version__
 from model_customization.resources import catalog
 from model_customization.server.tool_registry import CACHE_FOLDER, DeferredToolsServer, ToolListCache
+from model_customization.server import prompts
 from model_customization.tools import constitutional, datasets, jobs, models
 from model_customization.tools import deploy as deploy_tools
 from model_customization.tools import export as export_tools
@@ -83,5 +84,6 @@ def build_server(
     provider_tools.register(server, workspace)
     deploy_tools.register(server, workspace)
     catalog.register(server, workspace)
+    prompts.register(server, workspace)
     server.seal_tool_list()
     return server

@@ -46,6 +46,18 @@ def refuse_invalid_text(*values: Any) -> None:
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+# Tool outputs stay small: one long text (an event, an error) keeps this many characters and says where the rest is.
+MAX_OUTPUT_TEXT_CHARS = 2000
+
+
+def truncate_text(text: str | None, rest_at: str, limit: int = MAX_OUTPUT_TEXT_CHARS) -> str | None:
+    """The text cut to `limit` characters with a note naming how many were cut and where the whole text is (rest_at,
+    e.g. "read jobs://job-x/events"); only for text that has such a place. Short text (and None) is returned as it is."""
+    if text is None or len(text) <= limit:
+        return text
+    return f"{text[:limit]} ... truncated ({len(text) - limit:,} more characters); for the whole text, {rest_at}."
+
+
 def shorten_message(text: str) -> str:
     if len(text) <= MAX_ERROR_CHARS:
         return text

@@ -69,8 +69,8 @@ def register(server: MCPServer, ws: Workspace) -> None:
         max_tokens: Annotated[int, Field(ge=1, le=4096, description="Longest reply per model call.")] = 256,
         temperature: Annotated[float, Field(ge=0, le=2, description="0 = greedy (repeatable for local models).")] = 0.0,
         seed: Annotated[int, Field(ge=0, description="Seed of sampling and of the train/validation/test split.")] = 0,
-        validation_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.1,
-        test_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.1,
+        validation_fraction: Annotated[float, Field(ge=0, lt=1, description="Share of prompts held out for validation loss.")] = 0.1,
+        test_fraction: Annotated[float, Field(ge=0, lt=1, description="Share of prompts held out for evaluate (the test split).")] = 0.1,
         ctx: Context | None = None,
     ) -> ConstitutionalDatasetResult:
         """Make harmlessness (or any principle-driven) training data: a model answers each prompt, critiques its own answer against each principle and revises it.

@@ -74,6 +74,17 @@ class DatasetSummary(BaseModel):
 class DatasetList(BaseModel):
     datasets: list[DatasetSummary]
     total: int
+    next_cursor: str | None = Field(None, description="Pass as cursor for the next page; null on the last page.")
+
+
+class DeletedDataset(BaseModel):
+    dataset_id: str
+    name: str
+    deleted: bool
+    files_removed: bool = Field(description="False when its folder could not be removed (doctor lists what is left).")
+    bytes_freed: int
+    forced: bool = Field(description="True when evaluations or agent suites still name it (deleted because force=true).")
+    notes: list[str]
 
 
 def register(server: MCPServer, ws: Workspace) -> None:
@@ -84,13 +95,13 @@ def register(server: MCPServer, ws: Workspace) -> None:
         paths: Annotated[list[str], Field(description="Memory files or folders: OpenAI chat JSONL files and/or Claude Code transcripts (*.jsonl; folders are searched recursively).", min_length=1)],
         name: Annotated[str | None, Field(description="A readable name for the dataset.")] = None,
         seed: Annotated[int, Field(description="Seed of the train/validation/test split.", ge=0)] = 0,
-        validation_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.1,
-        test_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.1,
+        validation_fraction: Annotated[float, Field(ge=0, lt=1, description="Share of sessions held out for validation loss.")] = 0.1,
+        test_fraction: Annotated[float, Field(ge=0, lt=1, description="Share of sessions held out for evaluate (the test split).")] = 0.1,
         method: Annotated[Literal["sft", "dpo"], Field(description="sft: conversations; dpo: preference pairs (OpenAI preference files, ChatGPT regenerations rated up vs down, best vs worst rewarded attempts at one task).")] = "sft",
         example_mode: Annotated[Literal["conversation", "turns"], Field(description="conversation: one example per session, every assistant turn learned; turns: one example per assistant turn.")] = "conversation",
         outcome: Annotated[Literal["any", "successful", "failed"], Field(description="Keep sessions by outcome (errors, rejections, interruptions, rewards, ratings).")] = "any",
-        min_turns: Annotated[int | None, Field(ge=0)] = None,
-        max_turns: Annotated[int | None, Field(ge=0)] = None,
+        min_turns: Annotated[int | None, Field(ge=0, description="Keep sessions with at least this many turns (user requests the assistant answered).")] = None,
+        max_turns: Annotated[int | None, Field(ge=0, description="Keep sessions with at most this many turns.")] = None,
         since: Annotated[datetime | None, Field(description="Keep sessions started at or after this time (ISO 8601).")] = None,
         until: Annotated[datetime | None, Field(description="Keep sessions started at or before this time.")] = None,
         tool_calls: Annotated[Literal["any", "with", "without"], Field(description="Keep sessions with or without tool calls.")] = "any",
@@ -142,19 +153,44 @@ def register(server: MCPServer, ws: Workspace) -> None:
             resource_uri=f"datasets://{result.dataset_id}",
         )
 
-    @server.tool(annotations=ToolAnnotations(title="List datasets", read_only_hint=True, idempotent_hint=True, open_world_hint=False))
-    async def list_datasets(limit: Annotated[int, Field(ge=1, le=500)] = 50) -> DatasetList:
-        """List stored datasets, newest first, with their split sizes. Use it to find a dataset_id for start_job or evaluate."""
-        rows = await run_domain(ws.ledger.list_datasets)
+    @server.tool(annotations=ToolAnnotations(title="List datasets", read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False))
+    async def list_datasets(
+        limit: Annotated[int, Field(ge=1, le=500, description="At most this many datasets, newest first.")] = 50,
+        cursor: Annotated[str | None, Field(description="The next_cursor of the previous page; omit for the first page.")] = None,
+    ) -> DatasetList:
+        """List stored datasets, newest first, with their split sizes. Use it to find a dataset_id for start_job or evaluate.
+
+        Free and read-only (reads this server's ledger). Next: inspect_dataset to validate and quote one, or read its
+        card at datasets://{dataset_id}.
+        """
+        from model_customization.datasets.build import list_datasets_page  # loaded on first use
+
+        page = await run_domain(list_datasets_page, ws, limit, cursor)
         return DatasetList(
             datasets=[
                 DatasetSummary(dataset_id=r["id"], name=r["name"], counts=SplitCounts(**r["counts"]), resource_uri=f"datasets://{r['id']}")
-                for r in rows[:limit]
+                for r in page["datasets"]
             ],
-            total=len(rows),
+            total=page["total"],
+            next_cursor=page["next_cursor"],
         )
 
-    @server.tool(annotations=ToolAnnotations(title="Validate and quote a dataset", read_only_hint=True, idempotent_hint=True, open_world_hint=False))
+    @server.tool(annotations=ToolAnnotations(title="Delete a dataset", read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=False))
+    async def delete_dataset(
+        dataset_id: Annotated[str, Field(description="The dataset to delete (list_datasets shows them).")],
+        force: Annotated[bool, Field(description="Delete it even though evaluations or agent suites name it (their stored results stay readable).")] = False,
+    ) -> DeletedDataset:
+        """Delete a stored dataset: its examples, card and ledger entry. Cannot be undone (build it again from the same memory to get it back).
+
+        Refused while a job trained on it (jobs keep their dataset as the lineage of their models), and, unless
+        force=true, while evaluations or agent suites name it; the refusal lists them. Free and immediate. Use
+        list_datasets first to be sure of the dataset_id.
+        """
+        from model_customization.datasets.build import delete_dataset as remove_dataset  # loaded on first use
+
+        return DeletedDataset(**await run_domain(remove_dataset, ws, dataset_id, force))
+
+    @server.tool(annotations=ToolAnnotations(title="Validate and quote a dataset", read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False))
     async def inspect_dataset(
         dataset_id: Annotated[str | None, Field(description="A stored dataset (from build_dataset_from_memory or list_datasets).")] = None,
         path: Annotated[str | None, Field(description="Or a JSONL file of OpenAI-format training examples to check as it is.")] = None,

@@ -73,7 +73,8 @@ def register(server: MCPServer, ws: Workspace) -> None:
         (on the agent's cases, when set_agent_suite named them) must show the new one not significantly worse on its primary metric (the server's
         MODEL_CUSTOMIZATION_DEPLOY_GATE can demand 'better', or turn the gate 'off'). Without such an evaluation the
         deployment is refused: run evaluate with both models first. force=true with a reason skips the gate and is
-        recorded. Every change is kept in agents://{agent}; rollback_deployment undoes one.
+        recorded. Every change is kept in agents://{agent}; rollback_deployment undoes one. Free: it only records
+        which model serves the agent, nothing is trained or called. Next: prompt_model(agent=...) to use it.
         """
         from model_customization.deployments import deploy_model as deploy_to_agent  # loaded on first use
 
@@ -81,12 +82,14 @@ def register(server: MCPServer, ws: Workspace) -> None:
 
     @server.tool(annotations=ToolAnnotations(title="Roll back a deployment", read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False))
     async def rollback_deployment(
-        agent: str,
+        agent: Annotated[str, Field(description="The agent's name, as given to deploy_model (agents://index lists them).")],
         task: Annotated[str | None, Field(description="The task tag whose model to roll back; leave out for the agent's default model.")] = None,
     ) -> DeploymentChange:
         """Put back the model that served an agent (or task) before the current one; each call steps one further back.
 
-        The rollback is recorded in agents://{agent} as a new entry; no gate applies, as the earlier model had served before.
+        Use it when a newly deployed model misbehaves. The rollback is recorded in agents://{agent} as a new entry; no
+        gate applies, as the earlier model had served before. Free: nothing is trained or called. Next:
+        prompt_model(agent=...) answers with the restored model.
         """
         from model_customization.deployments import rollback
 
@@ -94,7 +97,7 @@ def register(server: MCPServer, ws: Workspace) -> None:
 
     @server.tool(annotations=ToolAnnotations(title="Set the cases an agent is judged on", read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False))
     async def set_agent_suite(
-        agent: str,
+        agent: Annotated[str, Field(description="The agent's name, e.g. 'support-bot' (letters, digits, '.', '_', '-').")],
         suite: Annotated[str | None, Field(description="A .jsonl or .yaml suite file of the agent's cases (as evaluate takes it).")] = None,
         dataset_id: Annotated[str | None, Field(description="Or a dataset whose split holds the agent's cases.")] = None,
         split: Annotated[str, Field(description="The dataset's split, with dataset_id.")] = "test",
@@ -102,7 +105,8 @@ def register(server: MCPServer, ws: Workspace) -> None:
     ) -> AgentSuite:
         """Name the cases an agent (or one of its tasks) is judged on; deploy_model's gate then accepts only an
         evaluation of exactly those cases, whole and as they are now (not a limited run, not an older version of
-        the file). agents://{agent} shows them.
+        the file). agents://{agent} shows them. Free: it only reads the cases and records them. Next: evaluate the
+        current and the new model on those cases (suite=... or dataset_id=...), then deploy_model.
         """
         from model_customization.deployments import set_agent_suite as set_agent_suite_domain
 

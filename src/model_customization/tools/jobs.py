@@ -16,7 +16,7 @@ from model_customization.providers.bedrock.hyperparameters import BedrockHyperpa
 from model_customization.providers.local.hyperparameters import LocalHyperparameters
 from model_customization.providers.openai.hyperparameters import OpenAIHyperparameters
 from model_customization.providers.local.models import EMBEDDED_MODEL
-from model_customization.tools.common import run_domain
+from model_customization.tools.common import run_domain, truncate_text
 from model_customization.workspace import Workspace
 
 # Imported on first use: the orchestrator brings in the ledger (SQLAlchemy), which a starting server need not wait for.
@@ -99,6 +99,23 @@ class JobSummary(BaseModel):
 
 class JobList(BaseModel):
     jobs: list[JobSummary]
+    next_cursor: str | None = Field(None, description="Pass as cursor for the next page; null on the last page.")
+
+
+class JobEventPage(BaseModel):
+    job_id: str
+    events: list[JobEvent] = Field(description="Oldest first.")
+    next_cursor: str | None = Field(description="Pass as cursor for the next (newer) events; null when there are no more yet.")
+
+
+def _shortened(status: dict[str, Any]) -> dict[str, Any]:
+    """check_job's answer with each long text (an error, an event) cut, pointing at where the whole text is."""
+    job_id = status.get("job_id")
+    if not job_id:
+        return status
+    where = f"read the resource jobs://{job_id}/events (every event, whole)"
+    events = [{**e, "message": truncate_text(e["message"], where)} for e in status.get("events") or []]
+    return {**status, "events": events, "error": truncate_text(status.get("error"), f"read the resource jobs://{job_id}")}
 
 
 def _client_can_elicit(ctx: Context | None) -> bool:
@@ -202,16 +219,18 @@ def register(server: MCPServer, ws: Workspace) -> None:
         return JobStatus(**await run_domain(orchestrator.start_job, ws, dataset_id, **arguments))
 
     @server.tool(annotations=ToolAnnotations(title="Pause a cloud job", read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=True))
-    async def pause_job(job_id: str) -> JobStatus:
+    async def pause_job(job_id: Annotated[str, Field(description="A job_id from start_job or list_jobs.")]) -> JobStatus:
         """Pause a running OpenAI fine-tuning job (it keeps its progress); start_job(resume=job_id) continues it.
 
-        Local jobs are stopped with cancel_job instead (their checkpoint is kept).
+        Use it to stop a cloud job's training (and its further cost) while keeping the option to finish it later;
+        pausing itself is free. Local jobs are stopped with cancel_job instead (their checkpoint is kept). Next:
+        check_job shows it paused; start_job(resume=job_id) continues it.
         """
         return JobStatus(**await run_domain(orchestrator.pause_job, ws, job_id))
 
-    @server.tool(annotations=ToolAnnotations(title="Check a job", read_only_hint=True, idempotent_hint=True, open_world_hint=True))
+    @server.tool(annotations=ToolAnnotations(title="Check a job", read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=True))
     async def check_job(
-        job_id: str,
+        job_id: Annotated[str, Field(description="A job_id from start_job or list_jobs.")],
         events: Annotated[int, Field(ge=0, le=200, description="How many recent events to include.")] = 5,
         include_loss_curve: Annotated[bool, Field(description="Also return the loss curve (train/validation loss, learning rate per step) as a PNG image.")] = False,
     ) -> Annotated[CallToolResult, JobStatus]:
@@ -220,8 +239,9 @@ def register(server: MCPServer, ws: Workspace) -> None:
         Poll it every 10-30 seconds while a job runs. When status is succeeded, model_id names the tuned model for
         evaluate and prompt_model; when failed, error says why. include_loss_curve=true adds the loss curve as an
         image (also readable as resource jobs://{job_id}/loss.png); ask for it now and then, not on every poll.
+        Free and read-only (a cloud job's status is fetched from its provider, at no charge).
         """
-        status = JobStatus(**await run_domain(orchestrator.check_job, ws, job_id, events))
+        status = JobStatus(**_shortened(await run_domain(orchestrator.check_job, ws, job_id, events)))
         # Built by hand so an image can travel beside the structured output; the text block is the same JSON.
         content: list[TextContent | ImageContent] = [TextContent(type="text", text=status.model_dump_json(indent=2))]
         if include_loss_curve:
@@ -235,24 +255,44 @@ def register(server: MCPServer, ws: Workspace) -> None:
         return CallToolResult(content=content, structured_content=status.model_dump(mode="json"))
 
     @server.tool(annotations=ToolAnnotations(title="Cancel a job", read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=True))
-    async def cancel_job(job_id: str) -> JobStatus:
+    async def cancel_job(job_id: Annotated[str, Field(description="A job_id from start_job or list_jobs.")]) -> JobStatus:
         """Stop a queued or running job at once: its worker process is ended and the job marked cancelled.
 
-        Its last checkpoint is kept: start_job(resume=job_id) continues from there. Refused for a job that has
-        already ended.
+        Use it when a job is wrong (bad data, a loss that does not fall) or no longer needed. Free; a cloud job is
+        cancelled at its provider too (training it already did there may still be billed). Its last checkpoint is
+        kept: start_job(resume=job_id) continues from there. Refused for a job that has already ended.
         """
         return JobStatus(**await run_domain(orchestrator.cancel_job, ws, job_id))
 
-    @server.tool(annotations=ToolAnnotations(title="List jobs", read_only_hint=True, idempotent_hint=True, open_world_hint=True))
+    @server.tool(annotations=ToolAnnotations(title="List jobs", read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=True))
     async def list_jobs(
         status: Annotated[
             Literal["validating", "queued", "running", "paused", "succeeded", "failed", "cancelled"] | None, Field(description="Only jobs in this status.")
         ] = None,
-        limit: Annotated[int, Field(ge=1, le=500)] = 50,
+        limit: Annotated[int, Field(ge=1, le=500, description="At most this many jobs, newest first.")] = 50,
+        cursor: Annotated[str | None, Field(description="The next_cursor of the previous page; omit for the first page.")] = None,
     ) -> JobList:
         """List fine-tuning jobs, newest first, with status, progress and the tuned model_id of finished ones.
 
-        Filter by status (e.g. running) to find what is in flight. Use check_job on one job for losses, ETA and events.
+        Filter by status (e.g. running) to find what is in flight. Free and read-only. Next: check_job on one job for
+        losses, ETA and events.
         """
-        rows = await run_domain(orchestrator.list_jobs, ws, status, limit)
-        return JobList(jobs=[JobSummary(**r) for r in rows])
+        page = await run_domain(orchestrator.list_jobs_page, ws, status, limit, cursor)
+        return JobList(jobs=[JobSummary(**r) for r in page["jobs"]], next_cursor=page["next_cursor"])
+
+    @server.tool(annotations=ToolAnnotations(title="List a job's events", read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False))
+    async def list_job_events(
+        job_id: Annotated[str, Field(description="The job (list_jobs shows them).")],
+        limit: Annotated[int, Field(ge=1, le=500, description="At most this many events, oldest first.")] = 50,
+        cursor: Annotated[str | None, Field(description="The next_cursor of the previous page; omit to start from the job's first event.")] = None,
+    ) -> JobEventPage:
+        """Page through all of a job's events, oldest first: worker launches, epochs, checkpoints, warnings, errors, the result.
+
+        check_job shows only the latest few; use this to read a job's whole history (e.g. why it failed or was resumed).
+        next_cursor is null on the last page; a running job adds events later (call again with the cursor that led
+        to the last page to see them). Free and read-only (reads the ledger; no provider is called).
+        """
+        page = await run_domain(orchestrator.list_job_events, ws, job_id, limit, cursor)
+        where = "read the resource jobs://" + job_id + "/events (every event, whole)"
+        events = [JobEvent(**{**e, "message": truncate_text(e["message"], where)}) for e in page["events"]]
+        return JobEventPage(job_id=page["job_id"], events=events, next_cursor=page["next_cursor"])

@@ -103,8 +103,43 @@ class EvaluationResult(BaseModel):
     resource_uri: str = Field(description="Read it for per-case outputs and confidence intervals; {resource_uri}/report.md and /chart.png for people.")
 
 
+class ModelSummary(BaseModel):
+    model_id: str = Field(description="Pass it to prompt_model, evaluate, export_model or deploy_model.")
+    provider: str
+    kind: str = Field(description="base (usable as it is, e.g. the embedded model) or tuned (made by a job).")
+    base_model: str
+    job_id: str | None = Field(description="The job that trained it.")
+    job_status: str | None
+    dataset_id: str | None = Field(description="The dataset it was trained on.")
+    evaluations: int | None = Field(description="Evaluations it took part in.")
+    live_deployments: list[str] = Field(description="Agents (agent or agent/task) it serves now.")
+    created_at: str | None
+    uri: str | None = Field(description="models://{model_id}: its whole lineage.")
+
+
+class ModelList(BaseModel):
+    models: list[ModelSummary]
+    next_cursor: str | None = Field(None, description="Pass as cursor for the next page; null on the last page.")
+
+
 def register(server: MCPServer, ws: Workspace) -> None:
-    @server.tool(annotations=ToolAnnotations(title="Prompt a model", read_only_hint=True, idempotent_hint=False, open_world_hint=True))
+    @server.tool(annotations=ToolAnnotations(title="List models", read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False))
+    async def list_models(
+        limit: Annotated[int, Field(ge=1, le=500, description="At most this many models per page.")] = 50,
+        cursor: Annotated[str | None, Field(description="The next_cursor of the previous page; omit for the first page.")] = None,
+    ) -> ModelList:
+        """List the models you can use: the embedded base model first, then every tuned model newest first with the job
+        and dataset it came from, how often it was evaluated and the agents it serves.
+
+        Free and read-only (reads this server's registry). Next: prompt_model or evaluate with a model_id; read its
+        uri (models://{model_id}) for the full lineage. Cloud base models (gpt-..., claude-...) are not listed: name them directly.
+        """
+        from model_customization.registry import list_models_page  # loaded on first use
+
+        page = await run_domain(list_models_page, ws, limit, cursor)
+        return ModelList(models=[ModelSummary(**{k: v for k, v in m.items() if k in ModelSummary.model_fields}) for m in page["models"]], next_cursor=page["next_cursor"])
+
+    @server.tool(annotations=ToolAnnotations(title="Prompt a model", read_only_hint=True, destructive_hint=False, idempotent_hint=False, open_world_hint=True))
     async def prompt_model(
         model: Annotated[
             str | None,
@@ -120,7 +155,7 @@ def register(server: MCPServer, ws: Workspace) -> None:
         prompt: Annotated[str | None, Field(description="A single user message. Give this or messages.")] = None,
         messages: Annotated[list[ChatMessage] | None, Field(description="A whole conversation, ending with a user message.")] = None,
         system: Annotated[str | None, Field(description="A system message put before the conversation.")] = None,
-        max_tokens: Annotated[int, Field(ge=1, le=4096)] = 256,
+        max_tokens: Annotated[int, Field(ge=1, le=4096, description="Longest answer, in tokens; stop_reason is length when it is reached.")] = 256,
         temperature: Annotated[
             float, Field(ge=0, le=2, description="0 = greedy (repeatable). Claude models take none: leave it at 0 for them.")
         ] = 0.0,
@@ -136,7 +171,8 @@ def register(server: MCPServer, ws: Workspace) -> None:
         Anthropic, Bedrock) are called with the provider's key from the server's environment (OPENAI_API_KEY,
         ANTHROPIC_API_KEY, AWS credentials) and each call costs the provider's token price. The result says which
         provider answered. Use evaluate for a measured comparison rather than single prompts. With agent (and
-        optionally task) instead of model, the model deployed to that agent answers.
+        optionally task) instead of model, the model deployed to that agent answers. Next: evaluate to measure a tuned
+        model against its base, deploy_model to put a winner behind an agent, export_model to run it elsewhere.
         """
         if (prompt is None) == (messages is None):
             raise ToolError("Give exactly one of prompt (a single user message) or messages (a conversation).")
@@ -166,7 +202,7 @@ def register(server: MCPServer, ws: Workspace) -> None:
         ] = None,
         dataset_id: Annotated[str | None, Field(description="Evaluate on this dataset's split. Give this or suite.")] = None,
         split: Annotated[Literal["train", "validation", "test"], Field(description="Held-out test split by default.")] = "test",
-        max_tokens: Annotated[int, Field(ge=1, le=2048)] = 64,
+        max_tokens: Annotated[int, Field(ge=1, le=2048, description="Longest answer per case, in tokens (keep it near the reference answers' length).")] = 64,
         limit: Annotated[int | None, Field(ge=1, description="Evaluate only the first N cases.")] = None,
         judge: Annotated[
             str | None,
@@ -225,6 +261,7 @@ def register(server: MCPServer, ws: Workspace) -> None:
         significant difference". Progress is reported. The result is stored: read resource_uri for per-case outputs.
         A suite file replaces the dataset with your own cases; a pairwise_judge adds head-to-head wins, losses and ties
         with a sign test, judged in both answer orders so that a judge's preference for a position cannot make a winner.
+        Next: deploy_model with the winner (this eval_id lets it through the gate), or export_model to run it elsewhere.
         """
         async def report_progress(done: int, total: int, note: str) -> None:
             if ctx is not None:

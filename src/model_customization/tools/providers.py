@@ -133,7 +133,7 @@ def register(server: MCPServer, ws: Workspace) -> None:
         """
         return UploadedTrainingFile(**await run_domain(_openai_files().upload_dataset_file, ws, dataset_id, split))
 
-    @server.tool(annotations=ToolAnnotations(title="List OpenAI training files", read_only_hint=True, idempotent_hint=True, open_world_hint=True))
+    @server.tool(annotations=ToolAnnotations(title="List OpenAI training files", read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=True))
     async def list_training_files(
         limit: Annotated[int, Field(ge=1, le=100, description="Files per page.")] = 20,
         after: Annotated[str | None, Field(description="next_after from the previous page; omit for the newest files.")] = None,
@@ -141,7 +141,8 @@ def register(server: MCPServer, ws: Workspace) -> None:
         """List the fine-tune files on OpenAI for this API key, newest first, one page at a time.
 
         Each file shows its size, status, the sha256 of its content when this tool uploaded it, and whether this data
-        home uploaded it. When has_more is true, call again with after=next_after for the next page. Next:
+        home uploaded it. Free and read-only; needs OPENAI_API_KEY. When has_more is true, call again with
+        after=next_after for the next page. Next:
         delete_training_file(file_id) removes a file that is no longer needed (jobs that used it keep their results).
         """
         page = await run_domain(_openai_files().list_files, ws, limit, after)
@@ -155,8 +156,9 @@ def register(server: MCPServer, ws: Workspace) -> None:
         """Delete a training file on OpenAI for good, and forget it here so a later upload of the same content sends it again.
 
         Fine-tuning jobs and tuned models made from the file are not affected. It cannot be undone: the file must be
-        uploaded again (upload_training_file) to train on it. Refused, with nothing deleted, for an id OpenAI does
-        not know: list_training_files shows the files there are.
+        uploaded again (upload_training_file) to train on it. Free (it ends the file's storage on OpenAI); needs
+        OPENAI_API_KEY. Refused, with nothing deleted, for an id OpenAI does not know: list_training_files shows the
+        files there are.
         """
         try:
             result = await run_domain(_openai_files().delete_file, ws, file_id)
@@ -215,7 +217,7 @@ def register(server: MCPServer, ws: Workspace) -> None:
                 raise ToolError(f"{refusal} Ask the user first: it is their money, and nothing was bought.") from refusal.__cause__
             raise
 
-    @server.tool(annotations=ToolAnnotations(title="Check Bedrock provisioned throughput", read_only_hint=True, idempotent_hint=True, open_world_hint=True))
+    @server.tool(annotations=ToolAnnotations(title="Check Bedrock provisioned throughput", read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=True))
     async def throughput_status(
         model_id: Annotated[str, Field(description="A tuned Bedrock model that provision_throughput was called for.")],
     ) -> Throughput:
@@ -236,6 +238,7 @@ def register(server: MCPServer, ws: Workspace) -> None:
 
         The tuned model itself stays (provision_throughput buys throughput again). Throughput under a commitment term
         cannot be deleted before the term ends; Bedrock's refusal says so. A throughput already deleted at Bedrock is
-        forgotten here too.
+        forgotten here too. Releasing is free and stops the bill; prompting the model again needs a new purchase.
+        Next: throughput_status to confirm it is gone, or provision_throughput to buy it again.
         """
         return ReleasedThroughput(**await run_domain(_bedrock_training().release_throughput, ws, model_id))

@@ -346,7 +346,7 @@ class OpenAIProvider(CloudProvider):
                     f"OpenAI refused to create the fine-tuning job: {api_message(error)}. OpenAI is closing self-serve fine-tuning "
                     f"(closed to organisations that never fine-tuned since {NEVER_FINE_TUNED_CLOSED_ON}, to those without inference on a "
                     f"fine-tuned model in the last 60 days since {INACTIVE_CLOSED_ON}, to everyone on {FINE_TUNING_CLOSES_ON}). "
-                    "The uploaded files stay (delete_file removes them). Use provider 'local' instead."
+                    "The uploaded files stay (delete_training_file removes them). Use provider 'local' instead."
                 ) from None
             except openai.APIError as error:
                 raise refusal("create the fine-tuning job", error) from None
