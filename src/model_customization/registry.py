@@ -12,6 +12,7 @@ models (ft-… id, the embedded model's name, an absolute folder path, <job_id>@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -292,18 +293,16 @@ def list_models_page(ws: Workspace, limit: int = 50, cursor: str | None = None) 
         "dataset_id": None, "source_files": None, "evaluations": None, "live_deployments": [], "created_at": None, "uri": _uri(EMBEDDED_MODEL),
         "lineage": f"{EMBEDDED_MODEL}: the embedded base model (shipped with the package); start_job trains on it by default",
     }  # fmt: skip
-    tuned = list_registry(ws)
-    created = {r["id"]: r["created_at"] for r in ws.ledger.list_models()}
-    # Base models sort before every tuned one (group 1 > 0 in a newest-first list); tuned ones by time, then id.
-    rows = [base] + [r for r in tuned if r["model_id"] in created]
 
-    def key(entry: dict[str, Any]) -> tuple[Any, ...]:
-        return (1, 0.0, entry["model_id"]) if entry["kind"] == "base" and entry["created_at"] is None else (0, created[entry["model_id"]], entry["model_id"])
+    # The base model sorts before every tuned one (group 1 > 0 in a newest-first list); tuned ones by time, then id.
+    def key(entry: dict[str, Any]) -> tuple[int, float, str]:
+        return (1, 0.0, entry["model_id"]) if entry is base else (0, entry["created_at"], entry["model_id"])
 
+    rows = [base, *sorted(list_registry(ws), key=key, reverse=True)]
     shown, next_cursor = page_rows(rows, key, kind="models", limit=limit, cursor=cursor, newest_first=True)
-    from datetime import datetime, timezone
-
-    for entry in shown:
-        if isinstance(entry["created_at"], (int, float)):
-            entry["created_at"] = datetime.fromtimestamp(entry["created_at"], timezone.utc).isoformat(timespec="seconds")
+    shown = [{**entry, "created_at": _iso_time(entry["created_at"])} for entry in shown]
     return {"models": shown, "next_cursor": next_cursor}
+
+
+def _iso_time(at: float | None) -> str | None:
+    return None if at is None else datetime.fromtimestamp(at, timezone.utc).isoformat(timespec="seconds")

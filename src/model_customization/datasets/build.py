@@ -597,8 +597,11 @@ def list_datasets_page(ws: Workspace, limit: int = 50, cursor: str | None = None
     """{datasets, total, next_cursor}: stored datasets newest first, one page at a time (see paging.py)."""
     from model_customization.paging import page_rows
 
-    rows = ws.ledger.list_datasets()
-    shown, next_cursor = page_rows(rows, lambda r: (r["created_at"], r["id"]), kind="datasets", limit=limit, cursor=cursor, newest_first=True)
+    def key(row: dict[str, Any]) -> tuple[float, str]:
+        return (row["created_at"], row["id"])
+
+    rows = sorted(ws.ledger.list_datasets(), key=key, reverse=True)
+    shown, next_cursor = page_rows(rows, key, kind="datasets", limit=limit, cursor=cursor, newest_first=True)
     return {"datasets": shown, "total": len(rows), "next_cursor": next_cursor}
 
 
@@ -606,8 +609,9 @@ ACTIVE_JOB_STATUSES = ("validating", "queued", "running", "paused")
 
 
 def dataset_references(ws: Workspace, dataset_id: str) -> dict[str, list[str]]:
-    """What still points at a dataset: {jobs, evaluations, agent_suites} (ids, or agent[/task] for suites in force)."""
-    jobs = [j["id"] for j in ws.ledger.list_jobs() if j["dataset_id"] == dataset_id]
+    """What still points at a dataset: {jobs: [{id, status}], evaluations: [ids], agent_suites: [agent or agent/task
+    of the suites in force]}."""
+    jobs = [{"id": j["id"], "status": j["status"]} for j in ws.ledger.list_jobs() if j["dataset_id"] == dataset_id]
     evaluations = [e["id"] for e in ws.ledger.list_evaluations() if e["dataset_id"] == dataset_id]
     suites = []
     for agent in ws.ledger.list_agents():
@@ -625,15 +629,12 @@ def delete_dataset(ws: Workspace, dataset_id: str, force: bool = False) -> dict[
     made), so a dataset a job trained on is refused even with force. Evaluations and agent suites name it only as
     text: force deletes it anyway (their stored reports stay readable; an agent suite on it must be set again).
     """
-    from sqlalchemy import delete
     from sqlalchemy.exc import IntegrityError
-
-    from model_customization.jobs.ledger import datasets as datasets_table
 
     row = get_dataset(ws, dataset_id)
     used = dataset_references(ws, dataset_id)
     if used["jobs"]:
-        jobs = {j["id"]: j["status"] for j in ws.ledger.list_jobs() if j["id"] in used["jobs"]}
+        jobs = {job["id"]: job["status"] for job in used["jobs"]}
         active = [job for job, status in jobs.items() if status in ACTIVE_JOB_STATUSES]
         listed = ", ".join(f"{job} ({status})" for job, status in jobs.items())
         if active:
@@ -642,7 +643,7 @@ def delete_dataset(ws: Workspace, dataset_id: str, force: bool = False) -> dict[
             f"Dataset {dataset_id} cannot be deleted: jobs trained on it ({listed}), and the ledger keeps every job's "
             "dataset as the lineage of the models it made (force does not override this). Nothing was deleted."
         )
-    others = [f"{kind.replace('_', ' ')} {', '.join(ids)}" for kind, ids in used.items() if ids]
+    others = [f"{kind.replace('_', ' ')} {', '.join(ids)}" for kind, ids in used.items() if ids and kind != "jobs"]
     if others and not force:
         raise UserError(
             f"Dataset {dataset_id} is referenced by {'; '.join(others)}. Their stored results stay readable after a delete, "
@@ -656,8 +657,7 @@ def delete_dataset(ws: Workspace, dataset_id: str, force: bool = False) -> dict[
     # leaves only a folder without a row, which nothing reads, `doctor` lists as a leftover and a build of the same
     # content replaces. Files first would leave a row pointing at missing files: a dataset that lies.
     try:
-        with ws.ledger.transaction() as conn:
-            gone = conn.execute(delete(datasets_table).where(datasets_table.c.id == dataset_id)).rowcount
+        gone = ws.ledger.delete_dataset(dataset_id)
     except IntegrityError:  # a job started on it between our check and the delete
         raise UserError(f"Dataset {dataset_id} was just used by a new job (list_jobs shows it); it is kept. Nothing was deleted.") from None
     if not gone:

@@ -401,6 +401,14 @@ class Ledger:
     def list_datasets(self) -> list[dict[str, Any]]:
         return self._all(select(datasets).order_by(datasets.c.created_at.desc()))
 
+    def delete_dataset(self, dataset_id: str) -> bool:
+        """Remove a dataset's row; False when there was none. Raises sqlalchemy's IntegrityError while a job names it
+        (jobs.dataset_id is a foreign key: a model's lineage keeps its dataset)."""
+        from sqlalchemy import delete
+
+        with self.transaction() as conn:
+            return conn.execute(delete(datasets).where(datasets.c.id == dataset_id)).rowcount > 0
+
     # jobs -----------------------------------------------------------------------------------------------------
     def add_job(self, row: dict[str, Any]) -> None:
         now = time.time()
@@ -438,6 +446,13 @@ class Ledger:
     def events(self, job_id: str, limit: int | None = 20) -> list[dict[str, Any]]:
         query = select(job_events).where(job_events.c.job_id == job_id).order_by(job_events.c.id.desc()).limit(limit)
         return list(reversed(self._all(query)))
+
+    def events_after(self, job_id: str, after_id: int | None, limit: int) -> list[dict[str, Any]]:
+        """A job's events in the order they were written (row id), those after `after_id`, at most `limit`."""
+        query = select(job_events).where(job_events.c.job_id == job_id)
+        if after_id is not None:
+            query = query.where(job_events.c.id > after_id)
+        return self._all(query.order_by(job_events.c.id).limit(limit))
 
     def add_metric(self, job_id: str, **values: Any) -> None:
         with self.transaction() as conn:

@@ -573,12 +573,25 @@ def cancel_job(ws: Workspace, job_id: str) -> dict[str, Any]:
 
 
 def list_jobs(ws: Workspace, status: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+    return list_jobs_page(ws, status, limit)["jobs"]
+
+
+def list_jobs_page(ws: Workspace, status: str | None = None, limit: int = 50, cursor: str | None = None) -> dict[str, Any]:
+    """{jobs, next_cursor}: jobs newest first, one page at a time (see paging.py). Dispatches first and refreshes
+    unfinished cloud jobs, so the statuses are current."""
+    from model_customization.paging import page_rows
+
     dispatch(ws)
     for job in ws.ledger.list_jobs():
         if job["provider"] != "local" and job["status"] not in TERMINAL_STATUSES:
             _refresh_cloud(ws, job)
-    rows = ws.ledger.list_jobs(status)[:limit]
-    return [
+
+    def key(row: dict[str, Any]) -> tuple[float, str]:
+        return (row["created_at"], row["id"])
+
+    rows = sorted(ws.ledger.list_jobs(status), key=key, reverse=True)
+    shown, next_cursor = page_rows(rows, key, kind="jobs", limit=limit, cursor=cursor, newest_first=True)
+    jobs = [
         {
             "job_id": r["id"],
             "status": r["status"],
@@ -590,39 +603,25 @@ def list_jobs(ws: Workspace, status: str | None = None, limit: int = 50) -> list
             "model_id": r["model_id"],
             "created_at": _iso(r["created_at"]),
         }
-        for r in rows
+        for r in shown
     ]
-
-
-def list_jobs_page(ws: Workspace, status: str | None = None, limit: int = 50, cursor: str | None = None) -> dict[str, Any]:
-    """{jobs, next_cursor}: list_jobs one page at a time, newest first (see paging.py)."""
-    from model_customization.paging import page_rows
-
-    everything = list_jobs(ws, status, limit=2**31)
-    created = {r["id"]: r["created_at"] for r in ws.ledger.list_jobs(status)}  # the raw timestamps: exact keys
-    keyed = [r for r in everything if r["job_id"] in created]
-    shown, next_cursor = page_rows(keyed, lambda r: (created[r["job_id"]], r["job_id"]), kind="jobs", limit=limit, cursor=cursor, newest_first=True)
-    return {"jobs": shown, "next_cursor": next_cursor}
+    return {"jobs": jobs, "next_cursor": next_cursor}
 
 
 def list_job_events(ws: Workspace, job_id: str, limit: int = 50, cursor: str | None = None) -> dict[str, Any]:
     """{job_id, events, next_cursor}: every event of a job, oldest first, one page at a time (see paging.py)."""
     from model_customization.paging import decode_cursor, encode_cursor
 
-    from model_customization.jobs.ledger import job_events
-    from sqlalchemy import select
-
     _require_job(ws, job_id)
     if limit < 1:
         raise UserError(f"limit must be at least 1 (got {limit}).")
-    query = select(job_events).where(job_events.c.job_id == job_id)
+    after_id = None
     if cursor is not None:
         after = decode_cursor("job events", cursor)
         if len(after) != 2 or after[0] != job_id or not isinstance(after[1], int):
             raise UserError(f"That cursor belongs to another job's events (or is not ours); use the next_cursor of the previous page of {job_id}'s events.")
-        query = query.where(job_events.c.id > after[1])
-    with ws.ledger.engine.connect() as conn:  # events are ordered by their row id: the order they were written
-        rows = [dict(r) for r in conn.execute(query.order_by(job_events.c.id).limit(limit + 1)).mappings()]
+        after_id = after[1]
+    rows = ws.ledger.events_after(job_id, after_id, limit + 1)  # one more than shown: is there a next page?
     shown = rows[:limit]
     return {
         "job_id": job_id,
