@@ -243,3 +243,13 @@ async def test_prompt_errors_say_what_to_do(ws):
     assert "samples must be a whole number from 1 to 20" in str(not_a_number.value)
     assert "samples must be from 1 to 20; got 500" in str(too_many.value)
     assert "provider must be one of local, openai, bedrock" in str(provider.value)
+
+
+def test_the_prompts_constants_match_the_code_they_describe():
+    # prompts.py names these without importing their modules (kept out of server start-up): they must not drift.
+    from model_customization.jobs import orchestrator
+    from model_customization.providers.local.models import EMBEDDED_MODEL
+    from model_customization.server import prompts
+
+    assert prompts.EMBEDDED_MODEL == EMBEDDED_MODEL
+    assert prompts.MIN_TRAIN_EXAMPLES == orchestrator.MIN_TRAIN_EXAMPLES
