@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from model_customization import cli
+from model_customization.cli import common as cli
 from model_customization.cli import app
 from openai_fake import FakeOpenAI, serving
 
@@ -98,7 +98,7 @@ def test_over_budget_without_confirmation_is_refused_and_uploads_nothing(ws, fak
     assert "per-job budget of $0.00" in message and f"--confirm-cost-usd {quote}" in message
 
     # --yes never answers a cost question, even at a terminal: still refused, and nobody is asked.
-    monkeypatch.setattr(cli, "_interactive", lambda: True)
+    monkeypatch.setattr(cli, "interactive", lambda: True)
     result = invoke("job", "start", dataset_id, "--provider", "openai", "--yes")
     assert result.exit_code == 4 and "?" not in result.output.split("error:")[0]
     # A confirmation below the quote is refused too.
@@ -155,7 +155,7 @@ def test_no_validation_uploads_only_the_training_split(ws, fake, invoke, dataset
 
 def test_at_a_terminal_the_cost_is_asked_and_a_no_starts_nothing(ws, fake, invoke, dataset_id, monkeypatch):
     quote = quote_of(invoke, dataset_id)
-    monkeypatch.setattr(cli, "_interactive", lambda: True)
+    monkeypatch.setattr(cli, "interactive", lambda: True)
     declined = invoke("job", "start", dataset_id, "--provider", "openai", input="n\n")
     assert declined.exit_code == 1
     assert f"costing about ${quote:,.2f}" in flat(declined.output) and "did not confirm the cost" in flat(declined.output)
@@ -315,7 +315,7 @@ def test_provision_is_refused_without_yes_and_bought_with_it(ws, invoke, bedrock
     assert "hour" in flat(refused.output) and "add --yes" in flat(refused.output)
     assert "provisioned_model_arn" not in ws.ledger.get_model(model_id)["details"]
 
-    monkeypatch.setattr(cli, "_interactive", lambda: True)
+    monkeypatch.setattr(cli, "interactive", lambda: True)
     declined = invoke("model", "provision", model_id, input="n\n")
     assert declined.exit_code == 1 and "Nothing was bought" in flat(declined.output)
     assert "provisioned_model_arn" not in ws.ledger.get_model(model_id)["details"]
@@ -342,7 +342,7 @@ def test_provision_is_refused_without_yes_and_bought_with_it(ws, invoke, bedrock
 
 
 def test_provision_asks_at_a_terminal(ws, invoke, bedrock_model, monkeypatch):
-    monkeypatch.setattr(cli, "_interactive", lambda: True)
+    monkeypatch.setattr(cli, "interactive", lambda: True)
     pt_arn = "arn:aws:bedrock:us-west-2:123456789012:provisioned-model/fedcba654321"
     bedrock_model.stub.add_response(
         "create_provisioned_model_throughput",

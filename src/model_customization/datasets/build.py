@@ -32,6 +32,7 @@ from model_customization.datasets.tokens import count_chat_tokens
 from model_customization.errors import NotFoundError, UserError
 from model_customization.memory.detect import SUPPORTED_FORMATS, iter_memory
 from model_customization.memory.records import Conversation, ImportProblem, Message, PreferencePair
+from model_customization.operations.datasets import BuildDatasetRequest
 from model_customization.paths import check_readable
 from model_customization.workspace import Workspace
 
@@ -182,6 +183,22 @@ def build_dataset(
             )
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def build_dataset_from_request(ws: Workspace, request: BuildDatasetRequest, progress: ProgressFn | None = None) -> BuildResult:
+    """build_dataset with the arguments of the build_dataset_from_memory tool and the `dataset build` command."""
+    try:
+        filters = ConversationFilter(
+            outcome=request.outcome, min_turns=request.min_turns, max_turns=request.max_turns, since=request.since, until=request.until,
+            tool_calls=request.tool_calls, sources=request.sources,
+        )
+    except ValueError as error:
+        raise UserError(f"Invalid filter: {error}.") from None
+    return build_dataset(
+        ws, request.paths, name=request.name, seed=request.seed, validation_fraction=request.validation_fraction,
+        test_fraction=request.test_fraction, method=request.method, example_mode=request.example_mode, filters=filters,
+        redact=request.redact, near_duplicate_threshold=request.near_duplicate_threshold, progress=progress,
+    )
 
 
 def _build(

@@ -34,6 +34,7 @@ from model_customization.datasets.examples import message_to_dict, to_plain_chat
 from model_customization.datasets.redaction import redact_conversation, redact_text
 from model_customization.errors import UserError
 from model_customization.memory.records import Conversation, Message, ToolCall
+from model_customization.operations.datasets import ConstitutionalDatasetRequest
 from model_customization.providers import chat as chat_router
 from model_customization.workspace import Workspace
 
@@ -93,6 +94,12 @@ class _StepFailed(Exception):
     def __init__(self, stage: str, principle_index: int | None, reason: str, detail: str, error: BaseException | None = None):
         super().__init__(detail)
         self.stage, self.principle_index, self.reason, self.detail, self.error = stage, principle_index, reason, detail, error
+
+
+def generate_constitutional_dataset(ws: Workspace, request: ConstitutionalDatasetRequest, progress: ProgressFn | None = None) -> dict[str, Any]:
+    """generate_constitutional_data with the arguments of the generate_constitutional_dataset tool and the
+    `dataset constitutional` command."""
+    return generate_constitutional_data(ws, **request.model_dump(), progress=progress)
 
 
 def generate_constitutional_data(

@@ -1,18 +1,22 @@
-"""What every tool adapter shares: domain errors become ToolError, blocking work runs off the event loop."""
+"""What every tool adapter shares: domain errors become ToolError, blocking work runs off the event loop, and a tool's
+arguments published from its operation's input model (`takes`, see model_customization/operations/__init__.py)."""
 
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import re
 import secrets
-from collections.abc import Callable
-from typing import Any, TypeVar
+import typing
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
 
 import anyio
 import anyio.from_thread
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
+from pydantic import BaseModel, Field, ValidationError
 
 from model_customization.errors import UserError
 
@@ -41,6 +45,8 @@ def refuse_invalid_text(*values: Any) -> None:
             pending.extend(value.values())
         elif isinstance(value, (list, tuple, set, frozenset)):
             pending.extend(value)
+        elif isinstance(value, BaseModel):  # an operation's request (operations/)
+            pending.extend(value.__dict__.values())
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -116,3 +122,55 @@ class lazy_module:  # noqa: N801 - used like a module
         import importlib
 
         return getattr(importlib.import_module(self._name), attribute)
+
+
+def _published_field(field: Any) -> Any:
+    """A request field as a tool parameter's annotation: its type, constraints and description (the default is the
+    parameter's default: pydantic refuses a default inside Annotated)."""
+    described = {key: value for key, value in (("description", field.description), ("title", field.title), ("examples", field.examples)) if value is not None}
+    return Annotated[(field.annotation, *field.metadata, Field(**described))]
+
+
+def takes(request_model: type[BaseModel]) -> Callable[[Callable[..., Awaitable[T]]], Callable[..., Awaitable[T]]]:
+    """Publish `async def tool(request: Model, ctx: Context | None = None)` as a tool with one argument per field.
+
+    The MCP SDK builds a tool's inputSchema from its function's signature; the function returned here has the
+    model's fields as keyword parameters (same names, order, types, constraints, descriptions and defaults), followed
+    by the tool's own other parameters (ctx), so the schema is the one the model describes. A call validates the
+    arguments into one `Model` (its validators included) and hands it to the tool body."""
+
+    def decorate(tool: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+        own = list(inspect.signature(tool).parameters.values())[1:]  # after the request: ctx and the like
+        hints = typing.get_type_hints(tool, include_extras=True)
+        parameters = [
+            inspect.Parameter(
+                name,
+                inspect.Parameter.KEYWORD_ONLY,
+                annotation=_published_field(field),
+                default=inspect.Parameter.empty if field.is_required() else field.get_default(call_default_factory=True),
+            )
+            for name, field in request_model.model_fields.items()
+        ]
+        parameters += [parameter.replace(kind=inspect.Parameter.KEYWORD_ONLY, annotation=hints.get(parameter.name, parameter.annotation)) for parameter in own]
+        own_names = {parameter.name for parameter in own}
+
+        @functools.wraps(tool)
+        async def published(**arguments: Any) -> T:
+            extras = {name: arguments.pop(name) for name in list(arguments) if name in own_names}
+            try:
+                request = request_model.model_validate(arguments)
+            except ValidationError as error:  # a rule across fields (the SDK already checked each field alone)
+                raise ToolError(shorten_message(_validation_message(error))) from None
+            return await tool(request, **extras)
+
+        published.__signature__ = inspect.Signature(parameters, return_annotation=hints.get("return", inspect.Signature.empty))  # type: ignore[attr-defined]
+        published.__annotations__ = {p.name: p.annotation for p in parameters} | {"return": hints.get("return")}
+        del published.__wrapped__  # the signature above, not the tool body's, is what the SDK reads
+        published.request_model = request_model  # type: ignore[attr-defined]  # tests compare it with the CLI's
+        return published
+
+    return decorate
+
+
+def _validation_message(error: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(part) for part in issue['loc']) or 'arguments'}: {issue['msg']}" for issue in error.errors())

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
-from model_customization.tools.common import progress_reporter, run_domain
+from model_customization.operations.datasets import ConstitutionalDatasetRequest
+from model_customization.tools.common import lazy_module, progress_reporter, run_domain, takes
 from model_customization.workspace import Workspace
+
+constitutional = lazy_module("model_customization.datasets.constitutional")  # imported on first use: start-up stays short
 
 
 class ConstitutionalSplitCounts(BaseModel):
@@ -58,21 +61,8 @@ def register(server: MCPServer, ws: Workspace) -> None:
             open_world_hint=True,  # cloud models are called when the model names one
         ),
     )
-    async def generate_constitutional_dataset(
-        principles: Annotated[list[str], Field(description="Principles every answer should satisfy, one sentence each (e.g. 'The answer must not help anyone cause harm.').", min_length=1)],
-        model: Annotated[str, Field(description="The model that answers, critiques and revises: 'SmolLM2-135M-Instruct', a tuned ft-... id, a model folder, or a cloud model such as 'openai:gpt-4.1-mini' or 'anthropic:claude-sonnet-4-5'.")],
-        prompts: Annotated[list[str] | None, Field(description="User messages to answer. Give this or dataset_id.")] = None,
-        dataset_id: Annotated[str | None, Field(description="Or a stored dataset: each example's conversation before its last assistant turn is a prompt.")] = None,
-        split: Annotated[Literal["train", "validation", "test"], Field(description="Which split of dataset_id to read.")] = "train",
-        limit: Annotated[int | None, Field(ge=1, description="Use at most this many distinct prompts (keeps cost bounded).")] = None,
-        name: Annotated[str | None, Field(description="A readable name; the datasets are named <name>-sft and <name>-dpo.")] = None,
-        max_tokens: Annotated[int, Field(ge=1, le=4096, description="Longest reply per model call.")] = 256,
-        temperature: Annotated[float, Field(ge=0, le=2, description="0 = greedy (repeatable for local models).")] = 0.0,
-        seed: Annotated[int, Field(ge=0, description="Seed of sampling and of the train/validation/test split.")] = 0,
-        validation_fraction: Annotated[float, Field(ge=0, lt=1, description="Share of prompts held out for validation loss.")] = 0.1,
-        test_fraction: Annotated[float, Field(ge=0, lt=1, description="Share of prompts held out for evaluate (the test split).")] = 0.1,
-        ctx: Context | None = None,
-    ) -> ConstitutionalDatasetResult:
+    @takes(ConstitutionalDatasetRequest)
+    async def generate_constitutional_dataset(request: ConstitutionalDatasetRequest, ctx: Context | None = None) -> ConstitutionalDatasetResult:
         """Make harmlessness (or any principle-driven) training data: a model answers each prompt, critiques its own answer against each principle and revises it.
 
         Stores two datasets: SFT (prompt + final revision) for start_job(method='sft') and DPO (revision preferred
@@ -82,26 +72,7 @@ def register(server: MCPServer, ws: Workspace) -> None:
         comes back empty is reported in failures and left out. Prompts are redacted before they are sent. Next:
         inspect_dataset on either id, then start_job.
         """
-        from model_customization.datasets.constitutional import generate_constitutional_data  # loaded on first use: start-up stays short
-
-        report = progress_reporter(ctx)
-        result = await run_domain(
-            generate_constitutional_data,
-            ws,
-            principles=principles,
-            model=model,
-            prompts=prompts,
-            dataset_id=dataset_id,
-            split=split,
-            limit=limit,
-            name=name,
-            max_tokens=max_tokens,
-            temperature=temperature,
-            seed=seed,
-            validation_fraction=validation_fraction,
-            test_fraction=test_fraction,
-            progress=report,
-        )
+        result = await run_domain(constitutional.generate_constitutional_dataset, ws, request, progress=progress_reporter(ctx))
         dpo_id = result["dpo_dataset_id"]
         return ConstitutionalDatasetResult(
             sft_dataset_id=result["sft_dataset_id"],

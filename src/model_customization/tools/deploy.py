@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from mcp.server.mcpserver import MCPServer
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
-from model_customization.tools.common import run_domain
+from model_customization.operations.agents import DeployModelRequest, RollbackDeploymentRequest, SetAgentSuiteRequest
+from model_customization.tools.common import lazy_module, run_domain, takes
 from model_customization.workspace import Workspace
+
+deployments = lazy_module("model_customization.deployments")  # imported on first use: start-up stays short
 
 
 class GateComparison(BaseModel):
@@ -57,16 +58,8 @@ def _result(change: dict) -> DeploymentChange:
 
 def register(server: MCPServer, ws: Workspace) -> None:
     @server.tool(annotations=ToolAnnotations(title="Deploy a model to an agent", read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False))
-    async def deploy_model(
-        agent: Annotated[str, Field(description="The agent's name, e.g. 'support-bot' (letters, digits, '.', '_', '-').")],
-        model: Annotated[str, Field(description="Any model prompt_model takes: a tuned ft-… id, a local path, a cloud model.")],
-        task: Annotated[str | None, Field(description="A task tag to deploy for only; leave out for the agent's default model.")] = None,
-        eval_id: Annotated[
-            str | None, Field(description="The evaluation (from evaluate) that compares this model with the one deployed now; default: the newest one holding both.")
-        ] = None,
-        force: Annotated[bool, Field(description="Skip the evaluation gate (recorded in the history, with reason).")] = False,
-        reason: Annotated[str | None, Field(description="Why; required with force=true.")] = None,
-    ) -> DeploymentChange:
+    @takes(DeployModelRequest)
+    async def deploy_model(request: DeployModelRequest) -> DeploymentChange:
         """Make a model serve an agent (by default, or for one task tag); prompt_model(agent=...) then uses it.
 
         The first model of an agent needs no evidence. Replacing one passes a gate: an evaluation holding both models
@@ -76,38 +69,25 @@ def register(server: MCPServer, ws: Workspace) -> None:
         recorded. Every change is kept in agents://{agent}; rollback_deployment undoes one. Free: it only records
         which model serves the agent, nothing is trained or called. Next: prompt_model(agent=...) to use it.
         """
-        from model_customization.deployments import deploy_model as deploy_to_agent  # loaded on first use
-
-        return _result(await run_domain(deploy_to_agent, ws, agent, model, task, eval_id=eval_id, force=force, reason=reason))
+        return _result(await run_domain(deployments.deploy_model, ws, **request.model_dump()))
 
     @server.tool(annotations=ToolAnnotations(title="Roll back a deployment", read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False))
-    async def rollback_deployment(
-        agent: Annotated[str, Field(description="The agent's name, as given to deploy_model (agents://index lists them).")],
-        task: Annotated[str | None, Field(description="The task tag whose model to roll back; leave out for the agent's default model.")] = None,
-    ) -> DeploymentChange:
+    @takes(RollbackDeploymentRequest)
+    async def rollback_deployment(request: RollbackDeploymentRequest) -> DeploymentChange:
         """Put back the model that served an agent (or task) before the current one; each call steps one further back.
 
         Use it when a newly deployed model misbehaves. The rollback is recorded in agents://{agent} as a new entry; no
         gate applies, as the earlier model had served before. Free: nothing is trained or called. Next:
         prompt_model(agent=...) answers with the restored model.
         """
-        from model_customization.deployments import rollback
-
-        return _result(await run_domain(rollback, ws, agent, task))
+        return _result(await run_domain(deployments.rollback, ws, request.agent, request.task))
 
     @server.tool(annotations=ToolAnnotations(title="Set the cases an agent is judged on", read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False))
-    async def set_agent_suite(
-        agent: Annotated[str, Field(description="The agent's name, e.g. 'support-bot' (letters, digits, '.', '_', '-').")],
-        suite: Annotated[str | None, Field(description="A .jsonl or .yaml suite file of the agent's cases (as evaluate takes it).")] = None,
-        dataset_id: Annotated[str | None, Field(description="Or a dataset whose split holds the agent's cases.")] = None,
-        split: Annotated[str, Field(description="The dataset's split, with dataset_id.")] = "test",
-        task: Annotated[str | None, Field(description="Only for this task tag; leave out for all the agent's tasks without their own.")] = None,
-    ) -> AgentSuite:
+    @takes(SetAgentSuiteRequest)
+    async def set_agent_suite(request: SetAgentSuiteRequest) -> AgentSuite:
         """Name the cases an agent (or one of its tasks) is judged on; deploy_model's gate then accepts only an
         evaluation of exactly those cases, whole and as they are now (not a limited run, not an older version of
         the file). agents://{agent} shows them. Free: it only reads the cases and records them. Next: evaluate the
         current and the new model on those cases (suite=... or dataset_id=...), then deploy_model.
         """
-        from model_customization.deployments import set_agent_suite as set_agent_suite_domain
-
-        return AgentSuite(**await run_domain(set_agent_suite_domain, ws, agent, task, suite=suite, dataset_id=dataset_id, split=split))
+        return AgentSuite(**await run_domain(deployments.set_agent_suite, ws, **request.model_dump()))

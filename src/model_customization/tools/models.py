@@ -13,13 +13,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from model_customization.errors import UserError
 from model_customization.evaluation.limits import DEFAULT_CONCURRENCY, MAX_CONCURRENCY
 from model_customization.providers.local.models import EMBEDDED_MODEL
-from model_customization.tools.common import internal_error, refuse_invalid_text, run_domain, shorten_message
+from model_customization.operations.models import ListModelsRequest, PromptModelRequest
+from model_customization.tools.common import internal_error, lazy_module, refuse_invalid_text, run_domain, shorten_message, takes
 from model_customization.workspace import Workspace
 
-
-class ChatMessage(BaseModel):
-    role: Literal["system", "user", "assistant"]
-    content: str
+# imported on first use: the server's start-up stays short
+registry = lazy_module("model_customization.registry")
+deployments = lazy_module("model_customization.deployments")
+chat = lazy_module("model_customization.providers.chat")
 
 
 class PromptResult(BaseModel):
@@ -124,47 +125,20 @@ class ModelList(BaseModel):
 
 def register(server: MCPServer, ws: Workspace) -> None:
     @server.tool(annotations=ToolAnnotations(title="List models", read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False))
-    async def list_models(
-        limit: Annotated[int, Field(ge=1, le=500, description="At most this many models per page.")] = 50,
-        cursor: Annotated[str | None, Field(description="The next_cursor of the previous page; omit for the first page.")] = None,
-    ) -> ModelList:
+    @takes(ListModelsRequest)
+    async def list_models(request: ListModelsRequest) -> ModelList:
         """List the models you can use: the embedded base model first, then every tuned model newest first with the job
         and dataset it came from, how often it was evaluated and the agents it serves.
 
         Free and read-only (reads this server's registry). Next: prompt_model or evaluate with a model_id; read its
         uri (models://{model_id}) for the full lineage. Cloud base models (gpt-..., claude-...) are not listed: name them directly.
         """
-        from model_customization.registry import list_models_page  # loaded on first use
-
-        page = await run_domain(list_models_page, ws, limit, cursor)
+        page = await run_domain(registry.list_models_page, ws, request.limit, request.cursor)
         return ModelList(models=[ModelSummary(**{k: v for k, v in m.items() if k in ModelSummary.model_fields}) for m in page["models"]], next_cursor=page["next_cursor"])
 
     @server.tool(annotations=ToolAnnotations(title="Prompt a model", read_only_hint=True, destructive_hint=False, idempotent_hint=False, open_world_hint=True))
-    async def prompt_model(
-        model: Annotated[
-            str | None,
-            Field(
-                description=(
-                    f"Local: '{EMBEDDED_MODEL}' (default), a tuned model_id (ft-...) from check_job, or a path to a Hugging Face "
-                    "model folder. Cloud: an OpenAI model (gpt-4o-mini, o4-mini, ft:...), a Claude model (claude-sonnet-5), "
-                    "a Bedrock model id or ARN. A prefix openai:, anthropic:, bedrock: or local: forces the provider. "
-                    "Leave it out when giving agent."
-                )
-            ),
-        ] = None,
-        prompt: Annotated[str | None, Field(description="A single user message. Give this or messages.")] = None,
-        messages: Annotated[list[ChatMessage] | None, Field(description="A whole conversation, ending with a user message.")] = None,
-        system: Annotated[str | None, Field(description="A system message put before the conversation.")] = None,
-        max_tokens: Annotated[int, Field(ge=1, le=4096, description="Longest answer, in tokens; stop_reason is length when it is reached.")] = 256,
-        temperature: Annotated[
-            float, Field(ge=0, le=2, description="0 = greedy (repeatable). Claude models take none: leave it at 0 for them.")
-        ] = 0.0,
-        seed: Annotated[int, Field(ge=0, description="Sampling seed for local models (OpenAI treats it as a hint).")] = 0,
-        agent: Annotated[
-            str | None, Field(description="Answer with the model deployed to this agent (see deploy_model) instead of naming a model.")
-        ] = None,
-        task: Annotated[str | None, Field(description="With agent: the task tag whose model to use; falls back to the agent's default model.")] = None,
-    ) -> PromptResult:
+    @takes(PromptModelRequest)
+    async def prompt_model(request: PromptModelRequest) -> PromptResult:
         """Get one answer from any model, local or cloud, to try it out or use it.
 
         Local models run on this machine; the first call to one loads it (a few seconds). Cloud models (OpenAI,
@@ -174,21 +148,18 @@ def register(server: MCPServer, ws: Workspace) -> None:
         optionally task) instead of model, the model deployed to that agent answers. Next: evaluate to measure a tuned
         model against its base, deploy_model to put a winner behind an agent, export_model to run it elsewhere.
         """
-        if (prompt is None) == (messages is None):
+        if (request.prompt is None) == (request.messages is None):
             raise ToolError("Give exactly one of prompt (a single user message) or messages (a conversation).")
-        if agent is not None and model is not None:
+        if request.agent is not None and request.model is not None:
             raise ToolError("Give model or agent, not both: agent uses the model deployed to it (read agents://{agent}).")
-        if task is not None and agent is None:
+        if request.task is not None and request.agent is None:
             raise ToolError("task picks one of an agent's deployed models: give agent too, or name the model instead.")
-        if agent is not None:
-            from model_customization.deployments import deployed_model
-
-            model = await run_domain(deployed_model, ws, agent, task)
-        conversation = [{"role": "system", "content": system}] if system else []
-        conversation += [{"role": "user", "content": prompt}] if prompt is not None else [m.model_dump() for m in messages or []]
-        from model_customization.providers.chat import chat
-
-        result = await run_domain(chat, ws, model or EMBEDDED_MODEL, conversation, max_tokens=max_tokens, temperature=temperature, seed=seed)
+        model = request.model
+        if request.agent is not None:
+            model = await run_domain(deployments.deployed_model, ws, request.agent, request.task)
+        result = await run_domain(
+            chat.chat, ws, model or EMBEDDED_MODEL, request.conversation(), max_tokens=request.max_tokens, temperature=request.temperature, seed=request.seed
+        )
         return PromptResult(**result)
 
     @server.tool(annotations=ToolAnnotations(title="Evaluate models", read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True))

@@ -1,5 +1,5 @@
-"""The CLI mirrors the MCP tools (a command per tool, an option per argument), and the behaviour both share: --json
-output, exit codes, dataset deletion and its refusals, paging with cursors, long text cut with a pointer to the rest."""
+"""The behaviour the CLI and the MCP tools share: --json output, exit codes, dataset deletion and its refusals, paging
+with cursors, long text cut with a pointer to the rest. (That both take the same arguments is test_cli_operations.py.)"""
 
 from __future__ import annotations
 
@@ -14,100 +14,6 @@ import typer.main
 from typer.testing import CliRunner
 
 from model_customization.cli import app
-
-# tool -> "group command" of the CLI that does the same thing
-CLI_FOR_TOOL = {
-    "build_dataset_from_memory": "dataset build",
-    "inspect_dataset": "dataset inspect",
-    "list_datasets": "dataset list",
-    "delete_dataset": "dataset delete",
-    "generate_constitutional_dataset": "dataset constitutional",
-    "start_job": "job start",
-    "check_job": "job check",
-    "cancel_job": "job cancel",
-    "pause_job": "job pause",
-    "list_jobs": "job list",
-    "list_job_events": "job events",
-    "evaluate": "eval run",
-    "prompt_model": "model prompt",
-    "list_models": "model list",
-    "export_model": "model export",
-    "deploy_model": "model deploy",
-    "provision_throughput": "model provision",
-    "throughput_status": "model throughput",
-    "release_throughput": "model release",
-    "rollback_deployment": "agent rollback",
-    "set_agent_suite": "agent suite",
-    "upload_training_file": "files upload",
-    "list_training_files": "files list",
-    "delete_training_file": "files delete",
-}
-# Tools with no CLI command, each with the reason. (Empty: every tool has one.)
-NO_CLI: dict[str, str] = {}
-# Tool arguments the CLI takes in another shape, each with the reason.
-OTHER_SHAPE = {
-    ("start_job", "hyperparameters"): "a JSON object in MCP; the CLI has one option per local hyperparameter and --hp KEY=VALUE for any provider's",
-    ("start_job", "options"): "a JSON object in MCP; the CLI has its fields as options: --suffix, --seed, --metadata, --integration, --no-validation",
-    ("check_job", "include_loss_curve"): "MCP returns the PNG inline; the CLI writes it to a file: --loss-png PATH",
-    ("evaluate", "include_chart"): "MCP returns the PNG inline; the CLI writes it to a file: --chart PATH",
-    ("evaluate", "dataset_id"): "positional: eval run DATASET_ID MODEL MODEL...",
-    ("evaluate", "models"): "positional: eval run DATASET_ID MODEL MODEL...",
-    ("generate_constitutional_dataset", "principles"): "repeatable --principle, one per principle",
-    ("generate_constitutional_dataset", "prompts"): "repeatable --prompt, one per prompt",
-    ("generate_constitutional_dataset", "dataset_id"): "--from-dataset (the dataset the prompts come from)",
-}
-
-
-@pytest.fixture(scope="module")
-def tool_arguments() -> dict[str, list[str]]:
-    """Each published tool's arguments, from the in-process server's tools/list."""
-    import tempfile
-
-    from mcp import Client
-
-    from model_customization.server.app import build_server
-    from model_customization.workspace import Workspace
-
-    async def listed() -> dict[str, list[str]]:
-        with tempfile.TemporaryDirectory() as home:
-            ws = Workspace.open(Path(home))
-            try:
-                async with Client(build_server(ws=ws)) as client:
-                    tools = (await client.list_tools()).tools
-            finally:
-                ws.ledger.close()
-        return {t.name: sorted(t.input_schema.get("properties", {})) for t in tools}
-
-    return anyio.run(listed)
-
-
-def _command(path: str) -> Any:
-    command: Any = typer.main.get_command(app)
-    for part in path.split():
-        assert hasattr(command, "commands"), f"{path}: {part} is not under a group"
-        found = command.commands.get(part)
-        assert found is not None, f"no CLI command `{path}`"
-        command = found
-    return command
-
-
-def test_every_tool_has_a_cli_command_with_its_arguments(tool_arguments):
-    assert set(tool_arguments) == set(CLI_FOR_TOOL) | set(NO_CLI), "a tool was added or removed: map it to a CLI command (or justify it in NO_CLI)"
-    missing = []
-    for tool, arguments in tool_arguments.items():
-        if tool in NO_CLI:
-            continue
-        command = _command(CLI_FOR_TOOL[tool])
-        options = {opt for p in command.params for opt in p.opts + p.secondary_opts}
-        positional = {p.name for p in command.params if p.param_type_name == "argument"}
-        assert "--json" in options, f"{CLI_FOR_TOOL[tool]} has no --json"
-        for argument in arguments:
-            if (tool, argument) in OTHER_SHAPE:
-                continue
-            if argument not in positional and f"--{argument.replace('_', '-')}" not in options:
-                missing.append(f"{tool}.{argument} -> {CLI_FOR_TOOL[tool]} --{argument.replace('_', '-')}")
-    assert not missing, "tool arguments without a CLI option of the same name:\n" + "\n".join(missing)
-
 
 def test_every_command_takes_json():
     def walk(command: Any, path: str):

@@ -1,0 +1,399 @@
+"""`job ...`: start (local, OpenAI, Bedrock), pause, check, cancel, list, events, and the providers' own job lists.
+
+The provider checks here (`provider == ...`) moved unchanged from cli.py; the provider registry replaces them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from model_customization.cli import common
+from model_customization.cli.common import CursorOption, LimitOption, Output, command, console, err_console, more, pairs, table, usd
+from model_customization.errors import UserError
+from model_customization.jobs import orchestrator
+from model_customization.jobs.spending import ConfirmationNeeded
+from model_customization.workspace import Workspace
+
+job_app = typer.Typer(help="Start, check, pause, cancel and list fine-tuning jobs (local, OpenAI, Bedrock).", no_args_is_help=True)
+
+LOCAL_ONLY_OPTIONS = {
+    "epochs": "--epochs", "learning_rate": "--learning-rate", "lr_scheduler": "--lr-scheduler", "warmup_fraction": "--warmup-fraction",
+    "batch_size": "--batch-size", "gradient_accumulation_steps": "--gradient-accumulation-steps", "lora_rank": "--lora-rank",
+    "lora_alpha": "--lora-alpha", "lora_dropout": "--lora-dropout", "target_modules": "--target-modules", "max_seq_length": "--max-seq-length",
+    "eval_interval_steps": "--eval-interval-steps", "early_stopping_patience": "--early-stopping-patience",
+    "checkpoint_interval_steps": "--checkpoint-interval-steps", "device": "--device", "quantization": "--quantization",
+    "gradient_checkpointing": "--gradient-checkpointing",
+}
+CLOUD_HP_EXAMPLE = {"openai": "--hp n_epochs=3 --hp learning_rate_multiplier=0.5", "bedrock": "--hp epoch_count=2 --hp learning_rate_multiplier=0.5"}
+
+
+def _apply(flags: list[str]) -> str:
+    return "applies" if len(flags) == 1 else "apply"
+
+
+def _job_arguments(
+    provider: str, supplied: dict[str, Any], seed: Optional[int], hp: Optional[list[str]], suffix: Optional[str],
+    metadata: Optional[list[str]], integration: Optional[list[str]], no_validation: bool,
+) -> tuple[Optional[dict[str, Any]], Optional[dict[str, Any]]]:
+    """(hyperparameters, options) for start_job from the command line; options apply to cloud jobs only."""
+    if provider not in orchestrator.PROVIDERS:
+        raise UserError(f"Unknown --provider {provider!r}: use local (LoRA training on this machine, free), openai or bedrock.")
+    extra = pairs(hp, "--hp", parse_json=True)
+    named = {k: v for k, v in supplied.items() if v is not None}
+    if provider == "local":
+        if seed is not None:
+            named["seed"] = seed
+        both = sorted(set(named) & set(extra))
+        if both:
+            raise UserError(f"{', '.join(both)} given both as an option and with --hp; give each once.")
+        hyperparameters = {**named, **extra}
+        local_options = [flag for flag, given in (("--suffix", suffix is not None), ("--metadata", bool(metadata)), ("--integration", bool(integration)), ("--no-validation", no_validation)) if given]
+        if local_options:
+            raise UserError(f"{', '.join(local_options)} {_apply(local_options)} to cloud jobs (--provider openai or bedrock); a local job has no such option. Leave them out.")
+        return hyperparameters or None, None
+    if named:
+        flags = ", ".join(LOCAL_ONLY_OPTIONS[k] for k in named)
+        example = CLOUD_HP_EXAMPLE.get(provider, "--hp KEY=VALUE")
+        raise UserError(f"{flags} {'sets' if len(named) == 1 else 'set'} local LoRA training; a {provider} job takes its provider's own hyperparameters with --hp, e.g. {example}.")
+    options: dict[str, Any] = {}
+    if suffix is not None:
+        options["suffix"] = suffix
+    if provider == "bedrock":
+        unsupported = [flag for flag, given in (("--seed", seed is not None), ("--metadata", bool(metadata)), ("--integration", bool(integration)), ("--no-validation", no_validation)) if given]
+        if unsupported:
+            raise UserError(f"{', '.join(unsupported)} {_apply(unsupported)} to OpenAI jobs; a Bedrock job takes --suffix (and uses the validation split whenever it has examples). Leave them out.")
+    else:
+        if seed is not None:
+            options["seed"] = seed
+        if metadata:
+            options["metadata"] = pairs(metadata, "--metadata", parse_json=False)
+        integrations = []
+        for raw in integration or []:
+            try:
+                integrations.append(json.loads(raw))
+            except ValueError:
+                raise UserError(f"--integration takes one JSON object, e.g. '{{\"type\": \"wandb\", \"wandb\": {{\"project\": \"my-project\"}}}}'; got {raw!r}.") from None
+        if integrations:
+            options["integrations"] = integrations
+        if no_validation:
+            options["use_validation"] = False
+    return extra or None, options or None
+
+
+def _start_confirmed(ws: Workspace, dataset_id: Optional[str], arguments: dict[str, Any], *, may_ask: bool) -> dict[str, Any]:
+    """start_job; a cost over budget is put to the person at the terminal, or refused (scripts, --yes)."""
+    try:
+        return orchestrator.start_job(ws, dataset_id, **arguments)
+    except ConfirmationNeeded as needed:
+        if not may_ask:
+            how = f"--confirm-cost-usd {needed.quote_usd}" if needed.quote_usd is not None else "--confirm-cost-usd <the most you accept to pay>"
+            message = f"{needed} On the command line: add {how}, or run the command in a terminal without --yes to be asked."
+            raise ConfirmationNeeded(message, quote_usd=needed.quote_usd, question=needed.question) from needed
+        if needed.quote_usd is None:
+            # An unknown price: the person names the most they accept, which is what the job may commit.
+            ceiling = typer.prompt(f"{needed.question}\nThe most you accept to pay, in USD (0 to stop)", type=float, default=0.0, err=True)
+            if not ceiling or ceiling <= 0:
+                raise UserError("Not started: no cost was accepted. Nothing was uploaded or spent.") from needed
+            return orchestrator.start_job(ws, dataset_id, **{**arguments, "confirm_cost_usd": ceiling})
+        if not typer.confirm(needed.question, default=False, err=True):
+            raise UserError("Not started: you did not confirm the cost. Nothing was uploaded or spent.") from needed
+        # elicited: approved by the person asked, and refused should the quote rise before the job is recorded
+        return orchestrator.start_job(ws, dataset_id, **{**arguments, "elicited": True, "elicited_quote_usd": needed.quote_usd})
+
+
+def show_job(summary: dict[str, Any]) -> None:
+    loss = f"train loss {summary['train_loss']:.4f}" if summary["train_loss"] is not None else "no loss yet"
+    if summary["validation_loss"] is not None:
+        loss += f", validation loss {summary['validation_loss']:.4f}"
+    provider = summary.get("provider") or "local"
+    where = "" if provider == "local" else f" ({provider})"
+    console.print(f"job [bold]{summary['job_id']}[/bold]{where} {summary['status']}: step {summary['step']}/{summary['total_steps'] or '?'}, {loss}")
+    if summary.get("remote_id"):
+        console.print(f"{provider} job: {summary['remote_id']} ({summary.get('remote_status')})", markup=False)
+    spend = summary.get("spend")
+    if spend:
+        billed = f", billed {usd(spend['actual_usd'])}" if spend.get("actual_usd") is not None else ""
+        console.print(f"cost: quoted {usd(spend['quoted_usd'])}, committed {usd(spend['committed_usd'])} (approved by {spend['approved_by']}){billed}", markup=False)
+    if summary["model_id"]:
+        console.print(f"model: [bold green]{escape(summary['model_id'])}[/bold green]")
+    if summary["error"]:
+        console.print(f"[red]error:[/red] {escape(summary['error'])}")
+    for event in summary["events"]:
+        console.print(f"  {event['at']} {event['level']}: {event['message']}", markup=False)
+
+
+def _show_dry_run(summary: dict[str, Any]) -> None:
+    quote = summary["quote"] or {}
+    console.print(f"dry run: {summary['provider']} {summary['method']} job on {summary['dataset_id']} with {summary['base_model']}; nothing was started or spent", markup=False)
+    shown = Table("quote", "value")
+    for key, value in quote.items():
+        if key == "estimated_cost_usd":
+            value = usd(value)
+        shown.add_row(key, escape(json.dumps(value) if isinstance(value, (dict, list)) else str(value)))
+    console.print(shown)
+    console.print(f"hyperparameters: {json.dumps(summary['hyperparameters'])}", markup=False)
+    if summary["provider"] != "local":
+        console.print(f"estimated cost: {usd(quote.get('estimated_cost_usd'))}; start it without --dry-run (over budget it asks, or takes --confirm-cost-usd)", markup=False)
+
+
+def _show_started(summary: dict[str, Any]) -> None:
+    (_show_dry_run if summary["status"] == "dry_run" else show_job)(summary)
+
+
+def follow_job(ws: Workspace, job_id: str) -> dict[str, Any]:
+    with common.progress() as progress:
+        task = progress.add_task(f"training {job_id}", total=None, note="starting worker")
+
+        def update(summary: dict[str, Any]) -> None:
+            note = summary["events"][-1]["message"] if summary["events"] else ""
+            if summary["train_loss"] is not None:
+                note = f"loss {summary['train_loss']:.3f}" + (f", ETA {summary['eta_seconds']:.0f}s" if summary["eta_seconds"] else "")
+            progress.update(task, completed=summary["step"], total=summary["total_steps"], note=note)
+
+        return orchestrator.wait_for_job(ws, job_id, timeout=7 * 24 * 3600, poll=1.0, on_poll=update)
+
+
+def _ended_badly(summary: dict[str, Any]) -> bool:
+    return summary["status"] in ("failed", "cancelled")
+
+
+@command(job_app, "start", render=_show_started, failed=_ended_badly)
+def job_start(
+    ws: Workspace,
+    dataset_id: Optional[str] = typer.Argument(None, help="The dataset to train on (not needed with --resume)."),
+    provider: str = typer.Option("local", help="local (LoRA on this machine, free), openai or bedrock (paid cloud fine-tuning)."),
+    base_model: Optional[str] = typer.Option(
+        None, help="Default per provider: local SmolLM2-135M-Instruct (or a Hugging Face model folder), openai gpt-4.1-mini, bedrock the Claude model Bedrock offers."
+    ),
+    method: str = typer.Option("sft", help="sft (supervised) or dpo (preference pairs)."),
+    resume: Optional[str] = typer.Option(None, help="A failed or cancelled local job, or a paused cloud job: continue it."),
+    continue_from: Optional[str] = typer.Option(None, help="A tuned local model id whose adapter the new job starts from."),
+    hp: Optional[list[str]] = typer.Option(
+        None, "--hp", help="A hyperparameter as KEY=VALUE, repeatable; the value is read as JSON when it parses (3, 0.5), else as text (auto). "
+        "The provider's own names: openai n_epochs, batch_size, learning_rate_multiplier, beta; bedrock epoch_count, batch_size, learning_rate_multiplier, "
+        "early_stopping_threshold, early_stopping_patience; local the names of the options below.",
+    ),
+    epochs: Optional[int] = typer.Option(None, help="Local jobs."),
+    learning_rate: Optional[float] = typer.Option(None, help="Local jobs."),
+    lr_scheduler: Optional[str] = typer.Option(None, help="Local jobs: linear, cosine or constant."),
+    warmup_fraction: Optional[float] = typer.Option(None, help="Local jobs."),
+    batch_size: Optional[int] = typer.Option(None, help="Local jobs (cloud: --hp batch_size=N)."),
+    gradient_accumulation_steps: Optional[int] = typer.Option(None, help="Local jobs."),
+    lora_rank: Optional[int] = typer.Option(None, help="Local jobs."),
+    lora_alpha: Optional[float] = typer.Option(None, help="Local jobs."),
+    lora_dropout: Optional[float] = typer.Option(None, help="Local jobs."),
+    target_modules: Optional[str] = typer.Option(None, help="Local jobs: comma-separated linear layer names, e.g. q_proj,v_proj."),
+    max_seq_length: Optional[int] = typer.Option(None, help="Local jobs."),
+    seed: Optional[int] = typer.Option(None, help="Training seed: a local job's seed, or OpenAI's seed option (0-2147483647). Bedrock takes none."),
+    eval_interval_steps: Optional[int] = typer.Option(None, help="Local jobs."),
+    early_stopping_patience: Optional[int] = typer.Option(None, help="Local jobs."),
+    checkpoint_interval_steps: Optional[int] = typer.Option(None, help="Local jobs."),
+    device: Optional[str] = typer.Option(None, help="Local jobs: auto, cpu or cuda."),
+    quantization: Optional[str] = typer.Option(None, help="Local jobs: none or 4bit (QLoRA, CUDA only)."),
+    gradient_checkpointing: Optional[bool] = typer.Option(None, "--gradient-checkpointing/--no-gradient-checkpointing", help="Local jobs."),
+    suffix: Optional[str] = typer.Option(None, help="Cloud jobs: up to 64 characters added to the tuned model's name."),
+    metadata: Optional[list[str]] = typer.Option(None, "--metadata", help="OpenAI jobs: KEY=VALUE stored with the job, repeatable."),
+    integration: Optional[list[str]] = typer.Option(
+        None, "--integration", help='OpenAI jobs: one integration as JSON, repeatable, e.g. \'{"type": "wandb", "wandb": {"project": "my-project"}}\'.'
+    ),
+    no_validation: bool = typer.Option(False, "--no-validation", help="OpenAI jobs: do not upload the validation split."),
+    idempotency_key: Optional[str] = typer.Option(
+        None, help="Cloud jobs: starting again with the same key returns the job already created (default: a hash of dataset, model, method, hyperparameters)."
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Validate and print the quote; nothing is uploaded, started or spent."),
+    confirm_cost_usd: Optional[float] = typer.Option(
+        None, help="Cloud jobs over budget: the cost you accept, at least the quote (see --dry-run). Without it you are asked on a terminal."
+    ),
+    yes: bool = typer.Option(
+        False, "--yes", "-y", help="Never ask (for scripts). A paid job's cost is not assumed: over budget it is refused unless --confirm-cost-usd covers the quote."
+    ),
+    wait: bool = typer.Option(False, help="Follow the job with a progress bar until it ends."),
+) -> dict[str, Any]:
+    """Start a fine-tuning job: local LoRA (free) or OpenAI / Bedrock (paid), or resume one. Returns at once unless --wait.
+
+    A paid job starts only within the budgets (MODEL_CUSTOMIZATION_BUDGET_PER_JOB_USD / _PER_DAY_USD, 0 by default)
+    or with the cost confirmed: asked on a terminal, or given with --confirm-cost-usd.
+    """
+    supplied = dict(
+        epochs=epochs, learning_rate=learning_rate, lr_scheduler=lr_scheduler, warmup_fraction=warmup_fraction, batch_size=batch_size,
+        gradient_accumulation_steps=gradient_accumulation_steps, lora_rank=lora_rank, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
+        target_modules=target_modules.split(",") if target_modules else None, max_seq_length=max_seq_length,
+        eval_interval_steps=eval_interval_steps, early_stopping_patience=early_stopping_patience,
+        checkpoint_interval_steps=checkpoint_interval_steps, device=device, quantization=quantization, gradient_checkpointing=gradient_checkpointing,
+    )
+    hyperparameters, options = _job_arguments(provider, supplied, seed, hp, suffix, metadata, integration, no_validation)
+    arguments = dict(
+        provider=provider, base_model=base_model, method=method, hyperparameters=hyperparameters, resume=resume, continue_from=continue_from,
+        idempotency_key=idempotency_key, options=options, dry_run=dry_run, confirm_cost_usd=confirm_cost_usd,
+    )
+    summary = _start_confirmed(ws, dataset_id, arguments, may_ask=not yes and common.interactive())
+    if summary["status"] != "dry_run" and wait:
+        summary = follow_job(ws, summary["job_id"])
+    return summary
+
+
+@command(job_app, "pause", render=show_job)
+def job_pause(ws: Workspace, job_id: str) -> dict[str, Any]:
+    """Pause a running OpenAI job (it keeps its progress); `job start --resume JOB_ID` continues it."""
+    return orchestrator.pause_job(ws, job_id)
+
+
+@command(job_app, "check", render=show_job)
+def job_check(
+    ws: Workspace,
+    job_id: str,
+    events: int = typer.Option(5, min=0, max=200, help="How many recent events to show (job events pages through all)."),
+    wait: bool = typer.Option(False, help="Follow until it ends."),
+    loss_png: Optional[Path] = typer.Option(None, "--loss-png", help="Also write the loss curve to this PNG file."),
+) -> dict[str, Any]:
+    """Show a job's status, progress, losses and recent events."""
+    summary = orchestrator.check_job(ws, follow_job(ws, job_id)["job_id"], events) if wait else orchestrator.check_job(ws, job_id, events)
+    if loss_png is None:
+        return summary
+
+    def write_curve() -> None:
+        from model_customization.jobs.plots import loss_curve_png  # matplotlib: loaded only when a curve is asked for
+
+        try:
+            loss_png.write_bytes(loss_curve_png(ws, job_id))
+        except OSError as error:
+            raise UserError(f"Could not write {loss_png}: {error}. Choose a writable path for --loss-png.") from None
+        # stderr, so --json output on stdout stays one JSON document
+        err_console.print(f"loss curve written to {loss_png}")
+
+    return Output(summary, lambda: show_job(summary), then=write_curve)
+
+
+@command(job_app, "cancel", render=show_job)
+def job_cancel(ws: Workspace, job_id: str) -> dict[str, Any]:
+    """Cancel a running job (its worker process is stopped)."""
+    return orchestrator.cancel_job(ws, job_id)
+
+
+def _show_jobs(page: dict[str, Any]) -> None:
+    shown = table("job_id", "provider", "status", "base_model", "dataset_id", "step", "model_id", whole=("job_id",))
+    for r in page["jobs"]:
+        shown.add_row(r["job_id"], r["provider"], r["status"], escape(r["base_model"]), r["dataset_id"], f"{r['step']}/{r['total_steps'] or '?'}", escape(r["model_id"] or ""))
+    console.print(shown)
+    more(page["next_cursor"])
+
+
+@command(job_app, "list", render=_show_jobs)
+def job_list(
+    ws: Workspace,
+    status: Optional[str] = typer.Option(None, help="Only jobs in this status (validating, queued, running, paused, succeeded, failed, cancelled)."),
+    limit: int = LimitOption,
+    cursor: Optional[str] = CursorOption,
+) -> dict[str, Any]:
+    """List jobs, newest first (same as the list_jobs tool)."""
+    return orchestrator.list_jobs_page(ws, status, limit, cursor)
+
+
+def _show_events(page: dict[str, Any]) -> None:
+    for event in page["events"]:
+        console.print(f"{event['at']} {event['level']}: {event['message']}", markup=False, soft_wrap=True)
+    more(page["next_cursor"])
+
+
+@command(job_app, "events", render=_show_events)
+def job_events(
+    ws: Workspace,
+    job_id: str = typer.Argument(..., help="The job (job list shows them)."),
+    limit: int = LimitOption,
+    cursor: Optional[str] = CursorOption,
+) -> dict[str, Any]:
+    """Every event of a job, oldest first, one page at a time (same as the list_job_events tool)."""
+    return orchestrator.list_job_events(ws, job_id, limit, cursor)
+
+
+@command(job_app, "remote-list")
+def job_remote_list(
+    ws: Workspace,
+    provider: str = typer.Option(..., help="openai or bedrock."),
+    limit: int = typer.Option(20, help="Jobs per page (openai 1-100, bedrock 1-1000)."),
+    after: Optional[str] = typer.Option(None, help="The next page: the 'next' value the previous page printed."),
+) -> Output:
+    """List the fine-tuning jobs the provider holds for these credentials, including jobs started elsewhere."""
+    if provider == "openai":
+        from model_customization.providers.openai.training import list_remote_jobs
+
+        page = list_remote_jobs(ws, limit=limit, after=after)
+    elif provider == "bedrock":
+        from model_customization.providers.bedrock.training import list_remote_jobs as list_bedrock_jobs
+
+        page = list_bedrock_jobs(ws, limit=limit, next_token=after)
+    else:
+        raise UserError(f"Unknown provider {provider!r} for remote-list: use openai or bedrock (local jobs: job list).")
+
+    def show() -> None:
+        if provider == "openai":
+            shown = table("id", "status", "model", "fine_tuned_model", "created_at", "job_id (ours)", whole=("id",))
+            for job in page["jobs"]:
+                shown.add_row(*(escape(str(job[k] or "")) for k in ("id", "status", "model", "fine_tuned_model", "created_at", "ledger_job_id")))
+            following = page["next_after"]
+        else:
+            shown = table("job_name", "status", "custom_model_name", "created_at", "job_id (ours)", whole=("job_name",))
+            for job in page["jobs"]:
+                shown.add_row(*(escape(str(job[k] or "")) for k in ("job_name", "status", "custom_model_name", "created_at", "job_id")))
+            following = page["next_token"]
+        console.print(shown)
+        if following:
+            console.print(f"more: --after {following}", markup=False)
+
+    return Output(page, show)
+
+
+def _show_remote_events(page: dict[str, Any]) -> None:
+    for event in page["events"]:
+        console.print(f"{event['created_at']} {event['level']}: {event['message']}", markup=False)
+    if page["next_after"]:
+        console.print(f"more: --after {page['next_after']}", markup=False)
+
+
+@command(job_app, "remote-events", render=_show_remote_events)
+def job_remote_events(
+    ws: Workspace,
+    job_id: str = typer.Argument(..., help="One of our job ids (job list) or OpenAI's ftjob-... id."),
+    limit: int = typer.Option(20, help="Events per page, 1-100."),
+    after: Optional[str] = typer.Option(None, help="The next (older) page: the 'next' value the previous page printed."),
+) -> dict[str, Any]:
+    """An OpenAI job's events as OpenAI reports them, newest first."""
+    from model_customization.providers.openai.training import remote_events
+
+    return remote_events(ws, job_id, limit=limit, after=after)
+
+
+def _show_checkpoints(result: dict[str, Any]) -> None:
+    if not result["checkpoints"]:
+        console.print(f"{result['job_id']} has no checkpoints yet.", markup=False)
+        return
+    shown = table("step", "model (prompt it with model prompt)", "metrics", title=f"checkpoints of {escape(result['job_id'])}")
+    for checkpoint in result["checkpoints"]:
+        metrics = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in (checkpoint.get("metrics") or {}).items())
+        shown.add_row(str(checkpoint["step"]), escape(checkpoint["fine_tuned_model_checkpoint"] or ""), escape(metrics))
+    console.print(shown)
+
+
+@command(job_app, "checkpoints", render=_show_checkpoints)
+def job_checkpoints(
+    ws: Workspace,
+    job_id: str = typer.Argument(..., help="One of our job ids (job list) or OpenAI's ftjob-... id."),
+) -> dict[str, Any]:
+    """The checkpoints a job has (OpenAI's, or a local job's <job_id>@step-N folders); each can be prompted (model prompt)."""
+    from model_customization.providers.openai.training import remote_checkpoints
+
+    local_job = ws.ledger.get_job(job_id)
+    if local_job and local_job["provider"] == "local":
+        from model_customization.providers.local.checkpoints import list_checkpoints
+
+        found = list_checkpoints(ws, job_id)
+        return {"job_id": job_id, "checkpoints": [
+            {**c, "fine_tuned_model_checkpoint": c["model"], "metrics": {k: c[k] for k in ("train_loss", "validation_loss") if c[k] is not None}}
+            for c in found
+        ]}  # fmt: skip
+    return remote_checkpoints(ws, job_id)
