@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from model_customization.errors import NotFoundError, UserError
+from model_customization.storage import atomic_folder
 
 # How much of a prompt, reference or answer a differing case shows: enough to see what went wrong, small enough
 # that a report with many cases stays readable and a resource stays small.
@@ -481,6 +482,21 @@ def write_report_files(folder: Path, report: Mapping[str, Any], cases: Sequence[
     _write_atomic(folder / "report.md", report_markdown(report, cases).encode("utf-8"))
     if chartable_metrics(report):
         _write_atomic(folder / "chart.png", report_chart_png(report))
+
+
+def write_evaluation_folder(folder: Path, report: Mapping[str, Any], cases: Sequence[Mapping[str, Any]]) -> None:
+    """Publish an evaluation's folder whole (report.json, cases.jsonl, report.md, chart.png), replacing any older one:
+    a reader sees the old folder or the new one, never half of one. A chart that cannot be drawn (a suite with no 0-1
+    metric) must not lose the evaluation: the Markdown and JSON still stand."""
+    with atomic_folder(Path(folder)) as staging:
+        (staging / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
+        with (staging / "cases.jsonl").open("w", encoding="utf-8") as handle:
+            for row in cases:
+                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+        try:
+            write_report_files(staging, report, cases)
+        except UserError:
+            pass
 
 
 def read_evaluation_folder(folder: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
