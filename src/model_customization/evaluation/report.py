@@ -14,14 +14,12 @@ import html
 import io
 import json
 import math
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from model_customization.errors import NotFoundError, UserError
-from model_customization.storage import atomic_folder
+from model_customization.storage import atomic_folder, atomic_write
 
 # How much of a prompt, reference or answer a differing case shows: enough to see what went wrong, small enough
 # that a report with many cases stays readable and a resource stays small.
@@ -479,9 +477,9 @@ def write_report_files(folder: Path, report: Mapping[str, Any], cases: Sequence[
     An evaluation with nothing to chart gets report.md only."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    _write_atomic(folder / "report.md", report_markdown(report, cases).encode("utf-8"))
+    atomic_write(folder / "report.md", report_markdown(report, cases).encode("utf-8"))
     if chartable_metrics(report):
-        _write_atomic(folder / "chart.png", report_chart_png(report))
+        atomic_write(folder / "chart.png", report_chart_png(report))
 
 
 def write_evaluation_folder(folder: Path, report: Mapping[str, Any], cases: Sequence[Mapping[str, Any]]) -> None:
@@ -528,14 +526,3 @@ def stored_report_chart(folder: Path) -> bytes:
         return stored.read_bytes()
     report, _ = read_evaluation_folder(folder)
     return report_chart_png(report)
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}-", delete=False)
-    try:
-        with handle:
-            handle.write(data)
-        os.replace(handle.name, path)
-    except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
-        raise
