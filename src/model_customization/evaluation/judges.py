@@ -56,33 +56,18 @@ def _conversation_and_guides(prompt: list[dict[str, Any]], reference: str | None
 
 def judge_messages(prompt: list[dict[str, Any]], reference: str | None, answer: str, rubric: str | None = None) -> list[dict[str, str]]:
     """The rubric conversation sent to the judge for one answer."""
-    return [
-        {"role": "system", "content": JUDGE_SYSTEM},
-        {
-            "role": "user",
-            "content": (
-                _conversation_and_guides(prompt, reference, rubric)
-                + f"<candidate_answer>\n{_cut(answer) or '(empty)'}\n</candidate_answer>\n\n"
-                "Rate the candidate answer. Reply with one line: Score: N (N from 1 to 10)."
-            ),
-        },
-    ]
+    shown = f"<candidate_answer>\n{_cut(answer) or '(empty)'}\n</candidate_answer>\n\n"
+    return _request(JUDGE_SYSTEM, prompt, reference, rubric, shown, "Rate the candidate answer. Reply with one line: Score: N (N from 1 to 10).")
 
 
 def pairwise_messages(prompt: list[dict[str, Any]], reference: str | None, answer_a: str, answer_b: str, rubric: str | None = None) -> list[dict[str, str]]:
     """The conversation sent to a pairwise judge for one order of two answers."""
-    return [
-        {"role": "system", "content": PAIRWISE_SYSTEM},
-        {
-            "role": "user",
-            "content": (
-                _conversation_and_guides(prompt, reference, rubric)
-                + f"<answer_a>\n{_cut(answer_a) or '(empty)'}\n</answer_a>\n\n"
-                + f"<answer_b>\n{_cut(answer_b) or '(empty)'}\n</answer_b>\n\n"
-                "Which answer is better? Reply with one line: Winner: A, Winner: B, or Winner: tie."
-            ),
-        },
-    ]
+    shown = f"<answer_a>\n{_cut(answer_a) or '(empty)'}\n</answer_a>\n\n" + f"<answer_b>\n{_cut(answer_b) or '(empty)'}\n</answer_b>\n\n"
+    return _request(PAIRWISE_SYSTEM, prompt, reference, rubric, shown, "Which answer is better? Reply with one line: Winner: A, Winner: B, or Winner: tie.")
+
+
+def _request(system: str, prompt: list[dict[str, Any]], reference: str | None, rubric: str | None, answers: str, ask: str) -> list[dict[str, str]]:
+    return [{"role": "system", "content": system}, {"role": "user", "content": _conversation_and_guides(prompt, reference, rubric) + answers + ask}]
 
 
 _LABELLED = re.compile(r"\b(?:score|rating|grade)\b[^0-9\n]{0,12}?(-?\d+(?:\.\d+)?)", re.IGNORECASE)

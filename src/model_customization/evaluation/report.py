@@ -241,9 +241,7 @@ def _comparisons_section(report: Mapping[str, Any]) -> list[str]:
         "|---|---:|---|---:|---:|---|---:|---|",
     ]
     for c in comparisons:
-        verdict = _cell(c.get("verdict") or "")
-        if c.get("significant"):
-            verdict = f"**{verdict}**"
+        verdict = _verdict_cell(c)
         lines.append(
             f"| {_cell(c.get('candidate'))} vs {_cell(c.get('baseline'))} | {_signed(c.get('mean_difference'))} | {_interval(c)} "
             f"| {_p(c.get('sign_test_p'))} | {_p(c.get('wilcoxon_p'))} | {c.get('wins_b', '—')} / {c.get('wins_a', '—')} / {c.get('ties', '—')} "
@@ -271,9 +269,7 @@ def _judge_section(report: Mapping[str, Any], models: list[str]) -> list[str]:
             "|---|---:|---:|---:|---:|---:|---:|---|---:|---|",
         ]
         for c in pairwise["comparisons"]:
-            verdict = _cell(c.get("verdict") or "")
-            if c.get("significant"):
-                verdict = f"**{verdict}**"
+            verdict = _verdict_cell(c)
             lines.append(
                 f"| {_cell(c.get('candidate'))} vs {_cell(c.get('baseline'))} | {c.get('wins', '—')} | {c.get('losses', '—')} | {c.get('ties', '—')} "
                 f"| {c.get('judge_errors', '—')} | {c.get('n', '—')} | {_signed(c.get('mean_difference'))} | {_interval(c)} | {_p(c.get('sign_test_p'))} | {verdict} |"
@@ -306,6 +302,11 @@ def _differing_section(report: Mapping[str, Any], cases: Sequence[Mapping[str, A
             lines.append(f"| {_cell(model)} | {score} | {_cell(output['text']) or '*(empty)*'} |")
         lines.append("")
     return lines
+
+
+def _verdict_cell(comparison: Mapping[str, Any]) -> str:
+    verdict = _cell(comparison.get("verdict") or "")
+    return f"**{verdict}**" if comparison.get("significant") else verdict
 
 
 def _cell(value: Any) -> str:

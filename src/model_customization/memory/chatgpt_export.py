@@ -61,9 +61,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from model_customization.timestamps import epoch_to_iso
 
 from .formats import MemoryFormat
 from .reading import RecordError, read_json_document, read_text
@@ -240,7 +241,7 @@ def _records(
         source_file=str(path),
         source_line=no,
         source_format=SOURCE_FORMAT,
-        started_at=_iso(item.get("create_time")),
+        started_at=epoch_to_iso(item.get("create_time"), timespec="milliseconds", zulu=True),
         outcome=outcome,
         metadata=metadata,
     )
@@ -472,16 +473,6 @@ def _preference_pairs(
                     source_line=no,
                     source_format=SOURCE_FORMAT,
                 )
-
-
-def _iso(epoch: Any) -> str | None:
-    if isinstance(epoch, bool) or not isinstance(epoch, (int, float)):
-        return None
-    try:
-        moment = datetime.fromtimestamp(epoch, tz=UTC)
-    except (OverflowError, OSError, ValueError):
-        return None
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _str(value: Any) -> str:

@@ -31,9 +31,10 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+from model_customization.timestamps import nanos_to_iso
 
 from .formats import MemoryFormat
 from .reading import RecordError, iter_json_lines, json_type, read_text
@@ -211,7 +212,7 @@ def _conversation(span: dict[str, Any], attrs: dict[str, Any], path: Path, line:
         source_file=str(path),
         source_line=line,
         source_format=SOURCE_FORMAT,
-        started_at=_iso(span.get("startTimeUnixNano")),
+        started_at=nanos_to_iso(span.get("startTimeUnixNano")),
         metadata=metadata,
     )
 
@@ -289,18 +290,6 @@ def _str(value: Any, what: str) -> str:
     if isinstance(value, str):
         return value
     raise RecordError(f"{what}: text 'content' must be a string, got {json_type(value)}")
-
-
-def _iso(nanos: Any) -> str | None:
-    try:
-        n = int(nanos)
-    except (TypeError, ValueError):
-        return None
-    if n <= 0:
-        return None
-    seconds, rest = divmod(n, 1_000_000_000)
-    ts = datetime.fromtimestamp(seconds, tz=timezone.utc).replace(microsecond=rest // 1000)
-    return ts.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def _fold(found: list[tuple[Conversation, str]]) -> Iterator[Conversation]:

@@ -82,15 +82,7 @@ def parse_json_line(raw: bytes, line_no: int) -> dict[str, Any]:
 def iter_json_lines(path: Path, data: bytes | None = None) -> Iterator[tuple[int, dict[str, Any]] | ImportProblem]:
     """(line number, object) for each readable line of a JSON Lines file; an ImportProblem for each other line.
     Blank lines are skipped."""
-    for item in iter_lines(path, data):
-        if isinstance(item, ImportProblem):
-            yield item
-            continue
-        line_no, raw = item
-        try:
-            yield line_no, parse_json_line(raw, line_no)
-        except RecordError as exc:
-            yield ImportProblem(str(path), line_no, str(exc))
+    return read_json_lines(path, lambda obj, line_no: (line_no, obj), data=data)
 
 
 def read_json_lines(
@@ -101,13 +93,18 @@ def read_json_lines(
     data: bytes | None = None,
 ) -> Iterator[T | ImportProblem]:
     """What `read(object, line number)` makes of each readable line (None: nothing), or an ImportProblem for a line
-    that cannot be read or that `read` refuses with RecordError; `prefix(line number)` starts that problem's message.
+    that cannot be read, or that `read` refuses with RecordError: `prefix(line number)` starts that problem's message.
     `data`: the file's bytes, when they were read already."""
-    for item in iter_json_lines(path, data):
+    for item in iter_lines(path, data):
         if isinstance(item, ImportProblem):
             yield item
             continue
-        line_no, obj = item
+        line_no, raw = item
+        try:
+            obj = parse_json_line(raw, line_no)
+        except RecordError as exc:
+            yield ImportProblem(str(path), line_no, str(exc))
+            continue
         try:
             record = read(obj, line_no)
         except RecordError as exc:
