@@ -305,7 +305,6 @@ class _Run:
         self.local_lock = threading.Lock()  # one local generation at a time: each already uses every core
         self.gates: dict[str, _ProviderGate] = {}
         self.retries = _retries()
-        self.retried = 0
         self.pending: list[tuple[int, str, dict[str, Any]]] = []
         self.flush_lock = anyio.Lock()
         self.failure: BaseException | None = None
@@ -335,7 +334,6 @@ class _Run:
                     raise
                 wait = error.retry_after if error.retry_after is not None else min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2**attempt)
                 gate.hold(wait * random.uniform(1.0, 1.25))  # a little jitter so waiting calls do not return in one burst
-                self.retried += 1
         raise AssertionError("unreachable")
 
     # --- the run ---------------------------------------------------------------------------------------------

@@ -76,7 +76,6 @@ class _Line:
     timestamp: str | None
     message: dict[str, Any] | None = None  # only for readable user/assistant lines
     blocks: list[dict[str, Any]] | None = None
-    is_meta: bool = False
     tool_use_result: Any = None
     synthetic: bool = False
 
@@ -135,7 +134,6 @@ def _parse_line(obj: dict[str, Any], line_no: int) -> _Line | None:
         raise RecordError(f"{kind} line: 'message.content' must be a string or a list of blocks")
     line.message = message
     line.blocks = blocks
-    line.is_meta = obj.get("isMeta") is True
     line.tool_use_result = obj.get("toolUseResult")
     line.synthetic = obj.get("isApiErrorMessage") is True or message.get("model") == "<synthetic>"
     return line

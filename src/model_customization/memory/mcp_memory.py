@@ -72,7 +72,6 @@ class _Graph:
     entities: dict[str, _Entity] = field(default_factory=dict)
     relations: list[tuple[str, str, str, int]] = field(default_factory=list)  # from, to, type, line
     seen_relations: set[tuple[str, str, str]] = field(default_factory=set)
-    duplicate_relations: int = 0
 
     def add_entity(self, name: str, entity_type: str, observations: list[str], line: int) -> None:
         known = self.entities.get(name)
@@ -90,7 +89,6 @@ class _Graph:
     def add_relation(self, source: str, target: str, kind: str, line: int) -> None:
         key = (source, target, kind)
         if key in self.seen_relations:
-            self.duplicate_relations += 1
             return
         self.seen_relations.add(key)
         self.relations.append((source, target, kind, line))

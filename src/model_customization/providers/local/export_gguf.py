@@ -37,7 +37,6 @@ _PEFT_KEY = re.compile(r"^base_model\.model\.(?P<module>.+)\.lora_(?P<side>[AB])
 class LoraSettings:
     rank: int
     alpha: float  # written to adapter.lora.alpha: llama.cpp multiplies B·A by alpha / rank
-    target_modules: list[str]
 
 
 def read_lora_settings(adapter_dir: Path) -> LoraSettings:
@@ -60,8 +59,7 @@ def read_lora_settings(adapter_dir: Path) -> LoraSettings:
     rank, alpha = int(config["r"]), float(config["lora_alpha"])
     if config.get("use_rslora"):
         alpha *= math.sqrt(rank)  # rsLoRA scales by alpha/sqrt(r); llama.cpp by alpha'/r, so alpha' = alpha*sqrt(r)
-    targets = config.get("target_modules") or []
-    return LoraSettings(rank=rank, alpha=alpha, target_modules=sorted(targets) if isinstance(targets, list) else [targets])
+    return LoraSettings(rank=rank, alpha=alpha)
 
 
 def llama_config(base_dir: Path, base_name: str) -> dict[str, Any]:
