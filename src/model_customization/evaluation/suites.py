@@ -16,7 +16,7 @@ from typing import Any
 from model_customization.datasets.build import get_dataset, read_split
 from model_customization.datasets.examples import prompt_and_reference
 from model_customization.errors import UserError
-from model_customization.evaluation.metrics import METRICS, _schema_validator, score_case
+from model_customization.evaluation.metrics import METRICS, schema_validator, score_case
 from model_customization.paths import check_readable, resolve_user_path
 from model_customization.workspace import Workspace
 
@@ -142,7 +142,7 @@ def _check_suite_case(case: Any, where: str) -> None:
         if not isinstance(case["json_schema"], (dict, bool)):
             raise UserError(f"{where}: json_schema must be a JSON Schema object (or true/false).")
         try:
-            _schema_validator(json.dumps(case["json_schema"], sort_keys=True))
+            schema_validator(json.dumps(case["json_schema"], sort_keys=True))
         except UserError as error:
             raise UserError(f"{where}: {error}") from None
     call = case.get("expected_tool_call")
