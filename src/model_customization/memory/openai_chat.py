@@ -33,10 +33,11 @@ _PREFERENCE_KEYS = ("input", "preferred_output", "non_preferred_output")
 
 def iter_openai_chat(path: Path) -> Iterator[Conversation | PreferencePair | ImportProblem]:
     path = Path(path)
-    return read_json_lines(path, lambda obj, line_no: _conversation(obj, path, line_no))
+    return read_json_lines(path, lambda obj, line_no: openai_record(obj, path, line_no))
 
 
-def _conversation(obj: dict[str, Any], path: Path, line_no: int) -> Conversation | PreferencePair:
+def openai_record(obj: dict[str, Any], path: Path, line_no: int) -> Conversation | PreferencePair:
+    """One line of OpenAI fine-tuning JSONL as a Conversation (or a PreferencePair); RecordError says what is wrong."""
     if "messages" not in obj:
         if all(k in obj for k in _PREFERENCE_KEYS):
             return _preference(obj, path, line_no)

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from .formats import MemoryFormat
-from .openai_chat import _conversation
+from .openai_chat import openai_record
 from .reading import RecordError, iter_lines, json_type, parse_json_line, read_json_document, read_text
 from .records import Conversation, ImportProblem, Outcome
 
@@ -60,7 +60,7 @@ def _chat(messages: Any, path: Path, line: int, functions: Any = None) -> Conver
     obj: dict[str, Any] = {"messages": messages}
     if functions is not None:
         obj["functions"] = functions
-    return _conversation(obj, path, line)
+    return openai_record(obj, path, line)
 
 
 def _iter_array(text: str) -> Iterator[tuple[int, Any] | ImportProblem]:
