@@ -54,8 +54,6 @@ def token_f1(prediction: str, reference: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
-
-
 # --- ROUGE-L, chrF, BLEU -------------------------------------------------------------------------------------
 # As token_f1 does, two texts with nothing to compare (both empty) agree fully; the libraries would say 0 there.
 

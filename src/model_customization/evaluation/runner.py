@@ -229,10 +229,9 @@ def _plan(ws: Workspace, eval_id: str, plan: dict[str, Any]) -> _Prepared:
         if suite_path is not None:
             raise UserError(f"Suite {suite_path} has no cases to evaluate on (or limit is 0).")
         raise UserError(f"Dataset {dataset_id} has no {split} examples to evaluate on. Build it with a test_fraction above 0.")
-    fingerprint = cases_sha256(results)
     return _Prepared(
         eval_id=eval_id,
-        plan={**plan, "cases_sha256": fingerprint},
+        plan={**plan, "cases_sha256": cases_sha256(results)},
         participants=participants,
         judge_by=judge_by,
         pairwise_by=pairwise_by,
@@ -243,7 +242,6 @@ def _plan(ws: Workspace, eval_id: str, plan: dict[str, Any]) -> _Prepared:
         suite_path=suite_path,
         folder=ws.settings.evals_dir / eval_id,
     )
-
 
 
 class _ProviderGate:

@@ -71,7 +71,7 @@ class _Export:
     tokenizer: Any
     chat: ChatFormat | None  # for the Modelfile
     target: Path
-    staging: Path = Path()
+    staging: Path = Path()  # the folder being written, set once the checks have passed and the lock is held
     gguf_files: dict[str, str] = field(default_factory=dict)  # format -> file name, for the Modelfile
     merged: Any = None  # the merged model, built once for the formats that need it
 
