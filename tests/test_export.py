@@ -22,15 +22,10 @@ from mcp import Client
 
 from model_customization.errors import NotFoundError, UserError
 from model_customization.providers.local import export as export_module
-from model_customization.providers.local.export import (
-    chatml_render,
-    export_model,
-    llama_gguf_kvs,
-    ollama_chat_format,
-    ollama_chatml_template,
-    read_gguf_metadata,
-    rope_permute,
-)
+from model_customization.providers.local import export_gguf
+from model_customization.providers.local.export import export_model
+from model_customization.providers.local.export_gguf import llama_gguf_kvs, read_gguf_metadata, rope_permute
+from model_customization.providers.local.export_ollama import chatml_render, ollama_chat_format, ollama_chatml_template
 from model_customization.providers.local.models import EMBEDDED_MODEL, embedded_gguf_path
 from model_customization.server.app import build_server
 
@@ -411,10 +406,10 @@ def test_gguf_merged_refuses_a_tokenizer_other_than_smollm2s(tiny_model):
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model)
-    export_module._smollm2_tokenizer_check(tokenizer, tiny_model, "tiny")  # the same tokenizer passes
+    export_gguf.check_smollm2_tokenizer(tokenizer, tiny_model, "tiny")  # the same tokenizer passes
     tokenizer.add_tokens(["<brand-new-token>"])
     with pytest.raises(UserError, match="tokenizer differs from SmolLM2's"):
-        export_module._smollm2_tokenizer_check(tokenizer, tiny_model, "tiny")
+        export_gguf.check_smollm2_tokenizer(tokenizer, tiny_model, "tiny")
 
 
 def test_export_replaces_an_earlier_export_atomically_and_a_failure_leaves_it_intact(ws, tuned, tmp_path, monkeypatch):

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
+from model_customization.datasets.tokens import count_text
 from model_customization.errors import UserError
 
 _PUNCTUATION = re.compile(f"[{re.escape(string.punctuation)}]")
@@ -51,8 +52,6 @@ def token_f1(prediction: str, reference: str) -> float:
         return 0.0
     precision, recall = overlap / len(predicted), overlap / len(expected)
     return 2 * precision * recall / (precision + recall)
-
-
 
 
 # --- ROUGE-L, chrF, BLEU -------------------------------------------------------------------------------------
@@ -163,7 +162,7 @@ def json_valid(text: str) -> float:
 
 
 @lru_cache(maxsize=64)
-def _schema_validator(schema_json: str):
+def schema_validator(schema_json: str):
     import jsonschema
     from referencing import Registry
 
@@ -182,7 +181,7 @@ def schema_valid(text: str, schema: Mapping[str, Any] | bool) -> float:
     UserError when the schema itself is broken, since no answer could be judged against it."""
     if not isinstance(schema, (Mapping, bool)):
         raise UserError(f"A case's json_schema must be a JSON object (or true/false), not {type(schema).__name__}.")
-    validator = _schema_validator(json.dumps(schema, sort_keys=True))
+    validator = schema_validator(json.dumps(schema, sort_keys=True))
     try:
         value = parse_json_answer(text)
     except ValueError:
@@ -331,8 +330,6 @@ def tool_call_scores(answer: str | Mapping[str, Any], expected: Mapping[str, Any
 # --- length ----------------------------------------------------------------------------------------------------
 def answer_tokens(text: str) -> int:
     """Tokens in the answer with OpenAI's o200k encoding: one yardstick for answers from any model."""
-    from model_customization.datasets.tokens import count_text
-
     return count_text(text, "o200k_base")
 
 

@@ -16,7 +16,11 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from model_customization.datasets.examples import to_plain_chat
 from model_customization.errors import UserError
+from model_customization.providers.local.chat import tokenize_chat
+from model_customization.providers.local.inference import _load, resolve_model
+from model_customization.providers.local.objectives import _scored_logits
 from model_customization.workspace import Workspace
 
 Case = tuple[Sequence[Mapping[str, Any]], str]
@@ -24,8 +28,6 @@ Case = tuple[Sequence[Mapping[str, Any]], str]
 
 def _case_messages(case: Any) -> list[dict[str, Any]]:
     """The conversation to tokenize: the prompt as context (weight 0) and the reference as the one scored turn."""
-    from model_customization.datasets.examples import to_plain_chat
-
     if isinstance(case, Mapping):
         prompt, reference = case.get("prompt"), case.get("reference")
     else:
@@ -58,10 +60,6 @@ def reference_log_likelihoods(
     if not cases:
         return []
     import torch
-
-    from model_customization.providers.local.chat import tokenize_chat
-    from model_customization.providers.local.inference import _load, resolve_model
-    from model_customization.providers.local.objectives import _scored_logits
 
     loaded, tokenizer = _load(ws, resolve_model(ws, model))
     limit = max_length or getattr(loaded.config, "max_position_embeddings", None) or 1_000_000

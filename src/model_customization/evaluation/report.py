@@ -14,13 +14,12 @@ import html
 import io
 import json
 import math
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from model_customization.errors import NotFoundError, UserError
+from model_customization.storage import atomic_folder, atomic_write
 
 # How much of a prompt, reference or answer a differing case shows: enough to see what went wrong, small enough
 # that a report with many cases stays readable and a resource stays small.
@@ -242,9 +241,7 @@ def _comparisons_section(report: Mapping[str, Any]) -> list[str]:
         "|---|---:|---|---:|---:|---|---:|---|",
     ]
     for c in comparisons:
-        verdict = _cell(c.get("verdict") or "")
-        if c.get("significant"):
-            verdict = f"**{verdict}**"
+        verdict = _verdict_cell(c)
         lines.append(
             f"| {_cell(c.get('candidate'))} vs {_cell(c.get('baseline'))} | {_signed(c.get('mean_difference'))} | {_interval(c)} "
             f"| {_p(c.get('sign_test_p'))} | {_p(c.get('wilcoxon_p'))} | {c.get('wins_b', '—')} / {c.get('wins_a', '—')} / {c.get('ties', '—')} "
@@ -272,9 +269,7 @@ def _judge_section(report: Mapping[str, Any], models: list[str]) -> list[str]:
             "|---|---:|---:|---:|---:|---:|---:|---|---:|---|",
         ]
         for c in pairwise["comparisons"]:
-            verdict = _cell(c.get("verdict") or "")
-            if c.get("significant"):
-                verdict = f"**{verdict}**"
+            verdict = _verdict_cell(c)
             lines.append(
                 f"| {_cell(c.get('candidate'))} vs {_cell(c.get('baseline'))} | {c.get('wins', '—')} | {c.get('losses', '—')} | {c.get('ties', '—')} "
                 f"| {c.get('judge_errors', '—')} | {c.get('n', '—')} | {_signed(c.get('mean_difference'))} | {_interval(c)} | {_p(c.get('sign_test_p'))} | {verdict} |"
@@ -307,6 +302,11 @@ def _differing_section(report: Mapping[str, Any], cases: Sequence[Mapping[str, A
             lines.append(f"| {_cell(model)} | {score} | {_cell(output['text']) or '*(empty)*'} |")
         lines.append("")
     return lines
+
+
+def _verdict_cell(comparison: Mapping[str, Any]) -> str:
+    verdict = _cell(comparison.get("verdict") or "")
+    return f"**{verdict}**" if comparison.get("significant") else verdict
 
 
 def _cell(value: Any) -> str:
@@ -478,9 +478,24 @@ def write_report_files(folder: Path, report: Mapping[str, Any], cases: Sequence[
     An evaluation with nothing to chart gets report.md only."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    _write_atomic(folder / "report.md", report_markdown(report, cases).encode("utf-8"))
+    atomic_write(folder / "report.md", report_markdown(report, cases).encode("utf-8"))
     if chartable_metrics(report):
-        _write_atomic(folder / "chart.png", report_chart_png(report))
+        atomic_write(folder / "chart.png", report_chart_png(report))
+
+
+def write_evaluation_folder(folder: Path, report: Mapping[str, Any], cases: Sequence[Mapping[str, Any]]) -> None:
+    """Publish an evaluation's folder whole (report.json, cases.jsonl, report.md, chart.png), replacing any older one:
+    a reader sees the old folder or the new one, never half of one. A chart that cannot be drawn (a suite with no 0-1
+    metric) must not lose the evaluation: the Markdown and JSON still stand."""
+    with atomic_folder(Path(folder)) as staging:
+        (staging / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
+        with (staging / "cases.jsonl").open("w", encoding="utf-8") as handle:
+            for row in cases:
+                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+        try:
+            write_report_files(staging, report, cases)
+        except UserError:
+            pass
 
 
 def read_evaluation_folder(folder: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -512,14 +527,3 @@ def stored_report_chart(folder: Path) -> bytes:
         return stored.read_bytes()
     report, _ = read_evaluation_folder(folder)
     return report_chart_png(report)
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}-", delete=False)
-    try:
-        with handle:
-            handle.write(data)
-        os.replace(handle.name, path)
-    except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
-        raise

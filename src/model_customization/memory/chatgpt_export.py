@@ -61,11 +61,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from model_customization.timestamps import epoch_to_iso
+
 from .formats import MemoryFormat
+from .reading import RecordError, read_json_document, read_text
 from .records import Conversation, ImportProblem, Message, Outcome, PreferencePair, ToolCall
 
 SOURCE_FORMAT = "chatgpt_export"
@@ -80,10 +82,6 @@ _PEEK = 20
 # marks a source, "\ue203" / "\ue204" bracket the cited span. Rendered by the ChatGPT UI only; removed here.
 _CITATION = re.compile(" ?\ue200[^\ue200\ue201]*\ue201")
 _CITATION_MARK = re.compile("[\ue203\ue204]")
-
-
-class ConversationError(ValueError):
-    """A conversation that cannot be read; its message goes into the ImportProblem."""
 
 
 # --------------------------------------------------------------------------------------------------- sniffing
@@ -138,13 +136,9 @@ def sniff_shared_index_document(doc: Any) -> bool:
 def iter_chatgpt_export(path: Path) -> Iterator[Conversation | PreferencePair | ImportProblem]:
     path = Path(path)
     file = str(path)
-    try:
-        doc = json.loads(path.read_bytes().decode("utf-8-sig"))
-    except UnicodeDecodeError as exc:
-        yield ImportProblem(file, 0, f"invalid UTF-8 at byte {exc.start}")
-        return
-    except json.JSONDecodeError as exc:
-        yield ImportProblem(file, exc.lineno, f"invalid JSON: {exc.msg} (column {exc.colno})")
+    doc, problem = read_json_document(path)
+    if problem is not None:
+        yield problem
         return
     if isinstance(doc, dict):
         items: list[Any] = [doc]
@@ -160,7 +154,7 @@ def iter_chatgpt_export(path: Path) -> Iterator[Conversation | PreferencePair | 
         no = index + 1
         try:
             yield from _records(item, no, path, feedback)
-        except ConversationError as exc:
+        except RecordError as exc:
             yield ImportProblem(file, no, f"conversation #{no}: {exc}")
 
 
@@ -175,7 +169,7 @@ def _load_feedback(path: Path) -> tuple[dict[str, list[tuple[str, int]]], list[I
     if not path.is_file():
         return by_conv, []
     try:
-        doc = json.loads(path.read_bytes().decode("utf-8-sig"))
+        doc = json.loads(read_text(path))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         return by_conv, [ImportProblem(str(path), 0, f"feedback file not read: {exc}")]
     if not isinstance(doc, list):
@@ -200,16 +194,16 @@ def _records(
     item: Any, no: int, path: Path, feedback: dict[str, list[tuple[str, int]]]
 ) -> Iterator[Conversation | PreferencePair]:
     if not isinstance(item, dict):
-        raise ConversationError(f"expected an object, got {type(item).__name__}")
+        raise RecordError(f"expected an object, got {type(item).__name__}")
     mapping = item.get("mapping")
     if not isinstance(mapping, dict) or not mapping:
-        raise ConversationError("no 'mapping'")
+        raise RecordError("no 'mapping'")
     for node_id, node in mapping.items():
         if not isinstance(node, dict):
-            raise ConversationError(f"node {node_id!r} is not an object")
+            raise RecordError(f"node {node_id!r} is not an object")
     current = item.get("current_node")
     if not isinstance(current, str):
-        raise ConversationError("no 'current_node'")
+        raise RecordError("no 'current_node'")
     conv_id = item.get("id") if isinstance(item.get("id"), str) else item.get("conversation_id")
     session_id = conv_id if isinstance(conv_id, str) and conv_id else f"{path.stem}:{no}"
 
@@ -218,7 +212,7 @@ def _records(
     messages = _messages(mapping, chain, outcome)
     roles = {m.role for m in messages}
     if "user" not in roles or "assistant" not in roles:
-        raise ConversationError("no user message and assistant reply on the current branch; skipped")
+        raise RecordError("no user message and assistant reply on the current branch; skipped")
 
     # Ratings: message id (node id, or message.id when it differs) -> ratings given.
     ratings: dict[str, list[int]] = {}
@@ -247,7 +241,7 @@ def _records(
         source_file=str(path),
         source_line=no,
         source_format=SOURCE_FORMAT,
-        started_at=_iso(item.get("create_time")),
+        started_at=epoch_to_iso(item.get("create_time"), timespec="milliseconds", zulu=True),
         outcome=outcome,
         metadata=metadata,
     )
@@ -262,9 +256,9 @@ def _chain(mapping: dict[str, Any], current: str) -> list[str]:
     while node_id is not None:
         if not isinstance(node_id, str) or node_id not in mapping:
             what = "current_node" if node_id == current and not chain else f"parent of node {chain[-1]!r}"
-            raise ConversationError(f"broken parent chain: {what} {node_id!r} is not in the mapping")
+            raise RecordError(f"broken parent chain: {what} {node_id!r} is not in the mapping")
         if node_id in seen:
-            raise ConversationError(f"cycle in the parent links at node {node_id!r}")
+            raise RecordError(f"cycle in the parent links at node {node_id!r}")
         seen.add(node_id)
         chain.append(node_id)
         node_id = mapping[node_id].get("parent")
@@ -293,7 +287,7 @@ def _messages(mapping: dict[str, Any], chain: list[str], outcome: Outcome | None
         author = msg.get("author") if isinstance(msg.get("author"), dict) else {}
         role = author.get("role")
         if role not in _ROLES:
-            raise ConversationError(f"node {node_id!r}: unknown author role {role!r}")
+            raise RecordError(f"node {node_id!r}: unknown author role {role!r}")
         metadata = msg.get("metadata") if isinstance(msg.get("metadata"), dict) else {}
         content = msg.get("content") if isinstance(msg.get("content"), dict) else {}
         ctype = content.get("content_type")
@@ -463,7 +457,7 @@ def _preference_pairs(
             continue
         try:
             prompt = _messages(mapping, _chain(mapping, parent))
-        except ConversationError:
+        except RecordError:
             continue
         for up in ups:
             for down in downs:
@@ -479,16 +473,6 @@ def _preference_pairs(
                     source_line=no,
                     source_format=SOURCE_FORMAT,
                 )
-
-
-def _iso(epoch: Any) -> str | None:
-    if isinstance(epoch, bool) or not isinstance(epoch, (int, float)):
-        return None
-    try:
-        moment = datetime.fromtimestamp(epoch, tz=UTC)
-    except (OverflowError, OSError, ValueError):
-        return None
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _str(value: Any) -> str:

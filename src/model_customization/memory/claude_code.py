@@ -49,9 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from model_customization.paths import iter_limited_lines, memory_limits, overlong_line_message
-
-from .openai_chat import LineError, parse_json_line
+from .reading import RecordError, read_json_lines
 from .records import Conversation, ImportProblem, Message, Outcome, ToolCall
 
 SOURCE_FORMAT = "claude_code"
@@ -78,7 +76,6 @@ class _Line:
     timestamp: str | None
     message: dict[str, Any] | None = None  # only for readable user/assistant lines
     blocks: list[dict[str, Any]] | None = None
-    is_meta: bool = False
     tool_use_result: Any = None
     synthetic: bool = False
 
@@ -92,28 +89,18 @@ def iter_claude_code(path: Path, include_thinking: bool = False) -> Iterator[Con
     path = Path(path)
     lines: list[_Line] = []
     # Transcripts are a tree, so the whole file is read before anything is yielded; problems are yielded at once.
-    max_line_bytes = memory_limits().max_line_bytes
-    with path.open("rb") as fh:
-        for line_no, raw in iter_limited_lines(fh, max_line_bytes):
-            if isinstance(raw, int):
-                yield ImportProblem(str(path), line_no, overlong_line_message(raw, max_line_bytes))
-                continue
-            if not raw.strip():
-                continue
-            try:
-                line = _parse_line(parse_json_line(raw, line_no), line_no)
-            except LineError as exc:
-                yield ImportProblem(str(path), line_no, str(exc))
-                continue
-            if line is not None:
-                lines.append(line)
+    for item in read_json_lines(path, _parse_line):
+        if isinstance(item, ImportProblem):
+            yield item
+        else:
+            lines.append(item)
     yield from _conversations(path, lines, include_thinking)
 
 
 def _parse_line(obj: dict[str, Any], line_no: int) -> _Line | None:
     kind = obj.get("type")
     if not isinstance(kind, str):
-        raise LineError("missing 'type'")
+        raise RecordError("missing 'type'")
     uuid = obj.get("uuid") if isinstance(obj.get("uuid"), str) else None
     parent = obj.get("parentUuid")
     if not isinstance(parent, str):
@@ -131,23 +118,22 @@ def _parse_line(obj: dict[str, Any], line_no: int) -> _Line | None:
     if kind not in ("user", "assistant"):
         return line if uuid else None
     if uuid is None:
-        raise LineError(f"{kind} line without 'uuid'")
+        raise RecordError(f"{kind} line without 'uuid'")
     message = obj.get("message")
     if not isinstance(message, dict):
-        raise LineError(f"{kind} line without a 'message' object")
+        raise RecordError(f"{kind} line without a 'message' object")
     content = message.get("content")
     if isinstance(content, str):
         blocks = [{"type": "text", "text": content}]
     elif isinstance(content, list):
         for k, b in enumerate(content, start=1):
             if not isinstance(b, dict) or not isinstance(b.get("type"), str):
-                raise LineError(f"{kind} line: content block {k} is not an object with a 'type'")
+                raise RecordError(f"{kind} line: content block {k} is not an object with a 'type'")
         blocks = content
     else:
-        raise LineError(f"{kind} line: 'message.content' must be a string or a list of blocks")
+        raise RecordError(f"{kind} line: 'message.content' must be a string or a list of blocks")
     line.message = message
     line.blocks = blocks
-    line.is_meta = obj.get("isMeta") is True
     line.tool_use_result = obj.get("toolUseResult")
     line.synthetic = obj.get("isApiErrorMessage") is True or message.get("model") == "<synthetic>"
     return line

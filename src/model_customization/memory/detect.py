@@ -18,6 +18,7 @@ from .letta import FORMAT as LETTA
 from .mcp_memory import FORMAT as MCP_MEMORY
 from .openai_chat import iter_openai_chat
 from .otel_genai import FORMAT as OTEL_GENAI
+from .reading import read_text
 from .records import ImportProblem, Record
 from .sharegpt import FORMAT as SHAREGPT
 from .trajectories import FORMATS as TRAJECTORY_FORMATS
@@ -55,7 +56,7 @@ def detect_format(path: Path) -> str | None:
     path = Path(path)
     if path.suffix.lower() in DOCUMENT_SUFFIXES and path.stat().st_size <= MAX_DOCUMENT_BYTES:
         try:
-            document = json.loads(path.read_bytes().decode("utf-8-sig"))
+            document = json.loads(read_text(path))
         except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
             document = None  # maybe JSON Lines under another name: judge it line by line below
         else:
@@ -154,7 +155,7 @@ def _document_error(file: Path) -> tuple[int, str] | None:
     if file.suffix.lower() not in DOCUMENT_SUFFIXES or file.stat().st_size > MAX_DOCUMENT_BYTES:
         return None
     try:
-        text = file.read_bytes().decode("utf-8-sig")
+        text = read_text(file)
     except UnicodeDecodeError as error:
         return 0, f"not UTF-8 text (byte {error.start}): not a JSON document"
     try:

@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from .formats import MemoryFormat
+from .reading import RecordError, read_text
 from .records import Conversation, ImportProblem, Message, Outcome, ToolCall
 
 SOURCE_FORMAT = "letta"
@@ -64,15 +65,11 @@ _AGENT_KEYS = (
 )
 
 
-class AgentError(ValueError):
-    """A problem with one agent; its message goes into the ImportProblem."""
-
-
 def iter_letta(path: Path) -> Iterator[Conversation | ImportProblem]:
     path = Path(path)
     file = str(path)
     try:
-        doc = _decode(json.loads(path.read_bytes().decode("utf-8-sig")))
+        doc = _decode(json.loads(read_text(path)))
     except UnicodeDecodeError as exc:
         yield ImportProblem(file, 0, f"invalid UTF-8 at byte {exc.start}")
         return
@@ -100,7 +97,7 @@ def iter_letta(path: Path) -> Iterator[Conversation | ImportProblem]:
     for index, agent in enumerate(agents):
         try:
             yield _conversation(agent, index, len(agents), path, schema, shared_blocks, shared_tools)
-        except AgentError as exc:
+        except RecordError as exc:
             yield ImportProblem(file, 0, f"agent {index}{_label(agent)}: {exc}")
 
 
@@ -140,12 +137,12 @@ def _conversation(
     shared_tools: list[dict],
 ) -> Conversation:
     if not isinstance(agent, dict):
-        raise AgentError("expected an object")
+        raise RecordError("expected an object")
     raw_messages = agent.get("messages", [])
     if raw_messages is None:
         raw_messages = []
     if not isinstance(raw_messages, list):
-        raise AgentError("'messages' must be a list")
+        raise RecordError("'messages' must be a list")
     agent_type = agent.get("agent_type") if isinstance(agent.get("agent_type"), str) else None
     inner_thoughts_in_text = agent_type not in _VISIBLE_TEXT_AGENT_TYPES
 
@@ -158,7 +155,7 @@ def _conversation(
 
     for i, m in enumerate(raw_messages, start=1):
         if not isinstance(m, dict):
-            raise AgentError(f"message {i}: expected an object")
+            raise RecordError(f"message {i}: expected an object")
         if started_at is None and isinstance(m.get("created_at"), str):
             started_at = m["created_at"]
         if m.get("approve") is False or m.get("denial_reason"):
@@ -188,10 +185,10 @@ def _conversation(
         elif role == "approval":
             continue  # the approval request/answer itself; its decision is read above
         else:
-            raise AgentError(f"message {i}: unknown role {role!r}")
+            raise RecordError(f"message {i}: unknown role {role!r}")
 
     if not any(msg.role in ("user", "assistant") for msg in messages):
-        raise AgentError("no messages besides the system prompt; nothing to import")
+        raise RecordError("no messages besides the system prompt; nothing to import")
 
     metadata: dict[str, Any] = {"schema": schema, "agent_index": index}
     for key, meta_key in (("name", "agent_name"), ("agent_type", "agent_type"), ("version", "letta_version")):
@@ -232,7 +229,7 @@ def _content(content: Any, i: int) -> tuple[str, str]:
     if isinstance(content, str):
         return content, ""
     if not isinstance(content, list):
-        raise AgentError(f"message {i}: 'content' must be a string, a list of parts or null")
+        raise RecordError(f"message {i}: 'content' must be a string, a list of parts or null")
     texts: list[str] = []
     thoughts: list[str] = []
     for part in content:
@@ -240,11 +237,11 @@ def _content(content: Any, i: int) -> tuple[str, str]:
             texts.append(part)
             continue
         if not isinstance(part, dict):
-            raise AgentError(f"message {i}: content part must be an object")
+            raise RecordError(f"message {i}: content part must be an object")
         kind = part.get("type")
         if kind == "text":
             if not isinstance(part.get("text"), str):
-                raise AgentError(f"message {i}: text part without a string 'text'")
+                raise RecordError(f"message {i}: text part without a string 'text'")
             texts.append(part["text"])
         elif kind in _REASONING_PARTS:
             if isinstance(part.get("reasoning"), str):
@@ -256,7 +253,7 @@ def _content(content: Any, i: int) -> tuple[str, str]:
         elif isinstance(kind, str):
             texts.append(f"[{kind}]")
         else:
-            raise AgentError(f"message {i}: content part without a 'type'")
+            raise RecordError(f"message {i}: content part without a 'type'")
     return "\n".join(texts), "\n".join(thoughts)
 
 
@@ -283,13 +280,13 @@ def _assistant(m: dict[str, Any], i: int, inner_thoughts_in_text: bool, reply_ca
     calls: list[ToolCall] = []
     raw_calls = m.get("tool_calls")
     if raw_calls is not None and not isinstance(raw_calls, list):
-        raise AgentError(f"message {i}: 'tool_calls' must be a list or null")
+        raise RecordError(f"message {i}: 'tool_calls' must be a list or null")
     for k, tc in enumerate(raw_calls or [], start=1):
         if not isinstance(tc, dict):
-            raise AgentError(f"message {i}: tool call {k} must be an object")
+            raise RecordError(f"message {i}: tool call {k} must be an object")
         fn = tc.get("function")
         if not isinstance(fn, dict) or not isinstance(fn.get("name"), str) or not fn["name"]:
-            raise AgentError(f"message {i}: tool call {k} has no function name")
+            raise RecordError(f"message {i}: tool call {k} has no function name")
         call_id = tc["id"] if isinstance(tc.get("id"), str) and tc["id"] else f"call_{i}_{k}"
         args = _arguments(fn.get("arguments"))
         if fn["name"] == REPLY_TOOL and isinstance(args, dict) and isinstance(args.get("message"), str):
@@ -331,7 +328,7 @@ def _tool_messages(m: dict[str, Any], i: int) -> list[tuple[Message, bool]]:
     text, _ = _content(m.get("content"), i)
     returns = m.get("tool_returns") or []
     if not isinstance(returns, list) or not all(isinstance(r, dict) for r in returns):
-        raise AgentError(f"message {i}: 'tool_returns' must be a list of objects")
+        raise RecordError(f"message {i}: 'tool_returns' must be a list of objects")
     call_id = m.get("tool_call_id") if isinstance(m.get("tool_call_id"), str) else None
     packed_failed = _packed_status(text) == "Failed"
     if len(returns) > 1 and all(isinstance(r.get("tool_call_id"), str) for r in returns):

@@ -46,10 +46,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from model_customization.paths import memory_limits, overlong_line_message
-
 from .formats import MemoryFormat
-from .openai_chat import LineError, parse_json_line
+from .reading import RecordError, read_json_lines
 from .records import Conversation, ImportProblem, Message
 
 SOURCE_FORMAT = "mcp_memory"
@@ -74,7 +72,6 @@ class _Graph:
     entities: dict[str, _Entity] = field(default_factory=dict)
     relations: list[tuple[str, str, str, int]] = field(default_factory=list)  # from, to, type, line
     seen_relations: set[tuple[str, str, str]] = field(default_factory=set)
-    duplicate_relations: int = 0
 
     def add_entity(self, name: str, entity_type: str, observations: list[str], line: int) -> None:
         known = self.entities.get(name)
@@ -92,7 +89,6 @@ class _Graph:
     def add_relation(self, source: str, target: str, kind: str, line: int) -> None:
         key = (source, target, kind)
         if key in self.seen_relations:
-            self.duplicate_relations += 1
             return
         self.seen_relations.add(key)
         self.relations.append((source, target, kind, line))
@@ -107,17 +103,8 @@ def iter_mcp_memory(path: Path) -> Iterator[Conversation | ImportProblem]:
     if document is not None:
         yield from _read_document(document, graph, file)
     else:
-        max_line_bytes = memory_limits().max_line_bytes
-        for line_no, raw in enumerate(data.splitlines(), start=1):  # the whole file is in memory already (size-limited)
-            if len(raw) > max_line_bytes:
-                yield ImportProblem(file, line_no, overlong_line_message(len(raw), max_line_bytes))
-                continue
-            if not raw.strip():
-                continue
-            try:
-                _add_item(graph, parse_json_line(raw, line_no), line_no, expect=None)
-            except LineError as exc:
-                yield ImportProblem(file, line_no, str(exc))
+        # Only problems come out: the items go into the graph.
+        yield from read_json_lines(path, lambda obj, line_no: _add_item(graph, obj, line_no, expect=None), data=data)
     yield from _examples(graph, path)
 
 
@@ -148,44 +135,44 @@ def _read_document(doc: dict[str, Any], graph: _Graph, file: str) -> Iterator[Im
         for i, item in enumerate(items):
             try:
                 if not isinstance(item, dict):
-                    raise LineError(f"expected a JSON object, got {type(item).__name__}")
+                    raise RecordError(f"expected a JSON object, got {type(item).__name__}")
                 _add_item(graph, item, 1, expect=expect)
-            except LineError as exc:
+            except RecordError as exc:
                 yield ImportProblem(file, 0, f"{key}[{i}]: {exc}")
 
 
 def _add_item(graph: _Graph, obj: dict[str, Any], line_no: int, expect: str | None) -> None:
     kind = obj.get("type", expect)
     if expect is not None and kind != expect:
-        raise LineError(f"expected type {expect!r}, got {kind!r}")
+        raise RecordError(f"expected type {expect!r}, got {kind!r}")
     if kind == "entity":
         name = obj.get("name")
         if not isinstance(name, str) or not name.strip():
-            raise LineError("entity without a 'name'")
+            raise RecordError("entity without a 'name'")
         entity_type = obj.get("entityType")
         if entity_type is None:
             entity_type = ""
         if not isinstance(entity_type, str):
-            raise LineError(f"entity {name!r}: 'entityType' must be a string")
+            raise RecordError(f"entity {name!r}: 'entityType' must be a string")
         observations = obj.get("observations")
         if observations is None:
             observations = []
         if not isinstance(observations, list):
-            raise LineError(f"entity {name!r}: 'observations' must be a list")
+            raise RecordError(f"entity {name!r}: 'observations' must be a list")
         for k, obs in enumerate(observations, start=1):
             if not isinstance(obs, str):
-                raise LineError(f"entity {name!r}: observation {k} is not a string")
+                raise RecordError(f"entity {name!r}: observation {k} is not a string")
         graph.add_entity(name, entity_type.strip(), [o.strip() for o in observations if o.strip()], line_no)
     elif kind == "relation":
         values = [obj.get(k) for k in ("from", "to", "relationType")]
         missing = [k for k, v in zip(("from", "to", "relationType"), values) if not isinstance(v, str) or not v.strip()]
         if missing:
-            raise LineError(f"relation without {', '.join(repr(m) for m in missing)}")
+            raise RecordError(f"relation without {', '.join(repr(m) for m in missing)}")
         graph.add_relation(values[0], values[1], values[2], line_no)
     elif kind is None:
-        raise LineError("missing 'type' (expected 'entity' or 'relation')")
+        raise RecordError("missing 'type' (expected 'entity' or 'relation')")
     else:
-        raise LineError(f"unknown type {kind!r} (expected 'entity' or 'relation')")
+        raise RecordError(f"unknown type {kind!r} (expected 'entity' or 'relation')")
 
 
 def _examples(graph: _Graph, path: Path) -> Iterator[Conversation]:

@@ -22,8 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from model_customization.paths import iter_limited_lines, memory_limits, overlong_line_message
-
+from .reading import RecordError, json_type, read_json_lines
 from .records import Conversation, ImportProblem, Message, PreferencePair, ToolCall
 
 SOURCE_FORMAT = "openai_chat"
@@ -32,66 +31,17 @@ _ROLE_ALIASES = {"system": "system", "developer": "system", "user": "user", "ass
 _PREFERENCE_KEYS = ("input", "preferred_output", "non_preferred_output")
 
 
-class LineError(ValueError):
-    """A problem with one line; its message goes into the ImportProblem verbatim."""
-
-
-def iter_json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]] | ImportProblem]:
-    """(line number, object) for each readable line of a JSON Lines file; an ImportProblem for each other line.
-
-    Binary reading with per-line decoding: one line of invalid UTF-8 must not cost the other lines of the file.
-    Blank lines are skipped.
-    """
-    max_line_bytes = memory_limits().max_line_bytes
-    with Path(path).open("rb") as fh:
-        for line_no, raw in iter_limited_lines(fh, max_line_bytes):
-            if isinstance(raw, int):
-                yield ImportProblem(str(path), line_no, overlong_line_message(raw, max_line_bytes))
-                continue
-            if not raw.strip():
-                continue
-            try:
-                yield line_no, parse_json_line(raw, line_no)
-            except LineError as exc:
-                yield ImportProblem(str(path), line_no, str(exc))
-
-
 def iter_openai_chat(path: Path) -> Iterator[Conversation | PreferencePair | ImportProblem]:
     path = Path(path)
-    for item in iter_json_lines(path):
-        if isinstance(item, ImportProblem):
-            yield item
-            continue
-        line_no, obj = item
-        try:
-            yield _conversation(obj, path, line_no)
-        except LineError as exc:
-            yield ImportProblem(str(path), line_no, str(exc))
+    return read_json_lines(path, lambda obj, line_no: openai_record(obj, path, line_no))
 
 
-def parse_json_line(raw: bytes, line_no: int) -> dict[str, Any]:
-    """Decode and parse one JSONL line into an object, or raise LineError saying what was wrong."""
-    try:
-        # A byte-order mark is only legitimate at the very start of the file.
-        text = raw.decode("utf-8-sig" if line_no == 1 else "utf-8")
-    except UnicodeDecodeError as exc:
-        raise LineError(f"invalid UTF-8 at byte {exc.start} of the line") from None
-    try:
-        obj = json.loads(text.rstrip("\r\n"))  # without the newline, so a cut-off line reports its own column
-    except json.JSONDecodeError as exc:
-        raise LineError(f"invalid JSON: {exc.msg} (column {exc.colno})") from None
-    except RecursionError:
-        raise LineError("invalid JSON: nested too deeply to read") from None
-    if not isinstance(obj, dict):
-        raise LineError(f"expected a JSON object, got {_json_type(obj)}")
-    return obj
-
-
-def _conversation(obj: dict[str, Any], path: Path, line_no: int) -> Conversation | PreferencePair:
+def openai_record(obj: dict[str, Any], path: Path, line_no: int) -> Conversation | PreferencePair:
+    """One line of OpenAI fine-tuning JSONL as a Conversation (or a PreferencePair); RecordError says what is wrong."""
     if "messages" not in obj:
         if all(k in obj for k in _PREFERENCE_KEYS):
             return _preference(obj, path, line_no)
-        raise LineError("missing 'messages'")
+        raise RecordError("missing 'messages'")
     return Conversation(
         session_id=f"{path.stem}:{line_no}",
         messages=_messages(obj["messages"], "messages"),
@@ -106,13 +56,13 @@ def _preference(obj: dict[str, Any], path: Path, line_no: int) -> PreferencePair
     """An OpenAI DPO line: the input conversation and two single-message answers."""
     input_ = obj["input"]
     if not isinstance(input_, dict):
-        raise LineError(f"'input' must be an object with 'messages', got {_json_type(input_)}")
+        raise RecordError(f"'input' must be an object with 'messages', got {json_type(input_)}")
     prompt = _messages(input_.get("messages"), "input.messages")
     answers = []
     for key in ("preferred_output", "non_preferred_output"):
         output = _messages(obj[key], key)
         if len(output) != 1 or output[0].role != "assistant":
-            raise LineError(f"'{key}' must hold exactly one assistant message")
+            raise RecordError(f"'{key}' must hold exactly one assistant message")
         answers.append(output[0])
     return PreferencePair(
         session_id=f"{path.stem}:{line_no}",
@@ -128,9 +78,9 @@ def _preference(obj: dict[str, Any], path: Path, line_no: int) -> PreferencePair
 
 def _messages(raw_messages: Any, where: str) -> list[Message]:
     if not isinstance(raw_messages, list):
-        raise LineError(f"'{where}' must be a list, got {_json_type(raw_messages)}")
+        raise RecordError(f"'{where}' must be a list, got {json_type(raw_messages)}")
     if not raw_messages:
-        raise LineError(f"'{where}' is empty")
+        raise RecordError(f"'{where}' is empty")
 
     messages: list[Message] = []
     # Legacy function calls carry no id; remember the synthetic ids we hand out so that the following
@@ -139,7 +89,7 @@ def _messages(raw_messages: Any, where: str) -> list[Message]:
     legacy_count = 0
     for i, m in enumerate(raw_messages, start=1):
         if not isinstance(m, dict):
-            raise LineError(f"message {i}: expected an object, got {_json_type(m)}")
+            raise RecordError(f"message {i}: expected an object, got {json_type(m)}")
         role = m.get("role")
         if role == "function":
             name = m.get("name")
@@ -156,7 +106,7 @@ def _messages(raw_messages: Any, where: str) -> list[Message]:
             )
             continue
         if role not in _ROLE_ALIASES:
-            raise LineError(f"message {i}: unknown role {role!r} (expected system, user, assistant, tool or function)")
+            raise RecordError(f"message {i}: unknown role {role!r} (expected system, user, assistant, tool or function)")
         role = _ROLE_ALIASES[role]
         tool_calls: list[ToolCall] = []
         if role == "assistant":
@@ -169,7 +119,7 @@ def _messages(raw_messages: Any, where: str) -> list[Message]:
                 pending_legacy.append(call)
         tool_call_id = m.get("tool_call_id") if role == "tool" else None
         if tool_call_id is not None and not isinstance(tool_call_id, str):
-            raise LineError(f"message {i}: 'tool_call_id' must be a string")
+            raise RecordError(f"message {i}: 'tool_call_id' must be a string")
         messages.append(
             Message(
                 role=role,
@@ -196,18 +146,18 @@ def _content(content: Any, i: int) -> str:
                 kind = part.get("type")
                 if kind in ("text", "input_text", "output_text"):
                     if not isinstance(part.get("text"), str):
-                        raise LineError(f"message {i}: text part without a string 'text'")
+                        raise RecordError(f"message {i}: text part without a string 'text'")
                     parts.append(part["text"])
                 elif kind in ("image_url", "input_image", "image"):
                     parts.append("[image]")
                 elif isinstance(kind, str):
                     parts.append(f"[{kind}]")
                 else:
-                    raise LineError(f"message {i}: content part without a 'type'")
+                    raise RecordError(f"message {i}: content part without a 'type'")
             else:
-                raise LineError(f"message {i}: content part must be an object, got {_json_type(part)}")
+                raise RecordError(f"message {i}: content part must be an object, got {json_type(part)}")
         return "\n".join(parts)
-    raise LineError(f"message {i}: 'content' must be a string, a list of parts or null, got {_json_type(content)}")
+    raise RecordError(f"message {i}: 'content' must be a string, a list of parts or null, got {json_type(content)}")
 
 
 def _weight(m: dict[str, Any], i: int) -> int | None:
@@ -217,18 +167,18 @@ def _weight(m: dict[str, Any], i: int) -> int | None:
     # bool is an int subclass; True/False are accepted as 1/0 on purpose.
     if isinstance(w, (int, float)) and w in (0, 1):
         return int(w)
-    raise LineError(f"message {i}: 'weight' must be 0 or 1, got {w!r}")
+    raise RecordError(f"message {i}: 'weight' must be 0 or 1, got {w!r}")
 
 
 def _tool_calls(raw: Any, i: int) -> list[ToolCall]:
     if raw is None:
         return []
     if not isinstance(raw, list):
-        raise LineError(f"message {i}: 'tool_calls' must be a list or null, got {_json_type(raw)}")
+        raise RecordError(f"message {i}: 'tool_calls' must be a list or null, got {json_type(raw)}")
     calls = []
     for k, tc in enumerate(raw, start=1):
         if not isinstance(tc, dict):
-            raise LineError(f"message {i}: tool call {k} must be an object")
+            raise RecordError(f"message {i}: tool call {k} must be an object")
         # Some hand-made datasets omit ids; a stable synthetic id keeps the call usable.
         call_id = tc.get("id") if isinstance(tc.get("id"), str) and tc.get("id") else f"call_{i}_{k}"
         calls.append(_function(tc.get("function"), i, call_id, f"tool call {k}"))
@@ -237,7 +187,7 @@ def _tool_calls(raw: Any, i: int) -> list[ToolCall]:
 
 def _function(fn: Any, i: int, call_id: str, what: str) -> ToolCall:
     if not isinstance(fn, dict) or not isinstance(fn.get("name"), str) or not fn["name"]:
-        raise LineError(f"message {i}: {what} has no function name")
+        raise RecordError(f"message {i}: {what} has no function name")
     args = fn.get("arguments", "")
     if args is None:
         args = ""
@@ -251,18 +201,11 @@ def _tools(obj: dict[str, Any]) -> list[dict] | None:
     tools = obj.get("tools")
     if tools is not None:
         if not isinstance(tools, list) or not all(isinstance(t, dict) for t in tools):
-            raise LineError("'tools' must be a list of objects")
+            raise RecordError("'tools' must be a list of objects")
         return tools
     functions = obj.get("functions")
     if functions is not None:
         if not isinstance(functions, list) or not all(isinstance(f, dict) for f in functions):
-            raise LineError("'functions' must be a list of objects")
+            raise RecordError("'functions' must be a list of objects")
         return [{"type": "function", "function": f} for f in functions]
     return None
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    names = {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "a list", dict: "an object"}
-    return names.get(type(value), type(value).__name__)

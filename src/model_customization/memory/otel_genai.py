@@ -31,12 +31,13 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from model_customization.timestamps import nanos_to_iso
+
 from .formats import MemoryFormat
-from .openai_chat import LineError, _json_type, iter_json_lines
+from .reading import RecordError, iter_json_lines, json_type, read_text
 from .records import Conversation, ImportProblem, Message, ToolCall
 
 SOURCE_FORMAT = "otel_genai"
@@ -56,7 +57,7 @@ def iter_otel_genai(path: Path) -> Iterator[Conversation | ImportProblem]:
     found: list[tuple[Conversation, str]] = []  # (conversation, trace id), in file order
     if path.suffix.lower() != ".jsonl":
         try:
-            text = path.read_bytes().decode("utf-8-sig")
+            text = read_text(path)
             doc = json.loads(text)
         except UnicodeDecodeError as exc:
             yield ImportProblem(file, 0, f"invalid UTF-8 at byte {exc.start}")
@@ -115,7 +116,7 @@ def _spans_of_export(export: dict[str, Any], path: Path, line_of) -> Iterator[tu
                 span_id = span.get("spanId")
                 try:
                     attrs = _attributes(span.get("attributes"))
-                except LineError as exc:
+                except RecordError as exc:
                     yield ImportProblem(str(path), line_of(span_id), f"span {span_id}: {exc}")
                     continue
                 if INPUT not in attrs and OUTPUT not in attrs:
@@ -123,7 +124,7 @@ def _spans_of_export(export: dict[str, Any], path: Path, line_of) -> Iterator[tu
                 line = line_of(span_id)
                 try:
                     conv = _conversation(span, attrs, path, line)
-                except LineError as exc:
+                except RecordError as exc:
                     yield ImportProblem(str(path), line, f"span {span_id} ({span.get('name')}): {exc}")
                     continue
                 yield conv, str(span.get("traceId") or "")
@@ -133,7 +134,7 @@ def _attributes(raw: Any) -> dict[str, Any]:
     if raw is None:
         return {}
     if not isinstance(raw, list):
-        raise LineError(f"'attributes' must be a list, got {_json_type(raw)}")
+        raise RecordError(f"'attributes' must be a list, got {json_type(raw)}")
     out: dict[str, Any] = {}
     for kv in raw:
         if isinstance(kv, dict) and isinstance(kv.get("key"), str):
@@ -180,7 +181,7 @@ def _conversation(span: dict[str, Any], attrs: dict[str, Any], path: Path, line:
     outputs = _structured(attrs, OUTPUT)
     if system is not None:
         if not isinstance(system, list):
-            raise LineError(f"{SYSTEM} must be a list of parts, got {_json_type(system)}")
+            raise RecordError(f"{SYSTEM} must be a list of parts, got {json_type(system)}")
         text = "\n".join(_texts(system, SYSTEM))
         first = inputs[0] if isinstance(inputs, list) and inputs else None
         if text and not (isinstance(first, dict) and first.get("role") in ("system", "developer")):
@@ -189,11 +190,11 @@ def _conversation(span: dict[str, Any], attrs: dict[str, Any], path: Path, line:
         if value is None:
             continue
         if not isinstance(value, list):
-            raise LineError(f"{key} must be a list of messages, got {_json_type(value)}")
+            raise RecordError(f"{key} must be a list of messages, got {json_type(value)}")
         for i, m in enumerate(value, start=1):
             messages.extend(_messages(m, f"{key} message {i}"))
     if not messages:
-        raise LineError("no messages in the GenAI attributes")
+        raise RecordError("no messages in the GenAI attributes")
     trace_id, span_id = span.get("traceId") or "", span.get("spanId") or ""
     metadata: dict[str, Any] = {"spans": 1}
     model = attrs.get("gen_ai.response.model") or attrs.get("gen_ai.request.model")
@@ -211,7 +212,7 @@ def _conversation(span: dict[str, Any], attrs: dict[str, Any], path: Path, line:
         source_file=str(path),
         source_line=line,
         source_format=SOURCE_FORMAT,
-        started_at=_iso(span.get("startTimeUnixNano")),
+        started_at=nanos_to_iso(span.get("startTimeUnixNano")),
         metadata=metadata,
     )
 
@@ -222,7 +223,7 @@ def _structured(attrs: dict[str, Any], key: str) -> Any:
         try:
             return json.loads(value)
         except json.JSONDecodeError as exc:
-            raise LineError(f"{key} is not valid JSON: {exc.msg} (column {exc.colno})") from None
+            raise RecordError(f"{key} is not valid JSON: {exc.msg} (column {exc.colno})") from None
     return value
 
 
@@ -238,28 +239,28 @@ def _texts(parts: list[Any], what: str) -> list[str]:
 
 def _messages(m: Any, what: str) -> list[Message]:
     if not isinstance(m, dict):
-        raise LineError(f"{what}: expected an object, got {_json_type(m)}")
+        raise RecordError(f"{what}: expected an object, got {json_type(m)}")
     role = _ROLES.get(m.get("role"))  # type: ignore[arg-type]
     if role is None:
-        raise LineError(f"{what}: unknown role {m.get('role')!r}")
+        raise RecordError(f"{what}: unknown role {m.get('role')!r}")
     parts = m.get("parts")
     if parts is None:
         parts = []
     if not isinstance(parts, list):
-        raise LineError(f"{what}: 'parts' must be a list, got {_json_type(parts)}")
+        raise RecordError(f"{what}: 'parts' must be a list, got {json_type(parts)}")
     texts: list[str] = []
     calls: list[ToolCall] = []
     responses: list[tuple[str | None, str]] = []
     for k, part in enumerate(parts, start=1):
         if not isinstance(part, dict) or not isinstance(part.get("type"), str):
-            raise LineError(f"{what}: part {k} must be an object with a 'type'")
+            raise RecordError(f"{what}: part {k} must be an object with a 'type'")
         kind = part["type"]
         if kind == "text":
             texts.append(_str(part.get("content"), f"{what} part {k}"))
         elif kind == "tool_call":
             name = part.get("name")
             if not isinstance(name, str) or not name:
-                raise LineError(f"{what}: tool_call part {k} has no name")
+                raise RecordError(f"{what}: tool_call part {k} has no name")
             call_id = part.get("id") if isinstance(part.get("id"), str) and part.get("id") else f"call_{name}_{k}"
             args = part.get("arguments")
             args = "" if args is None else args if isinstance(args, str) else json.dumps(args, ensure_ascii=False)
@@ -288,19 +289,7 @@ def _str(value: Any, what: str) -> str:
         return ""
     if isinstance(value, str):
         return value
-    raise LineError(f"{what}: text 'content' must be a string, got {_json_type(value)}")
-
-
-def _iso(nanos: Any) -> str | None:
-    try:
-        n = int(nanos)
-    except (TypeError, ValueError):
-        return None
-    if n <= 0:
-        return None
-    seconds, rest = divmod(n, 1_000_000_000)
-    ts = datetime.fromtimestamp(seconds, tz=timezone.utc).replace(microsecond=rest // 1000)
-    return ts.isoformat(timespec="microseconds").replace("+00:00", "Z")
+    raise RecordError(f"{what}: text 'content' must be a string, got {json_type(value)}")
 
 
 def _fold(found: list[tuple[Conversation, str]]) -> Iterator[Conversation]:

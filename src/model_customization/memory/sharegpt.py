@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from .formats import MemoryFormat
-from .openai_chat import iter_json_lines
+from .reading import RecordError, json_type, read_json_lines, read_text
 from .records import Conversation, ImportProblem, Message, Outcome, ToolCall
 
 SOURCE_FORMAT = "sharegpt"
@@ -48,13 +48,6 @@ _FROM = {
 }
 _KTO_ROLES = {"system", "user", "assistant"}
 _PEEK = 20
-
-
-class RecordError(ValueError):
-    """A record that cannot be read; its message goes into the ImportProblem."""
-
-
-# --------------------------------------------------------------------------------------------------- sniffing
 
 
 def _is_turn(obj: Any) -> bool:
@@ -108,26 +101,18 @@ def _whole_document(path: Path) -> Any:
     if path.suffix.lower() == ".jsonl":
         return None
     try:
-        return json.loads(path.read_bytes().decode("utf-8-sig"))
+        return json.loads(read_text(path))
     except (UnicodeDecodeError, json.JSONDecodeError):
         return None  # JSON Lines under another name (or broken): line by line, each bad line reported
 
 
 def _iter_lines(path: Path) -> Iterator[Conversation | ImportProblem]:
-    for item in iter_json_lines(path):
-        if isinstance(item, ImportProblem):
-            yield item
-            continue
-        line_no, obj = item
-        try:
-            yield _conversation(obj, path, line_no)
-        except RecordError as exc:
-            yield ImportProblem(str(path), line_no, f"conversation #{line_no}: {exc}")
+    return read_json_lines(path, lambda obj, line_no: _conversation(obj, path, line_no), prefix=lambda line_no: f"conversation #{line_no}: ")
 
 
 def _conversation(obj: Any, path: Path, no: int) -> Conversation:
     if not isinstance(obj, dict):
-        raise RecordError(f"expected an object, got {_json_type(obj)}")
+        raise RecordError(f"expected an object, got {json_type(obj)}")
     outcome = Outcome()
     if "conversations" in obj:
         messages = _sharegpt_messages(obj)
@@ -158,19 +143,19 @@ def _conversation(obj: Any, path: Path, no: int) -> Conversation:
 def _sharegpt_messages(obj: dict[str, Any]) -> list[Message]:
     turns = obj["conversations"]
     if not isinstance(turns, list):
-        raise RecordError(f"'conversations' must be a list, got {_json_type(turns)}")
+        raise RecordError(f"'conversations' must be a list, got {json_type(turns)}")
     if not turns:
         raise RecordError("'conversations' is empty")
     messages: list[Message] = []
     system = obj.get("system")
     if system is not None and not isinstance(system, str):
-        raise RecordError(f"'system' must be a string, got {_json_type(system)}")
+        raise RecordError(f"'system' must be a string, got {json_type(system)}")
     if system:
         messages.append(Message(role="system", content=system))
     pending: list[ToolCall] = []
     for k, turn in enumerate(turns, start=1):
         if not isinstance(turn, dict):
-            raise RecordError(f"turn {k}: expected an object, got {_json_type(turn)}")
+            raise RecordError(f"turn {k}: expected an object, got {json_type(turn)}")
         source = turn.get("from")
         role = _FROM.get(source) if isinstance(source, str) else None
         if role is None:
@@ -180,7 +165,7 @@ def _sharegpt_messages(obj: dict[str, Any]) -> list[Message]:
             )
         value = turn.get("value")
         if not isinstance(value, str):
-            raise RecordError(f"turn {k}: 'value' must be a string, got {_json_type(value)}")
+            raise RecordError(f"turn {k}: 'value' must be a string, got {json_type(value)}")
         if role == "function_call":
             call = _function_call(value, k)
             pending.append(call)
@@ -214,19 +199,19 @@ def _function_call(value: str, k: int) -> ToolCall:
 
 def _kto_messages(raw: Any) -> list[Message]:
     if not isinstance(raw, list):
-        raise RecordError(f"'messages' must be a list, got {_json_type(raw)}")
+        raise RecordError(f"'messages' must be a list, got {json_type(raw)}")
     if not raw:
         raise RecordError("'messages' is empty")
     messages = []
     for k, m in enumerate(raw, start=1):
         if not isinstance(m, dict):
-            raise RecordError(f"message {k}: expected an object, got {_json_type(m)}")
+            raise RecordError(f"message {k}: expected an object, got {json_type(m)}")
         role = m.get("role")
         if role not in _KTO_ROLES:
             raise RecordError(f"message {k}: unknown role {role!r} (expected system, user or assistant)")
         content = m.get("content")
         if not isinstance(content, str):
-            raise RecordError(f"message {k}: 'content' must be a string, got {_json_type(content)}")
+            raise RecordError(f"message {k}: 'content' must be a string, got {json_type(content)}")
         messages.append(Message(role=role, content=content))
     return messages
 
@@ -252,13 +237,6 @@ def _tools(raw: Any) -> list[dict] | None:
         else:
             raise RecordError(f"tool {i}: a function definition needs a 'name'")
     return tools or None
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    names = {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "a list", dict: "an object"}
-    return names.get(type(value), type(value).__name__)
 
 
 FORMAT = MemoryFormat(SOURCE_FORMAT, iter_sharegpt, sniff_line=sniff_line, sniff_document=sniff_document)

@@ -41,10 +41,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from model_customization.paths import iter_limited_lines, memory_limits, overlong_line_message
-
 from .formats import MemoryFormat
-from .openai_chat import LineError, _conversation, _json_type, parse_json_line
+from .openai_chat import openai_record
+from .reading import RecordError, iter_lines, json_type, parse_json_line, read_json_document, read_text
 from .records import Conversation, ImportProblem, Outcome
 
 Result = Conversation | ImportProblem
@@ -54,27 +53,14 @@ Result = Conversation | ImportProblem
 # helpers shared by the three formats
 
 
-def _read_text(path: Path) -> str:
-    return path.read_bytes().decode("utf-8-sig")
-
-
-def _load_document(path: Path) -> tuple[Any, ImportProblem | None]:
-    try:
-        return json.loads(_read_text(path)), None
-    except UnicodeDecodeError as exc:
-        return None, ImportProblem(str(path), 0, f"invalid UTF-8 at byte {exc.start}")
-    except json.JSONDecodeError as exc:
-        return None, ImportProblem(str(path), exc.lineno, f"invalid JSON: {exc.msg} (column {exc.colno})")
-
-
 def _chat(messages: Any, path: Path, line: int, functions: Any = None) -> Conversation:
-    """OpenAI-shaped messages (modern or legacy) read by the OpenAI chat importer; raises LineError."""
+    """OpenAI-shaped messages (modern or legacy) read by the OpenAI chat importer; raises RecordError."""
     if not isinstance(messages, list):
-        raise LineError(f"expected a list of messages, got {_json_type(messages)}")
+        raise RecordError(f"expected a list of messages, got {json_type(messages)}")
     obj: dict[str, Any] = {"messages": messages}
     if functions is not None:
         obj["functions"] = functions
-    return _conversation(obj, path, line)
+    return openai_record(obj, path, line)
 
 
 def _iter_array(text: str) -> Iterator[tuple[int, Any] | ImportProblem]:
@@ -147,7 +133,7 @@ def iter_tau_bench(path: Path) -> Iterator[Result]:
         yield from _tau_lines(path)
         return
     try:
-        text = _read_text(path)
+        text = read_text(path)
     except UnicodeDecodeError as exc:
         yield ImportProblem(file, 0, f"invalid UTF-8 at byte {exc.start}")
         return
@@ -171,53 +157,50 @@ def iter_tau_bench(path: Path) -> Iterator[Result]:
 
 
 def _tau_lines(path: Path) -> Iterator[Result]:
-    index = 0
-    max_line_bytes = memory_limits().max_line_bytes
-    with path.open("rb") as fh:
-        for line_no, raw in iter_limited_lines(fh, max_line_bytes):
-            if isinstance(raw, int):
-                yield ImportProblem(str(path), line_no, overlong_line_message(raw, max_line_bytes))
-                continue
-            if not raw.strip():
-                continue
-            index += 1
-            try:
-                obj = parse_json_line(raw, line_no)
-            except LineError as exc:
-                yield ImportProblem(str(path), line_no, str(exc))
-                continue
-            yield _tau_record(obj, path, line_no, index)
+    index = 0  # the result's position among the file's lines, readable or not: it names results without a task id
+    for item in iter_lines(path):
+        if isinstance(item, ImportProblem):
+            yield item
+            continue
+        line_no, raw = item
+        index += 1
+        try:
+            obj = parse_json_line(raw, line_no)
+        except RecordError as exc:
+            yield ImportProblem(str(path), line_no, str(exc))
+            continue
+        yield _tau_record(obj, path, line_no, index)
 
 
 def _tau_record(obj: Any, path: Path, line: int, index: int) -> Result:
     try:
         return _tau_conversation(obj, path, line, index)
-    except LineError as exc:
+    except RecordError as exc:
         return ImportProblem(str(path), line, str(exc))
 
 
 def _tau_conversation(obj: Any, path: Path, line: int, index: int) -> Conversation:
     if not isinstance(obj, dict):
-        raise LineError(f"result {index}: expected a JSON object, got {_json_type(obj)}")
+        raise RecordError(f"result {index}: expected a JSON object, got {json_type(obj)}")
     task_id, trial = obj.get("task_id"), obj.get("trial")
     label = f"task {task_id} trial {trial}" if task_id is not None else f"result {index}"
     if "traj" not in obj:
-        raise LineError(f"{label}: missing 'traj'")
+        raise RecordError(f"{label}: missing 'traj'")
     traj = obj["traj"]
     if not isinstance(traj, list):
-        raise LineError(f"{label}: 'traj' must be a list of messages, got {_json_type(traj)}")
+        raise RecordError(f"{label}: 'traj' must be a list of messages, got {json_type(traj)}")
     if not traj:
         info = obj.get("info")
         error = info.get("error") if isinstance(info, dict) else None
         why = f" (the run failed: {str(error)[:200]})" if error else ""
-        raise LineError(f"{label}: empty 'traj'{why}")
+        raise RecordError(f"{label}: empty 'traj'{why}")
     reward = obj.get("reward")
     if reward is not None and (isinstance(reward, bool) or not isinstance(reward, (int, float))):
-        raise LineError(f"{label}: 'reward' must be a number, got {_json_type(reward)}")
+        raise RecordError(f"{label}: 'reward' must be a number, got {json_type(reward)}")
     try:
         conv = _chat(traj, path, line)
-    except LineError as exc:
-        raise LineError(f"{label}: {exc}") from None
+    except RecordError as exc:
+        raise RecordError(f"{label}: {exc}") from None
     if task_id is not None and trial is not None:
         conv.session_id = f"{path.stem}:task{task_id}:trial{trial}"
     else:
@@ -264,13 +247,13 @@ def _toolbench_task_id(ag: dict[str, Any], doc: dict[str, Any], path: Path) -> s
 def _iter_one_document(path: Path, to_conversation: Callable[[Any, Path], Conversation]) -> Iterator[Result]:
     """Formats whose file is one document holding one conversation: it, or one problem saying why not."""
     path = Path(path)
-    doc, problem = _load_document(path)
+    doc, problem = read_json_document(path)
     if problem is not None:
         yield problem
         return
     try:
         yield to_conversation(doc, path)
-    except LineError as exc:
+    except RecordError as exc:
         yield ImportProblem(str(path), 1, str(exc))
 
 
@@ -280,23 +263,23 @@ def iter_toolbench(path: Path) -> Iterator[Result]:
 
 def _toolbench_conversation(doc: Any, path: Path) -> Conversation:
     if not isinstance(doc, dict) or not isinstance(doc.get("answer_generation"), dict):
-        raise LineError("not a ToolBench answer file: no 'answer_generation' object")
+        raise RecordError("not a ToolBench answer file: no 'answer_generation' object")
     ag = doc["answer_generation"]
     valid = ag.get("valid_data")
     finish_type = ag.get("finish_type")
     chats = ag.get("train_messages")
     if not chats:
         why = "valid_data is false and " if valid is False else ""
-        raise LineError(f"{why}'answer_generation' has no 'train_messages': no conversation to import")
+        raise RecordError(f"{why}'answer_generation' has no 'train_messages': no conversation to import")
     if not isinstance(chats, list):
-        raise LineError(f"'train_messages' must be a list of conversations, got {_json_type(chats)}")
+        raise RecordError(f"'train_messages' must be a list of conversations, got {json_type(chats)}")
     functions = ag.get("function")
     if functions is not None and not isinstance(functions, list):
-        raise LineError(f"'function' must be a list of function definitions, got {_json_type(functions)}")
+        raise RecordError(f"'function' must be a list of function definitions, got {json_type(functions)}")
     try:
         conv = _chat(chats[-1], path, 1, functions)
-    except LineError as exc:
-        raise LineError(f"train_messages[{len(chats) - 1}]: {exc}") from None
+    except RecordError as exc:
+        raise RecordError(f"train_messages[{len(chats) - 1}]: {exc}") from None
     conv.session_id = path.stem
     conv.source_format = TOOLBENCH
     conv.task_id = _toolbench_task_id(ag, doc, path)
@@ -334,14 +317,14 @@ def iter_swe_agent(path: Path) -> Iterator[Result]:
 
 def _swe_agent_conversation(doc: Any, path: Path) -> Conversation:
     if not isinstance(doc, dict):
-        raise LineError(f"expected a JSON object, got {_json_type(doc)}")
+        raise RecordError(f"expected a JSON object, got {json_type(doc)}")
     history = doc.get("history")
     steps = doc.get("trajectory")
     if isinstance(history, list) and history:
         messages = []
         for i, m in enumerate(history, start=1):
             if not isinstance(m, dict):
-                raise LineError(f"history message {i}: expected an object, got {_json_type(m)}")
+                raise RecordError(f"history message {i}: expected an object, got {json_type(m)}")
             if m.get("role") == "tool" and not m.get("tool_call_id"):
                 ids = m.get("tool_call_ids")
                 if isinstance(ids, list) and ids and isinstance(ids[0], str):
@@ -352,7 +335,7 @@ def _swe_agent_conversation(doc: Any, path: Path) -> Conversation:
         messages = []
         for i, step in enumerate(steps, start=1):
             if not isinstance(step, dict):
-                raise LineError(f"trajectory step {i}: expected an object, got {_json_type(step)}")
+                raise RecordError(f"trajectory step {i}: expected an object, got {json_type(step)}")
             response = step.get("response")
             if response is None:
                 response = step.get("action")
@@ -360,11 +343,11 @@ def _swe_agent_conversation(doc: Any, path: Path) -> Conversation:
             messages.append({"role": "user", "content": step.get("observation")})
         where = "trajectory"
     else:
-        raise LineError("neither 'history' nor 'trajectory' has any entries")
+        raise RecordError("neither 'history' nor 'trajectory' has any entries")
     try:
         conv = _chat(messages, path, 1)
-    except LineError as exc:
-        raise LineError(f"{where}: {exc}") from None
+    except RecordError as exc:
+        raise RecordError(f"{where}: {exc}") from None
     conv.session_id = path.stem
     conv.source_format = SWE_AGENT
     conv.task_id = path.stem

@@ -1,0 +1,54 @@
+"""The models taking part in an evaluation (answering or judging) and how one of them is called.
+
+Every decision an evaluation makes from a provider's name is here, so that the provider registry can take them over
+in one place: whether a model runs on this machine (answers in batches, one at a time, with token probabilities) and
+how a judge model is given room to answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from model_customization.providers.chat import chat_with_provider, check_chat_model
+from model_customization.workspace import Workspace
+
+# A cloud judge stops after "Score: N"; the room is for models that think before they answer. A local judge gets
+# little room, as it would otherwise ramble for the whole allowance on CPU.
+JUDGE_MAX_TOKENS = {"local": 32, "cloud": 1024}
+
+
+@dataclass(frozen=True)
+class Participant:
+    model_id: str  # the key in outputs and summary: canonical for local models, as given for cloud ones
+    provider: str
+    name: str  # what that provider is called with
+
+    @property
+    def is_local(self) -> bool:
+        """Runs on this machine: generates in batches, one generation at a time, and exposes token probabilities."""
+        return self.provider == "local"
+
+    @property
+    def judge_max_tokens(self) -> int:
+        return JUDGE_MAX_TOKENS["local" if self.is_local else "cloud"]
+
+
+def resolve_participant(ws: Workspace, model: str) -> Participant:
+    """The participant a model name stands for; an unknown local model or a missing key is a UserError now."""
+    provider, name = check_chat_model(ws, model)
+    return Participant(name if provider == "local" else model.strip(), provider, name)
+
+
+# (participant, messages, max_tokens) -> the chat router's answer {text, seconds, prompt_tokens, ...}
+CallFn = Callable[[Participant, list[dict[str, Any]], int], dict[str, Any]]
+
+
+def direct_call(ws: Workspace) -> CallFn:
+    """One greedy call through the chat router, with no rate limit or retry (the runner's own call adds those)."""
+
+    def call(participant: Participant, messages: list[dict[str, Any]], max_tokens: int) -> dict[str, Any]:
+        return chat_with_provider(ws, participant.provider, participant.name, messages, max_tokens=max_tokens, temperature=0.0, seed=0)
+
+    return call

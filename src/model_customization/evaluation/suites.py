@@ -1,0 +1,197 @@
+"""The cases an evaluation runs on: a dataset's held-out split, or a suite file (JSONL or YAML) of cases.
+
+A suite case has `messages` and any of `reference`, `json_schema`, `regex`, `contains`, `expected_tool_call` and
+`rubric`; each answer gets every metric its case provides for (metrics.score_case), and a rubric is shown to the
+judge. A dataset case's prompt is the conversation up to its last assistant turn and the reference is that turn.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from model_customization.datasets.build import get_dataset, read_split
+from model_customization.datasets.examples import prompt_and_reference
+from model_customization.errors import UserError
+from model_customization.evaluation.metrics import METRICS, schema_validator, score_case
+from model_customization.paths import check_readable, resolve_user_path
+from model_customization.workspace import Workspace
+
+# The keys a suite case may have besides messages, and an optional name for it.
+SUITE_EXPECTATIONS = ("reference", "json_schema", "regex", "contains", "expected_tool_call", "rubric")
+SUITE_KEYS = ("messages", *SUITE_EXPECTATIONS, "id")
+ROLES = ("system", "user", "assistant", "tool")
+
+
+def suite_metrics(cases: list[dict[str, Any]]) -> list[str]:
+    """The 0-1 metrics the suite's cases provide for, in a fixed order (reference metrics first)."""
+    provided = {key for case in cases for key in SUITE_EXPECTATIONS if key in case}
+    names: list[str] = []
+    if "reference" in provided:
+        names += list(METRICS)
+    if "json_schema" in provided:
+        names += ["json_valid", "schema_valid"]
+    if "regex" in provided:
+        names.append("regex_match")
+    if "contains" in provided:
+        names.append("contains")
+    if "expected_tool_call" in provided:
+        names += ["tool_name_match", "tool_arguments_match", "tool_call_exact"]
+    return names
+
+
+def load_suite(path: Path) -> list[dict[str, Any]]:
+    """The cases of a JSONL (.jsonl, .ndjson) or YAML (.yaml, .yml: a list of cases, or {cases: [...]}) suite file,
+    each with "source" = "file:line". A case that cannot be used is a UserError naming its file and line."""
+    check_readable(path, what="Suite file")  # inside the allowed roots (paths.py), links followed
+    if not path.is_file():
+        raise UserError(f"Suite file {path} not found. Give the path of a .jsonl or .yaml file of cases.")
+    suffix = path.suffix.lower()
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw.count(b"\n", 0, error.start) + 1
+        raise UserError(f"{path}:{line}: not UTF-8 text (byte {raw[error.start]:#04x}). Save the suite as UTF-8.") from None
+    if suffix in (".jsonl", ".ndjson"):
+        located = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                located.append((number, json.loads(line)))
+            except json.JSONDecodeError as error:
+                raise UserError(f"{path}:{number}: not valid JSON ({error.msg} at column {error.colno}). Each line of a JSONL suite is one case object.") from None
+            except RecursionError:
+                raise UserError(f"{path}:{number}: JSON nested too deeply to read. Each line of a JSONL suite is one flat case object.") from None
+    elif suffix in (".yaml", ".yml"):
+        located = _yaml_cases(path, text)
+    else:
+        raise UserError(f"Suite file {path} should end in .jsonl or .yaml (or .yml); cannot tell its format from {suffix or 'no suffix'!r}.")
+    cases = []
+    for number, case in located:
+        where = f"{path}:{number}"
+        _check_suite_case(case, where)
+        cases.append({**case, "source": f"{path.name}:{number}"})
+    if not cases:
+        raise UserError(f"Suite file {path} has no cases. Each case needs messages and any of {', '.join(SUITE_EXPECTATIONS)}.")
+    return cases
+
+
+def _yaml_cases(path: Path, text: str) -> list[tuple[int, Any]]:
+    import yaml
+
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except RecursionError:
+        raise UserError(f"{path}: YAML nested too deeply to read. A suite is a list of flat case mappings.") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise UserError(f"{path}{line}: not valid YAML ({getattr(error, 'problem', None) or error}).") from None
+    if root is None:
+        return []
+    if isinstance(root, yaml.MappingNode):
+        found = [value for key, value in root.value if isinstance(key, yaml.ScalarNode) and key.value == "cases"]
+        root = found[0] if found else root
+    if not isinstance(root, yaml.SequenceNode):
+        raise UserError(f"{path}:{root.start_mark.line + 1}: a YAML suite is a list of cases, or a mapping with a 'cases' list.")
+    loader_cls = yaml.SafeLoader
+    cases = []
+    for node in root.value:
+        loader = loader_cls("")
+        try:
+            value = loader.construct_document(node)
+        except yaml.YAMLError as error:
+            raise UserError(f"{path}:{node.start_mark.line + 1}: {error}") from None
+        finally:
+            loader.dispose()
+        cases.append((node.start_mark.line + 1, value))
+    return cases
+
+
+def _check_suite_case(case: Any, where: str) -> None:
+    if not isinstance(case, dict):
+        raise UserError(f"{where}: a case must be an object with messages, not {type(case).__name__}.")
+    unknown = sorted(set(case) - set(SUITE_KEYS))
+    if unknown:
+        raise UserError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; a case may have {', '.join(SUITE_KEYS)}.")
+    messages = case.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise UserError(f"{where}: the case needs messages, a non-empty list of {{role, content}} turns ending with a user turn.")
+    for position, message in enumerate(messages):
+        if not isinstance(message, dict) or message.get("role") not in ROLES or not isinstance(message.get("content"), str):
+            raise UserError(f"{where}: message {position} must be {{role: one of {', '.join(ROLES)}, content: text}}.")
+    if messages[-1]["role"] == "assistant":
+        raise UserError(f"{where}: the last message is the assistant's; end with the user turn the models should answer (put the answer in reference).")
+    for key in ("reference", "regex", "rubric"):
+        if key in case and not isinstance(case[key], str):
+            raise UserError(f"{where}: {key} must be text, not {type(case[key]).__name__}.")
+    if "regex" in case:
+        try:
+            re.compile(case["regex"])
+        except re.error as error:
+            raise UserError(f"{where}: regex {case['regex']!r} does not compile: {error}.") from None
+    needles = case.get("contains")
+    if "contains" in case and not (isinstance(needles, str) or (isinstance(needles, list) and needles and all(isinstance(n, str) for n in needles))):
+        raise UserError(f"{where}: contains must be a text or a non-empty list of texts.")
+    if "json_schema" in case:
+        if not isinstance(case["json_schema"], (dict, bool)):
+            raise UserError(f"{where}: json_schema must be a JSON Schema object (or true/false).")
+        try:
+            schema_validator(json.dumps(case["json_schema"], sort_keys=True))
+        except UserError as error:
+            raise UserError(f"{where}: {error}") from None
+    call = case.get("expected_tool_call")
+    if "expected_tool_call" in case and not (isinstance(call, dict) and isinstance(call.get("name"), str)):
+        raise UserError(f"{where}: expected_tool_call must be {{name, arguments}}.")
+
+
+def case_rows(ws: Workspace, dataset_id: str | None, split: str, suite_cases: list[dict[str, Any]] | None, limit: int | None) -> list[dict[str, Any]]:
+    """The cases laid out for a run: prompt, reference, a suite case's expectations, and room for the outputs."""
+    if suite_cases is not None:
+        results: list[dict[str, Any]] = [
+            {
+                "case": index,
+                "source": case["source"],
+                "prompt": case["messages"],
+                "reference": case.get("reference"),
+                "expects": {k: case[k] for k in SUITE_EXPECTATIONS if k in case},
+                "outputs": {},
+            }
+            for index, case in enumerate(suite_cases)
+        ]
+    else:
+        split_cases = [prompt_and_reference(example) for example in read_split(ws, dataset_id, split)]
+        results = [{"case": index, "prompt": prompt, "reference": reference, "outputs": {}} for index, (prompt, reference) in enumerate(split_cases)]
+    return results[: max(limit, 0)] if limit is not None else results
+
+
+def cases_sha256(results: list[dict[str, Any]]) -> str:
+    return hashlib.sha256(json.dumps([[r["prompt"], r["reference"], r.get("expects")] for r in results], sort_keys=True).encode()).hexdigest()
+
+
+def cases_fingerprint(ws: Workspace, *, dataset_id: str | None = None, split: str = "test", suite: str | Path | None = None) -> dict[str, Any]:
+    """{cases, cases_sha256} of a dataset split or a suite file as they are now: an evaluation whose plan has the same
+    sha256 (and no limit) was run on exactly these cases."""
+    if (dataset_id is None) == (suite is None):
+        raise UserError("Give either dataset_id or suite.")
+    if dataset_id is not None:
+        get_dataset(ws, dataset_id)
+    suite_cases = load_suite(resolve_user_path(suite, what="Suite file")[1]) if suite is not None else None
+    results = case_rows(ws, dataset_id, split, suite_cases, None)
+    if not results:
+        raise UserError(f"{suite or dataset_id} has no cases to evaluate on.")
+    return {"cases": len(results), "cases_sha256": cases_sha256(results)}
+
+
+def score_answer(answer: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
+    """A suite case gets every metric it provides for; a dataset case the reference metrics."""
+    if "expects" in row:
+        scores = score_case(answer, row["expects"])
+    else:
+        scores = {name: fn(answer["text"], row["reference"]) for name, fn in METRICS.items()}
+    return {"text": answer["text"], "seconds": answer["seconds"], **scores}
