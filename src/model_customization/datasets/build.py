@@ -34,6 +34,7 @@ from model_customization.memory.detect import SUPPORTED_FORMATS, iter_memory
 from model_customization.memory.records import Conversation, ImportProblem, Message, PreferencePair
 from model_customization.operations.datasets import BuildDatasetRequest
 from model_customization.paths import check_readable
+from model_customization.storage import atomic_folder
 from model_customization.workspace import Workspace
 
 SPLITS = ("train", "validation", "test")
@@ -400,21 +401,14 @@ def _store_written_splits(
     }
 
     final_dir = ws.settings.datasets_dir / dataset_id
-    ws.settings.datasets_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{dataset_id}-", dir=ws.settings.datasets_dir))
-    try:
+    # Files left by a crash before the ledger row was written are replaced whole.
+    with atomic_folder(final_dir) as staging:
         for split in SPLITS:
             os.replace(work / f"{split}.jsonl", staging / f"{split}.jsonl")
         for file_name, data in (extra_files or {}).items():
             (staging / file_name).write_bytes(data)
         (staging / "card.json").write_text(json.dumps(card, indent=2, ensure_ascii=False), encoding="utf-8")
         (staging / "card.md").write_text(card_markdown(card), encoding="utf-8")
-        if final_dir.exists():  # files left by a crash before the ledger row was written: replace them
-            shutil.rmtree(final_dir)
-        os.replace(staging, final_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     ws.ledger.add_dataset(
         {
             "id": dataset_id,

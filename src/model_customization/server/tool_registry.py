@@ -16,9 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import sys
-import tempfile
 from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
@@ -28,6 +26,8 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.tools import Tool, ToolManager
 from mcp.types import Tool as MCPTool
+
+from model_customization.storage import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -150,10 +150,7 @@ class ToolListCache:
     def store(self, key: str, tools: list[dict[str, Any]]) -> None:
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            handle, temporary = tempfile.mkstemp(dir=self.folder, prefix=".tool-list-", suffix=".tmp")
-            with os.fdopen(handle, "w", encoding="utf-8") as out:
-                json.dump({"key": key, "tools": tools}, out)
-            os.replace(temporary, self._path(key))
+            atomic_write(self._path(key), json.dumps({"key": key, "tools": tools}).encode("utf-8"))
             for older in self.folder.glob(f"{CACHE_PREFIX}*.json"):
                 if older.name != self._path(key).name:
                     older.unlink(missing_ok=True)
