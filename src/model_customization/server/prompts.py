@@ -8,8 +8,8 @@ that form back and checks each tool and argument against the server's tools/list
 cannot leave a prompt naming something that is gone.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: specialize_agent's provider argument is described from the provider
+# registry inside register(), so its annotations must be evaluated where they are written.
 import json
 import re
 from typing import Annotated, Any

@@ -3,6 +3,7 @@ fine-tuning); paid; needs ANTHROPIC_API_KEY. The `anthropic` SDK loads on the fi
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from model_customization.providers.base import Provider
@@ -26,6 +27,5 @@ class AnthropicProvider(Provider):
         return name
 
     def chat(self, ws: Workspace, model: str, messages: list[dict[str, Any]], *, max_tokens: int, temperature: float, seed: int) -> dict[str, Any]:
-        from model_customization.providers.anthropic import chat
-
-        return chat.chat(ws, model, messages, max_tokens=max_tokens, temperature=temperature, seed=seed)
+        chat_module = importlib.import_module("model_customization.providers.anthropic.chat")  # the SDK loads here
+        return chat_module.chat(ws, model, messages, max_tokens=max_tokens, temperature=temperature, seed=seed)

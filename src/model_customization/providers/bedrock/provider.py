@@ -7,6 +7,7 @@ only there).
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -107,6 +108,5 @@ class BedrockProvider(Provider):
         return name.startswith("arn:aws:bedrock:") or bool(_BEDROCK_NAME.match(name))
 
     def chat(self, ws: Workspace, model: str, messages: list[dict[str, Any]], *, max_tokens: int, temperature: float, seed: int) -> dict[str, Any]:
-        from model_customization.providers.bedrock import chat
-
-        return chat.chat(ws, model, messages, max_tokens=max_tokens, temperature=temperature, seed=seed)
+        chat_module = importlib.import_module("model_customization.providers.bedrock.chat")  # the SDK loads here
+        return chat_module.chat(ws, model, messages, max_tokens=max_tokens, temperature=temperature, seed=seed)

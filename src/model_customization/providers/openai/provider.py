@@ -7,6 +7,7 @@ bring in the `openai` SDK and the dataset machinery, which a starting server nee
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -114,6 +115,5 @@ class OpenAIProvider(Provider):
         return name.startswith("ft:") or bool(_OPENAI_NAME.match(name))
 
     def chat(self, ws: Workspace, model: str, messages: list[dict[str, Any]], *, max_tokens: int, temperature: float, seed: int) -> dict[str, Any]:
-        from model_customization.providers.openai import chat
-
-        return chat.chat(ws, model, messages, max_tokens=max_tokens, temperature=temperature, seed=seed)
+        chat_module = importlib.import_module("model_customization.providers.openai.chat")  # the SDK loads here
+        return chat_module.chat(ws, model, messages, max_tokens=max_tokens, temperature=temperature, seed=seed)

@@ -635,4 +635,4 @@ def remote_events(ws: Workspace, job_id: str, limit: int = 20, after: str | None
 def remote_checkpoints(ws: Workspace, job_id: str) -> dict[str, Any]:
     """The checkpoints OpenAI kept for a job (each usable as a model for prompt_model), by step."""
     remote_id = _remote_job_id(ws, job_id)
-    return {"job_id": remote_id, "checkpoints": OpenAIProvider()._checkpoints(openai_client(), remote_id)}
+    return {"job_id": remote_id, "checkpoints": OpenAIJobs()._checkpoints(openai_client(), remote_id)}
