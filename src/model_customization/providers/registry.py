@@ -73,6 +73,20 @@ def clear_cache() -> None:
     _broken.clear()
 
 
+def fingerprint() -> str:
+    """Which providers are registered, and from where ("name=module:Class" each, with the version of the package
+    that declares a third-party one): the tool-list cache key must change when a package adds or changes one,
+    since start_job's schema is built from them."""
+    versions: dict[str, str] = {}
+    try:
+        for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP):
+            dist = getattr(entry_point, "dist", None)
+            versions[entry_point.name] = f"{dist.name}=={dist.version}" if dist is not None else "?"
+    except Exception:  # noqa: BLE001 - as in _entry_point_targets
+        pass
+    return ";".join(f"{name}={target}" + (f"@{versions[name]}" if name in versions else "") for name, target in _all_targets().items())
+
+
 def _load(name: str, target: str) -> Provider:
     module_name, _, class_name = target.partition(":")
     cls: Any = importlib.import_module(module_name)
