@@ -7,12 +7,10 @@ A worker that dies without reporting is noticed by the next dispatch and its job
 
 from __future__ import annotations
 
-import json
 import os
 from contextlib import contextmanager
 import secrets
 import time
-from pathlib import Path
 from datetime import datetime, timezone
 from typing import Any
 

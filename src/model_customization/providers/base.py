@@ -75,6 +75,8 @@ class Provider:
     # Names no provider claims are this provider's (the local one: a folder, the embedded model, an ft-… id).
     answers_unclaimed_names: ClassVar[bool] = False
     hyperparameters_model: ClassVar[type[BaseModel] | None] = None
+    # The start_job options (tools/jobs.py CloudOptions fields) a job of this provider takes; others are refused.
+    job_options: ClassVar[frozenset[str]] = frozenset()
     sdk_packages: ClassVar[tuple[str, ...]] = ()  # what `pip install` adds when chat finds them missing
     STATUS_MAP: ClassVar[dict[str, str]] = {}  # the provider's status word -> ours
     # Texts the start_job schema, the prompts and docs/reference.md use.
@@ -149,6 +151,15 @@ class Provider:
 
     def resume(self, ws: Workspace, job: dict[str, Any]) -> None:
         raise UserError(f"{self.name} jobs cannot be resumed after a pause.")
+
+    def list_remote_jobs(self, ws: Workspace, limit: int = 20, after: str | None = None) -> dict[str, Any]:
+        """The jobs the provider holds for these credentials, including ones started elsewhere, newest first:
+        {"jobs": [...], "next_after": cursor or None, ...}."""
+        raise self._unsupported("list the jobs it holds (its jobs are in list_jobs)")
+
+    def job_checkpoints(self, ws: Workspace, job_id: str) -> dict[str, Any]:
+        """{"job_id", "checkpoints": [{step, fine_tuned_model_checkpoint (a model to prompt), metrics, ...}]}."""
+        raise self._unsupported("keep checkpoints")
 
     # --- inspect_dataset: its own rules for a stored dataset or a file ---------------------------------------------------
     def check_inspect_model(self, model: str) -> None:

@@ -12,7 +12,6 @@ import os
 import threading
 from typing import Any
 
-from model_customization.errors import UserError
 from model_customization.providers.keys import api_key as read_key, scrub_key
 
 API_KEY_ENV = "ANTHROPIC_API_KEY"

@@ -37,6 +37,7 @@ class BedrockProvider(Provider):
     methods = ("sft",)
     paid = True
     hyperparameters_model = BedrockHyperparameters
+    job_options = frozenset({"suffix"})  # the validation split is used whenever it has examples
     sdk_packages = ("boto3", "botocore")
     STATUS_MAP = {
         "InProgress": "running",
@@ -72,6 +73,11 @@ class BedrockProvider(Provider):
 
     def cancel(self, ws: Workspace, job: dict[str, Any]) -> None:
         _jobs().cancel(ws, job)
+
+    def list_remote_jobs(self, ws: Workspace, limit: int = 20, after: str | None = None) -> dict[str, Any]:
+        from model_customization.providers.bedrock.training import list_remote_jobs
+
+        return list_remote_jobs(ws, limit=limit, next_token=after)
 
     # --- inspect_dataset: the stored format, approximate counts, Claude's alternating turns ----------------------------
     def measure_dataset(self, ws: Workspace, rows: Iterator[tuple[str, int, Any]], *, model: str, max_seq_length: int) -> DatasetMeasure:

@@ -57,6 +57,16 @@ class LocalProvider(Provider):
         )
         return report["quote"]
 
+    def job_checkpoints(self, ws: Workspace, job_id: str) -> dict[str, Any]:
+        """The <job_id>@step-N folders on disk, in the shape OpenAI's checkpoints are shown."""
+        from model_customization.providers.local.checkpoints import list_checkpoints
+
+        found = list_checkpoints(ws, job_id)
+        return {"job_id": job_id, "checkpoints": [
+            {**c, "fine_tuned_model_checkpoint": c["model"], "metrics": {k: c[k] for k in ("train_loss", "validation_loss") if c[k] is not None}}
+            for c in found
+        ]}  # fmt: skip
+
     # --- inspect_dataset ---------------------------------------------------------------------------------------------
     def measure_dataset(self, ws: Workspace, rows: Iterator[tuple[str, int, Any]], *, model: str, max_seq_length: int) -> DatasetMeasure:
         """Validated like every stored example, then counted with the base model's own tokenizer and chat template;

@@ -33,6 +33,7 @@ class OpenAIProvider(Provider):
     methods = ("sft", "dpo")
     paid = True
     hyperparameters_model = OpenAIHyperparameters
+    job_options = frozenset({"suffix", "seed", "metadata", "integrations", "use_validation"})
     sdk_packages = ("openai",)
     STATUS_MAP = {
         "validating_files": "validating",
@@ -76,6 +77,16 @@ class OpenAIProvider(Provider):
 
     def resume(self, ws: Workspace, job: dict[str, Any]) -> None:
         _jobs().resume(ws, job)
+
+    def list_remote_jobs(self, ws: Workspace, limit: int = 20, after: str | None = None) -> dict[str, Any]:
+        from model_customization.providers.openai.training import list_remote_jobs
+
+        return list_remote_jobs(ws, limit=limit, after=after)
+
+    def job_checkpoints(self, ws: Workspace, job_id: str) -> dict[str, Any]:
+        from model_customization.providers.openai.training import remote_checkpoints
+
+        return remote_checkpoints(ws, job_id)
 
     # --- inspect_dataset: OpenAI's chat format, exact token counts, the per-example limit ------------------------------
     def check_inspect_model(self, model: str) -> None:
