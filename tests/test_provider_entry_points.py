@@ -135,7 +135,8 @@ def test_a_broken_entry_point_is_skipped_with_a_warning(toy_installed, ws, caplo
     _distribution(
         toy_installed,
         "broken_provider",
-        "[model_customization.providers]\nbroken = no_such_module:Nothing\nlocal = toy_provider:ToyProvider\nnotaprovider = os:path\n",
+        "[model_customization.providers]\nbroken = no_such_module:Nothing\nlocal = toy_provider:ToyProvider\nnotaprovider = os:path\n"
+        "openai = model_customization.providers.openai.provider:OpenAIProvider\n",  # as pyproject.toml declares it: no duplicate
     )
     importlib.invalidate_caches()
     registry.clear_cache()
@@ -146,4 +147,5 @@ def test_a_broken_entry_point_is_skipped_with_a_warning(toy_installed, ws, caplo
     assert "'broken'" in warned and "ModuleNotFoundError" in warned
     assert "'local'" in warned and "already taken" in warned
     assert "'notaprovider'" in warned
+    assert "'openai'" not in warned
     assert "toy" in _start_job_schema(ws)["properties"]["provider"]["enum"]  # the server still builds and lists

@@ -49,6 +49,8 @@ def _entry_point_targets() -> dict[str, str]:
         return found
     for entry_point in sorted(entry_points, key=lambda e: e.name):
         name = entry_point.name
+        if BUILTIN_PROVIDERS.get(name) == entry_point.value:
+            continue  # this package's own declaration of a built-in (pyproject.toml)
         if name in BUILTIN_PROVIDERS or name in found:
             logger.warning("provider entry point %r (%s) skipped: the name is already taken", name, entry_point.value)
         elif not _NAME.match(name):
