@@ -60,7 +60,15 @@ async def read_surface() -> dict[str, Any]:
                     surface[key] = await _paged(method, field)
         finally:
             workspace.ledger.close()
+    surface["providers"] = read_providers()
     return surface
+
+
+def read_providers() -> list[dict[str, Any]]:
+    """Every registered provider's declaration (built-ins, then those installed packages add by entry point)."""
+    from model_customization.providers.registry import providers
+
+    return [provider.describe() for provider in providers()]
 
 
 async def _paged(method, field: str) -> list[Any]:
@@ -221,6 +229,7 @@ def render_reference(surface: dict[str, Any]) -> str:
         surface["instructions"].strip(),
         "```",
         "",
+        *_provider_lines(surface.get("providers") or []),
         "## Tools",
         "",
         "| tool | what it is for | annotations |",
@@ -285,6 +294,26 @@ def render_reference(surface: dict[str, Any]) -> str:
             out.append("**Arguments:** none.")
         out.append("")
     return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _provider_lines(declared: list[dict[str, Any]]) -> list[str]:
+    if not declared:
+        return []
+    out = [
+        "## Providers",
+        "",
+        "The providers this server knows, from its provider registry: the built-ins, then any that installed packages",
+        "add through the `model_customization.providers` entry-point group. `provider` arguments take these names.",
+        "",
+        "| provider | name | can | training methods | cost | runs |",
+        "|---|---|---|---|---|---|",
+    ]
+    for provider in declared:
+        methods = ", ".join(provider["methods"]) or "none"
+        where = "on this machine" if provider["runs_locally"] else "remotely"
+        cost = "paid" if provider["paid"] else "free"
+        out.append(f"| `{provider['name']}` | {provider['title']} | {', '.join(provider['capabilities'])} | {methods} | {cost} | {where} |")
+    return out + [""]
 
 
 def _dedent(text: str) -> str:

@@ -28,8 +28,8 @@ from model_customization.providers.base import idempotency_key
 from model_customization.providers.bedrock import chat as bedrock_chat
 from model_customization.providers.bedrock import clients
 from model_customization.providers.bedrock.hyperparameters import BedrockHyperparameters
+from model_customization.providers.bedrock.provider import BedrockProvider
 from model_customization.providers.bedrock.training import (
-    BedrockProvider,
     list_remote_jobs,
     provision_throughput,
     release_throughput,

@@ -30,9 +30,9 @@ def fake(monkeypatch: pytest.MonkeyPatch):
 
 @pytest.fixture
 def provider():
-    from model_customization.providers.base import cloud_provider
+    from model_customization.providers.registry import get_provider
 
-    return cloud_provider("openai")
+    return get_provider("openai")
 
 
 @pytest.fixture

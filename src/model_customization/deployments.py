@@ -18,6 +18,7 @@ from typing import Any
 
 from model_customization.errors import NotFoundError, UserError
 from model_customization.paths import resolve_user_path
+from model_customization.providers.registry import get_provider, resolve_chat_model
 from model_customization.workspace import Workspace
 
 GATE_ENV = "MODEL_CUSTOMIZATION_DEPLOY_GATE"
@@ -358,14 +359,8 @@ def _apply_gate(gate: str, comparison: dict[str, Any], current: str, candidate: 
 # --- helpers -------------------------------------------------------------------------------------------------
 def _model_key(ws: Workspace, model: str) -> str:
     """The model as evaluations name it: canonical for local models (ft-… id or absolute path), as given for cloud ones."""
-    from model_customization.providers.chat import resolve_chat_model
-
     provider, name = resolve_chat_model(ws, model)
-    if provider != "local":
-        return model.strip()
-    from model_customization.providers.local.inference import resolve_model
-
-    return resolve_model(ws, name).model_id
+    return get_provider(provider).evaluation_key(ws, model, name)
 
 
 def _live_row(history: list[dict[str, Any]], task: str | None) -> dict[str, Any] | None:

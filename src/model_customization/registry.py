@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from model_customization.errors import NotFoundError, UserError
+from model_customization.providers.registry import resolve_chat_model, runs_locally as _runs_locally
 from model_customization.workspace import Workspace
 
 _JOB_FIELDS = (
@@ -38,14 +39,12 @@ def _identify(ws: Workspace, model_id: str) -> tuple[dict[str, Any], set[str]]:
     row = ws.ledger.get_model(name)
     if row:
         model = {**row, "registered": True, "uri": _uri(row["id"])}
-        if row["provider"] == "local" and row.get("path"):
+        if _runs_locally(row["provider"]) and row.get("path"):
             model["adapter_present"] = (Path(row["path"]) / "adapter_config.json").is_file()
         return model, {name, f"{row['provider']}:{name}"}  # evaluate keeps a cloud model's name as typed
 
-    from model_customization.providers.chat import resolve_chat_model
-
     provider, provider_name = resolve_chat_model(ws, name)
-    if provider != "local":
+    if not _runs_locally(provider):
         # Evaluations key cloud models as the caller typed them: with or without the provider prefix.
         names = {name, provider_name, f"{provider}:{provider_name}"}
         return {"id": name, "provider": provider, "kind": "base", "base_model": provider_name, "registered": False, "uri": _uri(name)}, names
@@ -61,12 +60,12 @@ def _identify(ws: Workspace, model_id: str) -> tuple[dict[str, Any], set[str]]:
     except UserError as error:
         # A folder that is gone may still have evaluations and deployments on record under its name.
         if _mentioned(ws, {provider_name}):
-            return {"id": provider_name, "provider": "local", "kind": "base", "base_model": provider_name, "registered": False, "uri": _uri(provider_name), "note": str(error)}, {provider_name}
+            return {"id": provider_name, "provider": provider, "kind": "base", "base_model": provider_name, "registered": False, "uri": _uri(provider_name), "note": str(error)}, {provider_name}
         raise NotFoundError(
             f"No model {name!r} in the registry, and it is not a base model either ({error}) "
             "Read the resource models://index for the registered models; a tuned model's id is the model_id check_job shows."
         ) from error
-    return {"id": canonical, "provider": "local", "kind": "base", "base_model": canonical, "registered": False, "uri": _uri(canonical)}, {canonical, provider_name}
+    return {"id": canonical, "provider": provider, "kind": "base", "base_model": canonical, "registered": False, "uri": _uri(canonical)}, {canonical, provider_name}
 
 
 def _checkpoint_model(ws: Workspace, name: str) -> tuple[dict[str, Any], set[str]]:

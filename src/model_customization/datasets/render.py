@@ -12,8 +12,6 @@ from typing import Any
 
 from model_customization.datasets.examples import render_tool_calls
 
-TARGETS = ("openai", "bedrock", "local")
-
 
 def is_preference(example: dict[str, Any]) -> bool:
     return "preferred_output" in example

@@ -97,3 +97,26 @@ def count_chat_tokens(messages: list[dict[str, Any]], encoding: str, tools: list
 
 def count_assistant_tokens(messages: list[dict[str, Any]], encoding: str) -> int:
     return sum(count_text(_message_text(m), encoding) for m in messages if m.get("role") == "assistant")
+
+
+def measure_chat_rows(rows: Any, encoding: str, check: Any = None) -> tuple[list[Any], dict[str, int], dict[str, list[int]]]:
+    """One pass over (split, line, row): each row is validated and, when it has no error, counted with `encoding`;
+    no row is kept. check(split, line, row, tokens) returns more findings for a counted row (a provider's limits).
+
+    Returns (findings, counts per split, tokens per split); the validation findings come first, then check's."""
+    from model_customization.datasets.render import is_preference
+    from model_customization.datasets.validate import RowValidator
+
+    validator = RowValidator()
+    measured: list[Any] = []
+    tokens: dict[str, list[int]] = {}
+    for split, line, row in rows:
+        if not validator.add(split, line, row):
+            continue
+        messages = list(row["input"]["messages"]) + list(row["preferred_output"]) + list(row["non_preferred_output"]) if is_preference(row) else list(row["messages"])
+        n = count_chat_tokens(messages, encoding, (row.get("input") or row).get("tools"))
+        tokens.setdefault(split, []).append(n)
+        if check is not None:
+            measured.extend(check(split, line, row, n))
+    findings, counts = validator.finish()
+    return findings + measured, counts, tokens

@@ -12,6 +12,7 @@ import json
 import os
 
 from model_customization.errors import UserError
+from model_customization.providers.registry import find_provider
 
 PRICES_ENV = "MODEL_CUSTOMIZATION_CHAT_PRICES"
 CHAT_PRICES_READ_ON = "2025-11-01"
@@ -54,7 +55,8 @@ def _operator_prices() -> dict[str, tuple[float, float]]:
 
 def chat_price(provider: str, model: str) -> tuple[float, float] | None:
     """(input, output) USD per million tokens for `model`, or None when we do not know it."""
-    if provider == "local":
+    answering = find_provider(provider)
+    if answering is not None and not answering.paid:
         return (0.0, 0.0)
     operator = _operator_prices()
     if model in operator:

@@ -23,6 +23,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from model_customization.providers.registry import runs_locally as _runs_locally
 from model_customization.workspace import Workspace
 
 ACTIVE_STATUSES = ("validating", "queued", "running", "paused")
@@ -124,14 +125,14 @@ def _job_problems(ws: Workspace) -> list[str]:
         if job["status"] != "succeeded":
             continue
         if not job.get("model_id"):
-            if job["provider"] == "local":
+            if _runs_locally(job["provider"]):
                 problems.append(f"job {job['id']} succeeded but names no model")
             continue  # a cloud job may report success a moment before it names its model
         model = ws.ledger.get_model(job["model_id"])
         if model is None:
             problems.append(f"job {job['id']} succeeded with model {job['model_id']}, which is not in the models table")
             continue
-        if model["provider"] == "local" and model.get("path"):
+        if _runs_locally(model["provider"]) and model.get("path"):
             folder = Path(model["path"])
             missing = [name for name in LOCAL_ADAPTER_FILES if not (folder / name).is_file()]
             if missing:

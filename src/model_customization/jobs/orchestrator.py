@@ -7,12 +7,10 @@ A worker that dies without reporting is noticed by the next dispatch and its job
 
 from __future__ import annotations
 
-import json
 import os
 from contextlib import contextmanager
 import secrets
 import time
-from pathlib import Path
 from datetime import datetime, timezone
 from typing import Any
 
@@ -20,13 +18,13 @@ from model_customization.datasets.build import get_dataset
 from model_customization.errors import NotFoundError, TransientError, UserError
 from model_customization.jobs.ledger import TERMINAL_STATUSES, this_host
 from model_customization.jobs.processes import spawn_worker, stop_worker, worker_alive
-from model_customization.providers.local.hyperparameters import parse_hyperparameters
-from model_customization.providers.local.models import EMBEDDED_MODEL, check_base_model, check_chat_template, is_embedded
+from model_customization.jobs.spending import ConfirmationNeeded, approve_spend
+from model_customization.providers.base import Provider, idempotency_key as default_key
+from model_customization.providers.registry import describe_choices, find_provider, get_provider, provider_names
 from model_customization.storage import file_lock
 from model_customization.workspace import Workspace
 
 MIN_TRAIN_EXAMPLES = 10
-PROVIDERS = ("local", "openai", "bedrock")
 METHODS = ("sft", "dpo")
 MAX_AUTOMATIC_RESUMES = 3  # a worker that keeps dying (e.g. killed for memory) must not be restarted forever
 ACTIVE_STATUSES = ("queued", "running")
@@ -36,7 +34,27 @@ ACTIVE_STATUSES = ("queued", "running")
 POLL_ATTEMPTS = 3
 POLL_BACKOFF_SECONDS = 1.0  # MODEL_CUSTOMIZATION_POLL_BACKOFF_SECONDS overrides it (tests: 0)
 POLL_MAX_BACKOFF_SECONDS = 2.0
-PROVIDER_NAMES = {"openai": "OpenAI", "bedrock": "Bedrock"}
+
+
+def __getattr__(name: str) -> Any:
+    # PROVIDERS, the training providers' names, for callers written before the registry (cli.py until it asks
+    # providers.registry itself); computed, so a provider from an entry point is in it too.
+    if name == "PROVIDERS":
+        return tuple(provider_names("train"))
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _training_provider(name: str) -> Provider:
+    provider = find_provider(name)
+    if provider is None or not provider.can("train"):
+        raise UserError(f"Unknown provider {name!r}. Use {describe_choices('train')}.")
+    return provider
+
+
+def _queued_here(job: dict[str, Any]) -> bool:
+    """A job trained by this machine's worker queue: its provider runs locally (not a remote job to poll)."""
+    provider = find_provider(job["provider"])
+    return provider is not None and provider.runs_locally
 
 
 def _iso(timestamp: float | None) -> str | None:
@@ -62,47 +80,42 @@ def start_job(
 ) -> dict[str, Any]:
     """Validate, record and queue a job (or put a stopped one back in the queue with `resume`); returns its status.
 
-    Cloud providers (openai, bedrock) go through the spending guard and an idempotency key (see _start_cloud_job).
-    dry_run validates and quotes, and starts nothing.
+    Providers that run elsewhere go through the spending guard and an idempotency key (see _start_cloud_job); one
+    that runs locally is queued for a worker on this machine. dry_run validates and quotes, and starts nothing.
     """
     if resume:
         return _resume(ws, resume, base_model=base_model, hyperparameters=hyperparameters, dataset_id=dataset_id)
     if not dataset_id:
         raise UserError("start_job needs a dataset_id (from build_dataset_from_memory or list_datasets), or resume=<job_id>.")
-    if provider not in PROVIDERS:
-        raise UserError(f"Unknown provider {provider!r}. Use 'local' (LoRA training on this machine, free), 'openai' or 'bedrock'.")
+    trainer = _training_provider(provider)
     if method not in METHODS:
         raise UserError(f"Method {method!r} is not supported. Use method='sft' (supervised) or 'dpo' (preference pairs).")
-    if provider != "local":
+    if not trainer.runs_locally:
         return _start_cloud_job(
-            ws, dataset_id, provider=provider, base_model=base_model, method=method, hyperparameters=hyperparameters,
+            ws, dataset_id, provider=trainer, base_model=base_model, method=method, hyperparameters=hyperparameters,
             key=idempotency_key, options=options or {}, dry_run=dry_run, confirm_cost_usd=confirm_cost_usd,
             elicited_quote_usd=elicited_quote_usd, elicited=elicited,
         )
     if idempotency_key or options or confirm_cost_usd is not None:
-        raise UserError("idempotency_key, provider options and confirm_cost_usd apply to cloud providers (openai, bedrock); local jobs are free. Omit them.")
-    base_model = base_model or EMBEDDED_MODEL
+        remote = ", ".join(p.name for p in _remote_trainers())
+        raise UserError(f"idempotency_key, provider options and confirm_cost_usd apply to cloud providers ({remote}); {trainer.name} jobs are free. Omit them.")
     _check_dataset_for(ws, dataset_id, method)
-    canonical_base = check_base_model(base_model)
-    hp = parse_hyperparameters(hyperparameters)
-    check_chat_template(canonical_base, hp.chat_template)
-    if continue_from:
-        _check_continue_from(ws, continue_from, canonical_base, hp)
+    canonical_base = trainer.check_available(ws, base_model, method)
+    hp = trainer.parse_hyperparameters(method, hyperparameters)
+    trainer.check_training(ws, canonical_base, hp, continue_from)
     if dry_run:
-        from model_customization.datasets.inspect import inspect_dataset
-
-        report = inspect_dataset(ws, dataset_id=dataset_id, provider="local", model=canonical_base, epochs=hp.epochs, max_seq_length=hp.max_seq_length)
-        return _dry_run_summary("local", canonical_base, dataset_id, method, hp.model_dump(), report["quote"])
+        quote = trainer.quote(ws, dataset_id, canonical_base, method, hp)
+        return _dry_run_summary(trainer.name, canonical_base, dataset_id, method, hp, quote)
 
     job_id = "job-" + secrets.token_hex(6)
     ws.ledger.add_job(
         {
             "id": job_id,
-            "provider": provider,
+            "provider": trainer.name,
             "base_model": canonical_base,
             "dataset_id": dataset_id,
             "method": method,
-            "hyperparameters": hp.model_dump(),
+            "hyperparameters": hp,
             "status": "queued",
             "continue_from": continue_from,
             "launcher": ws.settings.worker_launcher,
@@ -127,13 +140,11 @@ def confirmation_needed(
 ) -> Any:
     """The ConfirmationNeeded that start_job would raise for these arguments, or None (free, within budget, already
     created, or refused for another reason that start_job itself will report). Records nothing."""
-    from model_customization.jobs.spending import ConfirmationNeeded, approve_spend
-    from model_customization.providers.base import cloud_provider, idempotency_key as default_key
-
-    if provider == "local" or not dataset_id or provider not in PROVIDERS:
+    trainer = find_provider(provider)
+    if trainer is None or not trainer.can("train") or not trainer.paid or not dataset_id:
         return None
     try:
-        hp = cloud_provider(provider).parse_hyperparameters(method, hyperparameters)
+        hp = trainer.parse_hyperparameters(method, hyperparameters)
         known = ws.ledger.job_by_idempotency_key(provider, idempotency_key or default_key(dataset_id, base_model or "default", method, hp))
         if known and known["remote_id"]:
             return None
@@ -174,11 +185,17 @@ def _dry_run_summary(provider: str, base_model: str, dataset_id: str, method: st
     }
 
 
+def _remote_trainers() -> list[Provider]:
+    from model_customization.providers.registry import providers
+
+    return [p for p in providers("train") if not p.runs_locally]
+
+
 def _start_cloud_job(
     ws: Workspace,
     dataset_id: str,
     *,
-    provider: str,
+    provider: Provider,
     base_model: str | None,
     method: str,
     hyperparameters: dict[str, Any] | None,
@@ -191,10 +208,7 @@ def _start_cloud_job(
 ) -> dict[str, Any]:
     """Availability, dataset and hyperparameters first (nothing spent), then the idempotency key, the quote and the
     spending guard; the job row and the approved spend are written before the provider uploads or creates anything."""
-    from model_customization.jobs.spending import approve_spend
-    from model_customization.providers.base import cloud_provider, idempotency_key as default_key
-
-    cloud = cloud_provider(provider)
+    cloud, provider = provider, provider.name
     hp = cloud.parse_hyperparameters(method, hyperparameters)
     key = key or default_key(dataset_id, base_model or "default", method, hp)
     known = ws.ledger.job_by_idempotency_key(provider, key)
@@ -256,14 +270,15 @@ def _cloud_row(job_id: str, provider: str, base_model: str, dataset_id: str, met
 
 def _refresh_cloud(ws: Workspace, job: dict[str, Any]) -> dict[str, Any]:
     """Bring a cloud job up to date from its provider; a provider that cannot be reached leaves the last known state."""
-    if job["provider"] == "local" or not job.get("remote_id"):
+    if _queued_here(job) or not job.get("remote_id"):
         return job
     if job["status"] in TERMINAL_STATUSES and job.get("model_id") is not None or job["status"] in ("failed", "cancelled"):
         return job
-    from model_customization.providers.base import cloud_provider
-
-    provider = cloud_provider(job["provider"])
-    shown = PROVIDER_NAMES.get(job["provider"], job["provider"])
+    provider = find_provider(job["provider"])
+    if provider is None:
+        ws.ledger.add_event(job["id"], f"could not refresh: provider {job['provider']!r} is not installed here; showing the last known state", "warning")
+        return job
+    shown = provider.title
     for attempt in range(1, POLL_ATTEMPTS + 1):
         try:
             provider.refresh(ws, _require_job(ws, job["id"]))
@@ -301,26 +316,6 @@ def poll_retry_delay(attempt: int, retry_after: float | None = None) -> float:
     return min(base * 2 ** (attempt - 1), POLL_MAX_BACKOFF_SECONDS)
 
 
-def _check_continue_from(ws: Workspace, model_id: str, base_model: str, hp: Any) -> None:
-    row = ws.ledger.get_model(model_id)
-    if not row or row["kind"] != "tuned":
-        raise NotFoundError(f"continue_from={model_id!r} is not a tuned model. check_job shows the model_id of a finished job.")
-    if row["base_model"] != base_model:
-        raise UserError(
-            f"The adapter of {model_id} was trained on {row['base_model']}, not on {base_model}; an adapter only fits its own "
-            f"base. Start the job with base_model={row['base_model']!r}, or without continue_from."
-        )
-    config_path = Path(row["path"]) / "adapter_config.json"
-    if not config_path.is_file():
-        raise UserError(f"The adapter of {model_id} is missing from {row['path']}; it cannot be continued.")
-    config = json.loads(config_path.read_text())
-    if config.get("r") != hp.lora_rank or sorted(config.get("target_modules") or []) != sorted(hp.target_modules):
-        raise UserError(
-            f"The adapter of {model_id} has lora_rank {config.get('r')} on {sorted(config.get('target_modules') or [])}; "
-            "continuing it needs the same lora_rank and target_modules in hyperparameters."
-        )
-
-
 def _resume(ws: Workspace, job_id: str, *, base_model: str, hyperparameters: dict[str, Any] | None, dataset_id: str | None) -> dict[str, Any]:
     from model_customization.providers.local.train import latest_checkpoint
 
@@ -333,9 +328,10 @@ def _resume(ws: Workspace, job_id: str, *, base_model: str, hyperparameters: dic
         raise UserError("A resumed job keeps its own hyperparameters (its checkpoint was made with them). Omit hyperparameters, or start a new job.")
     if dataset_id and dataset_id != job["dataset_id"]:
         raise UserError(f"Job {job_id} trains on {job['dataset_id']}, not {dataset_id}; a resumed job keeps its dataset. Omit dataset_id.")
-    if job["provider"] != "local":
+    provider = get_provider(job["provider"])
+    if not provider.runs_locally:
         return _resume_cloud(ws, job)
-    if base_model and not is_embedded(base_model) and check_base_model(base_model) != job["base_model"]:
+    if base_model and not provider.means_default_base(base_model) and provider.check_available(ws, base_model, job["method"]) != job["base_model"]:
         raise UserError(
             f"Job {job_id}'s checkpoint is an adapter for {job['base_model']}; it does not fit {base_model}. Omit base_model to resume."
         )
@@ -346,25 +342,22 @@ def _resume(ws: Workspace, job_id: str, *, base_model: str, hyperparameters: dic
 
 
 def _resume_cloud(ws: Workspace, job: dict[str, Any]) -> dict[str, Any]:
-    from model_customization.providers.base import cloud_provider
-
     job = _refresh_cloud(ws, job)
     if job["status"] != "paused":
         raise UserError(f"Job {job['id']} is {job['status']} at {job['provider']}; only a paused cloud job can be resumed. Start a new job instead.")
-    cloud_provider(job["provider"]).resume(ws, job)
+    get_provider(job["provider"]).resume(ws, job)
     ws.ledger.add_event(job["id"], "resume asked for")
     return check_job(ws, job["id"])
 
 
 def pause_job(ws: Workspace, job_id: str) -> dict[str, Any]:
-    from model_customization.providers.base import cloud_provider
-
     job = _refresh_cloud(ws, _require_job(ws, job_id))
-    if job["provider"] == "local":
-        raise UserError("Local jobs are not paused: cancel_job stops one and keeps its checkpoint, and start_job(resume=job_id) continues it.")
+    provider = get_provider(job["provider"])
+    if provider.runs_locally:
+        raise UserError(f"{provider.title} jobs are not paused: cancel_job stops one and keeps its checkpoint, and start_job(resume=job_id) continues it.")
     if job["status"] in TERMINAL_STATUSES:
         raise UserError(f"Job {job_id} has already ended ({job['status']}); there is nothing to pause.")
-    cloud_provider(job["provider"]).pause(ws, job)
+    provider.pause(ws, job)
     ws.ledger.add_event(job_id, "pause asked for")
     return check_job(ws, job_id)
 
@@ -398,7 +391,7 @@ def dispatch(ws: Workspace) -> list[str]:
     launched = []
     host = this_host()
     with _queue_lock(ws):
-        active = [j for j in ws.ledger.list_jobs() if j["provider"] == "local" and j["status"] in ACTIVE_STATUSES]
+        active = [j for j in ws.ledger.list_jobs() if j["status"] in ACTIVE_STATUSES and _queued_here(j)]
         for job in active:
             if job["worker_pid"] or job.get("worker_host"):
                 _notice_dead_worker(ws, job)
@@ -430,6 +423,18 @@ def dispatch(ws: Workspace) -> list[str]:
             ws.ledger.add_event(job["id"], f"worker process {pid} launched on {host}")
             launched.append(job["id"])
     return launched
+
+
+class QueueReporter:
+    """What a local worker tells the queue (providers/local/worker.py JobReporter): how its job failed, and that its
+    slot is free, so the next queued job starts without waiting for anyone to poll."""
+
+    def job_failed(self, ws: Workspace, job_id: str, message: str) -> None:
+        if ws.ledger.finish_job(job_id, "failed", error=message):
+            ws.ledger.add_event(job_id, f"failed: {message}", "error")
+
+    def slot_freed(self, ws: Workspace) -> None:
+        dispatch(ws)
 
 
 def _require_job(ws: Workspace, job_id: str) -> dict[str, Any]:
@@ -523,7 +528,8 @@ def summarize_job(ws: Workspace, job: dict[str, Any], events: int = 5) -> dict[s
 
 
 def _spend_summary(ws: Workspace, job: dict[str, Any]) -> dict[str, Any] | None:
-    if job["provider"] == "local":
+    provider = find_provider(job["provider"])
+    if provider is not None and not provider.paid:
         return None
     row = ws.ledger.spend_for_job(job["id"])
     if not row:
@@ -533,7 +539,7 @@ def _spend_summary(ws: Workspace, job: dict[str, Any]) -> dict[str, Any] | None:
 
 def check_job(ws: Workspace, job_id: str, events: int = 5) -> dict[str, Any]:
     job = _require_job(ws, job_id)
-    if job["provider"] == "local":
+    if _queued_here(job):
         dispatch(ws)
     else:
         _refresh_cloud(ws, job)
@@ -544,14 +550,12 @@ def cancel_job(ws: Workspace, job_id: str) -> dict[str, Any]:
     job = _require_job(ws, job_id)
     if job["status"] in TERMINAL_STATUSES:
         raise UserError(f"Job {job_id} has already ended ({job['status']}); there is nothing to cancel. check_job shows its result.")
-    if job["provider"] != "local":
-        from model_customization.providers.base import cloud_provider
-
+    if not _queued_here(job):
         if not job.get("remote_id"):
             ws.ledger.finish_job(job_id, "cancelled")
             ws.ledger.add_event(job_id, "cancelled before it was created at the provider")
             return check_job(ws, job_id)
-        cloud_provider(job["provider"]).cancel(ws, job)
+        get_provider(job["provider"]).cancel(ws, job)
         ws.ledger.add_event(job_id, f"cancel asked of {job['provider']}")
         return check_job(ws, job_id)
     # Record the cancellation first, so a worker finishing at this moment cannot mark the job succeeded after it.
@@ -583,7 +587,7 @@ def list_jobs_page(ws: Workspace, status: str | None = None, limit: int = 50, cu
 
     dispatch(ws)
     for job in ws.ledger.list_jobs():
-        if job["provider"] != "local" and job["status"] not in TERMINAL_STATUSES:
+        if not _queued_here(job) and job["status"] not in TERMINAL_STATUSES:
             _refresh_cloud(ws, job)
 
     def key(row: dict[str, Any]) -> tuple[float, str]:

@@ -10,12 +10,19 @@ import sys
 import time
 from pathlib import Path
 
+from model_customization.providers.local.worker import REPORTER_ENV
+
+# The worker (providers/local/worker.py) reports to the object this names ("module:Class"), so the provider package
+# never imports the orchestrator that stands above it.
+QUEUE_REPORTER = "model_customization.jobs.orchestrator:QueueReporter"
+
 
 def spawn_worker(home: Path, job_id: str, log_path: Path, launcher: str | None = None) -> int:
     """Start the job's worker, detached; `launcher` (e.g. "accelerate launch --num_processes 2") runs it as several
     processes, one per GPU, which the worker joins into one data-parallel run."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
+    env[REPORTER_ENV] = QUEUE_REPORTER
     env.setdefault("HF_HUB_OFFLINE", "1")  # nothing may be downloaded at run time
     env.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     with log_path.open("ab") as log:

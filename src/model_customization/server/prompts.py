@@ -8,8 +8,8 @@ that form back and checks each tool and argument against the server's tools/list
 cannot leave a prompt naming something that is gone.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: specialize_agent's provider argument is described from the provider
+# registry inside register(), so its annotations must be evaluated where they are written.
 import json
 import re
 from typing import Annotated, Any
@@ -20,6 +20,7 @@ from mcp.shared.exceptions import MCPError
 from mcp.types import INVALID_PARAMS
 from pydantic import Field
 
+from model_customization.providers.registry import find_provider, provider_names
 from model_customization.workspace import Workspace
 
 EMBEDDED_MODEL = "SmolLM2-135M-Instruct"  # the local default (providers/local/models.py), named here without its imports
@@ -50,7 +51,8 @@ def specialize_agent_text(
     dataset_name: str | None = None,
 ) -> str:
     paths = split_paths(memory_paths)
-    paid = provider != "local"
+    chosen = find_provider(provider)
+    paid = chosen is None or chosen.paid
     build_arguments: dict[str, Any] = {"paths": paths or ["<memory file or folder>"], "outcome": outcome}
     if dataset_name:
         build_arguments["name"] = dataset_name
@@ -59,7 +61,7 @@ def specialize_agent_text(
     if base_model:
         inspect_arguments["model"] = base_model
         start_arguments["base_model"] = base_model
-    baseline = base_model or (EMBEDDED_MODEL if provider == "local" else "<base_model from step 4>")
+    baseline = base_model or (chosen.default_inspect_model if chosen is not None and chosen.runs_locally else None) or "<base_model from step 4>"
     agent_name = agent or "<agent name>"
 
     lines = [
@@ -114,7 +116,7 @@ def specialize_agent_text(
         "   The base model comes first, so each entry of comparisons reads tuned against base. Look at scores per "
         "model, then comparisons: verdict, significant, mean_difference with its interval low..high. Keep eval_id.",
     ]
-    if provider == "bedrock":
+    if chosen is not None and chosen.can("provision"):
         lines.append(
             "   A tuned Bedrock model answers only through provisioned throughput, billed by the hour: before evaluating, "
             f"once the user agrees to that cost, {call('provision_throughput', {'model_id': '<model_id from step 4>', 'confirm': True})}, "
@@ -257,7 +259,6 @@ def review_dataset_text(ws: Workspace, dataset_id: str, samples: int = 3) -> str
     return "\n".join(lines)
 
 
-PROVIDERS = ("local", "openai", "bedrock")
 OUTCOMES = ("any", "successful", "failed")
 
 
@@ -266,7 +267,7 @@ def _invalid(message: str) -> MCPError:
     return MCPError(INVALID_PARAMS, message)
 
 
-def _choice(name: str, value: str, choices: tuple[str, ...]) -> str:
+def _choice(name: str, value: str, choices: tuple[str, ...] | list[str]) -> str:
     if value not in choices:
         raise _invalid(f"{name} must be one of {', '.join(choices)}; got {value[:40]!r}.")
     return value
@@ -282,14 +283,31 @@ def _sample_count(samples: str) -> int:
     return count
 
 
+def provider_choices() -> tuple[str, str]:
+    """The provider argument's description and default, from the registry: "local (free, this machine; the
+    default), openai or bedrock (paid)." with the built-ins."""
+    from model_customization.providers.registry import providers
+
+    trainers = providers("train")
+    free = [p for p in trainers if not p.paid]
+    paid = [p for p in trainers if p.paid]
+    default = next((p.name for p in free if p.runs_locally), trainers[0].name)
+    parts = [f"{p.name} (free{', this machine' if p.runs_locally else ''}{'; the default' if p.name == default else ''})" for p in free]
+    if paid:
+        names = [p.name for p in paid]
+        parts.append((", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else names[0]) + " (paid)")
+    return (", ".join(parts[:-1]) + " or " + parts[-1] if len(parts) > 2 else ", ".join(parts)) + ".", default
+
+
 def register(server: MCPServer, ws: Workspace) -> None:
+    provider_help, default_provider = provider_choices()
     # Prompt arguments travel as strings (prompts/get), so choices and numbers are checked here, with messages that
     # say what to send, rather than by pydantic (whose failures reach the client as an internal error).
     @server.prompt(title="Specialise an agent on its memory")
     def specialize_agent(
         memory_paths: Annotated[str | None, Field(description="Memory files or folders to learn from, separated by commas; asked for when left out.")] = None,
         agent: Annotated[str | None, Field(description="The agent's name to deploy the tuned model to (deploy_model); asked for when left out.")] = None,
-        provider: Annotated[str, Field(description="local (free, this machine; the default), openai or bedrock (paid).")] = "local",
+        provider: Annotated[str, Field(description=provider_help)] = default_provider,
         base_model: Annotated[str | None, Field(description=f"The model to tune; default: {EMBEDDED_MODEL} locally, the provider's default in the cloud.")] = None,
         outcome: Annotated[str, Field(description="Which sessions to learn from, by outcome: successful (the default), any or failed.")] = "successful",
         dataset_name: Annotated[str | None, Field(description="A readable name for the dataset.")] = None,
@@ -297,7 +315,7 @@ def register(server: MCPServer, ws: Workspace) -> None:
         """Walk through the whole loop: build a dataset from memory, validate and quote it, train, watch the job,
         evaluate base against tuned, and deploy the tuned model only if it wins."""
         text = specialize_agent_text(
-            memory_paths, agent, _choice("provider", provider, PROVIDERS), base_model, _choice("outcome", outcome, OUTCOMES), dataset_name
+            memory_paths, agent, _choice("provider", provider, provider_names("train")), base_model, _choice("outcome", outcome, OUTCOMES), dataset_name
         )
         return [UserMessage(text)]
 

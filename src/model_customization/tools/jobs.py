@@ -2,7 +2,7 @@
 
 # No `from __future__ import annotations` here: start_job's Resolve(ask_about_cost) names a closure, so its
 # annotations must be evaluated where they are written.
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 from mcp.server.mcpserver import Context, Image, MCPServer
 from mcp.server.elicitation import AcceptedElicitation, ElicitationResult
@@ -11,12 +11,8 @@ from mcp.server.mcpserver.resolve import Elicit, Resolve
 from mcp.types import CallToolResult, ImageContent, TextContent, ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field
 
-from model_customization.tools.common import lazy_module
-from model_customization.providers.bedrock.hyperparameters import BedrockHyperparameters
-from model_customization.providers.local.hyperparameters import LocalHyperparameters
-from model_customization.providers.openai.hyperparameters import OpenAIHyperparameters
-from model_customization.providers.local.models import EMBEDDED_MODEL
-from model_customization.tools.common import run_domain, truncate_text
+from model_customization.providers.registry import find_provider, providers
+from model_customization.tools.common import lazy_module, run_domain, truncate_text
 from model_customization.workspace import Workspace
 
 # Imported on first use: the orchestrator brings in the ledger (SQLAlchemy), which a starting server need not wait for.
@@ -128,11 +124,33 @@ def _client_can_elicit(ctx: Context | None) -> bool:
     return bool(capabilities and capabilities.elicitation is not None)
 
 
+def training_schema() -> tuple[Any, str, Any, str, str]:
+    """From the registry, when the tools are registered (so a provider from an entry point is in the schema): the
+    provider Literal, its description, the union of the providers' hyperparameter models, the base_model
+    description, and the default provider (the first that trains for free on this machine)."""
+    trainers = providers("train")
+    names = tuple(p.name for p in trainers)
+    described = " ".join(f"'{p.name}': {_sentence_case(p.training_summary)}." for p in trainers)
+    models = tuple(dict.fromkeys(p.hyperparameters_model for p in trainers if p.hyperparameters_model is not None))
+    base_help = " ".join(f"{p.name}: {p.base_model_help}." for p in trainers if p.base_model_help)
+    default = next((p.name for p in trainers if p.runs_locally and not p.paid), names[0])
+    hyperparameters = Union[models] if len(models) > 1 else (models[0] if models else dict[str, Any])  # noqa: UP007 - built from a tuple
+    return Literal[names], described, hyperparameters, base_help, default
+
+
+def _sentence_case(summary: str) -> str:
+    """"LoRA training on this machine, free" -> "LoRA training on this machine (free)": the schema's wording."""
+    head, comma, tail = summary.rpartition(", ")
+    return f"{head} ({tail})" if comma else summary
+
+
 def register(server: MCPServer, ws: Workspace) -> None:
+    ProviderName, provider_help, Hyperparameters, base_model_help, default_provider = training_schema()
+
     def ask_about_cost(
         ctx: Context,
         dataset_id: str | None = None,
-        provider: str = "local",
+        provider: str = default_provider,
         base_model: str | None = None,
         method: str = "sft",
         hyperparameters: Any = None,
@@ -146,7 +164,8 @@ def register(server: MCPServer, ws: Workspace) -> None:
         Runs through the SDK's resolver mechanism, so it works on both protocol generations (a mid-call request on
         older ones, an input-required round trip on 2026-07-28 and later).
         """
-        if provider == "local" or dry_run or resume or not _client_can_elicit(ctx):
+        chosen = find_provider(provider)
+        if chosen is None or not chosen.paid or dry_run or resume or not _client_can_elicit(ctx):
             return NotAsked()
         needed = orchestrator.confirmation_needed(
             ws, dataset_id, provider=provider, base_model=base_model, method=method, hyperparameters=_argument_dict(hyperparameters),
@@ -157,17 +176,11 @@ def register(server: MCPServer, ws: Workspace) -> None:
     @server.tool(annotations=ToolAnnotations(title="Start a fine-tuning job", read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True))
     async def start_job(
         dataset_id: Annotated[str | None, Field(description="From build_dataset_from_memory or list_datasets. Not needed with resume.")] = None,
-        provider: Annotated[
-            Literal["local", "openai", "bedrock"],
-            Field(description="'local': LoRA training on this machine (free). 'openai': OpenAI fine-tuning (paid). 'bedrock': Claude fine-tuning on Amazon Bedrock (paid)."),
-        ] = "local",
-        base_model: Annotated[
-            str | None,
-            Field(description=f"local: '{EMBEDDED_MODEL}' (default) or a Hugging Face model folder. openai: e.g. 'gpt-4.1-mini' (default). bedrock: omit to use the Claude model Bedrock offers for fine-tuning."),
-        ] = None,
+        provider: Annotated[ProviderName, Field(description=provider_help)] = default_provider,
+        base_model: Annotated[str | None, Field(description=base_model_help)] = None,
         method: Annotated[Literal["sft", "dpo"], Field(description="'sft': supervised, loss on the assistant turns; 'dpo': preference pairs (a dataset built with method='dpo').")] = "sft",
         hyperparameters: Annotated[
-            LocalHyperparameters | OpenAIHyperparameters | BedrockHyperparameters | None,
+            Hyperparameters | None,
             Field(description="The provider's own hyperparameters; omit for sensible defaults."),
         ] = None,
         resume: Annotated[str | None, Field(description="A failed or cancelled local job_id (continues from its last checkpoint), or a paused cloud job.")] = None,

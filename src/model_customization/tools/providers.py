@@ -12,6 +12,7 @@ from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
 from model_customization.errors import NotFoundError, UserError
+from model_customization.providers.registry import find_provider
 from model_customization.tools.common import run_domain
 from model_customization.tools.jobs import NotAsked, _client_can_elicit
 from model_customization.workspace import Workspace
@@ -104,7 +105,8 @@ def _needs_purchase(ws: Workspace, model_id: str) -> bool:
     """
     row = ws.ledger.get_model(model_id)
     details = (row or {}).get("details") or {}
-    return bool(row) and row["provider"] == "bedrock" and bool(details.get("model_arn")) and not details.get("provisioned_model_arn")
+    provider = find_provider(row["provider"]) if row else None
+    return provider is not None and provider.can("provision") and bool(details.get("model_arn")) and not details.get("provisioned_model_arn")
 
 
 def _purchase_question(model_id: str, model_units: int, commitment: str | None) -> str:

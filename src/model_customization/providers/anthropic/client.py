@@ -12,7 +12,7 @@ import os
 import threading
 from typing import Any
 
-from model_customization.errors import UserError
+from model_customization.providers.keys import api_key as read_key, scrub_key
 
 API_KEY_ENV = "ANTHROPIC_API_KEY"
 BASE_URL_ENV = "ANTHROPIC_BASE_URL"
@@ -34,13 +34,11 @@ def use_http_client(http_client: Any) -> None:
 
 
 def api_key() -> str:
-    key = os.environ.get(API_KEY_ENV, "").strip()
-    if not key:
-        raise UserError(
-            f"No Anthropic API key: set {API_KEY_ENV} in the environment this server (or the CLI) runs in, then try "
-            "again. Keys are made in the Claude Console under API keys. Local models need no key."
-        )
-    return key
+    return read_key(
+        API_KEY_ENV,
+        f"No Anthropic API key: set {API_KEY_ENV} in the environment this server (or the CLI) runs in, then try "
+        "again. Keys are made in the Claude Console under API keys. Local models need no key.",
+    )
 
 
 def base_url() -> str | None:
@@ -69,5 +67,4 @@ def anthropic_client() -> Any:
 
 def scrub(text: str) -> str:
     """Remove the API key from a text that is about to leave this module (defence in depth)."""
-    key = os.environ.get(API_KEY_ENV, "").strip()
-    return text.replace(key, "[ANTHROPIC_API_KEY]") if key else text
+    return scrub_key(text, API_KEY_ENV)

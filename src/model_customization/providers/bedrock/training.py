@@ -29,28 +29,26 @@ import os
 import re
 import time
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any
 
 from model_customization.datasets.build import read_split
 from model_customization.datasets.render import render_bedrock_claude
 from model_customization.datasets.tokens import count_chat_tokens
 from model_customization.errors import NotFoundError, TransientError, UserError
 from model_customization.providers.base import (
-    CloudProvider,
     apply_remote_status,
     merge_details,
     record_metrics,
-    register_provider,
     register_tuned_model,
 )
 from model_customization.providers.bedrock import clients
 from model_customization.providers.bedrock.hyperparameters import BedrockHyperparameters, parse_bedrock_hyperparameters
+from model_customization.providers.bedrock.provider import TOKEN_ENCODING, BedrockProvider
 from model_customization.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
 CLAUDE_FINE_TUNING_END_OF_LIFE = "2026-09-10"
-TOKEN_ENCODING = "o200k_base"
 MAX_REPORTED_PROBLEMS = 5
 COMMITMENTS = ("OneMonth", "SixMonths")
 
@@ -284,16 +282,11 @@ def _iso(value: Any) -> str | None:
 
 
 # --- the provider -----------------------------------------------------------------------------------------------
-@register_provider
-class BedrockProvider(CloudProvider):
-    name = "bedrock"
-    STATUS_MAP: ClassVar[dict[str, str]] = {
-        "InProgress": "running",
-        "Completed": "succeeded",
-        "Failed": "failed",
-        "Stopping": "running",
-        "Stopped": "cancelled",
-    }
+class BedrockJobs:
+    """A customization job's life cycle at Bedrock, in the order providers/base.py gives (BedrockProvider delegates here)."""
+
+    name = BedrockProvider.name
+    STATUS_MAP = BedrockProvider.STATUS_MAP
 
     def check_available(self, ws: Workspace, base_model: str | None, method: str) -> str:
         if method != "sft":

@@ -1,21 +1,64 @@
 """Entry point of a detached training worker: `python -m model_customization.providers.local.worker HOME JOB_ID`.
 
 It runs in its own process session, so the server can stop or restart while training goes on; all it has to say
-goes to the ledger. Any failure ends the job as failed with the error text, never as a silent stop.
+goes to the ledger and to its JobReporter. Any failure ends the job as failed with the error text, never as a
+silent stop.
+
+The reporter is named by MODEL_CUSTOMIZATION_JOB_REPORTER ("module:Class", set by the process that launched the
+worker: jobs/processes.py names the orchestrator's queue). The worker knows only the narrow JobReporter interface,
+so this package does not import the orchestrator above it. Run by hand without one, it records a failure itself
+and starts nothing else.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import traceback
+from typing import Any, Protocol
+
+from model_customization.errors import UserError
+from model_customization.workspace import Workspace
+
+REPORTER_ENV = "MODEL_CUSTOMIZATION_JOB_REPORTER"
 
 
-def main(argv: list[str]) -> int:
+class JobReporter(Protocol):
+    def job_failed(self, ws: Workspace, job_id: str, message: str) -> None:
+        """Record that the job ended in failure (once: a job already ended keeps its status)."""
+
+    def slot_freed(self, ws: Workspace) -> None:
+        """This worker is done: another queued job may start."""
+
+
+class LedgerReporter:
+    """A reporter for a worker started by hand: the failure goes to the ledger, nothing else is started."""
+
+    def job_failed(self, ws: Workspace, job_id: str, message: str) -> None:
+        if ws.ledger.finish_job(job_id, "failed", error=message):
+            ws.ledger.add_event(job_id, f"failed: {message}", "error")
+
+    def slot_freed(self, ws: Workspace) -> None:
+        return None
+
+
+def reporter_from_environment() -> JobReporter:
+    target = os.environ.get(REPORTER_ENV, "").strip()
+    if not target:
+        return LedgerReporter()
+    module_name, _, class_name = target.partition(":")
+    return getattr(importlib.import_module(module_name), class_name)()
+
+
+def main(argv: list[str], reporter: JobReporter | None = None) -> int:
     home, job_id = argv
-    from model_customization.workspace import Workspace
-
     ws = Workspace.open(home)
+    try:
+        reporter = reporter or reporter_from_environment()
+    except Exception:  # noqa: BLE001 - a bad reporter setting must still leave the job's failure on record
+        traceback.print_exc()
+        reporter = LedgerReporter()
     try:
         from model_customization.providers.local.train import train_job
 
@@ -24,18 +67,15 @@ def main(argv: list[str]) -> int:
         return 0
     except BaseException as error:  # noqa: BLE001 - the ledger must learn of every way a worker can end
         traceback.print_exc()
-        from model_customization.errors import UserError
-
         message = str(error) if isinstance(error, UserError) else f"{type(error).__name__}: {error}"
-        if ws.ledger.finish_job(job_id, "failed", error=message):
-            ws.ledger.add_event(job_id, f"failed: {message}", "error")
+        reporter.job_failed(ws, job_id, message)
         return 1
     finally:
         if os.environ.get("RANK", "0") == "0":
-            _start_next(ws)
+            _start_next(ws, reporter)
 
 
-def _lease(ws, job_id: str):
+def _lease(ws: Workspace, job_id: str) -> Any:
     """Renew the job's lease while it trains: servers sharing the ledger from other machines judge this worker by it.
     Should the job be cancelled from another machine, or taken over after the lease ran out, this worker stops."""
     import contextlib
@@ -57,12 +97,10 @@ def _lease(ws, job_id: str):
     return ws.ledger.lease_heartbeat(job_id, os.getpid(), on_lost=lost)
 
 
-def _start_next(ws) -> None:
-    # This job's slot is free now: launch the next queued job without waiting for anyone to poll.
+def _start_next(ws: Workspace, reporter: JobReporter) -> None:
+    # This job's slot is free now: the next queued job starts without waiting for anyone to poll.
     try:
-        from model_customization.jobs.orchestrator import dispatch
-
-        dispatch(ws)
+        reporter.slot_freed(ws)
     except Exception:  # noqa: BLE001 - the next check_job or server start dispatches again
         traceback.print_exc()
 

@@ -13,6 +13,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from model_customization.errors import TransientError, UserError, retry_after_seconds
+from model_customization.providers.keys import api_key, scrub_key
 
 if TYPE_CHECKING:  # the SDK is imported only when a client is built
     import httpx2
@@ -52,13 +53,11 @@ def is_openai_platform() -> bool:
 
 
 def _api_key() -> str:
-    key = os.environ.get(KEY_ENV, "").strip()
-    if not key:
-        raise UserError(
-            f"{KEY_ENV} is not set. Set it to an OpenAI API key in the environment of the server or CLI "
-            "(an OpenAI-compatible server that needs no key accepts any value), or use provider 'local' to train on this machine."
-        )
-    return key
+    return api_key(
+        KEY_ENV,
+        f"{KEY_ENV} is not set. Set it to an OpenAI API key in the environment of the server or CLI "
+        "(an OpenAI-compatible server that needs no key accepts any value), or use provider 'local' to train on this machine.",
+    )
 
 
 def openai_client(*, max_retries: int | None = None) -> openai.OpenAI:
@@ -98,8 +97,7 @@ def _new_client(key: str, max_retries: int | None) -> openai.OpenAI:
 
 
 def mask_key(text: str) -> str:
-    key = os.environ.get(KEY_ENV, "").strip()
-    return text.replace(key, "[OPENAI_API_KEY]") if len(key) >= 8 else text
+    return scrub_key(text, KEY_ENV, min_length=8)
 
 
 def api_message(error: BaseException) -> str:

@@ -1,4 +1,4 @@
-"""OpenAI fine-tuning as a CloudProvider: upload the splits, create the job, follow it into the ledger.
+"""OpenAI fine-tuning jobs (the work behind provider.OpenAIProvider): upload the splits, create the job, follow it into the ledger.
 
 What OpenAI reports goes into the ledger as it arrives: its status word (one we do not know is kept verbatim),
 its events (messages become job events; metrics events become metric rows), checkpoints, and at the end the result
@@ -26,12 +26,10 @@ from typing import Any
 from model_customization.datasets.quote import openai_terms
 from model_customization.errors import NotFoundError, UserError
 from model_customization.providers.base import (
-    CloudProvider,
     apply_remote_status,
     idempotency_key,
     merge_details,
     record_metrics,
-    register_provider,
     register_tuned_model,
 )
 from model_customization.providers.openai.availability import (
@@ -51,9 +49,9 @@ from model_customization.providers.openai.client import (
 )
 from model_customization.providers.openai.files import UploadResult, ensure_uploaded, render_split
 from model_customization.providers.openai.hyperparameters import METHOD_TYPES, parse_openai_hyperparameters
+from model_customization.providers.openai.provider import DEFAULT_BASE_MODEL, OpenAIProvider
 from model_customization.workspace import Workspace
 
-DEFAULT_BASE_MODEL = "gpt-4.1-mini"
 KEY_METADATA = "mc_idempotency_key"
 JOB_METADATA = "mc_job_id"
 MAX_METADATA_PAIRS = 16  # OpenAI's limit; two are ours
@@ -207,18 +205,11 @@ def _page(listing: Any) -> tuple[list[Any], bool]:
     return list(listing.data), bool(listing.has_more)
 
 
-@register_provider
-class OpenAIProvider(CloudProvider):
-    name = "openai"
-    STATUS_MAP = {
-        "validating_files": "validating",
-        "queued": "queued",
-        "running": "running",
-        "succeeded": "succeeded",
-        "failed": "failed",
-        "cancelled": "cancelled",
-        "paused": "paused",
-    }
+class OpenAIJobs:
+    """A fine-tuning job's life cycle at OpenAI, in the order providers/base.py gives (OpenAIProvider delegates here)."""
+
+    name = OpenAIProvider.name
+    STATUS_MAP = OpenAIProvider.STATUS_MAP
 
     # --- before any spending --------------------------------------------------------------------------------------
     def check_available(self, ws: Workspace, base_model: str | None, method: str) -> str:
@@ -644,4 +635,4 @@ def remote_events(ws: Workspace, job_id: str, limit: int = 20, after: str | None
 def remote_checkpoints(ws: Workspace, job_id: str) -> dict[str, Any]:
     """The checkpoints OpenAI kept for a job (each usable as a model for prompt_model), by step."""
     remote_id = _remote_job_id(ws, job_id)
-    return {"job_id": remote_id, "checkpoints": OpenAIProvider()._checkpoints(openai_client(), remote_id)}
+    return {"job_id": remote_id, "checkpoints": OpenAIJobs()._checkpoints(openai_client(), remote_id)}
