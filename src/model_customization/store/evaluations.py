@@ -4,25 +4,17 @@ pairwise verdict), written as it comes so that an interrupted run resumes with o
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import insert, select
 
-from model_customization.store.repository import Repository
+from model_customization.store.repository import CreatedRows
 from model_customization.store.rows import EvaluationResultRow, EvaluationRow
 from model_customization.store.schema import evaluation_results, evaluations
 
 
-class EvaluationRepository(Repository[EvaluationRow]):
+class EvaluationRepository(CreatedRows[EvaluationRow]):
     table = evaluations
-
-    def add(self, row: Mapping[str, Any]) -> None:
-        self._insert(row, created_at=time.time())
-
-    def all(self) -> list[EvaluationRow]:
-        """Every evaluation, newest first."""
-        return self._rows(select(evaluations).order_by(evaluations.c.created_at.desc()))
 
     def update(self, eval_id: str, **values: Any) -> None:
         self._update(eval_id, {"updated_at": time.time(), **values})

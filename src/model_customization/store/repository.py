@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
@@ -50,3 +51,15 @@ class Repository(Generic[RowT]):
     def _update(self, key: str, values: Mapping[str, Any]) -> None:
         with self._store.transaction() as conn:
             conn.execute(update(self.table).where(self.table.c.id == key).values(**values))
+
+
+class CreatedRows(Repository[RowT]):
+    """An entity whose rows carry when they were created: stamped on add (unless the row brings its own), listed
+    newest first."""
+
+    def add(self, row: Mapping[str, Any]) -> None:
+        self._insert({"created_at": time.time(), **row})
+
+    def all(self) -> list[RowT]:
+        """Every row, newest first."""
+        return self._rows(select(self.table).order_by(self.table.c.created_at.desc()))
