@@ -1,4 +1,4 @@
-"""The workspace: settings plus the ledger, handed to every domain function (server, CLI and tests alike)."""
+"""The workspace: settings plus the store, handed to every domain function (server, CLI and tests alike)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 
 from model_customization.config import Settings, load_settings
 
-if TYPE_CHECKING:  # SQLAlchemy is imported when the ledger is first used, not when a server starts
-    from model_customization.jobs.ledger import Ledger
+if TYPE_CHECKING:
+    from model_customization.store.database import Store
 
 
 @dataclass
@@ -22,7 +22,8 @@ class Workspace:
         return cls(load_settings(home))
 
     @cached_property
-    def ledger(self) -> Ledger:
-        from model_customization.jobs.ledger import Ledger
+    def store(self) -> Store:
+        # Imported on first use: SQLAlchemy need not load while a server starts (its tools/list comes first).
+        from model_customization.store.database import Store
 
-        return Ledger(self.settings.store_url, lease_seconds=self.settings.lease_seconds)
+        return Store(self.settings.store_url, lease_seconds=self.settings.lease_seconds)

@@ -1,6 +1,6 @@
-"""Alembic's entry point for the ledger's migrations.
+"""Alembic's entry point for the store's migrations.
 
-The product runs them itself when a Ledger opens (it hands over its own connection in
+The product runs them itself when a Store opens (it hands over its own connection in
 `config.attributes["connection"]`). A developer can also run the alembic command line against a store:
 `alembic -x url=sqlite:////path/ledger.sqlite3 -c <this folder>/alembic.ini history`; without `-x url`, the
 MODEL_CUSTOMIZATION_STORE_URL variable is used.
@@ -22,7 +22,7 @@ if connection is not None:
 else:
     from sqlalchemy import create_engine
 
-    from model_customization.jobs.ledger import normalize_store_url
+    from model_customization.store.database import normalize_store_url
 
     url = context.get_x_argument(as_dictionary=True).get("url") or os.environ.get("MODEL_CUSTOMIZATION_STORE_URL")
     if not url:

@@ -21,7 +21,7 @@ depends_on = None
 
 
 def baseline_metadata() -> sa.MetaData:
-    """The tables as of this revision, frozen here (the live definitions in ledger.py move on with later revisions)."""
+    """The tables as of this revision, frozen here (the live definitions in store/schema.py move on with later revisions)."""
     metadata = sa.MetaData()
     sa.Table(
         "datasets", metadata,

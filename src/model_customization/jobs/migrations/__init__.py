@@ -1,1 +1,0 @@
-"""Alembic migrations of the ledger; `Ledger` runs them on open (see jobs/ledger.py, `upgrade_schema`)."""
