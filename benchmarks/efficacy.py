@@ -129,12 +129,12 @@ def train(ws: Workspace, dataset_id: str, hyperparameters: dict[str, Any], threa
     last_seen: dict[str, float] = {}
 
     def watch(summary: dict[str, Any]) -> None:
-        pid = ws.ledger.get_job(summary["job_id"])["worker_pid"]
+        pid = ws.store.jobs.get(summary["job_id"])["worker_pid"]
         if pid and (seconds := _proc_cpu(pid)) is not None:
             last_seen["cpu"] = seconds
 
     summary = wait_for_job(ws, job["job_id"], timeout=3600, poll=1.0, on_poll=watch)
-    pid = ws.ledger.get_job(job["job_id"])["worker_pid"]
+    pid = ws.store.jobs.get(job["job_id"])["worker_pid"]
     if pid:
         try:
             os.waitpid(pid, 0)  # reaped already by check_job in the usual case

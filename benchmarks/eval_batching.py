@@ -28,8 +28,8 @@ def main() -> None:
     args = parser.parse_args()
 
     ws = Workspace.open(args.home)
-    tuned = next(m["id"] for m in ws.ledger.list_models() if m["kind"] == "tuned")
-    dataset_id = ws.ledger.get_model(tuned)["dataset_id"]
+    tuned = next(m["id"] for m in ws.store.models.all() if m["kind"] == "tuned")
+    dataset_id = ws.store.models.get(tuned)["dataset_id"]
     prompts = [prompt_and_reference(e)[0] for e in read_split(ws, dataset_id, "test")[: args.cases]]
 
     results = {}

@@ -55,7 +55,7 @@ def main() -> None:
 
         ws = Workspace.open(tempfile.mkdtemp(prefix="export-bench-"))
         model_id, _ = make_tuned_model(ws, ensure_base_model(ws.settings, EMBEDDED_MODEL), EMBEDDED_MODEL, rank=8, alpha=16.0, std=0.02, seed=3)
-    row = ws.ledger.get_model(model_id)
+    row = ws.store.models.get(model_id)
     assert row and row["base_model"] == EMBEDDED_MODEL, "the round trip is for models tuned from the embedded base"
     base_dir = ensure_base_model(ws.settings, EMBEDDED_MODEL)
     out = Path(tempfile.mkdtemp(prefix="export-bench-out-"))

@@ -109,16 +109,16 @@ def seed_home(home: Path) -> list[str]:
     for number, status in enumerate(["succeeded", "succeeded", "succeeded", "failed", "cancelled"]):
         job_id = f"job-bench{number}"
         now = time.time()
-        ws.ledger.add_job(
+        ws.store.jobs.add(
             {"id": job_id, "provider": "local", "base_model": "HuggingFaceTB/SmolLM2-135M-Instruct", "dataset_id": dataset_id, "method": "sft",
              "hyperparameters": {"n_epochs": 1}, "status": status, "total_steps": 10, "started_at": now, "finished_at": now}
         )
         for step in range(1, 11):
-            ws.ledger.add_metric(job_id, step=step, epoch=step / 10, train_loss=2.0 / step)
-            ws.ledger.add_event(job_id, f"step {step}/10")
-        ws.ledger.update_job(job_id, step=10, error="worker ran out of memory (benchmark row)" if status == "failed" else None)
+            ws.store.jobs.add_metric(job_id, step=step, epoch=step / 10, train_loss=2.0 / step)
+            ws.store.jobs.add_event(job_id, f"step {step}/10")
+        ws.store.jobs.update(job_id, step=10, error="worker ran out of memory (benchmark row)" if status == "failed" else None)
         job_ids.append(job_id)
-    ws.ledger.close()
+    ws.store.close()
     return job_ids
 
 
@@ -126,8 +126,8 @@ def _job_snapshot(home: Path) -> list[tuple]:
     from model_customization.workspace import Workspace
 
     ws = Workspace.open(home)
-    rows = [(j["id"], j["status"], j["worker_pid"], j["step"], j["attempts"]) for j in ws.ledger.list_jobs()]
-    ws.ledger.close()
+    rows = [(j["id"], j["status"], j["worker_pid"], j["step"], j["attempts"]) for j in ws.store.jobs.all()]
+    ws.store.close()
     return sorted(rows)
 
 

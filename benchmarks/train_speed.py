@@ -184,23 +184,23 @@ def run_ours(ws, dataset: dict, hp: dict, timeout: float, side: str = "ours", en
     started = time.time()
     with _environment(env or {}):
         job_id = start_job(ws, dataset["dataset_id"], hyperparameters=hp)["job_id"]
-    pid = ws.ledger.get_job(job_id)["worker_pid"]
+    pid = ws.store.jobs.get(job_id)["worker_pid"]
     # The worker's CPU time when each step's metric row appears (polled: within ~50 ms of the step's end).
     cpu_at_step: dict[int, float] = {}
 
     def sample() -> None:
-        rows = len(ws.ledger.metrics(job_id))
+        rows = len(ws.store.jobs.metrics(job_id))
         if rows and rows not in cpu_at_step:
             cpu = _cpu_seconds(pid)
             if cpu is not None:
                 cpu_at_step[rows] = cpu
 
     status, peak_mb, cpu_s = _wait_child(pid, timeout, sample)
-    job = ws.ledger.get_job(job_id)
+    job = ws.store.jobs.get(job_id)
     if job["status"] != "succeeded":
         raise SystemExit(f"our job {job_id} ended {job['status']}: {job['error']} (exit status {status})")
-    steps = [m for m in ws.ledger.metrics(job_id) if m.get("tokens_per_second")]
-    events = list(reversed(ws.ledger.events(job_id, 50)))
+    steps = [m for m in ws.store.jobs.metrics(job_id) if m.get("tokens_per_second")]
+    events = list(reversed(ws.store.jobs.events(job_id, 50)))
     # The clock of step 1 starts at the last event before it (the "training ... steps" line); its tokens are
     # estimated from its reported speed, the rest of the epoch's tokens are exact.
     step0 = max(e["at"] for e in events if e["at"] <= steps[0]["at"])

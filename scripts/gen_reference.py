@@ -59,7 +59,7 @@ async def read_surface() -> dict[str, Any]:
                 ):
                     surface[key] = await _paged(method, field)
         finally:
-            workspace.ledger.close()
+            workspace.store.close()
     surface["providers"] = read_providers()
     return surface
 

@@ -48,10 +48,10 @@ def ws(tmp_path: Path, model_cache: Path, monkeypatch: pytest.MonkeyPatch):
     # Stop any worker a test left running, so no process outlives the test run.
     from model_customization.jobs.processes import stop_worker
 
-    for job in workspace.ledger.list_jobs():
+    for job in workspace.store.jobs.all():
         if job["worker_pid"] and job["status"] not in ("succeeded", "failed", "cancelled"):
             stop_worker(job["worker_pid"], job["id"], grace_seconds=1)
-    workspace.ledger.close()
+    workspace.store.close()
 
 
 @pytest.fixture(scope="session")

@@ -15,16 +15,16 @@ import time
 
 
 def quick_train_job(ws, job_id: str) -> None:
-    from model_customization.jobs.ledger import this_host
+    from model_customization.store.status import this_host
 
-    if not ws.ledger.claim_job(job_id, os.getpid()):
+    if not ws.store.jobs.claim(job_id, os.getpid()):
         return  # as the real worker: cancelled or taken before it got going
     started = time.time()
     time.sleep(float(os.environ.get("QUICK_WORKER_SECONDS", "0.5")))
     ended = time.time()
     with open(os.environ["QUICK_WORKER_LOG"], "a") as log:  # O_APPEND: whole short lines from several processes
         log.write(f"{job_id} {os.getpid()} {this_host()} {started} {ended}\n")
-    ws.ledger.finish_job(job_id, "succeeded", step=1, total_steps=1)
+    ws.store.jobs.finish(job_id, "succeeded", step=1, total_steps=1)
 
 
 if __name__ == "__main__":

@@ -91,7 +91,7 @@ def test_each_escape_is_refused_naming_the_path_and_the_roots(ws, root: Path, ou
         assert type(caught.value) is UserError, kind  # not NotFoundError: nothing about existence leaks
         assert given in message and why in message and str(root) in message, (kind, message)
         assert ALLOWED_ROOTS_ENV in message and "allowed_roots" in message, kind
-    assert not ws.ledger.list_datasets()  # nothing was imported
+    assert not ws.store.datasets.all()  # nothing was imported
     # Inside the root, even with a '..' that stays inside, is fine.
     assert build(ws, [str(root / "sub" / ".." / "mine.jsonl")]).counts["train"] > 0
 

@@ -217,7 +217,7 @@ def test_routing_table(ws, given, expected):
 
 def test_registered_models_route_to_their_provider_before_name_rules(ws):
     for model_id, provider in [("triage-prod", "bedrock"), ("gpt-lookalike", "local"), ("claude-tuned-elsewhere", "openai")]:
-        ws.ledger.add_model(
+        ws.store.models.add(
             {"id": model_id, "provider": provider, "kind": "tuned", "base_model": "b", "path": None, "job_id": None, "dataset_id": None, "details": None}
         )
     assert resolve_chat_model(ws, "triage-prod") == ("bedrock", "triage-prod")
@@ -461,7 +461,7 @@ def test_evaluate_refuses_a_judge_without_key_before_generating(ws, fake, monkey
         evaluate(ws, dataset_id, [str(tiny_model), "SmolLM2-135M-Instruct"], judge="claude-sonnet-5")
     with pytest.raises(UserError, match="same model"):
         evaluate(ws, dataset_id, [str(tiny_model), f"local:{tiny_model}"])
-    assert fake.requests == [] and ws.ledger.list_evaluations() == []
+    assert fake.requests == [] and ws.store.evaluations.all() == []
 
 
 def test_a_cloud_model_that_cannot_answer_stops_the_evaluation_and_says_which(ws, fake, tiny_model):
@@ -474,6 +474,6 @@ def test_a_cloud_model_that_cannot_answer_stops_the_evaluation_and_says_which(ws
     message = str(failed.value)
     assert re.search(r"claude-gone could not answer case \d+:", message) and "not_found_error" in message
     # What was done is kept and the evaluation can be resumed once the cause is fixed.
-    [stored] = ws.ledger.list_evaluations()
+    [stored] = ws.store.evaluations.all()
     assert stored["status"] == "interrupted" and "claude-gone" in stored["error"]
     assert f"resume={stored['id']!r}" in message

@@ -98,7 +98,7 @@ def stubbed(service: str) -> tuple[object, Stubber]:
 def new_job(ws, dataset_id: str, *, key: str | None = None, hp: dict | None = None, options: dict | None = None, job_id: str = "job-000000000001") -> dict:
     provider = BedrockProvider()
     parsed = provider.parse_hyperparameters("sft", hp)
-    ws.ledger.add_job(
+    ws.store.jobs.add(
         {
             "id": job_id, "provider": "bedrock", "base_model": ACTIVE_CLAUDE, "dataset_id": dataset_id, "method": "sft",
             "hyperparameters": parsed, "status": "validating", "attempts": 0,
@@ -106,14 +106,14 @@ def new_job(ws, dataset_id: str, *, key: str | None = None, hp: dict | None = No
             "details": {"options": options or {}},
         }
     )
-    return ws.ledger.get_job(job_id)
+    return ws.store.jobs.get(job_id)
 
 
 def submit(ws, job: dict) -> dict:
     """What the orchestrator does with submit's answer."""
     result = BedrockProvider().submit(ws, job)
-    ws.ledger.update_job(job["id"], remote_id=result["remote_id"], remote_status=result["remote_status"], details={**(job["details"] or {}), **result["details"]})
-    return ws.ledger.get_job(job["id"])
+    ws.store.jobs.update(job["id"], remote_id=result["remote_id"], remote_status=result["remote_status"], details={**(job["details"] or {}), **result["details"]})
+    return ws.store.jobs.get(job["id"])
 
 
 def moto_job(name: str):
@@ -226,7 +226,7 @@ def test_quote_counts_tokens_and_prices_only_when_the_operator_set_a_price(ws, d
     hp = provider.parse_hyperparameters("sft", {"epoch_count": 3})
     unknown = provider.quote(ws, dataset_id, ACTIVE_CLAUDE, "sft", hp)
     assert unknown["estimated_cost_usd"] is None and unknown["tokens_approximate"] is True
-    assert unknown["epochs"] == 3 and unknown["train_examples"] == ws.ledger.get_dataset(dataset_id)["counts"]["train"]
+    assert unknown["epochs"] == 3 and unknown["train_examples"] == ws.store.datasets.get(dataset_id)["counts"]["train"]
     assert unknown["tokens_per_epoch"] > 1000 and unknown["billed_tokens"] == 3 * unknown["tokens_per_epoch"]
     monkeypatch.setenv(clients.PRICE_ENV, "8")
     priced = provider.quote(ws, dataset_id, ACTIVE_CLAUDE, "sft", hp)
@@ -240,7 +240,7 @@ def test_quote_counts_tokens_and_prices_only_when_the_operator_set_a_price(ws, d
 def test_quote_refuses_an_unrenderable_example_with_split_and_line(ws, dataset_id):
     from pathlib import Path
 
-    train = Path(ws.ledger.get_dataset(dataset_id)["path"]) / "train.jsonl"
+    train = Path(ws.store.datasets.get(dataset_id)["path"]) / "train.jsonl"
     lines = train.read_text(encoding="utf-8").splitlines()
     lines[2] = json.dumps({"messages": [{"role": "assistant", "content": "an answer to no question"}]})
     train.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -273,7 +273,7 @@ def test_submit_uploads_claude_format_and_creates_a_valid_job(ws, aws, dataset_i
     tags = {t["key"]: t["value"] for t in aws.bedrock.list_tags_for_resource(resourceARN=described["jobArn"])["tags"]}
     assert tags == {"model-customization:idempotency-key": job["idempotency_key"], "model-customization:job-id": job["id"]}
 
-    counts = ws.ledger.get_dataset(dataset_id)["counts"]
+    counts = ws.store.datasets.get(dataset_id)["counts"]
     for split, uri in (("train", details["training_data"]), ("validation", details["validation_data"])):
         key = uri.removeprefix(f"s3://{BUCKET}/")
         assert re.fullmatch(r"model-customization/data/[0-9a-f]{64}\.jsonl", key)
@@ -288,7 +288,7 @@ def test_submit_uploads_claude_format_and_creates_a_valid_job(ws, aws, dataset_i
             assert "system" not in roles
         assert SECRET.encode() not in body
     assert any("system" in json.loads(line) for line in aws.s3.get_object(Bucket=BUCKET, Key=details["training_data"].removeprefix(f"s3://{BUCKET}/"))["Body"].read().decode().splitlines())
-    stored = json.dumps([ws.ledger.events(job["id"], limit=None), ws.ledger.get_job(job["id"])["details"]])
+    stored = json.dumps([ws.store.jobs.events(job["id"], limit=None), ws.store.jobs.get(job["id"])["details"]])
     assert SECRET not in stored
 
 
@@ -300,9 +300,9 @@ def test_same_content_is_uploaded_once(ws, aws, dataset_id):
     second = submit(ws, new_job(ws, dataset_id, key="second-key", hp={"batch_size": 64}, job_id="job-00000000000b"))
     assert len(puts) == 2, "the same rendered data must not be uploaded again"
     assert second["details"]["training_data"] == first["details"]["training_data"]
-    assert any("reused" in e["message"] for e in ws.ledger.events(second["id"], limit=None))
+    assert any("reused" in e["message"] for e in ws.store.jobs.events(second["id"], limit=None))
     assert len(all_keys(aws.s3)) == 2
-    assert ws.ledger.find_provider_file("bedrock", first["details"]["training_data"].rsplit("/", 1)[-1].removesuffix(".jsonl"))
+    assert ws.store.provider_files.find("bedrock", first["details"]["training_data"].rsplit("/", 1)[-1].removesuffix(".jsonl"))
 
 
 def test_find_existing_and_a_retried_submit_adopt_the_same_job(ws, aws, dataset_id):
@@ -315,7 +315,7 @@ def test_find_existing_and_a_retried_submit_adopt_the_same_job(ws, aws, dataset_
     found = provider.find_existing(ws, key)
     assert found["remote_id"] == job["remote_id"] == name
     assert found["details"]["job_arn"] == job["details"]["job_arn"]
-    again = provider.submit(ws, ws.ledger.get_job(job["id"]))  # a retry after a lost reply: moto says the name is in use
+    again = provider.submit(ws, ws.store.jobs.get(job["id"]))  # a retry after a lost reply: moto says the name is in use
     assert again["remote_id"] == name
     assert len(aws.bedrock.list_model_customization_jobs()["modelCustomizationJobSummaries"]) == 1
 
@@ -328,14 +328,14 @@ def test_statuses_are_mapped_and_an_unknown_one_is_kept_verbatim(ws, aws, datase
     seen = []
     for status in ("InProgress", "Stopping", "Validating"):
         remote.status = status
-        provider.refresh(ws, ws.ledger.get_job(job["id"]))
-        row = ws.ledger.get_job(job["id"])
+        provider.refresh(ws, ws.store.jobs.get(job["id"]))
+        row = ws.store.jobs.get(job["id"])
         seen.append((row["status"], row["remote_status"]))
     assert seen == [("running", "InProgress"), ("running", "Stopping"), ("Validating", "Validating")]
-    assert any("'Validating'" in e["message"] and e["level"] == "warning" for e in ws.ledger.events(job["id"], limit=None))
+    assert any("'Validating'" in e["message"] and e["level"] == "warning" for e in ws.store.jobs.events(job["id"], limit=None))
     remote.status, remote.failure_message = "Failed", "Training data s3 object is not valid JSONL"
-    provider.refresh(ws, ws.ledger.get_job(job["id"]))
-    row = ws.ledger.get_job(job["id"])
+    provider.refresh(ws, ws.store.jobs.get(job["id"]))
+    row = ws.store.jobs.get(job["id"])
     assert row["status"] == "failed" and row["error"] == "Training data s3 object is not valid JSONL"
     assert row["model_id"] is None
 
@@ -345,7 +345,7 @@ def test_stage_changes_become_events(ws, aws_env, dataset_id):
     from datetime import datetime, timezone
 
     job = new_job(ws, dataset_id)
-    ws.ledger.update_job(job["id"], remote_id="mc-stages")
+    ws.store.jobs.update(job["id"], remote_id="mc-stages")
     bedrock, stub = stubbed("bedrock")
     now = datetime(2026, 11, 1, tzinfo=timezone.utc)
 
@@ -367,14 +367,14 @@ def test_stage_changes_become_events(ws, aws_env, dataset_id):
         stub.add_response("get_model_customization_job", described(training), {"jobIdentifier": "mc-stages"})
     with stub, clients.use_clients({"bedrock": bedrock}):
         for _ in range(3):
-            BedrockProvider().refresh(ws, ws.ledger.get_job(job["id"]))
+            BedrockProvider().refresh(ws, ws.store.jobs.get(job["id"]))
     stub.assert_no_pending_responses()
-    stage_events = [e["message"] for e in ws.ledger.events(job["id"], limit=None) if e["message"].startswith("Bedrock stage")]
+    stage_events = [e["message"] for e in ws.store.jobs.events(job["id"], limit=None) if e["message"].startswith("Bedrock stage")]
     assert stage_events == [
         "Bedrock stage dataProcessing: Completed", "Bedrock stage training: NotStarted", "Bedrock stage validation: Completed",
         "Bedrock stage training: InProgress",
     ]
-    assert ws.ledger.get_job(job["id"])["status"] == "running"
+    assert ws.store.jobs.get(job["id"])["status"] == "running"
 
 
 def test_completed_job_registers_the_model_with_lineage_and_records_metrics(ws, aws, dataset_id):
@@ -393,20 +393,20 @@ def test_completed_job_registers_the_model_with_lineage_and_records_metrics(ws, 
         Body=b"step_number,epoch_number,validation_loss,perplexity\n2,1,1.5,4.48\n",
     )
     moto_job(job["remote_id"]).status = "Completed"
-    provider.refresh(ws, ws.ledger.get_job(job["id"]))
+    provider.refresh(ws, ws.store.jobs.get(job["id"]))
 
-    row = ws.ledger.get_job(job["id"])
+    row = ws.store.jobs.get(job["id"])
     assert row["status"] == "succeeded" and row["remote_status"] == "Completed"
-    model = ws.ledger.get_model(row["model_id"])
+    model = ws.store.models.get(row["model_id"])
     assert row["model_id"] == job["details"]["custom_model_name"]
     assert (model["provider"], model["kind"], model["base_model"], model["dataset_id"], model["job_id"]) == ("bedrock", "tuned", ACTIVE_CLAUDE, dataset_id, job["id"])
     described = aws.bedrock.get_model_customization_job(jobIdentifier=job["remote_id"])
     assert model["details"]["model_arn"] == described["outputModelArn"]
-    metrics = [(m["step"], m["epoch"], m["train_loss"], m["validation_loss"]) for m in ws.ledger.metrics(job["id"])]
+    metrics = [(m["step"], m["epoch"], m["train_loss"], m["validation_loss"]) for m in ws.store.jobs.metrics(job["id"])]
     assert metrics == [(0, 0.0, 2.5, None), (1, 0.0, 2.0, None), (2, 1.0, 1.25, 1.5)]
     assert (row["step"], row["train_loss"], row["validation_loss"]) == (2, 1.25, 1.5)
-    provider.refresh(ws, ws.ledger.get_job(job["id"]))  # a second poll adds nothing
-    assert len(ws.ledger.metrics(job["id"])) == 3 and len(ws.ledger.list_models()) == 1
+    provider.refresh(ws, ws.store.jobs.get(job["id"]))  # a second poll adds nothing
+    assert len(ws.store.jobs.metrics(job["id"])) == 3 and len(ws.store.models.all()) == 1
 
     listed = list_remote_jobs(ws, limit=5)
     assert [(j["job_name"], j["status"], j["job_id"]) for j in listed["jobs"]] == [(job["remote_id"], "succeeded", job["id"])]
@@ -415,11 +415,11 @@ def test_completed_job_registers_the_model_with_lineage_and_records_metrics(ws, 
 def test_cancel_stops_the_job_by_name(ws, aws, dataset_id):
     provider = BedrockProvider()
     job = submit(ws, new_job(ws, dataset_id))
-    provider.cancel(ws, ws.ledger.get_job(job["id"]))
+    provider.cancel(ws, ws.store.jobs.get(job["id"]))
     assert moto_job(job["remote_id"]).status == "Stopped"
-    provider.refresh(ws, ws.ledger.get_job(job["id"]))
-    assert ws.ledger.get_job(job["id"])["status"] == "cancelled"
-    gone = dict(ws.ledger.get_job(job["id"]), remote_id="no-such-job")
+    provider.refresh(ws, ws.store.jobs.get(job["id"]))
+    assert ws.store.jobs.get(job["id"])["status"] == "cancelled"
+    gone = dict(ws.store.jobs.get(job["id"]), remote_id="no-such-job")
     with pytest.raises(NotFoundError):
         provider.cancel(ws, gone)
 
@@ -428,7 +428,7 @@ def test_cancel_stops_the_job_by_name(ws, aws, dataset_id):
 @pytest.fixture
 def tuned_model(ws) -> str:
     model_arn = f"arn:aws:bedrock:{REGION}:123456789012:custom-model/anthropic.claude-3-5-haiku-20241022-v1:0:200k/abcdef123456"
-    ws.ledger.add_model(
+    ws.store.models.add(
         {"id": "triage-mc-0123", "provider": "bedrock", "kind": "tuned", "base_model": ACTIVE_CLAUDE, "path": None, "job_id": "job-1", "dataset_id": "ds-1", "details": {"model_arn": model_arn}}
     )
     return "triage-mc-0123"
@@ -436,12 +436,12 @@ def tuned_model(ws) -> str:
 
 def test_provisioning_is_refused_without_confirm_and_done_with_it(ws, aws_env, tuned_model):
     bedrock, stub = stubbed("bedrock")
-    model_arn = ws.ledger.get_model(tuned_model)["details"]["model_arn"]
+    model_arn = ws.store.models.get(tuned_model)["details"]["model_arn"]
     with stub, clients.use_clients({"bedrock": bedrock}):
         with pytest.raises(UserError) as refused:
             provision_throughput(ws, tuned_model)  # no AWS call: the stub has no response queued
         assert "hour" in str(refused.value) and "confirm=true" in str(refused.value)
-        assert "provisioned_model_arn" not in ws.ledger.get_model(tuned_model)["details"]
+        assert "provisioned_model_arn" not in ws.store.models.get(tuned_model)["details"]
 
         stub.add_response(
             "create_provisioned_model_throughput",
@@ -450,7 +450,7 @@ def test_provisioning_is_refused_without_confirm_and_done_with_it(ws, aws_env, t
         )
         created = provision_throughput(ws, tuned_model, confirm=True)
         assert created["provisioned_model_arn"] == PT_ARN and created["status"] == "Creating"
-        assert ws.ledger.get_model(tuned_model)["details"]["provisioned_model_arn"] == PT_ARN
+        assert ws.store.models.get(tuned_model)["details"]["provisioned_model_arn"] == PT_ARN
 
         from datetime import datetime, timezone
 
@@ -468,7 +468,7 @@ def test_provisioning_is_refused_without_confirm_and_done_with_it(ws, aws_env, t
 
         stub.add_response("delete_provisioned_model_throughput", {}, {"provisionedModelId": PT_ARN})
         assert release_throughput(ws, tuned_model)["released"] == PT_ARN
-        assert "provisioned_model_arn" not in ws.ledger.get_model(tuned_model)["details"]
+        assert "provisioned_model_arn" not in ws.store.models.get(tuned_model)["details"]
         with pytest.raises(UserError, match="provision_throughput"):
             throughput_status(ws, tuned_model)
     stub.assert_no_pending_responses()
@@ -482,7 +482,7 @@ def _claude_reply(text: str) -> dict:
 
 
 def test_chat_goes_through_the_provisioned_throughput(ws, aws_env, tuned_model):
-    details = ws.ledger.get_model(tuned_model)["details"]
+    details = ws.store.models.get(tuned_model)["details"]
     messages = [
         {"role": "system", "content": "You triage log lines."},
         {"role": "user", "content": "WARN job failed after 9 attempts"},
@@ -493,7 +493,7 @@ def test_chat_goes_through_the_provisioned_throughput(ws, aws_env, tuned_model):
     with pytest.raises(UserError, match="provision_throughput"):
         bedrock_chat.chat(ws, tuned_model, messages, max_tokens=64, temperature=0.0, seed=None)
 
-    ws.ledger.update_model(tuned_model, details={**details, "provisioned_model_arn": PT_ARN})
+    ws.store.models.update(tuned_model, details={**details, "provisioned_model_arn": PT_ARN})
     runtime, stub = stubbed("bedrock-runtime")
     sent: list[dict] = []
     runtime.meta.events.register("before-parameter-build.bedrock-runtime.InvokeModel", lambda params, **_: sent.append(dict(params)))

@@ -50,7 +50,7 @@ def _seeded_memory(folder: Path) -> Path:
 def test_no_seeded_secret_or_personal_value_survives_into_any_split(ws, tmp_path):
     _seeded_memory(tmp_path / "mem")
     result = build_dataset(ws, [tmp_path / "mem"], near_duplicate_threshold=None)
-    folder = Path(ws.ledger.get_dataset(result.dataset_id)["path"])
+    folder = Path(ws.store.datasets.get(result.dataset_id)["path"])
     stored = "".join((folder / name).read_text() for name in ("train.jsonl", "validation.jsonl", "test.jsonl", "card.json", "card.md"))
     for kind, value in SEEDED.items():
         assert value not in stored, kind
@@ -136,7 +136,7 @@ def test_dpo_dataset_from_preference_files_and_rewarded_attempts(ws, tiny_model)
     assert report["valid"], report["findings"][:3]
     with pytest.raises(UserError, match="holds dpo examples"):
         start_job(ws, result.dataset_id, base_model=str(tiny_model))
-    assert ws.ledger.list_jobs() == []
+    assert ws.store.jobs.all() == []
 
 
 def test_a_supervised_build_leaves_preference_pairs_out_and_says_so(ws):

@@ -37,10 +37,10 @@ def _memory_file(path: Path, n: int = 48) -> Path:
 def _train_in_process(ws, job_id: str, dataset_id: str, base: str, hyperparameters: dict) -> dict:
     from model_customization.providers.local.train import train_job
 
-    ws.ledger.add_job({"id": job_id, "provider": "local", "base_model": base, "dataset_id": dataset_id, "method": "sft",
+    ws.store.jobs.add({"id": job_id, "provider": "local", "base_model": base, "dataset_id": dataset_id, "method": "sft",
                        "hyperparameters": hyperparameters, "status": "queued"})  # fmt: skip
     train_job(ws, job_id)
-    return ws.ledger.get_job(job_id)
+    return ws.store.jobs.get(job_id)
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +61,7 @@ def trained(tmp_path_factory, model_cache, tiny_model):
         job_a = _train_in_process(ws, "job-ckpta", dataset_id, str(tiny_model), HP)
         assert job_a["status"] == "succeeded", job_a
         yield ws, dataset_id, job_a, job_b
-        ws.ledger.close()
+        ws.store.close()
 
 
 def test_a_checkpoint_is_a_model_equal_to_the_adapter_trained_that_far(trained, tiny_model):
@@ -84,7 +84,7 @@ def test_a_checkpoint_is_a_model_equal_to_the_adapter_trained_that_far(trained, 
 
     # Weights: A's checkpoint at step K is B's final adapter (same data order, seed and constant learning rate).
     saved = load_file(Path(listed[0]["path"]) / "adapter.safetensors")
-    final_b = load_file(Path(ws.ledger.get_model("ft-ckptb")["path"]) / "adapter_model.safetensors")
+    final_b = load_file(Path(ws.store.models.get("ft-ckptb")["path"]) / "adapter_model.safetensors")
     assert {k.replace(".default", "") for k in saved} == set(final_b)
     for key, value in saved.items():
         assert torch.allclose(value, final_b[key.replace(".default", "")], atol=1e-6), key

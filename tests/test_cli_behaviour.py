@@ -58,7 +58,7 @@ def _dataset(ws, tag: str) -> str:
 
 def _ended_job(ws, job_id: str, dataset_id: str, status: str = "failed") -> None:
     # An ended job (nothing for the dispatcher to start), written the way the orchestrator writes rows.
-    ws.ledger.add_job({"id": job_id, "provider": "local", "base_model": "SmolLM2-135M-Instruct", "dataset_id": dataset_id, "method": "sft",
+    ws.store.jobs.add({"id": job_id, "provider": "local", "base_model": "SmolLM2-135M-Instruct", "dataset_id": dataset_id, "method": "sft",
                        "hyperparameters": {"epochs": 1}, "status": status})  # fmt: skip
 
 
@@ -70,7 +70,7 @@ def home(ws) -> Path:
 def test_json_output_of_list_and_check_commands_parses(ws, home):
     dataset_id = _dataset(ws, "a")
     _ended_job(ws, "job-p1", dataset_id)
-    ws.ledger.add_event("job-p1", "worker exited with code 1", "error")
+    ws.store.jobs.add_event("job-p1", "worker exited with code 1", "error")
     datasets = cli_json(home, "dataset", "list")
     assert [d["dataset_id"] for d in datasets["datasets"]] == [dataset_id] and datasets["next_cursor"] is None
     jobs = cli_json(home, "job", "list")
@@ -96,27 +96,27 @@ def test_exit_codes_say_what_happened(ws, home):
 def test_dataset_delete_refuses_while_a_job_used_it_and_deletes_otherwise(ws, home):
     used, unused = _dataset(ws, "used"), _dataset(ws, "unused")
     _ended_job(ws, "job-d1", used, status="succeeded")
-    folder = Path(ws.ledger.get_dataset(used)["path"])
+    folder = Path(ws.store.datasets.get(used)["path"])
     refused = cli(home, "dataset", "delete", used, "--force")
     assert refused.exit_code == 1 and "job-d1" in refused.stderr and "Nothing was deleted" in refused.stderr
-    assert ws.ledger.get_dataset(used) and folder.is_dir()
+    assert ws.store.datasets.get(used) and folder.is_dir()
 
     gone = cli_json(home, "dataset", "delete", unused)
     assert gone["deleted"] and gone["files_removed"] and gone["bytes_freed"] > 0 and not gone["forced"]
-    assert ws.ledger.get_dataset(unused) is None
+    assert ws.store.datasets.get(unused) is None
     assert not any(p.name.endswith(unused) for p in ws.settings.datasets_dir.iterdir()), "no folder is left behind"
     assert cli(home, "dataset", "delete", unused).exit_code == 3  # already gone
 
 
 def test_dataset_named_by_an_evaluation_needs_force(ws, home):
     dataset_id = _dataset(ws, "evaluated")
-    ws.ledger.add_evaluation({"id": "ev-x1", "dataset_id": dataset_id, "models": ["a", "b"], "status": "succeeded", "summary": {}, "path": str(ws.settings.home / "evals" / "ev-x1")})
+    ws.store.evaluations.add({"id": "ev-x1", "dataset_id": dataset_id, "models": ["a", "b"], "status": "succeeded", "summary": {}, "path": str(ws.settings.home / "evals" / "ev-x1")})
     refused = cli(home, "dataset", "delete", dataset_id)
     assert refused.exit_code == 1 and "ev-x1" in refused.stderr and "force" in refused.stderr
-    assert ws.ledger.get_dataset(dataset_id)
+    assert ws.store.datasets.get(dataset_id)
     forced = cli_json(home, "dataset", "delete", dataset_id, "--force")
     assert forced["forced"] and any("ev-x1" in note for note in forced["notes"])
-    assert ws.ledger.get_dataset(dataset_id) is None
+    assert ws.store.datasets.get(dataset_id) is None
 
 
 def test_paging_returns_every_row_once_even_when_rows_arrive_between_pages(ws, home):
@@ -146,7 +146,7 @@ def test_job_and_event_paging(ws, home):
         _ended_job(ws, f"job-q{n}", dataset_id)
         time.sleep(0.002)
     for n in range(5):
-        ws.ledger.add_event("job-q0", f"event {n}")
+        ws.store.jobs.add_event("job-q0", f"event {n}")
     first = cli_json(home, "job", "list", "--limit", "2")
     second = cli_json(home, "job", "list", "--limit", "2", "--cursor", first["next_cursor"])
     assert [j["job_id"] for j in first["jobs"] + second["jobs"]] == ["job-q2", "job-q1", "job-q0"] and second["next_cursor"] is None
@@ -170,7 +170,7 @@ def test_model_list_shows_base_then_tuned_models_paged(ws, home):
     dataset_id = _dataset(ws, "models")
     for n in range(2):
         _ended_job(ws, f"job-m{n}", dataset_id, status="succeeded")
-        ws.ledger.add_model({"id": f"ft-m{n}", "provider": "local", "kind": "tuned", "base_model": "SmolLM2-135M-Instruct", "job_id": f"job-m{n}", "dataset_id": dataset_id})
+        ws.store.models.add({"id": f"ft-m{n}", "provider": "local", "kind": "tuned", "base_model": "SmolLM2-135M-Instruct", "job_id": f"job-m{n}", "dataset_id": dataset_id})
         time.sleep(0.002)
     first = cli_json(home, "model", "list", "--limit", "2")
     rest = cli_json(home, "model", "list", "--limit", "2", "--cursor", first["next_cursor"])
@@ -191,7 +191,7 @@ def test_mcp_paging_delete_and_truncation(ws):
     other = _dataset(ws, "mcp2")
     _ended_job(ws, "job-t1", dataset_id)
     long_message = "x" * 5000
-    ws.ledger.add_event("job-t1", long_message, "error")
+    ws.store.jobs.add_event("job-t1", long_message, "error")
 
     async def scenario() -> None:
         async with Client(build_server(ws=ws)) as client:
@@ -216,6 +216,6 @@ def test_mcp_paging_delete_and_truncation(ws):
             assert models["models"][0]["kind"] == "base"
 
     anyio.run(scenario)
-    assert ws.ledger.get_dataset(other) is None and ws.ledger.get_dataset(dataset_id)
+    assert ws.store.datasets.get(other) is None and ws.store.datasets.get(dataset_id)
     # The resource still has the whole event.
-    assert ws.ledger.events("job-t1", None)[-1]["message"] == long_message
+    assert ws.store.jobs.events("job-t1", None)[-1]["message"] == long_message

@@ -86,7 +86,7 @@ def test_dry_run_prints_the_quote_and_creates_nothing(ws, fake, invoke, dataset_
     assert "nothing was started or spent" in flat(text.output)
 
     assert uploads(fake) == 0 and created_jobs(fake) == []
-    assert ws.ledger.list_jobs() == []
+    assert ws.store.jobs.all() == []
 
 
 def test_over_budget_without_confirmation_is_refused_and_uploads_nothing(ws, fake, invoke, dataset_id, monkeypatch):
@@ -106,7 +106,7 @@ def test_over_budget_without_confirmation_is_refused_and_uploads_nothing(ws, fak
     assert result.exit_code == 4 and "is below the quote" in flat(result.output)
 
     assert uploads(fake) == 0 and created_jobs(fake) == []
-    assert ws.ledger.list_jobs() == [] and ws.ledger.spend_since(0) == 0
+    assert ws.store.jobs.all() == [] and ws.store.spending.since(0) == 0
 
 
 def test_confirmed_start_sends_the_hyperparameters_and_options(ws, fake, invoke, dataset_id):
@@ -159,7 +159,7 @@ def test_at_a_terminal_the_cost_is_asked_and_a_no_starts_nothing(ws, fake, invok
     declined = invoke("job", "start", dataset_id, "--provider", "openai", input="n\n")
     assert declined.exit_code == 1
     assert f"costing about ${quote:,.2f}" in flat(declined.output) and "did not confirm the cost" in flat(declined.output)
-    assert uploads(fake) == 0 and created_jobs(fake) == [] and ws.ledger.list_jobs() == []
+    assert uploads(fake) == 0 and created_jobs(fake) == [] and ws.store.jobs.all() == []
 
     accepted = invoke("job", "start", dataset_id, "--provider", "openai", "--json", input="y\n")
     assert accepted.exit_code == 0, accepted.output
@@ -187,7 +187,7 @@ def test_options_that_do_not_fit_the_provider_are_refused_before_anything_happen
         result = invoke("job", "start", dataset_id, *args)
         assert result.exit_code == 1, (args, result.output)
         assert expected in flat(result.output), (args, result.output)
-    assert fake.count("POST", "/files") == 0 and created_jobs(fake) == [] and ws.ledger.list_jobs() == []
+    assert fake.count("POST", "/files") == 0 and created_jobs(fake) == [] and ws.store.jobs.all() == []
 
 
 # --- pause, remote listings -----------------------------------------------------------------------------------------
@@ -197,7 +197,7 @@ def test_pause_then_resume_and_the_remote_views(ws, fake, invoke, dataset_id):
     started = invoke("job", "start", dataset_id, "--provider", "openai", "--confirm-cost-usd", str(quote), "--json")
     assert started.exit_code == 0, started.output
     job_id = json.loads(started.stdout)["job_id"]
-    remote_id = ws.ledger.get_job(job_id)["remote_id"]
+    remote_id = ws.store.jobs.get(job_id)["remote_id"]
 
     paused = invoke("job", "pause", job_id, "--json")
     assert paused.exit_code == 0, paused.output
@@ -297,7 +297,7 @@ def bedrock_model(ws, monkeypatch):
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     monkeypatch.setenv(clients.REGION_ENV, "us-west-2")
     model_arn = "arn:aws:bedrock:us-west-2:123456789012:custom-model/anthropic.claude-3-5-haiku-20241022-v1:0:200k/abcdef123456"
-    ws.ledger.add_model(
+    ws.store.models.add(
         {"id": "triage-mc-0123", "provider": "bedrock", "kind": "tuned", "base_model": "anthropic.claude-3-5-haiku-20241022-v1:0:200k", "path": None,
          "job_id": "job-1", "dataset_id": "ds-1", "details": {"model_arn": model_arn}}
     )
@@ -313,12 +313,12 @@ def test_provision_is_refused_without_yes_and_bought_with_it(ws, invoke, bedrock
     refused = invoke("model", "provision", model_id)  # nothing queued on the stub: any AWS call would fail
     assert refused.exit_code == 4  # needs a confirmation
     assert "hour" in flat(refused.output) and "add --yes" in flat(refused.output)
-    assert "provisioned_model_arn" not in ws.ledger.get_model(model_id)["details"]
+    assert "provisioned_model_arn" not in ws.store.models.get(model_id)["details"]
 
     monkeypatch.setattr(cli, "interactive", lambda: True)
     declined = invoke("model", "provision", model_id, input="n\n")
     assert declined.exit_code == 1 and "Nothing was bought" in flat(declined.output)
-    assert "provisioned_model_arn" not in ws.ledger.get_model(model_id)["details"]
+    assert "provisioned_model_arn" not in ws.store.models.get(model_id)["details"]
 
     other = invoke("model", "provision", "no-such-model")  # not a billing question: fails without asking
     assert other.exit_code == 3 and "not found" in flat(other.output) and "Buy" not in other.output
@@ -332,7 +332,7 @@ def test_provision_is_refused_without_yes_and_bought_with_it(ws, invoke, bedrock
     bought = invoke("model", "provision", model_id, "--model-units", "2", "--yes", "--json")
     assert bought.exit_code == 0, bought.output
     assert json.loads(bought.stdout)["provisioned_model_arn"] == pt_arn
-    assert ws.ledger.get_model(model_id)["details"]["provisioned_model_arn"] == pt_arn
+    assert ws.store.models.get(model_id)["details"]["provisioned_model_arn"] == pt_arn
 
     bedrock_model.stub.add_response("delete_provisioned_model_throughput", {}, {"provisionedModelId": pt_arn})
     released = invoke("model", "release", model_id)

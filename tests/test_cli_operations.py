@@ -61,7 +61,7 @@ def published_tools() -> dict[str, Any]:
                     schemas = {t.name: t.input_schema for t in (await client.list_tools()).tools}
                 return {name: (server._tool_manager.get_tool(name).fn, schema) for name, schema in schemas.items()}
             finally:
-                ws.ledger.close()
+                ws.store.close()
 
     return anyio.run(listed)
 

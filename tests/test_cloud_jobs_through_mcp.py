@@ -64,7 +64,7 @@ async def test_over_budget_is_refused_with_the_quote_and_nothing_uploaded(ws, fa
     text = refused.content[0].text
     assert "per-job budget of $0.00" in text and f"confirm_cost_usd={cost}" in text
     assert _posts(fake, "/files") == 0 and _posts(fake, "/fine_tuning/jobs") == 0
-    assert ws.ledger.list_jobs() == [] and ws.ledger.spend_since(0) == 0
+    assert ws.store.jobs.all() == [] and ws.store.spending.since(0) == 0
 
 
 async def test_confirmed_by_argument_runs_to_a_registered_model(ws, fake, dataset_id):
@@ -102,10 +102,10 @@ async def test_confirmed_by_argument_runs_to_a_registered_model(ws, fake, datase
         # The tuned model answers through prompt_model (chat completions on the same fake).
         answer = _structured(await client.call_tool("prompt_model", {"model": status["model_id"], "prompt": "hello"}))
         assert answer["text"] == f"reply from {status['model_id']}"
-    model = ws.ledger.get_model(status["model_id"])
+    model = ws.store.models.get(status["model_id"])
     assert (model["provider"], model["job_id"], model["dataset_id"]) == ("openai", job["job_id"], dataset_id)
     # The key never reaches the ledger.
-    dumped = json.dumps([ws.ledger.list_jobs(), ws.ledger.events(job["job_id"], None)], default=str)
+    dumped = json.dumps([ws.store.jobs.all(), ws.store.jobs.events(job["job_id"], None)], default=str)
     assert API_KEY not in dumped
 
 
@@ -133,7 +133,7 @@ async def test_an_elicitation_that_does_not_confirm_starts_nothing(ws, fake, dat
         result = await client.call_tool("start_job", {"dataset_id": dataset_id, "provider": "openai"})
     assert result.is_error and "did not confirm" in result.content[0].text
     assert _posts(fake, "/files") == 0 and _posts(fake, "/fine_tuning/jobs") == 0
-    assert ws.ledger.list_jobs() == []
+    assert ws.store.jobs.all() == []
 
 
 def test_daily_cap_across_several_jobs(ws, fake, dataset_id, monkeypatch):
@@ -147,7 +147,7 @@ def test_daily_cap_across_several_jobs(ws, fake, dataset_id, monkeypatch):
     assert _posts(fake, "/fine_tuning/jobs") == 2
     third = orchestrator.start_job(ws, dataset_id, provider="openai", idempotency_key="third-run", confirm_cost_usd=cost)
     assert third["spend"]["approved_by"] == "argument"
-    assert ws.ledger.spend_since(0) == pytest.approx(3 * cost)
+    assert ws.store.spending.since(0) == pytest.approx(3 * cost)
 
 
 def test_refusals_before_spending_leave_nothing(ws, fake, dataset_id, monkeypatch):
@@ -155,7 +155,7 @@ def test_refusals_before_spending_leave_nothing(ws, fake, dataset_id, monkeypatc
     fake.fail("GET", "/fine_tuning/jobs", 403, times=5, code="permission_denied", message="You do not have access to fine-tuning.")
     with pytest.raises(Exception, match="(?i)fine-tun"):
         orchestrator.start_job(ws, dataset_id, provider="openai", confirm_cost_usd=100)
-    assert _posts(fake, "/files") == 0 and ws.ledger.list_jobs() == []
+    assert _posts(fake, "/files") == 0 and ws.store.jobs.all() == []
 
 
 def test_cancel_and_an_unknown_status_through_the_orchestrator(ws, fake, dataset_id):
@@ -163,7 +163,7 @@ def test_cancel_and_an_unknown_status_through_the_orchestrator(ws, fake, dataset
     job = orchestrator.start_job(ws, dataset_id, provider="openai", confirm_cost_usd=100)
     seen = [job["status"]] + [orchestrator.check_job(ws, job["job_id"])["status"] for _ in range(2)]
     assert "defrosting" in seen, seen  # kept verbatim, never a crash
-    warnings = [e["message"] for e in ws.ledger.events(job["job_id"], None) if e["level"] == "warning"]
+    warnings = [e["message"] for e in ws.store.jobs.events(job["job_id"], None) if e["level"] == "warning"]
     assert any("'defrosting'" in w and "does not know" in w for w in warnings)
     cancelled = orchestrator.cancel_job(ws, job["job_id"])
     assert cancelled["status"] == "cancelled" and cancelled["remote_status"] == "cancelled"

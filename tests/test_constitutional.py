@@ -220,13 +220,13 @@ def test_a_refusal_before_any_success_stops_the_run_and_stores_nothing(ws, monke
     monkeypatch.setattr(constitutional.chat_router, "chat", refuse)
     with pytest.raises(UserError, match="could not answer prompt 1: OPENAI_API_KEY is not set"):
         run(ws, prompts=["a", "b"])
-    assert ws.ledger.list_datasets() == []
+    assert ws.store.datasets.all() == []
 
 
 def test_when_every_prompt_fails_nothing_is_stored(ws, scripted: ScriptedChat) -> None:
     with pytest.raises(UserError, match=r"Every prompt failed \(\{'critique_empty': 2\}\)"):
         run(ws, prompts=["EMPTY-CRITIQUE one", "EMPTY-CRITIQUE two"])
-    assert ws.ledger.list_datasets() == []
+    assert ws.store.datasets.all() == []
 
 
 def test_no_dpo_dataset_when_no_revision_changes_anything(ws, scripted: ScriptedChat) -> None:

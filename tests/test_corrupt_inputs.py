@@ -459,4 +459,4 @@ def test_folder_of_only_corrupt_files_is_a_user_error(tmp_path: Path, ws) -> Non
     assert f"{broken}:3: invalid UTF-8" in message
     for fmt in SUPPORTED_FORMATS:  # what is expected
         assert fmt in message, fmt
-    assert ws.ledger.list_datasets() == []
+    assert ws.store.datasets.all() == []

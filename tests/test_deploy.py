@@ -32,7 +32,7 @@ def record_evaluation(ws, per_model_scores: dict[str, list[float]], metric: str 
         for case in range(n_cases):
             outputs = {m: {"text": "", metric: scores[case]} for m, scores in per_model_scores.items()}
             handle.write(json.dumps({"case": case, "outputs": outputs}) + "\n")
-    ws.ledger.add_evaluation({"id": eval_id, "dataset_id": "ds-test", "models": models, "status": "succeeded", "summary": {}, "path": str(folder)})
+    ws.store.evaluations.add({"id": eval_id, "dataset_id": "ds-test", "models": models, "status": "succeeded", "summary": {}, "path": str(folder)})
     return eval_id
 
 

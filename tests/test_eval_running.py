@@ -81,11 +81,11 @@ def test_an_evaluation_stopped_by_an_error_resumes_with_only_the_missing_pieces(
         evaluate(ws, None, [FAST, SLOW], suite=suite, concurrency=3)
     message = str(stopped.value)
     assert "claude-slow could not answer case 7" in message and "refused once" in message
-    [row] = ws.ledger.list_evaluations()
+    [row] = ws.store.evaluations.all()
     eval_id = row["id"]
     assert row["status"] == "interrupted" and "case 7" in row["error"]
     assert f"resume={eval_id!r}" in message
-    stored = ws.ledger.evaluation_results(eval_id)
+    stored = ws.store.evaluations.results(eval_id)
     assert 0 < len(stored) < 24 and (7, "answer:anthropic:claude-slow") not in {(p["case_index"], p["unit"]) for p in stored}
     assert get_evaluation(ws, eval_id)["status"] == "interrupted"
 
@@ -94,7 +94,7 @@ def test_an_evaluation_stopped_by_an_error_resumes_with_only_the_missing_pieces(
     # Only the pieces not stored were asked for again, and the run finished as if it had never stopped.
     assert len(fake.requests) - requests_before == 24 - len(stored)
     assert resumed["id"] == eval_id and resumed["resumed"] is True and resumed["cases"] == 12
-    assert ws.ledger.get_evaluation(eval_id)["status"] == "succeeded"
+    assert ws.store.evaluations.get(eval_id)["status"] == "succeeded"
     assert resumed["summary"][FAST]["exact_match"] == 1.0 and resumed["summary"][SLOW]["exact_match"] == 0.5
     fresh = evaluate(ws, None, [FAST, SLOW], suite=suite)
     assert _answers(resumed, ws) == _answers(fresh, ws)
@@ -113,7 +113,7 @@ def test_resume_refuses_other_settings_and_a_changed_suite(ws, fake, tmp_path):
     fake.fail_next(400, "invalid_request_error", "no")
     with pytest.raises(UserError):
         evaluate(ws, None, [FAST, SLOW], suite=suite, concurrency=1)
-    [row] = ws.ledger.list_evaluations()
+    [row] = ws.store.evaluations.all()
     with pytest.raises(UserError, match="leave models out"):
         evaluate(ws, None, [FAST, "anthropic:claude-other"], resume=row["id"])
     suite.write_text(suite.read_text().replace("Land3", "Land33"), encoding="utf-8")
@@ -135,7 +135,7 @@ def test_transient_failures_are_retried_and_counted_until_the_retries_run_out(ws
     fake.fail_next(529, "overloaded_error", "Overloaded", times=3, headers={"retry-after": "0"})  # the SDK's 3 tries of one call
     with pytest.raises(TransientError, match="overloaded"):
         evaluate(ws, None, [FAST, SLOW], suite=suite, concurrency=1)
-    assert ws.ledger.list_evaluations()[0]["status"] == "interrupted"
+    assert ws.store.evaluations.all()[0]["status"] == "interrupted"
 
 
 def test_calls_are_bounded_by_concurrency_and_spaced_by_the_providers_rate_limit(ws, fake, tmp_path, monkeypatch):
@@ -197,8 +197,8 @@ def test_a_killed_evaluation_process_resumes_to_the_same_result(ws, tiny_model, 
         deadline = time.monotonic() + 120
         eval_id = None
         while time.monotonic() < deadline:
-            rows = ws.ledger.list_evaluations()
-            if rows and len(ws.ledger.evaluation_results(rows[0]["id"])) >= 4:
+            rows = ws.store.evaluations.all()
+            if rows and len(ws.store.evaluations.results(rows[0]["id"])) >= 4:
                 eval_id = rows[0]["id"]
                 break
             assert process.poll() is None, process.stderr.read().decode()[-2000:]
@@ -209,14 +209,14 @@ def test_a_killed_evaluation_process_resumes_to_the_same_result(ws, tiny_model, 
     finally:
         if process.poll() is None:
             process.kill()
-    assert ws.ledger.get_evaluation(eval_id)["status"] == "running"  # nobody lived to say otherwise
-    stored = len(ws.ledger.evaluation_results(eval_id))
+    assert ws.store.evaluations.get(eval_id)["status"] == "running"  # nobody lived to say otherwise
+    stored = len(ws.store.evaluations.results(eval_id))
     total = 16 * 2 * 2  # an answer and a reference likelihood per case and model
     assert stored < total
 
     resumed = evaluate(ws, resume=eval_id)
-    assert resumed["resumed"] is True and ws.ledger.get_evaluation(eval_id)["status"] == "succeeded"
-    assert len(ws.ledger.evaluation_results(eval_id)) == total
+    assert resumed["resumed"] is True and ws.store.evaluations.get(eval_id)["status"] == "succeeded"
+    assert len(ws.store.evaluations.results(eval_id)) == total
     fresh = evaluate(ws, dataset_id, [str(tiny_model), str(twin)], batch_size=1, max_tokens=24)
     assert _answers(resumed, ws) == {(c, m): t for (c, m), t in _answers(fresh, ws).items()}
     for model in resumed["models"]:
@@ -277,7 +277,7 @@ def test_the_cli_runs_a_suite_resumes_it_lists_and_shows_the_markdown_report(ws,
     fake.fail_next(400, "invalid_request_error", "refused for now")
     stopped = cli("eval", "run", "--suite", str(suite), FAST, SLOW, "--concurrency", "2")
     assert stopped.exit_code == 1 and "resume=" in " ".join(stopped.output.split())
-    [row] = ws.ledger.list_evaluations()
+    [row] = ws.store.evaluations.all()
     listed = cli("eval", "list", "--json")
     assert json.loads(listed.output)[0] | {"models": None} == {"eval_id": row["id"], "status": "interrupted", "source": f"suite:{suite.resolve()}", "models": None, "error": row["error"]}
 
@@ -308,7 +308,7 @@ async def test_the_evaluate_tool_resumes_and_returns_the_chart_as_an_image(ws, f
     async with Client(build_server(ws=ws)) as client:
         stopped = await client.call_tool("evaluate", {"models": [FAST, SLOW], "suite": str(suite), "concurrency": 2})
         assert stopped.is_error and "resume=" in stopped.content[0].text
-        [row] = ws.ledger.list_evaluations()
+        [row] = ws.store.evaluations.all()
         resumed = await client.call_tool("evaluate", {"resume": row["id"], "include_chart": True})
         assert not resumed.is_error, resumed.content
         result = resumed.structured_content

@@ -57,7 +57,7 @@ def make_tuned_model(ws, base_dir: Path, base_model: str, *, model_id: str = "ft
     if tokenizer is not None:  # what training does when it was given its own chat template
         tokenizer.save_pretrained(adapter)
     (adapter / "training.json").write_text(json.dumps({"job_id": job_id, "base_model": base_model, "dataset_id": "ds-test"}))
-    ws.ledger.add_model({"id": model_id, "provider": "local", "kind": "tuned", "base_model": base_model,
+    ws.store.models.add({"id": model_id, "provider": "local", "kind": "tuned", "base_model": base_model,
                          "path": str(adapter), "job_id": job_id, "dataset_id": "ds-test"})
     return model_id, adapter
 

@@ -86,7 +86,7 @@ def round_trip(tmp_path_factory, model_cache, embedded_base):
         "tokenizer": tokenizer,
         "prompts": [prompt_ids(tokenizer, p) for p in PROMPTS],
     }
-    ws.ledger.close()
+    ws.store.close()
 
 
 def torch_greedy(model, ids: list[int], n: int) -> tuple[list[int], object]:

@@ -221,7 +221,7 @@ def test_inspect_a_stored_dataset_for_each_provider(ws, demo_paths, tiny_model):
     assert local["quote"]["trained_tokens"] <= 64 * built.counts["train"]
     assert local["quote"]["estimated_seconds"] > 0
     assert all(f["code"] == "truncated" for f in local["findings"])
-    assert ws.ledger.list_jobs() == []  # inspection starts nothing
+    assert ws.store.jobs.all() == []  # inspection starts nothing
 
 
 def test_inspect_refuses_what_it_cannot_judge(ws, tmp_path):

@@ -98,7 +98,7 @@ def test_build_dataset_then_read_it(ws, demo_paths):
     assert json.loads(result["content"][0]["text"]) == structured
 
     # It went to the home given with -e, and nowhere else.
-    rows = ws.ledger.list_datasets()
+    rows = ws.store.datasets.all()
     assert [r["id"] for r in rows] == [dataset_id]
     assert rows[0]["name"] == "inspector demo"
     assert rows[0]["card"]["options"]["seed"] == 3

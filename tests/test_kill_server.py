@@ -207,7 +207,7 @@ async def test_kill_9_at_random_moments_loses_and_duplicates_nothing(ws, tiny_mo
     fake.add_job(status="succeeded", model="gpt-4o-mini-2024-07-18", fine_tuned_model="ft:gpt-4o-mini-2024-07-18:fake-org::old001", finished_at=1_780_000_000, trained_tokens=1000)
     fake.default_script = ["validating_files", "queued", *["running"] * 10, "succeeded"]  # long enough to be killed while followed
     home = Path(ws.settings.home)
-    ws.ledger.close()
+    ws.store.close()
     with FakeOpenAIOverHTTP(fake) as openai_http:
         env = {
             **os.environ, "OPENAI_API_KEY": API_KEY, "MODEL_CUSTOMIZATION_OPENAI_BASE_URL": openai_http.url, "MODEL_CUSTOMIZATION_HOME": str(home),
@@ -224,7 +224,7 @@ async def test_kill_9_at_random_moments_loses_and_duplicates_nothing(ws, tiny_mo
             final = Workspace.open(home)
             from model_customization.jobs.processes import stop_worker
 
-            for job in final.ledger.list_jobs():
+            for job in final.store.jobs.all():
                 if job["worker_pid"] and job["status"] not in TERMINAL:
                     stop_worker(job["worker_pid"], job["id"], grace_seconds=1)
     assert server.kills == sum(KILLS.values())
@@ -243,7 +243,7 @@ async def _phases(server: ServerProcess, rng: random.Random, fake: FakeOpenAI, h
     built = await _session(server, build, None)
     dataset_id = built["dataset_id"]
     state = _check(home, "after the builds")
-    assert [d["id"] for d in state.ledger.list_datasets()] == [dataset_id]
+    assert [d["id"] for d in state.store.datasets.all()] == [dataset_id]
 
     # --- 2. a local job: the server (and twice the worker too) killed while it trains --------------------------------
     job_args = {"dataset_id": dataset_id, "base_model": str(tiny_model), "hyperparameters": {"epochs": 1, "batch_size": 16, "max_seq_length": 256}}
@@ -264,7 +264,7 @@ async def _phases(server: ServerProcess, rng: random.Random, fake: FakeOpenAI, h
     for kill in range(KILLS["training"]):
         await _session(server, train, rng.uniform(0.5, 4.0))
         if kill in worker_kills and local_job:
-            job = Workspace.open(home).ledger.get_job(local_job["job_id"])
+            job = Workspace.open(home).store.jobs.get(local_job["job_id"])
             if job["worker_pid"] and job["status"] not in TERMINAL:
                 try:
                     os.killpg(job["worker_pid"], signal.SIGKILL)
@@ -274,7 +274,7 @@ async def _phases(server: ServerProcess, rng: random.Random, fake: FakeOpenAI, h
     trained = await _session(server, train, None, timeout=300)
     assert trained["status"] == "succeeded", trained
     state = _check(home, "after training")
-    assert [j["id"] for j in state.ledger.list_jobs() if j["provider"] == "local"] == [local_job["job_id"]]
+    assert [j["id"] for j in state.store.jobs.all() if j["provider"] == "local"] == [local_job["job_id"]]
     tuned = trained["model_id"]
 
     # --- 3. an OpenAI job followed through kills; a start cut short is retried under the same idempotency key -------
@@ -293,18 +293,18 @@ async def _phases(server: ServerProcess, rng: random.Random, fake: FakeOpenAI, h
     followed = await _session(server, follow_openai, None)
     assert followed["status"] == "succeeded" and followed["model_id"].startswith("ft:"), followed
     state = _check(home, "after the OpenAI job")
-    assert [j["id"] for j in state.ledger.list_jobs() if j["provider"] == "openai"] == [followed["job_id"]]
+    assert [j["id"] for j in state.store.jobs.all() if j["provider"] == "openai"] == [followed["job_id"]]
     created = [b for m, t, b in fake.request_bodies if (m, t) == ("POST", "/fine_tuning/jobs")]
     # However many creates were cut short, OpenAI holds one job of ours (the other is the history job made above).
     remote_jobs = [j["object"] for j in fake.jobs.values() if (j["object"].get("metadata") or {}).get("mc_idempotency_key")]
     assert [(j["metadata"]["mc_job_id"], j["id"]) for j in remote_jobs] == [(followed["job_id"], followed["remote_id"])], (created, remote_jobs)
-    assert state.ledger.get_model(followed["model_id"])["job_id"] == followed["job_id"]
+    assert state.store.models.get(followed["model_id"])["job_id"] == followed["job_id"]
 
     # --- 4. an evaluation killed part-way, resumed (or started, if the kill came before it was recorded) -------------
     eval_args = {"dataset_id": dataset_id, "models": [str(tiny_model), tuned], "limit": 4, "max_tokens": 4}
 
     async def evaluate(client: Client) -> dict[str, Any]:
-        known = Workspace.open(home).ledger.list_evaluations()
+        known = Workspace.open(home).store.evaluations.all()
         if known:
             return await _call(client, "evaluate", {"resume": known[0]["id"]})
         return await _call(client, "evaluate", eval_args)
@@ -314,7 +314,7 @@ async def _phases(server: ServerProcess, rng: random.Random, fake: FakeOpenAI, h
         _check(home, f"during evaluation #{kill + 1}")
     report = await _session(server, evaluate, None)
     state = _check(home, "after the evaluation")
-    evaluations = state.ledger.list_evaluations()
+    evaluations = state.store.evaluations.all()
     assert [(e["id"], e["status"]) for e in evaluations] == [(report["eval_id"], "succeeded")]
     assert report["cases"] == 4 and set(report["scores"]) == {str(Path(tiny_model).resolve()), tuned}
 
@@ -330,7 +330,7 @@ def test_the_integrity_check_finds_each_kind_of_damage(ws, demo_paths):
 
     dataset_id = build_dataset(ws, demo_paths).dataset_id
     assert check_ledger(ws) == []
-    folder = Path(ws.ledger.get_dataset(dataset_id)["path"])
+    folder = Path(ws.store.datasets.get(dataset_id)["path"])
 
     # A split cut short, as a crash in the middle of writing it in place would leave it.
     train = folder / "train.jsonl"
@@ -343,11 +343,11 @@ def test_the_integrity_check_finds_each_kind_of_damage(ws, demo_paths):
 
     # A succeeded job whose adapter is gone, two active jobs under one idempotency key, a report that is missing.
     base = {"provider": "local", "base_model": "tiny", "dataset_id": dataset_id, "method": "sft", "hyperparameters": {}}
-    ws.ledger.add_job({**base, "id": "job-done", "status": "succeeded", "model_id": "ft-done"})
-    ws.ledger.add_model({"id": "ft-done", "provider": "local", "kind": "tuned", "base_model": "tiny", "path": str(ws.settings.jobs_dir / "job-done" / "adapter"), "job_id": "job-done", "dataset_id": dataset_id})
+    ws.store.jobs.add({**base, "id": "job-done", "status": "succeeded", "model_id": "ft-done"})
+    ws.store.models.add({"id": "ft-done", "provider": "local", "kind": "tuned", "base_model": "tiny", "path": str(ws.settings.jobs_dir / "job-done" / "adapter"), "job_id": "job-done", "dataset_id": dataset_id})
     for job_id in ("job-a", "job-b"):
-        ws.ledger.add_job({**base, "id": job_id, "provider": "openai", "status": "running", "idempotency_key": "mc-same"})
-    ws.ledger.add_evaluation({"id": "eval-x", "dataset_id": dataset_id, "models": ["a", "b"], "status": "succeeded", "summary": {}, "path": str(ws.settings.evals_dir / "eval-x")})
+        ws.store.jobs.add({**base, "id": job_id, "provider": "openai", "status": "running", "idempotency_key": "mc-same"})
+    ws.store.evaluations.add({"id": "eval-x", "dataset_id": dataset_id, "models": ["a", "b"], "status": "succeeded", "summary": {}, "path": str(ws.settings.evals_dir / "eval-x")})
     (ws.settings.datasets_dir / f".{dataset_id}-tmp123").mkdir()
     problems = check_ledger(ws)
     assert any("ft-done" in p and "adapter_model.safetensors" in p for p in problems), problems

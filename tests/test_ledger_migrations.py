@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from model_customization.errors import UserError
-from model_customization.jobs.ledger import HEAD_REVISION, MIGRATIONS_DIR, Ledger, mask_url, normalize_store_url
+from model_customization.store.database import HEAD_REVISION, MIGRATIONS_DIR, Store, mask_url, normalize_store_url
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -65,8 +65,8 @@ def _make_legacy_ledger(url: str) -> None:
     engine.dispose()
 
 
-def _columns(ledger: Ledger, table: str) -> set[str]:
-    return {c["name"] for c in sa.inspect(ledger.engine).get_columns(table)}
+def _columns(store: Store, table: str) -> set[str]:
+    return {c["name"] for c in sa.inspect(store.engine).get_columns(table)}
 
 
 def test_head_revision_is_the_newest_migration_and_ships_in_the_package() -> None:
@@ -77,30 +77,30 @@ def test_head_revision_is_the_newest_migration_and_ships_in_the_package() -> Non
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     scripts = ScriptDirectory.from_config(config)
     assert scripts.get_heads() == [HEAD_REVISION]
-    assert MIGRATIONS_DIR.parent.name == "jobs" and (MIGRATIONS_DIR / "env.py").is_file()
+    assert MIGRATIONS_DIR.parent.name == "store" and (MIGRATIONS_DIR / "env.py").is_file()
     # Every revision on the one line from the base to the head, each with a downgrade.
     assert [r.revision for r in scripts.walk_revisions()][::-1][0] == "0001_baseline"
 
 
 def test_an_old_ledger_made_before_migrations_keeps_its_rows_and_gains_the_rest(store_url: str) -> None:
     _make_legacy_ledger(store_url)
-    ledger = Ledger(store_url)
-    assert ledger.schema_revision() == HEAD_REVISION
-    job = ledger.get_job("job-old")
+    store = Store(store_url)
+    assert store.schema_revision() == HEAD_REVISION
+    job = store.jobs.get("job-old")
     assert job["status"] == "succeeded" and job["step"] == 40 and job["hyperparameters"] == {"epochs": 3} and job["created_at"] == 2.25
     assert job["remote_id"] is None and job["worker_host"] is None and job["lease_expires_at"] is None
-    assert {"remote_id", "idempotency_key", "details", "queued_at", "worker_host", "lease_expires_at"} <= _columns(ledger, "jobs")
-    assert ledger.get_evaluation("ev-old")["summary"] == {"a": 1}
+    assert {"remote_id", "idempotency_key", "details", "queued_at", "worker_host", "lease_expires_at"} <= _columns(store, "jobs")
+    assert store.evaluations.get("ev-old")["summary"] == {"a": 1}
     # The missing tables exist and work, the missing index was made.
-    ledger.add_deployment({"agent": "triage", "model": "model-old", "action": "deploy"})
-    ledger.add_spend({"job_id": "job-old", "provider": "openai", "committed_usd": 1.0, "approved_by": "budget"})
-    ledger.update_evaluation("ev-old", plan={"cases": 2})
-    assert ledger.get_evaluation("ev-old")["plan"] == {"cases": 2}
-    assert "ix_jobs_idempotency_key" in {i["name"] for i in sa.inspect(ledger.engine).get_indexes("jobs")}
-    ledger.update_job("job-old", idempotency_key="k", details={"a": [1]})
-    assert ledger.job_by_idempotency_key("local", "k")["details"] == {"a": [1]}
-    ledger.close()
-    assert Ledger(store_url).get_dataset("ds-old")["counts"] == {"train": 20}  # and it reopens as it is
+    store.deployments.add({"agent": "triage", "model": "model-old", "action": "deploy"})
+    store.spending.add({"job_id": "job-old", "provider": "openai", "committed_usd": 1.0, "approved_by": "budget"})
+    store.evaluations.update("ev-old", plan={"cases": 2})
+    assert store.evaluations.get("ev-old")["plan"] == {"cases": 2}
+    assert "ix_jobs_idempotency_key" in {i["name"] for i in sa.inspect(store.engine).get_indexes("jobs")}
+    store.jobs.update("job-old", idempotency_key="k", details={"a": [1]})
+    assert store.jobs.by_idempotency_key("local", "k")["details"] == {"a": [1]}
+    store.close()
+    assert Store(store_url).datasets.get("ds-old")["counts"] == {"train": 20}  # and it reopens as it is
 
 
 def test_a_ledger_at_an_earlier_revision_gets_the_columns_of_later_ones(store_url: str) -> None:
@@ -124,20 +124,20 @@ def test_a_ledger_at_an_earlier_revision_gets_the_columns_of_later_ones(store_ur
         )
     engine.dispose()
 
-    ledger = Ledger(store_url)
-    assert ledger.schema_revision() == HEAD_REVISION
-    assert {"worker_host", "lease_expires_at"} <= _columns(ledger, "jobs")
-    assert ledger.get_job("job-1")["status"] == "queued"
-    assert ledger.reserve_job("job-1", "host-a") and ledger.get_job("job-1")["worker_host"] == "host-a"
-    ledger.close()
+    store = Store(store_url)
+    assert store.schema_revision() == HEAD_REVISION
+    assert {"worker_host", "lease_expires_at"} <= _columns(store, "jobs")
+    assert store.jobs.get("job-1")["status"] == "queued"
+    assert store.jobs.reserve("job-1", "host-a") and store.jobs.get("job-1")["worker_host"] == "host-a"
+    store.close()
 
 
 def _open_in_process(url: str, barrier, results) -> None:
     barrier.wait(60)
     try:
-        ledger = Ledger(url)
-        results.put(("ok", ledger.schema_revision()))
-        ledger.close()
+        store = Store(url)
+        results.put(("ok", store.schema_revision()))
+        store.close()
     except Exception as error:  # noqa: BLE001 - reported to the test
         results.put(("error", f"{type(error).__name__}: {error}"))
 
@@ -155,12 +155,12 @@ def test_several_processes_opening_one_ledger_at_once_do_not_race(store_url: str
     for process in processes:
         process.join(30)
     assert outcomes == [("ok", HEAD_REVISION)] * 4
-    ledger = Ledger(store_url)
-    with ledger.engine.connect() as conn:
+    store = Store(store_url)
+    with store.engine.connect() as conn:
         assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all() == [HEAD_REVISION]
     if legacy:
-        assert ledger.get_job("job-old")["model_id"] == "model-old"
-    ledger.close()
+        assert store.jobs.get("job-old")["model_id"] == "model-old"
+    store.close()
 
 
 def test_store_urls_are_normalised_and_masked() -> None:
@@ -175,7 +175,7 @@ def test_store_urls_are_normalised_and_masked() -> None:
 def test_a_wrong_password_is_refused_without_showing_it(postgres_server) -> None:
     wrong = "not-the-" + postgres_server.password
     with pytest.raises(UserError) as refused:
-        Ledger(postgres_server.url("postgres", password=wrong))
+        Store(postgres_server.url("postgres", password=wrong))
     message = str(refused.value)
     assert "password authentication failed" in message and "Cannot open the ledger" in message
     assert wrong not in message and postgres_server.password not in message
@@ -190,19 +190,19 @@ def test_an_unreachable_server_and_a_bad_url_are_clear_errors_without_the_passwo
         closed_port = probe.getsockname()[1]
     started = time.monotonic()
     with pytest.raises(UserError) as unreachable:
-        Ledger(f"postgresql://postgres:topsecret-pw@127.0.0.1:{closed_port}/ledger?connect_timeout=5")
+        Store(f"postgresql://postgres:topsecret-pw@127.0.0.1:{closed_port}/ledger?connect_timeout=5")
     assert "topsecret-pw" not in str(unreachable.value) and f"127.0.0.1:{closed_port}" in str(unreachable.value)
     assert "database server is running" in str(unreachable.value) and time.monotonic() - started < 30
     with pytest.raises(UserError) as bad:
-        Ledger("mysqlx://root:topsecret-pw@host/db")
+        Store("mysqlx://root:topsecret-pw@host/db")
     assert "topsecret-pw" not in str(bad.value) and "MODEL_CUSTOMIZATION_STORE_URL" in str(bad.value)
 
 
 def test_the_ledger_never_shows_its_password(pg_url: str, postgres_server) -> None:
-    ledger = Ledger(pg_url)
-    assert postgres_server.password not in ledger.url and postgres_server.password not in repr(ledger.engine)
-    assert ledger.dialect == "postgresql" and ledger.engine.url.drivername == "postgresql+psycopg"
-    ledger.close()
+    store = Store(pg_url)
+    assert postgres_server.password not in store.url and postgres_server.password not in repr(store.engine)
+    assert store.dialect == "postgresql" and store.engine.url.drivername == "postgresql+psycopg"
+    store.close()
 
 
 def test_settings_and_workspace_reprs_leave_the_store_password_out(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:

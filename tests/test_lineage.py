@@ -46,10 +46,10 @@ def lineage_world(ws, tiny_model, tmp_path):
 
     files = _memory_files(tmp_path)
     dataset_id = build_dataset(ws, files, name="tags").dataset_id
-    ws.ledger.add_job({"id": "job-lin1", "provider": "local", "base_model": str(tiny_model), "dataset_id": dataset_id, "method": "sft",
+    ws.store.jobs.add({"id": "job-lin1", "provider": "local", "base_model": str(tiny_model), "dataset_id": dataset_id, "method": "sft",
                        "hyperparameters": {"epochs": 1, "batch_size": 8}, "status": "queued"})  # fmt: skip
     train_job(ws, "job-lin1")
-    assert ws.ledger.get_job("job-lin1")["status"] == "succeeded"
+    assert ws.store.jobs.get("job-lin1")["status"] == "succeeded"
     report = evaluate(ws, dataset_id, [str(tiny_model), "ft-lin1"], limit=3, max_tokens=4)
     deploy_model(ws, "coder", "ft-lin1")  # first assignment: no gate
     deploy_model(ws, "reviewer", str(tiny_model))
@@ -67,10 +67,10 @@ def test_a_tuned_model_shows_every_link_of_its_lineage(ws, lineage_world):
     assert lineage["model"]["base_model"] == world["base"] and lineage["model"]["uri"] == "models://ft-lin1"
     assert lineage["job"]["id"] == "job-lin1" and lineage["job"]["status"] == "succeeded" and lineage["job"]["method"] == "sft"
     assert lineage["job"]["hyperparameters"]["epochs"] == 1
-    card = ws.ledger.get_dataset(world["dataset_id"])["card"]
+    card = ws.store.datasets.get(world["dataset_id"])["card"]
     assert lineage["dataset"]["id"] == world["dataset_id"] and lineage["dataset"]["name"] == "tags"
     assert lineage["dataset"]["content_sha256"] == card["content_sha256"] and world["dataset_id"].endswith(card["content_sha256"][:12])
-    assert lineage["dataset"]["counts"] == ws.ledger.get_dataset(world["dataset_id"])["counts"]
+    assert lineage["dataset"]["counts"] == ws.store.datasets.get(world["dataset_id"])["counts"]
     # The memory files it learned from, with the hashes of their bytes.
     assert sorted((Path(s["path"]).resolve(), s["sha256"]) for s in lineage["sources"]) == sorted((p.resolve(), _sha256(p)) for p in world["files"])
 
@@ -119,7 +119,7 @@ def test_base_and_cloud_models_get_the_lineage_that_exists(ws, lineage_world):
 def test_a_missing_report_is_tolerated_and_said(ws, lineage_world):
     from model_customization.registry import model_lineage
 
-    folder = Path(ws.ledger.get_evaluation(lineage_world["eval"]["id"])["path"])
+    folder = Path(ws.store.evaluations.get(lineage_world["eval"]["id"])["path"])
     (folder / "report.json").unlink()
     [evaluation] = model_lineage(ws, "ft-lin1")["evaluations"]
     assert evaluation["report"].startswith("missing:") and evaluation["comparisons"] == []

@@ -48,9 +48,9 @@ def anyio_backend() -> str:
 
 
 def add_job(ws: Workspace, job_id: str = "job-plot", status: str = "running", base_model: str = "SmolLM2-135M-Instruct") -> str:
-    if not ws.ledger.get_dataset("ds-plot"):
-        ws.ledger.add_dataset({"id": "ds-plot", "name": "plot", "created_at": 0.0, "path": "/nowhere", "counts": {"train": 10}, "card": {}})
-    ws.ledger.add_job(
+    if not ws.store.datasets.get("ds-plot"):
+        ws.store.datasets.add({"id": "ds-plot", "name": "plot", "created_at": 0.0, "path": "/nowhere", "counts": {"train": 10}, "card": {}})
+    ws.store.jobs.add(
         {"id": job_id, "provider": "local", "base_model": base_model, "dataset_id": "ds-plot", "method": "sft", "hyperparameters": {}, "status": status}
     )
     return job_id
@@ -66,13 +66,13 @@ def train(ws: Workspace, job_id: str, steps_per_epoch: int = 10, epochs: int = 2
             fraction = epoch + (i + 1) / steps_per_epoch
             loss = 1.0 + 2.0 * math.exp(-step / (total / 3)) + 0.1 * math.sin(step) + (bump if step == 3 else 0.0)
             lr = 1e-3 * (1 - step / total)
-            ws.ledger.record_step(
+            ws.store.jobs.record_step(
                 job_id,
                 {"step": step, "epoch": fraction, "train_loss": loss, "learning_rate": lr, "tokens_per_second": 150.0},
                 step=step, epoch=fraction, train_loss=loss, total_steps=total,
             )
         if validation:
-            ws.ledger.add_metric(job_id, step=step, epoch=float(epoch + 1), validation_loss=1.2 + 1.5 * math.exp(-step / (total / 3)))
+            ws.store.jobs.add_metric(job_id, step=step, epoch=float(epoch + 1), validation_loss=1.2 + 1.5 * math.exp(-step / (total / 3)))
 
 
 def decode(png: bytes) -> Image.Image:
@@ -114,7 +114,7 @@ def test_equal_data_gives_equal_bytes_and_different_data_different_bytes(ws, tmp
         train(other, add_job(other))
         assert loss_curve_png(other, job_id) == first
     finally:
-        other.ledger.close()
+        other.store.close()
 
     changed = add_job(ws, "job-bumped")
     train(ws, changed, bump=0.8)
@@ -137,12 +137,12 @@ def test_validation_loss_is_drawn_only_when_recorded(ws):
 def test_long_runs_are_smoothed_and_odd_values_do_not_break_the_plot(ws):
     long_job = add_job(ws, "job-long", base_model="/very/long/path/to/models/my-llama")
     train(ws, long_job, steps_per_epoch=150, epochs=2)
-    ws.ledger.record_step(long_job, {"step": 301, "epoch": 2.01, "train_loss": float("nan"), "learning_rate": None}, step=301)
-    ws.ledger.record_step(long_job, {"step": 302, "epoch": 2.02, "train_loss": float("inf"), "learning_rate": None}, step=302)
+    ws.store.jobs.record_step(long_job, {"step": 301, "epoch": 2.01, "train_loss": float("nan"), "learning_rate": None}, step=301)
+    ws.store.jobs.record_step(long_job, {"step": 302, "epoch": 2.02, "train_loss": float("inf"), "learning_rate": None}, step=302)
     image = decode(loss_curve_png(ws, long_job))
     assert image.size == SIZE
     single = add_job(ws, "job-one-step")
-    ws.ledger.record_step(single, {"step": 1, "epoch": 0.1, "train_loss": 2.5, "learning_rate": 1e-4}, step=1)
+    ws.store.jobs.record_step(single, {"step": 1, "epoch": 0.1, "train_loss": 2.5, "learning_rate": 1e-4}, step=1)
     assert decode(loss_curve_png(ws, single)).size == SIZE
 
 
@@ -179,7 +179,7 @@ async def test_loss_png_and_events_resources(ws):
     job_id = add_job(ws)
     train(ws, job_id)
     for i in range(30):  # more than check_job's window: the resource must hold every one
-        ws.ledger.add_event(job_id, f"event {i}")
+        ws.store.jobs.add_event(job_id, f"event {i}")
     async with Client(build_server(ws=ws)) as client:
         templates = {t.uri_template: t for t in (await client.list_resource_templates()).resource_templates}
         assert templates["jobs://{job_id}/loss.png"].mime_type == "image/png"

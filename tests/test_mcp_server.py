@@ -384,7 +384,7 @@ async def test_errors_name_the_next_step(ws, tmp_path, demo_paths):
 
         # Nothing was recorded by any refused call.
         assert (await call_ok(client, "list_jobs"))["jobs"] == []
-    assert ws.ledger.list_jobs() == []
+    assert ws.store.jobs.all() == []
 
 
 # --- cancel -------------------------------------------------------------------------------------------------
@@ -399,12 +399,12 @@ async def test_cancel_a_running_job(ws, embedded_base, demo_paths):
         job_id = job["job_id"]
         try:
             await poll_job(client, job_id, {"running"}, timeout=90)
-            pid = ws.ledger.get_job(job_id)["worker_pid"]
+            pid = ws.store.jobs.get(job_id)["worker_pid"]
             assert pid and worker_alive(pid, job_id)
 
             cancelled = await call_ok(client, "cancel_job", {"job_id": job_id})
         finally:
-            if ws.ledger.get_job(job_id)["status"] not in TERMINAL:
+            if ws.store.jobs.get(job_id)["status"] not in TERMINAL:
                 await client.call_tool("cancel_job", {"job_id": job_id})
 
         assert cancelled["status"] == "cancelled"

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from model_customization.jobs.ledger import Ledger, this_host
+from model_customization.store.database import Store
+from model_customization.store.status import this_host
 
 pytestmark = pytest.mark.timeout(180)
 QUICK_WORKER = Path(__file__).resolve().parent / "quick_worker.py"
@@ -33,7 +34,7 @@ job_ids = sys.argv[2].split(",")
 launched, deadline = [], time.monotonic() + 120
 while time.monotonic() < deadline:
     launched += dispatch(ws)
-    states = {job_id: ws.ledger.get_job(job_id)["status"] for job_id in job_ids}
+    states = {job_id: ws.store.jobs.get(job_id)["status"] for job_id in job_ids}
     if all(state in ("succeeded", "failed", "cancelled") for state in states.values()):
         break
     time.sleep(0.05)
@@ -47,11 +48,11 @@ def _env(store_url: str, log: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def _queue_jobs(ledger: Ledger, count: int, prefix: str = "job") -> list[str]:
-    ledger.add_dataset({"id": "ds-1", "name": "n", "created_at": time.time(), "path": "/d", "counts": {"train": 20}, "card": {"method": "sft"}})
+def _queue_jobs(store: Store, count: int, prefix: str = "job") -> list[str]:
+    store.datasets.add({"id": "ds-1", "name": "n", "created_at": time.time(), "path": "/d", "counts": {"train": 20}, "card": {"method": "sft"}})
     job_ids = [f"{prefix}-{n}" for n in range(count)]
     for n, job_id in enumerate(job_ids):
-        ledger.add_job(
+        store.jobs.add(
             {"id": job_id, "provider": "local", "base_model": "base", "dataset_id": "ds-1", "method": "sft", "hyperparameters": {},
              "status": "queued", "launcher": LAUNCHER, "attempts": 0, "queued_at": time.time() + n * 0.001}
         )
@@ -85,8 +86,8 @@ def _wait_for(predicate, timeout: float = 60.0, pause: float = 0.1):
 
 
 def test_dispatchers_racing_on_one_ledger_run_each_job_exactly_once(store_url: str, tmp_path: Path) -> None:
-    ledger = Ledger(store_url)
-    job_ids = _queue_jobs(ledger, 6)
+    store = Store(store_url)
+    job_ids = _queue_jobs(store, 6)
     log = tmp_path / "executions.log"
     # Three servers, each with its own data home: two on machine "host-a", one on "host-b"; two jobs per machine at once.
     hosts = ["host-a", "host-a", "host-b"]
@@ -113,9 +114,9 @@ def test_dispatchers_racing_on_one_ledger_run_each_job_exactly_once(store_url: s
     executions = _executions(log)
     assert sorted(job for job, *_ in executions) == sorted(job_ids)  # each job executed exactly once
     for job_id in job_ids:
-        job = ledger.get_job(job_id)
-        launches = [e["message"] for e in ledger.events(job_id, limit=None) if e["message"].startswith("worker process")]
-        assert len(launches) == 1, [(e["at"], e["level"], e["message"]) for e in ledger.events(job_id, limit=None)]
+        job = store.jobs.get(job_id)
+        launches = [e["message"] for e in store.jobs.events(job_id, limit=None) if e["message"].startswith("worker process")]
+        assert len(launches) == 1, [(e["at"], e["level"], e["message"]) for e in store.jobs.events(job_id, limit=None)]
         assert job["attempts"] == 1 and job["worker_host"] in ("host-a", "host-b")
         assert launches[0].endswith(f"launched on {job['worker_host']}")
     # Each machine kept to its limit, though two servers on host-a dispatched from different data homes.
@@ -123,7 +124,7 @@ def test_dispatchers_racing_on_one_ledger_run_each_job_exactly_once(store_url: s
         intervals = [(start, end) for _, _, ran_on, start, end in executions if ran_on == host]
         assert _most_at_once(intervals) <= 2
     assert {host for _, _, host, _, _ in executions} == {"host-a", "host-b"}  # both machines took work
-    ledger.close()
+    store.close()
 
 
 @pytest.fixture
@@ -137,7 +138,7 @@ def shared_ws(store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.delenv("MODEL_CUSTOMIZATION_HOME", raising=False)
     ws = Workspace.open(tmp_path / "home")
     yield ws, log
-    ws.ledger.close()
+    ws.store.close()
 
 
 def _dead_pid() -> int:
@@ -150,26 +151,26 @@ def test_expired_leases_are_taken_over_and_dead_local_workers_resumed(shared_ws)
     from model_customization.jobs.orchestrator import dispatch
 
     ws, log = shared_ws
-    ledger = ws.ledger
-    ids = _queue_jobs(ledger, 4)
+    store = ws.store
+    ids = _queue_jobs(store, 4)
     remote_dead, remote_alive, local_dead, stale_reservation = ids
     now = time.time()
-    ledger.update_job(remote_dead, status="running", worker_host="dead-host", worker_pid=4_000_000, lease_expires_at=now - 1, attempts=1, started_at=now - 60)
-    ledger.update_job(remote_alive, status="running", worker_host="busy-host", worker_pid=4_000_001, lease_expires_at=now + 600, attempts=1)
-    ledger.update_job(local_dead, status="running", worker_host=this_host(), worker_pid=_dead_pid(), lease_expires_at=now + 600, attempts=1)
-    ledger.update_job(stale_reservation, worker_host="crashed-dispatcher", lease_expires_at=now - 1)
+    store.jobs.update(remote_dead, status="running", worker_host="dead-host", worker_pid=4_000_000, lease_expires_at=now - 1, attempts=1, started_at=now - 60)
+    store.jobs.update(remote_alive, status="running", worker_host="busy-host", worker_pid=4_000_001, lease_expires_at=now + 600, attempts=1)
+    store.jobs.update(local_dead, status="running", worker_host=this_host(), worker_pid=_dead_pid(), lease_expires_at=now + 600, attempts=1)
+    store.jobs.update(stale_reservation, worker_host="crashed-dispatcher", lease_expires_at=now - 1)
 
     launched = dispatch(ws)
     assert sorted(launched) == sorted([remote_dead, local_dead, stale_reservation])
     for job_id in launched:
-        _wait_for(lambda: ledger.get_job(job_id)["status"] == "succeeded")
-    messages = {job_id: " | ".join(e["message"] for e in ledger.events(job_id, limit=None)) for job_id in ids}
+        _wait_for(lambda: store.jobs.get(job_id)["status"] == "succeeded")
+    messages = {job_id: " | ".join(e["message"] for e in store.jobs.events(job_id, limit=None)) for job_id in ids}
     assert "on dead-host stopped renewing its lease; taken over by" in messages[remote_dead]
     assert "ended without reporting a result" in messages[local_dead]  # the same-machine path, as before
     assert "reservation by crashed-dispatcher ran out" in messages[stale_reservation]
-    assert ledger.get_job(remote_dead)["attempts"] == 2 and ledger.get_job(remote_dead)["worker_host"] == this_host()
+    assert store.jobs.get(remote_dead)["attempts"] == 2 and store.jobs.get(remote_dead)["worker_host"] == this_host()
     # A worker on another machine that keeps its lease is left alone: this server cannot see its process.
-    alive = ledger.get_job(remote_alive)
+    alive = store.jobs.get(remote_alive)
     assert alive["status"] == "running" and alive["worker_pid"] == 4_000_001 and "taken over" not in messages[remote_alive]
     assert sorted(job for job, *_ in _executions(log)) == sorted(launched)
 
@@ -181,9 +182,9 @@ def test_a_worker_stops_when_its_job_is_cancelled_from_another_machine(shared_ws
     ws, log = shared_ws
     monkeypatch.setenv("MODEL_CUSTOMIZATION_LEASE_SECONDS", "1.5")  # the worker renews every 0.5 s
     monkeypatch.setenv("QUICK_WORKER_SECONDS", "60")
-    (job_id,) = _queue_jobs(ws.ledger, 1)
+    (job_id,) = _queue_jobs(ws.store, 1)
     assert dispatch(ws) == [job_id]
-    running = _wait_for(lambda: (job := ws.ledger.get_job(job_id))["status"] == "running" and job)
+    running = _wait_for(lambda: (job := ws.store.jobs.get(job_id))["status"] == "running" and job)
     pid = running["worker_pid"]
     assert worker_alive(pid, job_id)
     # cancel_job on a server of another machine: it records the cancellation but cannot signal the process.
@@ -192,10 +193,10 @@ def test_a_worker_stops_when_its_job_is_cancelled_from_another_machine(shared_ws
     monkeypatch.setenv("MODEL_CUSTOMIZATION_HOST_ID", "other-machine")
     assert cancel_job(ws, job_id)["status"] == "cancelled"
     assert worker_alive(pid, job_id)  # not signalled from here
-    assert any("stops at its next lease renewal" in e["message"] for e in ws.ledger.events(job_id, limit=None))
+    assert any("stops at its next lease renewal" in e["message"] for e in ws.store.jobs.events(job_id, limit=None))
     started = time.monotonic()
     _wait_for(lambda: not worker_alive(pid, job_id), timeout=20)
     assert time.monotonic() - started < 10
-    assert any(f"worker process {pid}" in e["message"] and "stops: it was cancelled" in e["message"] for e in ws.ledger.events(job_id, limit=None))
+    assert any(f"worker process {pid}" in e["message"] and "stops: it was cancelled" in e["message"] for e in ws.store.jobs.events(job_id, limit=None))
     assert _executions(log) == []  # it never got to finish
-    assert ws.ledger.get_job(job_id)["status"] == "cancelled"
+    assert ws.store.jobs.get(job_id)["status"] == "cancelled"

@@ -24,11 +24,11 @@ def test_two_processes_train_like_one_process_accumulating_two_batches(ws, tiny_
     parallel = wait_for_job(launched, job["job_id"], timeout=300, poll=0.2)
     log = (ws.settings.jobs_dir / job["job_id"] / "worker.log").read_text()[-3000:]
     assert parallel["status"] == "succeeded", (parallel, log)
-    assert any("2 processes" in e["message"] for e in launched.ledger.events(job["job_id"], None))
+    assert any("2 processes" in e["message"] for e in launched.store.jobs.events(job["job_id"], None))
 
     assert parallel["total_steps"] == single["total_steps"]
-    losses_single = [m["train_loss"] for m in ws.ledger.metrics(single["job_id"]) if m["train_loss"] is not None]
-    losses_parallel = [m["train_loss"] for m in ws.ledger.metrics(job["job_id"]) if m["train_loss"] is not None]
+    losses_single = [m["train_loss"] for m in ws.store.jobs.metrics(single["job_id"]) if m["train_loss"] is not None]
+    losses_parallel = [m["train_loss"] for m in ws.store.jobs.metrics(job["job_id"]) if m["train_loss"] is not None]
     assert len(losses_parallel) == parallel["total_steps"], "one process reports, once per step"
     for a, b in zip(losses_single, losses_parallel):
         assert abs(a - b) <= 1e-4 * max(1.0, abs(a)), (a, b)
@@ -36,7 +36,7 @@ def test_two_processes_train_like_one_process_accumulating_two_batches(ws, tiny_
     from safetensors.torch import load_file
 
     def adapter(model_id: str):
-        return load_file(Path(ws.ledger.get_model(model_id)["path"]) / "adapter_model.safetensors")
+        return load_file(Path(ws.store.models.get(model_id)["path"]) / "adapter_model.safetensors")
 
     a, b = adapter(single["model_id"]), adapter(parallel["model_id"])
     assert a.keys() == b.keys()

@@ -52,24 +52,24 @@ def start(ws, provider, dataset_id: str, *, base_model: str | None = None, metho
     key = idempotency_key(dataset_id, base, method, hp)
     existing = provider.find_existing(ws, key)
     job_id = "job-" + uuid.uuid4().hex[:8]
-    ws.ledger.add_job(
+    ws.store.jobs.add(
         {"id": job_id, "provider": "openai", "base_model": base, "dataset_id": dataset_id, "method": method, "hyperparameters": hp, "status": "queued", "idempotency_key": key, "details": {"options": options or {}}}
     )
-    ws.ledger.add_spend({"job_id": job_id, "provider": "openai", "quoted_usd": quote["estimated_cost_usd"], "committed_usd": quote["estimated_cost_usd"] or 0.0, "approved_by": "argument"})
-    submitted = existing or provider.submit(ws, ws.ledger.get_job(job_id))
-    details = {**(ws.ledger.get_job(job_id)["details"] or {}), **submitted["details"]}
-    ws.ledger.update_job(job_id, remote_id=submitted["remote_id"], remote_status=submitted["remote_status"], details=details)
-    return ws.ledger.get_job(job_id)
+    ws.store.spending.add({"job_id": job_id, "provider": "openai", "quoted_usd": quote["estimated_cost_usd"], "committed_usd": quote["estimated_cost_usd"] or 0.0, "approved_by": "argument"})
+    submitted = existing or provider.submit(ws, ws.store.jobs.get(job_id))
+    details = {**(ws.store.jobs.get(job_id)["details"] or {}), **submitted["details"]}
+    ws.store.jobs.update(job_id, remote_id=submitted["remote_id"], remote_status=submitted["remote_status"], details=details)
+    return ws.store.jobs.get(job_id)
 
 
 def refresh(ws, provider, job_id: str, times: int = 1) -> dict[str, Any]:
     for _ in range(times):
-        provider.refresh(ws, ws.ledger.get_job(job_id))
-    return ws.ledger.get_job(job_id)
+        provider.refresh(ws, ws.store.jobs.get(job_id))
+    return ws.store.jobs.get(job_id)
 
 
 def event_messages(ws, job_id: str) -> list[str]:
-    return [e["message"] for e in ws.ledger.events(job_id, limit=None)]
+    return [e["message"] for e in ws.store.jobs.events(job_id, limit=None)]
 
 
 def created_jobs(fake: FakeOpenAI) -> list[dict[str, Any]]:
@@ -167,21 +167,21 @@ def test_success_to_the_end(ws, fake, provider, dataset_id):
     assert job["status"] == "succeeded" and job["error"] is None
 
     remote = fake.jobs[job["remote_id"]]["object"]
-    metrics = ws.ledger.metrics(job["id"])
+    metrics = ws.store.jobs.metrics(job["id"])
     assert [m["step"] for m in metrics] == list(range(1, fake.total_steps + 1))
     assert all(m["train_loss"] is not None for m in metrics)
     assert metrics[-1]["epoch"] == pytest.approx(3.0)
     assert [m["step"] for m in metrics if m["validation_loss"] is not None] == [2, 4, 6]  # epoch ends
     assert job["step"] == fake.total_steps and job["train_loss"] == metrics[-1]["train_loss"]
 
-    model = ws.ledger.get_model(remote["fine_tuned_model"])
+    model = ws.store.models.get(remote["fine_tuned_model"])
     assert model["provider"] == "openai" and model["kind"] == "tuned"
     assert (model["job_id"], model["dataset_id"], model["base_model"]) == (job["id"], dataset_id, BASE)
     assert job["model_id"] == remote["fine_tuned_model"]
     assert [c["step"] for c in job["details"]["checkpoints"]] == [2, 4, 6]
     assert job["details"]["checkpoints"][-1]["fine_tuned_model_checkpoint"].endswith("ckpt-step-6")
 
-    spend = ws.ledger.spend_for_job(job["id"])
+    spend = ws.store.spending.for_job(job["id"])
     assert spend["actual_usd"] == pytest.approx(round(remote["trained_tokens"] * 5.0 / 1_000_000, 4))
     messages = event_messages(ws, job["id"])
     assert any(m.startswith("uploaded the train split") for m in messages)
@@ -191,10 +191,10 @@ def test_success_to_the_end(ws, fake, provider, dataset_id):
     assert len([m for m in messages if m == "OpenAI: Fine-tuning job started"]) == 1  # events are read once
 
     # A further refresh changes nothing.
-    before = (len(ws.ledger.metrics(job["id"])), len(messages), len(ws.ledger.list_models()))
+    before = (len(ws.store.jobs.metrics(job["id"])), len(messages), len(ws.store.models.all()))
     refresh(ws, provider, job["id"])
-    assert (len(ws.ledger.metrics(job["id"])), len(event_messages(ws, job["id"])), len(ws.ledger.list_models())) == before
-    assert_no_key(ws.ledger.get_job(job["id"]), event_messages(ws, job["id"]), ws.ledger.list_models(), [f["content"].decode(errors="replace") for f in fake.files.values()])
+    assert (len(ws.store.jobs.metrics(job["id"])), len(event_messages(ws, job["id"])), len(ws.store.models.all())) == before
+    assert_no_key(ws.store.jobs.get(job["id"]), event_messages(ws, job["id"]), ws.store.models.all(), [f["content"].decode(errors="replace") for f in fake.files.values()])
 
 
 @pytest.mark.parametrize("base64_encoded", [True, False])
@@ -203,10 +203,10 @@ def test_metrics_from_the_result_file_when_events_carry_none(ws, fake, provider,
     fake.result_file_base64 = base64_encoded
     job = start(ws, provider, dataset_id)
     job = refresh(ws, provider, job["id"], times=3)
-    assert job["status"] == "running" and ws.ledger.metrics(job["id"]) == []
+    assert job["status"] == "running" and ws.store.jobs.metrics(job["id"]) == []
     job = refresh(ws, provider, job["id"], times=2)
     assert job["status"] == "succeeded"
-    metrics = ws.ledger.metrics(job["id"])
+    metrics = ws.store.jobs.metrics(job["id"])
     assert [m["step"] for m in metrics] == list(range(1, fake.total_steps + 1))
     assert [m["step"] for m in metrics if m["validation_loss"] is not None] == [2, 4, 6]
     assert metrics[-1]["epoch"] == pytest.approx(3.0) and metrics[0]["train_loss"] == pytest.approx(2.2 * 0.85 + 0.1, abs=1e-4)
@@ -219,9 +219,9 @@ def test_validation_failure_of_the_training_file(ws, fake, provider, dataset_id)
     job = refresh(ws, provider, job["id"])
     assert job["status"] == "failed" and job["remote_status"] == "failed"
     assert job["error"] == "invalid_training_file: The job failed due to an invalid training file: line 3 has no assistant message. (training_file)"
-    assert job["model_id"] is None and ws.ledger.metrics(job["id"]) == []
+    assert job["model_id"] is None and ws.store.jobs.metrics(job["id"]) == []
     assert any("invalid training file" in m for m in event_messages(ws, job["id"]))
-    assert ws.ledger.spend_for_job(job["id"])["actual_usd"] is None
+    assert ws.store.spending.for_job(job["id"])["actual_usd"] is None
 
 
 def test_a_failed_job_keeps_openais_error_and_its_metrics(ws, fake, provider, dataset_id):
@@ -229,8 +229,8 @@ def test_a_failed_job_keeps_openais_error_and_its_metrics(ws, fake, provider, da
     job = start(ws, provider, dataset_id)
     job = refresh(ws, provider, job["id"], times=3)
     assert job["status"] == "failed" and job["error"] == "server_error: Training diverged."
-    assert len(ws.ledger.metrics(job["id"])) > 0 and job["model_id"] is None
-    assert [e for e in ws.ledger.events(job["id"], limit=None) if "Training diverged" in e["message"] and e["level"] == "error"]
+    assert len(ws.store.jobs.metrics(job["id"])) > 0 and job["model_id"] is None
+    assert [e for e in ws.store.jobs.events(job["id"], limit=None) if "Training diverged" in e["message"] and e["level"] == "error"]
 
 
 def test_cancel(ws, fake, provider, dataset_id):
@@ -302,11 +302,11 @@ def test_a_failed_lookup_after_a_lost_reply_does_not_create_a_second_job(ws, fak
     base = provider.check_available(ws, None, "sft")
     hp = provider.parse_hyperparameters("sft", None)
     key = idempotency_key(dataset_id, base, "sft", hp)
-    ws.ledger.add_job({"id": "job-lost", "provider": "openai", "base_model": base, "dataset_id": dataset_id, "method": "sft", "hyperparameters": hp, "status": "queued", "idempotency_key": key, "details": {}})
+    ws.store.jobs.add({"id": "job-lost", "provider": "openai", "base_model": base, "dataset_id": dataset_id, "method": "sft", "hyperparameters": hp, "status": "queued", "idempotency_key": key, "details": {}})
     fake.drop_connection("POST", "/fine_tuning/jobs", after_processing=True)
     # The first look for the job fails too (the SDK's own retries included): no second create until a look succeeds.
     fake.fail("GET", "/fine_tuning/jobs", 500, times=3, headers={"retry-after-ms": "1"})
-    submitted = provider.submit(ws, ws.ledger.get_job("job-lost"))
+    submitted = provider.submit(ws, ws.store.jobs.get("job-lost"))
     assert fake.count("POST", "/fine_tuning/jobs") == 1 and len(fake.jobs) == 2
     assert fake.jobs[submitted["remote_id"]]["object"]["metadata"]["mc_job_id"] == "job-lost"
 
@@ -316,7 +316,7 @@ def test_an_unknown_status_is_kept_verbatim(ws, fake, provider, dataset_id):
     job = start(ws, provider, dataset_id)
     job = refresh(ws, provider, job["id"])
     assert job["status"] == "reticulating_splines" and job["remote_status"] == "reticulating_splines"
-    assert [e for e in ws.ledger.events(job["id"], limit=None) if "does not know" in e["message"] and e["level"] == "warning"]
+    assert [e for e in ws.store.jobs.events(job["id"], limit=None) if "does not know" in e["message"] and e["level"] == "warning"]
     job = refresh(ws, provider, job["id"], times=2)
     assert job["status"] == "succeeded" and job["model_id"]
 
@@ -455,7 +455,7 @@ def test_dpo_job(ws, fake, provider, tmp_path):
     uploaded = json.loads(fake.files[request["training_file"]]["content"].decode().splitlines()[0])
     assert set(uploaded) == {"input", "preferred_output", "non_preferred_output"}
     job = refresh(ws, provider, job["id"], times=4)
-    assert job["status"] == "succeeded" and ws.ledger.get_model(job["model_id"])["dataset_id"] == dataset
+    assert job["status"] == "succeeded" and ws.store.models.get(job["model_id"])["dataset_id"] == dataset
 
 
 # --- files -------------------------------------------------------------------------------------------------------------
@@ -476,7 +476,7 @@ def test_upload_reuses_the_same_content(ws, fake, dataset_id, tmp_path):
     assert build_dataset(other, demo_memory_paths()).dataset_id == dataset_id
     elsewhere = upload_dataset_file(other, dataset_id)
     assert elsewhere["file_id"] == first["file_id"] and elsewhere["how"] == "found" and fake.count("POST", "/files") == 1
-    other.ledger.close()
+    other.store.close()
 
     # Deleted on OpenAI's side: the ledger's record is stale, so the content is sent again.
     del fake.files[first["file_id"]]
@@ -497,7 +497,7 @@ def test_files_list_pages_and_delete_forgets(ws, fake, dataset_id):
     assert [f["id"] for f in rest["files"]] == [train["file_id"]] and not rest["has_more"] and rest["next_after"] is None
 
     assert delete_file(ws, train["file_id"]) == {"id": train["file_id"], "deleted": True}
-    assert ws.ledger.find_provider_file("openai", train["sha256"]) == []
+    assert ws.store.provider_files.find("openai", train["sha256"]) == []
     assert [f["id"] for f in list_files(ws)["files"]] == [validation["file_id"]]
     with pytest.raises(NotFoundError, match="list_files"):
         delete_file(ws, train["file_id"])

@@ -193,7 +193,7 @@ def test_a_jsonl_suite_scores_each_case_by_what_it_asks_for(ws, fake_models, tmp
     report = evaluate(ws, None, [TERSE, THOROUGH], suite=str(suite))
     report["_dir"] = str(Path(ws.settings.evals_dir) / report["id"])
     _check_suite_report(report, "ops.jsonl", [1, 2, 3, 4])
-    [stored] = ws.ledger.list_evaluations()
+    [stored] = ws.store.evaluations.all()
     assert stored["dataset_id"] == f"suite:{suite.resolve()}"
     # The system message went to the model as part of the case's conversation.
     json_call = next(m for name, m in fake_models if name == "thorough" and "JSON" in m[-1]["content"])
@@ -233,7 +233,7 @@ def test_a_bad_suite_line_is_reported_with_file_and_line(ws, fake_models, tmp_pa
     suite.write_text("\n".join(lines) + "\n", encoding="utf-8")
     with pytest.raises(UserError, match=f"bad.jsonl:{bad_line}: .*{message}"):
         evaluate(ws, None, [TERSE, THOROUGH], suite=suite)
-    assert fake_models == [] and ws.ledger.list_evaluations() == []  # refused before any model was asked
+    assert fake_models == [] and ws.store.evaluations.all() == []  # refused before any model was asked
 
 
 def test_bad_yaml_cases_and_files_say_where_and_what(ws, tmp_path):

@@ -38,7 +38,7 @@ def job_id(ws, fake, demo_paths) -> str:
 
 
 def _messages(ws, job_id: str) -> list[str]:
-    return [e["message"] for e in ws.ledger.events(job_id, None)]
+    return [e["message"] for e in ws.store.jobs.events(job_id, None)]
 
 
 def _retries(ws, job_id: str) -> list[tuple[float, int, int]]:
@@ -99,7 +99,7 @@ def test_a_provider_down_for_longer_gives_up_for_this_check_and_the_job_carries_
     assert [a for _, a, _ in _retries(ws, job_id)] == list(range(2, POLL_ATTEMPTS + 1))
     gave_up = [m for m in messages if m.startswith(f"OpenAI still unreachable after {POLL_ATTEMPTS} attempts")]
     assert len(gave_up) == 1 and f"({before['status']})" in gave_up[0] and "HTTP 503" in gave_up[0]
-    assert ws.ledger.get_job(job_id)["status"] == before["status"]
+    assert ws.store.jobs.get(job_id)["status"] == before["status"]
     assert orchestrator.list_jobs(ws)[0]["status"] == before["status"]  # list_jobs polls too, and survives it
     fake.faults.clear()
     final = _follow(ws, job_id)
@@ -121,7 +121,7 @@ def test_a_poll_failing_half_way_records_no_event_twice(ws, fake, job_id):
     assert final["status"] == "succeeded"
     openai_events = [m for m in _messages(ws, job_id) if m.startswith("OpenAI: ")]
     assert openai_events and len(openai_events) == len(set(openai_events)), openai_events
-    steps = [m["step"] for m in ws.ledger.metrics(job_id)]
+    steps = [m["step"] for m in ws.store.jobs.metrics(job_id)]
     assert steps == sorted(set(steps))
 
 

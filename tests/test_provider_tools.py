@@ -95,7 +95,7 @@ async def test_delete_removes_the_file_and_a_later_upload_sends_it_again(ws, fak
         deleted = await call_ok(client, "delete_training_file", {"file_id": uploaded["file_id"]})
         assert deleted == {"file_id": uploaded["file_id"], "deleted": True}
         assert uploaded["file_id"] not in fake.files
-        assert ws.ledger.find_provider_file("openai", uploaded["sha256"]) == []
+        assert ws.store.provider_files.find("openai", uploaded["sha256"]) == []
         assert (await call_ok(client, "list_training_files", {}))["files"] == []
 
         missing = await call_error(client, "delete_training_file", {"file_id": uploaded["file_id"]})
@@ -131,7 +131,7 @@ def bedrock(ws, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     monkeypatch.setenv(clients.REGION_ENV, REGION)
-    ws.ledger.add_model(
+    ws.store.models.add(
         {"id": TUNED, "provider": "bedrock", "kind": "tuned", "base_model": "anthropic.claude-3-5-haiku-20241022-v1:0:200k", "path": None, "job_id": "job-1", "dataset_id": "ds-1", "details": {"model_arn": MODEL_ARN}}
     )
     client = boto3.client("bedrock", region_name=REGION)
@@ -162,7 +162,7 @@ def expect_status(stub: Stubber, status: str = "InService") -> None:
 
 
 def provisioned_arn(ws) -> str | None:
-    return ws.ledger.get_model(TUNED)["details"].get("provisioned_model_arn")
+    return ws.store.models.get(TUNED)["details"].get("provisioned_model_arn")
 
 
 async def test_without_confirm_or_elicitation_nothing_is_bought(ws, bedrock):
@@ -244,7 +244,7 @@ async def test_confirm_true_buys_without_asking_then_status_and_release(ws, bedr
 
 
 async def test_release_of_throughput_already_gone_at_bedrock_forgets_it(ws, bedrock):
-    ws.ledger.update_model(TUNED, details={"model_arn": MODEL_ARN, "provisioned_model_arn": PT_ARN})
+    ws.store.models.update(TUNED, details={"model_arn": MODEL_ARN, "provisioned_model_arn": PT_ARN})
     bedrock.add_client_error("delete_provisioned_model_throughput", "ResourceNotFoundException", "not found", 404, expected_params={"provisionedModelId": PT_ARN})
     async with Client(build_server(ws=ws)) as client:
         released = await call_ok(client, "release_throughput", {"model_id": TUNED})
@@ -253,7 +253,7 @@ async def test_release_of_throughput_already_gone_at_bedrock_forgets_it(ws, bedr
 
 
 async def test_models_that_cannot_have_throughput_are_refused_without_asking(ws, bedrock):
-    ws.ledger.add_model({"id": "ft-local-1", "provider": "local", "kind": "tuned", "base_model": "x", "path": None, "job_id": "job-2", "dataset_id": "ds-1", "details": {}})
+    ws.store.models.add({"id": "ft-local-1", "provider": "local", "kind": "tuned", "base_model": "x", "path": None, "job_id": "job-2", "dataset_id": "ds-1", "details": {}})
     asked: list[str] = []
 
     async def accept(context, params):

@@ -52,7 +52,7 @@ def demo_dataset(ws, demo_paths) -> str:
 def _assert_refused(ws, dataset_id: str, *, match: str, **kwargs) -> UserError:
     with pytest.raises(UserError, match=match) as info:
         orchestrator.start_job(ws, dataset_id, **kwargs)
-    assert ws.ledger.list_jobs() == [], "a refused job must leave nothing in the ledger"
+    assert ws.store.jobs.all() == [], "a refused job must leave nothing in the ledger"
     assert not ws.settings.jobs_dir.exists() or not any(ws.settings.jobs_dir.iterdir()), "nor any job folder"
     return info.value
 
@@ -121,20 +121,20 @@ def test_missing_memory_path_is_refused(ws, tmp_path):
     with pytest.raises(NotFoundError, match="not found") as info:
         build_dataset(ws, [missing])
     assert str(missing) in str(info.value)
-    assert ws.ledger.list_datasets() == []
+    assert ws.store.datasets.all() == []
     assert not ws.settings.datasets_dir.exists() or not any(ws.settings.datasets_dir.iterdir())
 
 
 def test_missing_path_among_good_ones_stores_nothing(ws, demo_paths, tmp_path):
     with pytest.raises(NotFoundError):
         build_dataset(ws, [*demo_paths, tmp_path / "missing"])
-    assert ws.ledger.list_datasets() == []
+    assert ws.store.datasets.all() == []
 
 
 def test_no_paths_is_refused(ws):
     with pytest.raises(UserError, match="No memory paths"):
         build_dataset(ws, [])
-    assert ws.ledger.list_datasets() == []
+    assert ws.store.datasets.all() == []
 
 
 def test_building_twice_gives_the_same_dataset(ws, demo_paths):
@@ -144,8 +144,8 @@ def test_building_twice_gives_the_same_dataset(ws, demo_paths):
     assert second.already_existed is True
     assert second.dataset_id == first.dataset_id
     assert second.counts == first.counts
-    assert len(ws.ledger.list_datasets()) == 1
-    assert ws.ledger.get_dataset(first.dataset_id)["name"] == "demo"  # the stored version is not touched
+    assert len(ws.store.datasets.all()) == 1
+    assert ws.store.datasets.get(first.dataset_id)["name"] == "demo"  # the stored version is not touched
 
 
 def test_same_memory_in_another_order_is_the_same_dataset(ws, demo_paths):
@@ -173,7 +173,7 @@ def _session_of_example(paths) -> dict[str, str]:
 
 
 def _split_lines(ws, dataset_id: str) -> dict[str, list[str]]:
-    folder = Path(ws.ledger.get_dataset(dataset_id)["path"])
+    folder = Path(ws.store.datasets.get(dataset_id)["path"])
     return {s: (folder / f"{s}.jsonl").read_text(encoding="utf-8").splitlines() for s in SPLITS}
 
 

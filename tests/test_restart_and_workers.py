@@ -46,7 +46,7 @@ async def test_job_started_by_a_process_that_exits_keeps_running_and_a_new_serve
 
     # The CLI process is gone; the worker it launched is not.
     fresh = Workspace.open(ws.settings.home)
-    pid = fresh.ledger.get_job(job_id)["worker_pid"]
+    pid = fresh.store.jobs.get(job_id)["worker_pid"]
     assert worker_alive(pid, job_id)
     assert os.getsid(pid) == pid  # its own session: not tied to the terminal or server that started it
 

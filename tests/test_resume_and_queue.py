@@ -48,15 +48,15 @@ def _wait_for(predicate, timeout: float, what: str, poll: float = 0.05):
 
 def _kill_worker_after(ws, job_id: str, step: int) -> int:
     """kill -9 the job's worker once it has passed `step` (so a checkpoint exists) and wait until it is gone."""
-    _wait_for(lambda: (ws.ledger.get_job(job_id)["step"] or 0) >= step, 240, f"step {step}")
-    pid = ws.ledger.get_job(job_id)["worker_pid"]
+    _wait_for(lambda: (ws.store.jobs.get(job_id)["step"] or 0) >= step, 240, f"step {step}")
+    pid = ws.store.jobs.get(job_id)["worker_pid"]
     os.kill(pid, signal.SIGKILL)
     _wait_for(lambda: not worker_alive(pid, job_id), 30, "the killed worker to go")
     return pid
 
 
 def _losses(ws, job_id: str) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
-    rows = ws.ledger.metrics(job_id)
+    rows = ws.store.jobs.metrics(job_id)
     train = [(m["step"], m["train_loss"]) for m in rows if m["train_loss"] is not None]
     validation = [(m["step"], m["validation_loss"]) for m in rows if m["validation_loss"] is not None]
     return train, validation
@@ -65,7 +65,7 @@ def _losses(ws, job_id: str) -> tuple[list[tuple[int, float]], list[tuple[int, f
 def _adapter(ws, model_id: str) -> dict:
     from safetensors.torch import load_file
 
-    return load_file(Path(ws.ledger.get_model(model_id)["path"]) / "adapter_model.safetensors")
+    return load_file(Path(ws.store.models.get(model_id)["path"]) / "adapter_model.safetensors")
 
 
 def test_kill_9_mid_epoch_resumes_and_repeats_the_uninterrupted_run(ws, tiny_model, dataset_id):
@@ -75,16 +75,16 @@ def test_kill_9_mid_epoch_resumes_and_repeats_the_uninterrupted_run(ws, tiny_mod
     assert reference_done["status"] == "succeeded", reference_done
 
     job_id = interrupted["job_id"]
-    total = ws.ledger.get_job(job_id)["total_steps"] or reference_done["total_steps"]
+    total = ws.store.jobs.get(job_id)["total_steps"] or reference_done["total_steps"]
     killed_pid = _kill_worker_after(ws, job_id, 6)
-    assert ws.ledger.get_job(job_id)["step"] < total, "the kill must land mid-training"
+    assert ws.store.jobs.get(job_id)["step"] < total, "the kill must land mid-training"
     checkpoint = latest_checkpoint(ws, job_id)
     assert checkpoint is not None and int(checkpoint.name[5:]) >= 4
 
     # A server starting on this data home notices the dead worker and resumes the job from its checkpoint (so
     # would the next check_job or list_jobs).
     build_server(home=ws.settings.home)
-    relaunched = ws.ledger.get_job(job_id)
+    relaunched = ws.store.jobs.get(job_id)
     assert relaunched["worker_pid"] and relaunched["worker_pid"] != killed_pid and relaunched["attempts"] == 2
     summary = check_job(ws, job_id, events=20)
     assert summary["status"] in ("queued", "running")
@@ -121,14 +121,14 @@ def test_second_job_waits_in_the_queue_then_runs(ws, tiny_model, dataset_id):
     first = start_job(ws, dataset_id, base_model=str(tiny_model), hyperparameters=quick)
     second = start_job(ws, dataset_id, base_model=str(tiny_model), hyperparameters=quick)
     assert second["status"] == "queued" and second["queue_position"] == 1
-    assert ws.ledger.get_job(second["job_id"])["worker_pid"] is None, "no worker while the slot is taken"
-    assert first["queue_position"] is None and ws.ledger.get_job(first["job_id"])["worker_pid"]
+    assert ws.store.jobs.get(second["job_id"])["worker_pid"] is None, "no worker while the slot is taken"
+    assert first["queue_position"] is None and ws.store.jobs.get(first["job_id"])["worker_pid"]
     # Nobody polls: the first job's worker starts the second when it finishes.
-    _wait_for(lambda: ws.ledger.get_job(first["job_id"])["status"] == "succeeded", 240, "the first job")
-    _wait_for(lambda: ws.ledger.get_job(second["job_id"])["worker_pid"], 30, "the second job's worker")
+    _wait_for(lambda: ws.store.jobs.get(first["job_id"])["status"] == "succeeded", 240, "the first job")
+    _wait_for(lambda: ws.store.jobs.get(second["job_id"])["worker_pid"], 30, "the second job's worker")
     done = wait_for_job(ws, second["job_id"], timeout=240, poll=0.2)
     assert done["status"] == "succeeded"
-    first_row, second_row = ws.ledger.get_job(first["job_id"]), ws.ledger.get_job(second["job_id"])
+    first_row, second_row = ws.store.jobs.get(first["job_id"]), ws.store.jobs.get(second["job_id"])
     assert second_row["started_at"] >= first_row["finished_at"], "they did not overlap"
 
 
@@ -138,7 +138,7 @@ def test_cancel_keeps_the_checkpoint_and_resume_continues_from_it(ws, tiny_model
     _wait_for(lambda: latest_checkpoint(ws, job_id), 240, "a checkpoint")
     cancelled = cancel_job(ws, job_id)
     assert cancelled["status"] == "cancelled"
-    assert not worker_alive(ws.ledger.get_job(job_id)["worker_pid"], job_id), "cancel stops the worker at once"
+    assert not worker_alive(ws.store.jobs.get(job_id)["worker_pid"], job_id), "cancel stops the worker at once"
     checkpoint = latest_checkpoint(ws, job_id)
     assert checkpoint is not None
     assert any("kept" in e["message"] and f"resume={job_id!r}" in e["message"] for e in cancelled["events"])
@@ -163,7 +163,7 @@ def test_cancel_keeps_the_checkpoint_and_resume_continues_from_it(ws, tiny_model
 
 def test_a_worker_that_keeps_dying_is_not_restarted_forever(ws, tiny_model, dataset_id):
     job = start_job(ws, dataset_id, base_model=str(tiny_model), hyperparameters={"epochs": 50, "batch_size": 2})
-    ws.ledger.update_job(job["job_id"], attempts=MAX_AUTOMATIC_RESUMES)
+    ws.store.jobs.update(job["job_id"], attempts=MAX_AUTOMATIC_RESUMES)
     _kill_worker_after(ws, job["job_id"], 1)
     summary = check_job(ws, job["job_id"])
     assert summary["status"] == "failed"
@@ -196,13 +196,13 @@ async def test_server_killed_while_a_job_trains_and_a_new_server_sees_it_live(ws
     finally:
         server.send_signal(signal.SIGKILL)
         server.wait(timeout=20)
-    pid = ws.ledger.get_job(job_id)["worker_pid"]
+    pid = ws.store.jobs.get(job_id)["worker_pid"]
     assert worker_alive(pid, job_id), "the worker outlives the server"
-    step_then = _wait_for(lambda: ws.ledger.get_job(job_id)["step"], 120, "a first step")
+    step_then = _wait_for(lambda: ws.store.jobs.get(job_id)["step"], 120, "a first step")
     async with Client(build_server(home=ws.settings.home)) as client:
         live = (await client.call_tool("check_job", {"job_id": job_id})).structured_content
-        assert live["status"] == "running" and ws.ledger.get_job(job_id)["worker_pid"] == pid, "the same worker, not a new one"
-        _wait_for(lambda: ws.ledger.get_job(job_id)["step"] > step_then, 120, "progress after the restart")
+        assert live["status"] == "running" and ws.store.jobs.get(job_id)["worker_pid"] == pid, "the same worker, not a new one"
+        _wait_for(lambda: ws.store.jobs.get(job_id)["step"] > step_then, 120, "progress after the restart")
         later = (await client.call_tool("check_job", {"job_id": job_id})).structured_content
         assert later["step"] > step_then and later["status"] == "running"
     cancel_job(ws, job_id)
@@ -230,13 +230,13 @@ def test_base_model_without_a_chat_template_is_refused_unless_one_is_given(ws, t
     (bare / "tokenizer_config.json").write_text(json.dumps(config))
     with pytest.raises(UserError, match="no chat template.*hyperparameters.chat_template"):
         start_job(ws, dataset_id, base_model=str(bare))
-    assert ws.ledger.list_jobs() == []
+    assert ws.store.jobs.all() == []
 
     job = start_job(ws, dataset_id, base_model=str(bare), hyperparameters={"epochs": 1, "batch_size": 8, "chat_template": template})
     done = wait_for_job(ws, job["job_id"], timeout=240, poll=0.2)
     assert done["status"] == "succeeded", done
     # The template travels with the adapter, so prompting the tuned model renders conversations the same way.
-    adapter = Path(ws.ledger.get_model(done["model_id"])["path"])
+    adapter = Path(ws.store.models.get(done["model_id"])["path"])
     from transformers import AutoTokenizer
 
     assert AutoTokenizer.from_pretrained(adapter).chat_template == template
@@ -259,12 +259,12 @@ def test_continuing_an_adapter_needs_its_own_base_and_shape(ws, tiny_model, data
         start_job(ws, dataset_id, base_model=str(tiny_model), continue_from=model_id, hyperparameters={"lora_rank": 4})
     with pytest.raises(NotFoundError):
         start_job(ws, dataset_id, base_model=str(tiny_model), continue_from="ft-missing")
-    assert len(ws.ledger.list_jobs()) == 1
+    assert len(ws.store.jobs.all()) == 1
 
-    fresh_loss = ws.ledger.metrics(first["job_id"])[0]["train_loss"]
+    fresh_loss = ws.store.jobs.metrics(first["job_id"])[0]["train_loss"]
     continued = wait_for_job(ws, start_job(ws, dataset_id, base_model=str(tiny_model), continue_from=model_id, hyperparameters={"epochs": 1, "batch_size": 8})["job_id"], timeout=240, poll=0.2)
     assert continued["status"] == "succeeded"
-    assert ws.ledger.metrics(continued["job_id"])[0]["train_loss"] < fresh_loss, "it starts where the first adapter left off"
+    assert ws.store.jobs.metrics(continued["job_id"])[0]["train_loss"] < fresh_loss, "it starts where the first adapter left off"
 
 
 def test_qlora_on_a_machine_without_cuda_is_refused_clearly(ws, tiny_model, dataset_id):

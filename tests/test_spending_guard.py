@@ -19,7 +19,7 @@ def _workspace(tmp_path, monkeypatch, per_job: str | None = None, per_day: str |
 
 
 def _commit(ws: Workspace, job_id: str, approval) -> None:
-    ws.ledger.add_spend({"job_id": job_id, "provider": "openai", "quoted_usd": approval.committed_usd, "committed_usd": approval.committed_usd, "approved_by": approval.approved_by})
+    ws.store.spending.add({"job_id": job_id, "provider": "openai", "quoted_usd": approval.committed_usd, "committed_usd": approval.committed_usd, "approved_by": approval.approved_by})
 
 
 def test_default_budget_is_zero_so_every_paid_job_needs_confirmation(tmp_path, monkeypatch):
@@ -55,14 +55,14 @@ def test_daily_cap_counts_every_job_of_the_day(tmp_path, monkeypatch):
     with pytest.raises(ConfirmationNeeded, match=r"\$9.00 already committed today would pass the daily budget of \$10.00"):
         approve_spend(ws, "openai", 2.0)
     # A job whose provider reported the real (lower) bill frees the difference.
-    ws.ledger.set_actual_spend("job-2", 3.0)
+    ws.store.spending.set_actual("job-2", 3.0)
     assert approve_spend(ws, "openai", 2.0).approved_by == "budget"  # 4 + 3 + 2 <= 10
     # Yesterday's spend does not count today.
-    from model_customization.jobs import ledger as ledger_module
+    from model_customization.store import schema as ledger_module
 
-    with ws.ledger.transaction() as conn:
+    with ws.store.transaction() as conn:
         conn.execute(ledger_module.spend.update().values(at=0.0))
-    assert ws.ledger.spend_since(0.5) == 0.0
+    assert ws.store.spending.since(0.5) == 0.0
     assert approve_spend(ws, "openai", 5.5).approved_by == "budget"
 
 
@@ -92,4 +92,4 @@ def test_a_job_approved_twice_is_counted_once(tmp_path, monkeypatch):
     ws = _workspace(tmp_path, monkeypatch)
     _commit(ws, "job-1", approve_spend(ws, "openai", 2.0, confirm_cost_usd=2.0))
     _commit(ws, "job-1", approve_spend(ws, "openai", 2.0, confirm_cost_usd=2.0))  # resubmitted after a crash
-    assert ws.ledger.spend_since(0) == 2.0
+    assert ws.store.spending.since(0) == 2.0

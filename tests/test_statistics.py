@@ -187,7 +187,7 @@ async def test_evaluate_reports_intervals_and_a_paired_verdict(ws, tiny_model, t
             assert interval["low"] <= interval["mean"] <= interval["high"]
             assert interval["mean"] == pytest.approx(report["summary"][model][metric])
     # The ledger keeps the plain means, as before.
-    [stored] = ws.ledger.list_evaluations()
+    [stored] = ws.store.evaluations.all()
     assert set(stored["summary"][first]) == set(report["summary"][first])
 
 
@@ -200,4 +200,4 @@ def test_evaluate_refuses_an_unknown_primary_metric_before_generating(ws, tiny_m
         evaluate(ws, dataset_id, models, primary_metric="accuracy")
     with pytest.raises(UserError, match="judge_score needs a judge"):
         evaluate(ws, dataset_id, models, primary_metric="judge_score")
-    assert ws.ledger.list_evaluations() == []
+    assert ws.store.evaluations.all() == []

@@ -43,8 +43,8 @@ def demo_run(tmp_path_factory, model_cache):
 @pytest.fixture(scope="module")
 def trained(demo_run):
     ws, summary, _ = demo_run
-    job = ws.ledger.get_job(summary["job_id"])
-    built = ws.ledger.get_dataset(job["dataset_id"])
+    job = ws.store.jobs.get(summary["job_id"])
+    built = ws.store.datasets.get(job["dataset_id"])
     from model_customization.jobs.orchestrator import check_job
 
     return ws, built, check_job(ws, summary["job_id"])
@@ -70,10 +70,10 @@ def test_job_succeeds_with_progress_recorded(trained):
 
 def test_training_loss_goes_down(trained):
     ws, _, summary = trained
-    losses = [m["train_loss"] for m in ws.ledger.metrics(summary["job_id"]) if m["train_loss"] is not None]
+    losses = [m["train_loss"] for m in ws.store.jobs.metrics(summary["job_id"]) if m["train_loss"] is not None]
     first, last = sum(losses[:3]) / 3, sum(losses[-3:]) / 3
     assert last < first * 0.5, losses
-    validation = [m["validation_loss"] for m in ws.ledger.metrics(summary["job_id"]) if m["validation_loss"] is not None]
+    validation = [m["validation_loss"] for m in ws.store.jobs.metrics(summary["job_id"]) if m["validation_loss"] is not None]
     assert len(validation) == 2 and validation[-1] < validation[0]
 
 
@@ -86,7 +86,7 @@ def test_adapter_is_safetensors_and_reloads_to_change_the_greedy_answer(trained)
     from model_customization.providers.local.models import ensure_base_model
 
     ws, built, summary = trained
-    adapter = Path(ws.ledger.get_model(summary["model_id"])["path"])
+    adapter = Path(ws.store.models.get(summary["model_id"])["path"])
     assert (adapter / "adapter_model.safetensors").is_file()
     assert json.loads((adapter / "adapter_config.json").read_text())["r"] == 16
 

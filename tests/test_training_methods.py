@@ -38,12 +38,12 @@ def test_dpo_starts_at_log_2_and_learns_the_preference(ws, tiny_model, tmp_path)
     job = start_job(ws, built.dataset_id, base_model=str(tiny_model), method="dpo", hyperparameters={"epochs": 3, "batch_size": 4, "learning_rate": 5e-3})
     done = wait_for_job(ws, job["job_id"], timeout=300, poll=0.2)
     assert done["status"] == "succeeded", done
-    losses = [m["train_loss"] for m in ws.ledger.metrics(job["job_id"]) if m["train_loss"] is not None]
+    losses = [m["train_loss"] for m in ws.store.jobs.metrics(job["job_id"]) if m["train_loss"] is not None]
     # Before the first update the tuned model is the reference, so every margin is 0 and the loss is log 2.
     assert abs(losses[0] - math.log(2)) < 1e-4, losses[0]
     assert min(losses[-3:]) < losses[0] - 0.05, losses
     assert done["validation_loss"] is not None and done["validation_loss"] < math.log(2)
-    assert ws.ledger.get_model(done["model_id"])["kind"] == "tuned"
+    assert ws.store.models.get(done["model_id"])["kind"] == "tuned"
 
 
 def test_early_stopping_stops_and_keeps_the_best_adapter(ws, tiny_model, demo_paths):
@@ -53,9 +53,9 @@ def test_early_stopping_stops_and_keeps_the_best_adapter(ws, tiny_model, demo_pa
     done = wait_for_job(ws, start_job(ws, built.dataset_id, base_model=str(tiny_model), hyperparameters=hp)["job_id"], timeout=300, poll=0.2)
     assert done["status"] == "succeeded", done
     assert done["step"] < done["total_steps"], "it stopped early"
-    events = [e["message"] for e in ws.ledger.events(done["job_id"], None)]
+    events = [e["message"] for e in ws.store.jobs.events(done["job_id"], None)]
     assert any(m.startswith("early stopping at step") for m in events)
-    validations = [m["validation_loss"] for m in ws.ledger.metrics(done["job_id"]) if m["validation_loss"] is not None]
+    validations = [m["validation_loss"] for m in ws.store.jobs.metrics(done["job_id"]) if m["validation_loss"] is not None]
     assert validations[-1] > min(validations) and done["validation_loss"] == pytest.approx(min(validations))
 
     # The saved adapter is the best one: its validation loss, computed afresh, is the minimum recorded.
@@ -69,7 +69,7 @@ def test_early_stopping_stops_and_keeps_the_best_adapter(ws, tiny_model, demo_pa
 
     parsed = parse_hyperparameters(hp)
     tokenizer = load_tokenizer(tiny_model, parsed, str(tiny_model))
-    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32), ws.ledger.get_model(done["model_id"])["path"])
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32), ws.store.models.get(done["model_id"])["path"])
     objective = SupervisedObjective(tokenizer, parsed, "cpu")
     items, _, _ = objective.prepare(read_split(ws, built.dataset_id, "validation"))
     assert objective.validation_loss(model, items, parsed.batch_size) == pytest.approx(min(validations), rel=1e-4)
@@ -78,4 +78,4 @@ def test_early_stopping_stops_and_keeps_the_best_adapter(ws, tiny_model, demo_pa
 def test_start_job_without_dataset_or_resume_is_refused(ws):
     with pytest.raises(UserError, match="needs a dataset_id.*resume"):
         start_job(ws)
-    assert ws.ledger.list_jobs() == []
+    assert ws.store.jobs.all() == []

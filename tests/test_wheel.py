@@ -70,7 +70,7 @@ def test_wheel_holds_every_source_file_and_the_package_data(wheel):
     # The demo memory (both formats) and the ledger's migrations, which the server needs at run time.
     assert any(n.startswith("model_customization/demo_data/claude_code/") and n.endswith(".jsonl") for n in names)
     assert any(n.startswith("model_customization/demo_data/openai/") and n.endswith(".jsonl") for n in names)
-    for needed in ("jobs/migrations/alembic.ini", "jobs/migrations/env.py", "jobs/migrations/script.py.mako", "jobs/migrations/versions/0001_baseline.py"):
+    for needed in ("store/migrations/alembic.ini", "store/migrations/env.py", "store/migrations/script.py.mako", "store/migrations/versions/0001_baseline.py"):
         assert f"model_customization/{needed}" in names, needed
     assert "model-customization = model_customization.cli:main" in entry_points
     assert "model-customization-server = model_customization.server.__main__:main" in entry_points

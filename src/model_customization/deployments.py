@@ -44,7 +44,7 @@ def deploy_model(
     model_key = _model_key(ws, model)
     if force and not (reason or "").strip():
         raise UserError("force=true skips the evaluation gate, so it needs a reason (e.g. reason='hotfix: the current model leaks secrets').")
-    history = ws.ledger.deployments_of(agent)
+    history = ws.store.deployments.of(agent)
     live_row = _live_row(history, task)
     # What serves this task now: its own model, else the agent's default. The candidate must hold up against that.
     serving_row = live_row or (_live_row(history, None) if task is not None else None)
@@ -76,7 +76,7 @@ def deploy_model(
         "actor": _actor(),
         "details": {"comparison": comparison, "previous_model": serving_row["model"] if serving_row else None},
     }
-    row["id"] = ws.ledger.add_deployment(row)
+    row["id"] = ws.store.deployments.add(row)
     change = _change({**row, "at": None})
     change["unchanged"] = False
     change["message"] = _deploy_message(agent, task, model_key, serving_row, applied, used_eval)
@@ -87,7 +87,7 @@ def rollback(ws: Workspace, agent: str, task: str | None = None) -> dict[str, An
     """Put back the assignment the live one replaced (recorded as a new history entry); repeated calls step further back."""
     agent = _check_agent(agent)
     task = _check_task(task)
-    history = ws.ledger.deployments_of(agent)
+    history = ws.store.deployments.of(agent)
     if not history:
         raise NotFoundError(f"No agent {agent!r} has a deployment. Read agents://index for the agents, or deploy_model to assign one.")
     live_row = _live_row(history, task)
@@ -113,7 +113,7 @@ def rollback(ws: Workspace, agent: str, task: str | None = None) -> dict[str, An
         "actor": _actor(),
         "details": {"restored_entry": earlier["id"], "rolled_back_entry": live_row["id"], "previous_model": live_row["model"]},
     }
-    row["id"] = ws.ledger.add_deployment(row)
+    row["id"] = ws.store.deployments.add(row)
     change = _change({**row, "at": None})
     change["unchanged"] = False
     change["message"] = f"{_target(agent, task)} is served by {earlier['model']} again (was {live_row['model']})."
@@ -124,8 +124,8 @@ def agent_assignments(ws: Workspace, agent: str) -> dict[str, Any]:
     """{agent, assignments: [{task (None = default), model, eval_id, ...}], suites: the cases each task is judged on,
     history: every change, oldest first}."""
     agent = _check_agent(agent)
-    history = ws.ledger.deployments_of(agent)
-    suite_rows = ws.ledger.agent_suites_of(agent)
+    history = ws.store.deployments.of(agent)
+    suite_rows = ws.store.deployments.suites_of(agent)
     if not history and not suite_rows:
         raise NotFoundError(f"No agent {agent!r} has a deployment. Read agents://index for the agents, or deploy_model to assign one.")
     tasks = list(dict.fromkeys(r["task"] for r in history))
@@ -160,7 +160,7 @@ def set_agent_suite(
         "cases_sha256": found["cases_sha256"],
         "actor": _actor(),
     }
-    row["id"] = ws.ledger.add_agent_suite(row)
+    row["id"] = ws.store.deployments.add_suite(row)
     view = _suite_view({**row, "at": None})
     view["message"] = (
         f"{_target(agent, task)} is judged on {view['source']} ({found['cases']} cases): a new model must be evaluated on them "
@@ -171,7 +171,7 @@ def set_agent_suite(
 
 def agent_suite(ws: Workspace, agent: str, task: str | None) -> dict[str, Any] | None:
     """The cases in force for (agent, task): the task's own, else the agent's default; None when none were named."""
-    rows = ws.ledger.agent_suites_of(agent)
+    rows = ws.store.deployments.suites_of(agent)
     return (_live_row(rows, task) if task is not None else None) or _live_row(rows, None)
 
 
@@ -207,7 +207,7 @@ def _on_agent_cases(evaluation: dict[str, Any], suite_row: dict[str, Any], curre
 def list_agents(ws: Workspace) -> list[dict[str, Any]]:
     """Every agent with a deployment and its live model per task."""
     agents = []
-    for name in ws.ledger.list_agents():
+    for name in ws.store.deployments.agents():
         current = agent_assignments(ws, name)["assignments"]
         agents.append({"agent": name, "uri": f"agents://{name}", "models": {a["task"] or "(default)": a["model"] for a in current}})
     return agents
@@ -217,7 +217,7 @@ def deployed_model(ws: Workspace, agent: str, task: str | None = None) -> str:
     """The model that serves `agent` for `task`: the task's own assignment, else the agent's default."""
     agent = _check_agent(agent)
     task = _check_task(task)
-    history = ws.ledger.deployments_of(agent)
+    history = ws.store.deployments.of(agent)
     row = (_live_row(history, task) if task is not None else None) or _live_row(history, None)
     if row is None:
         if history:
@@ -258,7 +258,7 @@ def _gate_evidence(
         return suite_row is None or _on_agent_cases(row, suite_row, current_sha256 or "")
 
     if eval_id is not None:
-        row = ws.ledger.get_evaluation(eval_id)
+        row = ws.store.evaluations.get(eval_id)
         if not row:
             raise NotFoundError(f"Evaluation {eval_id!r} not found. Run {how}.")
         if not {current, candidate} <= set(row["models"]):
@@ -276,7 +276,7 @@ def _gate_evidence(
     else:
         # The newest finished evaluation holding both models decides: picking an older, kinder one would defeat the gate.
         row = next(
-            (r for r in ws.ledger.list_evaluations() if r["status"] == "succeeded" and {current, candidate} <= set(r["models"]) and counts(r)),
+            (r for r in ws.store.evaluations.all() if r["status"] == "succeeded" and {current, candidate} <= set(r["models"]) and counts(r)),
             None,
         )
         if row is None:

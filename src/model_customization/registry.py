@@ -36,7 +36,7 @@ def _identify(ws: Workspace, model_id: str) -> tuple[dict[str, Any], set[str]]:
     name = (model_id or "").strip()
     if not name:
         raise UserError("No model given. Name a model id (the resource models://index lists them).")
-    row = ws.ledger.get_model(name)
+    row = ws.store.models.get(name)
     if row:
         model = {**row, "registered": True, "uri": _uri(row["id"])}
         if _runs_locally(row["provider"]) and row.get("path"):
@@ -78,13 +78,13 @@ def _checkpoint_model(ws: Workspace, name: str) -> tuple[dict[str, Any], set[str
         if not _mentioned(ws, {name}):
             raise
         job_id, _, step = name.rpartition("@step-")
-        job = ws.ledger.get_job(job_id)
+        job = ws.store.jobs.get(job_id)
         return {
             "id": name, "provider": "local", "kind": "checkpoint", "base_model": job["base_model"] if job else None,
             "job_id": job_id if job else None, "dataset_id": job["dataset_id"] if job else None, "step": int(step),
             "path": None, "registered": False, "uri": _uri(name), "note": f"no longer on disk: {error}",
         }, {name}  # fmt: skip
-    job = ws.ledger.get_job(checkpoint.job_id)
+    job = ws.store.jobs.get(checkpoint.job_id)
     assert job is not None
     return {
         "id": checkpoint.model_id, "provider": "local", "kind": "checkpoint", "base_model": job["base_model"],
@@ -94,15 +94,15 @@ def _checkpoint_model(ws: Workspace, name: str) -> tuple[dict[str, Any], set[str
 
 
 def _mentioned(ws: Workspace, names: set[str]) -> bool:
-    if any(names & set(row["models"] or []) for row in ws.ledger.list_evaluations()):
+    if any(names & set(row["models"] or []) for row in ws.store.evaluations.all()):
         return True
-    return any(r["model"] in names for agent in ws.ledger.list_agents() for r in ws.ledger.deployments_of(agent))
+    return any(r["model"] in names for agent in ws.store.deployments.agents() for r in ws.store.deployments.of(agent))
 
 
 def _job_section(ws: Workspace, job_id: str | None, notes: list[str]) -> dict[str, Any] | None:
     if not job_id:
         return None
-    job = ws.ledger.get_job(job_id)
+    job = ws.store.jobs.get(job_id)
     if job is None:
         notes.append(f"job {job_id} is no longer in the ledger")
         return None
@@ -114,7 +114,7 @@ def _job_section(ws: Workspace, job_id: str | None, notes: list[str]) -> dict[st
 def _dataset_section(ws: Workspace, dataset_id: str | None, notes: list[str]) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
     if not dataset_id:
         return None, []
-    row = ws.ledger.get_dataset(dataset_id)
+    row = ws.store.datasets.get(dataset_id)
     if row is None:
         notes.append(f"dataset {dataset_id} is no longer stored (deleted?); its sources are unknown")
         return None, []
@@ -137,7 +137,7 @@ def _dataset_section(ws: Workspace, dataset_id: str | None, notes: list[str]) ->
 def _evaluation_entries(ws: Workspace, names: set[str]) -> list[dict[str, Any]]:
     """Each evaluation holding the model, oldest first: its primary metric, this model's score, the comparisons it is in."""
     entries = []
-    for row in reversed(ws.ledger.list_evaluations()):  # the ledger lists newest first
+    for row in reversed(ws.store.evaluations.all()):  # the ledger lists newest first
         key = next((m for m in row["models"] or [] if m in names), None)
         if key is None:
             continue
@@ -184,8 +184,8 @@ def _evaluation_entries(ws: Workspace, names: set[str]) -> list[dict[str, Any]]:
 def _deployment_entries(ws: Workspace, names: set[str]) -> list[dict[str, Any]]:
     """Every assignment of the model to an agent (deploy or rollback to it), with whether it serves there now."""
     entries = []
-    for agent in ws.ledger.list_agents():
-        history = ws.ledger.deployments_of(agent)
+    for agent in ws.store.deployments.agents():
+        history = ws.store.deployments.of(agent)
         live_ids = {[r for r in history if r["task"] == task][-1]["id"] for task in {r["task"] for r in history}}
         for row in history:
             if row["model"] not in names:
@@ -235,22 +235,22 @@ def model_lineage(ws: Workspace, model_id: str) -> dict[str, Any]:
 
 def list_registry(ws: Workspace) -> list[dict[str, Any]]:
     """Every registered model, newest first, with its lineage in one line: job, dataset, evaluations, live deployments."""
-    evaluations = ws.ledger.list_evaluations()
+    evaluations = ws.store.evaluations.all()
     live: dict[str, list[str]] = {}
-    for agent in ws.ledger.list_agents():
-        history = ws.ledger.deployments_of(agent)
+    for agent in ws.store.deployments.agents():
+        history = ws.store.deployments.of(agent)
         for task in {r["task"] for r in history}:
             current = [r for r in history if r["task"] == task][-1]
             live.setdefault(current["model"], []).append(f"{agent}/{task}" if task is not None else agent)
     jobs = {}
     entries = []
-    for row in ws.ledger.list_models():
+    for row in ws.store.models.all():
         job_id = row.get("job_id")
         if job_id and job_id not in jobs:
-            jobs[job_id] = ws.ledger.get_job(job_id)
+            jobs[job_id] = ws.store.jobs.get(job_id)
         job = jobs.get(job_id) if job_id else None
         dataset_id = row.get("dataset_id") or (job or {}).get("dataset_id")
-        dataset = ws.ledger.get_dataset(dataset_id) if dataset_id else None
+        dataset = ws.store.datasets.get(dataset_id) if dataset_id else None
         source_count = len((dataset or {}).get("card", {}).get("sources") or []) if dataset else None
         evaluated = sum(1 for e in evaluations if row["id"] in (e["models"] or []))
         serving = sorted(live.get(row["id"], []))

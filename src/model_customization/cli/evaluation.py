@@ -57,7 +57,7 @@ def show_scores(result: dict[str, Any]) -> None:
 def _write_chart(ws: Workspace, eval_id: str, target: Path) -> None:
     from model_customization.evaluation.report import stored_report_chart
 
-    target.write_bytes(stored_report_chart(Path(ws.ledger.get_evaluation(eval_id)["path"])))
+    target.write_bytes(stored_report_chart(Path(ws.store.evaluations.get(eval_id)["path"])))
 
 
 @command(eval_app, "run")
@@ -123,7 +123,7 @@ def eval_show(
     if markdown and report.get("status") == "succeeded":
         from model_customization.evaluation.report import stored_report_markdown
 
-        return Verbatim(stored_report_markdown(Path(ws.ledger.get_evaluation(eval_id)["path"])))
+        return Verbatim(stored_report_markdown(Path(ws.store.evaluations.get(eval_id)["path"])))
     return Output(report, lambda: _show_evaluation(eval_id, report))
 
 
@@ -139,5 +139,5 @@ def eval_list(ws: Workspace) -> list[dict[str, Any]]:
     """Every stored evaluation, newest first, with its status (interrupted ones can be resumed)."""
     return [
         {"eval_id": r["id"], "status": r["status"], "source": r["dataset_id"], "models": r["models"], "error": r.get("error")}
-        for r in ws.ledger.list_evaluations()
+        for r in ws.store.evaluations.all()
     ]

@@ -387,7 +387,7 @@ def job_checkpoints(
     """The checkpoints a job has (OpenAI's, or a local job's <job_id>@step-N folders); each can be prompted (model prompt)."""
     from model_customization.providers.openai.training import remote_checkpoints
 
-    local_job = ws.ledger.get_job(job_id)
+    local_job = ws.store.jobs.get(job_id)
     if local_job and local_job["provider"] == "local":
         from model_customization.providers.local.checkpoints import list_checkpoints
 

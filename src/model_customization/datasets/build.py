@@ -385,7 +385,7 @@ def _store_written_splits(
     returned). extra_files are written beside the splits (e.g. material the card refers to).
     """
     dataset_id = "ds-" + content_hash[:12]
-    existing = ws.ledger.get_dataset(dataset_id)
+    existing = ws.store.datasets.get(dataset_id)
     if existing:
         return dataset_id, existing["card"], True
 
@@ -409,7 +409,7 @@ def _store_written_splits(
             (staging / file_name).write_bytes(data)
         (staging / "card.json").write_text(json.dumps(card, indent=2, ensure_ascii=False), encoding="utf-8")
         (staging / "card.md").write_text(card_markdown(card), encoding="utf-8")
-    ws.ledger.add_dataset(
+    ws.store.datasets.add(
         {
             "id": dataset_id,
             "name": card["name"],
@@ -586,7 +586,7 @@ def _one_line(text: str, limit: int = 200) -> str:
 
 
 def get_dataset(ws: Workspace, dataset_id: str) -> dict[str, Any]:
-    row = ws.ledger.get_dataset(dataset_id)
+    row = ws.store.datasets.get(dataset_id)
     if not row:
         raise NotFoundError(
             f"Dataset {dataset_id!r} not found. Call list_datasets to see stored datasets, "
@@ -611,7 +611,7 @@ def list_datasets_page(ws: Workspace, limit: int = 50, cursor: str | None = None
     def key(row: dict[str, Any]) -> tuple[float, str]:
         return (row["created_at"], row["id"])
 
-    rows = sorted(ws.ledger.list_datasets(), key=key, reverse=True)
+    rows = sorted(ws.store.datasets.all(), key=key, reverse=True)
     shown, next_cursor = page_rows(rows, key, kind="datasets", limit=limit, cursor=cursor, newest_first=True)
     return {"datasets": shown, "total": len(rows), "next_cursor": next_cursor}
 
@@ -622,12 +622,12 @@ ACTIVE_JOB_STATUSES = ("validating", "queued", "running", "paused")
 def dataset_references(ws: Workspace, dataset_id: str) -> dict[str, list[str]]:
     """What still points at a dataset: {jobs: [{id, status}], evaluations: [ids], agent_suites: [agent or agent/task
     of the suites in force]}."""
-    jobs = [{"id": j["id"], "status": j["status"]} for j in ws.ledger.list_jobs() if j["dataset_id"] == dataset_id]
-    evaluations = [e["id"] for e in ws.ledger.list_evaluations() if e["dataset_id"] == dataset_id]
+    jobs = [{"id": j["id"], "status": j["status"]} for j in ws.store.jobs.all() if j["dataset_id"] == dataset_id]
+    evaluations = [e["id"] for e in ws.store.evaluations.all() if e["dataset_id"] == dataset_id]
     suites = []
-    for agent in ws.ledger.list_agents():
+    for agent in ws.store.deployments.agents():
         in_force: dict[Any, dict[str, Any]] = {}
-        for row in ws.ledger.agent_suites_of(agent):  # oldest first: the last row per task is the one in force
+        for row in ws.store.deployments.suites_of(agent):  # oldest first: the last row per task is the one in force
             in_force[row["task"]] = row
         suites += [agent if task is None else f"{agent}/{task}" for task, row in in_force.items() if row["dataset_id"] == dataset_id]
     return {"jobs": jobs, "evaluations": evaluations, "agent_suites": sorted(suites)}
@@ -668,7 +668,7 @@ def delete_dataset(ws: Workspace, dataset_id: str, force: bool = False) -> dict[
     # leaves only a folder without a row, which nothing reads, `doctor` lists as a leftover and a build of the same
     # content replaces. Files first would leave a row pointing at missing files: a dataset that lies.
     try:
-        gone = ws.ledger.delete_dataset(dataset_id)
+        gone = ws.store.datasets.delete(dataset_id)
     except IntegrityError:  # a job started on it between our check and the delete
         raise UserError(f"Dataset {dataset_id} was just used by a new job (list_jobs shows it); it is kept. Nothing was deleted.") from None
     if not gone:

@@ -241,7 +241,7 @@ def _prompts_from_dataset(
     rows = read_split(ws, dataset_id, split)  # NotFoundError names list_datasets for an unknown id
     if not rows:
         raise UserError(f"Split {split!r} of {dataset_id} has no examples. Choose another split (train, validation, test).")
-    path = Path(ws.ledger.get_dataset(dataset_id)["path"]) / f"{split}.jsonl"
+    path = Path(ws.store.datasets.get(dataset_id)["path"]) / f"{split}.jsonl"
     source = {"path": f"datasets://{dataset_id}/{split}.jsonl", "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
     found = []
     for row in rows:

@@ -66,7 +66,7 @@ def costs(results: list[dict[str, Any]], participant: Participant) -> dict[str, 
 
 
 def get_evaluation(ws: Workspace, eval_id: str, cases: int = 20) -> dict[str, Any]:
-    row = ws.ledger.get_evaluation(eval_id)
+    row = ws.store.evaluations.get(eval_id)
     if not row:
         raise NotFoundError(f"Evaluation {eval_id!r} not found. Run evaluate to create one.")
     if row["status"] != "succeeded":
@@ -78,7 +78,7 @@ def get_evaluation(ws: Workspace, eval_id: str, cases: int = 20) -> dict[str, An
             "dataset_id": plan.get("dataset_id"),
             "suite": plan.get("suite"),
             "models": row["models"],
-            "pieces_stored": len(ws.ledger.evaluation_results(eval_id)),
+            "pieces_stored": len(ws.store.evaluations.results(eval_id)),
             "next_step": f"evaluate with resume={eval_id!r} continues it" if row["status"] == "interrupted" else "it is still running",
         }
     folder = Path(row["path"])

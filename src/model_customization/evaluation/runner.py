@@ -138,7 +138,7 @@ def _prepare(ws: Workspace, asked: dict[str, Any], resume: str | None) -> _Prepa
     prepared = _plan(ws, "ev-" + secrets.token_hex(6), plan)
     # The ledger's dataset_id column is required: a suite run records where its cases came from instead.
     source = plan["dataset_id"] if plan["dataset_id"] is not None else f"suite:{prepared.suite_path}"
-    ws.ledger.add_evaluation(
+    ws.store.evaluations.add(
         {
             "id": prepared.eval_id,
             "dataset_id": source,
@@ -153,7 +153,7 @@ def _prepare(ws: Workspace, asked: dict[str, Any], resume: str | None) -> _Prepa
 
 
 def _prepare_resume(ws: Workspace, eval_id: str, asked: dict[str, Any]) -> _Prepared | dict[str, Any]:
-    row = ws.ledger.get_evaluation(eval_id)
+    row = ws.store.evaluations.get(eval_id)
     if not row:
         raise NotFoundError(f"Evaluation {eval_id!r} not found; list_evaluations (or evals://index) shows them. Start a new one without resume.")
     if row["status"] == "succeeded":
@@ -170,7 +170,7 @@ def _prepare_resume(ws: Workspace, eval_id: str, asked: dict[str, Any]) -> _Prep
     if prepared.plan["cases_sha256"] != plan.get("cases_sha256"):
         raise UserError(f"The cases of {eval_id} changed since it started (was its suite file edited?), so its stored answers no longer fit; start a new evaluation.")
     by_case = {r["case"]: r for r in prepared.results}
-    for piece in ws.ledger.evaluation_results(eval_id):
+    for piece in ws.store.evaluations.results(eval_id):
         row_ = by_case.get(piece["case_index"])
         if row_ is None:
             continue
@@ -185,7 +185,7 @@ def _prepare_resume(ws: Workspace, eval_id: str, asked: dict[str, Any]) -> _Prep
         elif kind == "likelihood":
             row_.setdefault("likelihood", {})[model_id] = payload
         prepared.stored_pieces += 1
-    ws.ledger.update_evaluation(eval_id, status="running", error=None)
+    ws.store.evaluations.update(eval_id, status="running", error=None)
     return prepared
 
 
@@ -352,7 +352,7 @@ class _Run:
                 await self._flush()
                 stored = self.done
                 reason = str(error) if isinstance(error, UserError) else f"stopped ({type(error).__name__})"
-                await anyio.to_thread.run_sync(functools.partial(self.ws.ledger.update_evaluation, prepared.eval_id, status="interrupted", error=reason))
+                await anyio.to_thread.run_sync(functools.partial(self.ws.store.evaluations.update, prepared.eval_id, status="interrupted", error=reason))
             if isinstance(error, UserError):
                 raise type(error)(
                     f"{error} Evaluation {prepared.eval_id} stopped with {stored} of {self.total} pieces done and stored: "
@@ -504,7 +504,7 @@ class _Run:
         async with self.flush_lock:
             batch, self.pending = self.pending, []
             if batch:
-                await anyio.to_thread.run_sync(self.ws.ledger.add_evaluation_results, self.prepared.eval_id, batch)
+                await anyio.to_thread.run_sync(self.ws.store.evaluations.add_results, self.prepared.eval_id, batch)
 
 
 def _finish(ws: Workspace, prepared: _Prepared) -> dict[str, Any]:
@@ -545,5 +545,5 @@ def _finish(ws: Workspace, prepared: _Prepared) -> dict[str, Any]:
     }
     # A folder left by a run that crashed after writing it but before the ledger knew is replaced whole.
     write_evaluation_folder(prepared.folder, report, results)
-    ws.ledger.update_evaluation(prepared.eval_id, status="succeeded", summary=summary, error=None)
+    ws.store.evaluations.update(prepared.eval_id, status="succeeded", summary=summary, error=None)
     return {**report, "resource_uri": f"evals://{prepared.eval_id}", "resumed": prepared.stored_pieces > 0}

@@ -47,10 +47,10 @@ def check_ledger(ws: Workspace) -> list[str]:
 def _database_problems(ws: Workspace) -> list[str]:
     from sqlalchemy import text
 
-    if ws.ledger.engine.dialect.name != "sqlite":
+    if ws.store.engine.dialect.name != "sqlite":
         return []
     problems = []
-    with ws.ledger.engine.connect() as conn:
+    with ws.store.engine.connect() as conn:
         for (line,) in conn.execute(text("PRAGMA integrity_check")):
             if line != "ok":
                 problems.append(f"SQLite integrity_check: {line}")
@@ -73,7 +73,7 @@ def splits_sha256(folder: Path) -> str:
 
 def _dataset_problems(ws: Workspace) -> list[str]:
     problems = []
-    for row in ws.ledger.list_datasets():
+    for row in ws.store.datasets.all():
         folder = Path(row["path"])
         if not folder.is_dir():
             problems.append(f"dataset {row['id']}: its folder {folder} is missing")
@@ -103,8 +103,8 @@ def _dataset_problems(ws: Workspace) -> list[str]:
 def leftovers(ws: Workspace) -> list[str]:
     """Folders an interrupted build or evaluation left behind: harmless (no dataset or report is read from them, and
     the next build of the same content replaces them), listed so that their space can be reclaimed."""
-    known = {Path(row["path"]).resolve() for row in ws.ledger.list_datasets()}
-    known |= {Path(row["path"]).resolve() for row in ws.ledger.list_evaluations()}
+    known = {Path(row["path"]).resolve() for row in ws.store.datasets.all()}
+    known |= {Path(row["path"]).resolve() for row in ws.store.evaluations.all()}
     found = []
     for parent in (ws.settings.datasets_dir, ws.settings.evals_dir):
         if parent.is_dir():
@@ -117,7 +117,7 @@ def leftovers(ws: Workspace) -> list[str]:
 
 def _job_problems(ws: Workspace) -> list[str]:
     problems = []
-    jobs = ws.ledger.list_jobs()
+    jobs = ws.store.jobs.all()
     active_by_key: dict[tuple[str, str], list[str]] = {}
     for job in jobs:
         if job["status"] in ACTIVE_STATUSES and job.get("idempotency_key"):
@@ -128,7 +128,7 @@ def _job_problems(ws: Workspace) -> list[str]:
             if _runs_locally(job["provider"]):
                 problems.append(f"job {job['id']} succeeded but names no model")
             continue  # a cloud job may report success a moment before it names its model
-        model = ws.ledger.get_model(job["model_id"])
+        model = ws.store.models.get(job["model_id"])
         if model is None:
             problems.append(f"job {job['id']} succeeded with model {job['model_id']}, which is not in the models table")
             continue
@@ -145,7 +145,7 @@ def _job_problems(ws: Workspace) -> list[str]:
 
 def _evaluation_problems(ws: Workspace) -> list[str]:
     problems = []
-    for row in ws.ledger.list_evaluations():
+    for row in ws.store.evaluations.all():
         if row["status"] == "succeeded" and not (Path(row["path"]) / "report.json").is_file():
             problems.append(f"evaluation {row['id']} is marked succeeded but {Path(row['path']) / 'report.json'} is missing")
     return problems
@@ -154,4 +154,4 @@ def _evaluation_problems(ws: Workspace) -> list[str]:
 def doctor_report(ws: Workspace) -> dict[str, Any]:
     """The check's result as the CLI prints it with --json."""
     problems = check_ledger(ws)
-    return {"ok": not problems, "problems": problems, "leftovers": leftovers(ws), "store": ws.ledger.engine.dialect.name}
+    return {"ok": not problems, "problems": problems, "leftovers": leftovers(ws), "store": ws.store.engine.dialect.name}

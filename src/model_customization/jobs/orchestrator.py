@@ -16,7 +16,7 @@ from typing import Any
 
 from model_customization.datasets.build import get_dataset
 from model_customization.errors import NotFoundError, TransientError, UserError
-from model_customization.jobs.ledger import TERMINAL_STATUSES, this_host
+from model_customization.store.status import TERMINAL_STATUSES, this_host
 from model_customization.jobs.processes import spawn_worker, stop_worker, worker_alive
 from model_customization.jobs.spending import ConfirmationNeeded, approve_spend
 from model_customization.providers.base import Provider, idempotency_key as default_key
@@ -108,7 +108,7 @@ def start_job(
         return _dry_run_summary(trainer.name, canonical_base, dataset_id, method, hp, quote)
 
     job_id = "job-" + secrets.token_hex(6)
-    ws.ledger.add_job(
+    ws.store.jobs.add(
         {
             "id": job_id,
             "provider": trainer.name,
@@ -145,7 +145,7 @@ def confirmation_needed(
         return None
     try:
         hp = trainer.parse_hyperparameters(method, hyperparameters)
-        known = ws.ledger.job_by_idempotency_key(provider, idempotency_key or default_key(dataset_id, base_model or "default", method, hp))
+        known = ws.store.jobs.by_idempotency_key(provider, idempotency_key or default_key(dataset_id, base_model or "default", method, hp))
         if known and known["remote_id"]:
             return None
         quote = start_job(ws, dataset_id, provider=provider, base_model=base_model, method=method, hyperparameters=hyperparameters, dry_run=True)["quote"]
@@ -211,9 +211,9 @@ def _start_cloud_job(
     cloud, provider = provider, provider.name
     hp = cloud.parse_hyperparameters(method, hyperparameters)
     key = key or default_key(dataset_id, base_model or "default", method, hp)
-    known = ws.ledger.job_by_idempotency_key(provider, key)
+    known = ws.store.jobs.by_idempotency_key(provider, key)
     if known and known["remote_id"] and not dry_run:
-        ws.ledger.add_event(known["id"], "start_job called again with the same idempotency key: this job is the answer, nothing new was created")
+        ws.store.jobs.add_event(known["id"], "start_job called again with the same idempotency key: this job is the answer, nothing new was created")
         return check_job(ws, known["id"])
 
     canonical_base = cloud.check_available(ws, base_model, method)
@@ -231,33 +231,33 @@ def _start_cloud_job(
     if remote:
         # Created by an earlier call whose reply was lost: adopt it, no new spend.
         if not known or known["id"] != job_id:
-            ws.ledger.add_job(_cloud_row(job_id, provider, canonical_base, dataset_id, method, hp, key, details))
-        ws.ledger.update_job(job_id, remote_id=remote["remote_id"], remote_status=remote.get("remote_status"), details={**details, **(remote.get("details") or {})})
-        ws.ledger.add_event(job_id, f"found {provider} job {remote['remote_id']} created earlier with the same idempotency key; adopted, nothing new created")
+            ws.store.jobs.add(_cloud_row(job_id, provider, canonical_base, dataset_id, method, hp, key, details))
+        ws.store.jobs.update(job_id, remote_id=remote["remote_id"], remote_status=remote.get("remote_status"), details={**details, **(remote.get("details") or {})})
+        ws.store.jobs.add_event(job_id, f"found {provider} job {remote['remote_id']} created earlier with the same idempotency key; adopted, nothing new created")
         return check_job(ws, job_id)
 
     approval = approve_spend(ws, provider, quote.get("estimated_cost_usd"), confirm_cost_usd=confirm_cost_usd, elicited_quote_usd=elicited_quote_usd, elicited=elicited)
     if not known or known["id"] != job_id:
-        ws.ledger.add_job(_cloud_row(job_id, provider, canonical_base, dataset_id, method, hp, key, details))
-    ws.ledger.add_spend(
+        ws.store.jobs.add(_cloud_row(job_id, provider, canonical_base, dataset_id, method, hp, key, details))
+    ws.store.spending.add(
         {"job_id": job_id, "provider": provider, "quoted_usd": quote.get("estimated_cost_usd"), "committed_usd": approval.committed_usd, "approved_by": approval.approved_by}
     )
-    ws.ledger.add_event(job_id, f"cost approved ({approval.approved_by}): quote {quote.get('estimated_cost_usd')} USD, committed {approval.committed_usd} USD")
+    ws.store.jobs.add_event(job_id, f"cost approved ({approval.approved_by}): quote {quote.get('estimated_cost_usd')} USD, committed {approval.committed_usd} USD")
     job = _require_job(ws, job_id)
     try:
         submitted = cloud.submit(ws, job)
     except Exception as error:
         # Nothing was created remotely (or the provider refused): the job fails with the reason and costs nothing.
         message = str(error) if isinstance(error, UserError) else f"{type(error).__name__}: {error}"
-        ws.ledger.finish_job(job_id, "failed", error=message)
-        ws.ledger.set_actual_spend(job_id, 0.0)
-        ws.ledger.add_event(job_id, f"not created at {provider}: {message}", "error")
+        ws.store.jobs.finish(job_id, "failed", error=message)
+        ws.store.spending.set_actual(job_id, 0.0)
+        ws.store.jobs.add_event(job_id, f"not created at {provider}: {message}", "error")
         if isinstance(error, UserError):
             raise
         raise UserError(f"{provider} did not create the job ({message}). check_job {job_id} shows the record; start_job again retries with the same idempotency key.") from error
     merged = {**(_require_job(ws, job_id).get("details") or {}), **(submitted.get("details") or {})}
-    ws.ledger.update_job(job_id, remote_id=submitted["remote_id"], remote_status=submitted.get("remote_status"), details=merged)
-    ws.ledger.add_event(job_id, f"created at {provider} as {submitted['remote_id']}")
+    ws.store.jobs.update(job_id, remote_id=submitted["remote_id"], remote_status=submitted.get("remote_status"), details=merged)
+    ws.store.jobs.add_event(job_id, f"created at {provider} as {submitted['remote_id']}")
     return check_job(ws, job_id)
 
 
@@ -276,7 +276,7 @@ def _refresh_cloud(ws: Workspace, job: dict[str, Any]) -> dict[str, Any]:
         return job
     provider = find_provider(job["provider"])
     if provider is None:
-        ws.ledger.add_event(job["id"], f"could not refresh: provider {job['provider']!r} is not installed here; showing the last known state", "warning")
+        ws.store.jobs.add_event(job["id"], f"could not refresh: provider {job['provider']!r} is not installed here; showing the last known state", "warning")
         return job
     shown = provider.title
     for attempt in range(1, POLL_ATTEMPTS + 1):
@@ -286,7 +286,7 @@ def _refresh_cloud(ws: Workspace, job: dict[str, Any]) -> dict[str, Any]:
         except TransientError as error:
             # A network blip, a timeout, a 5xx or a rate limit: wait and poll again; the job is never failed for it.
             if attempt == POLL_ATTEMPTS:
-                ws.ledger.add_event(
+                ws.store.jobs.add_event(
                     job["id"],
                     f"{shown} still unreachable after {POLL_ATTEMPTS} attempts ({error}); the job keeps its last known "
                     f"state ({job['status']}) and the next check_job polls again",
@@ -294,13 +294,13 @@ def _refresh_cloud(ws: Workspace, job: dict[str, Any]) -> dict[str, Any]:
                 )
                 break
             delay = poll_retry_delay(attempt, error.retry_after)
-            ws.ledger.add_event(job["id"], f"{shown} unreachable: retrying in {delay:g} s (attempt {attempt + 1}/{POLL_ATTEMPTS}): {error}", "warning")
+            ws.store.jobs.add_event(job["id"], f"{shown} unreachable: retrying in {delay:g} s (attempt {attempt + 1}/{POLL_ATTEMPTS}): {error}", "warning")
             time.sleep(delay)
         except UserError as error:
-            ws.ledger.add_event(job["id"], f"could not refresh from {shown}: {error}", "warning")
+            ws.store.jobs.add_event(job["id"], f"could not refresh from {shown}: {error}", "warning")
             break
         except Exception as error:  # noqa: BLE001 - a failure while polling must not break check_job or list_jobs
-            ws.ledger.add_event(job["id"], f"could not refresh from {shown} ({type(error).__name__}); showing the last known state", "warning")
+            ws.store.jobs.add_event(job["id"], f"could not refresh from {shown} ({type(error).__name__}); showing the last known state", "warning")
             break
     return _require_job(ws, job["id"])
 
@@ -346,7 +346,7 @@ def _resume_cloud(ws: Workspace, job: dict[str, Any]) -> dict[str, Any]:
     if job["status"] != "paused":
         raise UserError(f"Job {job['id']} is {job['status']} at {job['provider']}; only a paused cloud job can be resumed. Start a new job instead.")
     get_provider(job["provider"]).resume(ws, job)
-    ws.ledger.add_event(job["id"], "resume asked for")
+    ws.store.jobs.add_event(job["id"], "resume asked for")
     return check_job(ws, job["id"])
 
 
@@ -358,22 +358,22 @@ def pause_job(ws: Workspace, job_id: str) -> dict[str, Any]:
     if job["status"] in TERMINAL_STATUSES:
         raise UserError(f"Job {job_id} has already ended ({job['status']}); there is nothing to pause.")
     provider.pause(ws, job)
-    ws.ledger.add_event(job_id, "pause asked for")
+    ws.store.jobs.add_event(job_id, "pause asked for")
     return check_job(ws, job_id)
 
 
 def _requeue(ws: Workspace, job: dict[str, Any], message: str) -> None:
-    ws.ledger.update_job(
+    ws.store.jobs.update(
         job["id"], status="queued", worker_pid=None, worker_host=None, lease_expires_at=None, error=None, finished_at=None, eta_seconds=None, queued_at=time.time()
     )
-    ws.ledger.add_event(job["id"], message)
+    ws.store.jobs.add_event(job["id"], message)
 
 
 @contextmanager
 def _queue_lock(ws: Workspace):
     # The server, the CLI and finishing workers all dispatch: one at a time, or two could fill the same slot. The
     # ledger's own lock extends that to servers with other data homes, or on other machines, sharing the ledger.
-    with file_lock(ws.settings.home / ".queue.lock"), ws.ledger.exclusive("dispatch"):
+    with file_lock(ws.settings.home / ".queue.lock"), ws.store.exclusive("dispatch"):
         yield
 
 
@@ -391,11 +391,11 @@ def dispatch(ws: Workspace) -> list[str]:
     launched = []
     host = this_host()
     with _queue_lock(ws):
-        active = [j for j in ws.ledger.list_jobs() if j["status"] in ACTIVE_STATUSES and _queued_here(j)]
+        active = [j for j in ws.store.jobs.all() if j["status"] in ACTIVE_STATUSES and _queued_here(j)]
         for job in active:
             if job["worker_pid"] or job.get("worker_host"):
                 _notice_dead_worker(ws, job)
-        jobs_now = [ws.ledger.get_job(j["id"]) for j in active]
+        jobs_now = [ws.store.jobs.get(j["id"]) for j in active]
         now = time.time()
         # max_local_jobs is per machine: count this machine's workers (and its reservations not launched yet).
         running = [
@@ -411,16 +411,16 @@ def dispatch(ws: Workspace) -> list[str]:
             if free_slots <= 0:
                 break
             # Atomic: of several servers dispatching the same queue, exactly one reserves the job and launches it.
-            if not ws.ledger.reserve_job(job["id"], host):
+            if not ws.store.jobs.reserve(job["id"], host):
                 continue
             free_slots -= 1
             try:
                 pid = spawn_worker(ws.settings.home, job["id"], ws.settings.jobs_dir / job["id"] / "worker.log", launcher=job.get("launcher"))
             except OSError as error:
-                ws.ledger.finish_job(job["id"], "failed", error=f"could not start the worker: {error}")
+                ws.store.jobs.finish(job["id"], "failed", error=f"could not start the worker: {error}")
                 continue
-            ws.ledger.attach_worker(job["id"], pid, host)
-            ws.ledger.add_event(job["id"], f"worker process {pid} launched on {host}")
+            ws.store.jobs.attach_worker(job["id"], pid, host)
+            ws.store.jobs.add_event(job["id"], f"worker process {pid} launched on {host}")
             launched.append(job["id"])
     return launched
 
@@ -430,15 +430,15 @@ class QueueReporter:
     slot is free, so the next queued job starts without waiting for anyone to poll."""
 
     def job_failed(self, ws: Workspace, job_id: str, message: str) -> None:
-        if ws.ledger.finish_job(job_id, "failed", error=message):
-            ws.ledger.add_event(job_id, f"failed: {message}", "error")
+        if ws.store.jobs.finish(job_id, "failed", error=message):
+            ws.store.jobs.add_event(job_id, f"failed: {message}", "error")
 
     def slot_freed(self, ws: Workspace) -> None:
         dispatch(ws)
 
 
 def _require_job(ws: Workspace, job_id: str) -> dict[str, Any]:
-    job = ws.ledger.get_job(job_id)
+    job = ws.store.jobs.get(job_id)
     if not job:
         raise NotFoundError(f"Job {job_id!r} not found. Call list_jobs to see known jobs.")
     return job
@@ -451,9 +451,9 @@ def _notice_dead_worker(ws: Workspace, job: dict[str, Any]) -> dict[str, Any]:
         return job
     if not job["worker_pid"]:
         # Reserved by a dispatcher that never recorded a worker (it died in between): queued again once its lease ends.
-        if (job.get("lease_expires_at") or 0) < time.time() and ws.ledger.release_job(job["id"]):
-            ws.ledger.add_event(job["id"], f"the reservation by {job['worker_host']} ran out before a worker started; back in the queue", "warning")
-        return ws.ledger.get_job(job["id"]) or job
+        if (job.get("lease_expires_at") or 0) < time.time() and ws.store.jobs.release(job["id"]):
+            ws.store.jobs.add_event(job["id"], f"the reservation by {job['worker_host']} ran out before a worker started; back in the queue", "warning")
+        return ws.store.jobs.get(job["id"]) or job
     elsewhere = job.get("worker_host") not in (None, this_host())
     if elsewhere:
         # Another machine's worker: its process cannot be seen from here, only whether it keeps renewing its lease.
@@ -462,7 +462,7 @@ def _notice_dead_worker(ws: Workspace, job: dict[str, Any]) -> dict[str, Any]:
     elif worker_alive(job["worker_pid"], job["id"]):
         return job
     # The worker may have finished (or renewed its lease) between our read and the check: read again before judging.
-    fresh = ws.ledger.get_job(job["id"]) or job
+    fresh = ws.store.jobs.get(job["id"]) or job
     if fresh["status"] in TERMINAL_STATUSES or fresh["worker_pid"] != job["worker_pid"]:
         return fresh
     if elsewhere and (fresh.get("lease_expires_at") or 0) >= time.time():
@@ -477,20 +477,20 @@ def _notice_dead_worker(ws: Workspace, job: dict[str, Any]) -> dict[str, Any]:
     if (fresh["attempts"] or 1) < MAX_AUTOMATIC_RESUMES:
         checkpoint = latest_checkpoint(ws, job["id"])
         where = f"from checkpoint {checkpoint.name}" if checkpoint else "from the start (no checkpoint yet)"
-        ws.ledger.add_event(job["id"], lost, "warning")
+        ws.store.jobs.add_event(job["id"], lost, "warning")
         _requeue(ws, fresh, f"resuming {where}, launch {(fresh['attempts'] or 1) + 1} of {MAX_AUTOMATIC_RESUMES}")
     else:
         message = f"{lost}; it was launched {fresh['attempts']} times, so it is not resumed again. start_job with resume={job['id']!r} tries once more"
-        if ws.ledger.finish_job(job["id"], "failed", error=message):
-            ws.ledger.add_event(job["id"], message, "error")
-    return ws.ledger.get_job(job["id"]) or fresh
+        if ws.store.jobs.finish(job["id"], "failed", error=message):
+            ws.store.jobs.add_event(job["id"], message, "error")
+    return ws.store.jobs.get(job["id"]) or fresh
 
 
 def queue_position(ws: Workspace, job: dict[str, Any]) -> int | None:
     """1 for the next job to start; None for a job that is not waiting."""
     if job["status"] != "queued" or job["worker_pid"]:
         return None
-    waiting = [j for j in ws.ledger.list_jobs("queued") if not j["worker_pid"]]
+    waiting = [j for j in ws.store.jobs.all("queued") if not j["worker_pid"]]
     waiting.sort(key=lambda j: (j["queued_at"] or j["created_at"]))
     return next((i for i, j in enumerate(waiting, start=1) if j["id"] == job["id"]), None)
 
@@ -521,7 +521,7 @@ def summarize_job(ws: Workspace, job: dict[str, Any], events: int = 5) -> dict[s
         "spend": _spend_summary(ws, job),
         "checkpoints": (job.get("details") or {}).get("checkpoints"),
         "events": [
-            {"at": _iso(e["at"]), "level": e["level"], "message": e["message"]} for e in ws.ledger.events(job["id"], events)
+            {"at": _iso(e["at"]), "level": e["level"], "message": e["message"]} for e in ws.store.jobs.events(job["id"], events)
         ],
         "resource_uri": f"jobs://{job['id']}",
     }
@@ -531,7 +531,7 @@ def _spend_summary(ws: Workspace, job: dict[str, Any]) -> dict[str, Any] | None:
     provider = find_provider(job["provider"])
     if provider is not None and not provider.paid:
         return None
-    row = ws.ledger.spend_for_job(job["id"])
+    row = ws.store.spending.for_job(job["id"])
     if not row:
         return None
     return {"quoted_usd": row["quoted_usd"], "committed_usd": row["committed_usd"], "actual_usd": row["actual_usd"], "approved_by": row["approved_by"]}
@@ -552,14 +552,14 @@ def cancel_job(ws: Workspace, job_id: str) -> dict[str, Any]:
         raise UserError(f"Job {job_id} has already ended ({job['status']}); there is nothing to cancel. check_job shows its result.")
     if not _queued_here(job):
         if not job.get("remote_id"):
-            ws.ledger.finish_job(job_id, "cancelled")
-            ws.ledger.add_event(job_id, "cancelled before it was created at the provider")
+            ws.store.jobs.finish(job_id, "cancelled")
+            ws.store.jobs.add_event(job_id, "cancelled before it was created at the provider")
             return check_job(ws, job_id)
         get_provider(job["provider"]).cancel(ws, job)
-        ws.ledger.add_event(job_id, f"cancel asked of {job['provider']}")
+        ws.store.jobs.add_event(job_id, f"cancel asked of {job['provider']}")
         return check_job(ws, job_id)
     # Record the cancellation first, so a worker finishing at this moment cannot mark the job succeeded after it.
-    ws.ledger.finish_job(job_id, "cancelled")
+    ws.store.jobs.finish(job_id, "cancelled")
     # A worker on another machine (a server sharing the ledger) cannot be signalled from here: it sees the
     # cancellation at its next lease renewal and stops itself.
     elsewhere = job["worker_pid"] and job.get("worker_host") not in (None, this_host())
@@ -572,7 +572,7 @@ def cancel_job(ws: Workspace, job_id: str) -> dict[str, Any]:
         said = f"cancelled; worker process {job['worker_pid']} on {job['worker_host']} stops at its next lease renewal"
     else:
         said = f"cancelled; worker process {job['worker_pid']} stopped" if stopped else f"cancelled, but worker process {job['worker_pid']} did not stop"
-    ws.ledger.add_event(job_id, said + kept, "info" if stopped else "error")
+    ws.store.jobs.add_event(job_id, said + kept, "info" if stopped else "error")
     return check_job(ws, job_id)
 
 
@@ -586,14 +586,14 @@ def list_jobs_page(ws: Workspace, status: str | None = None, limit: int = 50, cu
     from model_customization.paging import page_rows
 
     dispatch(ws)
-    for job in ws.ledger.list_jobs():
+    for job in ws.store.jobs.all():
         if not _queued_here(job) and job["status"] not in TERMINAL_STATUSES:
             _refresh_cloud(ws, job)
 
     def key(row: dict[str, Any]) -> tuple[float, str]:
         return (row["created_at"], row["id"])
 
-    rows = sorted(ws.ledger.list_jobs(status), key=key, reverse=True)
+    rows = sorted(ws.store.jobs.all(status), key=key, reverse=True)
     shown, next_cursor = page_rows(rows, key, kind="jobs", limit=limit, cursor=cursor, newest_first=True)
     jobs = [
         {
@@ -625,7 +625,7 @@ def list_job_events(ws: Workspace, job_id: str, limit: int = 50, cursor: str | N
         if len(after) != 2 or after[0] != job_id or not isinstance(after[1], int):
             raise UserError(f"That cursor belongs to another job's events (or is not ours); use the next_cursor of the previous page of {job_id}'s events.")
         after_id = after[1]
-    rows = ws.ledger.events_after(job_id, after_id, limit + 1)  # one more than shown: is there a next page?
+    rows = ws.store.jobs.events_after(job_id, after_id, limit + 1)  # one more than shown: is there a next page?
     shown = rows[:limit]
     return {
         "job_id": job_id,

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from model_customization.errors import NotFoundError, UserError
-from model_customization.jobs.ledger import TERMINAL_STATUSES
+from model_customization.store.status import TERMINAL_STATUSES
 from model_customization.workspace import Workspace
 
 WIDTH_INCHES, HEIGHT_INCHES, DPI = 9.0, 5.0, 100  # 900 x 500 pixels
@@ -25,11 +25,11 @@ TRAIN_COLOUR, VALIDATION_COLOUR, LR_COLOUR, EPOCH_COLOUR = "#1f77b4", "#d62728",
 
 def loss_curve_png(ws: Workspace, job_id: str) -> bytes:
     """Render the job's loss curve; NotFoundError for an unknown job, UserError while it has no metrics yet."""
-    job = ws.ledger.get_job(job_id)
+    job = ws.store.jobs.get(job_id)
     if not job:
         raise NotFoundError(f"Job {job_id!r} not found. Call list_jobs to see known jobs.")
     # By step: a resumed job's rows after its checkpoint are dropped and written again, so id order may not be step order.
-    rows = sorted(ws.ledger.metrics(job_id), key=lambda r: r["step"])
+    rows = sorted(ws.store.jobs.metrics(job_id), key=lambda r: r["step"])
     train = [r for r in rows if r["train_loss"] is not None]
     validation = [r for r in rows if r["validation_loss"] is not None and r["train_loss"] is None]
     if not train and not validation:

@@ -52,7 +52,7 @@ def approve_spend(
     if quote_usd == 0:
         return Approval(0.0, "free")
     settings = ws.settings
-    spent_today = ws.ledger.spend_since(start_of_utc_day())
+    spent_today = ws.store.spending.since(start_of_utc_day())
     if quote_usd is not None and quote_usd <= settings.budget_per_job_usd and spent_today + quote_usd <= settings.budget_per_day_usd:
         return Approval(quote_usd, "budget")
     if elicited:

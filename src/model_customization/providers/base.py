@@ -135,7 +135,7 @@ class Provider:
         """Upload what is needed and create the remote job; returns {"remote_id", "remote_status", "details"}.
 
         `job` is the ledger row (id, dataset_id, base_model, method, hyperparameters, idempotency_key, details with
-        the caller's provider options such as suffix, seed, metadata). Events may be added with ws.ledger.add_event.
+        the caller's provider options such as suffix, seed, metadata). Events may be added with ws.store.jobs.add_event.
         """
         raise self._unsupported("train models")
 
@@ -201,26 +201,26 @@ class Provider:
 # --- helpers every provider uses to write into the ledger --------------------------------------------------------
 def apply_remote_status(ws: Workspace, job: dict[str, Any], provider: Any, remote_status: str, *, error: str | None = None, **values: Any) -> str:
     """Record the provider's status (verbatim) and ours; a terminal status is written once. Returns our status."""
-    from model_customization.jobs.ledger import TERMINAL_STATUSES  # SQLAlchemy: not at server start-up
+    from model_customization.store.status import TERMINAL_STATUSES  # SQLAlchemy: not at server start-up
 
     ours = provider.STATUS_MAP.get(remote_status, remote_status)
     if remote_status not in provider.STATUS_MAP and remote_status != job.get("remote_status"):
-        ws.ledger.add_event(job["id"], f"{provider.name} reported status {remote_status!r}, which this version does not know; kept as is", "warning")
+        ws.store.jobs.add_event(job["id"], f"{provider.name} reported status {remote_status!r}, which this version does not know; kept as is", "warning")
     if ours in TERMINAL_STATUSES:
-        if ws.ledger.finish_job(job["id"], ours, remote_status=remote_status, error=error, **values):
-            ws.ledger.add_event(job["id"], f"{provider.name} job {ours}" + (f": {error}" if error else ""), "error" if ours == "failed" else "info")
+        if ws.store.jobs.finish(job["id"], ours, remote_status=remote_status, error=error, **values):
+            ws.store.jobs.add_event(job["id"], f"{provider.name} job {ours}" + (f": {error}" if error else ""), "error" if ours == "failed" else "info")
     elif job["status"] not in TERMINAL_STATUSES:
         if ours != job["status"]:
-            ws.ledger.add_event(job["id"], f"status {ours} ({provider.name}: {remote_status})")
+            ws.store.jobs.add_event(job["id"], f"status {ours} ({provider.name}: {remote_status})")
         started = {"started_at": time.time()} if ours == "running" and not job.get("started_at") else {}
-        ws.ledger.update_job(job["id"], status=ours, remote_status=remote_status, error=error, **started, **values)
+        ws.store.jobs.update(job["id"], status=ours, remote_status=remote_status, error=error, **started, **values)
     return ours
 
 
 def register_tuned_model(ws: Workspace, job: dict[str, Any], provider: str, model_id: str, details: dict[str, Any] | None = None) -> None:
     """Put a provider's tuned model in the registry with its lineage (job, dataset, base), once."""
-    if not ws.ledger.get_model(model_id):
-        ws.ledger.add_model(
+    if not ws.store.models.get(model_id):
+        ws.store.models.add(
             {
                 "id": model_id,
                 "provider": provider,
@@ -232,26 +232,26 @@ def register_tuned_model(ws: Workspace, job: dict[str, Any], provider: str, mode
                 "details": details,
             }
         )
-    ws.ledger.update_job(job["id"], model_id=model_id)
+    ws.store.jobs.update(job["id"], model_id=model_id)
 
 
 def merge_details(ws: Workspace, job_id: str, **values: Any) -> dict[str, Any]:
     """Update some keys of a job's provider details (sync cursors, file ids) and return the whole."""
-    current = dict((ws.ledger.get_job(job_id) or {}).get("details") or {})
+    current = dict((ws.store.jobs.get(job_id) or {}).get("details") or {})
     current.update(values)
-    ws.ledger.update_job(job_id, details=current)
+    ws.store.jobs.update(job_id, details=current)
     return current
 
 
 def record_metrics(ws: Workspace, job_id: str, rows: list[dict[str, Any]]) -> int:
     """Add metric rows (step, epoch, train_loss, validation_loss) for steps not recorded yet; returns how many."""
-    seen = {m["step"] for m in ws.ledger.metrics(job_id)}
+    seen = {m["step"] for m in ws.store.jobs.metrics(job_id)}
     added = 0
     for row in sorted(rows, key=lambda r: r["step"]):
         if row["step"] in seen:
             continue
         seen.add(row["step"])
-        ws.ledger.add_metric(
+        ws.store.jobs.add_metric(
             job_id,
             step=int(row["step"]),
             epoch=float(row.get("epoch") or 0.0),
@@ -269,5 +269,5 @@ def record_metrics(ws: Workspace, job_id: str, rows: list[dict[str, Any]]) -> in
             progress["validation_loss"] = last["validation_loss"]
         if last.get("epoch") is not None:
             progress["epoch"] = float(last["epoch"])
-        ws.ledger.update_job(job_id, **progress)
+        ws.store.jobs.update(job_id, **progress)
     return added

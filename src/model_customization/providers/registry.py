@@ -191,7 +191,7 @@ def resolve_chat_model(ws: Workspace, model: str) -> tuple[str, str]:
             if not rest:
                 raise UserError(f"{name!r} names the provider but no model; write it as {provider.name}:<model>.")
             return provider.name, rest
-    row = ws.ledger.get_model(name)
+    row = ws.store.models.get(name)
     if row:
         if row["provider"] not in {p.name for p in chatting}:
             raise UserError(f"Model {name!r} is registered for provider {row['provider']!r}, which cannot be prompted here; providers: {', '.join(p.name for p in chatting)}.")

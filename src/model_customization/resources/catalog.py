@@ -63,19 +63,19 @@ def _evaluation_entry(row: dict[str, Any]) -> dict[str, Any]:
 def register(server: MCPServer, ws: Workspace) -> None:
     @server.resource("datasets://index", name="datasets", mime_type="application/json", description="Every stored dataset with its split sizes.")
     def datasets_index() -> str:
-        rows = ws.ledger.list_datasets()
+        rows = ws.store.datasets.all()
         return _json([{"dataset_id": r["id"], "name": r["name"], "counts": r["counts"], "uri": f"datasets://{r['id']}"} for r in rows])
 
     @server.resource("datasets://{dataset_id}", name="dataset", mime_type="application/json", description="A dataset's card: counts per split, drops by reason, unreadable lines, sources with sha256, options.")
     def dataset_card(dataset_id: str) -> str:
-        row = ws.ledger.get_dataset(dataset_id)
+        row = ws.store.datasets.get(dataset_id)
         if not row:
             raise ResourceNotFoundError(f"No dataset {dataset_id!r}. Read datasets://index or call list_datasets.")
         return _json(row["card"])
 
     @server.resource("datasets://{dataset_id}/card.md", name="dataset card (Markdown)", mime_type="text/markdown", description="The dataset card for people: splits, tokens, what was left out and why, redactions, sources.")
     def dataset_card_markdown(dataset_id: str) -> str:
-        row = ws.ledger.get_dataset(dataset_id)
+        row = ws.store.datasets.get(dataset_id)
         if not row:
             raise ResourceNotFoundError(f"No dataset {dataset_id!r}. Read datasets://index or call list_datasets.")
         stored = Path(row["path"]) / "card.md"
@@ -90,17 +90,17 @@ def register(server: MCPServer, ws: Workspace) -> None:
         with _resource_errors():
             summary = orchestrator.check_job(ws, job_id, events=50)
         summary["metrics"] = [
-            {k: m[k] for k in ("step", "epoch", "train_loss", "validation_loss", "learning_rate")} for m in ws.ledger.metrics(job_id)
+            {k: m[k] for k in ("step", "epoch", "train_loss", "validation_loss", "learning_rate")} for m in ws.store.jobs.metrics(job_id)
         ]
         return _json(summary)
 
     @server.resource("jobs://{job_id}/events", name="job events", mime_type="application/json", description="Every event of a job, oldest first: worker launch, epochs, warnings, errors, the result.")
     def job_events(job_id: str) -> str:
-        if not ws.ledger.get_job(job_id):
+        if not ws.store.jobs.get(job_id):
             raise ResourceNotFoundError(f"Job {job_id!r} not found. Read jobs://index or call list_jobs.")
         events = [
             {"at": utc_iso(e["at"]), "level": e["level"], "message": e["message"]}
-            for e in ws.ledger.events(job_id, limit=None)  # None: no limit, every event
+            for e in ws.store.jobs.events(job_id, limit=None)  # None: no limit, every event
         ]
         return _json({"job_id": job_id, "events": events})
 
@@ -134,7 +134,7 @@ def register(server: MCPServer, ws: Workspace) -> None:
 
     @server.resource("evals://index", name="evaluations", mime_type="application/json", description="Every evaluation, newest first: what it compared on, its models, status and where to read it.")
     def evals_index() -> str:
-        rows = ws.ledger.list_evaluations()
+        rows = ws.store.evaluations.all()
         return _json([_evaluation_entry(r) for r in rows])
 
     @server.resource("evals://{eval_id}", name="evaluation", mime_type="application/json", description="An evaluation: per-model scores, per-case outputs and the cases where the models differ most.")
@@ -155,7 +155,7 @@ def register(server: MCPServer, ws: Workspace) -> None:
             return eval_report.stored_report_chart(_evaluation_folder(eval_id))
 
     def _evaluation_folder(eval_id: str) -> Path:
-        row = ws.ledger.get_evaluation(eval_id)
+        row = ws.store.evaluations.get(eval_id)
         if not row:
             raise NotFoundError(f"Evaluation {eval_id!r} not found. Read evals://index to see the evaluations, or run evaluate.")
         folder = Path(row["path"])

@@ -226,7 +226,7 @@ def _card_lines(row: dict[str, Any]) -> list[str]:
 def review_dataset_text(ws: Workspace, dataset_id: str, samples: int = 3) -> str:
     from model_customization.datasets.build import read_split  # loaded on first use: start-up stays short
 
-    row = ws.ledger.get_dataset(dataset_id)
+    row = ws.store.datasets.get(dataset_id)
     if not row:
         raise MCPError(
             INVALID_PARAMS,

@@ -286,7 +286,7 @@ def register(server: MCPServer, ws: Workspace) -> None:
 
             from model_customization.evaluation.report import stored_report_chart
 
-            folder = Path(ws.ledger.get_evaluation(evaluation.eval_id)["path"])
+            folder = Path(ws.store.evaluations.get(evaluation.eval_id)["path"])
             try:
                 png = await run_domain(stored_report_chart, folder)
                 content.append(Image(data=png, format="png").to_image_content())

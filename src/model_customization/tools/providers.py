@@ -103,7 +103,7 @@ def _needs_purchase(ws: Workspace, model_id: str) -> bool:
     passes every other check; anything else (unknown model, another provider, already provisioned) keeps the
     domain's own answer and is never put to the user.
     """
-    row = ws.ledger.get_model(model_id)
+    row = ws.store.models.get(model_id)
     details = (row or {}).get("details") or {}
     provider = find_provider(row["provider"]) if row else None
     return provider is not None and provider.can("provision") and bool(details.get("model_arn")) and not details.get("provisioned_model_arn")

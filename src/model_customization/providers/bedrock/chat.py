@@ -70,7 +70,7 @@ def _target(ws: Workspace, model: str) -> str:
         if not base:
             raise UserError("Give a Bedrock model id after 'bedrock:', e.g. 'bedrock:anthropic.claude-3-5-haiku-20241022-v1:0'.")
         return base
-    row = ws.ledger.get_model(model)
+    row = ws.store.models.get(model)
     if not row:
         raise NotFoundError(f"Model {model!r} not found. The resource models://index lists the registered models; a Bedrock base model is named 'bedrock:<model id>'.")
     if row["provider"] != "bedrock":

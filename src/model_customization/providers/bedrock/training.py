@@ -218,17 +218,17 @@ def upload_content_addressed(ws: Workspace, cfg: clients.BedrockSettings, body: 
     uri = f"s3://{cfg.bucket}/{key}"
     try:
         if _head_exists(s3, cfg.bucket, key):
-            ws.ledger.add_event(job_id, f"{split} data already at {uri} (same content); reused, not uploaded again")
+            ws.store.jobs.add_event(job_id, f"{split} data already at {uri} (same content); reused, not uploaded again")
         else:
             s3.put_object(Bucket=cfg.bucket, Key=key, Body=body, ContentType="application/jsonl")
-            ws.ledger.add_event(job_id, f"uploaded {split} data ({len(body)} bytes) to {uri}")
+            ws.store.jobs.add_event(job_id, f"uploaded {split} data ({len(body)} bytes) to {uri}")
     except _aws_errors() as error:
         hint = ""
         if clients.error_code(error) == "NoSuchBucket":
             hint = f"Create the bucket in {cfg.region}, or set {clients.BUCKET_ENV} to an existing one."
         raise _aws_error(f"uploading the {split} data to {uri}", error, hint) from error
-    if not any(row["remote_id"] == uri for row in ws.ledger.find_provider_file("bedrock", digest)):
-        ws.ledger.add_provider_file({"provider": "bedrock", "sha256": digest, "remote_id": uri, "filename": f"{split}.jsonl", "bytes": len(body)})
+    if not any(row["remote_id"] == uri for row in ws.store.provider_files.find("bedrock", digest)):
+        ws.store.provider_files.add({"provider": "bedrock", "sha256": digest, "remote_id": uri, "filename": f"{split}.jsonl", "bytes": len(body)})
     return uri
 
 
@@ -417,7 +417,7 @@ class BedrockJobs:
             if clients.error_code(error) in ("ResourceInUseException", "ConflictException"):
                 existing = self._describe(name)
                 if existing:  # created by an earlier attempt whose reply was lost
-                    ws.ledger.add_event(job["id"], f"Bedrock job {name} already existed (an earlier attempt created it); adopted")
+                    ws.store.jobs.add_event(job["id"], f"Bedrock job {name} already existed (an earlier attempt created it); adopted")
                     return self._summary(existing, cfg.region)
             hint = ""
             if clients.error_code(error) == "ValidationException":
@@ -457,7 +457,7 @@ class BedrockJobs:
         known = (job.get("details") or {}).get("stages") or {}
         changed = {k: v for k, v in stages.items() if v and known.get(k) != v}
         for stage, value in sorted(changed.items()):
-            ws.ledger.add_event(job["id"], f"Bedrock stage {stage}: {value}")
+            ws.store.jobs.add_event(job["id"], f"Bedrock stage {stage}: {value}")
         if changed:
             merge_details(ws, job["id"], stages={**known, **stages})
 
@@ -468,11 +468,11 @@ class BedrockJobs:
             try:
                 rows = read_metric_rows(output_uri)
             except _aws_errors() as error:
-                ws.ledger.add_event(job["id"], f"could not read Bedrock's metrics files under {output_uri}: {clients.error_message(error)}", "warning")
+                ws.store.jobs.add_event(job["id"], f"could not read Bedrock's metrics files under {output_uri}: {clients.error_message(error)}", "warning")
         if rows:
             added = record_metrics(ws, job["id"], rows)
             if added:
-                ws.ledger.add_event(job["id"], f"recorded {added} metric rows from Bedrock's metrics files")
+                ws.store.jobs.add_event(job["id"], f"recorded {added} metric rows from Bedrock's metrics files")
         else:  # no CSV: keep the final losses the API reports
             final: dict[str, Any] = {}
             train_loss = _number((described.get("trainingMetrics") or {}).get("trainingLoss"))
@@ -483,7 +483,7 @@ class BedrockJobs:
             if validation_loss is not None:
                 final["validation_loss"] = validation_loss
             if final:
-                ws.ledger.update_job(job["id"], **final)
+                ws.store.jobs.update(job["id"], **final)
         details = job.get("details") or {}
         model_name = details.get("custom_model_name") or described.get("outputModelName")
         model_arn = described.get("outputModelArn")
@@ -509,7 +509,7 @@ class BedrockJobs:
             if clients.error_code(error) == "ResourceNotFoundException":
                 raise NotFoundError(f"Bedrock has no customization job named {name} in {clients.region()}.") from error
             raise _aws_error(f"stopping customization job {name}", error, "A job that has already ended cannot be stopped; check_job shows its status.") from error
-        ws.ledger.add_event(job["id"], f"asked Bedrock to stop job {name}")
+        ws.store.jobs.add_event(job["id"], f"asked Bedrock to stop job {name}")
 
 
 # --- listing ----------------------------------------------------------------------------------------------------
@@ -524,7 +524,7 @@ def list_remote_jobs(ws: Workspace, limit: int = 20, next_token: str | None = No
         response = clients.client("bedrock").list_model_customization_jobs(**request)
     except _aws_errors() as error:
         raise _aws_error("listing customization jobs", error) from error
-    ours = {j["remote_id"]: j["id"] for j in ws.ledger.list_jobs() if j["provider"] == "bedrock" and j.get("remote_id")}
+    ours = {j["remote_id"]: j["id"] for j in ws.store.jobs.all() if j["provider"] == "bedrock" and j.get("remote_id")}
     jobs = []
     for summary in response.get("modelCustomizationJobSummaries") or []:
         status = summary.get("status")
@@ -547,7 +547,7 @@ def list_remote_jobs(ws: Workspace, limit: int = 20, next_token: str | None = No
 
 # --- provisioned throughput -------------------------------------------------------------------------------------
 def _bedrock_model(ws: Workspace, model_id: str) -> dict[str, Any]:
-    row = ws.ledger.get_model(model_id)
+    row = ws.store.models.get(model_id)
     if not row:
         raise NotFoundError(f"Model {model_id!r} not found. The resource models://index lists the registered models; a finished Bedrock job's model_id is one.")
     if row["provider"] != "bedrock" or not (row.get("details") or {}).get("model_arn"):
@@ -615,7 +615,7 @@ def provision_throughput(
     details.update(
         provisioned_model_arn=arn, provisioned_model_name=chosen_name, model_units=model_units, commitment=commitment, provisioned_at=time.time()
     )
-    ws.ledger.update_model(model_id, details=details)
+    ws.store.models.update(model_id, details=details)
     return {
         "model_id": model_id,
         "provisioned_model_arn": arn,
@@ -666,5 +666,5 @@ def release_throughput(ws: Workspace, model_id: str) -> dict[str, Any]:
         gone_already = True
     for key in ("provisioned_model_arn", "provisioned_model_name", "model_units", "commitment", "provisioned_at"):
         details.pop(key, None)
-    ws.ledger.update_model(model_id, details=details)
+    ws.store.models.update(model_id, details=details)
     return {"model_id": model_id, "released": arn, "note": "it no longer existed at Bedrock" if gone_already else "deleted; hourly billing stops"}

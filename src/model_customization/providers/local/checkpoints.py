@@ -70,7 +70,7 @@ def list_checkpoints(ws: Workspace, job_id: str) -> list[dict[str, Any]]:
     Each entry: step, model (`<job_id>@step-<N>`), epoch (fractional, from the checkpoint), train_loss at that step
     and the latest validation_loss up to it (from the job's metrics), has_best_adapter, path, saved_at (unix time).
     """
-    job = ws.ledger.get_job(job_id)
+    job = ws.store.jobs.get(job_id)
     if not job:
         raise NotFoundError(f"Job {job_id!r} not found. list_jobs lists the jobs.")
     if job["provider"] != "local":
@@ -78,7 +78,7 @@ def list_checkpoints(ws: Workspace, job_id: str) -> list[dict[str, Any]]:
             f"Job {job_id} ran on {job['provider']}; its checkpoints are the provider's (the CLI's `job checkpoints` lists "
             "OpenAI's). Only local jobs keep checkpoint folders."
         )
-    metrics = ws.ledger.metrics(job_id)
+    metrics = ws.store.jobs.metrics(job_id)
     entries = []
     for step, folder in _complete_folders(ws, job_id):
         try:
@@ -109,15 +109,15 @@ def resolve_checkpoint(ws: Workspace, name: str) -> LocalCheckpoint:
     if not match:
         raise UserError(f"{name!r} is not a checkpoint name; write it as <job_id>@step-<N> (e.g. job-1a2b3c@step-40).")
     owner, step = match["owner"], int(match["step"])
-    job = ws.ledger.get_job(owner)
+    job = ws.store.jobs.get(owner)
     if job is None:
-        model = ws.ledger.get_model(owner)
+        model = ws.store.models.get(owner)
         if model is None or not model.get("job_id"):
             raise NotFoundError(
                 f"No job or tuned model {owner!r} (from {name!r}). A checkpoint is named <job_id>@step-<N>; list_jobs "
                 "lists jobs, and check_job / `job checkpoints` shows a job's checkpoints."
             )
-        job = ws.ledger.get_job(model["job_id"])
+        job = ws.store.jobs.get(model["job_id"])
         if job is None:
             raise NotFoundError(f"Model {owner} names job {model['job_id']}, which is no longer in the ledger; its checkpoints cannot be found.")
     job_id = job["id"]
@@ -146,7 +146,7 @@ def checkpoint_hyperparameters(ws: Workspace, checkpoint: LocalCheckpoint) -> An
     """The job's LocalHyperparameters: the LoRA layers (rank, targets) and the chat template it trained with."""
     from model_customization.providers.local.hyperparameters import parse_hyperparameters
 
-    job = ws.ledger.get_job(checkpoint.job_id)
+    job = ws.store.jobs.get(checkpoint.job_id)
     if job is None:
         raise NotFoundError(f"Job {checkpoint.job_id} is no longer in the ledger.")
     return parse_hyperparameters(job["hyperparameters"])

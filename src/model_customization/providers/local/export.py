@@ -255,7 +255,7 @@ def _parse_formats(formats: Iterable[str]) -> list[str]:
 
 
 def _tuned_model(ws: Workspace, model_id: str) -> dict[str, Any]:
-    row = ws.ledger.get_model(model_id) if model_id.startswith("ft-") else None
+    row = ws.store.models.get(model_id) if model_id.startswith("ft-") else None
     if row is None:
         raise NotFoundError(
             f"Model {model_id!r} is not a tuned model of this server. check_job shows the model_id (ft-...) of a "

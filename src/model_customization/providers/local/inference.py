@@ -36,10 +36,10 @@ def resolve_model(ws: Workspace, model: str) -> ResolvedModel:
 
     if is_checkpoint_name(model):
         checkpoint = resolve_checkpoint(ws, model)
-        job = ws.ledger.get_job(checkpoint.job_id)
+        job = ws.store.jobs.get(checkpoint.job_id)
         return ResolvedModel(checkpoint.model_id, job["base_model"], None, checkpoint)
     if model.startswith("ft-"):
-        row = ws.ledger.get_model(model)
+        row = ws.store.models.get(model)
         if not row:
             raise NotFoundError(f"Model {model!r} not found. check_job shows the model_id of a finished job; list_jobs lists jobs.")
         adapter = Path(row["path"])

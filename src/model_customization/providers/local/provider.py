@@ -103,7 +103,7 @@ class LocalProvider(Provider):
     def quote_tokens(self, ws: Workspace, model: str, train_tokens: list[int], *, epochs: int | None, max_seq_length: int) -> dict[str, Any]:
         from model_customization.datasets.quote import quote_local
 
-        return quote_local(model, train_tokens, max_seq_length, epochs or 3, ws.ledger.local_speed_history(check_base_model(model)))
+        return quote_local(model, train_tokens, max_seq_length, epochs or 3, ws.store.jobs.speed_history(self.name, check_base_model(model)))
 
     # --- chat ----------------------------------------------------------------------------------------------------------
     def check_chat_model(self, ws: Workspace, name: str) -> str:
@@ -125,7 +125,7 @@ class LocalProvider(Provider):
 
 
 def _check_continue_from(ws: Workspace, model_id: str, base_model: str, hyperparameters: dict[str, Any]) -> None:
-    row = ws.ledger.get_model(model_id)
+    row = ws.store.models.get(model_id)
     if not row or row["kind"] != "tuned":
         raise NotFoundError(f"continue_from={model_id!r} is not a tuned model. check_job shows the model_id of a finished job.")
     if row["base_model"] != base_model:

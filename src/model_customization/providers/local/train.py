@@ -235,7 +235,7 @@ def _continue_from(ws: Workspace, model: Any, model_id: str) -> None:
     import torch
     from safetensors.torch import load_file
 
-    row = ws.ledger.get_model(model_id)
+    row = ws.store.models.get(model_id)
     assert row is not None, model_id
     saved = load_file(Path(row["path"]) / "adapter_model.safetensors")
     params = _trainable(model)
@@ -293,20 +293,20 @@ def train_job(ws: Workspace, job_id: str) -> None:
     from transformers import get_scheduler
 
     world, rank = _distributed()
-    ledger: Any = ws.ledger
-    job = ledger.get_job(job_id)
+    jobs: Any = ws.store.jobs
+    job = jobs.get(job_id)
     assert job is not None, job_id
     hp = parse_hyperparameters(job["hyperparameters"])
-    if rank == 0 and not ledger.claim_job(job_id, os.getpid()):
+    if rank == 0 and not jobs.claim(job_id, os.getpid()):
         return  # cancelled before the worker got going: nothing to do
     if rank != 0:
-        ledger = _Silent()
+        jobs = _Silent()
     device, dtype = pick_device(hp)
-    ledger.add_event(job_id, f"worker started (pid {os.getpid()}, {device}, {str(dtype).removeprefix('torch.')}, {torch.get_num_threads()} threads" + (f", {world} processes)" if world > 1 else ")"))
+    jobs.add_event(job_id, f"worker started (pid {os.getpid()}, {device}, {str(dtype).removeprefix('torch.')}, {torch.get_num_threads()} threads" + (f", {world} processes)" if world > 1 else ")"))
 
     torch.manual_seed(hp.seed)
     base_dir = ensure_base_model(ws.settings, job["base_model"])
-    ledger.add_event(job_id, f"loading base model from {base_dir}")
+    jobs.add_event(job_id, f"loading base model from {base_dir}")
     tokenizer = load_tokenizer(base_dir, hp, job["base_model"])
     objective = objectives.for_method(job["method"], tokenizer, hp, device)
 
@@ -324,9 +324,9 @@ def train_job(ws: Workspace, job_id: str) -> None:
                 "all be cut short. Raise max_seq_length (the job's hyperparameters) and start the job again."
             )
         if truncated:
-            ledger.add_event(job_id, f"{truncated} {split} examples truncated to {hp.max_seq_length} tokens", "warning")
+            jobs.add_event(job_id, f"{truncated} {split} examples truncated to {hp.max_seq_length} tokens", "warning")
         if skipped:
-            ledger.add_event(job_id, f"{skipped} {split} examples skipped: no trained token within {hp.max_seq_length} tokens", "warning")
+            jobs.add_event(job_id, f"{skipped} {split} examples skipped: no trained token within {hp.max_seq_length} tokens", "warning")
         return items
 
     train_set, validation_set = prepared("train"), prepared("validation")
@@ -334,13 +334,13 @@ def train_job(ws: Workspace, job_id: str) -> None:
     model = load_for_training(base_dir, hp, device, dtype)
     if job.get("continue_from"):
         _continue_from(ws, model, job["continue_from"])
-        ledger.add_event(job_id, f"starting from the adapter of {job['continue_from']}")
+        jobs.add_event(job_id, f"starting from the adapter of {job['continue_from']}")
     if job["method"] == "dpo":
-        ledger.add_event(job_id, "scoring the preference pairs with the starting model (the DPO reference)")
+        jobs.add_event(job_id, "scoring the preference pairs with the starting model (the DPO reference)")
     objective.prepare_reference(model, train_set, hp.batch_size)
     objective.prepare_reference(model, validation_set, hp.batch_size)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    ledger.add_event(job_id, f"LoRA rank {hp.lora_rank} on {', '.join(hp.target_modules)}: {trainable:,} trainable parameters")
+    jobs.add_event(job_id, f"LoRA rank {hp.lora_rank} on {', '.join(hp.target_modules)}: {trainable:,} trainable parameters")
 
     batches_per_epoch = math.ceil(len(train_set) / hp.batch_size)
     micro_batch_size = hp.micro_batch_size or hp.batch_size
@@ -355,10 +355,10 @@ def train_job(ws: Workspace, job_id: str) -> None:
     checkpoint = latest_checkpoint(ws, job_id)
     if checkpoint is not None:
         position, best = _restore_checkpoint(checkpoint, model, optimizer, scheduler)
-        ledger.drop_metrics_after(job_id, position.step)
-        ledger.add_event(job_id, f"resumed from checkpoint at step {position.step} (epoch {position.epoch + 1}, batch {position.batch_index})")
-    ledger.update_job(job_id, total_steps=total_steps, step=position.step, epoch=position.epoch + position.batch_index / batches_per_epoch)
-    ledger.add_event(job_id, f"training {len(train_set)} {objective.unit}, {hp.epochs} epochs, {total_steps} steps on {device}")
+        jobs.drop_metrics_after(job_id, position.step)
+        jobs.add_event(job_id, f"resumed from checkpoint at step {position.step} (epoch {position.epoch + 1}, batch {position.batch_index})")
+    jobs.update(job_id, total_steps=total_steps, step=position.step, epoch=position.epoch + position.batch_index / batches_per_epoch)
+    jobs.add_event(job_id, f"training {len(train_set)} {objective.unit}, {hp.epochs} epochs, {total_steps} steps on {device}")
 
     def validate() -> bool:
         """Record validation loss; True when early stopping says stop."""
@@ -366,8 +366,8 @@ def train_job(ws: Workspace, job_id: str) -> None:
             return False
         loss = objective.validation_loss(model, validation_set, micro_batch_size)
         position.history.append(loss)
-        ledger.add_metric(job_id, step=position.step, epoch=position.epoch + position.batch_index / batches_per_epoch, validation_loss=loss)
-        ledger.update_job(job_id, validation_loss=loss)
+        jobs.add_metric(job_id, step=position.step, epoch=position.epoch + position.batch_index / batches_per_epoch, validation_loss=loss)
+        jobs.update(job_id, validation_loss=loss)
         nonlocal best
         if position.best_validation_loss is None or loss < position.best_validation_loss:
             position.best_validation_loss = loss
@@ -409,7 +409,7 @@ def train_job(ws: Workspace, job_id: str) -> None:
             train_loss = loss_sum / step_weight
             elapsed = time.time() - started
             fractional_epoch = position.epoch + position.batch_index / len(batches)
-            ledger.record_step(
+            jobs.record_step(
                 job_id,
                 {
                     "step": position.step,
@@ -435,11 +435,11 @@ def train_job(ws: Workspace, job_id: str) -> None:
             message = f"epoch {position.epoch + 1}/{hp.epochs} done: train loss {train_loss:.4f}" if train_loss is not None else f"epoch {position.epoch + 1}/{hp.epochs} done"
             if position.history:
                 message += f", validation loss {position.history[-1]:.4f}"
-            ledger.add_event(job_id, message)
+            jobs.add_event(job_id, message)
             position.epoch += 1
             position.batch_index = 0
         if position.stopped_early:
-            ledger.add_event(job_id, f"early stopping at step {position.step}: {hp.early_stopping_patience} validations without improvement; keeping the best adapter (validation loss {position.best_validation_loss:.4f})")
+            jobs.add_event(job_id, f"early stopping at step {position.step}: {hp.early_stopping_patience} validations without improvement; keeping the best adapter (validation loss {position.best_validation_loss:.4f})")
         if rank == 0 and position.epoch < hp.epochs and not position.stopped_early:
             _save_checkpoint(ws, job_id, model, optimizer, scheduler, position, best, epoch_end=True)
 
@@ -447,14 +447,14 @@ def train_job(ws: Workspace, job_id: str) -> None:
         with torch.no_grad():
             for name, param in _trainable(model).items():
                 param.copy_(best[name].to(param.device))
-        ledger.update_job(job_id, validation_loss=position.best_validation_loss)  # the kept adapter's
+        jobs.update(job_id, validation_loss=position.best_validation_loss)  # the kept adapter's
     if rank != 0:
         return
     model_id = _save_adapter(ws, job, model, tokenizer, hp)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    ledger.add_event(job_id, f"peak memory of the worker: {peak_mb:.0f} MB")
-    if ledger.finish_job(job_id, "succeeded", model_id=model_id, eta_seconds=0.0):
-        ledger.add_event(job_id, f"succeeded in {time.time() - started:.0f} s: model {model_id}")
+    jobs.add_event(job_id, f"peak memory of the worker: {peak_mb:.0f} MB")
+    if jobs.finish(job_id, "succeeded", model_id=model_id, eta_seconds=0.0):
+        jobs.add_event(job_id, f"succeeded in {time.time() - started:.0f} s: model {model_id}")
         # The adapter is final: resuming is over, but each earlier epoch's adapter stays comparable with it.
         _keep_epoch_adapters_only(checkpoints_dir(ws, job_id), keep_newest=0)
 
@@ -474,8 +474,8 @@ def _save_adapter(ws: Workspace, job: dict[str, Any], model: Any, tokenizer: Any
             )
         )
     model_id = tuned_model_id(job_id)
-    if ws.ledger.get_model(model_id) is None:
-        ws.ledger.add_model(
+    if ws.store.models.get(model_id) is None:
+        ws.store.models.add(
             {"id": model_id, "provider": "local", "kind": "tuned", "base_model": job["base_model"], "path": str(adapter_dir), "job_id": job_id, "dataset_id": job["dataset_id"]}
         )
     return model_id

@@ -36,8 +36,8 @@ class LedgerReporter:
     """A reporter for a worker started by hand: the failure goes to the ledger, nothing else is started."""
 
     def job_failed(self, ws: Workspace, job_id: str, message: str) -> None:
-        if ws.ledger.finish_job(job_id, "failed", error=message):
-            ws.ledger.add_event(job_id, f"failed: {message}", "error")
+        if ws.store.jobs.finish(job_id, "failed", error=message):
+            ws.store.jobs.add_event(job_id, f"failed: {message}", "error")
 
     def slot_freed(self, ws: Workspace) -> None:
         return None
@@ -86,15 +86,15 @@ def _lease(ws: Workspace, job_id: str) -> Any:
     def lost(job) -> None:
         import signal
 
-        from model_customization.jobs.ledger import this_host
+        from model_customization.store.status import this_host
 
         why = "it was cancelled" if job is None or job["status"] == "cancelled" else f"it is now held by process {job['worker_pid']} on {job['worker_host']}"
         if job is not None:
-            ws.ledger.add_event(job_id, f"worker process {os.getpid()} on {this_host()} stops: {why}", "warning")
+            ws.store.jobs.add_event(job_id, f"worker process {os.getpid()} on {this_host()} stops: {why}", "warning")
         leader = os.getpgrp() == os.getpid()  # started by dispatch: its own process group, launcher children included
         (os.killpg if leader else os.kill)(os.getpid(), signal.SIGTERM)
 
-    return ws.ledger.lease_heartbeat(job_id, os.getpid(), on_lost=lost)
+    return ws.store.jobs.lease_heartbeat(job_id, os.getpid(), on_lost=lost)
 
 
 def _start_next(ws: Workspace, reporter: JobReporter) -> None:

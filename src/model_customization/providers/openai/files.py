@@ -69,8 +69,8 @@ def _find_remote(client: Any, sha256: str, size: int) -> Any | None:
 
 
 def _remember(ws: Workspace, remote_id: str, filename: str, sha256: str, size: int) -> None:
-    if not any(row["remote_id"] == remote_id for row in ws.ledger.find_provider_file(PROVIDER, sha256)):
-        ws.ledger.add_provider_file({"provider": PROVIDER, "sha256": sha256, "remote_id": remote_id, "filename": filename, "bytes": size})
+    if not any(row["remote_id"] == remote_id for row in ws.store.provider_files.find(PROVIDER, sha256)):
+        ws.store.provider_files.add({"provider": PROVIDER, "sha256": sha256, "remote_id": remote_id, "filename": filename, "bytes": size})
 
 
 def ensure_uploaded(ws: Workspace, client: Any, content: bytes | Path, filename_hint: str) -> UploadResult:
@@ -82,7 +82,7 @@ def ensure_uploaded(ws: Workspace, client: Any, content: bytes | Path, filename_
     size = len(data)
     filename = content_filename(filename_hint, sha256, size)
 
-    for row in ws.ledger.find_provider_file(PROVIDER, sha256):
+    for row in ws.store.provider_files.find(PROVIDER, sha256):
         try:
             remote = client.files.retrieve(row["remote_id"])
         except openai.NotFoundError:
@@ -91,7 +91,7 @@ def ensure_uploaded(ws: Workspace, client: Any, content: bytes | Path, filename_
             raise refusal(f"check the earlier upload {row['remote_id']}", error) from None
         if remote is not None and _usable(remote, size):
             return UploadResult(remote.id, remote.filename, sha256, size, "reused")
-        ws.ledger.forget_provider_file(PROVIDER, row["remote_id"])
+        ws.store.provider_files.forget(PROVIDER, row["remote_id"])
 
     try:
         found = _find_remote(client, sha256, size)
@@ -172,7 +172,7 @@ def _iso(seconds: int | None) -> str | None:
 
 def file_summary(ws: Workspace, remote: Any) -> dict[str, Any]:
     parsed = parse_content_filename(remote.filename)
-    in_ledger = bool(parsed) and any(row["remote_id"] == remote.id for row in ws.ledger.find_provider_file(PROVIDER, parsed[0]))
+    in_ledger = bool(parsed) and any(row["remote_id"] == remote.id for row in ws.store.provider_files.find(PROVIDER, parsed[0]))
     return {
         "id": remote.id,
         "filename": remote.filename,
@@ -209,9 +209,9 @@ def delete_file(ws: Workspace, file_id: str) -> dict[str, Any]:
     try:
         result = client.files.delete(file_id)
     except openai.NotFoundError:
-        ws.ledger.forget_provider_file(PROVIDER, file_id)
+        ws.store.provider_files.forget(PROVIDER, file_id)
         raise NotFoundError(f"OpenAI has no file {file_id!r} for this key. list_files shows the files there are.") from None
     except openai.APIError as error:
         raise refusal(f"delete {file_id}", error) from None
-    ws.ledger.forget_provider_file(PROVIDER, file_id)
+    ws.store.provider_files.forget(PROVIDER, file_id)
     return {"id": result.id, "deleted": bool(result.deleted)}

@@ -279,7 +279,7 @@ class OpenAIJobs:
 
         train_bytes, train_examples = render_split(ws, dataset_id, "train")
         train = ensure_uploaded(ws, client, train_bytes, f"{dataset_id}-train")
-        ws.ledger.add_event(job["id"], _upload_event("train", train, train_examples))
+        ws.store.jobs.add_event(job["id"], _upload_event("train", train, train_examples))
         validation: UploadResult | None = None
         if options["use_validation"]:
             from model_customization.datasets.build import get_dataset
@@ -287,7 +287,7 @@ class OpenAIJobs:
             if (get_dataset(ws, dataset_id).get("counts") or {}).get("validation", 0) > 0:
                 validation_bytes, validation_examples = render_split(ws, dataset_id, "validation")
                 validation = ensure_uploaded(ws, client, validation_bytes, f"{dataset_id}-validation")
-                ws.ledger.add_event(job["id"], _upload_event("validation", validation, validation_examples))
+                ws.store.jobs.add_event(job["id"], _upload_event("validation", validation, validation_examples))
 
         request: dict[str, Any] = {
             "model": job["base_model"],
@@ -301,7 +301,7 @@ class OpenAIJobs:
             if options[name] is not None:
                 request[name] = options[name]
         remote = self._create(ws, client, job, request)
-        ws.ledger.add_event(job["id"], f"OpenAI job {remote.id} created ({remote.status})")
+        ws.store.jobs.add_event(job["id"], f"OpenAI job {remote.id} created ({remote.status})")
         return {
             "remote_id": remote.id,
             "remote_status": remote.status,
@@ -325,13 +325,13 @@ class OpenAIJobs:
                 except openai.APIError as error:
                     raise refusal("list fine-tuning jobs (looking for one made by the interrupted try)", error) from None
                 if existing is not None:
-                    ws.ledger.add_event(job["id"], f"found OpenAI job {existing.id}, created by an earlier try whose reply was lost")
+                    ws.store.jobs.add_event(job["id"], f"found OpenAI job {existing.id}, created by an earlier try whose reply was lost")
                     return existing
             try:
                 return creator.fine_tuning.jobs.create(**request)
             except retryable_errors() as error:
                 last_error, delay = error, retry_delay(error, attempt)
-                ws.ledger.add_event(job["id"], f"creating the OpenAI job failed ({api_message(error)}); trying again in {delay:.1f}s", "warning")
+                ws.store.jobs.add_event(job["id"], f"creating the OpenAI job failed ({api_message(error)}); trying again in {delay:.1f}s", "warning")
             except openai.PermissionDeniedError as error:
                 raise UserError(
                     f"OpenAI refused to create the fine-tuning job: {api_message(error)}. OpenAI is closing self-serve fine-tuning "
@@ -400,9 +400,9 @@ class OpenAIJobs:
                 if row:
                     rows.append(row)
             else:
-                ws.ledger.add_event(job["id"], f"OpenAI: {event.message}", EVENT_LEVELS.get(event.level, "info"))
+                ws.store.jobs.add_event(job["id"], f"OpenAI: {event.message}", EVENT_LEVELS.get(event.level, "info"))
         if total_steps and total_steps != job.get("total_steps"):
-            ws.ledger.update_job(job["id"], total_steps=int(total_steps))
+            ws.store.jobs.update(job["id"], total_steps=int(total_steps))
         record_metrics(ws, job["id"], rows)
 
         values: dict[str, Any] = {
@@ -424,7 +424,7 @@ class OpenAIJobs:
         if remote.status == "succeeded":
             self._finish_success(ws, client, job, remote, details, n_epochs, total_steps)
             progress["eta_seconds"] = 0.0
-        current = ws.ledger.get_job(job["id"]) or job
+        current = ws.store.jobs.get(job["id"]) or job
         apply_remote_status(ws, current, self, remote.status, error=_error_text(getattr(remote, "error", None)), **progress)
 
     @staticmethod
@@ -498,19 +498,19 @@ class OpenAIJobs:
                 details={"remote_job_id": remote.id, "trained_tokens": remote.trained_tokens, "checkpoints": details.get("checkpoints") or []},
             )
         elif not details.get("warned_no_model"):
-            ws.ledger.add_event(job["id"], "OpenAI reports success but names no tuned model yet", "warning")
+            ws.store.jobs.add_event(job["id"], "OpenAI reports success but names no tuned model yet", "warning")
             merge_details(ws, job["id"], warned_no_model=True)
         if remote.trained_tokens and details.get("actual_cost_usd") is None:
             priced = _priced_model(job["base_model"])
             if priced is None:
-                ws.ledger.add_event(job["id"], f"OpenAI billed {remote.trained_tokens:,} trained tokens; no price is known for {job['base_model']}, so the cost is not recorded", "warning")
+                ws.store.jobs.add_event(job["id"], f"OpenAI billed {remote.trained_tokens:,} trained tokens; no price is known for {job['base_model']}, so the cost is not recorded", "warning")
                 merge_details(ws, job["id"], actual_cost_usd=False)
             else:
                 terms = openai_terms(priced)
                 actual = round(remote.trained_tokens * terms.training_usd_per_million / 1_000_000, 4)
-                ws.ledger.set_actual_spend(job["id"], actual)
+                ws.store.spending.set_actual(job["id"], actual)
                 merge_details(ws, job["id"], actual_cost_usd=actual)
-                ws.ledger.add_event(job["id"], f"OpenAI billed {remote.trained_tokens:,} trained tokens: ${actual:.4f} at ${terms.training_usd_per_million}/1M")
+                ws.store.jobs.add_event(job["id"], f"OpenAI billed {remote.trained_tokens:,} trained tokens: ${actual:.4f} at ${terms.training_usd_per_million}/1M")
 
     def _result_metrics(self, ws: Workspace, client: Any, job: dict[str, Any], file_id: str, n_epochs: int | None, total_steps: int | None) -> list[dict[str, Any]] | None:
         import openai
@@ -518,11 +518,11 @@ class OpenAIJobs:
         try:
             raw = client.files.content(file_id).content
         except openai.APIError as error:
-            ws.ledger.add_event(job["id"], f"could not read the result file {file_id}: {api_message(error)}; will try again on the next check", "warning")
+            ws.store.jobs.add_event(job["id"], f"could not read the result file {file_id}: {api_message(error)}; will try again on the next check", "warning")
             return None
         text = _decode_result_file(raw)
         if text is None:
-            ws.ledger.add_event(job["id"], f"the result file {file_id} is not a metrics CSV; its metrics were skipped", "warning")
+            ws.store.jobs.add_event(job["id"], f"the result file {file_id} is not a metrics CSV; its metrics were skipped", "warning")
             return []
         steps_seen = 0
         rows = []
@@ -549,7 +549,7 @@ class OpenAIJobs:
             remote = call(remote_id)
         except openai.APIError as error:
             raise refusal(f"{action} OpenAI job {remote_id}", error) from None
-        ws.ledger.add_event(job["id"], f"asked OpenAI to {action} {remote_id}; it reports {remote.status!r}")
+        ws.store.jobs.add_event(job["id"], f"asked OpenAI to {action} {remote_id}; it reports {remote.status!r}")
 
     def cancel(self, ws: Workspace, job: dict[str, Any]) -> None:
         self._control(ws, job, "cancel")
@@ -583,7 +583,7 @@ def _check_limit(limit: int) -> None:
 
 def _remote_job_id(ws: Workspace, job_id: str) -> str:
     """Our job id (an OpenAI job in the ledger) or OpenAI's own ftjob-... id, as OpenAI's id."""
-    row = ws.ledger.get_job(job_id)
+    row = ws.store.jobs.get(job_id)
     if row is not None:
         if row["provider"] != "openai" or not row.get("remote_id"):
             raise UserError(f"Job {job_id} is a {row['provider']} job{' not yet submitted' if row['provider'] == 'openai' else ''}; this lists OpenAI jobs.")
