@@ -1,6 +1,7 @@
 """A provider from another installed package, through the `model_customization.providers` entry-point group, with no
-file of this repository edited: it appears in start_job's schema, prompt_model's routing (and answers) and
-docs/reference.md; a broken third-party entry point is skipped with a warning and breaks nothing."""
+file of this repository edited: it appears in start_job's and inspect_dataset's schemas, the CLI's choices,
+prompt_model's routing (and answers) and docs/reference.md; a data home whose tools/list answer was cached before
+the package came sees it too; a broken third-party entry point is skipped with a warning and breaks nothing."""
 
 from __future__ import annotations
 
@@ -116,6 +117,58 @@ def test_prompt_model_routes_a_name_the_toy_claims_to_it(toy_installed, ws):
     assert resolve_chat_model(ws, "gpt-4o-mini") == ("openai", "gpt-4o-mini")  # built-ins are asked first
     answer = chat(ws, "toy-mini", [{"role": "user", "content": "hello"}])
     assert answer["text"] == "toy says hi" and answer["provider"] == "toy"
+
+
+def test_prompt_model_tool_answers_from_the_toy(toy_installed, ws):
+    async def go():
+        async with Client(build_server(ws)) as client:
+            return await client.call_tool("prompt_model", {"model": "toy-mini", "prompt": "hello"})
+
+    result = anyio.run(go)
+    assert not result.is_error, result.content
+    assert result.structured_content["provider"] == "toy" and result.structured_content["text"] == "toy says hi"
+
+
+def test_toy_provider_appears_in_inspect_dataset_schema(toy_installed, ws):
+    async def go():
+        async with Client(build_server(ws)) as client:
+            tools = (await client.list_tools()).tools
+        return next(tool for tool in tools if tool.name == "inspect_dataset").input_schema
+
+    assert anyio.run(go)["properties"]["provider"]["enum"] == ["local", "openai", "bedrock", "toy"]
+
+
+def test_a_cached_tool_list_is_rebuilt_when_a_provider_package_arrives(tmp_path, ws, monkeypatch):
+    # The data home answered tools/list (and cached it) before the toy package was installed.
+    before = _start_job_schema(ws)["properties"]["provider"]["enum"]
+    assert "toy" not in before
+    site = tmp_path / "later-site"
+    site.mkdir()
+    (site / "toy_provider.py").write_text(TOY_MODULE)
+    _distribution(site, "toy_provider", "[model_customization.providers]\ntoy = toy_provider:ToyProvider\n")
+    monkeypatch.syspath_prepend(str(site))
+    importlib.invalidate_caches()
+    registry.clear_cache()
+    try:
+        assert "toy" in _start_job_schema(ws)["properties"]["provider"]["enum"]
+    finally:
+        registry.clear_cache()
+        sys.modules.pop("toy_provider", None)
+
+
+def test_toy_provider_is_a_choice_of_the_cli(toy_installed, ws):
+    """The CLI is a separate process here, as a person runs it: its --provider help lists the toy and a toy job
+    is taken to the toy provider (which then refuses for want of a dataset, not for an unknown provider)."""
+    env = {**os.environ, "MODEL_CUSTOMIZATION_HOME": str(ws.settings.home), "COLUMNS": "200"}
+    command = [sys.executable, "-m", "model_customization.cli", "job", "start"]
+    shown = subprocess.run([*command, "--help"], capture_output=True, text=True, timeout=120, env=env)
+    assert shown.returncode == 0, shown.stderr
+    help_text = " ".join(shown.stdout.replace("│", " ").split())
+    assert "'toy' (toy fine-tuning, paid)" in help_text and "toy_knob" in help_text
+    refused = subprocess.run([*command, "ds-missing", "--provider", "toy", "--json"], capture_output=True, text=True, timeout=120, env=env)
+    assert "Unknown --provider" not in refused.stderr, refused.stderr
+    unknown = subprocess.run([*command, "ds-missing", "--provider", "nosuch"], capture_output=True, text=True, timeout=120, env=env)
+    assert unknown.returncode == 1 and "'toy' (toy fine-tuning, paid)" in " ".join(unknown.stderr.split())
 
 
 

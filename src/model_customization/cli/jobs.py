@@ -1,6 +1,7 @@
-"""`job ...`: start (local, OpenAI, Bedrock), pause, check, cancel, list, events, and the providers' own job lists.
+"""`job ...`: start (on any training provider), pause, check, cancel, list, events, and the providers' own job lists.
 
-The provider checks here (`provider == ...`) moved unchanged from cli.py; the provider registry replaces them."""
+What a provider can do (run here, take a job option, list its remote jobs, keep checkpoints) is asked of the
+provider registry; nothing here names a provider."""
 
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ from rich.table import Table
 
 from model_customization.cli import common
 from model_customization.cli.common import CursorOption, LimitOption, Output, command, console, err_console, more, pairs, table, usd
-from model_customization.errors import UserError
+from model_customization.errors import NotFoundError, UserError
 from model_customization.jobs import orchestrator
 from model_customization.jobs.spending import ConfirmationNeeded
+from model_customization.providers.registry import describe_choices, find_provider, get_provider, is_paid, provider_names, providers, runs_locally
 from model_customization.workspace import Workspace
 
 job_app = typer.Typer(help="Start, check, pause, cancel and list fine-tuning jobs (local, OpenAI, Bedrock).", no_args_is_help=True)
@@ -29,7 +31,8 @@ LOCAL_ONLY_OPTIONS = {
     "checkpoint_interval_steps": "--checkpoint-interval-steps", "device": "--device", "quantization": "--quantization",
     "gradient_checkpointing": "--gradient-checkpointing",
 }
-CLOUD_HP_EXAMPLE = {"openai": "--hp n_epochs=3 --hp learning_rate_multiplier=0.5", "bedrock": "--hp epoch_count=2 --hp learning_rate_multiplier=0.5"}
+# The command-line form of each cloud job option (CloudOptions' field names, which providers list in job_options).
+JOB_OPTION_FLAGS = {"suffix": "--suffix", "seed": "--seed", "metadata": "--metadata", "integrations": "--integration", "use_validation": "--no-validation"}
 
 
 def _apply(flags: list[str]) -> str:
@@ -41,11 +44,12 @@ def _job_arguments(
     metadata: Optional[list[str]], integration: Optional[list[str]], no_validation: bool,
 ) -> tuple[Optional[dict[str, Any]], Optional[dict[str, Any]]]:
     """(hyperparameters, options) for start_job from the command line; options apply to cloud jobs only."""
-    if provider not in orchestrator.PROVIDERS:
-        raise UserError(f"Unknown --provider {provider!r}: use local (LoRA training on this machine, free), openai or bedrock.")
+    trainer = find_provider(provider)
+    if trainer is None or not trainer.can("train"):
+        raise UserError(f"Unknown --provider {provider!r}: use {describe_choices('train')}.")
     extra = pairs(hp, "--hp", parse_json=True)
     named = {k: v for k, v in supplied.items() if v is not None}
-    if provider == "local":
+    if trainer.runs_locally:
         if seed is not None:
             named["seed"] = seed
         both = sorted(set(named) & set(extra))
@@ -54,34 +58,40 @@ def _job_arguments(
         hyperparameters = {**named, **extra}
         local_options = [flag for flag, given in (("--suffix", suffix is not None), ("--metadata", bool(metadata)), ("--integration", bool(integration)), ("--no-validation", no_validation)) if given]
         if local_options:
-            raise UserError(f"{', '.join(local_options)} {_apply(local_options)} to cloud jobs (--provider openai or bedrock); a local job has no such option. Leave them out.")
+            cloud = " or ".join(p.name for p in providers("train") if not p.runs_locally)
+            raise UserError(f"{', '.join(local_options)} {_apply(local_options)} to cloud jobs (--provider {cloud}); a local job has no such option. Leave them out.")
         return hyperparameters or None, None
     if named:
         flags = ", ".join(LOCAL_ONLY_OPTIONS[k] for k in named)
-        example = CLOUD_HP_EXAMPLE.get(provider, "--hp KEY=VALUE")
+        example = trainer.hyperparameters_example or "--hp KEY=VALUE"
         raise UserError(f"{flags} {'sets' if len(named) == 1 else 'set'} local LoRA training; a {provider} job takes its provider's own hyperparameters with --hp, e.g. {example}.")
+    given = {"suffix": suffix is not None, "seed": seed is not None, "metadata": bool(metadata), "integrations": bool(integration), "use_validation": no_validation}
+    unsupported = [JOB_OPTION_FLAGS[option] for option, present in given.items() if present and option not in trainer.job_options]
+    if unsupported:
+        refused = {option for option, present in given.items() if present and option not in trainer.job_options}
+        takers = " or ".join(p.title for p in providers("train") if refused & p.job_options) or "other providers'"
+        takes = ", ".join(JOB_OPTION_FLAGS[o] for o in JOB_OPTION_FLAGS if o in trainer.job_options) or "none of them"
+        raise UserError(
+            f"{', '.join(unsupported)} {_apply(unsupported)} to {takers} jobs; a {trainer.title} job takes {takes}"
+            f"{trainer.job_options_note}. Leave them out."
+        )
     options: dict[str, Any] = {}
     if suffix is not None:
         options["suffix"] = suffix
-    if provider == "bedrock":
-        unsupported = [flag for flag, given in (("--seed", seed is not None), ("--metadata", bool(metadata)), ("--integration", bool(integration)), ("--no-validation", no_validation)) if given]
-        if unsupported:
-            raise UserError(f"{', '.join(unsupported)} {_apply(unsupported)} to OpenAI jobs; a Bedrock job takes --suffix (and uses the validation split whenever it has examples). Leave them out.")
-    else:
-        if seed is not None:
-            options["seed"] = seed
-        if metadata:
-            options["metadata"] = pairs(metadata, "--metadata", parse_json=False)
-        integrations = []
-        for raw in integration or []:
-            try:
-                integrations.append(json.loads(raw))
-            except ValueError:
-                raise UserError(f"--integration takes one JSON object, e.g. '{{\"type\": \"wandb\", \"wandb\": {{\"project\": \"my-project\"}}}}'; got {raw!r}.") from None
-        if integrations:
-            options["integrations"] = integrations
-        if no_validation:
-            options["use_validation"] = False
+    if seed is not None:
+        options["seed"] = seed
+    if metadata:
+        options["metadata"] = pairs(metadata, "--metadata", parse_json=False)
+    integrations = []
+    for raw in integration or []:
+        try:
+            integrations.append(json.loads(raw))
+        except ValueError:
+            raise UserError(f"--integration takes one JSON object, e.g. '{{\"type\": \"wandb\", \"wandb\": {{\"project\": \"my-project\"}}}}'; got {raw!r}.") from None
+    if integrations:
+        options["integrations"] = integrations
+    if no_validation:
+        options["use_validation"] = False
     return extra or None, options or None
 
 
@@ -110,8 +120,8 @@ def show_job(summary: dict[str, Any]) -> None:
     loss = f"train loss {summary['train_loss']:.4f}" if summary["train_loss"] is not None else "no loss yet"
     if summary["validation_loss"] is not None:
         loss += f", validation loss {summary['validation_loss']:.4f}"
-    provider = summary.get("provider") or "local"
-    where = "" if provider == "local" else f" ({provider})"
+    provider = summary.get("provider")
+    where = "" if runs_locally(provider) else f" ({provider})"
     console.print(f"job [bold]{summary['job_id']}[/bold]{where} {summary['status']}: step {summary['step']}/{summary['total_steps'] or '?'}, {loss}")
     if summary.get("remote_id"):
         console.print(f"{provider} job: {summary['remote_id']} ({summary.get('remote_status')})", markup=False)
@@ -137,7 +147,7 @@ def _show_dry_run(summary: dict[str, Any]) -> None:
         shown.add_row(key, escape(json.dumps(value) if isinstance(value, (dict, list)) else str(value)))
     console.print(shown)
     console.print(f"hyperparameters: {json.dumps(summary['hyperparameters'])}", markup=False)
-    if summary["provider"] != "local":
+    if is_paid(summary["provider"]):
         console.print(f"estimated cost: {usd(quote.get('estimated_cost_usd'))}; start it without --dry-run (over budget it asks, or takes --confirm-cost-usd)", markup=False)
 
 
@@ -166,17 +176,15 @@ def _ended_badly(summary: dict[str, Any]) -> bool:
 def job_start(
     ws: Workspace,
     dataset_id: Optional[str] = typer.Argument(None, help="The dataset to train on (not needed with --resume)."),
-    provider: str = typer.Option("local", help="local (LoRA on this machine, free), openai or bedrock (paid cloud fine-tuning)."),
-    base_model: Optional[str] = typer.Option(
-        None, help="Default per provider: local SmolLM2-135M-Instruct (or a Hugging Face model folder), openai gpt-4.1-mini, bedrock the Claude model Bedrock offers."
-    ),
+    provider: str = typer.Option("local", help=f"One of {describe_choices('train')}."),
+    base_model: Optional[str] = typer.Option(None, help="Default per provider: " + "; ".join(f"{p.name} {p.base_model_help}" for p in providers("train")) + "."),
     method: str = typer.Option("sft", help="sft (supervised) or dpo (preference pairs)."),
     resume: Optional[str] = typer.Option(None, help="A failed or cancelled local job, or a paused cloud job: continue it."),
     continue_from: Optional[str] = typer.Option(None, help="A tuned local model id whose adapter the new job starts from."),
     hp: Optional[list[str]] = typer.Option(
         None, "--hp", help="A hyperparameter as KEY=VALUE, repeatable; the value is read as JSON when it parses (3, 0.5), else as text (auto). "
-        "The provider's own names: openai n_epochs, batch_size, learning_rate_multiplier, beta; bedrock epoch_count, batch_size, learning_rate_multiplier, "
-        "early_stopping_threshold, early_stopping_patience; local the names of the options below.",
+        "The provider's own names: " + "; ".join(f"{p.name} {', '.join(p.hyperparameters_model.model_fields)}" for p in providers("train") if not p.runs_locally)
+        + "; local jobs the names of the options below.",
     ),
     epochs: Optional[int] = typer.Option(None, help="Local jobs."),
     learning_rate: Optional[float] = typer.Option(None, help="Local jobs."),
@@ -314,34 +322,20 @@ def job_events(
 @command(job_app, "remote-list")
 def job_remote_list(
     ws: Workspace,
-    provider: str = typer.Option(..., help="openai or bedrock."),
+    provider: str = typer.Option(..., help=f"A provider with jobs of its own: {' or '.join(provider_names('remote_jobs'))}."),
     limit: int = typer.Option(20, help="Jobs per page (openai 1-100, bedrock 1-1000)."),
     after: Optional[str] = typer.Option(None, help="The next page: the 'next' value the previous page printed."),
 ) -> Output:
     """List the fine-tuning jobs the provider holds for these credentials, including jobs started elsewhere."""
-    if provider == "openai":
-        from model_customization.providers.openai.training import list_remote_jobs
-
-        page = list_remote_jobs(ws, limit=limit, after=after)
-    elif provider == "bedrock":
-        from model_customization.providers.bedrock.training import list_remote_jobs as list_bedrock_jobs
-
-        page = list_bedrock_jobs(ws, limit=limit, next_token=after)
-    else:
-        raise UserError(f"Unknown provider {provider!r} for remote-list: use openai or bedrock (local jobs: job list).")
+    page = get_provider(provider).list_remote_jobs(ws, limit=limit, after=after)
 
     def show() -> None:
-        if provider == "openai":
-            shown = table("id", "status", "model", "fine_tuned_model", "created_at", "job_id (ours)", whole=("id",))
-            for job in page["jobs"]:
-                shown.add_row(*(escape(str(job[k] or "")) for k in ("id", "status", "model", "fine_tuned_model", "created_at", "ledger_job_id")))
-            following = page["next_after"]
-        else:
-            shown = table("job_name", "status", "custom_model_name", "created_at", "job_id (ours)", whole=("job_name",))
-            for job in page["jobs"]:
-                shown.add_row(*(escape(str(job[k] or "")) for k in ("job_name", "status", "custom_model_name", "created_at", "job_id")))
-            following = page["next_token"]
+        columns = list(page["jobs"][0]) if page["jobs"] else ["jobs"]
+        shown = table(*columns, whole=(columns[0],))
+        for job in page["jobs"]:
+            shown.add_row(*(escape(str(job[k] or "")) for k in columns))
         console.print(shown)
+        following = page.get("next_after") or page.get("next_token")
         if following:
             console.print(f"more: --after {following}", markup=False)
 
@@ -385,15 +379,10 @@ def job_checkpoints(
     job_id: str = typer.Argument(..., help="One of our job ids (job list) or OpenAI's ftjob-... id."),
 ) -> dict[str, Any]:
     """The checkpoints a job has (OpenAI's, or a local job's <job_id>@step-N folders); each can be prompted (model prompt)."""
-    from model_customization.providers.openai.training import remote_checkpoints
-
-    local_job = ws.store.jobs.get(job_id)
-    if local_job and local_job["provider"] == "local":
-        from model_customization.providers.local.checkpoints import list_checkpoints
-
-        found = list_checkpoints(ws, job_id)
-        return {"job_id": job_id, "checkpoints": [
-            {**c, "fine_tuned_model_checkpoint": c["model"], "metrics": {k: c[k] for k in ("train_loss", "validation_loss") if c[k] is not None}}
-            for c in found
-        ]}  # fmt: skip
-    return remote_checkpoints(ws, job_id)
+    ours = ws.store.jobs.get(job_id)
+    if ours:
+        return get_provider(ours["provider"], "checkpoints").job_checkpoints(ws, job_id)
+    keeper = next((p for p in providers("checkpoints") if p.claims_remote_job(job_id)), None)
+    if keeper is None:
+        raise NotFoundError(f"No job {job_id!r}: give one of ours (job list) or a provider's own job id (job remote-list).")
+    return keeper.job_checkpoints(ws, job_id)

@@ -1,8 +1,8 @@
 """The models taking part in an evaluation (answering or judging) and how one of them is called.
 
-Every decision an evaluation makes from a provider's name is here, so that the provider registry can take them over
-in one place: whether a model runs on this machine (answers in batches, one at a time, with token probabilities) and
-how a judge model is given room to answer.
+What an evaluation needs to know of a model's provider is asked of the provider registry here, in one place: whether
+the model runs on this machine (answers in batches, one at a time, with token probabilities), what the model is
+called in results, and how much room a judge model is given to answer.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from model_customization.providers.chat import chat_with_provider, check_chat_model
+from model_customization.providers.registry import get_provider, runs_locally
 from model_customization.workspace import Workspace
 
 # A cloud judge stops after "Score: N"; the room is for models that think before they answer. A local judge gets
@@ -28,7 +29,7 @@ class Participant:
     @property
     def is_local(self) -> bool:
         """Runs on this machine: generates in batches, one generation at a time, and exposes token probabilities."""
-        return self.provider == "local"
+        return runs_locally(self.provider)
 
     @property
     def judge_max_tokens(self) -> int:
@@ -38,7 +39,7 @@ class Participant:
 def resolve_participant(ws: Workspace, model: str) -> Participant:
     """The participant a model name stands for; an unknown local model or a missing key is a UserError now."""
     provider, name = check_chat_model(ws, model)
-    return Participant(name if provider == "local" else model.strip(), provider, name)
+    return Participant(get_provider(provider).evaluation_key(ws, model, name), provider, name)
 
 
 # (participant, messages, max_tokens) -> the chat router's answer {text, seconds, prompt_tokens, ...}

@@ -20,7 +20,7 @@ from model_customization.store.status import TERMINAL_STATUSES, this_host
 from model_customization.jobs.processes import spawn_worker, stop_worker, worker_alive
 from model_customization.jobs.spending import ConfirmationNeeded, approve_spend
 from model_customization.providers.base import Provider, idempotency_key as default_key
-from model_customization.providers.registry import describe_choices, find_provider, get_provider, provider_names
+from model_customization.providers.registry import describe_choices, find_provider, get_provider
 from model_customization.storage import file_lock
 from model_customization.workspace import Workspace
 
@@ -34,14 +34,6 @@ ACTIVE_STATUSES = ("queued", "running")
 POLL_ATTEMPTS = 3
 POLL_BACKOFF_SECONDS = 1.0  # MODEL_CUSTOMIZATION_POLL_BACKOFF_SECONDS overrides it (tests: 0)
 POLL_MAX_BACKOFF_SECONDS = 2.0
-
-
-def __getattr__(name: str) -> Any:
-    # PROVIDERS, the training providers' names, for callers written before the registry (cli.py until it asks
-    # providers.registry itself); computed, so a provider from an entry point is in it too.
-    if name == "PROVIDERS":
-        return tuple(provider_names("train"))
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _training_provider(name: str) -> Provider:

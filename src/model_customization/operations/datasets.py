@@ -7,7 +7,17 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
+from model_customization.providers.registry import provider_names
+
 Split = Literal["train", "validation", "test"]
+
+
+def _training_providers(schema: dict) -> None:
+    # Filled in when a schema is built, not written out here: a provider an installed package adds is offered too.
+    schema["enum"] = provider_names("train")
+
+
+TrainingProvider = Annotated[str, Field(json_schema_extra=_training_providers)]
 
 
 class BuildDatasetRequest(BaseModel):
@@ -46,7 +56,7 @@ class BuildDatasetRequest(BaseModel):
 class InspectDatasetRequest(BaseModel):
     dataset_id: Annotated[str | None, Field(description="A stored dataset (from build_dataset_from_memory or list_datasets).")] = None
     path: Annotated[str | None, Field(description="Or a JSONL file of OpenAI-format training examples to check as it is.")] = None
-    provider: Annotated[Literal["openai", "bedrock", "local"], Field(description="The provider whose format, limits and prices apply.")] = "openai"
+    provider: Annotated[TrainingProvider, Field(description="The provider whose format, limits and prices apply.")] = "openai"
     model: Annotated[
         str | None, Field(description="e.g. gpt-4.1-mini (OpenAI) or SmolLM2-135M-Instruct (local); a default per provider when omitted.")
     ] = None

@@ -77,6 +77,8 @@ class Provider:
     hyperparameters_model: ClassVar[type[BaseModel] | None] = None
     # The start_job options (tools/jobs.py CloudOptions fields) a job of this provider takes; others are refused.
     job_options: ClassVar[frozenset[str]] = frozenset()
+    job_options_note: ClassVar[str] = ""  # how it treats what job_options leaves out, e.g. " (and uses the validation split ...)"
+    hyperparameters_example: ClassVar[str] = ""  # the CLI's --hp form, e.g. "--hp n_epochs=3 --hp learning_rate_multiplier=0.5"
     sdk_packages: ClassVar[tuple[str, ...]] = ()  # what `pip install` adds when chat finds them missing
     STATUS_MAP: ClassVar[dict[str, str]] = {}  # the provider's status word -> ours
     # Texts the start_job schema, the prompts and docs/reference.md use.
@@ -155,7 +157,12 @@ class Provider:
     def list_remote_jobs(self, ws: Workspace, limit: int = 20, after: str | None = None) -> dict[str, Any]:
         """The jobs the provider holds for these credentials, including ones started elsewhere, newest first:
         {"jobs": [...], "next_after": cursor or None, ...}."""
-        raise self._unsupported("list the jobs it holds (its jobs are in list_jobs)")
+        raise self._unsupported("list jobs of its own (its jobs are in list_jobs; on the command line, job list)")
+
+    def claims_remote_job(self, job_id: str) -> bool:
+        """Whether a job id not in our ledger is one of this provider's own (OpenAI's "ftjob-..."), for the commands
+        that also take the provider's ids."""
+        return False
 
     def job_checkpoints(self, ws: Workspace, job_id: str) -> dict[str, Any]:
         """{"job_id", "checkpoints": [{step, fine_tuned_model_checkpoint (a model to prompt), metrics, ...}]}."""

@@ -27,6 +27,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.tools import Tool, ToolManager
 from mcp.types import Tool as MCPTool
 
+from model_customization.providers import registry as provider_registry
 from model_customization.storage import atomic_write
 
 logger = logging.getLogger(__name__)
@@ -121,6 +122,8 @@ def tool_list_key(manager: DeferredToolManager) -> str:
         _version("pydantic"),
         _version("pydantic-core"),
         _our_source_digest(),
+        # start_job's and inspect_dataset's schemas list the registered providers, which another package can add
+        provider_registry.fingerprint(),
     ]
     for name, fn, options in manager.registrations():
         described = {key: (value.model_dump(mode="json") if hasattr(value, "model_dump") else value) for key, value in options.items()}

@@ -127,7 +127,11 @@ class lazy_module:  # noqa: N801 - used like a module
 def _published_field(field: Any) -> Any:
     """A request field as a tool parameter's annotation: its type, constraints and description (the default is the
     parameter's default: pydantic refuses a default inside Annotated)."""
-    described = {key: value for key, value in (("description", field.description), ("title", field.title), ("examples", field.examples)) if value is not None}
+    described = {
+        key: value
+        for key, value in (("description", field.description), ("title", field.title), ("examples", field.examples), ("json_schema_extra", field.json_schema_extra))
+        if value is not None
+    }
     return Annotated[(field.annotation, *field.metadata, Field(**described))]
 
 

@@ -25,7 +25,7 @@ chat = lazy_module("model_customization.providers.chat")
 
 class PromptResult(BaseModel):
     model: str = Field(description="The model that answered, as its provider names it.")
-    provider: Literal["local", "openai", "anthropic", "bedrock"]
+    provider: str = Field(description="The provider that answered (a name from the provider registry).")
     text: str
     prompt_tokens: int
     completion_tokens: int

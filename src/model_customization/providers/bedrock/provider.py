@@ -33,11 +33,13 @@ def _jobs() -> Any:
 class BedrockProvider(Provider):
     name = "bedrock"
     title = "Bedrock"
-    capabilities = frozenset({"train", "chat", "provision"})
+    capabilities = frozenset({"train", "chat", "provision", "remote_jobs"})
     methods = ("sft",)
     paid = True
     hyperparameters_model = BedrockHyperparameters
-    job_options = frozenset({"suffix"})  # the validation split is used whenever it has examples
+    job_options = frozenset({"suffix"})
+    job_options_note = " (and uses the validation split whenever it has examples)"
+    hyperparameters_example = "--hp epoch_count=2 --hp learning_rate_multiplier=0.5"
     sdk_packages = ("boto3", "botocore")
     STATUS_MAP = {
         "InProgress": "running",

@@ -29,11 +29,12 @@ def _jobs() -> Any:
 class OpenAIProvider(Provider):
     name = "openai"
     title = "OpenAI"
-    capabilities = frozenset({"train", "chat", "files", "pause", "checkpoints"})
+    capabilities = frozenset({"train", "chat", "files", "pause", "checkpoints", "remote_jobs"})
     methods = ("sft", "dpo")
     paid = True
     hyperparameters_model = OpenAIHyperparameters
     job_options = frozenset({"suffix", "seed", "metadata", "integrations", "use_validation"})
+    hyperparameters_example = "--hp n_epochs=3 --hp learning_rate_multiplier=0.5"
     sdk_packages = ("openai",)
     STATUS_MAP = {
         "validating_files": "validating",
@@ -82,6 +83,9 @@ class OpenAIProvider(Provider):
         from model_customization.providers.openai.training import list_remote_jobs
 
         return list_remote_jobs(ws, limit=limit, after=after)
+
+    def claims_remote_job(self, job_id: str) -> bool:
+        return job_id.startswith("ftjob-")
 
     def job_checkpoints(self, ws: Workspace, job_id: str) -> dict[str, Any]:
         from model_customization.providers.openai.training import remote_checkpoints
