@@ -22,6 +22,7 @@ A provider that `runs_locally` is trained by the orchestrator's own queue of wor
 
 from __future__ import annotations
 
+import importlib
 import hashlib
 import json
 import time
@@ -203,6 +204,35 @@ class Provider:
     ) -> dict[str, Any]:
         """One answer: {model, text, prompt_tokens, completion_tokens, seconds, stop_reason}; cloud calls cost money."""
         raise UserError(f"Prompting {self.name} models is not available in this installation (the {self.title} provider cannot chat).")
+
+
+class HostedTrainingProvider(Provider):
+    """A provider whose jobs run at a cloud service: the job calls go to its job machinery (`jobs_class`, "module:Class"),
+    which is imported on the first job call, so the SDK it needs never loads at server start-up."""
+
+    jobs_class: ClassVar[str] = ""
+
+    def _jobs(self) -> Any:
+        module_name, _, class_name = self.jobs_class.partition(":")
+        return getattr(importlib.import_module(module_name), class_name)()
+
+    def check_available(self, ws: Workspace, base_model: str | None, method: str) -> str:
+        return self._jobs().check_available(ws, base_model, method)
+
+    def quote(self, ws: Workspace, dataset_id: str, base_model: str, method: str, hyperparameters: dict[str, Any]) -> dict[str, Any]:
+        return self._jobs().quote(ws, dataset_id, base_model, method, hyperparameters)
+
+    def find_existing(self, ws: Workspace, key: str) -> dict[str, Any] | None:
+        return self._jobs().find_existing(ws, key)
+
+    def submit(self, ws: Workspace, job: dict[str, Any]) -> dict[str, Any]:
+        return self._jobs().submit(ws, job)
+
+    def refresh(self, ws: Workspace, job: dict[str, Any]) -> None:
+        self._jobs().refresh(ws, job)
+
+    def cancel(self, ws: Workspace, job: dict[str, Any]) -> None:
+        self._jobs().cancel(ws, job)
 
 
 # --- helpers every provider uses to write into the ledger --------------------------------------------------------

@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from model_customization.providers.base import DatasetMeasure, Provider
+from model_customization.providers.base import DatasetMeasure, HostedTrainingProvider
 from model_customization.providers.bedrock.hyperparameters import BedrockHyperparameters
 from model_customization.workspace import Workspace
 
@@ -24,13 +24,8 @@ _BEDROCK_NAME = re.compile(
 TOKEN_ENCODING = "o200k_base"
 
 
-def _jobs() -> Any:
-    from model_customization.providers.bedrock.training import BedrockJobs
-
-    return BedrockJobs()
-
-
-class BedrockProvider(Provider):
+class BedrockProvider(HostedTrainingProvider):
+    jobs_class = "model_customization.providers.bedrock.training:BedrockJobs"
     name = "bedrock"
     title = "Bedrock"
     capabilities = frozenset({"train", "chat", "provision", "remote_jobs"})
@@ -52,29 +47,11 @@ class BedrockProvider(Provider):
     base_model_help = "omit to use the Claude model Bedrock offers for fine-tuning"
     default_inspect_model = "anthropic.claude (discovered at job time)"
 
-    # --- training: each call goes to the job machinery in training.py ------------------------------------------------
-    def check_available(self, ws: Workspace, base_model: str | None, method: str) -> str:
-        return _jobs().check_available(ws, base_model, method)
-
+    # --- training: the job calls go to the job machinery in training.py (HostedTrainingProvider) ------------------------
     def parse_hyperparameters(self, method: str, raw: dict[str, Any] | None) -> dict[str, Any]:
         from model_customization.providers.bedrock.hyperparameters import parse_bedrock_hyperparameters
 
         return parse_bedrock_hyperparameters(raw).model_dump()
-
-    def quote(self, ws: Workspace, dataset_id: str, base_model: str, method: str, hyperparameters: dict[str, Any]) -> dict[str, Any]:
-        return _jobs().quote(ws, dataset_id, base_model, method, hyperparameters)
-
-    def find_existing(self, ws: Workspace, key: str) -> dict[str, Any] | None:
-        return _jobs().find_existing(ws, key)
-
-    def submit(self, ws: Workspace, job: dict[str, Any]) -> dict[str, Any]:
-        return _jobs().submit(ws, job)
-
-    def refresh(self, ws: Workspace, job: dict[str, Any]) -> None:
-        _jobs().refresh(ws, job)
-
-    def cancel(self, ws: Workspace, job: dict[str, Any]) -> None:
-        _jobs().cancel(ws, job)
 
     def list_remote_jobs(self, ws: Workspace, limit: int = 20, after: str | None = None) -> dict[str, Any]:
         from model_customization.providers.bedrock.training import list_remote_jobs

@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from model_customization.providers.base import DatasetMeasure, Provider
+from model_customization.providers.base import DatasetMeasure, HostedTrainingProvider
 from model_customization.providers.openai.hyperparameters import OpenAIHyperparameters
 from model_customization.workspace import Workspace
 
@@ -20,13 +20,8 @@ DEFAULT_BASE_MODEL = "gpt-4.1-mini"
 _OPENAI_NAME = re.compile(r"^(?:gpt-|chatgpt-|o[134](?:$|-))")
 
 
-def _jobs() -> Any:
-    from model_customization.providers.openai.training import OpenAIJobs
-
-    return OpenAIJobs()
-
-
-class OpenAIProvider(Provider):
+class OpenAIProvider(HostedTrainingProvider):
+    jobs_class = "model_customization.providers.openai.training:OpenAIJobs"
     name = "openai"
     title = "OpenAI"
     capabilities = frozenset({"train", "chat", "files", "pause", "checkpoints", "remote_jobs"})
@@ -49,35 +44,17 @@ class OpenAIProvider(Provider):
     base_model_help = f"e.g. '{DEFAULT_BASE_MODEL}' (default)"
     default_inspect_model = DEFAULT_BASE_MODEL
 
-    # --- training: each call goes to the job machinery in training.py ------------------------------------------------
-    def check_available(self, ws: Workspace, base_model: str | None, method: str) -> str:
-        return _jobs().check_available(ws, base_model, method)
-
+    # --- training: the job calls go to the job machinery in training.py (HostedTrainingProvider) ------------------------
     def parse_hyperparameters(self, method: str, raw: dict[str, Any] | None) -> dict[str, Any]:
         from model_customization.providers.openai.hyperparameters import parse_openai_hyperparameters
 
         return parse_openai_hyperparameters(method, raw)
 
-    def quote(self, ws: Workspace, dataset_id: str, base_model: str, method: str, hyperparameters: dict[str, Any]) -> dict[str, Any]:
-        return _jobs().quote(ws, dataset_id, base_model, method, hyperparameters)
-
-    def find_existing(self, ws: Workspace, key: str) -> dict[str, Any] | None:
-        return _jobs().find_existing(ws, key)
-
-    def submit(self, ws: Workspace, job: dict[str, Any]) -> dict[str, Any]:
-        return _jobs().submit(ws, job)
-
-    def refresh(self, ws: Workspace, job: dict[str, Any]) -> None:
-        _jobs().refresh(ws, job)
-
-    def cancel(self, ws: Workspace, job: dict[str, Any]) -> None:
-        _jobs().cancel(ws, job)
-
     def pause(self, ws: Workspace, job: dict[str, Any]) -> None:
-        _jobs().pause(ws, job)
+        self._jobs().pause(ws, job)
 
     def resume(self, ws: Workspace, job: dict[str, Any]) -> None:
-        _jobs().resume(ws, job)
+        self._jobs().resume(ws, job)
 
     def list_remote_jobs(self, ws: Workspace, limit: int = 20, after: str | None = None) -> dict[str, Any]:
         from model_customization.providers.openai.training import list_remote_jobs
