@@ -22,7 +22,7 @@ from model_customization.operations.datasets import BuildDatasetRequest
 ADDED_BY_THE_CLI = {"home", "as_json"}  # --home and --json, on every command
 # Tools whose arguments are still written out in the tool (their model is the next step, see operations/__init__.py).
 NOT_YET_A_MODEL = {
-    "start_job", "check_job", "cancel_job", "pause_job", "list_jobs", "list_job_events", "evaluate", "export_model",
+    "check_job", "cancel_job", "pause_job", "list_jobs", "list_job_events", "evaluate", "export_model",
     "provision_throughput", "throughput_status", "release_throughput", "upload_training_file", "list_training_files", "delete_training_file",
 }  # fmt: skip
 
@@ -89,10 +89,24 @@ def test_every_tool_made_from_a_model_publishes_exactly_its_schema(published_too
 
 def test_a_tool_and_its_command_share_one_model(published_tools):
     commands = {callback.request_model: path for path, callback in _commands(app).items() if getattr(callback, "request_model", None)}
+    # A command that keeps flags of its own (job start: --epochs, --suffix, ...) validates them into the shared model.
+    built = {callback.builds_request: path for path, callback in _commands(app).items() if getattr(callback, "builds_request", None)}
     for name, (function, _) in published_tools.items():
         model = getattr(function, "request_model", None)
-        if model is not None:
-            assert model in commands, f"the {name} tool's model {model.__name__} has no CLI command"
+        if model is None:
+            continue
+        # start_job's tool model is the shared StartJobRequest with provider and hyperparameters typed from the registry
+        shared = next((base for base in model.__mro__ if base in built), None)
+        assert model in commands or shared is not None, f"the {name} tool's model {model.__name__} has no CLI command"
+
+
+def test_job_start_refuses_what_start_job_refuses(tmp_path):
+    """The command's flags go through start_job's input model: the same values are refused, before anything runs."""
+    home = ["--home", str(tmp_path / "home")]
+    for flags, field in ((["--method", "ppo"], "--method"), (["--idempotency-key", "k" * 65], "--idempotency-key"), (["--confirm-cost-usd", "-1"], "--confirm-cost-usd")):
+        result = runner.invoke(app, ["job", "start", "ds-x", *flags, *home])
+        assert result.exit_code == 2, (flags, result.output)
+        assert field in result.output, (flags, result.output)
 
 
 # --- the flags a model makes ------------------------------------------------------------------------------------

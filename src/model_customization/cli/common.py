@@ -321,6 +321,7 @@ def command(
     name: str,
     *,
     request: type[BaseModel] | None = None,
+    builds: type[BaseModel] | None = None,
     positional: Sequence[str] = (),
     flags: Mapping[str, Sequence[str]] | None = None,
     converters: Mapping[str, Callable[[str], Any]] | None = None,
@@ -378,6 +379,7 @@ def command(
         run.__annotations__ = {parameter.name: parameter.annotation for parameter in parameters}
         del run.__wrapped__  # typer reads the signature above, not the function's own
         run.request_model = request  # type: ignore[attr-defined]  # tests compare the flags with the model's fields
+        run.builds_request = builds  # type: ignore[attr-defined]  # a command with flags of its own that validates them into this model
         group.command(name, help=help)(run)
         return function
 

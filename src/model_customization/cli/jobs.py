@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
+from pydantic import ValidationError
 from rich.markup import escape
 from rich.table import Table
 
@@ -18,6 +19,7 @@ from model_customization.cli.common import CursorOption, LimitOption, Output, co
 from model_customization.errors import NotFoundError, UserError
 from model_customization.jobs import orchestrator
 from model_customization.jobs.spending import ConfirmationNeeded
+from model_customization.operations.jobs import StartJobRequest
 from model_customization.providers.registry import describe_choices, find_provider, get_provider, is_paid, provider_names, providers, runs_locally
 from model_customization.workspace import Workspace
 
@@ -172,7 +174,7 @@ def _ended_badly(summary: dict[str, Any]) -> bool:
     return summary["status"] in ("failed", "cancelled")
 
 
-@command(job_app, "start", render=_show_started, failed=_ended_badly)
+@command(job_app, "start", builds=StartJobRequest, render=_show_started, failed=_ended_badly)
 def job_start(
     ws: Workspace,
     dataset_id: Optional[str] = typer.Argument(None, help="The dataset to train on (not needed with --resume)."),
@@ -235,11 +237,17 @@ def job_start(
         checkpoint_interval_steps=checkpoint_interval_steps, device=device, quantization=quantization, gradient_checkpointing=gradient_checkpointing,
     )
     hyperparameters, options = _job_arguments(provider, supplied, seed, hp, suffix, metadata, integration, no_validation)
-    arguments = dict(
-        provider=provider, base_model=base_model, method=method, hyperparameters=hyperparameters, resume=resume, continue_from=continue_from,
-        idempotency_key=idempotency_key, options=options, dry_run=dry_run, confirm_cost_usd=confirm_cost_usd,
+    # The flags above are the command line's form of start_job's one input model, which checks them as the tool does.
+    given = dict(
+        dataset_id=dataset_id, provider=provider, base_model=base_model, method=method, hyperparameters=hyperparameters, resume=resume,
+        continue_from=continue_from, idempotency_key=idempotency_key, options=options, dry_run=dry_run, confirm_cost_usd=confirm_cost_usd,
     )
-    summary = _start_confirmed(ws, dataset_id, arguments, may_ask=not yes and common.interactive())
+    try:
+        request = StartJobRequest.model_validate(given)
+    except ValidationError as error:
+        problems = [f"--{str(issue['loc'][0]).replace('_', '-') if issue['loc'] else 'arguments'}: {issue['msg']}" for issue in error.errors()]
+        raise typer.BadParameter("; ".join(problems)) from None  # a usage error: exit code 2, as for every command made from a model
+    summary = _start_confirmed(ws, request.dataset_id, request.domain_arguments(), may_ask=not yes and common.interactive())
     if summary["status"] != "dry_run" and wait:
         summary = follow_job(ws, summary["job_id"])
     return summary

@@ -15,7 +15,11 @@ Each operation the MCP server and the CLI both offer has a pydantic model here (
 - the domain: a function that takes the request (e.g. `datasets.build.build_dataset_from_request`), or the adapter
   passes `**request.model_dump()` to a domain function whose keyword arguments are the fields.
 
-To move another operation (start_job, the job tools) onto it: declare its model here, decorate the tool body with
-`takes(Model)` and the CLI command with `command(..., request=Model)`, then delete the written-out parameters. The
-models import only pydantic and light project constants: the MCP server imports them at start-up.
+start_job (`operations/jobs.py`) has one model too, with two fields typed from the provider registry when the tools
+are registered (`start_job_request()`); `job start` keeps its own flags (--epochs, --suffix, ... are the command line's
+form of hyperparameters and options) and validates them into the same `StartJobRequest` (`command(..., builds=...)`).
+
+To move another operation (the other job tools, evaluate, export) onto it: declare its model here, decorate the tool
+body with `takes(Model)` and the CLI command with `command(..., request=Model)`, then delete the written-out
+parameters. The models import only pydantic and light project modules: the MCP server imports them at start-up.
 """

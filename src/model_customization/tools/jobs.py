@@ -2,17 +2,18 @@
 
 # No `from __future__ import annotations` here: start_job's Resolve(ask_about_cost) names a closure, so its
 # annotations must be evaluated where they are written.
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context, Image, MCPServer
 from mcp.server.elicitation import AcceptedElicitation, ElicitationResult
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.resolve import Elicit, Resolve
 from mcp.types import CallToolResult, ImageContent, TextContent, ToolAnnotations
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-from model_customization.providers.registry import find_provider, providers
-from model_customization.tools.common import lazy_module, run_domain, truncate_text
+from model_customization.providers.registry import find_provider
+from model_customization.operations.jobs import StartJobRequest, start_job_request
+from model_customization.tools.common import lazy_module, run_domain, takes, truncate_text
 from model_customization.workspace import Workspace
 
 # Imported on first use: the orchestrator brings in the ledger (SQLAlchemy), which a starting server need not wait for.
@@ -54,17 +55,6 @@ class JobStatus(BaseModel):
     checkpoints: list[dict[str, Any]] | None = Field(None, description="OpenAI: the job's checkpoints (step, metrics, model name).")
     events: list[JobEvent] = Field(description="The latest events, oldest first.")
     resource_uri: str | None
-
-
-class CloudOptions(BaseModel):
-    """Options of a cloud job (ignored by none: a local job refuses them)."""
-
-    model_config = ConfigDict(extra="forbid")
-    suffix: str | None = Field(None, max_length=64, description="OpenAI: up to 64 characters added to the tuned model's name.")
-    seed: int | None = Field(None, ge=0, description="OpenAI: the job's seed, for repeatable runs.")
-    metadata: dict[str, str] | None = Field(None, description="OpenAI: up to 16 key/value labels stored with the job (mc_ keys are ours).")
-    integrations: list[dict[str, Any]] | None = Field(None, description='OpenAI: e.g. [{"type": "wandb", "wandb": {"project": "my-project"}}].')
-    use_validation: bool = Field(True, description="Upload the dataset's validation split for validation loss (when it has examples).")
 
 
 class CostConfirmation(BaseModel):
@@ -124,28 +114,9 @@ def _client_can_elicit(ctx: Context | None) -> bool:
     return bool(capabilities and capabilities.elicitation is not None)
 
 
-def training_schema() -> tuple[Any, str, Any, str, str]:
-    """From the registry, when the tools are registered (so a provider from an entry point is in the schema): the
-    provider Literal, its description, the union of the providers' hyperparameter models, the base_model
-    description, and the default provider (the first that trains for free on this machine)."""
-    trainers = providers("train")
-    names = tuple(p.name for p in trainers)
-    described = " ".join(f"'{p.name}': {_sentence_case(p.training_summary)}." for p in trainers)
-    models = tuple(dict.fromkeys(p.hyperparameters_model for p in trainers if p.hyperparameters_model is not None))
-    base_help = " ".join(f"{p.name}: {p.base_model_help}." for p in trainers if p.base_model_help)
-    default = next((p.name for p in trainers if p.runs_locally and not p.paid), names[0])
-    hyperparameters = Union[models] if len(models) > 1 else (models[0] if models else dict[str, Any])  # noqa: UP007 - built from a tuple
-    return Literal[names], described, hyperparameters, base_help, default
-
-
-def _sentence_case(summary: str) -> str:
-    """"LoRA training on this machine, free" -> "LoRA training on this machine (free)": the schema's wording."""
-    head, comma, tail = summary.rpartition(", ")
-    return f"{head} ({tail})" if comma else summary
-
-
 def register(server: MCPServer, ws: Workspace) -> None:
-    ProviderName, provider_help, Hyperparameters, base_model_help, default_provider = training_schema()
+    Request = start_job_request()  # provider and hyperparameters typed from the provider registry
+    default_provider = Request.model_fields["provider"].default
 
     def ask_about_cost(
         ctx: Context,
@@ -174,27 +145,9 @@ def register(server: MCPServer, ws: Workspace) -> None:
         return Elicit(needed.question, CostConfirmation) if needed else NotAsked()
 
     @server.tool(annotations=ToolAnnotations(title="Start a fine-tuning job", read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True))
+    @takes(Request)
     async def start_job(
-        dataset_id: Annotated[str | None, Field(description="From build_dataset_from_memory or list_datasets. Not needed with resume.")] = None,
-        provider: Annotated[ProviderName, Field(description=provider_help)] = default_provider,
-        base_model: Annotated[str | None, Field(description=base_model_help)] = None,
-        method: Annotated[Literal["sft", "dpo"], Field(description="'sft': supervised, loss on the assistant turns; 'dpo': preference pairs (a dataset built with method='dpo').")] = "sft",
-        hyperparameters: Annotated[
-            Hyperparameters | None,
-            Field(description="The provider's own hyperparameters; omit for sensible defaults."),
-        ] = None,
-        resume: Annotated[str | None, Field(description="A failed or cancelled local job_id (continues from its last checkpoint), or a paused cloud job.")] = None,
-        continue_from: Annotated[str | None, Field(description="A tuned local model_id (ft-...) whose adapter this job starts from (same base, rank and target modules).")] = None,
-        options: Annotated[CloudOptions | None, Field(description="Cloud jobs: suffix, seed, metadata, integrations, validation split.")] = None,
-        idempotency_key: Annotated[
-            str | None,
-            Field(max_length=64, description="Cloud jobs: a retried start_job with the same key returns the job already created. Default: a hash of dataset, model, method and hyperparameters."),
-        ] = None,
-        dry_run: Annotated[bool, Field(description="Validate and quote only: nothing is uploaded, started or spent.")] = False,
-        confirm_cost_usd: Annotated[
-            float | None,
-            Field(ge=0, description="Paid jobs over budget: the cost you (the user) accept, at least the quote. Clients with elicitation are asked instead."),
-        ] = None,
+        request: StartJobRequest,
         cost_answer: Annotated[ElicitationResult[CostConfirmation], Resolve(ask_about_cost)] = None,
     ) -> JobStatus:
         """Start fine-tuning a model on a dataset; returns at once with a job_id while training runs in the background.
@@ -212,24 +165,13 @@ def register(server: MCPServer, ws: Workspace) -> None:
         idempotency key never creates a second job.
         Next: poll check_job until status is succeeded, then evaluate or prompt_model with its model_id. cancel_job stops it.
         """
-        arguments = dict(
-            provider=provider,
-            base_model=base_model,
-            method=method,
-            hyperparameters=hyperparameters.model_dump(exclude_unset=True) if hyperparameters else None,
-            resume=resume,
-            continue_from=continue_from,
-            idempotency_key=idempotency_key,
-            options=options.model_dump(exclude_none=True) if options else None,
-            dry_run=dry_run,
-            confirm_cost_usd=confirm_cost_usd,
-        )
+        arguments = request.domain_arguments()
         if cost_answer is not None and not (isinstance(cost_answer, AcceptedElicitation) and isinstance(cost_answer.data, NotAsked)):
             if not (isinstance(cost_answer, AcceptedElicitation) and cost_answer.data.confirm):
                 action = "declined" if not isinstance(cost_answer, AcceptedElicitation) else "accepted without confirming"
                 raise ToolError(f"Not started: the user did not confirm the cost ({action}). Nothing was uploaded or spent.")
             arguments["elicited"] = True
-        return JobStatus(**await run_domain(orchestrator.start_job, ws, dataset_id, **arguments))
+        return JobStatus(**await run_domain(orchestrator.start_job, ws, request.dataset_id, **arguments))
 
     @server.tool(annotations=ToolAnnotations(title="Pause a cloud job", read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=True))
     async def pause_job(job_id: Annotated[str, Field(description="A job_id from start_job or list_jobs.")]) -> JobStatus:
