@@ -12,13 +12,13 @@ models (ft-… id, the embedded model's name, an absolute folder path, <job_id>@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from model_customization.errors import NotFoundError, UserError
 from model_customization.providers.registry import resolve_chat_model, runs_locally as _runs_locally
 from model_customization.workspace import Workspace
+from model_customization.timestamps import iso_or_none
 
 _JOB_FIELDS = (
     "id", "provider", "status", "base_model", "method", "dataset_id", "hyperparameters", "continue_from", "remote_id",
@@ -303,5 +303,4 @@ def list_models_page(ws: Workspace, limit: int = 50, cursor: str | None = None) 
     return {"models": shown, "next_cursor": next_cursor}
 
 
-def _iso_time(at: float | None) -> str | None:
-    return None if at is None else datetime.fromtimestamp(at, timezone.utc).isoformat(timespec="seconds")
+_iso_time = iso_or_none

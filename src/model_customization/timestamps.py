@@ -13,6 +13,11 @@ def utc_iso(seconds: float, *, timespec: str = "seconds", zulu: bool = False) ->
     return text.replace("+00:00", "Z") if zulu else text
 
 
+def iso_or_none(seconds: float | None, *, timespec: str = "seconds") -> str | None:
+    """utc_iso of a moment the ledger or a provider may not have yet (None, or 0 for "not set"): None then."""
+    return utc_iso(seconds, timespec=timespec) if seconds else None
+
+
 def epoch_to_iso(value: Any, *, timespec: str = "seconds", zulu: bool = False) -> str | None:
     """utc_iso of an epoch read from a file; None when it is not a number or not a moment a datetime can hold."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Optional
 
@@ -19,6 +18,7 @@ from model_customization.jobs.spending import ConfirmationNeeded
 from model_customization.operations.models import ListModelsRequest, PromptModelRequest
 from model_customization.providers import chat
 from model_customization.workspace import Workspace
+from model_customization.timestamps import iso_or_none
 
 model_app = typer.Typer(help="Prompt and export models; provision throughput for tuned Bedrock models.", no_args_is_help=True)
 
@@ -104,7 +104,7 @@ def _show_lineage(lineage: dict[str, Any]) -> None:
     if lineage["deployments"]:
         shown = table("agent", "task", "action", "at", "live", title="deployments")
         for entry in lineage["deployments"]:
-            at = datetime.fromtimestamp(entry["at"]).isoformat(timespec="seconds") if entry["at"] else ""
+            at = iso_or_none(entry["at"]) or ""
             shown.add_row(escape(entry["agent"]), escape(entry["task"] or "(default)"), entry["action"], at, "yes" if entry["live"] else "no")
         console.print(shown)
     else:

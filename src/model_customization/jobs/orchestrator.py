@@ -11,7 +11,6 @@ import os
 from contextlib import contextmanager
 import secrets
 import time
-from datetime import datetime, timezone
 from typing import Any
 
 from model_customization.datasets.build import get_dataset
@@ -23,6 +22,7 @@ from model_customization.providers.base import Provider, idempotency_key as defa
 from model_customization.providers.registry import describe_choices, find_provider, get_provider
 from model_customization.storage import file_lock
 from model_customization.workspace import Workspace
+from model_customization.timestamps import iso_or_none
 
 MIN_TRAIN_EXAMPLES = 10
 METHODS = ("sft", "dpo")
@@ -49,8 +49,7 @@ def _queued_here(job: dict[str, Any]) -> bool:
     return provider is not None and provider.runs_locally
 
 
-def _iso(timestamp: float | None) -> str | None:
-    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="seconds") if timestamp else None
+_iso = iso_or_none
 
 
 def start_job(

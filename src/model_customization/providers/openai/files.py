@@ -17,7 +17,6 @@ import json
 import re
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from model_customization.datasets.render import render_openai
 from model_customization.errors import NotFoundError, UserError
 from model_customization.providers.openai.client import api_message, openai_client, refusal, retry_delay, retryable_errors
 from model_customization.workspace import Workspace
+from model_customization.timestamps import iso_or_none
 
 PROVIDER = "openai"
 PURPOSE = "fine-tune"
@@ -167,7 +167,7 @@ def upload_dataset_file(ws: Workspace, dataset_id: str, split: str = "train") ->
 
 
 def _iso(seconds: int | None) -> str | None:
-    return datetime.fromtimestamp(seconds, timezone.utc).isoformat() if seconds else None
+    return iso_or_none(seconds, timespec="auto")
 
 
 def file_summary(ws: Workspace, remote: Any) -> dict[str, Any]:

@@ -51,6 +51,7 @@ from model_customization.providers.openai.files import UploadResult, ensure_uplo
 from model_customization.providers.openai.hyperparameters import METHOD_TYPES, parse_openai_hyperparameters
 from model_customization.providers.openai.provider import DEFAULT_BASE_MODEL, OpenAIProvider
 from model_customization.workspace import Workspace
+from model_customization.timestamps import iso_or_none
 
 KEY_METADATA = "mc_idempotency_key"
 JOB_METADATA = "mc_job_id"
@@ -157,7 +158,7 @@ def _error_text(error: Any) -> str | None:
 
 
 def _timestamp(seconds: int | None) -> str | None:
-    return datetime.fromtimestamp(seconds, timezone.utc).isoformat() if seconds else None
+    return iso_or_none(seconds, timespec="auto")
 
 
 def _number(value: Any) -> float | None:
