@@ -1,7 +1,7 @@
 """A training worker without the training, for tests of the queue across several servers (tests/test_multi_server.py).
 
 Used as a job's launcher (`python tests/quick_worker.py`), so dispatch starts it exactly as it starts the real one:
-`python tests/quick_worker.py -m model_customization.providers.local.worker HOME JOB_ID`. It runs the real worker
+`python tests/quick_worker.py -m model_customization.providers.local.worker HOME JOB_ID --reporter ...`. It runs the real worker
 entry point (lease heartbeat, failure handling, dispatching the next job) with `train_job` replaced by a stand-in
 that claims the job like the real one, appends "job pid host start end" to $QUICK_WORKER_LOG, and succeeds after
 $QUICK_WORKER_SECONDS.
@@ -32,4 +32,4 @@ if __name__ == "__main__":
     from model_customization.providers.local import worker
 
     train.train_job = quick_train_job
-    sys.exit(worker.main(sys.argv[-2:]))
+    sys.exit(worker.main(sys.argv[sys.argv.index("model_customization.providers.local.worker") + 1 :]))

@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from model_customization.cli import common
-from model_customization.cli.common import Output, Verbatim, command, console
+from model_customization.cli.common import Output, Verbatim, command, console, text_console
 from model_customization.errors import UserError
 from model_customization.workspace import Workspace
 
@@ -31,6 +31,7 @@ NOT_SCORES = frozenset({"answer_chars", "answer_tokens", "judged_cases", "judge_
 
 def show_scores(result: dict[str, Any]) -> None:
     """The primary metric and the other 0-1 metrics per model, then latency and cost, then the verdicts."""
+    out = text_console()  # stderr while stdout carries --json (the demo shows scores on its way)
     summaries = result["summary"]
     primary = result.get("primary_metric")
     metrics = [m for m in dict.fromkeys([primary, *next(iter(summaries.values())).keys()]) if m]
@@ -47,11 +48,11 @@ def show_scores(result: dict[str, Any]) -> None:
             f"{latency:.2f}" if latency is not None else "—",
             f"{cost:.4f}" if cost is not None else "unknown",
         )
-    console.print(scores_table)
+    out.print(scores_table)
     for comparison in result.get("comparisons") or []:  # the paired verdict an agent or a person acts on
-        console.print(f"{comparison['metric']}: {comparison['verdict']}", markup=False, soft_wrap=True)
+        out.print(f"{comparison['metric']}: {comparison['verdict']}", markup=False, soft_wrap=True)
     for comparison in (result.get("pairwise") or {}).get("comparisons", []):
-        console.print(f"pairwise judge: {comparison['verdict']} ({comparison['wins']} wins, {comparison['losses']} losses, {comparison['ties']} ties)", markup=False, soft_wrap=True)
+        out.print(f"pairwise judge: {comparison['verdict']} ({comparison['wins']} wins, {comparison['losses']} losses, {comparison['ties']} ties)", markup=False, soft_wrap=True)
 
 
 def _write_chart(ws: Workspace, eval_id: str, target: Path) -> None:

@@ -10,7 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-from model_customization.providers.local.worker import REPORTER_ENV
 
 # The worker (providers/local/worker.py) reports to the object this names ("module:Class"), so the provider package
 # never imports the orchestrator that stands above it.
@@ -22,12 +21,11 @@ def spawn_worker(home: Path, job_id: str, log_path: Path, launcher: str | None =
     processes, one per GPU, which the worker joins into one data-parallel run."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
-    env[REPORTER_ENV] = QUEUE_REPORTER
     env.setdefault("HF_HUB_OFFLINE", "1")  # nothing may be downloaded at run time
     env.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     with log_path.open("ab") as log:
         process = subprocess.Popen(
-            [*(shlex.split(launcher) if launcher else [sys.executable]), "-m", "model_customization.providers.local.worker", str(home), job_id],
+            [*(shlex.split(launcher) if launcher else [sys.executable]), "-m", "model_customization.providers.local.worker", str(home), job_id, "--reporter", QUEUE_REPORTER],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,

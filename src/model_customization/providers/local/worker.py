@@ -1,17 +1,19 @@
-"""Entry point of a detached training worker: `python -m model_customization.providers.local.worker HOME JOB_ID`.
+"""Entry point of a detached training worker: `python -m model_customization.providers.local.worker HOME JOB_ID
+[--reporter module:Class]`.
 
 It runs in its own process session, so the server can stop or restart while training goes on; all it has to say
 goes to the ledger and to its JobReporter. Any failure ends the job as failed with the error text, never as a
 silent stop.
 
-The reporter is named by MODEL_CUSTOMIZATION_JOB_REPORTER ("module:Class", set by the process that launched the
-worker: jobs/processes.py names the orchestrator's queue). The worker knows only the narrow JobReporter interface,
+The reporter is named by --reporter ("module:Class", given by the process that launched the worker:
+jobs/processes.py names the orchestrator's queue). The worker knows only the narrow JobReporter interface,
 so this package does not import the orchestrator above it. Run by hand without one, it records a failure itself
 and starts nothing else.
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import os
 import sys
@@ -20,9 +22,6 @@ from typing import Any, Protocol
 
 from model_customization.errors import UserError
 from model_customization.workspace import Workspace
-
-REPORTER_ENV = "MODEL_CUSTOMIZATION_JOB_REPORTER"
-
 
 class JobReporter(Protocol):
     def job_failed(self, ws: Workspace, job_id: str, message: str) -> None:
@@ -43,19 +42,24 @@ class LedgerReporter:
         return None
 
 
-def reporter_from_environment() -> JobReporter:
-    target = os.environ.get(REPORTER_ENV, "").strip()
-    if not target:
+def load_reporter(target: str | None) -> JobReporter:
+    """The reporter a "module:Class" names; without one, a LedgerReporter."""
+    if not target or not target.strip():
         return LedgerReporter()
-    module_name, _, class_name = target.partition(":")
+    module_name, _, class_name = target.strip().partition(":")
     return getattr(importlib.import_module(module_name), class_name)()
 
 
 def main(argv: list[str], reporter: JobReporter | None = None) -> int:
-    home, job_id = argv
-    ws = Workspace.open(home)
+    parser = argparse.ArgumentParser(prog="python -m model_customization.providers.local.worker")
+    parser.add_argument("home")
+    parser.add_argument("job_id")
+    parser.add_argument("--reporter", default=None, help="module:Class of the JobReporter (default: record failures only)")
+    arguments = parser.parse_args(argv)
+    job_id = arguments.job_id
+    ws = Workspace.open(arguments.home)
     try:
-        reporter = reporter or reporter_from_environment()
+        reporter = reporter or load_reporter(arguments.reporter)
     except Exception:  # noqa: BLE001 - a bad reporter setting must still leave the job's failure on record
         traceback.print_exc()
         reporter = LedgerReporter()
