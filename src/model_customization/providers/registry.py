@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import re
+import sys
 from importlib import metadata
 from typing import Any
 
@@ -36,17 +38,53 @@ BUILTIN_PROVIDERS: dict[str, str] = {
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
 
 _targets: dict[str, str] | None = None  # name -> "module:Class", built-ins first
+_versions: dict[str, str] = {}  # a third-party provider's name -> "distribution==version"
 _instances: dict[str, Provider] = {}
 _broken: set[str] = set()  # entry points that failed once: warned about once, then left out
 
 
-def _entry_point_targets() -> dict[str, str]:
+_OUR_METADATA = re.compile(r"^model_customization[-.]")  # this package's own .dist-info / .egg-info folders
+
+
+def _declared_by_another_package() -> bool:
+    """Whether any installed package but this one declares a provider entry point.
+
+    importlib.metadata's scan builds every installed distribution, about 50 ms at each server start; reading each
+    package's entry_points.txt for the group's header answers the common case (no third-party provider) in a few.
+    A zip or egg file on the path cannot be read this way: then the full scan decides."""
+    header = f"[{ENTRY_POINT_GROUP}]"
+    for entry in sys.path:
+        folder = entry or "."
+        if os.path.isfile(folder):
+            return True
+        try:
+            children = os.scandir(folder)
+        except OSError:
+            continue
+        with children:
+            for child in children:
+                if not child.name.endswith((".dist-info", ".egg-info")) or _OUR_METADATA.match(child.name):
+                    continue
+                try:
+                    with open(os.path.join(child.path, "entry_points.txt"), encoding="utf-8", errors="replace") as declared:
+                        if header in declared.read():
+                            return True
+                except OSError:
+                    continue
+    return False
+
+
+def _entry_point_targets() -> tuple[dict[str, str], dict[str, str]]:
+    """Third-party providers: ({name: "module:Class"}, {name: "distribution==version"})."""
     found: dict[str, str] = {}
+    versions: dict[str, str] = {}
+    if not _declared_by_another_package():
+        return found, versions
     try:
         entry_points = metadata.entry_points(group=ENTRY_POINT_GROUP)
     except Exception as error:  # noqa: BLE001 - unreadable package metadata must not stop the server
         logger.warning("could not read the %s entry points: %s", ENTRY_POINT_GROUP, error)
-        return found
+        return found, versions
     for entry_point in sorted(entry_points, key=lambda e: e.name):
         name = entry_point.name
         if BUILTIN_PROVIDERS.get(name) == entry_point.value:
@@ -57,13 +95,16 @@ def _entry_point_targets() -> dict[str, str]:
             logger.warning("provider entry point %r skipped: a provider name is lower case letters, digits, - and _", name)
         else:
             found[name] = entry_point.value
-    return found
+            dist = getattr(entry_point, "dist", None)
+            versions[name] = f"{dist.name}=={dist.version}" if dist is not None else "?"
+    return found, versions
 
 
 def _all_targets() -> dict[str, str]:
-    global _targets
+    global _targets, _versions
     if _targets is None:
-        _targets = {**BUILTIN_PROVIDERS, **_entry_point_targets()}
+        third_party, _versions = _entry_point_targets()
+        _targets = {**BUILTIN_PROVIDERS, **third_party}
     return _targets
 
 
@@ -71,6 +112,7 @@ def clear_cache() -> None:
     """Forget the providers found so far (tests, and a package installed while the process runs)."""
     global _targets
     _targets = None
+    _versions.clear()
     _instances.clear()
     _broken.clear()
 
@@ -79,14 +121,8 @@ def fingerprint() -> str:
     """Which providers are registered, and from where ("name=module:Class" each, with the version of the package
     that declares a third-party one): the tool-list cache key must change when a package adds or changes one,
     since start_job's schema is built from them."""
-    versions: dict[str, str] = {}
-    try:
-        for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP):
-            dist = getattr(entry_point, "dist", None)
-            versions[entry_point.name] = f"{dist.name}=={dist.version}" if dist is not None else "?"
-    except Exception:  # noqa: BLE001 - as in _entry_point_targets
-        pass
-    return ";".join(f"{name}={target}" + (f"@{versions[name]}" if name in versions else "") for name, target in _all_targets().items())
+    targets = _all_targets()
+    return ";".join(f"{name}={target}" + (f"@{_versions[name]}" if name in _versions else "") for name, target in targets.items())
 
 
 def _load(name: str, target: str) -> Provider:
