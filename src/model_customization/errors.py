@@ -9,6 +9,16 @@ class NotFoundError(UserError):
     """An id or path that does not exist."""
 
 
+class ConfirmationNeeded(UserError):
+    """Something that costs money (a paid job over budget or at an unknown price, provisioned throughput) waits for
+    a person to confirm the cost before it starts."""
+
+    def __init__(self, message: str, *, quote_usd: float | None, question: str) -> None:
+        super().__init__(message)
+        self.quote_usd = quote_usd
+        self.question = question  # what an elicitation asks the user
+
+
 class TransientError(UserError):
     """A provider call that may well succeed if tried again later: a rate limit, a timeout, a server error, a dropped
     connection. retry_after is the wait the provider asked for, in seconds, when it said."""

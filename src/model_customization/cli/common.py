@@ -45,8 +45,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 
 from model_customization.config import ConfigError
-from model_customization.errors import NotFoundError, UserError
-from model_customization.jobs.spending import ConfirmationNeeded
+from model_customization.errors import ConfirmationNeeded, NotFoundError, UserError
 from model_customization.workspace import Workspace
 
 console = Console()

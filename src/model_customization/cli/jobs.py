@@ -16,9 +16,8 @@ from rich.table import Table
 
 from model_customization.cli import common
 from model_customization.cli.common import CursorOption, LimitOption, Output, command, console, err_console, more, pairs, table, usd
-from model_customization.errors import NotFoundError, UserError
+from model_customization.errors import ConfirmationNeeded, NotFoundError, UserError
 from model_customization.jobs import orchestrator
-from model_customization.jobs.spending import ConfirmationNeeded
 from model_customization.operations.jobs import StartJobRequest
 from model_customization.providers.registry import describe_choices, find_provider, get_provider, is_paid, provider_names, providers, runs_locally
 from model_customization.workspace import Workspace

@@ -13,8 +13,7 @@ from rich.table import Table
 from model_customization import deployments, registry
 from model_customization.cli import common
 from model_customization.cli.common import Output, command, console, err_console, more, progress_bar, table
-from model_customization.errors import UserError
-from model_customization.jobs.spending import ConfirmationNeeded
+from model_customization.errors import ConfirmationNeeded, UserError
 from model_customization.operations.models import ListModelsRequest, PromptModelRequest
 from model_customization.providers import chat
 from model_customization.workspace import Workspace

@@ -14,10 +14,10 @@ import time
 from typing import Any
 
 from model_customization.datasets.build import get_dataset
-from model_customization.errors import NotFoundError, TransientError, UserError
+from model_customization.errors import ConfirmationNeeded, NotFoundError, TransientError, UserError
 from model_customization.store.status import TERMINAL_STATUSES, this_host
 from model_customization.jobs.processes import spawn_worker, stop_worker, worker_alive
-from model_customization.jobs.spending import ConfirmationNeeded, approve_spend
+from model_customization.jobs.spending import approve_spend
 from model_customization.providers.base import Provider, idempotency_key as default_key
 from model_customization.providers.registry import describe_choices, find_provider, get_provider
 from model_customization.storage import file_lock

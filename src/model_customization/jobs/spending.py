@@ -11,17 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from model_customization.errors import UserError
+from model_customization.errors import ConfirmationNeeded, UserError
 from model_customization.workspace import Workspace
-
-
-class ConfirmationNeeded(UserError):
-    """A paid job over budget (or at an unknown price): the caller must confirm the cost before it starts."""
-
-    def __init__(self, message: str, *, quote_usd: float | None, question: str) -> None:
-        super().__init__(message)
-        self.quote_usd = quote_usd
-        self.question = question  # what an elicitation asks the user
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from typing import Any
 from model_customization.datasets.build import read_split
 from model_customization.datasets.render import render_bedrock_claude
 from model_customization.datasets.tokens import count_chat_tokens
-from model_customization.errors import NotFoundError, TransientError, UserError
+from model_customization.errors import ConfirmationNeeded, NotFoundError, TransientError, UserError
 from model_customization.providers.base import (
     apply_remote_status,
     merge_details,
@@ -588,8 +588,6 @@ def provision_throughput(
         raise UserError(f"name {chosen_name!r} must be at most 63 letters or digits, each followed by at most one - or _.")
     term = f"a {commitment} commitment (billed for the whole term even if released early)" if commitment else "no commitment"
     if not confirm:
-        from model_customization.jobs.spending import ConfirmationNeeded
-
         raise ConfirmationNeeded(
             f"Provisioned throughput for {model_id} costs money by the hour: {model_units} model unit(s) with {term}, "
             "billed from creation until release_throughput deletes it, whether or not it is used. Check the hourly price "
