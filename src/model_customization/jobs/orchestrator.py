@@ -18,6 +18,7 @@ from model_customization.errors import ConfirmationNeeded, NotFoundError, Transi
 from model_customization.store.status import TERMINAL_STATUSES, this_host
 from model_customization.jobs.processes import spawn_worker, stop_worker, worker_alive
 from model_customization.jobs.spending import approve_spend
+from model_customization.operations.jobs import JobEvent, JobList, JobStatus, JobSummary
 from model_customization.providers.base import Provider, idempotency_key as default_key
 from model_customization.providers.registry import describe_choices, find_provider, get_provider
 from model_customization.storage import file_lock
@@ -166,14 +167,12 @@ def _check_dataset_for(ws: Workspace, dataset_id: str, method: str) -> dict[str,
 
 
 def _dry_run_summary(provider: str, base_model: str, dataset_id: str, method: str, hyperparameters: dict[str, Any], quote: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "job_id": None, "status": "dry_run", "provider": provider, "base_model": base_model, "dataset_id": dataset_id,
-        "method": method, "step": 0, "total_steps": None, "epoch": None, "train_loss": None, "validation_loss": None,
-        "eta_seconds": quote.get("estimated_seconds"), "error": None, "model_id": None, "created_at": None, "finished_at": None,
-        "hyperparameters": hyperparameters, "queue_position": None, "quote": quote,
-        "events": [{"at": None, "level": "info", "message": "dry run: validated and quoted; nothing was started or spent"}],
-        "resource_uri": None,
-    }
+    return JobStatus(
+        job_id=None, status="dry_run", provider=provider, base_model=base_model, dataset_id=dataset_id, method=method, step=0,
+        total_steps=None, epoch=None, train_loss=None, validation_loss=None, eta_seconds=quote.get("estimated_seconds"), error=None,
+        model_id=None, created_at=None, finished_at=None, hyperparameters=hyperparameters, quote=quote,
+        events=[JobEvent(at=None, level="info", message="dry run: validated and quoted; nothing was started or spent")], resource_uri=None,
+    ).model_dump()
 
 
 def _remote_trainers() -> list[Provider]:
@@ -487,35 +486,21 @@ def queue_position(ws: Workspace, job: dict[str, Any]) -> int | None:
 
 
 def summarize_job(ws: Workspace, job: dict[str, Any], events: int = 5) -> dict[str, Any]:
-    return {
-        "job_id": job["id"],
-        "status": job["status"],
-        "provider": job["provider"],
-        "base_model": job["base_model"],
-        "dataset_id": job["dataset_id"],
-        "method": job["method"],
-        "step": job["step"] or 0,
-        "total_steps": job["total_steps"],
-        "epoch": job["epoch"],
-        "train_loss": job["train_loss"],
-        "validation_loss": job["validation_loss"],
-        "eta_seconds": None if job["status"] in TERMINAL_STATUSES else job["eta_seconds"],
-        "error": job["error"],
-        "model_id": job["model_id"],
-        "created_at": _iso(job["created_at"]),
-        "finished_at": _iso(job["finished_at"]),
-        "hyperparameters": job["hyperparameters"],
-        "queue_position": queue_position(ws, job),
-        "remote_id": job.get("remote_id"),
-        "remote_status": job.get("remote_status"),
-        "quote": (job.get("details") or {}).get("quote"),
-        "spend": _spend_summary(ws, job),
-        "checkpoints": (job.get("details") or {}).get("checkpoints"),
-        "events": [
-            {"at": _iso(e["at"]), "level": e["level"], "message": e["message"]} for e in ws.store.jobs.events(job["id"], events)
-        ],
-        "resource_uri": f"jobs://{job['id']}",
-    }
+    """check_job's answer (operations.jobs.JobStatus) for a job row, with its latest `events`."""
+    details = job.get("details") or {}
+    return JobStatus(
+        job_id=job["id"], status=job["status"], provider=job["provider"], base_model=job["base_model"], dataset_id=job["dataset_id"],
+        method=job["method"], step=job["step"] or 0, total_steps=job["total_steps"], epoch=job["epoch"], train_loss=job["train_loss"],
+        validation_loss=job["validation_loss"], eta_seconds=None if job["status"] in TERMINAL_STATUSES else job["eta_seconds"],
+        error=job["error"], model_id=job["model_id"], created_at=_iso(job["created_at"]), finished_at=_iso(job["finished_at"]),
+        hyperparameters=job["hyperparameters"], queue_position=queue_position(ws, job), remote_id=job.get("remote_id"),
+        remote_status=job.get("remote_status"), quote=details.get("quote"), spend=_spend_summary(ws, job), checkpoints=details.get("checkpoints"),
+        events=[_event(e) for e in ws.store.jobs.events(job["id"], events)], resource_uri=f"jobs://{job['id']}",
+    ).model_dump()
+
+
+def _event(row: dict[str, Any]) -> JobEvent:
+    return JobEvent(at=_iso(row["at"]), level=row["level"], message=row["message"])
 
 
 def _spend_summary(ws: Workspace, job: dict[str, Any]) -> dict[str, Any] | None:
@@ -587,20 +572,13 @@ def list_jobs_page(ws: Workspace, status: str | None = None, limit: int = 50, cu
     rows = sorted(ws.store.jobs.all(status), key=key, reverse=True)
     shown, next_cursor = page_rows(rows, key, kind="jobs", limit=limit, cursor=cursor, newest_first=True)
     jobs = [
-        {
-            "job_id": r["id"],
-            "status": r["status"],
-            "provider": r["provider"],
-            "base_model": r["base_model"],
-            "dataset_id": r["dataset_id"],
-            "step": r["step"] or 0,
-            "total_steps": r["total_steps"],
-            "model_id": r["model_id"],
-            "created_at": _iso(r["created_at"]),
-        }
+        JobSummary(
+            job_id=r["id"], status=r["status"], provider=r["provider"], base_model=r["base_model"], dataset_id=r["dataset_id"],
+            step=r["step"] or 0, total_steps=r["total_steps"], model_id=r["model_id"], created_at=_iso(r["created_at"]),
+        )
         for r in shown
     ]
-    return {"jobs": jobs, "next_cursor": next_cursor}
+    return JobList(jobs=jobs, next_cursor=next_cursor).model_dump()
 
 
 def list_job_events(ws: Workspace, job_id: str, limit: int = 50, cursor: str | None = None) -> dict[str, Any]:
@@ -620,7 +598,7 @@ def list_job_events(ws: Workspace, job_id: str, limit: int = 50, cursor: str | N
     shown = rows[:limit]
     return {
         "job_id": job_id,
-        "events": [{"at": _iso(e["at"]), "level": e["level"], "message": e["message"]} for e in shown],
+        "events": [_event(e).model_dump() for e in shown],
         "next_cursor": encode_cursor("job events", [job_id, shown[-1]["id"]]) if len(rows) > limit else None,
     }
 

@@ -12,49 +12,12 @@ from mcp.types import CallToolResult, ImageContent, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
 from model_customization.providers.registry import find_provider
-from model_customization.operations.jobs import StartJobRequest, start_job_request
+from model_customization.operations.jobs import JobEvent, JobEventPage, JobList, JobStatus, JobSummary, StartJobRequest, start_job_request
 from model_customization.tools.common import lazy_module, run_domain, takes, truncate_text
 from model_customization.workspace import Workspace
 
 # Imported on first use: the orchestrator brings in the ledger (SQLAlchemy), which a starting server need not wait for.
 orchestrator = lazy_module("model_customization.jobs.orchestrator")
-
-
-class JobEvent(BaseModel):
-    at: str | None
-    level: str
-    message: str
-
-
-class JobStatus(BaseModel):
-    job_id: str | None = Field(description="None only for a dry run, which starts nothing.")
-    status: str = Field(
-        description="validating, queued, running, paused, succeeded, failed or cancelled; dry_run for a dry run. "
-        "A cloud status this version does not know is shown verbatim (remote_status always is)."
-    )
-    provider: str
-    base_model: str
-    dataset_id: str
-    method: str
-    step: int
-    total_steps: int | None
-    epoch: float | None
-    train_loss: float | None
-    validation_loss: float | None
-    eta_seconds: float | None = Field(description="Estimated seconds left while running.")
-    error: str | None
-    model_id: str | None = Field(description="The tuned model's id once the job succeeded: pass it to prompt_model or evaluate.")
-    created_at: str | None
-    finished_at: str | None
-    hyperparameters: dict[str, Any]
-    queue_position: int | None = Field(None, description="While queued: 1 = next to start.")
-    remote_id: str | None = Field(None, description="The cloud provider's own job id.")
-    remote_status: str | None = Field(None, description="The cloud provider's status word, verbatim.")
-    quote: dict[str, Any] | None = Field(None, description="Cloud jobs and dry runs: tokens, epochs, estimated_cost_usd and where the prices come from.")
-    spend: dict[str, Any] | None = Field(None, description="Cloud jobs: quoted, committed and (once known) actual USD, and how the cost was approved.")
-    checkpoints: list[dict[str, Any]] | None = Field(None, description="OpenAI: the job's checkpoints (step, metrics, model name).")
-    events: list[JobEvent] = Field(description="The latest events, oldest first.")
-    resource_uri: str | None
 
 
 class CostConfirmation(BaseModel):
@@ -69,29 +32,6 @@ def _argument_dict(value: Any) -> dict[str, Any] | None:
     if value is None:
         return None
     return value.model_dump(exclude_unset=True) if isinstance(value, BaseModel) else dict(value)
-
-
-class JobSummary(BaseModel):
-    job_id: str
-    status: str
-    provider: str
-    base_model: str
-    dataset_id: str
-    step: int
-    total_steps: int | None
-    model_id: str | None
-    created_at: str | None
-
-
-class JobList(BaseModel):
-    jobs: list[JobSummary]
-    next_cursor: str | None = Field(None, description="Pass as cursor for the next page; null on the last page.")
-
-
-class JobEventPage(BaseModel):
-    job_id: str
-    events: list[JobEvent] = Field(description="Oldest first.")
-    next_cursor: str | None = Field(description="Pass as cursor for the next (newer) events; null when there are no more yet.")
 
 
 def _shortened(status: dict[str, Any]) -> dict[str, Any]:
