@@ -15,10 +15,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from model_customization.cli import common
-from model_customization.cli.common import CursorOption, LimitOption, Output, command, console, err_console, more, pairs, table, usd
+from model_customization.cli.common import Output, command, console, err_console, more, pairs, table, usd
 from model_customization.errors import ConfirmationNeeded, NotFoundError, UserError
 from model_customization.jobs import orchestrator
-from model_customization.operations.jobs import StartJobRequest
+from model_customization.operations.jobs import CancelJobRequest, ListJobEventsRequest, ListJobsRequest, PauseJobRequest, StartJobRequest
 from model_customization.providers.registry import describe_choices, find_provider, get_provider, is_paid, provider_names, providers, runs_locally
 from model_customization.workspace import Workspace
 
@@ -252,10 +252,10 @@ def job_start(
     return summary
 
 
-@command(job_app, "pause", render=show_job)
-def job_pause(ws: Workspace, job_id: str) -> dict[str, Any]:
+@command(job_app, "pause", request=PauseJobRequest, positional=("job_id",), render=show_job)
+def job_pause(ws: Workspace, request: PauseJobRequest) -> dict[str, Any]:
     """Pause a running OpenAI job (it keeps its progress); `job start --resume JOB_ID` continues it."""
-    return orchestrator.pause_job(ws, job_id)
+    return orchestrator.pause_job(ws, request.job_id)
 
 
 @command(job_app, "check", render=show_job)
@@ -284,10 +284,10 @@ def job_check(
     return Output(summary, lambda: show_job(summary), then=write_curve)
 
 
-@command(job_app, "cancel", render=show_job)
-def job_cancel(ws: Workspace, job_id: str) -> dict[str, Any]:
+@command(job_app, "cancel", request=CancelJobRequest, positional=("job_id",), render=show_job)
+def job_cancel(ws: Workspace, request: CancelJobRequest) -> dict[str, Any]:
     """Cancel a running job (its worker process is stopped)."""
-    return orchestrator.cancel_job(ws, job_id)
+    return orchestrator.cancel_job(ws, request.job_id)
 
 
 def _show_jobs(page: dict[str, Any]) -> None:
@@ -298,15 +298,10 @@ def _show_jobs(page: dict[str, Any]) -> None:
     more(page["next_cursor"])
 
 
-@command(job_app, "list", render=_show_jobs)
-def job_list(
-    ws: Workspace,
-    status: Optional[str] = typer.Option(None, help="Only jobs in this status (validating, queued, running, paused, succeeded, failed, cancelled)."),
-    limit: int = LimitOption,
-    cursor: Optional[str] = CursorOption,
-) -> dict[str, Any]:
+@command(job_app, "list", request=ListJobsRequest, render=_show_jobs)
+def job_list(ws: Workspace, request: ListJobsRequest) -> dict[str, Any]:
     """List jobs, newest first (same as the list_jobs tool)."""
-    return orchestrator.list_jobs_page(ws, status, limit, cursor)
+    return orchestrator.list_jobs_page(ws, request.status, request.limit, request.cursor)
 
 
 def _show_events(page: dict[str, Any]) -> None:
@@ -315,15 +310,10 @@ def _show_events(page: dict[str, Any]) -> None:
     more(page["next_cursor"])
 
 
-@command(job_app, "events", render=_show_events)
-def job_events(
-    ws: Workspace,
-    job_id: str = typer.Argument(..., help="The job (job list shows them)."),
-    limit: int = LimitOption,
-    cursor: Optional[str] = CursorOption,
-) -> dict[str, Any]:
+@command(job_app, "events", request=ListJobEventsRequest, positional=("job_id",), render=_show_events)
+def job_events(ws: Workspace, request: ListJobEventsRequest) -> dict[str, Any]:
     """Every event of a job, oldest first, one page at a time (same as the list_job_events tool)."""
-    return orchestrator.list_job_events(ws, job_id, limit, cursor)
+    return orchestrator.list_job_events(ws, request.job_id, request.limit, request.cursor)
 
 
 @command(job_app, "remote-list")

@@ -103,6 +103,31 @@ def _sentence_case(summary: str) -> str:
     return f"{head} ({tail})" if comma else summary
 
 
+
+JobId = Annotated[str, Field(description="A job_id from start_job or list_jobs.")]
+JobStatusWord = Literal["validating", "queued", "running", "paused", "succeeded", "failed", "cancelled"]
+
+
+class PauseJobRequest(BaseModel):
+    job_id: JobId
+
+
+class CancelJobRequest(BaseModel):
+    job_id: JobId
+
+
+class ListJobsRequest(BaseModel):
+    status: Annotated[JobStatusWord | None, Field(description="Only jobs in this status.")] = None
+    limit: Annotated[int, Field(ge=1, le=500, description="At most this many jobs, newest first.")] = 50
+    cursor: Annotated[str | None, Field(description="The next_cursor of the previous page; omit for the first page.")] = None
+
+
+class ListJobEventsRequest(BaseModel):
+    job_id: Annotated[str, Field(description="The job (list_jobs shows them).")]
+    limit: Annotated[int, Field(ge=1, le=500, description="At most this many events, oldest first.")] = 50
+    cursor: Annotated[str | None, Field(description="The next_cursor of the previous page; omit to start from the job's first event.")] = None
+
+
 # --- what the job operations return: one shape each, built by the orchestrator and published by the tools ----------
 class JobEvent(BaseModel):
     at: str | None

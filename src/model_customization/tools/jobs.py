@@ -2,7 +2,7 @@
 
 # No `from __future__ import annotations` here: start_job's Resolve(ask_about_cost) names a closure, so its
 # annotations must be evaluated where they are written.
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context, Image, MCPServer
 from mcp.server.elicitation import AcceptedElicitation, ElicitationResult
@@ -12,7 +12,19 @@ from mcp.types import CallToolResult, ImageContent, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
 from model_customization.providers.registry import find_provider
-from model_customization.operations.jobs import JobEvent, JobEventPage, JobList, JobStatus, JobSummary, StartJobRequest, start_job_request
+from model_customization.operations.jobs import (
+    CancelJobRequest,
+    JobEvent,
+    JobEventPage,
+    JobList,
+    JobStatus,
+    JobSummary,
+    ListJobEventsRequest,
+    ListJobsRequest,
+    PauseJobRequest,
+    StartJobRequest,
+    start_job_request,
+)
 from model_customization.tools.common import lazy_module, run_domain, takes, truncate_text
 from model_customization.workspace import Workspace
 
@@ -114,14 +126,15 @@ def register(server: MCPServer, ws: Workspace) -> None:
         return JobStatus(**await run_domain(orchestrator.start_job, ws, request.dataset_id, **arguments))
 
     @server.tool(annotations=ToolAnnotations(title="Pause a cloud job", read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=True))
-    async def pause_job(job_id: Annotated[str, Field(description="A job_id from start_job or list_jobs.")]) -> JobStatus:
+    @takes(PauseJobRequest)
+    async def pause_job(request: PauseJobRequest) -> JobStatus:
         """Pause a running OpenAI fine-tuning job (it keeps its progress); start_job(resume=job_id) continues it.
 
         Use it to stop a cloud job's training (and its further cost) while keeping the option to finish it later;
         pausing itself is free. Local jobs are stopped with cancel_job instead (their checkpoint is kept). Next:
         check_job shows it paused; start_job(resume=job_id) continues it.
         """
-        return JobStatus(**await run_domain(orchestrator.pause_job, ws, job_id))
+        return JobStatus(**await run_domain(orchestrator.pause_job, ws, request.job_id))
 
     @server.tool(annotations=ToolAnnotations(title="Check a job", read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=True))
     async def check_job(
@@ -150,44 +163,37 @@ def register(server: MCPServer, ws: Workspace) -> None:
         return CallToolResult(content=content, structured_content=status.model_dump(mode="json"))
 
     @server.tool(annotations=ToolAnnotations(title="Cancel a job", read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=True))
-    async def cancel_job(job_id: Annotated[str, Field(description="A job_id from start_job or list_jobs.")]) -> JobStatus:
+    @takes(CancelJobRequest)
+    async def cancel_job(request: CancelJobRequest) -> JobStatus:
         """Stop a queued or running job at once: its worker process is ended and the job marked cancelled.
 
         Use it when a job is wrong (bad data, a loss that does not fall) or no longer needed. Free; a cloud job is
         cancelled at its provider too (training it already did there may still be billed). Its last checkpoint is
         kept: start_job(resume=job_id) continues from there. Refused for a job that has already ended.
         """
-        return JobStatus(**await run_domain(orchestrator.cancel_job, ws, job_id))
+        return JobStatus(**await run_domain(orchestrator.cancel_job, ws, request.job_id))
 
     @server.tool(annotations=ToolAnnotations(title="List jobs", read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=True))
-    async def list_jobs(
-        status: Annotated[
-            Literal["validating", "queued", "running", "paused", "succeeded", "failed", "cancelled"] | None, Field(description="Only jobs in this status.")
-        ] = None,
-        limit: Annotated[int, Field(ge=1, le=500, description="At most this many jobs, newest first.")] = 50,
-        cursor: Annotated[str | None, Field(description="The next_cursor of the previous page; omit for the first page.")] = None,
-    ) -> JobList:
+    @takes(ListJobsRequest)
+    async def list_jobs(request: ListJobsRequest) -> JobList:
         """List fine-tuning jobs, newest first, with status, progress and the tuned model_id of finished ones.
 
         Filter by status (e.g. running) to find what is in flight. Free and read-only. Next: check_job on one job for
         losses, ETA and events.
         """
-        page = await run_domain(orchestrator.list_jobs_page, ws, status, limit, cursor)
+        page = await run_domain(orchestrator.list_jobs_page, ws, request.status, request.limit, request.cursor)
         return JobList(jobs=[JobSummary(**r) for r in page["jobs"]], next_cursor=page["next_cursor"])
 
     @server.tool(annotations=ToolAnnotations(title="List a job's events", read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False))
-    async def list_job_events(
-        job_id: Annotated[str, Field(description="The job (list_jobs shows them).")],
-        limit: Annotated[int, Field(ge=1, le=500, description="At most this many events, oldest first.")] = 50,
-        cursor: Annotated[str | None, Field(description="The next_cursor of the previous page; omit to start from the job's first event.")] = None,
-    ) -> JobEventPage:
+    @takes(ListJobEventsRequest)
+    async def list_job_events(request: ListJobEventsRequest) -> JobEventPage:
         """Page through all of a job's events, oldest first: worker launches, epochs, checkpoints, warnings, errors, the result.
 
         check_job shows only the latest few; use this to read a job's whole history (e.g. why it failed or was resumed).
         next_cursor is null on the last page; a running job adds events later (call again with the cursor that led
         to the last page to see them). Free and read-only (reads the ledger; no provider is called).
         """
-        page = await run_domain(orchestrator.list_job_events, ws, job_id, limit, cursor)
-        where = "read the resource jobs://" + job_id + "/events (every event, whole)"
+        page = await run_domain(orchestrator.list_job_events, ws, request.job_id, request.limit, request.cursor)
+        where = "read the resource jobs://" + request.job_id + "/events (every event, whole)"
         events = [JobEvent(**{**e, "message": truncate_text(e["message"], where)}) for e in page["events"]]
         return JobEventPage(job_id=page["job_id"], events=events, next_cursor=page["next_cursor"])
