@@ -23,7 +23,7 @@ ADDED_BY_THE_CLI = {"home", "as_json"}  # --home and --json, on every command
 # Tools whose arguments are still written out in the tool (their model is the next step, see operations/__init__.py).
 NOT_YET_A_MODEL = {
     "check_job", "evaluate", "export_model",
-    "provision_throughput", "throughput_status", "release_throughput", "upload_training_file", "list_training_files", "delete_training_file",
+    "provision_throughput", "upload_training_file",
 }  # fmt: skip
 
 

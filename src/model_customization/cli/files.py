@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import typer
 from rich.markup import escape
 
 from model_customization.cli.common import command, console, table
+from model_customization.operations.cloud import DeleteTrainingFileRequest, ListTrainingFilesRequest
 from model_customization.workspace import Workspace
 
 files_app = typer.Typer(help="Training files on OpenAI: upload a dataset split, list, delete.", no_args_is_help=True)
@@ -35,21 +36,17 @@ def _show_files(page: dict[str, Any]) -> None:
         console.print(f"more: --after {page['next_after']}", markup=False)
 
 
-@command(files_app, "list", render=_show_files)
-def files_list(
-    ws: Workspace,
-    limit: int = typer.Option(20, help="Files per page, 1-100."),
-    after: Optional[str] = typer.Option(None, help="The next page: the 'next' value the previous page printed."),
-) -> dict[str, Any]:
+@command(files_app, "list", request=ListTrainingFilesRequest, render=_show_files)
+def files_list(ws: Workspace, request: ListTrainingFilesRequest) -> dict[str, Any]:
     """List the fine-tune files on OpenAI for this key, newest first."""
     from model_customization.providers.openai.files import list_files
 
-    return list_files(ws, limit=limit, after=after)
+    return list_files(ws, limit=request.limit, after=request.after)
 
 
-@command(files_app, "delete", render=lambda result: console.print(f"{result['id']}: {'deleted' if result['deleted'] else 'not deleted'}", markup=False))
-def files_delete(ws: Workspace, file_id: str) -> dict[str, Any]:
+@command(files_app, "delete", request=DeleteTrainingFileRequest, positional=("file_id",), render=lambda result: console.print(f"{result['id']}: {'deleted' if result['deleted'] else 'not deleted'}", markup=False))
+def files_delete(ws: Workspace, request: DeleteTrainingFileRequest) -> dict[str, Any]:
     """Delete a file on OpenAI (a later upload of the same content sends it again)."""
     from model_customization.providers.openai.files import delete_file
 
-    return delete_file(ws, file_id)
+    return delete_file(ws, request.file_id)

@@ -14,6 +14,7 @@ from model_customization import deployments, registry
 from model_customization.cli import common
 from model_customization.cli.common import Output, command, console, err_console, more, progress_bar, table
 from model_customization.errors import ConfirmationNeeded, UserError
+from model_customization.operations.cloud import ReleaseThroughputRequest, ThroughputStatusRequest
 from model_customization.operations.models import ListModelsRequest, PromptModelRequest
 from model_customization.providers import chat
 from model_customization.workspace import Workspace
@@ -176,17 +177,17 @@ def model_provision(
         return provision_throughput(ws, model_id, model_units=model_units, commitment=commitment, name=name, confirm=True)
 
 
-@command(model_app, "throughput")
-def model_throughput(ws: Workspace, model_id: str) -> dict[str, Any]:
+@command(model_app, "throughput", request=ThroughputStatusRequest, positional=("model_id",))
+def model_throughput(ws: Workspace, request: ThroughputStatusRequest) -> dict[str, Any]:
     """Show a tuned Bedrock model's provisioned throughput (status InService means it can be prompted)."""
     from model_customization.providers.bedrock.training import throughput_status
 
-    return throughput_status(ws, model_id)
+    return throughput_status(ws, request.model_id)
 
 
-@command(model_app, "release")
-def model_release(ws: Workspace, model_id: str) -> dict[str, Any]:
+@command(model_app, "release", request=ReleaseThroughputRequest, positional=("model_id",))
+def model_release(ws: Workspace, request: ReleaseThroughputRequest) -> dict[str, Any]:
     """Delete a tuned Bedrock model's provisioned throughput: its hourly billing stops."""
     from model_customization.providers.bedrock.training import release_throughput
 
-    return release_throughput(ws, model_id)
+    return release_throughput(ws, request.model_id)

@@ -13,7 +13,13 @@ from pydantic import BaseModel, Field
 
 from model_customization.errors import NotFoundError, UserError
 from model_customization.providers.registry import find_provider
-from model_customization.tools.common import run_domain
+from model_customization.operations.cloud import (
+    DeleteTrainingFileRequest,
+    ListTrainingFilesRequest,
+    ReleaseThroughputRequest,
+    ThroughputStatusRequest,
+)
+from model_customization.tools.common import run_domain, takes
 from model_customization.tools.jobs import NotAsked, _client_can_elicit
 from model_customization.workspace import Workspace
 
@@ -136,10 +142,8 @@ def register(server: MCPServer, ws: Workspace) -> None:
         return UploadedTrainingFile(**await run_domain(_openai_files().upload_dataset_file, ws, dataset_id, split))
 
     @server.tool(annotations=ToolAnnotations(title="List OpenAI training files", read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=True))
-    async def list_training_files(
-        limit: Annotated[int, Field(ge=1, le=100, description="Files per page.")] = 20,
-        after: Annotated[str | None, Field(description="next_after from the previous page; omit for the newest files.")] = None,
-    ) -> TrainingFilePage:
+    @takes(ListTrainingFilesRequest)
+    async def list_training_files(request: ListTrainingFilesRequest) -> TrainingFilePage:
         """List the fine-tune files on OpenAI for this API key, newest first, one page at a time.
 
         Each file shows its size, status, the sha256 of its content when this tool uploaded it, and whether this data
@@ -147,14 +151,13 @@ def register(server: MCPServer, ws: Workspace) -> None:
         after=next_after for the next page. Next:
         delete_training_file(file_id) removes a file that is no longer needed (jobs that used it keep their results).
         """
-        page = await run_domain(_openai_files().list_files, ws, limit, after)
+        page = await run_domain(_openai_files().list_files, ws, request.limit, request.after)
         summaries = [TrainingFileSummary(file_id=f["id"], **{k: v for k, v in f.items() if k in TrainingFileSummary.model_fields}) for f in page["files"]]
         return TrainingFilePage(files=summaries, has_more=page["has_more"], next_after=page["next_after"])
 
     @server.tool(annotations=ToolAnnotations(title="Delete an OpenAI training file", read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=True))
-    async def delete_training_file(
-        file_id: Annotated[str, Field(description="An OpenAI file id (file-...) from upload_training_file or list_training_files.")],
-    ) -> DeletedTrainingFile:
+    @takes(DeleteTrainingFileRequest)
+    async def delete_training_file(request: DeleteTrainingFileRequest) -> DeletedTrainingFile:
         """Delete a training file on OpenAI for good, and forget it here so a later upload of the same content sends it again.
 
         Fine-tuning jobs and tuned models made from the file are not affected. It cannot be undone: the file must be
@@ -163,10 +166,10 @@ def register(server: MCPServer, ws: Workspace) -> None:
         files there are.
         """
         try:
-            result = await run_domain(_openai_files().delete_file, ws, file_id)
+            result = await run_domain(_openai_files().delete_file, ws, request.file_id)
         except ToolError as error:
             if isinstance(error.__cause__, NotFoundError):  # the domain names its own function; name the tool instead
-                raise ToolError(f"OpenAI has no file {file_id!r} for this key; nothing was deleted. list_training_files shows the files there are.") from error
+                raise ToolError(f"OpenAI has no file {request.file_id!r} for this key; nothing was deleted. list_training_files shows the files there are.") from error
             raise
         return DeletedTrainingFile(file_id=result["id"], deleted=result["deleted"])
 
@@ -220,9 +223,8 @@ def register(server: MCPServer, ws: Workspace) -> None:
             raise
 
     @server.tool(annotations=ToolAnnotations(title="Check Bedrock provisioned throughput", read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=True))
-    async def throughput_status(
-        model_id: Annotated[str, Field(description="A tuned Bedrock model that provision_throughput was called for.")],
-    ) -> Throughput:
+    @takes(ThroughputStatusRequest)
+    async def throughput_status(request: ThroughputStatusRequest) -> Throughput:
         """Show the state of a tuned Bedrock model's provisioned throughput as Bedrock reports it now.
 
         status goes Creating -> InService (ready: prompt_model(model=model_id) uses it); Failed comes with
@@ -230,12 +232,11 @@ def register(server: MCPServer, ws: Workspace) -> None:
         billed by the hour: release_throughput stops the bill. Refused for a model without throughput, naming
         provision_throughput.
         """
-        return Throughput(**await run_domain(_bedrock_training().throughput_status, ws, model_id))
+        return Throughput(**await run_domain(_bedrock_training().throughput_status, ws, request.model_id))
 
     @server.tool(annotations=ToolAnnotations(title="Release Bedrock provisioned throughput", read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=True))
-    async def release_throughput(
-        model_id: Annotated[str, Field(description="A tuned Bedrock model whose provisioned throughput should be deleted.")],
-    ) -> ReleasedThroughput:
+    @takes(ReleaseThroughputRequest)
+    async def release_throughput(request: ReleaseThroughputRequest) -> ReleasedThroughput:
         """Delete a tuned Bedrock model's provisioned throughput: its hourly billing stops and the model can no longer be prompted.
 
         The tuned model itself stays (provision_throughput buys throughput again). Throughput under a commitment term
@@ -243,4 +244,4 @@ def register(server: MCPServer, ws: Workspace) -> None:
         forgotten here too. Releasing is free and stops the bill; prompting the model again needs a new purchase.
         Next: throughput_status to confirm it is gone, or provision_throughput to buy it again.
         """
-        return ReleasedThroughput(**await run_domain(_bedrock_training().release_throughput, ws, model_id))
+        return ReleasedThroughput(**await run_domain(_bedrock_training().release_throughput, ws, request.model_id))
