@@ -299,8 +299,7 @@ def list_models_page(ws: Workspace, limit: int = 50, cursor: str | None = None) 
 
     rows = [base, *sorted(list_registry(ws), key=key, reverse=True)]
     shown, next_cursor = page_rows(rows, key, kind="models", limit=limit, cursor=cursor, newest_first=True)
-    shown = [{**entry, "created_at": _iso_time(entry["created_at"])} for entry in shown]
+    shown = [{**entry, "created_at": iso_or_none(entry["created_at"])} for entry in shown]
     return {"models": shown, "next_cursor": next_cursor}
 
 
-_iso_time = iso_or_none

@@ -50,9 +50,6 @@ def _queued_here(job: dict[str, Any]) -> bool:
     return provider is not None and provider.runs_locally
 
 
-_iso = iso_or_none
-
-
 def start_job(
     ws: Workspace,
     dataset_id: str | None = None,
@@ -492,7 +489,7 @@ def summarize_job(ws: Workspace, job: dict[str, Any], events: int = 5) -> dict[s
         job_id=job["id"], status=job["status"], provider=job["provider"], base_model=job["base_model"], dataset_id=job["dataset_id"],
         method=job["method"], step=job["step"] or 0, total_steps=job["total_steps"], epoch=job["epoch"], train_loss=job["train_loss"],
         validation_loss=job["validation_loss"], eta_seconds=None if job["status"] in TERMINAL_STATUSES else job["eta_seconds"],
-        error=job["error"], model_id=job["model_id"], created_at=_iso(job["created_at"]), finished_at=_iso(job["finished_at"]),
+        error=job["error"], model_id=job["model_id"], created_at=iso_or_none(job["created_at"]), finished_at=iso_or_none(job["finished_at"]),
         hyperparameters=job["hyperparameters"], queue_position=queue_position(ws, job), remote_id=job.get("remote_id"),
         remote_status=job.get("remote_status"), quote=details.get("quote"), spend=_spend_summary(ws, job), checkpoints=details.get("checkpoints"),
         events=[_event(e) for e in ws.store.jobs.events(job["id"], events)], resource_uri=f"jobs://{job['id']}",
@@ -500,7 +497,7 @@ def summarize_job(ws: Workspace, job: dict[str, Any], events: int = 5) -> dict[s
 
 
 def _event(row: dict[str, Any]) -> JobEvent:
-    return JobEvent(at=_iso(row["at"]), level=row["level"], message=row["message"])
+    return JobEvent(at=iso_or_none(row["at"]), level=row["level"], message=row["message"])
 
 
 def _spend_summary(ws: Workspace, job: dict[str, Any]) -> dict[str, Any] | None:
@@ -574,7 +571,7 @@ def list_jobs_page(ws: Workspace, status: str | None = None, limit: int = 50, cu
     jobs = [
         JobSummary(
             job_id=r["id"], status=r["status"], provider=r["provider"], base_model=r["base_model"], dataset_id=r["dataset_id"],
-            step=r["step"] or 0, total_steps=r["total_steps"], model_id=r["model_id"], created_at=_iso(r["created_at"]),
+            step=r["step"] or 0, total_steps=r["total_steps"], model_id=r["model_id"], created_at=iso_or_none(r["created_at"]),
         )
         for r in shown
     ]

@@ -80,6 +80,7 @@ class Provider:
     job_options: ClassVar[frozenset[str]] = frozenset()
     job_options_note: ClassVar[str] = ""  # how it treats what job_options leaves out, e.g. " (and uses the validation split ...)"
     hyperparameters_example: ClassVar[str] = ""  # the CLI's --hp form, e.g. "--hp n_epochs=3 --hp learning_rate_multiplier=0.5"
+    chat_module: ClassVar[str] = ""  # the module whose chat() answers prompts, when the provider chats remotely
     sdk_packages: ClassVar[tuple[str, ...]] = ()  # what `pip install` adds when chat finds them missing
     STATUS_MAP: ClassVar[dict[str, str]] = {}  # the provider's status word -> ours
     # Texts the start_job schema, the prompts and docs/reference.md use.
@@ -202,8 +203,13 @@ class Provider:
     def chat(
         self, ws: Workspace, model: str, messages: list[dict[str, Any]], *, max_tokens: int, temperature: float, seed: int
     ) -> dict[str, Any]:
-        """One answer: {model, text, prompt_tokens, completion_tokens, seconds, stop_reason}; cloud calls cost money."""
-        raise UserError(f"Prompting {self.name} models is not available in this installation (the {self.title} provider cannot chat).")
+        """One answer: {model, text, prompt_tokens, completion_tokens, seconds, stop_reason}; cloud calls cost money.
+
+        The default hands the call to `chat_module`'s chat(), imported here so that its SDK loads on the first prompt."""
+        if not self.chat_module:
+            raise UserError(f"Prompting {self.name} models is not available in this installation (the {self.title} provider cannot chat).")
+        answering = importlib.import_module(self.chat_module)
+        return answering.chat(ws, model, messages, max_tokens=max_tokens, temperature=temperature, seed=seed)
 
 
 class HostedTrainingProvider(Provider):

@@ -3,8 +3,6 @@ fine-tuning); paid; needs ANTHROPIC_API_KEY. The `anthropic` SDK loads on the fi
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
 
 from model_customization.providers.base import Provider
 from model_customization.workspace import Workspace
@@ -15,6 +13,7 @@ class AnthropicProvider(Provider):
     title = "Anthropic"
     capabilities = frozenset({"chat"})
     paid = True
+    chat_module = "model_customization.providers.anthropic.chat"
     sdk_packages = ("anthropic",)
 
     def claims_model(self, name: str) -> bool:
@@ -25,7 +24,3 @@ class AnthropicProvider(Provider):
 
         api_key()  # no key: refused before any case of an evaluation runs
         return name
-
-    def chat(self, ws: Workspace, model: str, messages: list[dict[str, Any]], *, max_tokens: int, temperature: float, seed: int) -> dict[str, Any]:
-        chat_module = importlib.import_module("model_customization.providers.anthropic.chat")  # the SDK loads here
-        return chat_module.chat(ws, model, messages, max_tokens=max_tokens, temperature=temperature, seed=seed)

@@ -7,7 +7,6 @@ only there).
 
 from __future__ import annotations
 
-import importlib
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -35,6 +34,7 @@ class BedrockProvider(HostedTrainingProvider):
     job_options = frozenset({"suffix"})
     job_options_note = " (and uses the validation split whenever it has examples)"
     hyperparameters_example = "--hp epoch_count=2 --hp learning_rate_multiplier=0.5"
+    chat_module = "model_customization.providers.bedrock.chat"
     sdk_packages = ("boto3", "botocore")
     STATUS_MAP = {
         "InProgress": "running",
@@ -91,7 +91,3 @@ class BedrockProvider(HostedTrainingProvider):
     def claims_model(self, name: str) -> bool:
         """Model ARNs and Bedrock model ids such as anthropic.claude-3-haiku-20240307-v1:0 or us.amazon.nova-lite-v1:0."""
         return name.startswith("arn:aws:bedrock:") or bool(_BEDROCK_NAME.match(name))
-
-    def chat(self, ws: Workspace, model: str, messages: list[dict[str, Any]], *, max_tokens: int, temperature: float, seed: int) -> dict[str, Any]:
-        chat_module = importlib.import_module("model_customization.providers.bedrock.chat")  # the SDK loads here
-        return chat_module.chat(ws, model, messages, max_tokens=max_tokens, temperature=temperature, seed=seed)

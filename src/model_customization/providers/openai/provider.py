@@ -7,7 +7,6 @@ bring in the `openai` SDK and the dataset machinery, which a starting server nee
 
 from __future__ import annotations
 
-import importlib
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -30,6 +29,7 @@ class OpenAIProvider(HostedTrainingProvider):
     hyperparameters_model = OpenAIHyperparameters
     job_options = frozenset({"suffix", "seed", "metadata", "integrations", "use_validation"})
     hyperparameters_example = "--hp n_epochs=3 --hp learning_rate_multiplier=0.5"
+    chat_module = "model_customization.providers.openai.chat"
     sdk_packages = ("openai",)
     STATUS_MAP = {
         "validating_files": "validating",
@@ -105,7 +105,3 @@ class OpenAIProvider(HostedTrainingProvider):
     def claims_model(self, name: str) -> bool:
         """Its fine-tuned ids (ft:…) and its model families (gpt-…, chatgpt-…, o1, o3…, o4…)."""
         return name.startswith("ft:") or bool(_OPENAI_NAME.match(name))
-
-    def chat(self, ws: Workspace, model: str, messages: list[dict[str, Any]], *, max_tokens: int, temperature: float, seed: int) -> dict[str, Any]:
-        chat_module = importlib.import_module("model_customization.providers.openai.chat")  # the SDK loads here
-        return chat_module.chat(ws, model, messages, max_tokens=max_tokens, temperature=temperature, seed=seed)
