@@ -53,6 +53,9 @@ class MemoryFormat:
     # Folders (home-relative, "~/..." or absolute with ~ expanded; globs allowed) where the agent keeps this memory:
     # find_memory looks there, and the default allowed roots cover them. Only transcript folders, never credentials.
     locations: tuple[str, ...] = ()
+    # find_memory: how many sessions one claimed file or folder holds, without importing it (None: one). A SQLite
+    # store or an Aider history holds many; a rollout file holds one.
+    count_sessions: Callable[[Path], int] | None = None
 
     def describe(self) -> str:
         """One line for argument descriptions and prompts: "codex_cli (Codex CLI rollouts, ~/.codex/sessions)"."""
