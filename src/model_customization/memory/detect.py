@@ -13,6 +13,8 @@ from .chatgpt_export import FEEDBACK_FORMAT as CHATGPT_FEEDBACK
 from .chatgpt_export import FORMAT as CHATGPT_EXPORT
 from .chatgpt_export import SHARED_INDEX_FORMAT as CHATGPT_SHARED_INDEX
 from .claude_code import iter_claude_code
+from .cass_memory import FORMATS as CASS_MEMORY_FORMATS
+from .cass_memory import with_outcome_signals
 from .formats import MemoryFormat
 from .letta import FORMAT as LETTA
 from .mcp_memory import FORMAT as MCP_MEMORY
@@ -32,12 +34,22 @@ FORMATS: list[MemoryFormat] = [
     CHATGPT_EXPORT,
     MemoryFormat("openai_chat", iter_openai_chat, sniff_line=lambda obj: _format_of(obj) == "openai_chat"),
     MemoryFormat(
-        "claude_code", iter_claude_code, sniff_line=lambda obj: _format_of(obj) == "claude_code", options=frozenset({"include_thinking"})
+        "claude_code",
+        iter_claude_code,
+        sniff_line=lambda obj: _format_of(obj) == "claude_code",
+        options=frozenset({"include_thinking"}),
+        title="Claude Code transcripts",
+        agent="Claude Code",
+        where="~/.claude/projects/<project>/<session>.jsonl",
+        kept="user and assistant turns, tool calls with results, subagents, thinking on request, cwd, model, version",
+        outcome_signals="tool errors, rejected tool calls, interruptions",
+        locations=("~/.claude/projects", "~/.claude/transcripts"),  # never ~/.claude itself: it holds credentials
     ),
     MCP_MEMORY,
     LETTA,
     CHATGPT_FEEDBACK,  # export side files: recognised so a folder import does not report them, they yield nothing
     CHATGPT_SHARED_INDEX,
+    *CASS_MEMORY_FORMATS,  # outcome records (joined to the sessions they name by iter_memory), diary entries, logs
 ]
 _BY_NAME = {f.name: f for f in FORMATS}
 SUPPORTED_FORMATS: tuple[str, ...] = tuple(_BY_NAME)
@@ -114,7 +126,7 @@ def iter_memory(paths: Sequence[Path], **options: Any) -> Iterator[Record]:
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise FileNotFoundError(f"memory path not found: {', '.join(missing)}")
-    return _iter_files(paths, options)
+    return with_outcome_signals(paths, _iter_files(paths, options))  # cass-memory verdicts on the sessions they name
 
 
 def _iter_files(paths: list[Path], options: dict[str, Any]) -> Iterator[Record]:

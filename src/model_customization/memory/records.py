@@ -37,9 +37,14 @@ class Outcome:
     interrupted: bool = False  # the user interrupted the assistant
     reward: float | None = None
     rating: int | None = None  # +1 thumbs up, -1 thumbs down
+    # A verdict on the whole session given outside the transcript (a cass-memory outcome record): when set, it
+    # decides `successful`, because a session that recovered from a failed tool call may still have done its job.
+    verdict: bool | None = None
 
     @property
     def successful(self) -> bool:
+        if self.verdict is not None:
+            return self.verdict
         return not (self.is_error or self.user_rejected or self.interrupted) and (self.reward is None or self.reward > 0)
 
 
