@@ -9,8 +9,9 @@ Definitions:
   is followed by at least one assistant message before the next user message. Tool calls, tool results and further
   assistant messages before the next user message belong to the same turn; system messages are ignored; a trailing
   user message with no answer is not a turn.
-- Outcome: "successful" keeps `conv.outcome.successful` (no error, rejection or interruption, and no non-positive
-  reward); "failed" keeps the rest; "any" keeps all.
+- Outcome: "successful" keeps `conv.outcome.successful` (a verdict on the whole session when one was given, as
+  cass-memory's outcome records give; otherwise no error, rejection or interruption, and no non-positive reward);
+  "failed" keeps the rest; "any" keeps all.
 - Dates: `since` and `until` are both inclusive. A naive datetime (on either side) is taken as UTC. A conversation
   without `started_at`, or with one that does not parse as ISO 8601, is kept by the date filters (it cannot be
   placed, and dropping it silently would lose data the user did not ask to drop).
