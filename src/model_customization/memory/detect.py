@@ -9,12 +9,12 @@ from typing import Any
 
 from model_customization.paths import iter_files_within_roots, iter_limited_lines, memory_limits, oversized_file_message
 
+from .cass_memory import FORMATS as CASS_MEMORY_FORMATS
+from .cass_memory import with_outcome_signals
 from .chatgpt_export import FEEDBACK_FORMAT as CHATGPT_FEEDBACK
 from .chatgpt_export import FORMAT as CHATGPT_EXPORT
 from .chatgpt_export import SHARED_INDEX_FORMAT as CHATGPT_SHARED_INDEX
 from .claude_code import iter_claude_code
-from .cass_memory import FORMATS as CASS_MEMORY_FORMATS
-from .cass_memory import with_outcome_signals
 from .formats import MemoryFormat
 from .letta import FORMAT as LETTA
 from .mcp_memory import FORMAT as MCP_MEMORY
