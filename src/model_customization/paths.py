@@ -15,6 +15,8 @@ huge memory file or line from exhausting the server's memory: such a file or lin
 
 from __future__ import annotations
 
+import glob
+import json
 import os
 import re
 from collections.abc import Iterator, Sequence
@@ -28,6 +30,7 @@ from model_customization.config import ALLOWED_ROOTS_ENV, CONFIG_ENV, CONFIG_FIL
 from model_customization.errors import UserError
 
 # Where coding agents keep transcripts and memory. Narrow on purpose: ~/.claude as a whole also holds credentials.
+# The memory formats' own `locations` (memory/formats.py) are added to these (default_agent_memory_dirs).
 DEFAULT_AGENT_MEMORY_DIRS = (
     "~/.claude/projects",  # Claude Code transcripts, one folder per project
     "~/.claude/transcripts",  # older Claude Code versions
@@ -35,6 +38,23 @@ DEFAULT_AGENT_MEMORY_DIRS = (
     "~/.codex/archived_sessions",
     "~/.letta",  # Letta agent files (.af) and exports
     "~/.gemini/tmp",  # Gemini CLI chat logs
+)
+# Files and folders beside agent memory that hold credentials or keys: no default root may contain one of them (a
+# location that would is left out), whatever a format declares.
+CREDENTIAL_PATHS = (
+    "~/.claude/.credentials.json",
+    "~/.claude.json",
+    "~/.codex/auth.json",
+    "~/.gemini/oauth_creds.json",
+    "~/.gemini/google_accounts.json",
+    "~/.local/share/opencode/auth.json",
+    "~/.cass-memory/config.json",
+    "~/.config/gcloud",
+    "~/.aws",
+    "~/.ssh",
+    "~/.netrc",
+    "~/.git-credentials",
+    "~/.docker/config.json",
 )
 DEMO_DATA_DIR = Path(__file__).resolve().parent / "demo_data"  # shipped with the package: always readable
 DEFAULT_MAX_FILE_BYTES = 1 << 30  # 1 GiB
@@ -54,13 +74,32 @@ def allowed_roots() -> list[Path]:
     if configured:
         given = [part for part in configured.split(os.pathsep) if part.strip()]
     else:
-        given = [*_working_directory(), *DEFAULT_AGENT_MEMORY_DIRS]
+        given = [*_working_directory(), *default_agent_memory_dirs()]
     roots: list[Path] = []
     for raw in [*given, str(DEMO_DATA_DIR)]:
         root = Path(raw.strip()).expanduser().resolve()
         if root not in roots:
             roots.append(root)
     return roots
+
+
+def default_agent_memory_dirs() -> list[str]:
+    """DEFAULT_AGENT_MEMORY_DIRS and every registered memory format's locations (globs matched on this machine), less
+    any that would hold a credentials file (CREDENTIAL_PATHS), the home folder or the config file."""
+    from model_customization.memory.detect import FORMATS  # here, not at the top: memory/detect.py imports this module
+
+    declared = [*DEFAULT_AGENT_MEMORY_DIRS, *(location for fmt in FORMATS for location in fmt.locations)]
+    home = Path.home().resolve()
+    secrets = [Path(p).expanduser().resolve() for p in CREDENTIAL_PATHS] + sorted(_config_files())
+    found: list[str] = []
+    for location in dict.fromkeys(declared):
+        expanded = os.path.expanduser(location)
+        for candidate in sorted(glob.glob(expanded)) if glob.has_magic(expanded) else [expanded]:
+            real = Path(candidate).resolve()
+            if real == home or any(secret == real or secret.is_relative_to(real) for secret in secrets):
+                continue
+            found.append(candidate)
+    return found
 
 
 def _working_directory() -> list[str]:
@@ -229,6 +268,25 @@ def _config_files() -> set[Path]:
     if os.environ.get(CONFIG_ENV):
         found.add(Path(os.environ[CONFIG_ENV]).expanduser().resolve())
     return found
+
+
+def is_allowed(path: Path, roots: Sequence[Path] | None = None) -> bool:
+    """Whether a path's real path is inside an allowed root."""
+    return _inside(Path(path).resolve(), allowed_roots() if roots is None else roots)
+
+
+def how_to_allow(folder: Path) -> str:
+    """The exact settings that would allow `folder`: the variable (which replaces the defaults, so it keeps the roots
+    allowed now) or the config file's allowed_roots."""
+    current = [str(root) for root in allowed_roots() if root != DEMO_DATA_DIR]
+    value = os.pathsep.join([*current, str(folder)])
+    listed = ", ".join(json.dumps(root) for root in [*current, str(folder)])
+    where = os.environ.get(CONFIG_ENV) or str(Path(os.environ.get(HOME_ENV) or user_data_dir("model-customization")).expanduser() / CONFIG_FILE_NAME)
+    return (
+        f"{folder} is outside the allowed roots. To allow it, set {ALLOWED_ROOTS_ENV}={value} in the server's environment "
+        f"(it replaces the default roots, so keep those you use), or put allowed_roots = [{listed}] in the config file "
+        f"({where}); then restart the server."
+    )
 
 
 def _how_to_add() -> str:

@@ -94,6 +94,8 @@ def count_outcome_records(path: Path) -> int:
     path = Path(path)
     if path.is_dir():
         return sum(1 for _ in path.rglob("outcome-*.json"))
+    if path.suffix.lower() == ".json":
+        return 1  # one record per file (the README's layout)
     return sum(1 for item in iter_lines(path) if not isinstance(item, ImportProblem))
 
 
