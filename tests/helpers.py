@@ -11,6 +11,7 @@ MCP_TOOLS = {
     "build_dataset_from_memory",
     "inspect_dataset",
     "list_datasets",
+    "find_memory",
     "delete_dataset",
     "list_models",
     "list_job_events",

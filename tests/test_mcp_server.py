@@ -26,7 +26,7 @@ pytestmark = pytest.mark.anyio
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "list_tools.json"
 TOOLS = MCP_TOOLS
-READ_ONLY = {"list_datasets", "list_jobs", "check_job", "inspect_dataset", "list_training_files", "throughput_status", "list_models", "list_job_events"}
+READ_ONLY = {"find_memory", "list_datasets", "list_jobs", "check_job", "inspect_dataset", "list_training_files", "throughput_status", "list_models", "list_job_events"}
 TERMINAL = {"succeeded", "failed", "cancelled"}
 SMALL_HP = {"epochs": 1, "batch_size": 16, "max_seq_length": 256}
 

@@ -15,14 +15,15 @@ from model_customization import __version__
 from model_customization.resources import catalog
 from model_customization.server.tool_registry import CACHE_FOLDER, DeferredToolsServer, ToolListCache
 from model_customization.server import prompts
-from model_customization.tools import constitutional, datasets, jobs, models
+from model_customization.tools import constitutional, datasets, jobs, memory, models
 from model_customization.tools import deploy as deploy_tools
 from model_customization.tools import export as export_tools
 from model_customization.tools import providers as provider_tools
 from model_customization.workspace import Workspace
 
 INSTRUCTIONS = """\
-Fine-tune a model on your own memory. The loop: build_dataset_from_memory (transcripts -> dataset_id) ->
+Fine-tune a model on your own memory. The loop: find_memory (which agents' transcripts are on this machine, and
+which folders may be read) -> build_dataset_from_memory (transcripts -> dataset_id) ->
 start_job (returns a job_id at once) -> check_job until succeeded (gives model_id) -> evaluate base vs tuned ->
 prompt_model with the winner; export_model takes it to Ollama/llama.cpp. start_job also trains on OpenAI or
 Bedrock (paid: dry_run=true quotes, the cost must fit the budget or be confirmed); generate_constitutional_dataset
@@ -76,6 +77,7 @@ def build_server(
         token_verifier=token_verifier,
         tool_list_cache=ToolListCache(workspace.settings.home / CACHE_FOLDER),
     )
+    memory.register(server, workspace)
     datasets.register(server, workspace)
     jobs.register(server, workspace)
     models.register(server, workspace)
