@@ -86,7 +86,8 @@ def allowed_roots() -> list[Path]:
 def default_agent_memory_dirs() -> list[str]:
     """DEFAULT_AGENT_MEMORY_DIRS and every registered memory format's locations (globs matched on this machine), less
     any that would hold a credentials file (CREDENTIAL_PATHS), the home folder or the config file."""
-    from model_customization.memory.detect import FORMATS  # here, not at the top: memory/detect.py imports this module
+    # Imported here, not at the top: memory/detect.py imports this module.
+    from model_customization.memory.detect import FORMATS
 
     declared = [*DEFAULT_AGENT_MEMORY_DIRS, *(location for fmt in FORMATS for location in fmt.locations)]
     home = Path.home().resolve()

@@ -198,12 +198,12 @@ def _sessions_in(fmt: MemoryFormat, path: Path) -> int:
 def _claims(fmt: MemoryFormat, path: Path, tally: _Tally) -> bool:
     """Whether the format takes the file for its own, judged cheaply (see the module docstring)."""
     suffix = path.suffix.lower()
-    if fmt.sniff_file is not None and (not fmt.suffixes or suffix in fmt.suffixes):
-        if score(fmt.sniff_file, path) >= CLAIM_SCORE:
-            return True
-    if fmt.sniff_line is not None and (suffix in JSON_LINE_SUFFIXES or suffix in fmt.suffixes):
-        if any(score(fmt.sniff_line, obj) >= CLAIM_SCORE for obj in _first_objects(path)):
-            return True
+    by_path = fmt.sniff_file is not None and (not fmt.suffixes or suffix in fmt.suffixes)
+    if by_path and score(fmt.sniff_file, path) >= CLAIM_SCORE:
+        return True
+    by_lines = fmt.sniff_line is not None and (suffix in JSON_LINE_SUFFIXES or suffix in fmt.suffixes)
+    if by_lines and any(score(fmt.sniff_line, obj) >= CLAIM_SCORE for obj in _first_objects(path)):
+        return True
     if fmt.sniff_document is not None and suffix in JSON_DOCUMENT_SUFFIXES:
         try:
             size = path.stat().st_size
