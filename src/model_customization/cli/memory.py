@@ -18,7 +18,7 @@ def _show_found(found: dict[str, Any]) -> None:
     if not found["locations"]:
         console.print(found["next_step"], markup=False, soft_wrap=True)
         return
-    shown = table("agent", "format", "folder", "sessions", "bytes", "first", "last", "allowed", whole=("folder",))
+    shown = table("agent", "format", "folder", "sessions", "bytes", "first", "last", "allowed", whole=("folder", "first", "last"))
     for location in found["locations"]:
         sessions = f"{location['sessions']:,}" + ("" if location["complete"] else "+")
         dates = [(location[key] or "")[:10] for key in ("first_date", "last_date")]

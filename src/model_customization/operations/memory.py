@@ -18,11 +18,11 @@ class FindMemoryRequest(BaseModel):
 class MemoryLocation(BaseModel):
     agent: str = Field(description="The agent whose memory this is.")
     format: str = Field(description="The memory format (build_dataset_from_memory detects it by itself).")
-    title: str
+    title: str = Field(description="The format in words.")
     folder: str = Field(description="Where it is on this machine: pass it (or files below it) as paths to build_dataset_from_memory.")
-    sessions: int = Field(description="Sessions found (files or folders of the format; a store holding several counts each). At least this many when complete is false.")
+    sessions: int = Field(description="Sessions found (files or folders of the format; a store holding several counts each; for cass-memory, its outcome records). At least this many when complete is false.")
     files: int = Field(description="Files that hold them.")
-    bytes: int
+    bytes: int = Field(description="Their size on disk.")
     first_date: str | None = Field(description="Oldest modification time of those files (ISO 8601, UTC).")
     last_date: str | None = Field(description="Newest modification time of those files (ISO 8601, UTC).")
     complete: bool = Field(description="False when counting stopped early (a very large folder): the counts are then lower bounds.")
