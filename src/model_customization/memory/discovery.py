@@ -23,6 +23,7 @@ import json
 import os
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from glob import glob, has_magic
 from pathlib import Path
@@ -35,9 +36,9 @@ from .detect import FORMATS
 from .formats import JSON_DOCUMENT_SUFFIXES, JSON_LINE_SUFFIXES, MemoryFormat, score
 
 MAX_ENTRIES_PER_LOCATION = 50_000  # directory entries looked at in one location
-MAX_SECONDS_PER_LOCATION = 3.0
+MAX_SECONDS_PER_LOCATION = 5.0
 PEEK_LINES = 20  # JSON Lines: judged on the first readable lines...
-PEEK_BYTES = 256 * 1024  # ...within this many bytes
+PEEK_BYTES = 1024 * 1024  # ...within this many bytes (most files are claimed on their first line)
 MAX_SNIFFED_DOCUMENT_BYTES = 8 * 1024 * 1024  # a larger JSON document is counted by its name alone
 CLAIM_SCORE = 0.5  # a sniffer's score from which a file counts as the format's (loose evidence stays below)
 # File names (not folder names: a project may be called "oauth-service") that say a file holds credentials.
@@ -220,21 +221,27 @@ def _claims(fmt: MemoryFormat, path: Path, tally: _Tally) -> bool:
     return False
 
 
-def _first_objects(path: Path) -> list[object]:
+def _first_objects(path: Path) -> Iterator[object]:
+    """The file's first parsable JSON lines, read one at a time (the caller stops at the first that convinces it),
+    within PEEK_LINES lines and PEEK_BYTES bytes."""
     try:
-        with path.open("rb") as handle:
-            head = handle.read(PEEK_BYTES)
+        handle = path.open("rb")
     except OSError:
-        return []
-    objects: list[object] = []
-    for raw in head.split(b"\n")[:PEEK_LINES]:
-        if not raw.strip():
-            continue
-        try:
-            objects.append(json.loads(raw.decode("utf-8-sig")))
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-            continue  # a broken line, or the last one cut at PEEK_BYTES
-    return objects
+        return
+    with handle:
+        budget = PEEK_BYTES
+        for _ in range(PEEK_LINES):
+            raw = handle.readline(budget)
+            if not raw:
+                return
+            budget -= len(raw)
+            if raw.strip():
+                try:
+                    yield json.loads(raw.decode("utf-8-sig"))
+                except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+                    pass  # a broken line, or one cut at the byte budget
+            if budget <= 0:
+                return
 
 
 def _note(tally: _Tally) -> str | None:
