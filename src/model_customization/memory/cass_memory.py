@@ -85,7 +85,7 @@ def sniff_log_line(obj: Any) -> float:
     if isinstance(obj.get("ruleIds"), list) and isinstance(obj.get("antiPatternIds"), list) and "timestamp" in obj:
         return 0.9
     if obj.get("event") in _USAGE_EVENTS and isinstance(obj.get("data"), dict) and "timestamp" in obj:
-        return 0.8
+        return 0.6  # event names other tools could use too
     return 0.0
 
 
