@@ -10,6 +10,8 @@ from typing import Any
 from model_customization.paths import iter_files_within_roots, iter_limited_lines, memory_limits, oversized_file_message
 
 from .chatgpt_export import FEEDBACK_FORMAT as CHATGPT_FEEDBACK
+from .aider import FORMAT as AIDER
+from .aider import INPUT_HISTORY_FORMAT as AIDER_INPUT_HISTORY
 from .chatgpt_export import FORMAT as CHATGPT_EXPORT
 from .chatgpt_export import SHARED_INDEX_FORMAT as CHATGPT_SHARED_INDEX
 from .claude_code import iter_claude_code
@@ -38,6 +40,8 @@ FORMATS: list[MemoryFormat] = [
     LETTA,
     CHATGPT_FEEDBACK,  # export side files: recognised so a folder import does not report them, they yield nothing
     CHATGPT_SHARED_INDEX,
+    AIDER,
+    AIDER_INPUT_HISTORY,  # Aider's prompt history beside the chat history: recognised, yields nothing
 ]
 _BY_NAME = {f.name: f for f in FORMATS}
 SUPPORTED_FORMATS: tuple[str, ...] = tuple(_BY_NAME)
