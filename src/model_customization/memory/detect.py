@@ -19,6 +19,8 @@ from .formats import MemoryFormat
 from .letta import FORMAT as LETTA
 from .mcp_memory import FORMAT as MCP_MEMORY
 from .openai_chat import iter_openai_chat
+from .opencode import FORMAT as OPENCODE
+from .opencode import SIDE_FORMAT as OPENCODE_PART
 from .otel_genai import FORMAT as OTEL_GENAI
 from .reading import read_text
 from .records import ImportProblem, Record
@@ -42,6 +44,8 @@ FORMATS: list[MemoryFormat] = [
     CHATGPT_SHARED_INDEX,
     AIDER,
     AIDER_INPUT_HISTORY,  # Aider's prompt history beside the chat history: recognised, yields nothing
+    OPENCODE,
+    OPENCODE_PART,  # OpenCode message and part files: read through their session file, yield nothing alone
 ]
 _BY_NAME = {f.name: f for f in FORMATS}
 SUPPORTED_FORMATS: tuple[str, ...] = tuple(_BY_NAME)
