@@ -142,3 +142,52 @@ def test_the_readme_table_has_a_row_per_readable_format():
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     table = readme.split("memory formats table: written by", 1)[1].split("end of memory formats table", 1)[0]
     assert [f.name for f in readable_formats() if f"| `{f.name}`:" not in table] == []
+
+
+# --- every committed fixture is detected as its own format ---------------------------------------------------------
+
+SHARED = REPO.parent / "shared" / "fixtures" / "memory-samples"
+FIXTURES = REPO / "tests" / "fixtures"
+DOCS = {"SOURCES.md", "README.md"}  # the notes beside fixtures, not memory
+# (folder relative to its fixtures root, file name or "*") -> the format it must be detected as
+SHARED_EXPECTED = {
+    ("agent-trajectories-labeled/swe-agent", "*"): "swe_agent",
+    ("agent-trajectories-labeled/toolbench", "*"): "toolbench",
+    ("chatgpt-export", "message_feedback.json"): "chatgpt_feedback",
+    ("chatgpt-export", "shared_conversations.json"): "chatgpt_shared_index",
+    ("chatgpt-export/samples", "*"): "chatgpt_export",
+    ("claude-code/d-kimuson", "*"): "claude_code",
+    ("claude-code/marot-spotter", "*"): "claude_code",
+    ("mcp-memory", "*"): "mcp_memory",
+    ("openai-finetune", "*"): "openai_chat",
+    ("openai-finetune/dpo", "*"): "openai_chat",
+    ("sharegpt", "*"): "sharegpt",
+}
+FIXTURE_EXPECTED = {
+    ("letta", "*"): "letta",
+    ("otel", "*"): "otel_genai",
+    ("trajectories", "*"): "tau_bench",
+}
+
+
+def _expected(root: Path, table: dict[tuple[str, str], str]) -> list[tuple[Path, str]]:
+    found = []
+    for path in sorted(root.rglob("*")):
+        if not path.is_file() or path.name in DOCS:
+            continue
+        folder = path.parent.relative_to(root).as_posix()
+        expected = table.get((folder, path.name)) or table.get((folder, "*"))
+        found.append((path, expected))
+    return found
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="needs ../shared")
+def test_every_shared_fixture_is_detected_as_its_own_format():
+    wrong = [(p.relative_to(SHARED).as_posix(), want, detect.detect_format(p)) for p, want in _expected(SHARED, SHARED_EXPECTED)]
+    assert [w for w in wrong if w[1] != w[2]] == []
+
+
+def test_every_fixture_of_ours_is_detected_as_its_own_format():
+    wrong = [(p.relative_to(FIXTURES).as_posix(), want, detect.detect_format(p)) for p, want in _expected(FIXTURES, FIXTURE_EXPECTED)]
+    assert len(wrong) >= 7
+    assert [w for w in wrong if w[1] != w[2]] == []
