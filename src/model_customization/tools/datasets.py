@@ -29,6 +29,8 @@ class BuildDatasetResult(BaseModel):
     dropped: dict[str, int] = Field(description="Conversations left out, by reason (e.g. no_assistant_message, exact_duplicate).")
     problem_count: int = Field(description="Unreadable lines or files; each is listed in problems (first 50).")
     problems: list[str] = Field(description="file:line: what was wrong, for lines that could not be read.")
+    skipped_count: int = Field(0, description="Files a folder walk passed over on purpose (a suffix no memory format reads, a Markdown file no format recognises, a .git folder).")
+    skipped: list[str] = Field(default_factory=list, description="file: why it was skipped (first 50).")
     already_existed: bool = Field(description="True when the same content was built before; nothing new was stored.")
     redactions: dict[str, int] = Field(description="Secrets and personal data replaced by placeholders, by kind.")
     resource_uri: str
@@ -115,6 +117,8 @@ def register(server: MCPServer, ws: Workspace) -> None:
             dropped=result.dropped,
             problem_count=result.problem_count,
             problems=result.problems,
+            skipped_count=result.skipped_count,
+            skipped=result.skipped,
             already_existed=result.already_existed,
             redactions=result.card.get("redactions", {}),
             resource_uri=f"datasets://{result.dataset_id}",
