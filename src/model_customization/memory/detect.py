@@ -10,9 +10,9 @@ from typing import Any
 
 from model_customization.paths import iter_files_within_roots, iter_limited_lines, memory_limits, oversized_file_message
 
-from .chatgpt_export import FEEDBACK_FORMAT as CHATGPT_FEEDBACK
 from .aider import FORMAT as AIDER
 from .aider import INPUT_HISTORY_FORMAT as AIDER_INPUT_HISTORY
+from .chatgpt_export import FEEDBACK_FORMAT as CHATGPT_FEEDBACK
 from .chatgpt_export import FORMAT as CHATGPT_EXPORT
 from .chatgpt_export import SHARED_INDEX_FORMAT as CHATGPT_SHARED_INDEX
 from .claude_code import iter_claude_code
@@ -21,7 +21,7 @@ from .letta import FORMAT as LETTA
 from .mcp_memory import FORMAT as MCP_MEMORY
 from .openai_chat import iter_openai_chat
 from .opencode import FORMAT as OPENCODE
-from .opencode import SIDE_FORMAT as OPENCODE_PART
+from .opencode import SIDE_FORMAT as OPENCODE_SIDE
 from .otel_genai import FORMAT as OTEL_GENAI
 from .reading import read_text
 from .records import ImportProblem, Record, SkippedFile
@@ -63,7 +63,7 @@ FORMATS: list[MemoryFormat] = [
     AIDER,
     AIDER_INPUT_HISTORY,  # Aider's prompt history beside the chat history: recognised, yields nothing
     OPENCODE,
-    OPENCODE_PART,  # OpenCode message and part files: read through their session file, yield nothing alone
+    OPENCODE_SIDE,  # OpenCode message, part and project files: read through their session file, yield nothing alone
 ]
 _BY_NAME = {f.name: f for f in FORMATS}
 SUPPORTED_FORMATS: tuple[str, ...] = tuple(_BY_NAME)

@@ -14,7 +14,7 @@ OpenCode keeps its data in ``$XDG_DATA_HOME/opencode`` (``~/.local/share/opencod
 Pointing at the data folder, at ``storage/``, at ``opencode.db`` or at one ``session/<project>/<id>.json`` file (its
 messages and parts are read from the folders beside it) imports those sessions; a data folder with both stores is
 read from the database first, and JSON sessions already in it are not imported twice. Message and part files alone
-are side files: recognised, and yield nothing.
+(and project files) are side files: recognised, and yield nothing.
 
 Per session: messages in order of creation, parts in order of their ids (which OpenCode makes ascending). A user
 message's text parts are its turn (parts marked ``ignored`` are left out; attached files become ``[file: name]``).
@@ -416,14 +416,19 @@ def sniff_session_document(doc: Any) -> float:
     return 0.0
 
 
+_PROJECT_KEYS = {"id", "worktree", "vcs", "name", "icon", "time", "sandboxes", "commands"}
+
+
 def sniff_side_document(doc: Any) -> float:
-    """A message or part file of the JSON store (read through its session, so alone it yields nothing)."""
+    """A message, part or project file of the JSON store (read through its session, so alone it yields nothing)."""
     if not isinstance(doc, dict) or not isinstance(doc.get("id"), str):
         return 0.0
     if doc["id"].startswith("msg_") and doc.get("role") in ("user", "assistant") and str(doc.get("sessionID", "")).startswith("ses_"):
         return 1.0
     if doc["id"].startswith("prt_") and str(doc.get("messageID", "")).startswith("msg_") and isinstance(doc.get("type"), str):
         return 1.0
+    if isinstance(doc.get("worktree"), str) and _time_keys(doc) and set(doc) <= _PROJECT_KEYS:
+        return 0.9  # project/<projectID>.json: which folder a project is
     return 0.0
 
 
@@ -485,11 +490,11 @@ FORMAT = MemoryFormat(
     count_sessions=count_sessions,
 )
 SIDE_FORMAT = MemoryFormat(
-    "opencode_part",
+    "opencode_side",
     _iter_nothing,
     sniff_document=sniff_side_document,
     side_file=True,
-    title="OpenCode message and part files (read through their session)",
+    title="OpenCode message, part and project files (read through their session)",
     agent="OpenCode",
-    where="~/.local/share/opencode/storage/message, storage/part",
+    where="~/.local/share/opencode/storage/message, part and project",
 )
