@@ -45,7 +45,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from model_customization.paths import iter_limited_lines, memory_limits, overlong_line_message
+from model_customization.paths import (
+    iter_limited_lines,
+    memory_limits,
+    overlong_line_message,
+)
 
 from .formats import MemoryFormat
 from .records import Conversation, ImportProblem, Message, Outcome
@@ -62,10 +66,10 @@ _APPLIED = re.compile(r"^Applied edit to (.+)$")
 _INTERRUPT = ("^C KeyboardInterrupt", "^C again to exit")
 _FAILED_EDIT = ("did not conform to the edit format", "SearchReplaceNoExactMatch", "Failed to apply edit")
 # Aider's confirmation questions about what the model proposed, answered no ("<question> n" in the history).
-_DECLINED = re.compile(r"^(?:Run shell commands?\?|Create new file\?|Allow creation of new file|Allow edits to ).*\s(?:n|no)$", re.I)
+_DECLINED = re.compile(r"^(?:Run shell commands?\?|Create new file\?|Allow creation of new file|Allow edits to ).*\s(?:n|no)$", re.IGNORECASE)
 # Aider's own status lines, left out of a reflected message (the model was sent the error, not these).
 _STATUS_PREFIXES = ("Tokens:", "Cost:", "Applied edit to", "Commit ", "Committing ", "You can use /undo", "https://aider.chat/docs/")
-_THINKING = re.compile(r"<(thinking-content-[0-9a-f]+|think)>(.*?)</\1>\s*", re.S)
+_THINKING = re.compile(r"<(thinking-content-[0-9a-f]+|think)>(.*?)</\1>\s*", re.DOTALL)
 _PEEK_BYTES = 64 * 1024
 
 
@@ -94,11 +98,14 @@ def iter_aider(path: Path, include_thinking: bool = False) -> Iterator[Conversat
             if isinstance(raw, int):
                 yield ImportProblem(str(path), line_no, overlong_line_message(raw, max_line))
                 continue
+            encoding = "utf-8-sig" if line_no == 1 else "utf-8"
             try:
-                text = raw.decode("utf-8-sig" if line_no == 1 else "utf-8").rstrip("\r\n")
+                text = raw.decode(encoding).rstrip("\r\n")
             except UnicodeDecodeError as exc:
-                yield ImportProblem(str(path), line_no, f"invalid UTF-8 at byte {exc.start} of the line; line skipped")
-                continue
+                # Aider writes in the --encoding it was given; keep the line's readable text (the line decides which
+                # turn the next lines belong to) and say where it was damaged.
+                yield ImportProblem(str(path), line_no, f"invalid UTF-8 at byte {exc.start} of the line; undecodable bytes replaced")
+                text = raw.decode(encoding, errors="replace").rstrip("\r\n")
             header = _HEADER.match(text)
             if header:
                 if session is not None:
