@@ -170,6 +170,7 @@ FIXTURE_EXPECTED = {
     ("aider", "*"): "aider",
     ("opencode/storage/session/4b0ea68d7af9a6031a7ffda7ad66e0cb83315750", "*"): "opencode",
     ("opencode/storage/project", "*"): "opencode_side",
+    ("cursor", "*"): "cursor",
 }
 # OpenCode's message/<session>/ and part/<message>/ folders: every file in them is a side file of its session.
 FIXTURE_EXPECTED.update(

@@ -16,6 +16,7 @@ from .chatgpt_export import FEEDBACK_FORMAT as CHATGPT_FEEDBACK
 from .chatgpt_export import FORMAT as CHATGPT_EXPORT
 from .chatgpt_export import SHARED_INDEX_FORMAT as CHATGPT_SHARED_INDEX
 from .claude_code import iter_claude_code
+from .cursor import FORMAT as CURSOR
 from .formats import JSON_DOCUMENT_SUFFIXES, JSON_LINE_SUFFIXES, MemoryFormat, score
 from .letta import FORMAT as LETTA
 from .mcp_memory import FORMAT as MCP_MEMORY
@@ -64,6 +65,7 @@ FORMATS: list[MemoryFormat] = [
     AIDER_INPUT_HISTORY,  # Aider's prompt history beside the chat history: recognised, yields nothing
     OPENCODE,
     OPENCODE_SIDE,  # OpenCode message, part and project files: read through their session file, yield nothing alone
+    CURSOR,
 ]
 _BY_NAME = {f.name: f for f in FORMATS}
 SUPPORTED_FORMATS: tuple[str, ...] = tuple(_BY_NAME)
