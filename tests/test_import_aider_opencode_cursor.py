@@ -1,4 +1,5 @@
-"""Aider chat history and OpenCode session storage: import from real (Aider) and source-faithful (OpenCode) fixtures.
+"""Aider chat history, OpenCode session storage and Cursor's chat databases: import from real fixtures (Aider, a
+Cursor workspace database) and from ones written to the owner's published shapes (OpenCode, Cursor's global database).
 
 Counts are computed from the fixtures themselves (plain text scans for Aider, json for OpenCode), never by asking
 the importer twice."""
@@ -15,6 +16,9 @@ import pytest
 from model_customization.memory import detect
 from model_customization.memory.aider import count_sessions as aider_count_sessions
 from model_customization.memory.aider import iter_aider, sniff_file, sniff_input_history
+from model_customization.memory.cursor import count_sessions as cursor_count_sessions
+from model_customization.memory.cursor import iter_cursor
+from model_customization.memory.cursor import sniff_file as cursor_sniff_file
 from model_customization.memory.opencode import (
     count_sessions as opencode_count_sessions,
 )
@@ -343,8 +347,137 @@ def test_opencode_a_broken_part_is_reported_and_the_rest_read(tmp_path: Path):
     assert len(_conversations(records)) == 2
 
 
-@pytest.mark.parametrize("name", ["aider", "opencode"])
+@pytest.mark.parametrize("name", ["aider", "opencode", "cursor"])
 def test_formats_describe_themselves(name: str):
     fmt = next(f for f in detect.FORMATS if f.name == name)
     assert fmt.title and fmt.agent and fmt.where and fmt.kept and fmt.outcome_signals and fmt.count_sessions
     assert all("auth" not in location for location in fmt.locations)
+
+
+# ----------------------------------------------------------------------------------------------------------- Cursor
+
+CURSOR = FIXTURES / "cursor" / "workspace-state.vscdb"
+
+
+def _item(db: Path, key: str):
+    connection = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return json.loads(connection.execute("SELECT value FROM ItemTable WHERE key = ?", (key,)).fetchone()[0])
+    finally:
+        connection.close()
+
+
+def test_cursor_workspace_database_every_composer_and_chat_tab():
+    composers = _item(CURSOR, "composer.composerData")["allComposers"]
+    tabs = _item(CURSOR, "workbench.panel.aichat.view.aichat.chatdata")["tabs"]
+    conversations = _by_id(iter_cursor(CURSOR))
+    assert set(conversations) == {c["composerId"] for c in composers} | {t["tabId"] for t in tabs}
+    assert len(conversations) == 8 == cursor_count_sessions(CURSOR)
+    for composer in composers:
+        conv = conversations[composer["composerId"]]
+        bubbles = [b for b in composer["conversation"] if b["text"].strip()]
+        assert [m.role for m in conv.messages] == [{1: "user", 2: "assistant"}[b["type"]] for b in bubbles]
+        assert [m.content for m in conv.messages] == [b["text"].strip() if b["type"] == 2 else b["text"] for b in bubbles]
+        assert conv.started_at.startswith("2024-11-1")
+    for tab in tabs:
+        conv = conversations[tab["tabId"]]
+        said = [b for b in tab["bubbles"] if b.get("text", "").strip()]  # the last user bubble is the empty input box
+        assert len(conv.messages) == len(said) and conv.messages[-1].role == "assistant"
+        assert conv.metadata == {"title": tab["chatTitle"], "model": "claude-3.5-sonnet"}
+    assert detect.detect_format(CURSOR) == "cursor"
+
+
+def _global_db(path: Path, rows: dict[str, object]) -> Path:
+    connection = sqlite3.connect(path)
+    connection.execute("CREATE TABLE ItemTable (key TEXT UNIQUE ON CONFLICT REPLACE, value BLOB)")
+    connection.execute("CREATE TABLE cursorDiskKV (key TEXT UNIQUE ON CONFLICT REPLACE, value BLOB)")
+    connection.executemany("INSERT INTO cursorDiskKV VALUES (?, ?)", [(k, json.dumps(v)) for k, v in rows.items()])
+    connection.commit()
+    connection.close()
+    return path
+
+
+COMPOSER = "5f1c0a3e-8d2b-4c7e-9a41-2e6b0d9c7f13"
+
+
+def _agent_rows() -> dict[str, object]:
+    """A 2025 agent chat in the global layout (hand-written from the layout public readers document)."""
+    bubbles = [
+        ("b1", {"_v": 3, "type": 1, "text": "Why does `npm test` fail?", "createdAt": "2025-06-02T09:00:00.000Z", "modelInfo": {"modelName": "claude-4-sonnet"}}),
+        ("b2", {"_v": 3, "type": 2, "text": "Let me run the tests.", "thinking": {"text": "Run them first."}}),
+        ("b3", {"_v": 3, "type": 2, "text": "", "toolFormerData": {"name": "run_terminal_cmd", "toolCallId": "toolu_01", "rawArgs": '{"command": "npm test"}', "result": '{"output": "1 failing: expected 2 to equal 3"}', "status": "completed"}}),
+        ("b4", {"_v": 3, "type": 2, "text": "", "toolFormerData": {"name": "edit_file", "toolCallId": "toolu_02", "params": '{"target_file": "src/sum.js"}', "result": None, "status": "error"}}),
+        ("b5", {"_v": 3, "type": 2, "text": "`sum` adds one too many; the edit failed, so change line 3 of src/sum.js by hand."}),
+    ]
+    rows: dict[str, object] = {f"bubbleId:{COMPOSER}:{bid}": bubble for bid, bubble in bubbles}
+    rows[f"composerData:{COMPOSER}"] = {
+        "_v": 10,
+        "composerId": COMPOSER,
+        "name": "Failing npm test",
+        "createdAt": 1748854800000,
+        "status": "completed",
+        "fullConversationHeadersOnly": [{"bubbleId": bid, "type": bubble["type"]} for bid, bubble in bubbles] + [{"bubbleId": "never-stored", "type": 2}],
+    }
+    rows["composerData:empty"] = {"_v": 10, "composerId": "empty", "fullConversationHeadersOnly": [], "conversationMap": {}, "status": "none", "createdAt": 1748854700000}
+    rows["composerData:null"] = None
+    return rows
+
+
+def test_cursor_global_database_tool_calls_paired_with_results(tmp_path: Path):
+    db = _global_db(tmp_path / "state.vscdb", _agent_rows())
+    conversations = _by_id(iter_cursor(db))
+    assert list(conversations) == [COMPOSER]  # the empty composer and the null row are not conversations
+    assert cursor_count_sessions(db) == 1
+    conv = conversations[COMPOSER]
+    assert [m.role for m in conv.messages] == ["user", "assistant", "tool", "tool", "assistant"]
+    calls = conv.messages[1].tool_calls
+    assert [(c.id, c.name, json.loads(c.arguments)) for c in calls] == [
+        ("toolu_01", "run_terminal_cmd", {"command": "npm test"}),
+        ("toolu_02", "edit_file", {"target_file": "src/sum.js"}),
+    ]
+    assert [(m.tool_call_id, m.content) for m in conv.messages[2:4]] == [("toolu_01", '{"output": "1 failing: expected 2 to equal 3"}'), ("toolu_02", "")]
+    assert conv.messages[1].content == "Let me run the tests."
+    assert conv.messages[-1].content.startswith("`sum` adds one too many")
+    assert conv.metadata == {"title": "Failing npm test", "model": "claude-4-sonnet"}
+    assert conv.started_at == "2025-06-02T09:00:00.000Z"
+    assert conv.outcome.is_error and not conv.outcome.interrupted
+    thinking = _by_id(iter_cursor(db, include_thinking=True))[COMPOSER]
+    assert thinking.messages[1].content == "<thinking>Run them first.</thinking>\n\nLet me run the tests."
+    assert detect.detect_format(db) == "cursor"
+
+
+def test_cursor_database_is_opened_read_only(tmp_path: Path):
+    db = _global_db(tmp_path / "state.vscdb", _agent_rows())
+    db.chmod(0o444)
+    try:
+        assert len(_conversations(iter_cursor(db))) == 1
+    finally:
+        db.chmod(0o644)
+    copy = tmp_path / "copy.vscdb"
+    shutil.copy(CURSOR, copy)
+    before = copy.read_bytes()
+    list(iter_cursor(copy))
+    assert copy.read_bytes() == before and not list(tmp_path.glob("copy.vscdb-*"))
+
+
+def test_cursor_other_databases_score_zero(tmp_path: Path):
+    vscode = tmp_path / "state.vscdb"  # VS Code's own state database: same tables, none of Cursor's chat keys
+    connection = sqlite3.connect(vscode)
+    connection.execute("CREATE TABLE ItemTable (key TEXT UNIQUE ON CONFLICT REPLACE, value BLOB)")
+    connection.execute("INSERT INTO ItemTable VALUES ('workbench.explorer.treeViewState', '{}')")
+    connection.commit()
+    connection.close()
+    assert cursor_sniff_file(vscode) == 0 and detect.detect_format(vscode) is None
+    text = tmp_path / "notes.vscdb"
+    text.write_text("not a database")
+    assert cursor_sniff_file(text) == 0
+
+
+def test_cursor_user_folder_walk_imports_each_database(tmp_path: Path):
+    user = tmp_path / "Cursor" / "User"
+    _global_db((user / "globalStorage").mkdir(parents=True) or user / "globalStorage" / "state.vscdb", _agent_rows())
+    (user / "workspaceStorage" / "f87f6e0b2cf1ae8645cc0c5ffaa99529").mkdir(parents=True)
+    shutil.copy(CURSOR, user / "workspaceStorage" / "f87f6e0b2cf1ae8645cc0c5ffaa99529" / "state.vscdb")
+    records = list(detect.iter_memory([tmp_path]))
+    assert not [r for r in records if isinstance(r, ImportProblem)]
+    assert len(_conversations(records)) == 1 + 8

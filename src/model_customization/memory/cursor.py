@@ -202,6 +202,7 @@ def _render(path: Path, session_id: str, header: dict[str, Any], bubbles: list[d
         role = _role(bubble)
         text = bubble.get("text") if isinstance(bubble.get("text"), str) else ""
         if role == "user":
+            model = model or _bubble_model(bubble)  # the model a request was sent to is recorded on the user bubble
             if text.strip():
                 close_turn()
                 messages.append(Message(role="user", content=text))
