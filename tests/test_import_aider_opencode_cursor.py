@@ -140,6 +140,16 @@ def test_aider_reasoning_only_on_request_and_multi_line_prompts(tmp_path: Path):
     assert thinking.messages[1].content == "<thinking>Rayleigh scattering.</thinking>\n\nShort waves scatter more."
 
 
+def test_aider_declined_shell_command_is_a_rejection(tmp_path: Path):
+    # confirm_ask writes "<question> <first letter of the answer>" as an output line (aider/io.py)
+    path = _write_history(tmp_path / "chat.md", "Run this:\n\n```bash\nrm -rf build\n```")
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write("> Run shell command? (Y)es/(N)o/(D)on't ask again [Yes]: n  \n")
+    conv = _conversations(iter_aider(path))[0]
+    assert conv.outcome.user_rejected and not conv.outcome.is_error
+    assert conv.metadata["model"] == "deepseek/deepseek-reasoner" and conv.metadata["version"] == "0.74.1"
+
+
 def test_aider_a_bad_line_is_reported_and_the_rest_is_read(tmp_path: Path):
     path = tmp_path / "history.md"
     path.write_bytes(AIDER.read_bytes().replace(b"#### hi  \n", b"#### hi \xff\xfe \n", 1))

@@ -43,6 +43,7 @@ SOURCE_FORMAT = "cursor"
 COMPOSERS_KEY = "composer.composerData"
 CHAT_PANEL_KEY = "workbench.panel.aichat.view.aichat.chatdata"
 _COMPOSER_PREFIX = "composerData:"
+_COMPOSER_RANGE = "key >= 'composerData:' AND key < 'composerData;'"  # every key starting with the prefix
 
 
 def _connect(db: Path):
@@ -88,7 +89,8 @@ def iter_cursor(path: Path, include_thinking: bool = False) -> Iterator[Conversa
 
 
 def _global_composers(path: Path, connection, seen: set[str], include_thinking: bool) -> Iterator[Conversation | ImportProblem]:
-    rows = connection.execute("SELECT key, value FROM cursorDiskKV WHERE key LIKE 'composerData:%' ORDER BY key").fetchall()
+    # Row by row (a global database holds thousands of chats); the key range uses the table's unique index.
+    rows = connection.execute(f"SELECT key, value FROM cursorDiskKV WHERE {_COMPOSER_RANGE} ORDER BY key")
     for key, raw in rows:
         try:
             composer = _value(raw)
@@ -304,7 +306,7 @@ def sniff_file(path: Path) -> float:
         return 0.0
     try:
         tables = _tables(connection)
-        if "cursorDiskKV" in tables and connection.execute("SELECT 1 FROM cursorDiskKV WHERE key LIKE 'composerData:%' LIMIT 1").fetchone():
+        if "cursorDiskKV" in tables and connection.execute(f"SELECT 1 FROM cursorDiskKV WHERE {_COMPOSER_RANGE} LIMIT 1").fetchone():
             return 1.0
         if "ItemTable" in tables and connection.execute("SELECT 1 FROM ItemTable WHERE key IN (?, ?) LIMIT 1", (COMPOSERS_KEY, CHAT_PANEL_KEY)).fetchone():
             return 1.0
@@ -328,7 +330,7 @@ def count_sessions(path: Path) -> int:
         tables = _tables(connection)
         global_ids: set[str] = set()
         if "cursorDiskKV" in tables:
-            for key, raw in connection.execute("SELECT key, value FROM cursorDiskKV WHERE key LIKE 'composerData:%'"):
+            for key, raw in connection.execute(f"SELECT key, value FROM cursorDiskKV WHERE {_COMPOSER_RANGE}"):
                 text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else str(raw or "")
                 global_ids.add(key[len(_COMPOSER_PREFIX) :])
                 total += '"bubbleId"' in text
