@@ -199,3 +199,31 @@ def test_every_fixture_of_ours_is_detected_as_its_own_format():
     wrong = [(p.relative_to(FIXTURES).as_posix(), want, detect.detect_format(p)) for p, want in _expected(FIXTURES, FIXTURE_EXPECTED)]
     assert len(wrong) >= 7
     assert [w for w in wrong if w[1] != w[2]] == []
+
+
+def _within(seconds: float, work):
+    """Run `work` in a thread; fail (instead of hanging the suite) when it has not finished in time."""
+    import threading
+
+    box: list = []
+    thread = threading.Thread(target=lambda: box.append(work()), daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), "blocked: a special file was opened"
+    return box[0]
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "mkfifo"), reason="needs FIFOs")
+def test_a_fifo_is_never_opened_given_or_met_on_a_walk(tmp_path: Path):
+    import os
+
+    folder = tmp_path / "memory"
+    folder.mkdir()
+    shutil.copy(OPENAI_SAMPLE, folder / "chats.jsonl")
+    os.mkfifo(folder / "pipe.jsonl")
+    skipped: list[SkippedFile] = []
+    records = _within(20, lambda: list(detect.iter_memory([folder], skipped=skipped)))
+    assert records and all(isinstance(r, Conversation) for r in records)
+    assert [(Path(s.file).name, s.reason) for s in skipped] == [("pipe.jsonl", "not a regular file (a FIFO): only regular files are read")]
+    [problem] = _within(20, lambda: list(detect.iter_memory([folder / "pipe.jsonl"])))
+    assert isinstance(problem, ImportProblem) and "not a regular file (a FIFO)" in problem.message

@@ -99,10 +99,10 @@ def register(server: MCPServer, ws: Workspace) -> None:
     async def build_dataset_from_memory(request: BuildDatasetRequest, ctx: Context | None = None) -> BuildDatasetResult:
         """Turn agent memory (transcripts) into a stored, versioned training dataset.
 
-        Use this first in the fine-tuning loop. Reads (files or folders, format detected per file): Claude Code
-        transcripts, OpenAI chat and preference JSONL, ChatGPT exports, ShareGPT, the MCP memory server's graph,
-        Letta agent files, tau-bench / ToolBench / SWE-agent trajectories and OpenTelemetry GenAI spans. Filters by
-        outcome, turns, date, tool use and source; redacts secrets and personal data; removes exact and near
+        Use this first in the fine-tuning loop (find_memory shows which agents' memory this machine holds). Reads
+        files or folders in every format the paths argument lists, detected per file: coding agents' transcripts,
+        chat exports, fine-tuning files, trajectories and traces. Filters by outcome, turns, date, tool use and
+        source; redacts secrets and personal data; removes exact and near
         duplicates; splits by session with a fixed seed. Unreadable lines are reported as file:line and the rest is
         kept; the card (resource_uri) counts everything left out and why. The same content always gets the same
         dataset_id. Free; seconds for typical memory. Next: inspect_dataset to validate and quote, then start_job.
