@@ -21,6 +21,7 @@ from mcp.shared.exceptions import MCPError
 from mcp.types import INVALID_PARAMS
 from pydantic import Field
 
+from model_customization.memory.catalog import agent_folders_sentence
 from model_customization.providers.registry import find_provider, provider_names
 from model_customization.workspace import Workspace
 
@@ -76,8 +77,9 @@ def specialize_agent_text(
             f"0. Find the memory: {call('find_memory', {})}.",
             "   It lists, per agent and folder, the sessions, bytes, first and last date, and whether the folder is "
             "allowed (the server reads only inside its allowed roots). Show the user what you found and ask the user which "
-            "memory to learn from. For a folder that is not allowed, show its how_to_allow and let the user decide; "
-            "never change the allowed roots yourself. Stop if nothing is found and the user has no other transcripts.",
+            "memory to learn from (the usual places: "
+            f"{agent_folders_sentence()}). For a folder that is not allowed, show its how_to_allow and let the user "
+            "decide; never change the allowed roots yourself. Stop if nothing is found and the user has no other transcripts.",
             "",
         ]
     lines += [
