@@ -26,6 +26,7 @@ from model_customization.paths import (
     DEFAULT_AGENT_MEMORY_DIRS,
     allowed_roots,
     default_agent_memory_dirs,
+    holds_credentials,
     is_allowed,
 )
 from model_customization.server.app import build_server
@@ -41,8 +42,12 @@ def _lines(path: Path) -> int:
 
 # One sample per format with an agent: (the file or folder, where under the format's first location it goes, the
 # sessions it holds counted by hand or from the file). Other agents' samples are added here as their formats land.
+OPENCODE_STORAGE = FIXTURES / "opencode" / "storage"
 SAMPLES: dict[str, tuple[Path, str, int]] = {
     "claude_code": (CLAUDE_SESSION, "-home-alice-demo/" + CLAUDE_SESSION.name, 1),  # one transcript file, one session
+    "letta": (FIXTURES / "letta" / "agent_file_current.af", "agent.af", 1),  # one agent file
+    # OpenCode: one JSON file per session under storage/session/<project>/
+    "opencode": (OPENCODE_STORAGE, "storage", len(list((OPENCODE_STORAGE / "session").rglob("ses_*.json")))),
     "cass_memory_outcomes": (CASS_OUTCOMES, "", _lines(CASS_OUTCOMES)),  # the location is the log itself: one record a line
 }
 WHEN = datetime(2025, 9, 3, 0, 47, 19, tzinfo=UTC).timestamp()
@@ -94,16 +99,17 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return fake
 
 
-def test_every_agent_format_says_where_its_memory_is():
-    agents = [fmt for fmt in detect.FORMATS if fmt.agent]
-    assert {"claude_code", "cass_memory_outcomes"} <= {fmt.name for fmt in agents}
-    for fmt in agents:
-        assert fmt.locations and fmt.title, fmt.name
+def test_agent_formats_with_locations_have_samples_here():
+    located = {fmt.name for fmt in detect.FORMATS if fmt.agent and fmt.locations}
+    assert {"claude_code", "cass_memory_outcomes"} <= located
+    assert {fmt.name for fmt in sample_formats()} == located & set(SAMPLES)
 
 
 def test_each_agent_in_the_fake_home_is_listed_with_its_counts(home: Path):
     formats = sample_formats()
     assert {fmt.name for fmt in formats} >= {"claude_code", "cass_memory_outcomes"}
+    (home / ".local" / "share" / "opencode").mkdir(parents=True)
+    (home / ".local" / "share" / "opencode" / "auth.json").write_text(json.dumps({"anthropic": {"type": "api", "key": SECRET}}))
     placed = {fmt.name: place(fmt, home) for fmt in formats}
     found = find_memory()
     by_format = {location.format: location for location in found.locations}
@@ -111,14 +117,17 @@ def test_each_agent_in_the_fake_home_is_listed_with_its_counts(home: Path):
     assert set(map(str, placed.values())) <= set(found.looked_in)  # ...but were looked in
     for name, location in placed.items():
         listed = by_format[name]
-        files = [location] if location.is_file() else [p for p in location.rglob("*") if p.is_file()]
+        files = [location] if location.is_file() else [p for p in location.rglob("*") if p.is_file() and p.name != "auth.json"]
         assert listed.folder == str(location)
+        expected_paths = [location / "storage"] if name == "opencode" else [location]  # never the folder with auth.json
+        assert listed.paths == [str(p) for p in expected_paths], name
         assert listed.agent == next(fmt.agent for fmt in formats if fmt.name == name)
         assert listed.sessions == SAMPLES[name][2], name
         assert listed.files == len(files) and listed.bytes == sum(p.stat().st_size for p in files), name
         assert listed.first_date == listed.last_date == iso(WHEN), name
         assert listed.complete and listed.allowed and listed.how_to_allow is None, name  # the default roots cover it
     assert found.next_step.startswith("Build a dataset") and "build_dataset_from_memory" in found.next_step
+    assert SECRET not in found.model_dump_json() and "auth.json" not in found.model_dump_json()
 
 
 def test_dates_counts_and_an_agent_filter(home: Path):
@@ -212,12 +221,19 @@ def test_default_roots_cover_each_format_location_but_never_credentials(home: Pa
     monkeypatch.setattr(detect, "FORMATS", [*detect.FORMATS, risky])
     dirs = default_agent_memory_dirs()
     for refused in ("", ".codex", ".local/share/opencode", ".cass-memory"):  # each holds (or is above) credentials
-        assert str(home / refused).rstrip("/") not in dirs, refused
+        assert str(home / refused).rstrip("/") not in dirs, refused  # (no entries of theirs exist here)
     assert str(home / ".codex" / "sessions") in dirs
+    opencode = home / ".local" / "share" / "opencode"
+    (opencode / "storage").mkdir(parents=True)
+    (opencode / "auth.json").write_text("{}")
+    (opencode / "opencode.db").write_bytes(b"")
+    dirs = default_agent_memory_dirs()  # a folder holding credentials stands for its other entries
+    assert str(opencode / "storage") in dirs and str(opencode / "opencode.db") in dirs
+    assert str(opencode) not in dirs and str(opencode / "auth.json") not in dirs
     assert str(home / ".config" / "Code-x" / "tasks") in dirs  # a glob, matched on this machine
     for fmt in detect.FORMATS:
         for location in fmt.locations:
-            if "*" not in location and fmt.name != "risky":
+            if "*" not in location and fmt.name != "risky" and not holds_credentials(Path(location).expanduser()):
                 assert str(Path(location).expanduser()) in dirs, location
 
 

@@ -41,7 +41,7 @@ DEFAULT_AGENT_MEMORY_DIRS = (
     "~/.gemini/tmp",  # Gemini CLI chat logs
 )
 # Files and folders beside agent memory that hold credentials or keys: no default root may contain one of them (a
-# location that would is left out), whatever a format declares.
+# location that would stands for its other entries), whatever a format declares.
 CREDENTIAL_PATHS = (
     "~/.claude/.credentials.json",
     "~/.claude.json",
@@ -85,23 +85,46 @@ def allowed_roots() -> list[Path]:
 
 
 def default_agent_memory_dirs() -> list[str]:
-    """DEFAULT_AGENT_MEMORY_DIRS and every registered memory format's locations (globs matched on this machine), less
-    any that would hold a credentials file (CREDENTIAL_PATHS), the home folder or the config file."""
+    """DEFAULT_AGENT_MEMORY_DIRS and every registered memory format's locations (globs matched on this machine). A
+    location that holds a credentials file (CREDENTIAL_PATHS, the config file) stands for its other entries, one level
+    down (OpenCode keeps auth.json beside its sessions); the home folder itself is never one."""
     # Imported here, not at the top: memory/detect.py imports this module.
     from model_customization.memory.detect import FORMATS
 
     declared = [*DEFAULT_AGENT_MEMORY_DIRS, *(location for fmt in FORMATS for location in fmt.locations)]
     home = Path.home().resolve()
-    secrets = [Path(p).expanduser().resolve() for p in CREDENTIAL_PATHS] + sorted(_config_files())
     found: list[str] = []
     for location in dict.fromkeys(declared):
         expanded = os.path.expanduser(location)
         for candidate in sorted(glob.glob(expanded)) if glob.has_magic(expanded) else [expanded]:
-            real = Path(candidate).resolve()
-            if real == home or any(secret == real or secret.is_relative_to(real) for secret in secrets):
-                continue
-            found.append(candidate)
+            if Path(candidate).resolve() != home:
+                found += [str(part) for part in credential_free_parts(Path(candidate))]
     return found
+
+
+def _credential_paths() -> list[Path]:
+    return [Path(p).expanduser().resolve() for p in CREDENTIAL_PATHS] + sorted(_config_files())
+
+
+def holds_credentials(path: Path) -> bool:
+    """Whether a path is a credentials file or folder (CREDENTIAL_PATHS, the config file), or lies above one."""
+    real = Path(path).resolve()
+    return any(secret == real or secret.is_relative_to(real) for secret in _credential_paths())
+
+
+def credential_free_parts(folder: Path) -> list[Path]:
+    """The folder itself when it holds no credentials; otherwise its entries that hold none (one level down; none when
+    the folder does not exist or is itself a credentials path)."""
+    folder = Path(folder)
+    if not holds_credentials(folder):
+        return [folder]
+    if folder.is_symlink() or not folder.is_dir() or any(secret == folder.resolve() for secret in _credential_paths()):
+        return []
+    try:
+        entries = sorted(Path(entry.path) for entry in os.scandir(folder))
+    except OSError:
+        return []
+    return [entry for entry in entries if not holds_credentials(entry)]
 
 
 def _working_directory() -> list[str]:
@@ -314,17 +337,18 @@ def is_allowed(path: Path, roots: Sequence[Path] | None = None) -> bool:
     return _inside(Path(path).resolve(), allowed_roots() if roots is None else roots)
 
 
-def how_to_allow(folder: Path) -> str:
-    """The exact settings that would allow `folder`: the variable (which replaces the defaults, so it keeps the roots
-    allowed now) or the config file's allowed_roots."""
+def how_to_allow(paths: Sequence[Path]) -> str:
+    """The exact settings that would allow `paths` (a folder, or the parts of one that hold no credentials): the
+    variable (which replaces the defaults, so it keeps the roots allowed now) or the config file's allowed_roots."""
     current = [str(root) for root in allowed_roots() if root != DEMO_DATA_DIR]
-    value = os.pathsep.join([*current, str(folder)])
-    listed = ", ".join(json.dumps(root) for root in [*current, str(folder)])
+    added = [str(path) for path in paths if str(Path(path).resolve()) not in current]
+    value = os.pathsep.join([*current, *added])
+    listed = ", ".join(json.dumps(root) for root in [*current, *added])
     where = os.environ.get(CONFIG_ENV) or str(Path(os.environ.get(HOME_ENV) or user_data_dir("model-customization")).expanduser() / CONFIG_FILE_NAME)
     return (
-        f"{folder} is outside the allowed roots. To allow it, set {ALLOWED_ROOTS_ENV}={value} in the server's environment "
-        f"(it replaces the default roots, so keep those you use), or put allowed_roots = [{listed}] in the config file "
-        f"({where}); then restart the server."
+        f"{', '.join(added)} {'is' if len(added) == 1 else 'are'} outside the allowed roots. To allow {'it' if len(added) == 1 else 'them'}, "
+        f"set {ALLOWED_ROOTS_ENV}={value} in the server's environment (it replaces the default roots, so keep those you "
+        f"use), or put allowed_roots = [{listed}] in the config file ({where}); then restart the server."
     )
 
 

@@ -3,7 +3,8 @@
 Everything comes from the format registry (detect.FORMATS): each format with an ``agent`` declares the folders where
 that agent keeps its transcripts (``locations``, home-relative, globs allowed). For each one present, the folder is
 walked and the files (or, for folder formats, the folders) the format claims are counted, with their bytes and the
-oldest and newest modification times. The allowed flag says whether the tools may read the folder now; when not,
+oldest and newest modification times. A folder that also holds credentials (OpenCode keeps auth.json beside its
+sessions) is read through its other entries (paths), never as a whole. The allowed flag says whether the tools may read the folder now; when not,
 how_to_allow gives the exact setting that would allow it (the tools never widen the roots themselves).
 
 It must stay fast on a large home and read nothing it should not:
@@ -29,7 +30,7 @@ from glob import glob, has_magic
 from pathlib import Path
 
 from model_customization.operations.memory import MemoryFound, MemoryLocation
-from model_customization.paths import allowed_roots, how_to_allow, is_allowed
+from model_customization.paths import allowed_roots, credential_free_parts, how_to_allow, is_allowed
 from model_customization.timestamps import utc_iso
 
 from .detect import FORMATS
@@ -82,13 +83,17 @@ def find_memory(home: Path | None = None, agent: str | None = None) -> MemoryFou
                 tally = _count(fmt, folder)
                 if tally.files == 0 and tally.sessions == 0:
                     continue
-                allowed = is_allowed(folder, roots)
+                # A folder that also holds credentials (OpenCode's auth.json) is read through its other entries.
+                parts = credential_free_parts(folder)
+                outside = [part for part in parts if not is_allowed(part, roots)]
+                allowed = bool(parts) and not outside
                 found.append(
                     MemoryLocation(
                         agent=fmt.agent,
                         format=fmt.name,
                         title=fmt.title or fmt.name,
                         folder=str(folder),
+                        paths=[str(part) for part in parts],
                         sessions=tally.sessions,
                         files=tally.files,
                         bytes=tally.bytes,
@@ -96,7 +101,7 @@ def find_memory(home: Path | None = None, agent: str | None = None) -> MemoryFou
                         last_date=utc_iso(tally.last) if tally.last is not None else None,
                         complete=tally.complete,
                         allowed=allowed,
-                        how_to_allow=None if allowed else how_to_allow(folder),
+                        how_to_allow=None if allowed or not outside else how_to_allow(outside),
                         note=_note(tally),
                     )
                 )
@@ -261,7 +266,7 @@ def _next_step(found: list[MemoryLocation], agent: str | None) -> str:
         return f"No {whose} was found in the usual places (looked_in). Ask the user where their transcripts are."
     if any(location.allowed for location in found):
         return (
-            "Build a dataset from an allowed folder: call build_dataset_from_memory with its folder in paths (and "
+            "Build a dataset from an allowed location: call build_dataset_from_memory with its paths (and "
             'outcome "successful" to learn only from sessions that went well). For a folder that is not allowed, show '
             "the user its how_to_allow; never change the allowed roots yourself."
         )

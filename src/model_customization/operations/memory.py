@@ -19,7 +19,10 @@ class MemoryLocation(BaseModel):
     agent: str = Field(description="The agent whose memory this is.")
     format: str = Field(description="The memory format (build_dataset_from_memory detects it by itself).")
     title: str = Field(description="The format in words.")
-    folder: str = Field(description="Where it is on this machine: pass it (or files below it) as paths to build_dataset_from_memory.")
+    folder: str = Field(description="Where it is on this machine.")
+    paths: list[str] = Field(
+        description="What to pass as paths to build_dataset_from_memory: the folder, or, when it also holds credentials, its other entries."
+    )
     sessions: int = Field(description="Sessions found (files or folders of the format; a store holding several counts each; for cass-memory, its outcome records). At least this many when complete is false.")
     files: int = Field(description="Files that hold them.")
     bytes: int = Field(description="Their size on disk.")
