@@ -30,7 +30,12 @@ from glob import glob, has_magic
 from pathlib import Path
 
 from model_customization.operations.memory import MemoryFound, MemoryLocation
-from model_customization.paths import allowed_roots, credential_free_parts, how_to_allow, is_allowed
+from model_customization.paths import (
+    allowed_roots,
+    credential_free_parts,
+    how_to_allow,
+    is_allowed,
+)
 from model_customization.timestamps import utc_iso
 
 from .detect import FORMATS
