@@ -171,6 +171,11 @@ FIXTURE_EXPECTED = {
     ("opencode/storage/session/4b0ea68d7af9a6031a7ffda7ad66e0cb83315750", "*"): "opencode",
     ("opencode/storage/project", "*"): "opencode_side",
     ("cursor", "*"): "cursor",
+    ("cass_memory/projects/sample-project", "*"): "claude_code",
+    ("cass_memory/cass-memory", "outcomes.jsonl"): "cass_memory_outcomes",
+    ("cass_memory/cass-memory", "processed-sessions.jsonl"): "cass_memory_logs",
+    ("cass_memory/cass-memory", "context-log.jsonl"): "cass_memory_logs",
+    ("cass_memory/cass-memory/diary", "*"): "cass_memory_diary",
 }
 # OpenCode's message/<session>/ and part/<message>/ folders: every file in them is a side file of its session.
 FIXTURE_EXPECTED.update(
