@@ -14,10 +14,12 @@ from .chatgpt_export import FEEDBACK_FORMAT as CHATGPT_FEEDBACK
 from .chatgpt_export import FORMAT as CHATGPT_EXPORT
 from .chatgpt_export import SHARED_INDEX_FORMAT as CHATGPT_SHARED_INDEX
 from .claude_code import iter_claude_code
+from .cline import FORMATS as CLINE_FORMATS
 from .formats import JSON_DOCUMENT_SUFFIXES, JSON_LINE_SUFFIXES, MemoryFormat, score
 from .letta import FORMAT as LETTA
 from .mcp_memory import FORMAT as MCP_MEMORY
 from .openai_chat import iter_openai_chat
+from .openhands import FORMATS as OPENHANDS_FORMATS
 from .otel_genai import FORMAT as OTEL_GENAI
 from .reading import read_text
 from .records import ImportProblem, Record, SkippedFile
@@ -54,6 +56,8 @@ FORMATS: list[MemoryFormat] = [
     ),
     MCP_MEMORY,
     LETTA,
+    *CLINE_FORMATS,  # cline, roo_code, kilo_code, and their task side files
+    *OPENHANDS_FORMATS,  # openhands (V0 events), openhands_v1 (conversation folders)
     CHATGPT_FEEDBACK,  # export side files: recognised so a folder import does not report them, they yield nothing
     CHATGPT_SHARED_INDEX,
 ]
