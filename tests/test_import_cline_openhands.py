@@ -357,3 +357,13 @@ def test_openhands_detection_and_walk():
     assert not [r for r in records if isinstance(r, ImportProblem)]
     # Hand-counted: four V0 trajectories, one V1 folder, one V1 event log.
     assert Counter(r.source_format for r in records) == {"openhands": len(V0_FILES), "openhands_v1": 2}
+
+
+def test_session_counts_for_find_memory(tmp_path):
+    from model_customization.memory.openhands import FORMAT
+
+    output = tmp_path / "output.jsonl"
+    events = _load(OPENHANDS / "basic.json")
+    output.write_text("".join(json.dumps({"instance_id": f"i{n}", "history": events}) + "\n" for n in range(3)))
+    assert FORMAT.count_sessions(output) == 3
+    assert FORMAT.count_sessions(OPENHANDS / "basic.json") == 1

@@ -561,6 +561,14 @@ def _model_from_stats(value: Any) -> str | None:
 # ---------------------------------------------------------------------------------------------------------------
 # the formats
 
+
+def _count_v0_sessions(path: Path) -> int:
+    """An evaluation output.jsonl holds one instance a line; a trajectory or a session folder holds one."""
+    if path.is_file() and path.suffix.lower() == ".jsonl":
+        with path.open("rb") as handle:
+            return sum(1 for line in handle if line.strip())
+    return 1
+
 FORMAT = MemoryFormat(
     V0,
     iter_openhands,
@@ -573,7 +581,9 @@ FORMAT = MemoryFormat(
     where="a trajectory JSON (save_trajectory_path or the UI's download), evaluation output.jsonl, ~/.openhands/sessions/<id>/events/<n>.json",
     kept="system prompt, user and assistant messages, tool calls rebuilt from the stored model responses with their observations, the finish answer, model, timestamps; reasoning on request",
     outcome_signals="error observations and agent errors, actions the user rejected, sessions paused or stopped by the user",
-    locations=("~/.openhands/sessions", "~/.openhands-state/sessions", "~/.openhands/file_store/sessions"),
+    # The app's file store: ~/.openhands since 0.44, ~/.openhands-state before.
+    locations=("~/.openhands/sessions", "~/.openhands-state/sessions"),
+    count_sessions=_count_v0_sessions,
 )
 V1_FORMAT = MemoryFormat(
     V1,
