@@ -136,6 +136,14 @@ def test_kilo_code_failed_command():
     _assert_paired(conv)
 
 
+def test_bare_anthropic_list_is_only_a_guess(tmp_path):
+    from model_customization.memory.cline import sniff_document
+
+    assert sniff_document([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]) == 0.5
+    assert sniff_document(_load(CLINE_TASK / "api_conversation_history.json")) > 0.9
+    assert sniff_document([{"role": "system", "content": "x"}]) == 0.0  # Anthropic histories have no system turns
+
+
 def test_api_history_alone_and_copied_folder(tmp_path):
     alone = _only(iter_cline(KILO_TASK / "api_conversation_history.json"))
     assert alone.source_format == "kilo_code" and alone.session_id == KILO_TASK.name  # agent and id from its folder
@@ -346,6 +354,8 @@ def test_openhands_v1_bad_event_file(tmp_path):
     problems = [r for r in records if isinstance(r, ImportProblem)]
     assert [p.file for p in problems] == [str(broken)]
     assert sum(isinstance(r, Conversation) for r in records) == 1
+    walked = list(iter_memory([tmp_path / "conversations"]))  # the persistence root: each conversation folder whole
+    assert [type(r).__name__ for r in walked] == ["ImportProblem", "Conversation"]
 
 
 def test_openhands_detection_and_walk():

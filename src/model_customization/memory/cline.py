@@ -48,6 +48,9 @@ Timestamps: ``started_at`` is the first ``ts`` of ``ui_messages.json`` (else of 
     which Cline makes from the clock). Model: the last ``model_usage`` entry of ``task_metadata.json``, else the
     last ``modelInfo`` of the messages. ``metadata["agent_version"]`` from ``environment_history``.
 
+Kilo Code's newer extension (built on the Kilo CLI) keeps sessions in the CLI's own store and offers to migrate these
+legacy task folders into it; that store is not read here.
+
 Cline SDK sessions (Cline CLI 4 and later)
     ``~/.cline/data/sessions/<id>/<id>.messages.json``: ``{version, sessionId, agent, system_prompt, messages}`` with
     the same message shapes (plus ``file`` blocks, kept as ``[file: path]`` and their text), beside the manifest
@@ -146,10 +149,10 @@ def sniff_document(doc: Any) -> float:
         if not doc or not all(_is_anthropic_message(m) or _is_stored_reasoning(m) for m in doc[:50]):
             return 0.0
         # Cline's own marks (environment details, a <task> wrapper, per-message ts) make it certain; a bare list of
-        # Anthropic messages is most likely a Cline-family history too, as nothing else writes one as a whole file.
+        # Anthropic messages is only a guess (nothing else we know writes one as a whole file, but anyone could).
         if _mentions_cline(doc) or any(isinstance(m, dict) and "ts" in m for m in doc[:5]):
             return 0.95
-        return 0.6
+        return 0.5
     messages = doc.get("messages") if isinstance(doc, dict) else None
     if isinstance(messages, list) and messages and "version" in doc and ("sessionId" in doc or "agent" in doc):
         return 0.95 if all(_is_anthropic_message(m) for m in messages[:20]) else 0.0
