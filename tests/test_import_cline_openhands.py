@@ -125,6 +125,9 @@ def test_roo_code_xml_tools_resumption_and_error():
     assert conv.outcome.interrupted and conv.outcome.is_error
     assert conv.metadata["cwd"] == "/home/dev/projects/site"
     assert conv.started_at == _iso_ms(_load(ROO_TASK / "ui_messages.json")[0]["ts"])
+    item = _load(ROO_TASK / "history_item.json")
+    assert conv.parent_session_id == item["parentTaskId"] and conv.metadata["mode"] == item["mode"]
+    assert detect_format(ROO_TASK / "history_item.json") == "cline_side_file"
 
 
 def test_kilo_code_failed_command():

@@ -7,7 +7,8 @@ Task folders
     model in Anthropic Messages form (``[{role, content: string | [blocks]}]``, newer versions add ``ts``,
     ``modelInfo``, ``metrics`` per message), ``ui_messages.json`` (what the chat panel showed: ``{ts, type: ask|say,
     ask|say kind, text, modelInfo...}``) and ``task_metadata.json`` (``files_in_context``, ``model_usage``,
-    ``environment_history``). One task folder is one conversation, its session id the task id (the folder name).
+    ``environment_history``; Roo Code writes ``history_item.json`` instead, whose ``parentTaskId`` makes a subtask's
+    ``parent_session_id``). One task folder is one conversation, its session id the task id (the folder name).
 
     The folder is the unit (``sniff_folder``); ``api_conversation_history.json`` given alone is read too, its side
     files taken from its folder when they are there. ``ui_messages.json`` and ``task_metadata.json`` alone are side
@@ -76,6 +77,7 @@ API_HISTORY = "api_conversation_history.json"
 LEGACY_API_HISTORY = "claude_messages.json"  # Cline before it was renamed (2024)
 UI_MESSAGES = "ui_messages.json"
 TASK_METADATA = "task_metadata.json"
+HISTORY_ITEM = "history_item.json"  # Roo Code: the task's entry in the history list (parent task, workspace, mode)
 EXTENSION_IDS = {"saoudrizwan.claude-dev": CLINE, "rooveterinaryinc.roo-cline": ROO_CODE, "kilocode.kilo-code": KILO_CODE}
 
 _ENV_DETAILS = re.compile(r"<environment_details>.*?(?:</environment_details>|\Z)", re.DOTALL)
@@ -174,6 +176,8 @@ def sniff_side_document(doc: Any) -> float:
             return 0.95
         if "session_id" in doc and "messages_path" in doc:
             return 0.95
+        if all(k in doc for k in ("id", "ts", "task", "tokensIn", "totalCost")):
+            return 0.9  # Roo Code's history_item.json
     return 0.0
 
 
@@ -216,11 +220,13 @@ def _task(folder: Path, history: Path, include_thinking: bool, entries: Any = No
     yield from reader.read(entries)
     ui = _side(folder / UI_MESSAGES, list)
     meta = _side(folder / TASK_METADATA, dict)
-    for item in (ui, meta):
-        if isinstance(item, ImportProblem):
-            yield item
+    item = _side(folder / HISTORY_ITEM, dict)
+    for side in (ui, meta, item):
+        if isinstance(side, ImportProblem):
+            yield side
     ui = ui if isinstance(ui, list) else []
     meta = meta if isinstance(meta, dict) else {}
+    item = item if isinstance(item, dict) else {}
 
     outcome = reader.outcome
     for m in ui:
@@ -245,6 +251,12 @@ def _task(folder: Path, history: Path, include_thinking: bool, entries: Any = No
         version = environments[-1].get("cline_version")
         if isinstance(version, str) and version:
             conv.metadata["agent_version"] = version
+    if isinstance(item.get("parentTaskId"), str) and item["parentTaskId"]:
+        conv.parent_session_id = item["parentTaskId"]  # a subtask started with new_task
+    if "cwd" not in conv.metadata and isinstance(item.get("workspace"), str) and item["workspace"]:
+        conv.metadata["cwd"] = item["workspace"]
+    if isinstance(item.get("mode"), str) and item["mode"]:
+        conv.metadata["mode"] = item["mode"]
     if any(isinstance(m, dict) and m.get("say") == "completion_result" for m in ui):
         conv.metadata["completion_result"] = True  # the agent reported the task done (the user may still disagree)
     yield conv
@@ -558,7 +570,7 @@ SIDE_FILE_FORMAT = MemoryFormat(
     _iter_nothing,
     sniff_document=sniff_side_document,
     side_file=True,
-    title="Cline / Roo Code / Kilo Code task side files (ui_messages.json, task_metadata.json, SDK session manifests)",
+    title="Cline / Roo Code / Kilo Code task side files (ui_messages.json, task_metadata.json, history_item.json, SDK session manifests)",
     where="beside api_conversation_history.json in a task folder; read with the task, nothing imported alone",
 )
 FORMATS = (FORMAT, ROO_CODE_FORMAT, KILO_CODE_FORMAT, SIDE_FILE_FORMAT)
