@@ -130,6 +130,20 @@ def test_roo_code_xml_tools_resumption_and_error():
     assert detect_format(ROO_TASK / "history_item.json") == "cline_side_file"
 
 
+def test_resumption_in_one_block_keeps_the_users_words(tmp_path):
+    # Cline before 3.x wrote the resumption notice and the user's new message in one text block (src/core/Cline.ts).
+    entries = _load(ROO_TASK / "api_conversation_history.json")
+    notice, said, env = entries[3]["content"]
+    entries[3]["content"] = [{"type": "text", "text": notice["text"] + "\n\n" + said["text"]}, env]
+    task = tmp_path / "1747000000000"
+    task.mkdir()
+    (task / "api_conversation_history.json").write_text(json.dumps(entries))
+    conv = _only(iter_cline(task))
+    assert conv.outcome.interrupted
+    assert "I fixed the permissions, try again." in [m.content for m in conv.messages if m.role == "user"]
+    assert not any("TASK RESUMPTION" in m.content for m in conv.messages)
+
+
 def test_kilo_code_failed_command():
     api = _load(KILO_TASK / "api_conversation_history.json")
     conv = _only(iter_cline(KILO_TASK))

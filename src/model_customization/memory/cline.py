@@ -413,11 +413,18 @@ class _Reader:
                 self.messages.append(Message(role="tool", content=text, tool_call_id=call_id))
             elif kind == "text" and isinstance(b.get("text"), str):
                 text = b["text"]
-                if text.lstrip().startswith(_RESUMPTION):
-                    self.outcome.interrupted = True
-                    continue
-                wrapped = _USER_MESSAGE.search(text) if "New instructions for task continuation" in text or text.lstrip().startswith("New message to respond to") else None
-                text = wrapped.group(1) if wrapped else self._clean(text)
+                head = text.lstrip()
+                if head.startswith((_RESUMPTION, "New instructions for task continuation", "New message to respond to", "(The user did not provide")):
+                    # Resumption notices are the extension's words; only a new message from the user inside them is
+                    # kept (older versions put both in one block, newer ones in two).
+                    if head.startswith(_RESUMPTION):
+                        self.outcome.interrupted = True
+                    said = _USER_MESSAGE.search(text)
+                    if said is None:
+                        continue
+                    text = said.group(1)
+                else:
+                    text = self._clean(text)
                 feedback = _FEEDBACK.match(text)
                 text = feedback.group(1) if feedback else text
                 if text.startswith(_TOOL_FAILED):
