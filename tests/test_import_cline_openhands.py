@@ -203,6 +203,14 @@ def test_cline_detection_and_walk():
     assert Counter(r.source_format for r in records) == {"cline": 3, "roo_code": 1, "kilo_code": 1}
 
 
+def test_task_history_index_is_a_side_file(tmp_path):
+    # ~/.cline/data/tasks/taskHistory.json sits beside the task folders: the index the history view lists.
+    index = tmp_path / "taskHistory.json"
+    index.write_text(json.dumps([{"id": "1764950400000", "ulid": "01KB", "ts": 1764950439200, "task": "Add a --verbose flag to cli.py", "tokensIn": 9120, "tokensOut": 88, "totalCost": 0.0287, "size": 20480, "cwdOnTaskInitialization": "/home/dev/projects/tool"}]))
+    assert detect_format(index) == "cline_side_file"
+    assert list(iter_memory([index])) == []
+
+
 def test_cline_bad_input_costs_only_itself(tmp_path):
     task = tmp_path / "saoudrizwan.claude-dev" / "tasks" / "1"
     task.mkdir(parents=True)

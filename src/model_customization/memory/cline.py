@@ -166,10 +166,13 @@ def _is_stored_reasoning(obj: Any) -> bool:
 
 
 def sniff_side_document(doc: Any) -> float:
-    """``ui_messages.json``, ``task_metadata.json`` and the SDK's session manifest, met on their own."""
+    """``ui_messages.json``, ``task_metadata.json``, ``history_item.json``, ``taskHistory.json`` and the SDK's session
+    manifest, met on their own."""
     if isinstance(doc, list) and doc and all(isinstance(m, dict) for m in doc[:20]):
         if all(m.get("type") in ("ask", "say") and "ts" in m for m in doc[:20]):
             return 0.95
+        if all(all(k in m for k in ("id", "ts", "task")) and ("tokensIn" in m or "totalCost" in m) for m in doc[:20]):
+            return 0.9  # taskHistory.json: the index of tasks the history view lists (~/.cline/data/tasks/, state/)
         return 0.0
     if isinstance(doc, dict):
         if sum(k in doc for k in ("files_in_context", "model_usage", "environment_history")) >= 2:
