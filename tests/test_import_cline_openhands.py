@@ -305,6 +305,18 @@ def test_openhands_v0_evaluation_output_and_session_folder(tmp_path):
     assert sum(m.role == "user" for m in conv.messages) == len(users)
 
 
+def test_openhands_v0_system_action(tmp_path):
+    # Newer V0 trajectories open with a SystemMessageAction (openhands/events/action/message.py).
+    events = _load(OPENHANDS / "basic_interactions.json")
+    tool = {"type": "function", "function": {"name": "finish", "description": "Finish the interaction.", "parameters": {"type": "object", "properties": {}}}}
+    system = {"id": -1, "timestamp": "2025-02-01T00:14:10", "source": "agent", "message": "You are OpenHands agent.", "action": "system", "args": {"content": "You are OpenHands agent.", "tools": [tool], "openhands_version": "0.39.0", "agent_class": "CodeActAgent"}}
+    path = tmp_path / "with_system.json"
+    path.write_text(json.dumps([system, *events]))
+    conv = _only(iter_openhands(path))
+    assert conv.messages[0].role == "system" and conv.messages[0].content == "You are OpenHands agent."
+    assert conv.tools == [tool] and conv.metadata["agent_version"] == "0.39.0"
+
+
 def test_openhands_v0_outcome_signals(tmp_path):
     events = _load(OPENHANDS / "wrong_initial_state.json")
     call = events[1]

@@ -11,7 +11,8 @@ V0 (format ``openhands``)
     * a session folder of the app (``~/.openhands/sessions/<id>/`` with ``events/<n>.json``, one event a file, and
       ``metadata.json``).
 
-    Each trajectory, line or folder is one conversation. A ``system`` action is the system prompt; ``message``
+    Each trajectory, line or folder is one conversation. A ``system`` action is the system prompt (its tools become
+    the conversation's tools, its ``openhands_version`` ``metadata["agent_version"]``); ``message``
     actions are user or assistant turns; actions with ``tool_call_metadata`` are the model's tool calls, rebuilt
     from the model response stored with them (its text and every call it made: actions sharing one response are one
     assistant message) and paired with the observations that carry the same ``tool_call_id``. ``finish`` is a tool
@@ -214,6 +215,7 @@ class _V0Builder:
         self.started_at: str | None = None
         self.open_response: str | None = None  # the model response the last assistant message came from
         self.answered: set[str] = set()
+        self.version: str | None = None
 
     def add_all(self, events: list[Any]) -> Iterator[ImportProblem]:
         for index, event in enumerate(events, start=1):
@@ -237,6 +239,8 @@ class _V0Builder:
                 self.messages.append(Message(role="system", content=content))
             if isinstance(args.get("tools"), list):
                 self.tools = [t for t in args["tools"] if isinstance(t, dict)]
+            if isinstance(args.get("openhands_version"), str):
+                self.version = args["openhands_version"]
             return
         if isinstance(metadata, dict) and event.get("source") == "agent":
             self._tool_call(event, action, args, metadata)
@@ -325,6 +329,8 @@ class _V0Builder:
         metadata: dict[str, Any] = {}
         if self.model:
             metadata["model"] = self.model
+        if self.version:
+            metadata["agent_version"] = self.version
         return Conversation(
             session_id=session_id,
             messages=self.messages,
