@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from model_customization.paths import iter_files_within_roots, iter_limited_lines, memory_limits, oversized_file_message
+from model_customization.paths import file_kind, iter_files_within_roots, iter_limited_lines, memory_limits, oversized_file_message
 
 from .chatgpt_export import FEEDBACK_FORMAT as CHATGPT_FEEDBACK
 from .chatgpt_export import FORMAT as CHATGPT_EXPORT
@@ -210,6 +210,9 @@ def iter_memory(paths: Sequence[Path], *, skipped: list[SkippedFile] | None = No
 def _iter_files(paths: list[Path], options: dict[str, Any], skipped: list[SkippedFile] | None) -> Iterator[Record]:
     for path in paths:
         if not path.is_dir():
+            if not path.is_file():  # a FIFO would block the reader forever and a device never ends: never opened
+                yield ImportProblem(str(path), 0, f"not a regular file ({file_kind(path)}): only regular files are read")
+                continue
             yield from _iter_file(path, options, judge(path), walked=False, skipped=skipped)
             continue
         verdict = judge(path)
