@@ -167,7 +167,15 @@ FIXTURE_EXPECTED = {
     ("letta", "*"): "letta",
     ("otel", "*"): "otel_genai",
     ("trajectories", "*"): "tau_bench",
+    ("aider", "*"): "aider",
+    ("opencode/storage/session/4b0ea68d7af9a6031a7ffda7ad66e0cb83315750", "*"): "opencode",
+    ("opencode/storage/project", "*"): "opencode_side",
+    ("cursor", "*"): "cursor",
 }
+# OpenCode's message/<session>/ and part/<message>/ folders: every file in them is a side file of its session.
+FIXTURE_EXPECTED.update(
+    {(folder.relative_to(FIXTURES).as_posix(), "*"): "opencode_side" for folder in sorted((FIXTURES / "opencode" / "storage").glob("*/*_*"))}
+)
 
 
 def _expected(root: Path, table: dict[tuple[str, str], str]) -> list[tuple[Path, str]]:

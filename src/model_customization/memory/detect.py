@@ -10,15 +10,20 @@ from typing import Any
 
 from model_customization.paths import file_kind, iter_files_within_roots, iter_limited_lines, memory_limits, oversized_file_message
 
+from .aider import FORMAT as AIDER
+from .aider import INPUT_HISTORY_FORMAT as AIDER_INPUT_HISTORY
 from .chatgpt_export import FEEDBACK_FORMAT as CHATGPT_FEEDBACK
 from .chatgpt_export import FORMAT as CHATGPT_EXPORT
 from .chatgpt_export import SHARED_INDEX_FORMAT as CHATGPT_SHARED_INDEX
 from .claude_code import iter_claude_code
 from .cline import FORMATS as CLINE_FORMATS
+from .cursor import FORMAT as CURSOR
 from .formats import JSON_DOCUMENT_SUFFIXES, JSON_LINE_SUFFIXES, MemoryFormat, score
 from .letta import FORMAT as LETTA
 from .mcp_memory import FORMAT as MCP_MEMORY
 from .openai_chat import iter_openai_chat
+from .opencode import FORMAT as OPENCODE
+from .opencode import SIDE_FORMAT as OPENCODE_SIDE
 from .openhands import FORMATS as OPENHANDS_FORMATS
 from .otel_genai import FORMAT as OTEL_GENAI
 from .reading import read_text
@@ -60,6 +65,11 @@ FORMATS: list[MemoryFormat] = [
     *OPENHANDS_FORMATS,  # openhands (V0 events), openhands_v1 (conversation folders)
     CHATGPT_FEEDBACK,  # export side files: recognised so a folder import does not report them, they yield nothing
     CHATGPT_SHARED_INDEX,
+    AIDER,
+    AIDER_INPUT_HISTORY,  # Aider's prompt history beside the chat history: recognised, yields nothing
+    OPENCODE,
+    OPENCODE_SIDE,  # OpenCode message, part and project files: read through their session file, yield nothing alone
+    CURSOR,
 ]
 _BY_NAME = {f.name: f for f in FORMATS}
 SUPPORTED_FORMATS: tuple[str, ...] = tuple(_BY_NAME)
