@@ -171,6 +171,20 @@ FIXTURE_EXPECTED = {
     ("opencode/storage/session/4b0ea68d7af9a6031a7ffda7ad66e0cb83315750", "*"): "opencode",
     ("opencode/storage/project", "*"): "opencode_side",
     ("cursor", "*"): "cursor",
+    ("cline/saoudrizwan.claude-dev/tasks/1764950400000", "*"): "cline_side_file",
+    ("cline/saoudrizwan.claude-dev/tasks/1764950400000", "api_conversation_history.json"): "cline",
+    ("cline/rooveterinaryinc.roo-cline/tasks/0196c0b2-5a3e-7c41-9d3e-2f8b7a6c1e90", "*"): "cline_side_file",
+    ("cline/rooveterinaryinc.roo-cline/tasks/0196c0b2-5a3e-7c41-9d3e-2f8b7a6c1e90", "api_conversation_history.json"): "roo_code",
+    ("cline/kilocode.kilo-code/tasks/b3f1c2d4-0a9e-4c7b-8e21-6d5f4a3b2c10", "*"): "cline_side_file",
+    ("cline/kilocode.kilo-code/tasks/b3f1c2d4-0a9e-4c7b-8e21-6d5f4a3b2c10", "api_conversation_history.json"): "kilo_code",
+    ("cline/sdk-session", "*"): "cline",
+    ("cline/sdk-session/1784094124598_rruoq", "1784094124598_rruoq.messages.json"): "cline",
+    ("cline/sdk-session/1784094124598_rruoq", "1784094124598_rruoq.json"): "cline_side_file",
+    ("openhands", "*"): "openhands",
+    ("openhands", "v1_events.jsonl"): "openhands_v1",
+    # a V1 conversation folder's files, met alone (the folder itself is openhands_v1)
+    ("openhands/v1-conversations/11111111222233334444555555555555", "*"): "openhands_side_file",
+    ("openhands/v1-conversations/11111111222233334444555555555555/events", "*"): "openhands_side_file",
 }
 # OpenCode's message/<session>/ and part/<message>/ folders: every file in them is a side file of its session.
 FIXTURE_EXPECTED.update(

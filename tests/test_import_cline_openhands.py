@@ -192,7 +192,7 @@ def test_cline_sdk_session():
 def test_cline_detection_and_walk():
     for task, name in ((CLINE_TASK, "cline"), (ROO_TASK, "roo_code"), (KILO_TASK, "kilo_code")):
         assert detect_format(task) == name
-        assert detect_format(task / "api_conversation_history.json") == "cline"  # the file alone: the agent comes from its path
+        assert detect_format(task / "api_conversation_history.json") == name  # the file alone: the agent from its path
         assert detect_format(task / "ui_messages.json") == "cline_side_file"
     assert detect_format(CLINE_TASK / "task_metadata.json") == "cline_side_file"
     assert detect_format(SDK_MESSAGES) == "cline"
@@ -400,6 +400,11 @@ def test_openhands_detection_and_walk():
         assert detect_format(path) == "openhands"
     assert detect_format(V1_FOLDER) == "openhands_v1"
     assert detect_format(V1_LINES) == "openhands_v1"
+    # A V1 folder's parts met alone are recognised (a walk does not report them) and yield nothing.
+    assert detect_format(V1_FOLDER / "base_state.json") == "openhands_side_file"
+    first_event = min((V1_FOLDER / "events").iterdir())
+    assert detect_format(first_event) == "openhands_side_file"
+    assert list(iter_memory([V1_FOLDER / "events"])) == []
     records = list(iter_memory([OPENHANDS]))
     assert not [r for r in records if isinstance(r, ImportProblem)]
     # Hand-counted: four V0 trajectories, one V1 folder, one V1 event log.

@@ -11,7 +11,8 @@ Task folders
     ``parent_session_id``). One task folder is one conversation, its session id the task id (the folder name).
 
     The folder is the unit (``sniff_folder``); ``api_conversation_history.json`` given alone is read too, its side
-    files taken from its folder when they are there. ``ui_messages.json`` and ``task_metadata.json`` alone are side
+    files taken from its folder when they are there (judged by its path when an extension id is in it, else by its
+    content, as Cline). ``ui_messages.json`` and ``task_metadata.json`` alone are side
     files: recognised, nothing imported. No conversation is rebuilt from ``ui_messages.json`` when the API history is
     missing: it holds what the panel showed (partial streams, UI-only notices), not what the model saw, and has no
     tool call ids to pair results with.
@@ -125,6 +126,15 @@ def _folder_sniffer(agent: str):
             # A task folder copied out of VS Code: the side files beside the history make it certain it is a task.
             return 0.9 if (folder / UI_MESSAGES).is_file() or (folder / TASK_METADATA).is_file() else 0.8
         return 0.0
+
+    return sniff
+
+
+def _file_sniffer(agent: str):
+    """A task's history file judged by its path: the extension id above it names the agent exactly."""
+
+    def sniff(path: Path) -> float:
+        return 1.0 if path.name in (API_HISTORY, LEGACY_API_HISTORY) and agent_of_path(path) == agent else 0.0
 
     return sniff
 
@@ -543,6 +553,7 @@ FORMAT = MemoryFormat(
     iter_cline,
     sniff_document=sniff_document,
     sniff_folder=_folder_sniffer(CLINE),
+    sniff_file=_file_sniffer(CLINE),
     options=frozenset({"include_thinking"}),
     title="Cline tasks",
     agent="Cline",
@@ -555,6 +566,7 @@ ROO_CODE_FORMAT = MemoryFormat(
     ROO_CODE,
     iter_cline,
     sniff_folder=_folder_sniffer(ROO_CODE),
+    sniff_file=_file_sniffer(ROO_CODE),
     options=frozenset({"include_thinking"}),
     title="Roo Code tasks",
     agent="Roo Code",
@@ -567,6 +579,7 @@ KILO_CODE_FORMAT = MemoryFormat(
     KILO_CODE,
     iter_cline,
     sniff_folder=_folder_sniffer(KILO_CODE),
+    sniff_file=_file_sniffer(KILO_CODE),
     options=frozenset({"include_thinking"}),
     title="Kilo Code tasks",
     agent="Kilo Code",

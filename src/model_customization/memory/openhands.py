@@ -119,6 +119,20 @@ def sniff_v1_line(obj: Any) -> float:
     return 0.9 if _is_v1_event(obj) else 0.0
 
 
+def sniff_side_document(doc: Any) -> float:
+    """One event file (V0 ``events/<n>.json``, V1 ``events/event-*.json``) or a V1 ``base_state.json`` met alone: part
+    of a session folder, imported with it; alone it is not a conversation."""
+    if _is_v0_event(doc) or _is_v1_event(doc):
+        return 0.9
+    if isinstance(doc, dict) and isinstance(doc.get("agent"), dict) and "execution_status" in doc and "workspace" in doc:
+        return 0.9
+    return 0.0
+
+
+def _iter_nothing(path: Path, **_: Any) -> Iterator[Conversation | ImportProblem]:
+    return iter(())
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # V0
 
@@ -604,4 +618,12 @@ V1_FORMAT = MemoryFormat(
     outcome_signals="tool errors and agent errors, actions the user rejected, pauses and interruptions, an error execution status",
     locations=("~/.openhands/conversations",),
 )
-FORMATS = (FORMAT, V1_FORMAT)
+SIDE_FILE_FORMAT = MemoryFormat(
+    "openhands_side_file",
+    _iter_nothing,
+    sniff_document=sniff_side_document,
+    side_file=True,
+    title="OpenHands event files and V1 base_state.json met outside their session folder",
+    where="inside ~/.openhands/sessions/<id>/ and ~/.openhands/conversations/<id>/; read with the folder, nothing imported alone",
+)
+FORMATS = (FORMAT, V1_FORMAT, SIDE_FILE_FORMAT)
