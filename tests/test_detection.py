@@ -180,6 +180,7 @@ FIXTURE_EXPECTED = {
     ("cline/sdk-session", "*"): "cline",
     ("cline/sdk-session/1784094124598_rruoq", "1784094124598_rruoq.messages.json"): "cline",
     ("cline/sdk-session/1784094124598_rruoq", "1784094124598_rruoq.json"): "cline_side_file",
+    ("cline/sdk-session/1784094124598_rruoq", "1784094124598_rruoq.compaction.json"): "cline_side_file",
     ("openhands", "*"): "openhands",
     ("openhands", "v1_events.jsonl"): "openhands_v1",
     # a V1 conversation folder's files, met alone (the folder itself is openhands_v1)

@@ -197,6 +197,7 @@ def test_cline_detection_and_walk():
     assert detect_format(CLINE_TASK / "task_metadata.json") == "cline_side_file"
     assert detect_format(SDK_MESSAGES) == "cline"
     assert detect_format(SDK_MANIFEST) == "cline_side_file"
+    assert detect_format(SDK_DIR / "1784094124598_rruoq.compaction.json") == "cline_side_file"  # not a second copy
     records = list(iter_memory([CLINE]))
     assert not [r for r in records if isinstance(r, ImportProblem)]
     # Hand-counted: three task folders (one per agent) and two SDK message files; side files yield nothing.

@@ -56,7 +56,8 @@ legacy task folders into it; that store is not read here.
 Cline SDK sessions (Cline CLI 4 and later)
     ``~/.cline/data/sessions/<id>/<id>.messages.json``: ``{version, sessionId, agent, system_prompt, messages}`` with
     the same message shapes (plus ``file`` blocks, kept as ``[file: path]`` and their text), beside the manifest
-    ``<id>.json`` (model, cwd, start time, status), which is read when present and is itself a side file.
+    ``<id>.json`` (model, cwd, start time, status), which is read when present and is itself a side file, and
+    ``<id>.compaction.json`` (the compacted copy the model saw later: a side file, not a second conversation).
 """
 
 from __future__ import annotations
@@ -522,6 +523,12 @@ def _describe(entry: Any) -> str:
     return json_type(entry)
 
 
+def sniff_side_file(path: Path) -> float:
+    """An SDK session's ``<id>.compaction.json``: the same messages as ``<id>.messages.json`` after compaction (the
+    model's shortened view, with the extension's summary notices), so not a second conversation."""
+    return 1.0 if path.name.endswith(".compaction.json") else 0.0
+
+
 def _iter_nothing(path: Path) -> Iterator[Conversation | ImportProblem]:
     return iter(())
 
@@ -592,8 +599,9 @@ SIDE_FILE_FORMAT = MemoryFormat(
     "cline_side_file",
     _iter_nothing,
     sniff_document=sniff_side_document,
+    sniff_file=sniff_side_file,
     side_file=True,
-    title="Cline / Roo Code / Kilo Code task side files (ui_messages.json, task_metadata.json, history_item.json, SDK session manifests)",
+    title="Cline / Roo Code / Kilo Code task side files (ui_messages.json, task_metadata.json, history_item.json, SDK session manifests and compactions)",
     where="beside api_conversation_history.json in a task folder; read with the task, nothing imported alone",
 )
 FORMATS = (FORMAT, ROO_CODE_FORMAT, KILO_CODE_FORMAT, SIDE_FILE_FORMAT)
