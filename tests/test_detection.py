@@ -242,3 +242,15 @@ def test_a_fifo_is_never_opened_given_or_met_on_a_walk(tmp_path: Path):
     assert [(Path(s.file).name, s.reason) for s in skipped] == [("pipe.jsonl", "not a regular file (a FIFO): only regular files are read")]
     [problem] = _within(20, lambda: list(detect.iter_memory([folder / "pipe.jsonl"])))
     assert isinstance(problem, ImportProblem) and "not a regular file (a FIFO)" in problem.message
+
+
+def test_a_database_store_is_read_whatever_the_file_size_limit(monkeypatch: pytest.MonkeyPatch):
+    """The size limit keeps text files from being read whole; a SQLite store is read row by row, so it is exempt,
+    while a JSON file over the limit is still refused."""
+    monkeypatch.setenv("MODEL_CUSTOMIZATION_MAX_FILE_BYTES", "1KiB")
+    store = FIXTURES / "cursor" / "workspace-state.vscdb"
+    assert store.stat().st_size > 1024
+    records = list(detect.iter_memory([store]))
+    assert any(isinstance(r, Conversation) for r in records)
+    [refused] = list(detect.iter_memory([OPENAI_SAMPLE]))
+    assert isinstance(refused, ImportProblem) and "limit" in refused.message

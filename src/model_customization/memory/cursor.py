@@ -364,6 +364,7 @@ FORMAT = MemoryFormat(
     sniff_file=sniff_file,
     options=frozenset({"include_thinking"}),
     suffixes=(".vscdb",),
+    database=True,
     title="Cursor chats",
     agent="Cursor",
     where="Cursor's User/globalStorage/state.vscdb (composerData and bubbleId keys) and "

@@ -248,13 +248,18 @@ def _claims_folder(folder: Path) -> bool:
     return any(score(f.sniff_folder, folder) > 0 for f in FORMATS)
 
 
+def _is_database(file: Path) -> bool:
+    """Whether a database format (read row by row, never whole) claims the file by its path and header alone."""
+    return any(f.database and score(f.sniff_file, file) > 0 for f in FORMATS)
+
+
 def _memory_suffixes() -> tuple[str, ...]:
     return (*JSON_LINE_SUFFIXES, *DOCUMENT_SUFFIXES, *dict.fromkeys(s for f in FORMATS for s in f.suffixes))
 
 
 def _iter_file(file: Path, options: dict[str, Any], verdict: Verdict | None, *, walked: bool, skipped: list[SkippedFile] | None) -> Iterator[Record]:
     size, limit = file.stat().st_size, memory_limits().max_file_bytes
-    if size > limit:
+    if size > limit and not _is_database(file):
         yield ImportProblem(str(file), 0, oversized_file_message(size, limit))
         return
     if _is_blank(file):

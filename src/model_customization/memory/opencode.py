@@ -480,6 +480,7 @@ FORMAT = MemoryFormat(
     sniff_folder=sniff_folder,
     options=frozenset({"include_thinking"}),
     suffixes=(".db",),
+    database=True,
     title="OpenCode sessions",
     agent="OpenCode",
     where="~/.local/share/opencode (opencode.db, or storage/session, message and part JSON files)",
