@@ -14,7 +14,10 @@ from .chatgpt_export import FEEDBACK_FORMAT as CHATGPT_FEEDBACK
 from .chatgpt_export import FORMAT as CHATGPT_EXPORT
 from .chatgpt_export import SHARED_INDEX_FORMAT as CHATGPT_SHARED_INDEX
 from .claude_code import iter_claude_code
+from .codex_cli import FORMAT as CODEX_CLI
 from .formats import JSON_DOCUMENT_SUFFIXES, JSON_LINE_SUFFIXES, MemoryFormat, score
+from .gemini_cli import FORMAT as GEMINI_CLI
+from .gemini_cli import SIDE_FORMAT as GEMINI_CLI_SIDE
 from .letta import FORMAT as LETTA
 from .mcp_memory import FORMAT as MCP_MEMORY
 from .openai_chat import iter_openai_chat
@@ -52,10 +55,13 @@ FORMATS: list[MemoryFormat] = [
         outcome_signals="tool errors, tool calls the user rejected, interruptions",
         locations=("~/.claude/projects", "~/.claude/transcripts"),
     ),
+    CODEX_CLI,
+    GEMINI_CLI,
     MCP_MEMORY,
     LETTA,
     CHATGPT_FEEDBACK,  # export side files: recognised so a folder import does not report them, they yield nothing
     CHATGPT_SHARED_INDEX,
+    GEMINI_CLI_SIDE,  # logs.json and tool restore points beside Gemini CLI chats
 ]
 _BY_NAME = {f.name: f for f in FORMATS}
 SUPPORTED_FORMATS: tuple[str, ...] = tuple(_BY_NAME)
