@@ -86,6 +86,7 @@ _CONTEXT_PREFIXES = (
 _WRAPPED_BLOCK = re.compile(r"^<([a-z]+(?:_[a-z]+)+)>.*</\1>$", re.DOTALL)
 _EXIT_CODE = re.compile(r"^(?:Exit code|Process exited with code):? (-?\d+)\s*$", re.MULTILINE)
 _REJECTIONS = ("rejected by user",)
+_CWD = re.compile(r"<cwd>([^<]+)</cwd>")
 _UUID_TAIL = re.compile(r"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$")
 
 
@@ -386,6 +387,10 @@ class _Session:
     def _context(self, text: str) -> None:
         if not text.strip():
             return
+        if "cwd" not in self.metadata:
+            found = _CWD.search(text)  # old rollouts name the working directory only in <environment_context>
+            if found:
+                self.metadata["cwd"] = found.group(1).strip()
         if self.seen_user:
             self.metadata["later_context_dropped"] = self.metadata.get("later_context_dropped", 0) + 1
         else:

@@ -48,6 +48,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from .formats import MemoryFormat
 from .reading import RecordError, json_type, read_json_lines, read_text
@@ -399,7 +400,7 @@ def _checkpoint(path: Path, history: list[Any], include_thinking: bool) -> Conve
     messages = builder.finish()
     if messages is None:
         return None
-    tag = path.stem.removeprefix("checkpoint-")
+    tag = unquote(path.stem.removeprefix("checkpoint-"))  # Gemini CLI percent-encodes the tag in the name
     metadata: dict[str, Any] = {"checkpoint_tag": tag}
     cwd = _project_root(path)
     if cwd:
