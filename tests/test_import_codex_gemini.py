@@ -377,3 +377,32 @@ def test_iter_memory_over_the_fixture_folders():
     # codex_cli: 4 rollout files, one session each; gemini_cli: 3 session documents, 1 JSONL log, 2 checkpoints
     # (logs.json is a side file and yields nothing).
     assert by_format == Counter(codex_cli=4, gemini_cli=6)
+
+
+def test_codex_compressed_rollout_without_a_decoder_says_what_is_missing(tmp_path, monkeypatch):
+    from model_customization.memory import codex_cli
+
+    path = tmp_path / "rollout-2026-07-04T00-00-00-11111111-1111-4111-8111-111111111111.jsonl.zst"
+    path.write_bytes(b"\x28\xb5\x2f\xfd\x00\x00")  # a zstd frame header: the content does not matter here
+    monkeypatch.setattr(codex_cli, "_zstd_decompressor", lambda: None)
+    assert detect.detect_format(path) == "codex_cli"
+    (problem,) = list(detect.iter_memory([path]))
+    assert isinstance(problem, ImportProblem) and "zstandard" in problem.message
+
+
+def test_codex_unknown_envelope_types_are_not_errors(tmp_path):
+    path = tmp_path / "rollout.jsonl"
+    path.write_text(
+        "\n".join(
+            [
+                envelope("session_meta", {"id": "s-1", "timestamp": "2026-09-01T00:00:00Z"}),
+                envelope("some_future_record", {"anything": 1}),
+                user_item("hi"),
+                envelope("response_item", {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "hello"}]}),
+            ]
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    conv = only_conversation(iter_codex_cli(path))
+    assert [m.role for m in conv.messages] == ["user", "assistant"]

@@ -54,7 +54,9 @@ Metadata: ``cwd`` and ``model`` (session meta, else the first turn context; ``mo
 the uuid in the file name); ``started_at`` the session meta timestamp.
 
 A file without at least one user and one assistant message yields nothing. Unreadable lines become
-ImportProblems; the rest of the file is still read. The file is read line by line, never whole.
+ImportProblems; the rest of the file is still read. The file is read line by line, never whole, except a
+zstd-compressed ``rollout-*.jsonl.zst`` (newer Codex may compress rollouts), which is decompressed in memory first
+when Python 3.14's ``compression.zstd`` or the ``zstandard`` package is there (else one ImportProblem says so).
 """
 
 from __future__ import annotations
@@ -198,7 +200,9 @@ class _Session:
             self._mark(line_no)
             self.take_meta(obj, obj.get("timestamp"))  # the old header line
             return
-        if isinstance(kind, str) and "payload" not in obj:
+        if isinstance(kind, str) and "payload" in obj:
+            return  # an envelope type newer than this reader: not part of the conversation as far as we know
+        if isinstance(kind, str):
             self._mark(line_no)
             self.take_item(obj)  # an old bare response item
             return
@@ -450,13 +454,19 @@ class _Session:
 def iter_codex_cli(path: Path, include_thinking: bool = False) -> Iterator[Conversation | ImportProblem]:
     path = Path(path)
     session = _Session(path, include_thinking)
+    data = None
+    if path.suffix.lower() == ".zst":
+        data = _decompress(path)
+        if isinstance(data, str):
+            yield ImportProblem(str(path), 0, data)
+            return
     if path.suffix.lower() == ".json":
         doc, problem = read_json_document(path)
         if problem is None and isinstance(doc, dict) and isinstance(doc.get("session"), dict):
             yield from _iter_document(path, doc, session)
             return
         # otherwise JSON Lines under a .json name: read it line by line below
-    yield from read_json_lines(path, session.take_line)  # only problems: take_line returns nothing
+    yield from read_json_lines(path, session.take_line, data=data)  # only problems: take_line returns nothing
     conv = session.conversation()
     if conv is not None:
         yield conv
@@ -541,8 +551,42 @@ def _output(output: Any) -> tuple[str, int | None, bool]:
 
 
 def _id_from_name(path: Path) -> str:
-    found = _UUID_TAIL.search(path.stem)
-    return found.group(1) if found else path.stem
+    stem = path.name.split(".", 1)[0]
+    found = _UUID_TAIL.search(stem)
+    return found.group(1) if found else stem
+
+
+def sniff_file(path: Path) -> float:
+    """Newer Codex may keep a rollout zstd-compressed, ``rollout-*.jsonl.zst``: judged by its name."""
+    name = Path(path).name
+    return 0.9 if name.startswith("rollout-") and name.endswith(".jsonl.zst") else 0.0
+
+
+def _zstd_decompressor() -> Any:
+    """A zstd stream reader factory, from Python 3.14's compression.zstd or the zstandard package; None without."""
+    try:
+        from compression import zstd  # type: ignore[import-not-found]  # Python 3.14+
+
+        return zstd.ZstdFile
+    except ImportError:
+        pass
+    try:
+        import zstandard  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    return lambda fh: zstandard.ZstdDecompressor().stream_reader(fh)
+
+
+def _decompress(path: Path) -> bytes | str:
+    """The decompressed bytes of a ``.jsonl.zst`` rollout, or a message saying why they cannot be read."""
+    opener = _zstd_decompressor()
+    if opener is None:
+        return "a zstd-compressed Codex rollout: reading it needs Python 3.14+ or the 'zstandard' package"
+    try:
+        with path.open("rb") as raw, opener(raw) as stream:
+            return stream.read()
+    except Exception as exc:  # noqa: BLE001 - any decoder failure means the same thing to the user
+        return f"cannot decompress this zstd rollout: {exc}"
 
 
 FORMAT = MemoryFormat(
@@ -550,7 +594,9 @@ FORMAT = MemoryFormat(
     iter_codex_cli,
     sniff_line=sniff_line,
     sniff_document=sniff_document,
+    sniff_file=sniff_file,
     options=frozenset({"include_thinking"}),
+    suffixes=(".zst",),
     title="Codex CLI rollouts",
     agent="Codex CLI",
     where="~/.codex/sessions/YYYY/MM/DD/rollout-<time>-<uuid>.jsonl (and ~/.codex/archived_sessions)",
