@@ -406,3 +406,24 @@ def test_codex_unknown_envelope_types_are_not_errors(tmp_path):
     )
     conv = only_conversation(iter_codex_cli(path))
     assert [m.role for m in conv.messages] == ["user", "assistant"]
+
+
+def test_codex_subagent_rollout_names_its_parent(tmp_path):
+    # Newer codex-rs writes a spawned subagent's rollout with its parent in the session meta's source, followed by
+    # a copy of the parent's meta line; the first meta names the file's session.
+    path = tmp_path / "rollout-2026-08-18T04-19-27-child.jsonl"
+    source = {"subagent": {"thread_spawn": {"parent_thread_id": "parent-session", "depth": 1}}}
+    path.write_text(
+        "\n".join(
+            [
+                envelope("session_meta", {"id": "child-session", "cwd": "/tmp/project", "source": source}),
+                envelope("session_meta", {"id": "parent-session", "cwd": "/elsewhere", "source": "vscode"}),
+                user_item("review docs/"),
+                envelope("response_item", {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "Two typos."}]}),
+            ]
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    conv = only_conversation(iter_codex_cli(path))
+    assert (conv.session_id, conv.parent_session_id, conv.metadata["cwd"]) == ("child-session", "parent-session", "/tmp/project")

@@ -48,6 +48,12 @@ command rejected by user``, ``patch rejected by user``); ``interrupted`` on a ``
 ``interrupted`` or ``replaced``), on the ``<turn_aborted>`` marker newer versions inject, and on a call answered
 ``aborted``.
 
+Subagents and forks: a rollout Codex writes for a spawned subagent names its parent in the session meta
+(``source.subagent.thread_spawn.parent_thread_id``): it becomes ``parent_session_id`` (and ``metadata["subagent"]``;
+``forked_from`` for a fork). Such a file may begin with a copy of the parent's session meta and history, which the
+child was started with: the first session meta names the file's session, later ones are ignored, and the copied
+history is kept as the start of the child's conversation (it is what the child's model saw).
+
 Metadata: ``cwd`` and ``model`` (session meta, else the first turn context; ``models`` when the session switched),
 ``agent_version`` (cli_version), ``originator``, ``source``, ``model_provider``, ``approval_policy``,
 ``sandbox_mode``, ``git_branch`` / ``git_commit`` / ``git_repository``. ``session_id`` is the session meta id (else
@@ -157,6 +163,7 @@ class _Session:
     path: Path
     include_thinking: bool
     session_id: str | None = None
+    parent_session_id: str | None = None
     started_at: str | None = None
     first_line: int | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
@@ -227,6 +234,13 @@ class _Session:
         ):
             if isinstance(meta.get(key), str) and meta[key]:
                 self.metadata.setdefault(meta_key, meta[key])
+        source = meta.get("source")
+        spawn = source.get("subagent", source.get("sub_agent")) if isinstance(source, dict) else None
+        spawn = spawn.get("thread_spawn") if isinstance(spawn, dict) else None
+        parent = spawn.get("parent_thread_id") if isinstance(spawn, dict) else meta.get("parent_thread_id")
+        if isinstance(parent, str) and parent:
+            self.parent_session_id = parent
+            self.metadata["subagent"] = True
         git = meta.get("git")
         if isinstance(git, dict):
             for key, meta_key in (("branch", "git_branch"), ("commit_hash", "git_commit"), ("repository_url", "git_repository")):
@@ -447,6 +461,7 @@ class _Session:
             source_format=SOURCE_FORMAT,
             started_at=self.started_at,
             outcome=self.outcome,
+            parent_session_id=self.parent_session_id,
             metadata=metadata,
         )
 
