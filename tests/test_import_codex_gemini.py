@@ -427,3 +427,31 @@ def test_codex_subagent_rollout_names_its_parent(tmp_path):
     )
     conv = only_conversation(iter_codex_cli(path))
     assert (conv.session_id, conv.parent_session_id, conv.metadata["cwd"]) == ("child-session", "parent-session", "/tmp/project")
+
+
+def test_codex_events_written_before_their_items_are_not_counted_twice(tmp_path):
+    path = tmp_path / "rollout.jsonl"
+    call = {"type": "function_call", "name": "shell", "arguments": '{"command":["ls"]}', "call_id": "c1"}
+    answer = {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "Two files."}]}
+    path.write_text(
+        "\n".join(
+            [
+                envelope("session_meta", {"id": "s-2", "timestamp": "2026-09-01T00:00:00Z"}),
+                envelope("event_msg", {"type": "user_message", "message": "what is here?"}),
+                envelope("event_msg", {"type": "agent_message", "message": "Two files."}),
+                user_item("what is here?"),
+                envelope("response_item", call),
+                envelope("response_item", {"type": "function_call_output", "call_id": "c1", "output": "a\nb\n"}),
+                envelope("response_item", answer),
+            ]
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    conv = only_conversation(iter_codex_cli(path))
+    assert [(m.role, m.content) for m in conv.messages] == [
+        ("user", "what is here?"),
+        ("assistant", ""),
+        ("tool", "a\nb\n"),
+        ("assistant", "Two files."),
+    ]

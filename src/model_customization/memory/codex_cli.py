@@ -15,9 +15,10 @@ files moved to ``~/.codex/archived_sessions/``), one session per file, in the th
 What becomes the conversation:
 
 * The ``response_item`` lines are what the model saw, in order; they make the messages. ``event_msg`` lines repeat
-  the user's prompts (``user_message``) and the answers (``agent_message``) for the UI: such an event is matched
-  against the response item carrying the same text and is used only when that item is missing (some rollouts,
-  e.g. trimmed copies, keep only the events), so nothing is counted twice.
+  the user's prompts (``user_message``) and the answers (``agent_message``) for the UI: at the end of the file each
+  such event is matched against the response items of its role carrying the same text (wherever they are: some
+  versions wrote events before items) and dropped; only an event without such an item (some rollouts, e.g.
+  trimmed copies, keep only the events) becomes a message, where the event stands. Nothing is counted twice.
 * Context Codex injects is not the user's request: developer-role messages (permissions and collaboration-mode
   instructions) and the user-role parts Codex writes itself (``<environment_context>``, ``<user_instructions>``,
   ``# AGENTS.md instructions for ...`` / ``<INSTRUCTIONS>``, ``<permissions instructions>``, ``<turn_aborted>``,
@@ -153,6 +154,14 @@ def sniff_document(doc: Any) -> float:
 
 
 @dataclass
+class _EventText:
+    """A prompt or answer known only from an event so far: see _Session._resolve_events."""
+
+    role: str
+    text: str
+
+
+@dataclass
 class _Assistant:
     message: Message
     parts: list[str] = field(default_factory=list)
@@ -169,7 +178,7 @@ class _Session:
     metadata: dict[str, Any] = field(default_factory=dict)
     models: list[str] = field(default_factory=list)
     system_parts: list[str] = field(default_factory=list)
-    messages: list[Message] = field(default_factory=list)
+    messages: list[Message | _EventText] = field(default_factory=list)
     outcome: Outcome = field(default_factory=Outcome)
     seen_user: bool = False
     open_assistant: _Assistant | None = None
@@ -177,9 +186,8 @@ class _Session:
     pending_thinking: list[str] = field(default_factory=list)
     calls: set[str] = field(default_factory=set)
     answered: set[str] = field(default_factory=set)
-    # Texts seen on one side (response items / events) and not yet matched on the other: see the module docstring.
-    item_texts: dict[str, list[str]] = field(default_factory=lambda: {"user": [], "assistant": []})
-    event_texts: dict[str, list[str]] = field(default_factory=lambda: {"user": [], "assistant": []})
+    # What the response items said, per role: an event saying the same is its UI twin (see the module docstring).
+    item_keys: dict[str, list[str]] = field(default_factory=lambda: {"user": [], "assistant": []})
 
     # -- lines --
 
@@ -296,7 +304,8 @@ class _Session:
             return
         if role == "assistant":
             text = "\n\n".join(t for t in texts if t.strip())
-            if text and not self._matches("assistant", text, from_event=False):
+            if text:
+                self.item_keys["assistant"].append(_key(text))
                 self._assistant_text(text)
             return
         if role != "user":
@@ -311,7 +320,8 @@ class _Session:
             elif text.strip():
                 spoken.append(text)
         text = "\n\n".join(spoken)
-        if text and not self._matches("user", text, from_event=False):
+        if text:
+            self.item_keys["user"].append(_key(text))
             self._user(text)
 
     def take_call(self, item: dict[str, Any]) -> None:
@@ -372,12 +382,13 @@ class _Session:
             text = event["message"]
             if _is_context(text):
                 return  # older versions echoed injected context as events too; the response item has it
-            if text.strip() and not self._matches("user", text, from_event=True):
-                self._user(text)
+            if text.strip():
+                # Placed where it happened; kept at the end only if no response item says the same.
+                self._user(text, from_event=True)
         elif kind == "agent_message" and isinstance(event.get("message"), str):
             text = event["message"]
-            if text.strip() and not self._matches("assistant", text, from_event=True):
-                self._assistant_text(text)
+            if text.strip():
+                self.messages.append(_EventText("assistant", text))
         elif kind == "turn_aborted":
             if event.get("reason") in ("interrupted", "replaced", None):
                 self.outcome.interrupted = True
@@ -387,18 +398,6 @@ class _Session:
                 self.outcome.user_rejected = True
             elif isinstance(event.get("exit_code"), int) and event["exit_code"] != 0:
                 self.outcome.is_error = True
-
-    def _matches(self, role: str, text: str, *, from_event: bool) -> bool:
-        """True when `text` is the twin of one already taken from the other side (item vs event); else remember it."""
-        key = " ".join(text.replace("[image]", " ").split())
-        other = self.item_texts[role] if from_event else self.event_texts[role]
-        for index, seen in enumerate(other):
-            # The event may lack what the item adds (image placeholders, attached context): near-equal is a twin.
-            if seen == key or (key and seen and (key in seen or seen in key)):
-                del other[index]
-                return True
-        (self.event_texts if from_event else self.item_texts)[role].append(key)
-        return False
 
     # -- building --
 
@@ -414,11 +413,11 @@ class _Session:
         else:
             self.system_parts.append(text.strip())
 
-    def _user(self, text: str) -> None:
+    def _user(self, text: str, *, from_event: bool = False) -> None:
         self.seen_user = True
         self.pending_thinking = []  # reasoning of an answer that never came
         self.open_assistant = None
-        self.messages.append(Message(role="user", content=text))
+        self.messages.append(_EventText("user", text) if from_event else Message(role="user", content=text))
 
     def _new_assistant(self) -> _Assistant:
         assistant = _Assistant(Message(role="assistant", content=""))
@@ -435,10 +434,27 @@ class _Session:
         self.pending_thinking = []
         target.parts.append(text)
 
+    def _resolve_events(self) -> list[Message]:
+        """Drop each event whose text a response item of the same role carries; the others become messages."""
+        unmatched = {role: list(keys) for role, keys in self.item_keys.items()}
+        messages: list[Message] = []
+        for m in self.messages:
+            if isinstance(m, _EventText):
+                key = _key(m.text)
+                twins = unmatched[m.role]
+                # The event may lack what the item adds (image placeholders, attached context): near-equal is a twin.
+                twin = next((i for i, k in enumerate(twins) if k == key or (k and key and (key in k or k in key))), None)
+                if twin is not None:
+                    del twins[twin]
+                    continue
+                m = Message(role=m.role, content=m.text)
+            messages.append(m)
+        return messages
+
     def conversation(self) -> Conversation | None:
         for assistant in self.assistants:
             assistant.message.content = "\n\n".join(p for p in assistant.parts if p.strip())
-        kept = [m for m in self.messages if m.role != "assistant" or m.content or m.tool_calls]
+        kept = [m for m in self._resolve_events() if m.role != "assistant" or m.content or m.tool_calls]
         roles = {m.role for m in kept}
         if "user" not in roles or "assistant" not in roles:
             return None
@@ -519,6 +535,10 @@ def _part_text(part: Any) -> str | None:
     if part.get("type") == "input_image":
         return "[image]"
     return None
+
+
+def _key(text: str) -> str:
+    return " ".join(text.replace("[image]", " ").split())
 
 
 def _is_context(text: str) -> bool:
