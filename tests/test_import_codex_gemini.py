@@ -455,3 +455,16 @@ def test_codex_events_written_before_their_items_are_not_counted_twice(tmp_path)
         ("tool", "a\nb\n"),
         ("assistant", "Two files."),
     ]
+
+
+def test_gemini_a_bad_message_costs_only_itself(tmp_path):
+    doc = json.loads(GEMINI_FILE_OPS.read_text(encoding="utf-8"))
+    doc["messages"].insert(3, "not a message")
+    doc["messages"].insert(5, {"id": "x", "type": "mystery", "content": "?"})
+    path = tmp_path / "session-broken.json"
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    records = list(iter_gemini_cli(path))
+    problems = [r.message for r in records if isinstance(r, ImportProblem)]
+    assert problems == ["message 4: expected an object, got a string", "message 6: unknown type 'mystery'"]
+    (conv,) = [r for r in records if isinstance(r, Conversation)]
+    assert sum(len(m.tool_calls) for m in conv.messages) == sum(len(m.get("toolCalls") or []) for m in doc["messages"] if isinstance(m, dict))

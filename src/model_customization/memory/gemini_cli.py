@@ -150,31 +150,29 @@ def iter_gemini_cli(path: Path, include_thinking: bool = False) -> Iterator[Conv
         yield ImportProblem(file, 0, "not a Gemini CLI session: no line with sessionId and projectHash")
         return
     meta = replay.metadata or {}
-    try:
-        conv = _session(path, meta, list(replay.messages.values()), include_thinking, replay.first_line)
-    except RecordError as exc:
-        yield ImportProblem(file, 0, str(exc))
-        return
+    problems: list[ImportProblem] = []
+    conv = _session(path, meta, list(replay.messages.values()), include_thinking, replay.first_line, problems)
+    yield from problems
     if conv is not None:
         yield conv
 
 
 def _iter_document(path: Path, doc: Any, include_thinking: bool) -> Iterator[Conversation | ImportProblem]:
     file = str(path)
-    try:
-        if _session_fit(doc):
-            messages = doc.get("messages")
-            if not isinstance(messages, list):
-                raise RecordError(f"'messages' must be a list, got {json_type(messages)}")
-            conv = _session(path, doc, messages, include_thinking, 1)
-        else:
-            history = doc.get("history") if isinstance(doc, dict) else doc
-            if not isinstance(history, list):
-                raise RecordError("not a Gemini CLI session or checkpoint: no sessionId/projectHash, no history list")
-            conv = _checkpoint(path, history, include_thinking)
-    except RecordError as exc:
-        yield ImportProblem(file, 0, str(exc))
-        return
+    problems: list[ImportProblem] = []
+    if _session_fit(doc):
+        messages = doc.get("messages")
+        if not isinstance(messages, list):
+            yield ImportProblem(file, 0, f"'messages' must be a list, got {json_type(messages)}")
+            return
+        conv = _session(path, doc, [(m, 0) for m in messages], include_thinking, 1, problems)
+    else:
+        history = doc.get("history") if isinstance(doc, dict) else doc
+        if not isinstance(history, list):
+            yield ImportProblem(file, 0, "not a Gemini CLI session or checkpoint: no sessionId/projectHash, no history list")
+            return
+        conv = _checkpoint(path, history, include_thinking, problems)
+    yield from problems
     if conv is not None:
         yield conv
 
@@ -184,7 +182,7 @@ class _Replay:
 
     def __init__(self) -> None:
         self.metadata: dict[str, Any] | None = None
-        self.messages: dict[str, dict[str, Any]] = {}
+        self.messages: dict[str, tuple[Any, int]] = {}  # id -> (record, line it was last written on)
         self.first_line: int = 1
 
     def take(self, obj: dict[str, Any], line_no: int) -> None:
@@ -196,11 +194,13 @@ class _Replay:
             else:
                 self.messages.clear()
         elif isinstance(obj.get("id"), str):
-            self.messages[obj["id"]] = obj  # a re-written record keeps its place, as a JavaScript Map does
+            self.messages[obj["id"]] = (obj, line_no)  # a re-written record keeps its place, as a JavaScript Map does
         elif isinstance(obj.get("$set"), dict):
             update = obj["$set"]
             if isinstance(update.get("messages"), list):
-                self.messages = {m["id"]: m for m in update["messages"] if isinstance(m, dict) and isinstance(m.get("id"), str)}
+                self.messages = {
+                    m["id"]: (m, line_no) for m in update["messages"] if isinstance(m, dict) and isinstance(m.get("id"), str)
+                }
             self.metadata = {**(self.metadata or {}), **{k: v for k, v in update.items() if k != "messages"}}
         elif isinstance(obj.get("sessionId"), str) and isinstance(obj.get("projectHash"), str):
             if self.metadata is None:
@@ -209,7 +209,7 @@ class _Replay:
             if isinstance(obj.get("messages"), list):  # a legacy document saved on one line
                 for m in obj["messages"]:
                     if isinstance(m, dict) and isinstance(m.get("id"), str):
-                        self.messages[m["id"]] = m
+                        self.messages[m["id"]] = (m, line_no)
         else:
             raise RecordError("not a Gemini CLI session record (no id, sessionId, $set or $rewindTo)")
 
@@ -294,24 +294,23 @@ class _Builder:
         return ([Message(role="system", content="\n\n".join(system))] if system else []) + self.messages
 
 
-def _session(path: Path, meta: dict[str, Any], records: list[Any], include_thinking: bool, first_line: int) -> Conversation | None:
+def _session(
+    path: Path,
+    meta: dict[str, Any],
+    lined: list[tuple[Any, int]],
+    include_thinking: bool,
+    first_line: int,
+    problems: list[ImportProblem],
+) -> Conversation | None:
+    """The conversation of a session's messages, each with the line it came from (0 in a document); a message that
+    cannot be read is reported in `problems` and the others are still read."""
     builder = _Builder(include_thinking)
-    for index, record in enumerate(records, start=1):
-        if not isinstance(record, dict):
-            raise RecordError(f"message {index}: expected an object, got {json_type(record)}")
-        kind = record.get("type")
-        content = _as_parts(record.get("content"))
-        if kind == "user":
-            builder.user(content)
-        elif kind == "gemini":
-            _gemini_message(builder, record, content)
-        elif kind == "info":
-            if _parts_text(content, thoughts=False).strip() in _CANCEL_NOTES:
-                builder.outcome.interrupted = True
-        elif kind == "error":
-            builder.ui_errors += 1
-        elif kind != "warning":
-            raise RecordError(f"message {index}: unknown type {kind!r}")
+    records = [record for record, _ in lined]
+    for index, (record, line_no) in enumerate(lined, start=1):
+        try:
+            _take_record(builder, record)
+        except RecordError as exc:
+            problems.append(ImportProblem(str(path), line_no, f"message {index}: {exc}"))
     messages = builder.finish()
     if messages is None:
         return None
@@ -348,6 +347,24 @@ def _session(path: Path, meta: dict[str, Any], records: list[Any], include_think
     )
 
 
+def _take_record(builder: _Builder, record: Any) -> None:
+    if not isinstance(record, dict):
+        raise RecordError(f"expected an object, got {json_type(record)}")
+    kind = record.get("type")
+    content = _as_parts(record.get("content"))
+    if kind == "user":
+        builder.user(content)
+    elif kind == "gemini":
+        _gemini_message(builder, record, content)
+    elif kind == "info":
+        if _parts_text(content, thoughts=False).strip() in _CANCEL_NOTES:
+            builder.outcome.interrupted = True
+    elif kind == "error":
+        builder.ui_errors += 1
+    elif kind != "warning":
+        raise RecordError(f"unknown type {kind!r}")
+
+
 def _gemini_message(builder: _Builder, record: dict[str, Any], content: list[Any]) -> None:
     model = record.get("model")
     if isinstance(model, str) and model and model not in builder.models:
@@ -380,11 +397,12 @@ def _gemini_message(builder: _Builder, record: dict[str, Any], content: list[Any
         builder.tool_result(tc["id"], tc.get("name"), text, status)
 
 
-def _checkpoint(path: Path, history: list[Any], include_thinking: bool) -> Conversation | None:
+def _checkpoint(path: Path, history: list[Any], include_thinking: bool, problems: list[ImportProblem]) -> Conversation | None:
     builder = _Builder(include_thinking)
     for index, content in enumerate(history, start=1):
         if not _is_content(content):
-            raise RecordError(f"history entry {index}: expected a Content object with 'role' and 'parts'")
+            problems.append(ImportProblem(str(path), 0, f"history entry {index}: expected a Content object with 'role' and 'parts'"))
+            continue
         parts = content["parts"]
         if content["role"] == "user":
             builder.user(parts)
