@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -207,8 +208,22 @@ def iter_files_within_roots(
             elif is_file and skipped is not None:
                 suffix = entry_path.suffix.lower()
                 skipped.append((entry_path, f"no memory format reads {suffix} files" if suffix else "no memory format reads files without a suffix"))
+            elif not is_file and skipped is not None:
+                skipped.append((entry_path, f"not a regular file ({file_kind(entry_path)}): only regular files are read"))
     found.sort(key=lambda item: item[0])  # Path order, as the rglob this replaces gave
     yield from found
+
+
+def file_kind(path: Path) -> str:
+    """What a path that is not a regular file is, in words (a FIFO would block a reader forever, a device never ends)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return "a broken link or unreadable entry"
+    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder")):
+        if test(mode):
+            return name
+    return "a regular file" if stat.S_ISREG(mode) else "a special file"
 
 
 def iter_limited_lines(handle: BinaryIO, max_line_bytes: int) -> Iterator[tuple[int, bytes | int]]:
