@@ -66,8 +66,12 @@ _DECLINED = ("User denied execution", "did not allow", "rejected")
 
 
 def _is_message_record(obj: Any) -> bool:
-    return isinstance(obj, dict) and isinstance(obj.get("id"), str) and obj.get("type") in _MESSAGE_TYPES and (
-        "content" in obj or "toolCalls" in obj
+    return (
+        isinstance(obj, dict)
+        and isinstance(obj.get("id"), str)
+        and obj.get("type") in _MESSAGE_TYPES
+        and "timestamp" in obj
+        and ("content" in obj or "toolCalls" in obj)
     )
 
 
