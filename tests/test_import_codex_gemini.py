@@ -255,7 +255,7 @@ def test_gemini_thoughts_only_on_request():
     plain = only_conversation(iter_gemini_cli(GEMINI_SESSION))
     thinking = only_conversation(iter_gemini_cli(GEMINI_SESSION, include_thinking=True))
     assert subject not in "".join(m.content for m in plain.messages)
-    assert thinking.messages[1].content.startswith(f"<thinking>{subject}")
+    assert thinking.messages[1].content.startswith(f"<thinking>{subject}\nI've processed")  # the "\\n\\n" lead dropped
     assert thinking.messages[1].content.endswith(doc["messages"][1]["content"])
 
 

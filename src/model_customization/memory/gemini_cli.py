@@ -45,6 +45,7 @@ recognises them so a folder walk does not report them, and they yield nothing.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,7 @@ _MESSAGE_TYPES = {"user", "gemini", "info", "error", "warning"}
 _CONTEXT_PREFIXES = ("<session_context>", "<hook_context>", "This is the Gemini CLI. We are setting up the context")
 _CONTEXT_ACK = "Got it. Thanks for the context!"
 _CANCEL_NOTES = ("Request cancelled.", "User cancelled the request.")
+_LEADING_ESCAPED_BREAKS = re.compile(r"^(?:\\n|\s)+")
 _DECLINED = ("User denied execution", "did not allow", "rejected")
 
 
@@ -377,7 +379,9 @@ def _gemini_message(builder: _Builder, record: dict[str, Any], content: list[Any
     for thought in record.get("thoughts") or []:
         if isinstance(thought, dict):
             subject, description = thought.get("subject"), thought.get("description")
-            thinking.append("\n".join(str(t).strip() for t in (subject, description) if isinstance(t, str) and t.strip()))
+            # Descriptions often open with a literal "\\n\\n" left by Gemini CLI's thought parsing: dropped.
+            texts = [_LEADING_ESCAPED_BREAKS.sub("", t).strip() for t in (subject, description) if isinstance(t, str)]
+            thinking.append("\n".join(t for t in texts if t))
     thinking += [p["text"] for p in content if isinstance(p, dict) and p.get("thought") is True and isinstance(p.get("text"), str)]
     tool_calls = [tc for tc in record.get("toolCalls") or [] if isinstance(tc, dict)]
     calls = [(tc["id"], str(tc.get("name", "")), tc.get("args")) for tc in tool_calls if isinstance(tc.get("id"), str)]
