@@ -468,3 +468,23 @@ def test_gemini_a_bad_message_costs_only_itself(tmp_path):
     assert problems == ["message 4: expected an object, got a string", "message 6: unknown type 'mystery'"]
     (conv,) = [r for r in records if isinstance(r, Conversation)]
     assert sum(len(m.tool_calls) for m in conv.messages) == sum(len(m.get("toolCalls") or []) for m in doc["messages"] if isinstance(m, dict))
+
+
+def test_gemini_thoughts_only_record_leads_the_next_answer(tmp_path):
+    lines = [
+        {"sessionId": "s-t", "projectHash": "h", "startTime": "2026-07-01T10:00:00.000Z", "kind": "main"},
+        {"id": "0", "timestamp": "2026-07-01T10:00:00.000Z", "type": "user", "content": [{"text": "<session_context>\nThis is the Gemini CLI.\n</session_context>"}]},
+        {"id": "u", "timestamp": "2026-07-01T10:00:01.000Z", "type": "user", "content": [{"text": "port the "}, {"text": "env loader"}]},
+        {"id": "g1", "timestamp": "2026-07-01T10:00:02.000Z", "type": "gemini", "content": "", "thoughts": [{"subject": "plan", "description": "read it first"}]},
+        {"id": "g2", "timestamp": "2026-07-01T10:00:03.000Z", "type": "gemini", "content": "Ported.", "model": "gemini-3-pro"},
+    ]
+    path = tmp_path / "session-2026-07-01T10-00-s-t.jsonl"
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines), encoding="utf-8")
+    plain = only_conversation(iter_gemini_cli(path))
+    assert [(m.role, m.content) for m in plain.messages] == [
+        ("system", "<session_context>\nThis is the Gemini CLI.\n</session_context>"),
+        ("user", "port the env loader"),
+        ("assistant", "Ported."),
+    ]
+    thinking = only_conversation(iter_gemini_cli(path, include_thinking=True))
+    assert thinking.messages[-1].content == "<thinking>plan\nread it first</thinking>\n\nPorted."

@@ -232,6 +232,7 @@ class _Builder:
         self.answered: set[str] = set()
         self.models: list[str] = []
         self.ui_errors = 0
+        self.pending_thinking: list[str] = []
 
     def context(self, text: str) -> None:
         if not self.seen_user:
@@ -255,6 +256,7 @@ class _Builder:
             return
         self.seen_user = True
         self.after_context = False
+        self.pending_thinking = []
         self.messages.append(Message(role="user", content=text))
 
     def assistant(self, text: str, thinking: list[str], calls: list[tuple[str, str, Any]]) -> Message | None:
@@ -262,6 +264,10 @@ class _Builder:
             self.after_context = False
             return None
         parts = [f"<thinking>{t}</thinking>" for t in thinking if t.strip()] if self.include_thinking else []
+        if not text.strip() and not calls:
+            self.pending_thinking += parts  # a thoughts-only record: its thoughts lead the next answer
+            return None
+        parts, self.pending_thinking = self.pending_thinking + parts, []
         if text.strip():
             parts.append(text)
         message = Message(role="assistant", content="\n\n".join(parts))
@@ -467,7 +473,7 @@ def _parts_text(parts: list[Any], *, thoughts: bool) -> str:
                 texts.append(part["text"])
         elif "inlineData" in part or "fileData" in part:
             texts.append("[file]")
-    return "\n".join(texts)
+    return "".join(texts)  # as Gemini CLI's own partListUnionToString joins parts
 
 
 def _response_text(response: dict[str, Any]) -> str:
