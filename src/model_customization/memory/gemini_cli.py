@@ -26,7 +26,8 @@ Gemini CLI itself sends (``<session_context>`` / "This is the Gemini CLI. We are
 start with ``/`` or ``?`` are CLI commands, which Gemini CLI itself leaves out of a resumed chat; so do we.
 
 Thoughts (``thoughts: [{subject, description}]`` and ``thought: true`` parts) are kept only with
-``include_thinking``, as ``<thinking>...</thinking>`` before the answer.
+``include_thinking``, as ``<thinking>...</thinking>`` before the answer (a record holding only thoughts lends them
+to the next answer).
 
 Outcome: a tool call with status ``error`` sets ``is_error``; status ``cancelled`` sets ``user_rejected`` when the
 user declined it (Gemini writes "User denied execution" / "did not allow") and ``interrupted`` otherwise; the
