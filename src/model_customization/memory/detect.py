@@ -17,8 +17,11 @@ from .chatgpt_export import FORMAT as CHATGPT_EXPORT
 from .chatgpt_export import SHARED_INDEX_FORMAT as CHATGPT_SHARED_INDEX
 from .claude_code import iter_claude_code
 from .cline import FORMATS as CLINE_FORMATS
+from .codex_cli import FORMAT as CODEX_CLI
 from .cursor import FORMAT as CURSOR
 from .formats import JSON_DOCUMENT_SUFFIXES, JSON_LINE_SUFFIXES, MemoryFormat, score
+from .gemini_cli import FORMAT as GEMINI_CLI
+from .gemini_cli import SIDE_FORMAT as GEMINI_CLI_SIDE
 from .letta import FORMAT as LETTA
 from .mcp_memory import FORMAT as MCP_MEMORY
 from .openai_chat import iter_openai_chat
@@ -59,6 +62,8 @@ FORMATS: list[MemoryFormat] = [
         outcome_signals="tool errors, tool calls the user rejected, interruptions",
         locations=("~/.claude/projects", "~/.claude/transcripts"),
     ),
+    CODEX_CLI,
+    GEMINI_CLI,
     MCP_MEMORY,
     LETTA,
     *CLINE_FORMATS,  # cline, roo_code, kilo_code, and their task side files
@@ -70,6 +75,7 @@ FORMATS: list[MemoryFormat] = [
     OPENCODE,
     OPENCODE_SIDE,  # OpenCode message, part and project files: read through their session file, yield nothing alone
     CURSOR,
+    GEMINI_CLI_SIDE,  # logs.json and tool restore points beside Gemini CLI chats
 ]
 _BY_NAME = {f.name: f for f in FORMATS}
 SUPPORTED_FORMATS: tuple[str, ...] = tuple(_BY_NAME)
