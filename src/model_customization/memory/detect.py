@@ -18,13 +18,18 @@ from .chatgpt_export import FEEDBACK_FORMAT as CHATGPT_FEEDBACK
 from .chatgpt_export import FORMAT as CHATGPT_EXPORT
 from .chatgpt_export import SHARED_INDEX_FORMAT as CHATGPT_SHARED_INDEX
 from .claude_code import iter_claude_code
+from .cline import FORMATS as CLINE_FORMATS
+from .codex_cli import FORMAT as CODEX_CLI
 from .cursor import FORMAT as CURSOR
 from .formats import JSON_DOCUMENT_SUFFIXES, JSON_LINE_SUFFIXES, MemoryFormat, score
+from .gemini_cli import FORMAT as GEMINI_CLI
+from .gemini_cli import SIDE_FORMAT as GEMINI_CLI_SIDE
 from .letta import FORMAT as LETTA
 from .mcp_memory import FORMAT as MCP_MEMORY
 from .openai_chat import iter_openai_chat
 from .opencode import FORMAT as OPENCODE
 from .opencode import SIDE_FORMAT as OPENCODE_SIDE
+from .openhands import FORMATS as OPENHANDS_FORMATS
 from .otel_genai import FORMAT as OTEL_GENAI
 from .reading import read_text
 from .records import ImportProblem, Record, SkippedFile
@@ -59,8 +64,12 @@ FORMATS: list[MemoryFormat] = [
         outcome_signals="tool errors, tool calls the user rejected, interruptions",
         locations=("~/.claude/projects", "~/.claude/transcripts"),
     ),
+    CODEX_CLI,
+    GEMINI_CLI,
     MCP_MEMORY,
     LETTA,
+    *CLINE_FORMATS,  # cline, roo_code, kilo_code, and their task side files
+    *OPENHANDS_FORMATS,  # openhands (V0 events), openhands_v1 (conversation folders)
     CHATGPT_FEEDBACK,  # export side files: recognised so a folder import does not report them, they yield nothing
     CHATGPT_SHARED_INDEX,
     AIDER,
@@ -68,6 +77,7 @@ FORMATS: list[MemoryFormat] = [
     OPENCODE,
     OPENCODE_SIDE,  # OpenCode message, part and project files: read through their session file, yield nothing alone
     CURSOR,
+    GEMINI_CLI_SIDE,  # logs.json and tool restore points beside Gemini CLI chats
     *CASS_MEMORY_FORMATS,  # outcome records (joined to the sessions they name by iter_memory), diary entries, logs
 ]
 _BY_NAME = {f.name: f for f in FORMATS}
