@@ -43,12 +43,23 @@ def _lines(path: Path) -> int:
 # One sample per format with an agent: (the file or folder, where under the format's first location it goes, the
 # sessions it holds counted by hand or from the file). Other agents' samples are added here as their formats land.
 OPENCODE_STORAGE = FIXTURES / "opencode" / "storage"
+CODEX_ROLLOUT = FIXTURES / "codex_cli" / "rollout-2026-05-11T11-26-55-019e1625-789d-76c0-80ab-3724b5ddb799.jsonl"
+GEMINI_SESSION = FIXTURES / "gemini_cli" / "session-2025-12-01T21-45-5b959dae.json"
+CLINE_TASKS = FIXTURES / "cline"
+OPENHANDS_V1 = FIXTURES / "openhands" / "v1-conversations" / "11111111222233334444555555555555"
 SAMPLES: dict[str, tuple[Path, str, int]] = {
     "claude_code": (CLAUDE_SESSION, "-home-alice-demo/" + CLAUDE_SESSION.name, 1),  # one transcript file, one session
     "letta": (FIXTURES / "letta" / "agent_file_current.af", "agent.af", 1),  # one agent file
     # OpenCode: one JSON file per session under storage/session/<project>/
     "opencode": (OPENCODE_STORAGE, "storage", len(list((OPENCODE_STORAGE / "session").rglob("ses_*.json")))),
     "cass_memory_outcomes": (CASS_OUTCOMES, "", _lines(CASS_OUTCOMES)),  # the location is the log itself: one record a line
+    # One rollout file, one session file, one task or conversation folder: one session each.
+    "codex_cli": (CODEX_ROLLOUT, "2026/05/11/" + CODEX_ROLLOUT.name, 1),
+    "gemini_cli": (GEMINI_SESSION, "5b959dae0hash/chats/" + GEMINI_SESSION.name, 1),
+    "cline": (CLINE_TASKS / "saoudrizwan.claude-dev" / "tasks" / "1764950400000", "1764950400000", 1),
+    "roo_code": (CLINE_TASKS / "rooveterinaryinc.roo-cline" / "tasks" / "0196c0b2-5a3e-7c41-9d3e-2f8b7a6c1e90", "0196c0b2-5a3e-7c41-9d3e-2f8b7a6c1e90", 1),
+    "kilo_code": (CLINE_TASKS / "kilocode.kilo-code" / "tasks" / "b3f1c2d4-0a9e-4c7b-8e21-6d5f4a3b2c10", "b3f1c2d4-0a9e-4c7b-8e21-6d5f4a3b2c10", 1),
+    "openhands_v1": (OPENHANDS_V1, OPENHANDS_V1.name, 1),
 }
 WHEN = datetime(2025, 9, 3, 0, 47, 19, tzinfo=UTC).timestamp()
 LATER = datetime(2025, 9, 7, 9, 52, 3, tzinfo=UTC).timestamp()
