@@ -1,8 +1,8 @@
 """MCP prompts: ready-made instructions a user picks in their client (a slash command in Claude Code, say).
 
-`specialize_agent` walks an agent through the whole loop with the real tool names and arguments (from find_memory
-when no memory paths are given); `review_dataset`
-puts a stored dataset's card and a few examples in front of a person (or an agent) for approval.
+`specialize_agent` walks an agent through the whole loop with the real tool names and arguments, starting at
+find_memory when no memory paths are given; `review_dataset` puts a stored dataset's card and a few examples in front
+of a person (or an agent) for approval.
 
 Every tool call a prompt asks for is written as: call `<tool>` with arguments `{json}`. tests/test_prompts.py reads
 that form back and checks each tool and argument against the server's tools/list, so a renamed tool or argument
@@ -77,9 +77,9 @@ def specialize_agent_text(
             f"0. Find the memory: {call('find_memory', {})}.",
             "   It lists, per agent and folder, the sessions, bytes, first and last date, and whether the folder is "
             "allowed (the server reads only inside its allowed roots). Show the user what you found and ask the user which "
-            "memory to learn from (the usual places: "
-            f"{agent_folders_sentence()}). For a folder that is not allowed, show its how_to_allow and let the user "
-            "decide; never change the allowed roots yourself. Stop if nothing is found and the user has no other transcripts.",
+            f"memory to learn from (the usual places: {agent_folders_sentence()}); the chosen locations' paths go into "
+            "step 1. For a folder that is not allowed, show its how_to_allow and let the user decide; never change the "
+            "allowed roots yourself. Stop if nothing is found and the user has no other transcripts.",
             "",
         ]
     lines += [
