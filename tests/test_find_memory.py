@@ -214,6 +214,14 @@ def test_counting_stops_at_its_budget_and_links_out_are_not_followed(home: Path,
     assert listed.sessions == 4 and listed.complete  # a, b, c and the link that stays inside
     assert "1 symbolic link(s) leading out of the folder not followed" in listed.note
 
+    # A location that is itself a link (projects kept on another disk) stands for its target.
+    moved = tmp_path / "other-disk" / "projects"
+    moved.parent.mkdir()
+    (home / ".claude" / "projects").rename(moved)
+    (home / ".claude" / "projects").symlink_to(moved, target_is_directory=True)
+    (listed,) = find_memory(agent="Claude Code").locations
+    assert listed.sessions == 4 and listed.folder == str(home / ".claude" / "projects")
+
     monkeypatch.setattr(discovery, "MAX_ENTRIES_PER_LOCATION", 3)  # the folder p, then two of its files
     (listed,) = find_memory(agent="Claude Code").locations
     assert listed.complete is False and listed.sessions == 2 and "stopped counting after 3 entries" in listed.note

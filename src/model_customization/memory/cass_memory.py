@@ -361,14 +361,14 @@ def _keep_latest(index: dict[str, SessionOutcome], key: str, record: SessionOutc
 def load_outcome_signals(files: Sequence[Path]) -> tuple[OutcomeSignals, list[ImportProblem]]:
     records: list[SessionOutcome] = []
     problems: list[ImportProblem] = []
-    order = 0
+    order = 0  # records of later files come after those of earlier ones when their recordedAt is equal
     for file in files:
         for item in read_outcome_file(file, start=order):
             if isinstance(item, ImportProblem):
                 problems.append(item)
             else:
                 records.append(item)
-        order = max([order, *(record.order for record in records)]) + 1
+        order = (records[-1].order if records else order) + 1
     return OutcomeSignals(records), problems
 
 

@@ -83,7 +83,7 @@ def find_memory(home: Path | None = None, agent: str | None = None) -> MemoryFou
         for location in fmt.locations:
             for folder in _expand(location, home):
                 looked_in.append(str(folder))
-                if not (folder.is_dir() or folder.is_file()) or folder.is_symlink():
+                if not (folder.is_dir() or folder.is_file()):  # a location that is a link stands for its target
                     continue
                 tally = _count(fmt, folder)
                 if tally.files == 0 and tally.sessions == 0:
