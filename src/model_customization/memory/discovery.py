@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -81,6 +82,8 @@ def find_memory(home: Path | None = None, agent: str | None = None) -> MemoryFou
         if not fmt.agent or (agent and fmt.agent.lower() != agent.strip().lower()):
             continue
         for location in fmt.locations:
+            if not _for_this_system(location):
+                continue
             for folder in _expand(location, home):
                 looked_in.append(str(folder))
                 if not (folder.is_dir() or folder.is_file()):  # a location that is a link stands for its target
@@ -111,6 +114,15 @@ def find_memory(home: Path | None = None, agent: str | None = None) -> MemoryFou
                     )
                 )
     return MemoryFound(locations=found, looked_in=looked_in, allowed_roots=[str(root) for root in roots], next_step=_next_step(found, agent))
+
+
+def _for_this_system(location: str) -> bool:
+    """macOS keeps application data under ~/Library/Application Support, Windows under ~/AppData; formats list all."""
+    if "/Library/Application Support/" in location:
+        return sys.platform == "darwin"
+    if "/AppData/" in location:
+        return sys.platform == "win32"
+    return True
 
 
 def _expand(location: str, home: Path) -> list[Path]:
