@@ -93,12 +93,13 @@ def default_agent_memory_dirs() -> list[str]:
 
     declared = [*DEFAULT_AGENT_MEMORY_DIRS, *(location for fmt in FORMATS for location in fmt.locations)]
     home = Path.home().resolve()
+    secrets = _credential_paths()
     found: list[str] = []
     for location in dict.fromkeys(declared):
         expanded = os.path.expanduser(location)
         for candidate in sorted(glob.glob(expanded)) if glob.has_magic(expanded) else [expanded]:
             if Path(candidate).resolve() != home:
-                found += [str(part) for part in credential_free_parts(Path(candidate))]
+                found += [str(part) for part in credential_free_parts(Path(candidate), secrets)]
     return found
 
 
@@ -106,25 +107,26 @@ def _credential_paths() -> list[Path]:
     return [Path(p).expanduser().resolve() for p in CREDENTIAL_PATHS] + sorted(_config_files())
 
 
-def holds_credentials(path: Path) -> bool:
+def holds_credentials(path: Path, secrets: Sequence[Path] | None = None) -> bool:
     """Whether a path is a credentials file or folder (CREDENTIAL_PATHS, the config file), or lies above one."""
     real = Path(path).resolve()
-    return any(secret == real or secret.is_relative_to(real) for secret in _credential_paths())
+    return any(secret == real or secret.is_relative_to(real) for secret in (_credential_paths() if secrets is None else secrets))
 
 
-def credential_free_parts(folder: Path) -> list[Path]:
+def credential_free_parts(folder: Path, secrets: Sequence[Path] | None = None) -> list[Path]:
     """The folder itself when it holds no credentials; otherwise its entries that hold none (one level down; none when
     the folder does not exist or is itself a credentials path)."""
     folder = Path(folder)
-    if not holds_credentials(folder):
+    secrets = _credential_paths() if secrets is None else secrets
+    if not holds_credentials(folder, secrets):
         return [folder]
-    if folder.is_symlink() or not folder.is_dir() or any(secret == folder.resolve() for secret in _credential_paths()):
+    if folder.is_symlink() or not folder.is_dir() or folder.resolve() in secrets:
         return []
     try:
         entries = sorted(Path(entry.path) for entry in os.scandir(folder))
     except OSError:
         return []
-    return [entry for entry in entries if not holds_credentials(entry)]
+    return [entry for entry in entries if not holds_credentials(entry, secrets)]
 
 
 def _working_directory() -> list[str]:
