@@ -1,4 +1,5 @@
-"""Write docs/reference.md, the tool, resource and prompt reference, from what the server itself publishes.
+"""Write docs/reference.md, the tool, resource and prompt reference, from what the server itself publishes, and the
+README's memory formats table from the format registry.
 
 The server is built in process on an empty, throw-away data home and asked, as an MCP client would, for
 tools/list, resources/list, resources/templates/list and prompts/list; the page is rendered from those answers
@@ -22,6 +23,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = REPO / "docs" / "reference.md"
+README = REPO / "README.md"
 COMMAND = "python scripts/gen_reference.py"
 ANNOTATION_HINTS = (
     ("read_only_hint", "read-only"),
@@ -230,6 +232,7 @@ def render_reference(surface: dict[str, Any]) -> str:
         "```",
         "",
         *_provider_lines(surface.get("providers") or []),
+        *_memory_format_lines(),
         "## Tools",
         "",
         "| tool | what it is for | annotations |",
@@ -296,6 +299,20 @@ def render_reference(surface: dict[str, Any]) -> str:
     return "\n".join(out).rstrip("\n") + "\n"
 
 
+def _memory_format_lines() -> list[str]:
+    from model_customization.memory.catalog import formats_table
+
+    return [
+        "## Memory formats",
+        "",
+        "What build_dataset_from_memory and find_memory read, from the format registry (`memory/detect.py`): detection",
+        "asks every format's sniffers and takes the best fit, per file (or per folder, for formats kept as folders).",
+        "",
+        formats_table(),
+        "",
+    ]
+
+
 def _provider_lines(declared: list[dict[str, Any]]) -> list[str]:
     if not declared:
         return []
@@ -343,19 +360,28 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Write the tool, resource and prompt reference from the live server.")
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 with a diff when the file is out of date")
     parser.add_argument("--output", type=Path, default=REFERENCE, help=f"where the page goes (default {REFERENCE.relative_to(REPO)})")
+    parser.add_argument("--readme", type=Path, default=README, help="the README whose memory formats table is rewritten")
     args = parser.parse_args(argv)
-    text = generate()
+    from model_customization.memory.catalog import readme_with_table
+
+    pages = [(args.output, generate())]
+    if args.readme.is_file():
+        pages.append((args.readme, readme_with_table(args.readme.read_text(encoding="utf-8"))))
     if args.check:
-        current, diff = check(args.output, text)
-        if current:
-            print(f"{args.output} is up to date.")
-            return 0
-        sys.stdout.write(diff)
-        print(f"\n{args.output} is out of date: run `{COMMAND}` and commit the result.", file=sys.stderr)
-        return 1
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(text, encoding="utf-8")
-    print(f"wrote {args.output}")
+        stale = 0
+        for path, text in pages:
+            current, diff = check(path, text)
+            if current:
+                print(f"{path} is up to date.")
+                continue
+            stale += 1
+            sys.stdout.write(diff)
+            print(f"\n{path} is out of date: run `{COMMAND}` and commit the result.", file=sys.stderr)
+        return 1 if stale else 0
+    for path, text in pages:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        print(f"wrote {path}")
     return 0
 
 

@@ -31,6 +31,7 @@ from pathlib import Path
 import pytest
 from helpers import assert_tool_results_answer_earlier_calls, n_tool_calls, roles
 
+from model_customization.memory.formats import score
 from model_customization.memory import chatgpt_export, detect, sharegpt
 from model_customization.memory.chatgpt_export import FEEDBACK_FORMAT, SHARED_INDEX_FORMAT, iter_chatgpt_export
 from model_customization.memory.chatgpt_export import FORMAT as CHATGPT_FORMAT
@@ -247,7 +248,7 @@ def _claims(fmt, path: Path) -> bool:
             doc = json.loads(data.decode("utf-8-sig"))
         except (UnicodeDecodeError, json.JSONDecodeError):
             doc = None
-        if doc is not None and detect._safe(fmt.sniff_document, doc):
+        if doc is not None and score(fmt.sniff_document, doc) > 0:
             return True
     if fmt.sniff_line is not None:
         for raw in data.splitlines()[:20]:
@@ -255,7 +256,7 @@ def _claims(fmt, path: Path) -> bool:
                 obj = json.loads(raw)
             except (UnicodeDecodeError, json.JSONDecodeError):
                 continue
-            if detect._safe(fmt.sniff_line, obj):
+            if score(fmt.sniff_line, obj) > 0:
                 return True
     return False
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from model_customization.memory.formats import score
 from model_customization.memory import detect
 from model_customization.memory import letta, mcp_memory
 from model_customization.memory.letta import iter_letta
@@ -475,8 +476,8 @@ def _sniff_inputs(path: Path):
 
 def _claims(fmt, path: Path) -> bool:
     documents, lines = _sniff_inputs(path)
-    by_doc = fmt.sniff_document is not None and any(detect._safe(fmt.sniff_document, d) for d in documents)
-    by_line = fmt.sniff_line is not None and any(detect._safe(fmt.sniff_line, o) for o in lines)
+    by_doc = fmt.sniff_document is not None and any(score(fmt.sniff_document, d) > 0 for d in documents)
+    by_line = fmt.sniff_line is not None and any(score(fmt.sniff_line, o) > 0 for o in lines)
     return by_doc or by_line
 
 

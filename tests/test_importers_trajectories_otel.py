@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from model_customization.memory.formats import score
 from model_customization.memory import detect
 from model_customization.memory.otel_genai import FORMAT as OTEL_FORMAT
 from model_customization.memory.otel_genai import iter_otel_genai
@@ -504,8 +505,8 @@ def _sniff_new(path: Path, formats=NEW_FORMATS) -> list[str]:
         if len(lines) >= 20:
             break
     for fmt in formats:
-        hit = document is not None and fmt.sniff_document is not None and detect._safe(fmt.sniff_document, document)
-        hit = hit or (fmt.sniff_line is not None and any(detect._safe(fmt.sniff_line, obj) for obj in lines))
+        hit = document is not None and fmt.sniff_document is not None and score(fmt.sniff_document, document) > 0
+        hit = hit or (fmt.sniff_line is not None and any(score(fmt.sniff_line, obj) > 0 for obj in lines))
         if hit:
             claimed.append(fmt.name)
     return claimed

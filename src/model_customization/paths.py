@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator, Sequence
+import stat
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -147,11 +148,25 @@ def check_writable_dir(path: str | os.PathLike[str], *, home: Path, what: str = 
     return real
 
 
-def iter_files_within_roots(folder: Path, suffixes: Sequence[str]) -> Iterator[tuple[Path, str | None]]:
+# Folders a walk never enters: version-control data, dependencies and caches hold no agent memory, and a project
+# folder's .git alone can hold many thousand files. Each is reported as skipped, by name.
+SKIPPED_FOLDER_NAMES = frozenset({".git", ".hg", ".svn", "node_modules", "__pycache__", ".venv", "venv", ".tox", ".mypy_cache", ".pytest_cache", ".ruff_cache"})
+
+
+def iter_files_within_roots(
+    folder: Path,
+    suffixes: Sequence[str],
+    *,
+    claim_folder: Callable[[Path], bool] | None = None,
+    skipped: list[tuple[Path, str]] | None = None,
+) -> Iterator[tuple[Path, str | None]]:
     """(file, None) for each file with one of `suffixes` below `folder`, sorted; (path, reason) for each symbolic
     link below it (to a file or a folder) that points outside the allowed roots, which is not followed.
 
-    Links to folders inside the roots are followed (each real folder once, so link cycles end)."""
+    Links to folders inside the roots are followed (each real folder once, so link cycles end). A folder that
+    `claim_folder` accepts is yielded as (folder, None) instead of being entered (a format whose unit is a folder).
+    Files passed over for their suffix, and folders never entered (SKIPPED_FOLDER_NAMES), are appended to `skipped`
+    as (path, reason) when a list is given."""
     roots = allowed_roots()
     found: list[tuple[Path, str | None]] = []
     visited: set[Path] = set()
@@ -181,11 +196,34 @@ def iter_files_within_roots(folder: Path, suffixes: Sequence[str]) -> Iterator[t
                     found.append((entry_path, f"symbolic link to {target}, outside the allowed roots; not followed ({_how_to_add()})"))
                     continue
             if is_dir:
-                pending.append(entry_path)
+                if entry.name in SKIPPED_FOLDER_NAMES:
+                    if skipped is not None:
+                        skipped.append((entry_path, f"folder not entered ({entry.name} holds no agent memory)"))
+                elif claim_folder is not None and claim_folder(entry_path):
+                    found.append((entry_path, None))
+                else:
+                    pending.append(entry_path)
             elif is_file and entry_path.suffix.lower() in suffixes:
                 found.append((entry_path, None))
+            elif is_file and skipped is not None:
+                suffix = entry_path.suffix.lower()
+                skipped.append((entry_path, f"no memory format reads {suffix} files" if suffix else "no memory format reads files without a suffix"))
+            elif not is_file and skipped is not None:
+                skipped.append((entry_path, f"not a regular file ({file_kind(entry_path)}): only regular files are read"))
     found.sort(key=lambda item: item[0])  # Path order, as the rglob this replaces gave
     yield from found
+
+
+def file_kind(path: Path) -> str:
+    """What a path that is not a regular file is, in words (a FIFO would block a reader forever, a device never ends)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return "a broken link or unreadable entry"
+    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder")):
+        if test(mode):
+            return name
+    return "a regular file" if stat.S_ISREG(mode) else "a special file"
 
 
 def iter_limited_lines(handle: BinaryIO, max_line_bytes: int) -> Iterator[tuple[int, bytes | int]]:

@@ -29,6 +29,10 @@ def _show_built(result: dict[str, Any]) -> None:
         console.print(f"dropped: {result['dropped']}")
     for problem in result["problems"]:
         console.print(f"[yellow]problem:[/yellow] {problem}")
+    for skipped in result.get("skipped", []):
+        console.print(f"[dim]skipped:[/dim] {skipped}")
+    if result.get("skipped_count", 0) > len(result.get("skipped", [])):
+        console.print(f"[dim]... {result['skipped_count'] - len(result['skipped'])} more skipped[/dim]")
 
 
 @command(dataset_app, "build", request=BuildDatasetRequest, positional=("paths",), flags={"sources": ("--source", "--sources")}, render=_show_built)
@@ -41,6 +45,8 @@ def dataset_build(ws: Workspace, request: BuildDatasetRequest) -> dict[str, Any]
         "dropped": result.dropped,
         "problem_count": result.problem_count,
         "problems": result.problems,
+        "skipped_count": result.skipped_count,
+        "skipped": result.skipped,
         "already_existed": result.already_existed,
         "redactions": result.card.get("redactions", {}),
     }

@@ -31,7 +31,7 @@ from model_customization.datasets.redaction import redact_conversation, redact_t
 from model_customization.datasets.tokens import count_chat_tokens
 from model_customization.errors import NotFoundError, UserError
 from model_customization.memory.detect import SUPPORTED_FORMATS, iter_memory
-from model_customization.memory.records import Conversation, ImportProblem, Message, PreferencePair
+from model_customization.memory.records import Conversation, ImportProblem, Message, PreferencePair, SkippedFile
 from model_customization.operations.datasets import BuildDatasetRequest
 from model_customization.paths import check_readable
 from model_customization.storage import atomic_folder
@@ -52,6 +52,8 @@ class BuildResult:
     dropped: dict[str, int]
     already_existed: bool
     card: dict[str, Any] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)  # files a folder walk passed over, with why (first 50)
+    skipped_count: int = 0
 
 
 def _sha256_file(path: Path) -> str:
@@ -266,7 +268,8 @@ def _build(
         if is_new(example):
             keep(pair.session_id, example)
 
-    for item in iter_memory(resolved):
+    passed_over: list[SkippedFile] = []
+    for item in iter_memory(resolved, skipped=passed_over):
         if isinstance(item, ImportProblem):
             problem_count += 1
             if len(problems) < MAX_REPORTED_PROBLEMS:
@@ -326,11 +329,16 @@ def _build(
             keep_pair(pair)
 
     spill.close()
+    skipped = [str(s) for s in passed_over[:MAX_REPORTED_PROBLEMS]]
     if not kept_sessions:
         detail = f" First problems: {'; '.join(problems[:3])}." if problems else ""
+        if passed_over:
+            names = "; ".join(skipped[:5]) + ("; ..." if len(passed_over) > 5 else "")
+            detail += f" Skipped {len(passed_over)} file{'s' if len(passed_over) != 1 else ''}: {names}."
         raise UserError(
             f"No usable examples found in {', '.join(str(p) for p in resolved)} "
-            f"({conversations} conversations read, {problem_count} unreadable lines, dropped: {dict(dropped) or 'none'})."
+            f"({conversations} conversations read, {problem_count} unreadable lines, {len(passed_over)} files skipped, "
+            f"dropped: {dict(dropped) or 'none'})."
             f"{detail} Supported formats: {', '.join(SUPPORTED_FORMATS)}"
             + (". A dpo build needs preference pairs or several rewarded attempts per task." if method == "dpo" else ".")
         )
@@ -351,6 +359,7 @@ def _build(
         "duplicates_removed": {"exact": dropped.get("exact_duplicate", 0), "near": dropped.get("near_duplicate", 0)},
         "redactions": dict(sorted(redactions.items())),
         "unreadable": {"count": problem_count, "first": problems},
+        "skipped_files": {"count": len(passed_over), "first": skipped},
         "sources": [{"path": p, "sha256": h} for p, h in sorted(source_files.items())],
         "options": {
             "seed": seed,
@@ -365,7 +374,7 @@ def _build(
         },
     }
     dataset_id, card, existed = _store_written_splits(ws, work, content_hash, counts, name=name, method=method, card_fields=card_fields)
-    return BuildResult(dataset_id, card["counts"], problems, problem_count, dict(dropped), existed, card)
+    return BuildResult(dataset_id, card["counts"], problems, problem_count, dict(dropped), existed, card, skipped, len(passed_over))
 
 
 def _store_written_splits(

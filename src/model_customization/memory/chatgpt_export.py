@@ -479,6 +479,15 @@ def _str(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
-FORMAT = MemoryFormat(SOURCE_FORMAT, iter_chatgpt_export, sniff_document=sniff_document)
-FEEDBACK_FORMAT = MemoryFormat("chatgpt_feedback", _iter_nothing, sniff_document=sniff_feedback_document)
-SHARED_INDEX_FORMAT = MemoryFormat("chatgpt_shared_index", _iter_nothing, sniff_document=sniff_shared_index_document)
+FORMAT = MemoryFormat(
+    SOURCE_FORMAT,
+    iter_chatgpt_export,
+    sniff_document=sniff_document,
+    title="ChatGPT data export",
+    agent="ChatGPT",
+    where="conversations.json in the zip from ChatGPT's Settings > Data controls > Export",
+    kept="the branch the user last saw (mapping walked from current_node), tool turns through recipient, model, creation times",
+    outcome_signals="thumbs up/down in message_feedback.json become ratings; regenerations rated up vs down become DPO pairs",
+)
+FEEDBACK_FORMAT = MemoryFormat("chatgpt_feedback", _iter_nothing, sniff_document=sniff_feedback_document, side_file=True)
+SHARED_INDEX_FORMAT = MemoryFormat("chatgpt_shared_index", _iter_nothing, sniff_document=sniff_shared_index_document, side_file=True)

@@ -3,36 +3,54 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from model_customization.paths import iter_files_within_roots, iter_limited_lines, memory_limits, oversized_file_message
+from model_customization.paths import file_kind, iter_files_within_roots, iter_limited_lines, memory_limits, oversized_file_message
 
 from .chatgpt_export import FEEDBACK_FORMAT as CHATGPT_FEEDBACK
 from .chatgpt_export import FORMAT as CHATGPT_EXPORT
 from .chatgpt_export import SHARED_INDEX_FORMAT as CHATGPT_SHARED_INDEX
 from .claude_code import iter_claude_code
-from .formats import MemoryFormat
+from .formats import JSON_DOCUMENT_SUFFIXES, JSON_LINE_SUFFIXES, MemoryFormat, score
 from .letta import FORMAT as LETTA
 from .mcp_memory import FORMAT as MCP_MEMORY
 from .openai_chat import iter_openai_chat
 from .otel_genai import FORMAT as OTEL_GENAI
 from .reading import read_text
-from .records import ImportProblem, Record
+from .records import ImportProblem, Record, SkippedFile
 from .sharegpt import FORMAT as SHAREGPT
 from .trajectories import FORMATS as TRAJECTORY_FORMATS
 
-# Line formats are tried in this order on each of a file's first lines; document formats in this order on the
-# parsed document. More specific formats come first.
+# Every sniffer of every format is asked; the best score wins and, on equal scores, the earlier format in this list
+# (so keep the more specific formats first).
 FORMATS: list[MemoryFormat] = [
     SHAREGPT,  # before openai_chat: KTO-labelled `messages` lines would otherwise lose their labels
     *TRAJECTORY_FORMATS,  # tau_bench, toolbench, swe_agent
     OTEL_GENAI,
     CHATGPT_EXPORT,
-    MemoryFormat("openai_chat", iter_openai_chat, sniff_line=lambda obj: _format_of(obj) == "openai_chat"),
     MemoryFormat(
-        "claude_code", iter_claude_code, sniff_line=lambda obj: _format_of(obj) == "claude_code", options=frozenset({"include_thinking"})
+        "openai_chat",
+        iter_openai_chat,
+        sniff_line=lambda obj: _openai_fit(obj),
+        title="OpenAI chat fine-tuning JSONL",
+        where="any .jsonl with one {messages: [...]} per line (OpenAI's fine-tuning format)",
+        kept="system, user and assistant messages, tool calls with results, per-message weights; preference lines as pairs",
+        outcome_signals="weight 0 marks an assistant turn not to learn",
+    ),
+    MemoryFormat(
+        "claude_code",
+        iter_claude_code,
+        sniff_line=lambda obj: _format_of(obj) == "claude_code",
+        options=frozenset({"include_thinking"}),
+        title="Claude Code transcripts",
+        agent="Claude Code",
+        where="~/.claude/projects/<encoded project folder>/<session id>.jsonl",
+        kept="user and assistant turns, tool calls with results, subagent sessions, thinking on request, cwd, model, timestamps",
+        outcome_signals="tool errors, tool calls the user rejected, interruptions",
+        locations=("~/.claude/projects", "~/.claude/transcripts"),
     ),
     MCP_MEMORY,
     LETTA,
@@ -41,53 +59,118 @@ FORMATS: list[MemoryFormat] = [
 ]
 _BY_NAME = {f.name: f for f in FORMATS}
 SUPPORTED_FORMATS: tuple[str, ...] = tuple(_BY_NAME)
-DOCUMENT_SUFFIXES = (".json", ".af", ".traj")
-MEMORY_SUFFIXES = (".jsonl", *DOCUMENT_SUFFIXES)
+DOCUMENT_SUFFIXES = JSON_DOCUMENT_SUFFIXES
+MEMORY_SUFFIXES = (*JSON_LINE_SUFFIXES, *DOCUMENT_SUFFIXES, *dict.fromkeys(s for f in FORMATS for s in f.suffixes))
 MAX_DOCUMENT_BYTES = 512 * 1024 * 1024  # whole-document formats are parsed in memory
 
 # Enough lines to step over a few broken ones at the top of a file, few enough to stay cheap on huge files.
 _PEEK_LINES = 20
 _CLAUDE_CODE_KEYS = ("sessionId", "uuid", "parentUuid", "leafUuid")
 _CLAUDE_CODE_TYPES = {"user", "assistant", "summary", "system", "progress", "file-history-snapshot", "queue-operation"}
+# Below this, a format was only guessed: when nothing can be read as it, the problem says so and names the runner-up.
+_SURE = 0.5
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What detection made of one file or folder: the best-fitting format and the runner-up, with their scores."""
+
+    format: str | None
+    score: float = 0.0
+    runner_up: str | None = None
+    runner_up_score: float = 0.0
+
+    def guess_note(self) -> str:
+        runner = f"runner-up {self.runner_up} (fit {self.runner_up_score:.2f})" if self.runner_up else "no other format fits"
+        return f"detected as {self.format} (fit {self.score:.2f}; {runner})"
 
 
 def detect_format(path: Path) -> str | None:
-    """Name of the format of a file, judged by its parsed document (JSON files) or first readable lines (JSONL)."""
+    """Name of the format of a file (or of a folder, for formats whose unit is a folder), or None."""
+    return judge(path).format
+
+
+def judge(path: Path) -> Verdict:
+    """Ask every sniffer of every format about `path` and rank the formats by their best score.
+
+    Files: formats judged by the path itself (sniff_file), by the parsed document (JSON files up to
+    MAX_DOCUMENT_BYTES) and by the first readable lines (a format's line score is its mean over the lines that
+    parse). Folders: sniff_folder."""
     path = Path(path)
+    formats = FORMATS
+    scores = [0.0] * len(formats)
+    if path.is_dir():
+        for i, fmt in enumerate(formats):
+            scores[i] = score(fmt.sniff_folder, path)
+        return _rank(formats, scores)
+    for i, fmt in enumerate(formats):
+        scores[i] = score(fmt.sniff_file, path)
     if path.suffix.lower() in DOCUMENT_SUFFIXES and path.stat().st_size <= MAX_DOCUMENT_BYTES:
         try:
             document = json.loads(read_text(path))
         except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-            document = None  # maybe JSON Lines under another name: judge it line by line below
+            pass  # maybe JSON Lines under another name: judged line by line below
         else:
-            for fmt in FORMATS:
-                if fmt.sniff_document is not None and _safe(fmt.sniff_document, document):
-                    return fmt.name
+            for i, fmt in enumerate(formats):
+                scores[i] = max(scores[i], score(fmt.sniff_document, document))
+    if max(scores) < 1.0 and not _is_binary(path):
+        line_totals = [0.0] * len(formats)
+        lines = 0
+        for obj in _peek_lines(path):
+            lines += 1
+            for i, fmt in enumerate(formats):
+                line_totals[i] += score(fmt.sniff_line, obj)
+        if lines:
+            scores = [max(s, total / lines) for s, total in zip(scores, line_totals, strict=True)]
+    return _rank(formats, scores)
+
+
+def _rank(formats: list[MemoryFormat], scores: list[float]) -> Verdict:
+    ranked = sorted((i for i, s in enumerate(scores) if s > 0), key=lambda i: (-scores[i], i))
+    order = [i for n, i in enumerate(ranked) if all(formats[j].name != formats[i].name for j in ranked[:n])]
+    if not order:
+        return Verdict(None)
+    best = order[0]
+    if len(order) == 1:
+        return Verdict(formats[best].name, scores[best])
+    second = order[1]
+    return Verdict(formats[best].name, scores[best], formats[second].name, scores[second])
+
+
+def _peek_lines(path: Path) -> Iterator[Any]:
+    """The parsed objects of a file's first readable lines (broken lines say nothing; the importer reports them)."""
     with path.open("rb") as fh:
         seen = 0
         for _, raw in iter_limited_lines(fh, memory_limits().max_line_bytes):
-            if isinstance(raw, int):
+            if isinstance(raw, int) or not raw.strip():
                 continue  # an over-long line: the importer reports it
-            if not raw.strip():
-                continue
             seen += 1
             if seen > _PEEK_LINES:
-                break
+                return
             try:
-                obj = json.loads(raw.decode("utf-8-sig"))
+                yield json.loads(raw.decode("utf-8-sig"))
             except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-                continue  # a broken line says nothing; the importer will report it
-            for fmt in FORMATS:
-                if fmt.sniff_line is not None and _safe(fmt.sniff_line, obj):
-                    return fmt.name
-    return None
+                continue
 
 
-def _safe(sniff: Callable[[Any], bool], value: Any) -> bool:
-    try:
-        return bool(sniff(value))
-    except Exception:  # noqa: BLE001 - a sniffer that trips over odd input simply does not recognise it
-        return False
+def _is_binary(path: Path) -> bool:
+    """A NUL byte in the first line: a database or an image, never JSON Lines; not worth reading line by line."""
+    with path.open("rb") as fh:
+        return b"\0" in fh.read(4096).split(b"\n", 1)[0]
+
+
+def _openai_fit(obj: Any) -> float:
+    """OpenAI chat JSONL: a `messages` list whose entries all carry a role (an unknown role is still this format,
+    reported by the importer); a `messages` list without roles is only a loose guess, which any format that knows
+    its own keys outranks (a Gemini CLI session saved on one line has `messages` with `type`, not `role`)."""
+    if _format_of(obj) != "openai_chat":
+        return 0.0
+    messages = obj.get("messages")
+    if not isinstance(messages, list):
+        return 1.0  # a preference line (input + preferred_output)
+    if messages and all(isinstance(m, dict) and "role" in m for m in messages):
+        return 1.0
+    return 0.3
 
 
 def _format_of(obj: Any) -> str | None:
@@ -104,32 +187,58 @@ def _format_of(obj: Any) -> str | None:
     return None
 
 
-def iter_memory(paths: Sequence[Path], **options: Any) -> Iterator[Record]:
-    """Import every file (directories: every ``*.jsonl``, ``*.json``, ``*.af``, ``*.traj`` below them, sorted).
+def iter_memory(paths: Sequence[Path], *, skipped: list[SkippedFile] | None = None, **options: Any) -> Iterator[Record]:
+    """Import every file and folder given (folders: every file below them that a memory format may read, sorted;
+    a folder a folder format claims is imported whole).
 
     Missing paths raise FileNotFoundError before anything is imported. Whole-file problems (empty file, unknown
-    format) are reported with line 0. Options (such as include_thinking) reach the formats that accept them.
+    format) are reported with line 0. Files a folder walk passes over (a suffix no format reads, a Markdown file no
+    format recognises, a .git folder) are appended to `skipped`, when a list is given, with the reason. Options
+    (such as include_thinking) reach the formats that accept them.
     """
     paths = [Path(p) for p in paths]
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise FileNotFoundError(f"memory path not found: {', '.join(missing)}")
-    return _iter_files(paths, options)
+    return _iter_files(paths, options, skipped)
 
 
-def _iter_files(paths: list[Path], options: dict[str, Any]) -> Iterator[Record]:
+def _iter_files(paths: list[Path], options: dict[str, Any], skipped: list[SkippedFile] | None) -> Iterator[Record]:
     for path in paths:
+        if not path.is_dir():
+            if not path.is_file():  # a FIFO would block the reader forever and a device never ends: never opened
+                yield ImportProblem(str(path), 0, f"not a regular file ({file_kind(path)}): only regular files are read")
+                continue
+            yield from _iter_file(path, options, judge(path), walked=False, skipped=skipped)
+            continue
+        verdict = judge(path)
+        if verdict.format is not None:
+            yield from _iterate(path, verdict, options)
+            continue
         # Folders are walked without following links that point outside the allowed roots (paths.py); those are
         # reported instead.
-        files = iter_files_within_roots(path, MEMORY_SUFFIXES) if path.is_dir() else [(path, None)]
-        for file, refused in files:
+        passed_over: list[tuple[Path, str]] = []
+        claim = _claims_folder if any(f.sniff_folder is not None for f in FORMATS) else None
+        for file, refused in iter_files_within_roots(path, _memory_suffixes(), claim_folder=claim, skipped=passed_over):
             if refused:
                 yield ImportProblem(str(file), 0, refused)
+            elif file.is_dir():
+                yield from _iterate(file, judge(file), options)
             else:
-                yield from _iter_file(file, options)
+                yield from _iter_file(file, options, None, walked=True, skipped=skipped)
+        if skipped is not None:
+            skipped.extend(SkippedFile(str(p), reason) for p, reason in passed_over)
 
 
-def _iter_file(file: Path, options: dict[str, Any]) -> Iterator[Record]:
+def _claims_folder(folder: Path) -> bool:
+    return any(score(f.sniff_folder, folder) > 0 for f in FORMATS)
+
+
+def _memory_suffixes() -> tuple[str, ...]:
+    return (*JSON_LINE_SUFFIXES, *DOCUMENT_SUFFIXES, *dict.fromkeys(s for f in FORMATS for s in f.suffixes))
+
+
+def _iter_file(file: Path, options: dict[str, Any], verdict: Verdict | None, *, walked: bool, skipped: list[SkippedFile] | None) -> Iterator[Record]:
     size, limit = file.stat().st_size, memory_limits().max_file_bytes
     if size > limit:
         yield ImportProblem(str(file), 0, oversized_file_message(size, limit))
@@ -137,17 +246,39 @@ def _iter_file(file: Path, options: dict[str, Any]) -> Iterator[Record]:
     if _is_blank(file):
         yield ImportProblem(str(file), 0, "empty file")
         return
-    fmt = detect_format(file)
-    if fmt is None:
+    verdict = verdict or judge(file)
+    if verdict.format is None:
+        if walked and file.suffix.lower() not in (*JSON_LINE_SUFFIXES, *DOCUMENT_SUFFIXES):
+            # A README.md or an unrelated database met on a walk is not memory that failed to read: say it was passed over.
+            if skipped is not None:
+                skipped.append(SkippedFile(str(file), f"no memory format recognises this {file.suffix.lower()} file"))
+            return
         broken = _document_error(file)
         if broken:
             yield ImportProblem(str(file), broken[0], broken[1])
             return
-        tried = ", ".join(SUPPORTED_FORMATS)
+        tried = ", ".join(f.name for f in FORMATS)
         yield ImportProblem(str(file), 0, f"not a recognised memory format: tried {tried}")
         return
-    chosen = _BY_NAME[fmt]
-    yield from chosen.iterate(file, **{k: v for k, v in options.items() if k in chosen.options})
+    yield from _iterate(file, verdict, options)
+
+
+def _iterate(path: Path, verdict: Verdict, options: dict[str, Any]) -> Iterator[Record]:
+    """The chosen format's records; when it was only a guess and nothing could be read, say what was guessed."""
+    chosen = _BY_NAME.get(verdict.format or "") or next(f for f in FORMATS if f.name == verdict.format)
+    records = chosen.iterate(path, **{k: v for k, v in options.items() if k in chosen.options})
+    read_something = False
+    problems = 0
+    for record in records:
+        if isinstance(record, ImportProblem):
+            problems += 1
+        else:
+            read_something = True
+        yield record
+    if problems and not read_something and (verdict.score < _SURE or verdict.runner_up_score >= _SURE):
+        yield ImportProblem(
+            str(path), 0, f"nothing could be read: {verdict.guess_note()}; if the file is another format, import it with that format's tool or convert it"
+        )
 
 
 def _document_error(file: Path) -> tuple[int, str] | None:

@@ -434,4 +434,14 @@ def sniff_document(doc: Any) -> bool:
     return _is_agent(doc) and ("core_memory" in doc or "in_context_message_indices" in doc)
 
 
-FORMAT = MemoryFormat(SOURCE_FORMAT, iter_letta, sniff_document=sniff_document)
+FORMAT = MemoryFormat(
+    SOURCE_FORMAT,
+    iter_letta,
+    sniff_document=sniff_document,
+    title="Letta agent files (.af)",
+    agent="Letta",
+    where="*.af files exported from Letta (ADE or API); ~/.letta",
+    kept="current and older schemas, double-encoded files; the visible reply (send_message), tool calls with results, system prompt",
+    outcome_signals="tool returns with status error",
+    locations=("~/.letta",),
+)

@@ -308,4 +308,12 @@ def _looks_like_relation(item: Any) -> bool:
     return isinstance(item, dict) and all(isinstance(item.get(k), str) for k in ("from", "to", "relationType"))
 
 
-FORMAT = MemoryFormat(SOURCE_FORMAT, iter_mcp_memory, sniff_line=sniff_line, sniff_document=sniff_document)
+FORMAT = MemoryFormat(
+    SOURCE_FORMAT,
+    iter_mcp_memory,
+    sniff_line=sniff_line,
+    sniff_document=sniff_document,
+    title="MCP memory server knowledge graph",
+    where="memory.jsonl / memory.json of @modelcontextprotocol/server-memory (MEMORY_FILE_PATH)",
+    kept="entities, observations and relations as factual question/answer examples (templates in memory/MCP_MEMORY_TEMPLATES.md)",
+)

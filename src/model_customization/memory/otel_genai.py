@@ -334,4 +334,13 @@ def _root(i: int, absorbed_by: dict[int, int]) -> int:
     return i
 
 
-FORMAT = MemoryFormat(SOURCE_FORMAT, iter_otel_genai, sniff_line=_sniff, sniff_document=_sniff)
+FORMAT = MemoryFormat(
+    SOURCE_FORMAT,
+    iter_otel_genai,
+    sniff_line=_sniff,
+    sniff_document=_sniff,
+    title="OpenTelemetry GenAI spans",
+    where="OTLP JSON exports (a trace document or one span per line) with gen_ai.input.messages / gen_ai.output.messages",
+    kept="the spans of one chat folded into one conversation: system instructions, messages, tool calls with results, model",
+    outcome_signals="span status ERROR",
+)

@@ -84,4 +84,15 @@ class ImportProblem:
         return f"{self.file}:{self.line}: {self.message}"
 
 
+@dataclass
+class SkippedFile:
+    """A file or folder a folder walk passed over on purpose (not memory), reported by name with the reason."""
+
+    file: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.reason}"
+
+
 Record = Conversation | PreferencePair | ImportProblem

@@ -239,4 +239,13 @@ def _tools(raw: Any) -> list[dict] | None:
     return tools or None
 
 
-FORMAT = MemoryFormat(SOURCE_FORMAT, iter_sharegpt, sniff_line=sniff_line, sniff_document=sniff_document)
+FORMAT = MemoryFormat(
+    SOURCE_FORMAT,
+    iter_sharegpt,
+    sniff_line=sniff_line,
+    sniff_document=sniff_document,
+    title="ShareGPT conversations",
+    where="JSON or JSONL datasets with conversations: [{from, value}] (FastChat, LLaMA-Factory)",
+    kept="system, human and gpt turns, function_call / observation turns, tools given as a JSON string",
+    outcome_signals="a KTO label becomes a rating",
+)

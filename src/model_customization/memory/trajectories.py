@@ -362,9 +362,34 @@ def _swe_agent_conversation(doc: Any, path: Path) -> Conversation:
 
 # ---------------------------------------------------------------------------------------------------------------
 
-TAU_BENCH_FORMAT = MemoryFormat(TAU_BENCH, iter_tau_bench, sniff_line=_is_tau_result, sniff_document=_sniff_tau_document)
-TOOLBENCH_FORMAT = MemoryFormat(TOOLBENCH, iter_toolbench, sniff_document=_sniff_toolbench)
-SWE_AGENT_FORMAT = MemoryFormat(SWE_AGENT, iter_swe_agent, sniff_document=_sniff_swe_agent)
+TAU_BENCH_FORMAT = MemoryFormat(
+    TAU_BENCH,
+    iter_tau_bench,
+    sniff_line=_is_tau_result,
+    sniff_document=_sniff_tau_document,
+    title="tau-bench results",
+    where="the results JSON (or JSONL) tau-bench's run.py writes",
+    kept="each trial's chat with tool calls and results; task id and trial for grouping attempts",
+    outcome_signals="reward per trial",
+)
+TOOLBENCH_FORMAT = MemoryFormat(
+    TOOLBENCH,
+    iter_toolbench,
+    sniff_document=_sniff_toolbench,
+    title="ToolBench answer files",
+    where="ToolBench's answer/<group>/*.json",
+    kept="the full chat of the search (last train_messages), function definitions as tools",
+    outcome_signals="finish_type give_answer with valid_data counts as reward 1, else 0",
+)
+SWE_AGENT_FORMAT = MemoryFormat(
+    SWE_AGENT,
+    iter_swe_agent,
+    sniff_document=_sniff_swe_agent,
+    title="SWE-agent trajectories",
+    where="*.traj files SWE-agent writes per instance",
+    kept="the history the model saw (demonstrations included) or the trajectory steps",
+    outcome_signals="exit status kept in metadata only (submitted is not resolved)",
+)
 
 FORMATS: list[MemoryFormat] = [TAU_BENCH_FORMAT, TOOLBENCH_FORMAT, SWE_AGENT_FORMAT]
 FORMAT = TAU_BENCH_FORMAT  # the module's primary format; register all of FORMATS

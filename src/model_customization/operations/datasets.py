@@ -12,6 +12,13 @@ from model_customization.providers.registry import provider_names
 Split = Literal["train", "validation", "test"]
 
 
+def _memory_paths(schema: dict) -> None:
+    # From the format registry when the schema is built, so a new format is named without editing this text.
+    from model_customization.memory.catalog import paths_description
+
+    schema["description"] = paths_description()
+
+
 def _training_providers(schema: dict) -> None:
     # Filled in when a schema is built, not written out here: a provider an installed package adds is offered too.
     schema["enum"] = provider_names("train")
@@ -23,7 +30,7 @@ TrainingProvider = Annotated[str, Field(json_schema_extra=_training_providers)]
 class BuildDatasetRequest(BaseModel):
     paths: Annotated[
         list[str],
-        Field(description="Memory files or folders: OpenAI chat JSONL files and/or Claude Code transcripts (*.jsonl; folders are searched recursively).", min_length=1),
+        Field(description="Memory files or folders (folders are searched recursively).", min_length=1, json_schema_extra=_memory_paths),
     ]
     name: Annotated[str | None, Field(description="A readable name for the dataset.")] = None
     seed: Annotated[int, Field(description="Seed of the train/validation/test split.", ge=0)] = 0

@@ -20,6 +20,7 @@ from mcp.shared.exceptions import MCPError
 from mcp.types import INVALID_PARAMS
 from pydantic import Field
 
+from model_customization.memory.catalog import agent_folders_sentence
 from model_customization.providers.registry import find_provider, provider_names
 from model_customization.workspace import Workspace
 
@@ -72,8 +73,8 @@ def specialize_agent_text(
     ]
     if not paths:
         lines += [
-            "First ask the user which memory to learn from: files or folders of transcripts (Claude Code keeps them "
-            "under ~/.claude/projects/<project>/, Codex under ~/.codex/sessions/). The server reads only inside its "
+            "First ask the user which memory to learn from: files or folders of transcripts (find_memory lists the "
+            f"agents' memory on this machine; {agent_folders_sentence()}). The server reads only inside its "
             "allowed roots.",
             "",
         ]

@@ -29,6 +29,8 @@ class BuildDatasetResult(BaseModel):
     dropped: dict[str, int] = Field(description="Conversations left out, by reason (e.g. no_assistant_message, exact_duplicate).")
     problem_count: int = Field(description="Unreadable lines or files; each is listed in problems (first 50).")
     problems: list[str] = Field(description="file:line: what was wrong, for lines that could not be read.")
+    skipped_count: int = Field(0, description="Files a folder walk passed over on purpose (a suffix no memory format reads, a Markdown file no format recognises, a .git folder).")
+    skipped: list[str] = Field(default_factory=list, description="file: why it was skipped (first 50).")
     already_existed: bool = Field(description="True when the same content was built before; nothing new was stored.")
     redactions: dict[str, int] = Field(description="Secrets and personal data replaced by placeholders, by kind.")
     resource_uri: str
@@ -97,10 +99,10 @@ def register(server: MCPServer, ws: Workspace) -> None:
     async def build_dataset_from_memory(request: BuildDatasetRequest, ctx: Context | None = None) -> BuildDatasetResult:
         """Turn agent memory (transcripts) into a stored, versioned training dataset.
 
-        Use this first in the fine-tuning loop. Reads (files or folders, format detected per file): Claude Code
-        transcripts, OpenAI chat and preference JSONL, ChatGPT exports, ShareGPT, the MCP memory server's graph,
-        Letta agent files, tau-bench / ToolBench / SWE-agent trajectories and OpenTelemetry GenAI spans. Filters by
-        outcome, turns, date, tool use and source; redacts secrets and personal data; removes exact and near
+        Use this first in the fine-tuning loop (find_memory shows which agents' memory this machine holds). Reads
+        files or folders in every format the paths argument lists, detected per file: coding agents' transcripts,
+        chat exports, fine-tuning files, trajectories and traces. Filters by outcome, turns, date, tool use and
+        source; redacts secrets and personal data; removes exact and near
         duplicates; splits by session with a fixed seed. Unreadable lines are reported as file:line and the rest is
         kept; the card (resource_uri) counts everything left out and why. The same content always gets the same
         dataset_id. Free; seconds for typical memory. Next: inspect_dataset to validate and quote, then start_job.
@@ -115,6 +117,8 @@ def register(server: MCPServer, ws: Workspace) -> None:
             dropped=result.dropped,
             problem_count=result.problem_count,
             problems=result.problems,
+            skipped_count=result.skipped_count,
+            skipped=result.skipped,
             already_existed=result.already_existed,
             redactions=result.card.get("redactions", {}),
             resource_uri=f"datasets://{result.dataset_id}",
