@@ -38,10 +38,11 @@ User and host names are learned the same way: once a name is seen in one of the 
 `hostname` or `git config user.name` tool call returned), every other whole-word occurrence of it in the conversation
 is replaced too: in prose, in tool results, in tool arguments, in an encoded folder name (a user name is matched as
 written, lower case, Capitalised and UPPER case, and with its non-alphanumerics turned into "-" the way Claude Code
-encodes folders; a host name in any case). Rule for common words: a name shorter than 3 characters, or one in a short
+encodes folders; a host name as written, in lower, Capitalised or UPPER case, and without its domain). Rule for common words: a name shorter than 3 characters, or one in a short
 list of account and machine names that are ordinary words or shared defaults (root, admin, user, dev, ubuntu, test,
 runner, localhost, ...) or of given names that are common English words (will, mark, may, ...), is replaced inside
-the shapes above but never learned, so the word stays everywhere else.
+the shapes above but never learned, so the word stays everywhere else. (The user-name kind keeps the key home_path,
+which dataset cards already count by.)
 """
 
 from __future__ import annotations
@@ -373,7 +374,7 @@ class _Redactor:
         """Remember a user or host name, so that its other occurrences in the conversation are replaced by the sweep."""
         value = value.strip()
         low = value.lower()
-        if len(value) < _NAME_MIN_LEN or low in _NAME_NOT_LEARNED or not any(c.isalpha() for c in value):
+        if len(value) < _NAME_MIN_LEN or low in _NAME_NOT_LEARNED or not _has_letter(value):
             return
         if PLACEHOLDER_RE.search(value) or "<" in value or ">" in value:
             return
@@ -506,14 +507,14 @@ class _Redactor:
 
     def _command_output(self, match: re.Match[str]) -> str | None:
         kind = "home_path" if match.group(1) in ("whoami", "id -un") else "host_name"
-        if kind == "home_path" and match.group(2).lower() in _SYSTEM_ACCOUNTS:
+        if (kind == "home_path" and match.group(2).lower() in _SYSTEM_ACCOUNTS) or not _has_letter(match.group(2)):
             return None
         return self._replace_group(match, 2, kind, match.group(2))
 
     def _env_name(self, match: re.Match[str]) -> str | None:
         kind = "host_name" if match.group(1) == "HOSTNAME" else "home_path"
-        if kind == "home_path" and match.group(3).lower() in _SYSTEM_ACCOUNTS:
-            return None
+        if (kind == "home_path" and match.group(3).lower() in _SYSTEM_ACCOUNTS) or not _has_letter(match.group(3)):
+            return None  # root, or HOSTNAME=0.0.0.0 (a bind address, not a name)
         return self._replace_group(match, 3, kind, match.group(3))
 
     def _secret_value(self, match: re.Match[str]) -> str | None:
@@ -621,6 +622,10 @@ def _sweep_pattern(values: tuple[str, ...]) -> re.Pattern[str]:
 def _names_pattern(names: tuple[str, ...]) -> re.Pattern[str]:
     # Whole words only, and never the label inside a placeholder (a user called "secret" must not eat <SECRET_1>).
     return re.compile(r"(?<![A-Za-z0-9<])(?:" + "|".join(re.escape(n) for n in names) + r")(?![A-Za-z0-9]|_\d+>)")
+
+
+def _has_letter(value: str) -> bool:
+    return any(c.isalpha() for c in value)
 
 
 def _command_of(arguments: str) -> str | None:
