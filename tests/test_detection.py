@@ -74,6 +74,37 @@ def test_a_document_on_one_line_without_roles_is_only_a_loose_openai_guess(tmp_p
     assert score(openai.sniff_line, good) == 1.0
 
 
+GEMINI_ONE_LINE = REPO / "tests" / "fixtures" / "gemini_cli" / "session-2025-12-01T21-45-5b959dae-one-line.json"
+
+
+@pytest.mark.parametrize("suffix", [".json", ".jsonl"])
+def test_a_real_gemini_session_saved_on_one_line_is_gemini_whatever_its_name(tmp_path: Path, suffix: str):
+    """Fault 3: on one line, a Gemini CLI session was read as OpenAI chat JSONL and refused ("message 1: unknown role
+    None"). Every sniffer is weighed now: Gemini's keys win over a bare `messages` list."""
+    path = tmp_path / f"session{suffix}"
+    shutil.copy(GEMINI_ONE_LINE, path)
+    assert len(path.read_text(encoding="utf-8").strip().splitlines()) == 1
+    verdict = detect.judge(path)
+    assert verdict.format == "gemini_cli"
+    records = list(detect.iter_memory([path]))
+    assert [type(r).__name__ for r in records] == ["Conversation"]
+    if suffix == ".jsonl":  # judged line by line: OpenAI chat saw the `messages` list too, and came second
+        assert verdict.runner_up == "openai_chat" and verdict.runner_up_score < 0.5
+
+
+def test_without_its_format_the_one_line_session_names_the_guess_and_why_it_failed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """With no Gemini format to claim it, the file is a loose OpenAI guess; the failure says so instead of only
+    "unknown role"."""
+    others = [f for f in detect.FORMATS if not f.name.startswith("gemini_cli")]
+    monkeypatch.setattr(detect, "FORMATS", others)
+    monkeypatch.setattr(detect, "_BY_NAME", {f.name: f for f in others})
+    path = tmp_path / "session.jsonl"
+    shutil.copy(GEMINI_ONE_LINE, path)
+    problems = list(detect.iter_memory([path]))
+    assert problems and all(isinstance(p, ImportProblem) for p in problems)
+    assert "detected as openai_chat (fit 0.30" in problems[-1].message
+
+
 @pytest.mark.skipif(not CLAUDE_SAMPLE.is_dir(), reason="needs ../shared")
 def test_every_shared_claude_code_sample_is_still_claude_code():
     files = sorted(CLAUDE_SAMPLE.rglob("*.jsonl"))
@@ -168,7 +199,33 @@ FIXTURE_EXPECTED = {
     ("letta", "*"): "letta",
     ("otel", "*"): "otel_genai",
     ("trajectories", "*"): "tau_bench",
+    ("aider", "*"): "aider",
+    ("codex_cli", "*"): "codex_cli",
+    ("gemini_cli", "*"): "gemini_cli",
+    ("gemini_cli", "logs.json"): "gemini_cli_side_file",
+    ("opencode/storage/session/4b0ea68d7af9a6031a7ffda7ad66e0cb83315750", "*"): "opencode",
+    ("opencode/storage/project", "*"): "opencode_side",
+    ("cursor", "*"): "cursor",
+    ("cline/saoudrizwan.claude-dev/tasks/1764950400000", "*"): "cline_side_file",
+    ("cline/saoudrizwan.claude-dev/tasks/1764950400000", "api_conversation_history.json"): "cline",
+    ("cline/rooveterinaryinc.roo-cline/tasks/0196c0b2-5a3e-7c41-9d3e-2f8b7a6c1e90", "*"): "cline_side_file",
+    ("cline/rooveterinaryinc.roo-cline/tasks/0196c0b2-5a3e-7c41-9d3e-2f8b7a6c1e90", "api_conversation_history.json"): "roo_code",
+    ("cline/kilocode.kilo-code/tasks/b3f1c2d4-0a9e-4c7b-8e21-6d5f4a3b2c10", "*"): "cline_side_file",
+    ("cline/kilocode.kilo-code/tasks/b3f1c2d4-0a9e-4c7b-8e21-6d5f4a3b2c10", "api_conversation_history.json"): "kilo_code",
+    ("cline/sdk-session", "*"): "cline",
+    ("cline/sdk-session/1784094124598_rruoq", "1784094124598_rruoq.messages.json"): "cline",
+    ("cline/sdk-session/1784094124598_rruoq", "1784094124598_rruoq.json"): "cline_side_file",
+    ("cline/sdk-session/1784094124598_rruoq", "1784094124598_rruoq.compaction.json"): "cline_side_file",
+    ("openhands", "*"): "openhands",
+    ("openhands", "v1_events.jsonl"): "openhands_v1",
+    # a V1 conversation folder's files, met alone (the folder itself is openhands_v1)
+    ("openhands/v1-conversations/11111111222233334444555555555555", "*"): "openhands_side_file",
+    ("openhands/v1-conversations/11111111222233334444555555555555/events", "*"): "openhands_side_file",
 }
+# OpenCode's message/<session>/ and part/<message>/ folders: every file in them is a side file of its session.
+FIXTURE_EXPECTED.update(
+    {(folder.relative_to(FIXTURES).as_posix(), "*"): "opencode_side" for folder in sorted((FIXTURES / "opencode" / "storage").glob("*/*_*"))}
+)
 
 
 def _expected(root: Path, table: dict[tuple[str, str], str]) -> list[tuple[Path, str]]:
@@ -220,3 +277,15 @@ def test_a_fifo_is_never_opened_given_or_met_on_a_walk(tmp_path: Path):
     assert [(Path(s.file).name, s.reason) for s in skipped] == [("pipe.jsonl", "not a regular file (a FIFO): only regular files are read")]
     [problem] = _within(20, lambda: list(detect.iter_memory([folder / "pipe.jsonl"])))
     assert isinstance(problem, ImportProblem) and "not a regular file (a FIFO)" in problem.message
+
+
+def test_a_database_store_is_read_whatever_the_file_size_limit(monkeypatch: pytest.MonkeyPatch):
+    """The size limit keeps text files from being read whole; a SQLite store is read row by row, so it is exempt,
+    while a JSON file over the limit is still refused."""
+    monkeypatch.setenv("MODEL_CUSTOMIZATION_MAX_FILE_BYTES", "1KiB")
+    store = FIXTURES / "cursor" / "workspace-state.vscdb"
+    assert store.stat().st_size > 1024
+    records = list(detect.iter_memory([store]))
+    assert any(isinstance(r, Conversation) for r in records)
+    [refused] = list(detect.iter_memory([OPENAI_SAMPLE]))
+    assert isinstance(refused, ImportProblem) and "limit" in refused.message

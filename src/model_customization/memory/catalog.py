@@ -34,8 +34,8 @@ def paths_description() -> str:
 
 
 def agent_folders_sentence() -> str:
-    """For prompts: where each agent keeps its transcripts."""
-    return "; ".join(f"{f.agent} under {', '.join(f.locations)}" for f in agent_formats())
+    """For prompts: where each agent keeps its transcripts (the first folder of each; find_memory knows them all)."""
+    return "; ".join(f"{f.agent} under {f.locations[0]}" for f in agent_formats())
 
 
 def _cell(text: str) -> str:

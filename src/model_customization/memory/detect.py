@@ -10,14 +10,24 @@ from typing import Any
 
 from model_customization.paths import file_kind, iter_files_within_roots, iter_limited_lines, memory_limits, oversized_file_message
 
+from .aider import FORMAT as AIDER
+from .aider import INPUT_HISTORY_FORMAT as AIDER_INPUT_HISTORY
 from .chatgpt_export import FEEDBACK_FORMAT as CHATGPT_FEEDBACK
 from .chatgpt_export import FORMAT as CHATGPT_EXPORT
 from .chatgpt_export import SHARED_INDEX_FORMAT as CHATGPT_SHARED_INDEX
 from .claude_code import iter_claude_code
+from .cline import FORMATS as CLINE_FORMATS
+from .codex_cli import FORMAT as CODEX_CLI
+from .cursor import FORMAT as CURSOR
 from .formats import JSON_DOCUMENT_SUFFIXES, JSON_LINE_SUFFIXES, MemoryFormat, score
+from .gemini_cli import FORMAT as GEMINI_CLI
+from .gemini_cli import SIDE_FORMAT as GEMINI_CLI_SIDE
 from .letta import FORMAT as LETTA
 from .mcp_memory import FORMAT as MCP_MEMORY
 from .openai_chat import iter_openai_chat
+from .opencode import FORMAT as OPENCODE
+from .opencode import SIDE_FORMAT as OPENCODE_SIDE
+from .openhands import FORMATS as OPENHANDS_FORMATS
 from .otel_genai import FORMAT as OTEL_GENAI
 from .reading import read_text
 from .records import ImportProblem, Record, SkippedFile
@@ -52,10 +62,20 @@ FORMATS: list[MemoryFormat] = [
         outcome_signals="tool errors, tool calls the user rejected, interruptions",
         locations=("~/.claude/projects", "~/.claude/transcripts"),
     ),
+    CODEX_CLI,
+    GEMINI_CLI,
     MCP_MEMORY,
     LETTA,
+    *CLINE_FORMATS,  # cline, roo_code, kilo_code, and their task side files
+    *OPENHANDS_FORMATS,  # openhands (V0 events), openhands_v1 (conversation folders)
     CHATGPT_FEEDBACK,  # export side files: recognised so a folder import does not report them, they yield nothing
     CHATGPT_SHARED_INDEX,
+    AIDER,
+    AIDER_INPUT_HISTORY,  # Aider's prompt history beside the chat history: recognised, yields nothing
+    OPENCODE,
+    OPENCODE_SIDE,  # OpenCode message, part and project files: read through their session file, yield nothing alone
+    CURSOR,
+    GEMINI_CLI_SIDE,  # logs.json and tool restore points beside Gemini CLI chats
 ]
 _BY_NAME = {f.name: f for f in FORMATS}
 SUPPORTED_FORMATS: tuple[str, ...] = tuple(_BY_NAME)
@@ -234,13 +254,18 @@ def _claims_folder(folder: Path) -> bool:
     return any(score(f.sniff_folder, folder) > 0 for f in FORMATS)
 
 
+def _is_database(file: Path) -> bool:
+    """Whether a database format (read row by row, never whole) claims the file by its path and header alone."""
+    return any(f.database and score(f.sniff_file, file) > 0 for f in FORMATS)
+
+
 def _memory_suffixes() -> tuple[str, ...]:
     return (*JSON_LINE_SUFFIXES, *DOCUMENT_SUFFIXES, *dict.fromkeys(s for f in FORMATS for s in f.suffixes))
 
 
 def _iter_file(file: Path, options: dict[str, Any], verdict: Verdict | None, *, walked: bool, skipped: list[SkippedFile] | None) -> Iterator[Record]:
     size, limit = file.stat().st_size, memory_limits().max_file_bytes
-    if size > limit:
+    if size > limit and not _is_database(file):
         yield ImportProblem(str(file), 0, oversized_file_message(size, limit))
         return
     if _is_blank(file):

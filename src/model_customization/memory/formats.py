@@ -43,6 +43,7 @@ class MemoryFormat:
     sniff_folder: Callable[[Path], Score] | None = None
     options: frozenset[str] = frozenset()  # keyword options `iterate` accepts (e.g. include_thinking)
     suffixes: tuple[str, ...] = ()  # file suffixes beyond the JSON ones that a folder walk should offer this format
+    database: bool = False  # a SQLite store read row by row: the size limit meant for files read as text does not apply
     side_file: bool = False  # files that accompany another format's (an export's feedback.json): recognised, yield nothing
     # For people: what the format is and where it lives.
     title: str = ""  # "Codex CLI rollouts"
