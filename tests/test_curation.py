@@ -320,6 +320,9 @@ SAMPLES = [
     "Bearer abcdefgh12345678", "2026-11-22", "12:30:45", "1.2.3", "TRIAGE severity=low component=x action=ignore",
     "<EMAIL_1>", "<SECRET_3>", "-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----", "sk-ant-api03-x1y2z3a4b5c6d7e8f9g0h",
     "eyJhbGciOi.eyJzdWIiOi.c2lnbmF0dXJl", "555-867-5309", "def f(x):", '"quoted"', "{", "}", "@", ":", "/", "\\",
+    # user and host names (issue 16): learned in one place, swept everywhere
+    "\n-rw-r--r-- 1 carol staff 12 Mar  1 x", "\nalice@kestrel:~/app$ ls", "-home-dave-proj", "carol", "kestrel",
+    "\n$ whoami\nzed9", "USER=root", "<HOST_2>", "<USER_1>",
 ]
 text_strategy = st.lists(
     st.one_of(st.sampled_from(SAMPLES), st.text(alphabet=string.printable, max_size=12)), max_size=12

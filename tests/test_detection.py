@@ -195,6 +195,7 @@ SHARED_EXPECTED = {
     ("sharegpt", "*"): "sharegpt",
 }
 FIXTURE_EXPECTED = {
+    ("claude_code", "*"): "claude_code",
     ("letta", "*"): "letta",
     ("otel", "*"): "otel_genai",
     ("trajectories", "*"): "tau_bench",

@@ -188,16 +188,17 @@ def test_claude_code_subagent_parallel_calls_and_streamed_merge():
     assert problems == []
     assert len(convs) == 1
     c = convs[0]
-    # 28 assistant lines carry 12 distinct message ids; 16 tool_use / 16 tool_result blocks
-    assert roles(convs) == {"user": 3, "assistant": 12, "tool": 16}
+    # 28 assistant lines carry 12 distinct message ids; 16 tool_use / 16 tool_result blocks; 2 user turns (below)
+    assert roles(convs) == {"user": 2, "assistant": 12, "tool": 16}
     assert n_tool_calls(convs) == 16
     assert_tool_results_answer_earlier_calls(c)
     assert len({m.tool_call_id for m in c.messages if m.role == "tool"}) == 16
-    # the slash command, its expanded (isMeta) prompt, and the later prompt; "[Request interrupted" is a signal
+    # the custom slash command as typed, joined by its expanded (isMeta) prompt, then the later prompt;
+    # "[Request interrupted" is a signal, not a turn
     users = [m.content for m in c.messages if m.role == "user"]
-    assert users[0].startswith("<command-message>handgemacht:create-beads</command-message>")
-    assert users[1].startswith("Create beads (epic + tasks + dependencies)")
-    assert users[2] == "create the beads"
+    assert users[0].startswith("/handgemacht:create-beads websearch to learn how to fastest setup credo")
+    assert "\n\nCreate beads (epic + tasks + dependencies)" in users[0]
+    assert users[1] == "create the beads"
     first = next(m for m in c.messages if m.role == "assistant")
     assert [tc.name for tc in first.tool_calls] == ["WebFetch", "WebSearch", "WebSearch", "WebSearch"]
     # a message whose second tool_use was written after the first tool's result (2.x streams tool execution)
@@ -218,11 +219,10 @@ def test_claude_code_merges_lines_by_message_id():
     assert len(convs) == 1
     c = convs[0]
     assert c.session_id == "1af7fc5e-8455-4414-9ccd-011d40f70b2a"
-    # 15 assistant lines, 7 distinct message ids
-    assert roles(convs) == {"user": 2, "assistant": 7, "tool": 12}
+    # 15 assistant lines, 7 distinct message ids; /init and the prompt it expanded into (isMeta) are one user turn
+    assert roles(convs) == {"user": 1, "assistant": 7, "tool": 12}
     assert n_tool_calls(convs) == 12
-    assert c.messages[0].content.startswith("<command-message>init is analyzing your codebase")
-    assert c.messages[1].content.startswith("Please analyze this codebase and create a CLAUDE.md file")
+    assert c.messages[0].content.startswith("/init\n\nPlease analyze this codebase and create a CLAUDE.md file")
     assert (c.outcome.is_error, c.outcome.user_rejected, c.outcome.interrupted) == (True, False, False)
     assert c.started_at == "2025-09-03T00:47:19.293Z"
     assert_tool_results_answer_earlier_calls(c)
@@ -240,7 +240,8 @@ def test_claude_code_inline_sidechains():
         f"{sid}:sidechain:83e2917c-8940-4df6-a5a5-f2514f0d08c5",
     ]
     main, side1, side2 = convs
-    assert roles([main]) == {"user": 2, "assistant": 10, "tool": 13}
+    assert roles([main]) == {"user": 1, "assistant": 10, "tool": 13}  # /orchestrator and its expansion: one turn
+    assert main.messages[0].content.startswith("/orchestrator @CLAUDE.md を最新の状態にアップデートしてください\n\nSplit")
     assert roles([side1]) == {"user": 1, "assistant": 3, "tool": 2}
     assert roles([side2]) == {"user": 1, "assistant": 7, "tool": 6}
     assert (side1.source_line, side2.source_line) == (16, 26)
@@ -257,12 +258,12 @@ def test_claude_code_large_session_with_summary_and_five_sidechains():
     assert problems == []
     assert len(convs) == 6
     # 262 assistant lines / 170 distinct ids; 167 tool_use and 167 tool_result blocks in all
-    assert roles(convs) == {"user": 8, "assistant": 170, "tool": 167}
+    assert roles(convs) == {"user": 7, "assistant": 170, "tool": 167}  # the main thread's command + expansion: one
     assert n_tool_calls(convs) == 167
     main = convs[0]
     assert main.session_id == "fe5e1c67-53e7-4862-81ae-d0e013e3270b"
     assert main.source_line == 2  # line 1 is the summary
-    assert roles([main]) == {"user": 3, "assistant": 9, "tool": 11}
+    assert roles([main]) == {"user": 2, "assistant": 9, "tool": 11}
     assert main.messages[-1].role == "assistant"
     last_prompt = [m.content for m in main.messages if m.role == "user"][-1]
     assert last_prompt == "Thanks! Please update CLAUDE.md for current changes"

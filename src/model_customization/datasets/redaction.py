@@ -19,14 +19,30 @@ Kinds (the keys of the Counter) and the placeholder each one leaves:
     ip           <IP_n>           IPv4 and IPv6; loopback (127/8, ::1), unspecified (0.0.0.0, ::) and reserved
                                   (240/4, e.g. 255.255.255.0 netmasks) are kept; a dotted quad right after a version
                                   marker ("version 10.4.0.1", "v10.4.0.1", "==10.4.0.1") is kept
-    home_path    <USER_n>         the user-name part of /home/NAME, /Users/NAME, C:\\Users\\NAME (Public, Shared,
-                                  Default are kept)
+    home_path    <USER_n>         the user's name: the NAME of /home/NAME, /Users/NAME, C:\\Users\\NAME (Public, Shared,
+                                  Default are kept) and of Claude Code's encoded project folders (-home-NAME-...,
+                                  -Users-NAME-..., C--Users-NAME-...); the owner and group columns of `ls -l` lines
+                                  (system accounts such as root, staff, wheel are kept); the user of a shell prompt
+                                  (NAME@host:~$, [NAME@host dir]$, NAME@host dir %); the output of `whoami`; USER=,
+                                  LOGNAME=; a git author (`Author: Full Name <...>`, user.name=Full Name)
+    host_name    <HOST_n>         the machine's name: the host of a shell prompt, the output of `hostname` or
+                                  `uname -n`, HOSTNAME=, "Last login: ... from HOST", a Mac's NAME-MacBook-Pro.local
 
 Counts are occurrences replaced (the same e-mail three times counts 3). Placeholders are consistent within one
 conversation (the same value always gets the same placeholder) and numbering starts at 1 in every conversation;
 numbers already used by placeholders present in the input are skipped, so redacting twice equals redacting once.
 A secret value found anywhere in a conversation (secret/url_password kinds, 8+ characters) is also replaced
 wherever else it occurs in that conversation, even where no detector would have recognised it.
+
+User and host names are learned the same way: once a name is seen in one of the shapes above (or as what a `whoami`,
+`hostname` or `git config user.name` tool call returned), every other whole-word occurrence of it in the conversation
+is replaced too: in prose, in tool results, in tool arguments, in an encoded folder name (a user name is matched as
+written, lower case, Capitalised and UPPER case, and with its non-alphanumerics turned into "-" the way Claude Code
+encodes folders; a host name as written, in lower, Capitalised or UPPER case, and without its domain). Rule for common words: a name shorter than 3 characters, or one in a short
+list of account and machine names that are ordinary words or shared defaults (root, admin, user, dev, ubuntu, test,
+runner, localhost, ...) or of given names that are common English words (will, mark, may, ...), is replaced inside
+the shapes above but never learned, so the word stays everywhere else. (The user-name kind keeps the key home_path,
+which dataset cards already count by.)
 """
 
 from __future__ import annotations
@@ -43,7 +59,7 @@ from typing import Any
 
 from model_customization.memory.records import Conversation, ToolCall
 
-KINDS = ("secret", "private_key", "url_password", "email", "phone", "card", "ip", "home_path")
+KINDS = ("secret", "private_key", "url_password", "email", "phone", "card", "ip", "home_path", "host_name")
 LABELS = {
     "secret": "SECRET",
     "private_key": "PRIVATE_KEY",
@@ -53,9 +69,10 @@ LABELS = {
     "card": "CARD",
     "ip": "IP",
     "home_path": "USER",
+    "host_name": "HOST",
 }
 _KIND_OF_LABEL = {label: kind for kind, label in LABELS.items()}
-PLACEHOLDER_RE = re.compile(r"<(SECRET|PRIVATE_KEY|PASSWORD|EMAIL|PHONE|CARD|IP|USER)_(\d+)>")
+PLACEHOLDER_RE = re.compile(r"<(SECRET|PRIVATE_KEY|PASSWORD|EMAIL|PHONE|CARD|IP|USER|HOST)_(\d+)>")
 _SWEEP_KINDS = {"secret", "url_password"}
 _SWEEP_MIN_LEN = 8
 
@@ -226,6 +243,59 @@ _HOME_RE = re.compile(
 )
 _HOME_KEEP = {"public", "shared", "default", "default user", "all users", "guest"}
 
+# Claude Code names a project's folder after its path with every non-alphanumeric turned into "-":
+# /home/NAME/x -> -home-NAME-x, /Users/NAME/x -> -Users-NAME-x, C:\\Users\\NAME\\x -> C--Users-NAME-x.
+_ENCODED_HOME_RE = re.compile(
+    r"(?:(?<![A-Za-z0-9-])|(?<=\b[A-Z]-))(-home-|-Users-)([A-Za-z0-9_.]+?)(?=-|$|[/\\\s'\"`:;,)\]}*])"
+)
+# `ls -l`: mode, links, owner, group, then the size (or a device's major number).
+_LS_LONG_RE = re.compile(r"(?m)^([ \t]*[-dlcbpsD][rwxsStTl-]{9}[@+.]?[ \t]+\d+[ \t]+)(\S+)([ \t]+)(\S+)(?=[ \t]+\d)")
+# Shell prompts at the start of a line: user@host:~/dir$ (or user@host:~/dir alone, as status lines show it),
+# [user@host dir]$, user@host dir % (zsh), with an optional "(venv) " before; and ssh's "user@host's password:".
+_PROMPT_RE = re.compile(
+    r"(?m)(?:^[ \t]*(?:\([^()\n]{1,40}\)[ \t]*)?\[?)([A-Za-z_][A-Za-z0-9_.-]{0,31})@([A-Za-z0-9][A-Za-z0-9-]{0,62})"
+    r"(?=(?:\.[A-Za-z0-9-]+)*(?::~\S*(?:\s|$)|:/\S*[$#](?:\s|$)|[ \t]+\S*[ \t]?[$#%](?:\s|$)))"
+    r"|(?<![\w.@-])([A-Za-z_][A-Za-z0-9_.-]{0,31})@([A-Za-z0-9][A-Za-z0-9.-]{0,252})(?='s password:)"
+)
+_ENV_NAME_RE = re.compile(r"(?<![A-Za-z0-9_$])(USER|LOGNAME|USERNAME|HOSTNAME)=([\"']?)([A-Za-z0-9_][A-Za-z0-9_.-]*)\2(?![\w.-])")
+# What `whoami` / `hostname` printed, in a terminal log kept as text ("$ whoami\nmarco").
+_COMMAND_OUTPUT_RE = re.compile(
+    r"(?m)(?:^|[$#%>][ \t])[ \t]*(whoami|id -un|hostname|hostname -s|uname -n)[ \t]*\n[ \t]*([A-Za-z0-9_][A-Za-z0-9_.-]*)[ \t]*$"
+)
+_GIT_AUTHOR_RE = re.compile(r"(?m)^[ \t]*(?:Author|Commit):[ \t]+([^<>\n@]{2,80}?)[ \t]+<")
+_GIT_USER_NAME_RE = re.compile(r"user\.name(?:=|[ \t]+[\"'])([^\"'\n<>@]{2,80}?)(?=[\"']|[ \t]*$)", re.MULTILINE)
+_LAST_LOGIN_RE = re.compile(r"Last login: [^\n]{5,60}? from ([A-Za-z][A-Za-z0-9-]*(?:\.[A-Za-z0-9-]+)*)")
+_MAC_HOST_RE = re.compile(
+    r"(?<![\w.-])([A-Za-z0-9-]*(?:MacBook|iMac|Mac-mini|Macmini|Mac-Pro|Mac-Studio|MBP)[A-Za-z0-9-]*)\.local(?![\w-])",
+    re.IGNORECASE,
+)
+# Tool calls whose output is a user name, a host name or a full name.
+_WHOAMI_COMMAND_RE = re.compile(r"^\s*(?:whoami|id -un|id -nu|logname|echo \$\{?(?:USER|LOGNAME)\}?)\s*$")
+_HOSTNAME_COMMAND_RE = re.compile(r"^\s*(?:hostname(?: -s| --short| -f)?|uname -n|echo \$\{?HOSTNAME\}?|scutil --get \w+)\s*$")
+_GIT_NAME_COMMAND_RE = re.compile(r"^\s*git config (?:--global |--get |--local )*user\.name\s*$")
+
+# Accounts and groups that are the system's, not a person's: kept in `ls -l` columns and prompts.
+_SYSTEM_ACCOUNTS = {
+    "root", "wheel", "staff", "admin", "daemon", "bin", "sys", "adm", "nobody", "nogroup", "users", "everyone",
+    "_www", "www-data", "docker", "sudo", "syslog", "messagebus", "mail", "tty", "disk", "lp", "audio", "video",
+    "input", "kvm", "render", "utmp", "man", "games", "operator", "_lpadmin", "sshd", "postgres", "mysql", "redis",
+    "nginx", "apache", "systemd-journal", "systemd-network", "unknown", "access_bpf",
+}
+# Names never learned (replaced inside the shapes above, left alone elsewhere): shared defaults and ordinary words.
+_NAME_NOT_LEARNED = _SYSTEM_ACCOUNTS | {
+    "user", "dev", "developer", "test", "tester", "guest", "ubuntu", "debian", "fedora", "centos", "alpine", "arch",
+    "kali", "pi", "ec2-user", "vagrant", "runner", "node", "app", "home", "default", "public", "shared", "git",
+    "jenkins", "build", "builder", "ci", "codespace", "vscode", "coder", "gitpod", "local", "system", "administrator",
+    "owner", "me", "you", "claude", "github", "copilot", "bot", "agent", "server", "host", "box", "machine",
+    "computer", "laptop", "desktop", "workstation", "devbox", "sandbox", "container", "localhost", "raspberrypi",
+    "buildkitsandbox", "workspace", "project", "projects", "code", "src", "tmp", "temp", "data", "work", "main",
+    # given names that are everyday English words
+    "will", "mark", "bill", "art", "max", "may", "june", "april", "august", "grace", "hope", "joy", "faith", "rose",
+    "ray", "sky", "dawn", "summer", "amber", "jack", "frank", "sue", "rob", "pat", "gene", "guy", "lane", "dean",
+    "chase", "hunter", "page", "rich", "penny", "ruby", "jade", "iris", "hazel", "ivy", "holly", "miles", "chip",
+}
+_NAME_MIN_LEN = 3
+
 
 def _luhn_ok(digits: str) -> bool:
     total = 0
@@ -275,6 +345,7 @@ class _Redactor:
         self.next_number: Counter[str] = Counter()  # label -> last number used
         self.counts: Counter[str] = Counter()
         self.sweep_values: dict[str, str] = {}
+        self.names: dict[str, str] = {}  # a learned user or host name, as it may be written -> its placeholder
 
     def reserve_existing(self, text: str) -> None:
         for label, number in PLACEHOLDER_RE.findall(text):
@@ -292,6 +363,64 @@ class _Redactor:
                 self.sweep_values[value] = existing
         return existing
 
+    def name(self, kind: str, value: str, learn: bool = True) -> str:
+        """The placeholder of a user or host name found in one of the known shapes (counted), learning the name."""
+        placeholder = self.placeholder(kind, value.lower())
+        if learn:
+            self.learn(kind, value)
+        return placeholder
+
+    def learn(self, kind: str, value: str) -> None:
+        """Remember a user or host name, so that its other occurrences in the conversation are replaced by the sweep."""
+        value = value.strip()
+        low = value.lower()
+        if len(value) < _NAME_MIN_LEN or low in _NAME_NOT_LEARNED or not _has_letter(value):
+            return
+        if PLACEHOLDER_RE.search(value) or "<" in value or ">" in value:
+            return
+        key = (kind, low)
+        placeholder = self.placeholders.get(key)
+        if placeholder is None:
+            label = LABELS[kind]
+            self.next_number[label] += 1
+            placeholder = self.placeholders[key] = f"<{label}_{self.next_number[label]}>"
+        forms = {value, low, value.upper(), low.capitalize(), " ".join(w.capitalize() for w in low.split())}
+        if kind == "home_path":
+            forms.add(re.sub(r"[^A-Za-z0-9]", "-", value))  # as Claude Code writes it in a folder name
+        for form in forms:
+            if len(form) >= _NAME_MIN_LEN and form.strip("-"):
+                self.names.setdefault(form, placeholder)
+        if kind == "host_name" and "." in value:
+            self.learn(kind, value.split(".", 1)[0])  # box.example.com is also written box
+
+    def learn_from_commands(self, conv: Conversation) -> None:
+        """Learn names from what `whoami`, `hostname` and `git config user.name` tool calls returned."""
+        asked: dict[str, str] = {}
+        for m in conv.messages:
+            for call in m.tool_calls:
+                command = _command_of(call.arguments)
+                if command is None:
+                    continue
+                if _WHOAMI_COMMAND_RE.match(command):
+                    asked[call.id] = "user"
+                elif _HOSTNAME_COMMAND_RE.match(command):
+                    asked[call.id] = "host"
+                elif _GIT_NAME_COMMAND_RE.match(command):
+                    asked[call.id] = "full_name"
+        if not asked:
+            return
+        for m in conv.messages:
+            what = asked.get(m.tool_call_id or "") if m.role == "tool" else None
+            if what is None or not isinstance(m.content, str):
+                continue
+            output = next((ln.strip() for ln in m.content.splitlines() if ln.strip()), "")
+            if what == "user" and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}", output):
+                self.learn("home_path", output)
+            elif what == "host" and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.-]{0,252}", output):
+                self.learn("host_name", output)
+            elif what == "full_name" and re.fullmatch(r"[^<>@\n]{2,80}", output):
+                self.learn("home_path", output)
+
     # -- the text pipeline ------------------------------------------------------------------------------------------
 
     def text(self, text: str) -> str:
@@ -308,6 +437,7 @@ class _Redactor:
                 text = _sub(pattern, text, self._secret_value)
         text = self._detect_secrets(text)
         if "@" in text:
+            text = _sub(_PROMPT_RE, text, self._prompt)
             text = _sub(_EMAIL_RE, text, self._email)
         text = _sub(_CARD_RE, text, self._card)
         text = _sub(_PHONE_RE, text, self._phone)
@@ -317,7 +447,75 @@ class _Redactor:
             text = _sub(_IPV6_RE, text, self._ipv6)
         if "Users" in text or "/home/" in text:
             text = _sub(_HOME_RE, text, self._home)
+        if "-home-" in text or "-Users-" in text:
+            text = _sub(_ENCODED_HOME_RE, text, self._home)
+        return self._names(text)
+
+    def _names(self, text: str) -> str:
+        """The other shapes a user or host name comes in: `ls -l` columns, whoami/hostname output, USER=, git authors."""
+        if "\n" in text or text[:1] in "-dlcbpsD \t":
+            text = _sub(_LS_LONG_RE, text, self._ls_columns)
+            text = _sub(_COMMAND_OUTPUT_RE, text, self._command_output)
+        if "=" in text:
+            text = _sub(_ENV_NAME_RE, text, self._env_name)
+        if ":" in text and ("Author" in text or "Commit" in text):
+            text = _sub(_GIT_AUTHOR_RE, text, lambda m: self._replace_group(m, 1, "home_path", self._full_name(m, 1)))
+        if "user.name" in text:
+            text = _sub(_GIT_USER_NAME_RE, text, lambda m: self._replace_group(m, 1, "home_path", self._full_name(m, 1)))
+        if "Last login" in text:
+            text = _sub(_LAST_LOGIN_RE, text, lambda m: self._replace_group(m, 1, "host_name", m.group(1)))
+        if ".local" in text:
+            text = _sub(_MAC_HOST_RE, text, lambda m: self._replace_group(m, 1, "host_name", m.group(1)))
         return text
+
+    def _replace_group(self, match: re.Match[str], group: int, kind: str, value: str | None) -> str | None:
+        if value is None or PLACEHOLDER_RE.search(value):
+            return None
+        start, end = match.span(group)
+        offset = match.start(0)
+        whole = match.group(0)
+        return whole[: start - offset] + self.name(kind, value) + whole[end - offset :]
+
+    @staticmethod
+    def _full_name(match: re.Match[str], group: int) -> str | None:
+        value = match.group(group).strip()
+        return None if value.lower() in _NAME_NOT_LEARNED or "[bot]" in value or not value else value
+
+    def _prompt(self, match: re.Match[str]) -> str | None:
+        if match.group(1) is not None:
+            user, host, (u_start, u_end), (h_start, h_end) = match.group(1), match.group(2), match.span(1), match.span(2)
+        else:
+            user, host, (u_start, u_end), (h_start, h_end) = match.group(3), match.group(4), match.span(3), match.span(4)
+        if PLACEHOLDER_RE.search(match.group(0)):
+            return None
+        offset = match.start(0)
+        whole = match.group(0)
+        user_out = user if user.lower() in _SYSTEM_ACCOUNTS else self.name("home_path", user)
+        host_out = self.name("host_name", host)
+        return whole[: u_start - offset] + user_out + whole[u_end - offset : h_start - offset] + host_out + whole[h_end - offset :]
+
+    def _ls_columns(self, match: re.Match[str]) -> str | None:
+        owner, group = match.group(2), match.group(4)
+
+        def column(value: str, learn: bool) -> str:
+            if value.lower() in _SYSTEM_ACCOUNTS or value.isdigit() or PLACEHOLDER_RE.fullmatch(value):
+                return value
+            return self.name("home_path", value, learn=learn or value.lower() == owner.lower())
+
+        replaced = match.group(1) + column(owner, True) + match.group(3) + column(group, False)
+        return None if replaced == match.group(0) else replaced
+
+    def _command_output(self, match: re.Match[str]) -> str | None:
+        kind = "home_path" if match.group(1) in ("whoami", "id -un") else "host_name"
+        if (kind == "home_path" and match.group(2).lower() in _SYSTEM_ACCOUNTS) or not _has_letter(match.group(2)):
+            return None
+        return self._replace_group(match, 2, kind, match.group(2))
+
+    def _env_name(self, match: re.Match[str]) -> str | None:
+        kind = "host_name" if match.group(1) == "HOSTNAME" else "home_path"
+        if (kind == "home_path" and match.group(3).lower() in _SYSTEM_ACCOUNTS) or not _has_letter(match.group(3)):
+            return None  # root, or HOSTNAME=0.0.0.0 (a bind address, not a name)
+        return self._replace_group(match, 3, kind, match.group(3))
 
     def _secret_value(self, match: re.Match[str]) -> str | None:
         value = match.group(1)
@@ -391,29 +589,57 @@ class _Redactor:
         return self.placeholder("ip", value)
 
     def _home(self, match: re.Match[str]) -> str | None:
-        prefix = match.group(1) or match.group(2)
-        user = match.group(3)
-        if user.lower() in _HOME_KEEP or user in (".", ".."):
+        # _HOME_RE: (prefix)(drive prefix)(name); _ENCODED_HOME_RE: (prefix)(name)
+        prefix, user = (match.group(1) or match.group(2), match.group(3)) if match.re is _HOME_RE else match.groups()
+        if user.lower() in _HOME_KEEP or user.strip(".") == "" or PLACEHOLDER_RE.search(user):
             return None
-        return prefix + self.placeholder("home_path", user)
+        return prefix + self.name("home_path", user)
 
     def sweep(self, text: str) -> str:
-        """Replace leftover occurrences of secret values found elsewhere in the conversation."""
-        if not text or not self.sweep_values:
+        """Replace leftover occurrences of secret values and learned names found elsewhere in the conversation."""
+        if not text or not (self.sweep_values or self.names):
             return text
-        pattern = _sweep_pattern(tuple(sorted(self.sweep_values, key=len, reverse=True)))
 
         def swap(match: re.Match[str]) -> str:
-            placeholder = self.sweep_values[match.group(0)]
+            found = match.group(0)
+            placeholder = self.sweep_values.get(found) or self.names.get(found) or self.names[found.lower()]
             self.counts[_KIND_OF_LABEL[placeholder[1:].rsplit("_", 1)[0]]] += 1
             return placeholder
 
-        return pattern.sub(swap, text)
+        if self.sweep_values:
+            text = _sweep_pattern(tuple(sorted(self.sweep_values, key=len, reverse=True))).sub(swap, text)
+        if self.names:
+            text = _names_pattern(tuple(sorted(self.names, key=len, reverse=True))).sub(swap, text)
+        return text
 
 
 @lru_cache(maxsize=64)
 def _sweep_pattern(values: tuple[str, ...]) -> re.Pattern[str]:
     return re.compile("|".join(re.escape(v) for v in values))
+
+
+@lru_cache(maxsize=64)
+def _names_pattern(names: tuple[str, ...]) -> re.Pattern[str]:
+    # Whole words only, and never the label inside a placeholder (a user called "secret" must not eat <SECRET_1>).
+    return re.compile(r"(?<![A-Za-z0-9<])(?:" + "|".join(re.escape(n) for n in names) + r")(?![A-Za-z0-9]|_\d+>)")
+
+
+def _has_letter(value: str) -> bool:
+    return any(c.isalpha() for c in value)
+
+
+def _command_of(arguments: str) -> str | None:
+    """The shell command of a tool call's arguments ({"command": ...} or {"cmd": [...]}), if it has one."""
+    try:
+        parsed = json.loads(arguments) if arguments else None
+    except (json.JSONDecodeError, ValueError):
+        return None
+    if not isinstance(parsed, dict):
+        return None
+    command = parsed.get("command", parsed.get("cmd"))
+    if isinstance(command, list) and all(isinstance(c, str) for c in command):
+        command = " ".join(command[2:] if command[:2] in (["bash", "-lc"], ["bash", "-c"], ["sh", "-c"]) else command)
+    return command if isinstance(command, str) else None
 
 
 # --- structured fields ---------------------------------------------------------------------------------------------
@@ -502,8 +728,9 @@ def redact_conversation(conv: Conversation) -> tuple[Conversation, Counter[str]]
     everything = _all_text(conv)
     if "<" in everything:
         redactor.reserve_existing(everything)
+    redactor.learn_from_commands(conv)
     redacted = _map_conversation(conv, redactor.text, redactor)
-    if redactor.sweep_values:
+    if redactor.sweep_values or redactor.names:
         redacted = _map_conversation(redacted, redactor.sweep, None)
     return redacted, redactor.counts
 
