@@ -218,6 +218,7 @@ FIXTURE_EXPECTED = {
     ("cline/sdk-session/1784094124598_rruoq", "1784094124598_rruoq.compaction.json"): "cline_side_file",
     ("openhands", "*"): "openhands",
     ("openhands", "v1_events.jsonl"): "openhands_v1",
+    ("openhands/v0-sessions/5f3c0a4e9b2d4e7f8a1b6c9d0e2f4a6b/events", "*"): "openhands_side_file",
     # a V1 conversation folder's files, met alone (the folder itself is openhands_v1)
     ("openhands/v1-conversations/11111111222233334444555555555555", "*"): "openhands_side_file",
     ("openhands/v1-conversations/11111111222233334444555555555555/events", "*"): "openhands_side_file",

@@ -47,6 +47,24 @@ CODEX_ROLLOUT = FIXTURES / "codex_cli" / "rollout-2026-05-11T11-26-55-019e1625-7
 GEMINI_SESSION = FIXTURES / "gemini_cli" / "session-2025-12-01T21-45-5b959dae.json"
 CLINE_TASKS = FIXTURES / "cline"
 OPENHANDS_V1 = FIXTURES / "openhands" / "v1-conversations" / "11111111222233334444555555555555"
+OPENHANDS_V0 = FIXTURES / "openhands" / "v0-sessions" / "5f3c0a4e9b2d4e7f8a1b6c9d0e2f4a6b"
+CURSOR_STORE = FIXTURES / "cursor" / "workspace-state.vscdb"
+AIDER_HISTORY = FIXTURES / "aider" / "chat-history.md"
+
+
+def _cursor_chats(store: Path) -> int:
+    """Chats holding messages in a 2024 workspace store, read with sqlite3 and json: composers with a conversation and
+    chat-panel tabs with bubbles."""
+    import sqlite3
+
+    connection = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
+    try:
+        rows = dict(connection.execute("SELECT key, value FROM ItemTable").fetchall())
+    finally:
+        connection.close()
+    composers = json.loads(rows.get("composer.composerData") or "{}").get("allComposers") or []
+    tabs = json.loads(rows.get("workbench.panel.aichat.view.aichat.chatdata") or "{}").get("tabs") or []
+    return sum(1 for c in composers if c.get("conversation")) + sum(1 for t in tabs if t.get("bubbles"))
 SAMPLES: dict[str, tuple[Path, str, int]] = {
     "claude_code": (CLAUDE_SESSION, "-home-alice-demo/" + CLAUDE_SESSION.name, 1),  # one transcript file, one session
     "letta": (FIXTURES / "letta" / "agent_file_current.af", "agent.af", 1),  # one agent file
@@ -60,6 +78,8 @@ SAMPLES: dict[str, tuple[Path, str, int]] = {
     "roo_code": (CLINE_TASKS / "rooveterinaryinc.roo-cline" / "tasks" / "0196c0b2-5a3e-7c41-9d3e-2f8b7a6c1e90", "0196c0b2-5a3e-7c41-9d3e-2f8b7a6c1e90", 1),
     "kilo_code": (CLINE_TASKS / "kilocode.kilo-code" / "tasks" / "b3f1c2d4-0a9e-4c7b-8e21-6d5f4a3b2c10", "b3f1c2d4-0a9e-4c7b-8e21-6d5f4a3b2c10", 1),
     "openhands_v1": (OPENHANDS_V1, OPENHANDS_V1.name, 1),
+    "openhands": (OPENHANDS_V0, OPENHANDS_V0.name, 1),  # one V0 session folder (events/<id>.json)
+    "cursor": (CURSOR_STORE, "state.vscdb", _cursor_chats(CURSOR_STORE)),  # one store, many chats
 }
 WHEN = datetime(2025, 9, 3, 0, 47, 19, tzinfo=UTC).timestamp()
 LATER = datetime(2025, 9, 7, 9, 52, 3, tzinfo=UTC).timestamp()
@@ -284,3 +304,27 @@ def test_the_cli_command(home: Path, tmp_path: Path):
     as_text = runner.invoke(app, ["memory", "find", "--agent", "Claude Code", "--home", str(tmp_path / "data-home")], env={"COLUMNS": "250"})
     assert as_text.exit_code == 0, as_text.output
     assert str(location) in as_text.output and "Claude Code" in as_text.output
+
+
+def test_an_aider_history_in_the_project_being_worked_on_is_listed(home: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    """Aider writes its history into the project (at the repository's top), not into a folder of its own: find_memory
+    looks in the working directory and the folders above it, short of the home folder."""
+    project = tmp_path / "work"  # the fixture's working directory
+    history = project / ".aider.chat.history.md"
+    shutil.copy(AIDER_HISTORY, history)
+    os.utime(history, (WHEN, WHEN))
+    sessions = sum(1 for line in history.read_text(encoding="utf-8").splitlines() if line.startswith("# aider chat started at"))
+    assert sessions > 1
+    (project / "src" / "pkg").mkdir(parents=True)
+    monkeypatch.chdir(project / "src" / "pkg")  # working below the project's top
+    (listed,) = find_memory(agent="aider").locations
+    assert (listed.format, listed.folder, listed.paths) == ("aider", str(history), [str(history)])
+    assert (listed.sessions, listed.files, listed.bytes) == (sessions, 1, history.stat().st_size)
+    assert listed.first_date == listed.last_date == iso(WHEN)
+    # The default roots hold the working directory, not the folders above it: listed, with how to allow it.
+    assert not listed.allowed and listed.how_to_allow and str(history) in listed.how_to_allow
+    monkeypatch.chdir(project)
+    (listed,) = find_memory(agent="aider").locations
+    assert listed.allowed and listed.sessions == sessions
+    monkeypatch.chdir(home)  # nothing is looked for above the home folder, nor in it
+    assert find_memory(agent="aider").locations == []

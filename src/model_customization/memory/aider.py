@@ -315,6 +315,7 @@ FORMAT = MemoryFormat(
     outcome_signals="^C interrupts, edits that failed to apply, /undo and declined shell commands or edits",
     locations=_LOCATIONS,
     count_sessions=count_sessions,
+    project_files=(".aider.chat.history.md",),
 )
 INPUT_HISTORY_FORMAT = MemoryFormat(
     "aider_input_history",

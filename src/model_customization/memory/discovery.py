@@ -86,34 +86,55 @@ def find_memory(home: Path | None = None, agent: str | None = None) -> MemoryFou
                 continue
             for folder in _expand(location, home):
                 looked_in.append(str(folder))
-                if not (folder.is_dir() or folder.is_file()):  # a location that is a link stands for its target
-                    continue
-                tally = _count(fmt, folder)
-                if tally.files == 0 and tally.sessions == 0:
-                    continue
-                # A folder that also holds credentials (OpenCode's auth.json) is read through its other entries.
-                parts = credential_free_parts(folder)
-                outside = [part for part in parts if not is_allowed(part, roots)]
-                allowed = bool(parts) and not outside
-                found.append(
-                    MemoryLocation(
-                        agent=fmt.agent,
-                        format=fmt.name,
-                        title=fmt.title or fmt.name,
-                        folder=str(folder),
-                        paths=[str(part) for part in parts],
-                        sessions=tally.sessions,
-                        files=tally.files,
-                        bytes=tally.bytes,
-                        first_date=utc_iso(tally.first) if tally.first is not None else None,
-                        last_date=utc_iso(tally.last) if tally.last is not None else None,
-                        complete=tally.complete,
-                        allowed=allowed,
-                        how_to_allow=None if allowed or not outside else how_to_allow(outside),
-                        note=_note(tally),
-                    )
-                )
+                if folder.is_dir() or folder.is_file():  # a location that is a link stands for its target
+                    _list(fmt, folder, roots, found)
+        for folder in _project_folders(home) if fmt.project_files else []:
+            for name in fmt.project_files:
+                looked_in.append(str(folder / name))
+                if (folder / name).is_file():
+                    _list(fmt, folder / name, roots, found)
     return MemoryFound(locations=found, looked_in=looked_in, allowed_roots=[str(root) for root in roots], next_step=_next_step(found, agent))
+
+
+def _list(fmt: MemoryFormat, folder: Path, roots: list[Path], found: list[MemoryLocation]) -> None:
+    """Count what `fmt` claims in `folder` (a folder or one file) and add it to `found` when there is anything."""
+    tally = _count(fmt, folder)
+    if tally.files == 0 and tally.sessions == 0:
+        return
+    # A folder that also holds credentials (OpenCode's auth.json) is read through its other entries.
+    parts = credential_free_parts(folder)
+    outside = [part for part in parts if not is_allowed(part, roots)]
+    allowed = bool(parts) and not outside
+    found.append(
+        MemoryLocation(
+            agent=fmt.agent or fmt.name,
+            format=fmt.name,
+            title=fmt.title or fmt.name,
+            folder=str(folder),
+            paths=[str(part) for part in parts],
+            sessions=tally.sessions,
+            files=tally.files,
+            bytes=tally.bytes,
+            first_date=utc_iso(tally.first) if tally.first is not None else None,
+            last_date=utc_iso(tally.last) if tally.last is not None else None,
+            complete=tally.complete,
+            allowed=allowed,
+            how_to_allow=None if allowed or not outside else how_to_allow(outside),
+            note=_note(tally),
+        )
+    )
+
+
+def _project_folders(home: Path) -> list[Path]:
+    """The working directory and the folders above it, short of the home folder and the file system's root: where an
+    agent that writes into the project (Aider, at the repository's top) keeps its history."""
+    folders: list[Path] = []
+    stop = {home.resolve(), Path(home.resolve().anchor)}
+    current = Path.cwd().resolve()
+    while current not in stop and current.parent != current:
+        folders.append(current)
+        current = current.parent
+    return folders
 
 
 def _for_this_system(location: str) -> bool:
@@ -191,7 +212,7 @@ def _add_session_folder(fmt: MemoryFormat, folder: Path, tally: _Tally, deadline
     """A folder the format claims whole: one unit (or count_sessions of it); its files' sizes and dates."""
     tally.sessions += _sessions_in(fmt, folder)
     real_folder = folder.resolve()
-    for parent, folders, names in os.walk(folder):  # links to folders are not followed by os.walk
+    for parent, _folders, names in os.walk(folder):  # links to folders are not followed by os.walk
         for name in names:
             if CREDENTIAL_NAME.search(name):
                 continue

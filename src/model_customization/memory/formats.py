@@ -54,6 +54,9 @@ class MemoryFormat:
     # Folders (home-relative, "~/..." or absolute with ~ expanded; globs allowed) where the agent keeps this memory:
     # find_memory looks there, and the default allowed roots cover them. Only transcript folders, never credentials.
     locations: tuple[str, ...] = ()
+    # File names the agent writes into the project it works on (Aider's .aider.chat.history.md), not into a folder of
+    # its own: find_memory looks for them in the working directory and the folders above it.
+    project_files: tuple[str, ...] = ()
     # find_memory: how many sessions one claimed file or folder holds, without importing it (None: one). A SQLite
     # store or an Aider history holds many; a rollout file holds one.
     count_sessions: Callable[[Path], int] | None = None
