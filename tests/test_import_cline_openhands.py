@@ -408,8 +408,18 @@ def test_openhands_detection_and_walk():
     assert list(iter_memory([V1_FOLDER / "events"])) == []
     records = list(iter_memory([OPENHANDS]))
     assert not [r for r in records if isinstance(r, ImportProblem)]
-    # Hand-counted: four V0 trajectories, one V1 folder, one V1 event log.
-    assert Counter(r.source_format for r in records) == {"openhands": len(V0_FILES), "openhands_v1": 2}
+    # Hand-counted: four V0 trajectories, one V0 session folder, one V1 folder, one V1 event log.
+    assert Counter(r.source_format for r in records) == {"openhands": len(V0_FILES) + 1, "openhands_v1": 2}
+
+
+def test_a_v0_session_folder_imports_like_the_trajectory_it_was_laid_out_from():
+    """v0-sessions/<id>/events/<id>.json holds basic.json's events one a file, as the V0 app's file store keeps them."""
+    folder = OPENHANDS / "v0-sessions" / "5f3c0a4e9b2d4e7f8a1b6c9d0e2f4a6b"
+    assert sorted(int(p.stem) for p in (folder / "events").iterdir()) == [e["id"] for e in _load(OPENHANDS / "basic.json")]
+    assert detect_format(folder) == "openhands"
+    [from_folder] = list(iter_memory([folder]))
+    [from_list] = list(iter_memory([OPENHANDS / "basic.json"]))
+    assert from_folder.messages == from_list.messages and from_folder.source_format == "openhands"
 
 
 def test_session_counts_for_find_memory(tmp_path):

@@ -66,6 +66,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .anthropic_content import tool_result_text
 from .reading import RecordError, read_json_lines
 from .records import Conversation, ImportProblem, Message, Outcome, ToolCall
 
@@ -316,7 +317,7 @@ def _render(path: Path, session_id: str, selected: list[_Line], include_thinking
                 continue
             open_command = None
             call_id = b.get("tool_use_id") if isinstance(b.get("tool_use_id"), str) else None
-            text = _result_text(b.get("content"))
+            text = tool_result_text(b.get("content"))
             if b.get("is_error") is True:
                 outcome.is_error = True
             if any(m in text for m in _REJECTION_MARKERS) or line.tool_use_result == "User rejected tool use":
@@ -443,21 +444,3 @@ def _shell_text(text: str) -> str:
         elif value.strip():
             parts.append(value)
     return "\n".join(parts)
-
-
-def _result_text(content: Any) -> str:
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = []
-        for b in content:
-            if isinstance(b, dict) and b.get("type") == "text" and isinstance(b.get("text"), str):
-                parts.append(b["text"])
-            elif isinstance(b, dict) and b.get("type") == "image":
-                parts.append("[image]")
-            elif isinstance(b, str):
-                parts.append(b)
-        return "\n".join(parts)
-    return json.dumps(content, ensure_ascii=False)

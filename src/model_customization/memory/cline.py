@@ -70,6 +70,7 @@ from typing import Any
 
 from model_customization.timestamps import epoch_to_iso
 
+from .anthropic_content import tool_result_text
 from .formats import MemoryFormat
 from .reading import json_type, read_json_document
 from .records import Conversation, ImportProblem, Message, Outcome, ToolCall
@@ -418,7 +419,7 @@ class _Reader:
         for b in blocks:
             kind = b["type"]
             if kind == "tool_result":
-                text = self._clean(_result_text(b.get("content")))
+                text = self._clean(tool_result_text(b.get("content"), keep_structured=True))
                 if b.get("is_error") is True or text.startswith(_TOOL_FAILED):
                     self.outcome.is_error = True
                 if _DENIED in text:
@@ -495,26 +496,6 @@ def _reasoning_texts(entry: dict[str, Any]) -> list[str]:
     if isinstance(entry.get("text"), str):
         texts.append(entry["text"])
     return [t for t in texts if isinstance(t, str) and t.strip()]
-
-
-def _result_text(content: Any) -> str:
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = []
-        for b in content:
-            if isinstance(b, dict) and b.get("type") == "text" and isinstance(b.get("text"), str):
-                parts.append(b["text"])
-            elif isinstance(b, dict) and b.get("type") in ("image", "document"):
-                parts.append(f"[{b['type']}]")
-            elif isinstance(b, str):
-                parts.append(b)
-            else:
-                parts.append(json.dumps(b, ensure_ascii=False))  # SDK tools return structured results
-        return "\n".join(parts)
-    return json.dumps(content, ensure_ascii=False)
 
 
 def _describe(entry: Any) -> str:
