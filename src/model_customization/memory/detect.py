@@ -88,6 +88,7 @@ MAX_DOCUMENT_BYTES = 512 * 1024 * 1024  # whole-document formats are parsed in m
 
 # Enough lines to step over a few broken ones at the top of a file, few enough to stay cheap on huge files.
 _PEEK_LINES = 20
+_UNCONTESTED_LINES = 3  # lines after which a format that alone fits every one of them is taken without reading on
 _CLAUDE_CODE_KEYS = ("sessionId", "uuid", "parentUuid", "leafUuid")
 _CLAUDE_CODE_TYPES = {"user", "assistant", "summary", "system", "progress", "file-history-snapshot", "queue-operation"}
 # Below this, a format was only guessed: when nothing can be read as it, the problem says so and names the runner-up.
@@ -126,8 +127,13 @@ def judge(path: Path) -> Verdict:
         for i, fmt in enumerate(formats):
             scores[i] = score(fmt.sniff_folder, path)
         return _rank(formats, scores)
+    suffix = path.suffix.lower()
+    # Path sniffers open the file: ask those whose suffix it has first, the others only if nothing else fits (an Aider
+    # history saved under another name), so a folder of JSONL transcripts is not opened twice per format.
+    by_suffix = [not fmt.suffixes or suffix in fmt.suffixes for fmt in formats]
     for i, fmt in enumerate(formats):
-        scores[i] = score(fmt.sniff_file, path)
+        if by_suffix[i]:
+            scores[i] = score(fmt.sniff_file, path)
     if path.suffix.lower() in DOCUMENT_SUFFIXES and path.stat().st_size <= MAX_DOCUMENT_BYTES:
         try:
             document = json.loads(read_text(path))
@@ -143,9 +149,20 @@ def judge(path: Path) -> Verdict:
             lines += 1
             for i, fmt in enumerate(formats):
                 line_totals[i] += score(fmt.sniff_line, obj)
+            if lines >= _UNCONTESTED_LINES and _uncontested(line_totals, lines):
+                break  # one format fits every line so far and no other fits any: more lines would not change that
         if lines:
             scores = [max(s, total / lines) for s, total in zip(scores, line_totals, strict=True)]
+    if max(scores) == 0:
+        for i, fmt in enumerate(formats):
+            if not by_suffix[i]:
+                scores[i] = score(fmt.sniff_file, path)
     return _rank(formats, scores)
+
+
+def _uncontested(totals: list[float], lines: int) -> bool:
+    fitting = [t for t in totals if t > 0]
+    return len(fitting) == 1 and fitting[0] >= lines
 
 
 def _rank(formats: list[MemoryFormat], scores: list[float]) -> Verdict:
