@@ -13,6 +13,7 @@ import json
 import os
 import random
 import shutil
+import sys
 import tempfile
 import time
 from array import array
@@ -34,6 +35,7 @@ from model_customization.memory.detect import SUPPORTED_FORMATS, iter_memory
 from model_customization.memory.records import Conversation, ImportProblem, Message, PreferencePair, SkippedFile
 from model_customization.operations.datasets import BuildDatasetRequest
 from model_customization.paths import check_readable
+from model_customization.reading_limits import open_regular_file
 from model_customization.storage import atomic_folder
 from model_customization.workspace import Workspace
 
@@ -58,7 +60,8 @@ class BuildResult:
 
 def _sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
+    # Streamed, so no size limit; but only a regular file (a source swapped for a FIFO since it was read must not hang).
+    with open_regular_file(path, what="Memory file", max_bytes=sys.maxsize) as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()

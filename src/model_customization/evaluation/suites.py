@@ -18,6 +18,7 @@ from model_customization.datasets.examples import prompt_and_reference
 from model_customization.errors import UserError
 from model_customization.evaluation.metrics import METRICS, schema_validator, score_case
 from model_customization.paths import check_readable, resolve_user_path
+from model_customization.reading_limits import NotARegularFile, read_regular_bytes
 from model_customization.workspace import Workspace
 
 # The keys a suite case may have besides messages, and an optional name for it.
@@ -47,10 +48,16 @@ def load_suite(path: Path) -> list[dict[str, Any]]:
     """The cases of a JSONL (.jsonl, .ndjson) or YAML (.yaml, .yml: a list of cases, or {cases: [...]}) suite file,
     each with "source" = "file:line". A case that cannot be used is a UserError naming its file and line."""
     check_readable(path, what="Suite file")  # inside the allowed roots (paths.py), links followed
-    if not path.is_file():
-        raise UserError(f"Suite file {path} not found. Give the path of a .jsonl or .yaml file of cases.")
     suffix = path.suffix.lower()
-    raw = path.read_bytes()
+    try:
+        # Only a regular file within the memory limit (reading_limits.py): a FIFO or device is refused unopened.
+        raw = read_regular_bytes(path, what="Suite file")
+    except FileNotFoundError:
+        raise UserError(f"Suite file {path} not found. Give the path of a .jsonl or .yaml file of cases.") from None
+    except NotARegularFile as error:
+        if error.kind == "a folder":
+            raise UserError(f"Suite file {path} not found (it is a folder). Give the path of a .jsonl or .yaml file of cases.") from None
+        raise
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:

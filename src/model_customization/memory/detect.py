@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from model_customization.paths import file_kind, iter_files_within_roots, iter_limited_lines, memory_limits, oversized_file_message
+from model_customization.reading_limits import FileTooLarge, NotARegularFile
 
 from .aider import FORMAT as AIDER
 from .aider import INPUT_HISTORY_FORMAT as AIDER_INPUT_HISTORY
@@ -314,12 +315,16 @@ def _iterate(path: Path, verdict: Verdict, options: dict[str, Any]) -> Iterator[
     records = chosen.iterate(path, **{k: v for k, v in options.items() if k in chosen.options})
     read_something = False
     problems = 0
-    for record in records:
-        if isinstance(record, ImportProblem):
-            problems += 1
-        else:
-            read_something = True
-        yield record
+    try:
+        for record in records:
+            if isinstance(record, ImportProblem):
+                problems += 1
+            else:
+                read_something = True
+            yield record
+    except (NotARegularFile, FileTooLarge) as refused:  # changed since it was judged: reported, never read
+        yield ImportProblem(str(path), 0, str(refused))
+        return
     if problems and not read_something and (verdict.score < _SURE or verdict.runner_up_score >= _SURE):
         yield ImportProblem(
             str(path), 0, f"nothing could be read: {verdict.guess_note()}; if the file is another format, import it with that format's tool or convert it"

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from model_customization.config import Settings
 from model_customization.errors import NotFoundError, UserError
+from model_customization.reading_limits import read_regular_bytes
 from model_customization.storage import file_lock
 
 EMBEDDED_MODEL = "SmolLM2-135M-Instruct"
@@ -66,8 +67,8 @@ def check_base_model(name_or_path: str) -> str:
     if not path.is_dir() or not config_path.is_file():
         raise UserError(f"{path} is not a Hugging Face model folder (no config.json). Point base_model at a folder saved with save_pretrained.")
     try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as error:
+        config = json.loads(read_regular_bytes(config_path, what="Model config").decode("utf-8"))  # a regular file within the limit (reading_limits.py)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise UserError(f"{config_path} cannot be read as JSON ({error}).") from error
     architectures = config.get("architectures") or []
     if not any(str(a).endswith("ForCausalLM") for a in architectures):
@@ -89,8 +90,8 @@ def check_chat_template(canonical_base: str, given: str | None) -> None:
     if not config_path.is_file():
         raise UserError(f"{folder} has no tokenizer (tokenizer_config.json is missing). Save the tokenizer into the model folder.")
     try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as error:
+        config = json.loads(read_regular_bytes(config_path, what="Model config").decode("utf-8"))  # a regular file within the limit (reading_limits.py)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise UserError(f"{config_path} cannot be read as JSON ({error}).") from error
     if not config.get("chat_template"):
         raise UserError(
