@@ -97,3 +97,99 @@ def test_a_regular_file_is_read_whole_exactly_when_it_fits_the_limit(tmp_path: P
         with pytest.raises(FileTooLarge) as refused:
             read_regular_bytes(file, max_bytes=limit)
         assert (refused.value.size, refused.value.limit) == (size, limit) and f"{limit:,}" in str(refused.value)
+
+
+def test_forty_five_calls_on_a_fifo_at_once_leave_the_server_answering(tmp_path: Path, special_files: dict[str, Path]):
+    """About forty blocked reads used to take every worker thread; now each is refused at once, and a cheap tool
+    sent after them is answered."""
+    with _server(tmp_path) as server:
+        ids = []
+        for number in range(45):
+            request_id = 5000 + number
+            tool = "inspect_dataset" if number % 2 else "set_agent_suite"
+            arguments = {"path": str(special_files["fifo"])} if tool == "inspect_dataset" else {"agent": "bot", "suite": str(special_files["fifo"])}
+            server.send({"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": {"name": tool, "arguments": arguments}})
+            ids.append(request_id)
+        listed = server.call_tool("list_datasets", {}, timeout=60)
+        assert not listed["isError"]
+        for request_id in ids:
+            reply = server.answer(request_id, timeout=60)
+            assert reply["result"]["isError"] and "a FIFO" in text_of(reply["result"])
+
+
+def test_a_server_whose_client_left_exits_while_a_long_build_still_runs(tmp_path: Path):
+    """The client closes stdin during a build that takes far longer than the wait below: the server exits (no
+    orphan left behind holding the data home and a CPU)."""
+    memory = tmp_path / "memory"
+    memory.mkdir()
+    with (memory / "chats.jsonl").open("w") as handle:
+        for number in range(30000):  # a build of about a minute on a small machine
+            words = " ".join(f"w{(number * 7 + k) % 997}" for k in range(40))
+            handle.write(json.dumps({"messages": [{"role": "user", "content": f"{number} {words}"}, {"role": "assistant", "content": words}]}) + "\n")
+    server = _server(tmp_path)
+    server.initialize()
+    server.send({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "build_dataset_from_memory", "arguments": {"paths": [str(memory)]}}})
+    time.sleep(2)  # the build is under way in a worker thread
+    assert server.process.poll() is None
+    server.process.stdin.close()
+    try:
+        server.process.wait(timeout=20)
+    finally:
+        if server.process.poll() is None:
+            server.process.kill()
+            server.process.wait()
+            pytest.fail("the server outlived its client by 20 s")
+
+
+@pytest.mark.parametrize(
+    ("line", "expected_id", "code"),
+    [
+        (b'{"jsonrpc": "2.0", "id": 11, "method": "tools/call", "params": {"name": "list_datasets", "arguments": {"x": "\\ud800"}}}\n', 11, -32600),
+        (b'{"jsonrpc": "2.0", "id": 12, "method": "tools/call", "params": ["list_datasets", {}]}\n', 12, -32602),
+        (b"this is not json\n", None, -32700),
+        (b'{"jsonrpc": "2.0", "id": 13, "method": "tools/list", "params": {}\n', None, -32700),
+        (b'[{"jsonrpc": "2.0", "id": 14, "method": "tools/list"}]\n', None, -32600),
+        (b'{"jsonrpc": "1.0", "id": 15, "method": "tools/list"}\n', 15, -32600),
+        (b'{"jsonrpc": "2.0", "id": 16, "method": 5}\n', 16, -32600),
+    ],
+)
+def test_a_malformed_line_gets_a_json_rpc_error_and_the_session_goes_on(tmp_path: Path, line: bytes, expected_id: int | None, code: int):
+    with StdioServer(tmp_path / "home") as server:
+        server.send_raw(line)
+        reply = server.next_message(timeout=30)
+        assert reply["id"] == expected_id and reply["error"]["code"] == code, reply
+        assert reply["error"]["message"]
+        assert "result" in server.request("tools/list")
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.one_of(st.text(max_size=200), st.binary(max_size=200).map(lambda raw: raw.decode("utf-8", "replace")), st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=20)),
+    lambda children: st.one_of(st.lists(children, max_size=4), st.dictionaries(st.text(max_size=10), children, max_size=4)),
+    max_leaves=12,
+).map(json.dumps)))
+def test_every_line_is_either_passed_on_or_answered_with_an_error(line: str):
+    """The rule the stdio guard applies to any line: what the SDK parses goes on, a request it cannot parse gets an
+    error reply with a valid id (or null), and only notifications and responses may go unanswered."""
+    from model_customization.server.stdio_guard import refusal_for_line
+
+    line = line.replace("\n", " ")
+    reply = refusal_for_line(line)
+    try:
+        parsed = json.loads(line)
+    except ValueError:
+        parsed = ...
+    if reply is None:
+        quiet = not line.strip() or (isinstance(parsed, dict) and ("method" not in parsed or "id" not in parsed))
+        parses = True
+        try:
+            import mcp_types
+
+            mcp_types.jsonrpc_message_adapter.validate_json(line, by_name=False)
+        except Exception:  # noqa: BLE001
+            parses = False
+        assert parses or quiet, line
+    else:
+        assert reply["jsonrpc"] == "2.0" and reply["error"]["code"] in (-32700, -32600, -32602)
+        assert reply["id"] is None or isinstance(reply["id"], (int, str))
+        json.dumps(reply, ensure_ascii=False).encode("utf-8")  # the reply itself is valid UTF-8 JSON

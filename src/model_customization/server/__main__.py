@@ -39,7 +39,9 @@ def run_server(transport: str, *, host: str = "127.0.0.1", port: int = 8000, all
     # First the config file: its [env] may hold the settings read below (HTTP tokens).
     workspace = Workspace.open(home)
     if transport == "stdio":
-        build_server(workspace, dispatch_at_start="soon").run("stdio")
+        from model_customization.server.stdio_guard import run_stdio
+
+        run_stdio(build_server(workspace, dispatch_at_start="soon"))
         return
     from model_customization.server.http import http_access
 

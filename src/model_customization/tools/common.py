@@ -78,7 +78,9 @@ async def run_domain(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     that id (never to the client, whose text could leak paths or data and cannot act on it)."""
     refuse_invalid_text(args, kwargs)
     try:
-        return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
+        # abandon_on_cancel: a call the client cancels (or a client that left) frees its task and its place among
+        # the worker threads at once; the thread itself stops at its next progress report (progress_reporter).
+        return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs), abandon_on_cancel=True)
     except UserError as error:
         raise ToolError(shorten_message(str(error))) from error
     except ToolError:
@@ -104,6 +106,11 @@ def progress_reporter(ctx: Context | None) -> Callable[[float, float | None, str
         return None
 
     def report(done: float, total: float | None, message: str) -> None:
+        # The call was cancelled or its client left: stop the work here rather than run it on for no one.
+        try:
+            anyio.from_thread.check_cancelled()
+        except RuntimeError:  # called from a thread of the domain's own, not the tool's worker thread
+            pass
         try:
             anyio.from_thread.run(ctx.report_progress, done, total, message)
         except Exception:  # noqa: BLE001 - a client that went away must not stop the work itself
