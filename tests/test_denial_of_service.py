@@ -193,3 +193,75 @@ def test_every_line_is_either_passed_on_or_answered_with_an_error(line: str):
         assert reply["jsonrpc"] == "2.0" and reply["error"]["code"] in (-32700, -32600, -32602)
         assert reply["id"] is None or isinstance(reply["id"], (int, str))
         json.dumps(reply, ensure_ascii=False).encode("utf-8")  # the reply itself is valid UTF-8 JSON
+
+
+def test_a_ten_megabyte_dataset_name_and_a_three_million_character_prompt_are_refused_at_once(tmp_path: Path, demo_paths):
+    with StdioServer(tmp_path / "home") as server:
+        named = server.call_tool("build_dataset_from_memory", {"paths": [str(p) for p in demo_paths], "name": "n" * 10_000_000}, timeout=60)
+        assert named["isError"] and "at most 4096 characters" in text_of(named)
+        started = time.monotonic()
+        prompted = server.call_tool("prompt_model", {"prompt": "word " * 600_000}, timeout=60)
+        assert prompted["isError"] and "at most 1000000 characters" in text_of(prompted)
+        assert time.monotonic() - started < 30
+        listed = server.call_tool("list_datasets", {})
+        assert not listed["isError"] and listed["structuredContent"]["datasets"] == []
+
+
+@settings(max_examples=25, deadline=None)
+@given(length=st.integers(min_value=0, max_value=12_000))
+def test_every_request_string_is_bounded_whatever_the_field(length: int):
+    """Any string field of any operation's request (a list item and a dict value too) takes at most
+    MAX_FIELD_CHARS characters, and a prompt's text at most MAX_TEXT_CHARS."""
+    from pydantic import ValidationError
+
+    from model_customization.operations.agents import DeployModelRequest
+    from model_customization.operations.bounds import MAX_FIELD_CHARS
+    from model_customization.operations.datasets import BuildDatasetRequest
+    from model_customization.operations.models import PromptModelRequest
+
+    text = "x" * length
+    cases = [
+        lambda: BuildDatasetRequest(paths=["a"], name=text),
+        lambda: BuildDatasetRequest(paths=[text]),
+        lambda: DeployModelRequest(agent=text, model="m"),
+        lambda: PromptModelRequest(prompt="hi", agent=text),
+    ]
+    for build in cases:
+        if length <= MAX_FIELD_CHARS:
+            build()
+        else:
+            with pytest.raises(ValidationError, match=f"at most {MAX_FIELD_CHARS} characters"):
+                build()
+    PromptModelRequest(prompt=text)  # a prompt may be longer than a name
+
+
+def test_a_prompt_past_the_embedded_models_context_is_refused_before_generating(tmp_path: Path, model_cache: Path):
+    """20,000 tokens against an 8,192-token context used to run for minutes and answer garbage."""
+    with StdioServer(tmp_path / "home", env={"MODEL_CUSTOMIZATION_MODEL_CACHE": str(model_cache)}) as server:
+        started = time.monotonic()
+        result = server.call_tool("prompt_model", {"prompt": " ".join(f"item{n}" for n in range(10_000))}, timeout=300)
+        assert result["isError"], result
+        message = text_of(result)
+        assert "reads at most 8,192" in message and "Shorten the prompt" in message
+        assert time.monotonic() - started < 240
+
+
+def test_the_dataset_card_resource_lists_the_first_sources_with_a_count_and_pages_the_rest(tmp_path: Path):
+    memory = tmp_path / "memory"
+    memory.mkdir()
+    for number in range(150):
+        line = {"messages": [{"role": "user", "content": f"question {number}"}, {"role": "assistant", "content": f"answer number {number} here"}]}
+        (memory / f"chat-{number:03}.jsonl").write_text(json.dumps(line) + "\n")
+    with StdioServer(tmp_path / "home") as server:
+        built = server.call_tool("build_dataset_from_memory", {"paths": [str(memory)], "near_duplicate_threshold": None}, timeout=120)
+        assert not built["isError"], text_of(built)
+        dataset_id = built["structuredContent"]["dataset_id"]
+        card = json.loads(server.request("resources/read", {"uri": f"datasets://{dataset_id}"})["result"]["contents"][0]["text"])
+        assert len(card["sources"]) == 100 and card["sources_count"] == 150
+        assert card["sources_rest"].startswith(f"datasets://{dataset_id}/sources/1")
+        page = json.loads(server.request("resources/read", {"uri": f"datasets://{dataset_id}/sources/1"})["result"]["contents"][0]["text"])
+        assert page["count"] == 150 and len(page["sources"]) == 150 and page["next"] is None
+        assert {Path(s["path"]).name for s in page["sources"]} == {f"chat-{n:03}.jsonl" for n in range(150)}
+        markdown = server.request("resources/read", {"uri": f"datasets://{dataset_id}/card.md"})["result"]["contents"][0]["text"]
+        assert "50 more source files" in markdown, markdown[markdown.find("## Sources") - 200:][:300] + markdown[-1500:]
+        assert markdown.count("| `") == 200  # 100 rows of two cells

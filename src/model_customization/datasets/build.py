@@ -58,6 +58,11 @@ class BuildResult:
     skipped_count: int = 0
 
 
+# Sources listed in a card (JSON and Markdown); the whole list is paged by the datasets://{id}/sources/{page} resource.
+CARD_SOURCES_SHOWN = 100
+SOURCES_PER_PAGE = 1000
+
+
 def _sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     # Streamed, so no size limit; but only a regular file (a source swapped for a FIFO since it was read must not hang).
@@ -565,7 +570,9 @@ def card_markdown(card: dict[str, Any]) -> str:
     lines += ["", "## Redactions (replaced by typed placeholders before storage)", ""]
     lines += [f"- {kind}: {n}" for kind, n in card.get("redactions", {}).items()] or ["- none found"]
     lines += ["", "## Sources", "", "| file | sha256 |", "|---|---|"]
-    lines += [f"| `{s['path']}` | `{s['sha256'][:16]}…` |" for s in card["sources"]]
+    lines += [f"| `{s['path']}` | `{s['sha256'][:16]}…` |" for s in card["sources"][:CARD_SOURCES_SHOWN]]
+    if len(card["sources"]) > CARD_SOURCES_SHOWN:  # a build of 100k files must not make a card of megabytes
+        lines.append(f"\n{len(card['sources']) - CARD_SOURCES_SHOWN:,} more source files: all of them, with their sha256, in datasets://{card['id']}/sources/1 and the pages after it.")
     if "constitution" in card:
         lines += _constitution_markdown(card["constitution"])
     lines += ["", "## Options", "", "```json", json.dumps(card["options"], indent=2), "```", ""]
