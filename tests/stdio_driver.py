@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 
 class StdioServer:
@@ -90,7 +90,7 @@ class StdioServer:
             self.process.kill()
             self.process.wait(timeout=30)
 
-    def __enter__(self) -> StdioServer:
+    def __enter__(self) -> Self:
         self.initialize()
         return self
 

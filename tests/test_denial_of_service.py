@@ -13,7 +13,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from stdio_driver import StdioServer, text_of
 
-from model_customization.reading_limits import FileTooLarge, NotARegularFile, open_regular_file, read_regular_bytes
+from model_customization.reading_limits import (
+    FileTooLarge,
+    NotARegularFile,
+    open_regular_file,
+    read_regular_bytes,
+)
 
 SUITE_LINE = json.dumps({"messages": [{"role": "user", "content": "Say hi"}], "reference": "hi"}) + "\n"
 

@@ -161,7 +161,10 @@ def config_file_path(home: str | os.PathLike[str]) -> Path | None:
 def read_config_file(path: str | os.PathLike[str]) -> ConfigFile:
     """Parse and check a config file. Errors name the file and the key, never a value (values may be API keys)."""
     # Imported here: reading_limits imports paths, which imports this module.
-    from model_customization.reading_limits import MAX_CONFIG_FILE_BYTES, read_regular_bytes
+    from model_customization.reading_limits import (
+        MAX_CONFIG_FILE_BYTES,
+        read_regular_bytes,
+    )
 
     path = Path(path)
     try:

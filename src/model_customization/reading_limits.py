@@ -90,17 +90,3 @@ def read_regular_bytes(path: str | os.PathLike[str], *, what: str = "File", max_
         raise FileTooLarge(f"{what} {path} grew past the limit of {limit:,} bytes while being read; not read ({_limit_hint(limit_setting)}).", len(data), limit)
     return data
 
-
-def regular_file_problem(path: Path) -> str | None:
-    """Why `path` will not be read (its kind, or its size over the limit), or None for a regular file within it.
-    For a quick check before work that opens the file later through open_regular_file."""
-    try:
-        info = os.stat(path)
-    except OSError:
-        return "a broken link or unreadable entry"
-    if not stat.S_ISREG(info.st_mode):
-        return f"{kind_of_mode(info.st_mode)}, not a regular file"
-    limit = memory_limits().max_file_bytes
-    if info.st_size > limit:
-        return f"a file of {info.st_size:,} bytes, more than the limit of {limit:,}"
-    return None

@@ -42,11 +42,8 @@ def refusal_for_line(line: str) -> dict[str, Any] | None:
     a broken notification or response (JSON-RPC never answers those: there is no id to answer to)."""
     if not line.strip():
         return None
-    try:
-        types.jsonrpc_message_adapter.validate_json(line, by_name=False)
+    if _sdk_parses(line):
         return None
-    except Exception:  # noqa: BLE001 - any refusal by the SDK's parser is answered below
-        pass
     try:
         message = json.loads(line)
     except (ValueError, RecursionError):
@@ -66,6 +63,15 @@ def refusal_for_line(line: str) -> dict[str, Any] | None:
     if "params" in message and not isinstance(message["params"], dict):
         return _error(request_id, INVALID_PARAMS, "Invalid params: MCP takes params as a JSON object (by name), not an array or a single value.")
     return _error(request_id, INVALID_REQUEST, "Invalid Request: not a JSON-RPC 2.0 request (it needs \"jsonrpc\": \"2.0\", a string method and an integer or string id).")
+
+
+def _sdk_parses(line: str) -> bool:
+    """Whether the SDK's stdio transport takes the line as a message (it parses it with this same adapter)."""
+    try:
+        types.jsonrpc_message_adapter.validate_json(line, by_name=False)
+    except Exception:  # noqa: BLE001 - any refusal by the SDK's parser means the line is answered here
+        return False
+    return True
 
 
 def _holds_lone_surrogate(value: Any) -> bool:
