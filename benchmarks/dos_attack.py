@@ -4,7 +4,7 @@ device and oversized files (issue 17, denial of service).
     PYTHONPATH=src .venv/bin/python benchmarks/dos_attack.py [--calls 60] [--attackers 40]
 
 Each phase starts a fresh server (`python -m model_customization.server`) on a fresh data home. The cheap calls
-(list_datasets and list_models, alternating) are sent one after another; in the attack phase, 40 attack calls are
+(list_datasets and list_models, alternating) are sent one after another, --interval apart; in the attack phase, 40 attack calls are
 in flight at once, each attacker sending its next one `--pace` seconds after the last (0: at once, a flood). A cheap call not answered within --timeout
 seconds counts as timed out.
 """
@@ -103,7 +103,7 @@ def attack_files(folder: Path) -> list[tuple[str, dict[str, Any]]]:
     ]
 
 
-async def cheap_latencies(server: Server, calls: int, timeout: float) -> tuple[list[float], int]:
+async def cheap_latencies(server: Server, calls: int, timeout: float, interval: float = 0.0) -> tuple[list[float], int]:
     latencies: list[float] = []
     timed_out = 0
     for number in range(calls):
@@ -116,10 +116,11 @@ async def cheap_latencies(server: Server, calls: int, timeout: float) -> tuple[l
             continue
         assert not reply["result"].get("isError"), reply
         latencies.append((time.perf_counter() - started) * 1000)
+        await asyncio.sleep(interval)
     return latencies, timed_out
 
 
-async def phase(attack: bool, calls: int, attackers: int, timeout: float, pace: float) -> dict[str, Any]:
+async def phase(attack: bool, calls: int, attackers: int, timeout: float, pace: float, interval: float) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="dos-bench-") as scratch:
         root = Path(scratch)
         (root / "files").mkdir()
@@ -154,7 +155,7 @@ async def phase(attack: bool, calls: int, attackers: int, timeout: float, pace: 
             if attack:
                 await asyncio.sleep(0.5)  # all attack calls in flight
             started = time.perf_counter()
-            latencies, timed_out = await cheap_latencies(server, calls, timeout)
+            latencies, timed_out = await cheap_latencies(server, calls, timeout, interval)
             elapsed = time.perf_counter() - started
             stop.set()
             for task in tasks:
@@ -183,10 +184,11 @@ async def main() -> None:
     parser.add_argument("--calls", type=int, default=60, help="cheap calls per phase")
     parser.add_argument("--attackers", type=int, default=40, help="attack calls kept in flight")
     parser.add_argument("--pace", type=float, default=1.0, help="seconds between one attacker's calls (0: resend at once, a flood)")
+    parser.add_argument("--interval", type=float, default=0.1, help="seconds between one cheap call's answer and the next call")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds before a call counts as timed out")
     args = parser.parse_args()
     for attack in (False, True):
-        print(json.dumps(await phase(attack, args.calls, args.attackers, args.timeout, args.pace)), flush=True)
+        print(json.dumps(await phase(attack, args.calls, args.attackers, args.timeout, args.pace, args.interval)), flush=True)
 
 
 if __name__ == "__main__":
