@@ -270,3 +270,12 @@ def test_the_dataset_card_resource_lists_the_first_sources_with_a_count_and_page
         markdown = server.request("resources/read", {"uri": f"datasets://{dataset_id}/card.md"})["result"]["contents"][0]["text"]
         assert "50 more source files" in markdown, markdown[markdown.find("## Sources") - 200:][:300] + markdown[-1500:]
         assert markdown.count("| `") == 200  # 100 rows of two cells
+
+
+def test_a_config_file_that_is_a_fifo_is_refused_unread(tmp_path: Path):
+    from model_customization.config import ConfigError, read_config_file
+
+    fifo = tmp_path / "config.toml"
+    os.mkfifo(fifo)
+    with pytest.raises(ConfigError, match="is a FIFO, not a regular file"):
+        read_config_file(fifo)
