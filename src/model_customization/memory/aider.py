@@ -48,6 +48,7 @@ from pathlib import Path
 from model_customization.paths import (
     iter_limited_lines,
     memory_limits,
+    open_fenced,
     overlong_line_message,
 )
 
@@ -93,7 +94,7 @@ def iter_aider(path: Path, include_thinking: bool = False) -> Iterator[Conversat
     last_role: str | None = None  # the kind of the last non-blank line
     blank_since = True
     max_line = memory_limits().max_line_bytes
-    with path.open("rb") as handle:
+    with open_fenced(path) as handle:
         for line_no, raw in iter_limited_lines(handle, max_line):
             if isinstance(raw, int):
                 yield ImportProblem(str(path), line_no, overlong_line_message(raw, max_line))
@@ -252,7 +253,7 @@ def _assistant_text(text: str, include_thinking: bool) -> str:
 
 
 def _first_lines(path: Path, count: int = 40) -> list[str]:
-    with Path(path).open("rb") as handle:
+    with open_fenced(path) as handle:
         head = handle.read(_PEEK_BYTES)
     return [line for line in head.decode("utf-8", errors="replace").splitlines() if line.strip()][:count]
 
@@ -288,7 +289,7 @@ def sniff_input_history(path: Path) -> float:
 def count_sessions(path: Path) -> int:
     """Session headers in the file, counted while streaming it."""
     count = 0
-    with Path(path).open("rb") as handle:
+    with open_fenced(path) as handle:
         for _, raw in iter_limited_lines(handle, memory_limits().max_line_bytes):
             if not isinstance(raw, int) and raw.startswith(_HEADER_BYTES):
                 count += 1

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from model_customization.paths import file_kind, iter_files_within_roots, iter_limited_lines, memory_limits, oversized_file_message
+from model_customization.paths import FenceError, file_kind, iter_files_within_roots, iter_limited_lines, memory_limits, open_fenced, oversized_file_message
 
 from .aider import FORMAT as AIDER
 from .aider import INPUT_HISTORY_FORMAT as AIDER_INPUT_HISTORY
@@ -179,7 +179,7 @@ def _rank(formats: list[MemoryFormat], scores: list[float]) -> Verdict:
 
 def _peek_lines(path: Path) -> Iterator[Any]:
     """The parsed objects of a file's first readable lines (broken lines say nothing; the importer reports them)."""
-    with path.open("rb") as fh:
+    with open_fenced(path) as fh:
         seen = 0
         for _, raw in iter_limited_lines(fh, memory_limits().max_line_bytes):
             if isinstance(raw, int) or not raw.strip():
@@ -195,7 +195,7 @@ def _peek_lines(path: Path) -> Iterator[Any]:
 
 def _is_binary(path: Path) -> bool:
     """A NUL byte in the first line: a database or an image, never JSON Lines; not worth reading line by line."""
-    with path.open("rb") as fh:
+    with open_fenced(path) as fh:
         return b"\0" in fh.read(4096).split(b"\n", 1)[0]
 
 
@@ -284,6 +284,13 @@ def _memory_suffixes() -> tuple[str, ...]:
 
 
 def _iter_file(file: Path, options: dict[str, Any], verdict: Verdict | None, *, walked: bool, skipped: list[SkippedFile] | None) -> Iterator[Record]:
+    try:
+        yield from _read_file(file, options, verdict, walked=walked, skipped=skipped)
+    except FenceError as refused:  # the file opened was not the one checked (a link swapped in): nothing of it is read
+        yield ImportProblem(str(file), 0, str(refused))
+
+
+def _read_file(file: Path, options: dict[str, Any], verdict: Verdict | None, *, walked: bool, skipped: list[SkippedFile] | None) -> Iterator[Record]:
     size, limit = file.stat().st_size, memory_limits().max_file_bytes
     if size > limit and not _is_database(file):
         yield ImportProblem(str(file), 0, oversized_file_message(size, limit))
@@ -354,7 +361,7 @@ def _parses(line: str) -> bool:
 
 
 def _is_blank(file: Path) -> bool:
-    with file.open("rb") as fh:
+    with open_fenced(file) as fh:
         while chunk := fh.read(1 << 16):
             if chunk.strip():
                 return False

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from model_customization.paths import open_fenced
 from model_customization.timestamps import epoch_to_iso
 
 from .formats import MemoryFormat
@@ -160,7 +161,7 @@ def _connect(db: Path):
 
 def _is_opencode_db(db: Path) -> bool:
     try:
-        with db.open("rb") as fh:
+        with open_fenced(db) as fh:
             if fh.read(16) != b"SQLite format 3\x00":
                 return False
         connection = _connect(db)
