@@ -253,7 +253,7 @@ def _assistant_text(text: str, include_thinking: bool) -> str:
 
 
 def _first_lines(path: Path, count: int = 40) -> list[str]:
-    with open_fenced(path) as handle:
+    with Path(path).open("rb") as handle:
         head = handle.read(_PEEK_BYTES)
     return [line for line in head.decode("utf-8", errors="replace").splitlines() if line.strip()][:count]
 
@@ -289,7 +289,7 @@ def sniff_input_history(path: Path) -> float:
 def count_sessions(path: Path) -> int:
     """Session headers in the file, counted while streaming it."""
     count = 0
-    with open_fenced(path) as handle:
+    with Path(path).open("rb") as handle:
         for _, raw in iter_limited_lines(handle, memory_limits().max_line_bytes):
             if not isinstance(raw, int) and raw.startswith(_HEADER_BYTES):
                 count += 1

@@ -34,7 +34,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from model_customization.paths import open_fenced
 from model_customization.timestamps import epoch_to_iso
 
 from .formats import MemoryFormat
@@ -299,7 +298,7 @@ def sniff_file(path: Path) -> float:
 
     path = Path(path)
     try:
-        with open_fenced(path) as fh:
+        with path.open("rb") as fh:
             if fh.read(16) != b"SQLite format 3\x00":
                 return 0.0
         connection = _connect(path)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from model_customization.paths import FenceError, file_kind, iter_files_within_roots, iter_limited_lines, memory_limits, open_fenced, oversized_file_message
+from model_customization.paths import FenceError, file_kind, iter_files_within_roots, iter_limited_lines, memory_limits, oversized_file_message
 
 from .aider import FORMAT as AIDER
 from .aider import INPUT_HISTORY_FORMAT as AIDER_INPUT_HISTORY
@@ -179,7 +179,7 @@ def _rank(formats: list[MemoryFormat], scores: list[float]) -> Verdict:
 
 def _peek_lines(path: Path) -> Iterator[Any]:
     """The parsed objects of a file's first readable lines (broken lines say nothing; the importer reports them)."""
-    with open_fenced(path) as fh:
+    with path.open("rb") as fh:
         seen = 0
         for _, raw in iter_limited_lines(fh, memory_limits().max_line_bytes):
             if isinstance(raw, int) or not raw.strip():
@@ -195,7 +195,7 @@ def _peek_lines(path: Path) -> Iterator[Any]:
 
 def _is_binary(path: Path) -> bool:
     """A NUL byte in the first line: a database or an image, never JSON Lines; not worth reading line by line."""
-    with open_fenced(path) as fh:
+    with path.open("rb") as fh:
         return b"\0" in fh.read(4096).split(b"\n", 1)[0]
 
 
@@ -361,7 +361,7 @@ def _parses(line: str) -> bool:
 
 
 def _is_blank(file: Path) -> bool:
-    with open_fenced(file) as fh:
+    with file.open("rb") as fh:
         while chunk := fh.read(1 << 16):
             if chunk.strip():
                 return False

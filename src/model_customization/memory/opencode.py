@@ -40,7 +40,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from model_customization.paths import open_fenced
 from model_customization.timestamps import epoch_to_iso
 
 from .formats import MemoryFormat
@@ -161,7 +160,7 @@ def _connect(db: Path):
 
 def _is_opencode_db(db: Path) -> bool:
     try:
-        with open_fenced(db) as fh:
+        with db.open("rb") as fh:
             if fh.read(16) != b"SQLite format 3\x00":
                 return False
         connection = _connect(db)

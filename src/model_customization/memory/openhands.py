@@ -47,8 +47,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from model_customization.paths import open_fenced
-
 from .formats import MemoryFormat
 from .reading import RecordError, json_type, read_json_document, read_json_lines
 from .records import Conversation, ImportProblem, Message, Outcome, ToolCall
@@ -587,7 +585,7 @@ def _model_from_stats(value: Any) -> str | None:
 def _count_v0_sessions(path: Path) -> int:
     """An evaluation output.jsonl holds one instance a line; a trajectory or a session folder holds one."""
     if path.is_file() and path.suffix.lower() == ".jsonl":
-        with open_fenced(path) as handle:
+        with path.open("rb") as handle:
             return sum(1 for line in handle if line.strip())
     return 1
 
