@@ -41,13 +41,20 @@ def run_server(transport: str, *, host: str = "127.0.0.1", port: int = 8000, all
     if transport == "stdio":
         build_server(workspace, dispatch_at_start="soon").run("stdio")
         return
-    from model_customization.server.http import http_access
+    from model_customization.server.http import bind_listening_sockets, bound_addresses, http_access, read_timeout, serve_streamable_http
 
-    # Decided before the server is built, so a refused bind starts nothing (no dispatch, no listening socket).
-    access = http_access(host, port, extra_allowed_hosts=allowed_hosts)
-    print(access.describe(), file=sys.stderr)
-    server = build_server(workspace, auth=access.auth, token_verifier=access.token_verifier, dispatch_at_start="soon")
-    server.run("streamable-http", host=host, port=port, transport_security=access.transport_security)
+    # Decided before the server is built, so a refused bind starts nothing (no dispatch, nothing accepted), and
+    # decided by the addresses actually bound, not by the name given.
+    timeout_s = read_timeout()
+    sockets = bind_listening_sockets(host, port)
+    try:
+        access = http_access(host, sockets[0].getsockname()[1], extra_allowed_hosts=allowed_hosts, bound=bound_addresses(sockets))
+        print(access.describe(), file=sys.stderr)
+        server = build_server(workspace, auth=access.auth, token_verifier=access.token_verifier, dispatch_at_start="soon")
+        serve_streamable_http(server, access, sockets, timeout_s=timeout_s)
+    finally:
+        for listener in sockets:
+            listener.close()
 
 
 if __name__ == "__main__":

@@ -116,7 +116,9 @@ def export_model(
     with file_lock(lock), _refusals_as_user_errors():
         _check_replaceable(target)
         # An export is meant to be shared like any other folder: 0755, not the staging folder's private 0700.
-        within = next(root for root in writable_roots(home) if target.is_relative_to(root) and target != root)
+        within = next((root for root in writable_roots(home) if target.is_relative_to(root) and target != root), None)
+        if within is None:  # the export is built beside its folder, which must itself be inside a root
+            raise UserError(f"output_dir {target} is an allowed root itself; choose a new folder inside it.")
         with fenced_folder(target, within=within, allowed=lambda real: may_write(real, home), replaceable=_earlier_export_files, mode=0o755) as staging:
             export.staging = staging
             written: list[_Written] = []
