@@ -50,8 +50,11 @@ def check_base_model(name_or_path: str) -> str:
     if is_embedded(name_or_path):
         embedded_gguf_path()
         return EMBEDDED_MODEL
-    from model_customization.paths import resolve_user_path
+    from model_customization.paths import check_readable, resolve_user_path
 
+    # Fenced like every other path a caller names, and before anything about it is looked at: a folder outside the
+    # allowed roots gets the same refusal whether it exists or not.
+    check_readable(name_or_path, what="Base model")
     path, _ = resolve_user_path(name_or_path, what="Base model")
     try:
         exists = path.exists()
