@@ -13,7 +13,7 @@ import sys
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="model-customization-server", description="Run the model-customization MCP server.")
     parser.add_argument("--transport", choices=("stdio", "streamable-http"), default="stdio", help="stdio (default) or streamable-http")
-    parser.add_argument("--host", default="127.0.0.1", help="address for streamable-http (any but loopback needs MODEL_CUSTOMIZATION_HTTP_TOKENS)")
+    parser.add_argument("--host", default="127.0.0.1", help="address or name for streamable-http, judged by the addresses bound (any but loopback needs MODEL_CUSTOMIZATION_HTTP_TOKENS)")
     parser.add_argument("--port", type=int, default=8000, help="port for streamable-http")
     parser.add_argument("--allowed-host", action="append", default=[], help="another Host header to accept over streamable-http; repeatable")
     parser.add_argument("--home", default=None, help="data home (ledger, datasets, adapters); default $MODEL_CUSTOMIZATION_HOME")

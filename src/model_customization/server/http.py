@@ -89,9 +89,8 @@ def bind_listening_sockets(host: str, port: int) -> list[socket.socket]:
             listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             if family == socket.AF_INET6:
                 listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)  # each family its own socket
-            if port == 0 and len(sockets) > 1:  # one port for every address of the name
-                address = (address[0], sockets[0].getsockname()[1], *address[2:])
-            listener.bind(address)
+            # one port for every address of the name
+            listener.bind((address[0], sockets[0].getsockname()[1], *address[2:]) if port == 0 and len(sockets) > 1 else address)
             listener.listen(2048)
             listener.setblocking(False)
     except OSError as error:
