@@ -19,7 +19,7 @@ from typing import Any
 from model_customization.datasets.build import SPLITS, get_dataset
 from model_customization.datasets.validate import Finding
 from model_customization.errors import NotFoundError, UserError
-from model_customization.paths import check_readable, iter_limited_lines, memory_limits, overlong_line_message
+from model_customization.paths import check_readable, iter_limited_lines, memory_limits, open_fenced, overlong_line_message
 from model_customization.providers.registry import get_provider
 from model_customization.workspace import Workspace
 
@@ -45,7 +45,9 @@ def _rows(ws: Workspace, dataset_id: str | None, path: str | None) -> tuple[str,
 
     def generate() -> Iterator[tuple[str, int, Any]]:
         for split, file in files:
-            with file.open("rb") as handle:
+            # A caller's file is checked as opened (a link swapped in after check_readable is refused); a stored
+            # dataset's files live in the data home, outside the roots.
+            with (file.open("rb") if dataset_id is not None else open_fenced(file, what="File")) as handle:
                 for line_no, raw in iter_limited_lines(handle, max_line_bytes):
                     if isinstance(raw, int):  # never read whole, only reported
                         parse_problems.append(Finding(split, line_no, "error", "line_too_long", overlong_line_message(raw, max_line_bytes)))
