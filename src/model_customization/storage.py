@@ -74,6 +74,7 @@ class FolderRefused(Exception):
     files it was not told it may replace. The message says which; callers turn it into their own UserError."""
 
 
+_REPLACED = "the folder the export was going into was removed or replaced while it was written (nothing was moved into place); try again."
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 
 
@@ -104,8 +105,11 @@ def fenced_folder(
     staging_name = f".{target.name}.tmp-{secrets.token_hex(6)}"
     staging_fd = -1
     try:
-        os.mkdir(staging_name, 0o700, dir_fd=parent_fd)
-        staging_fd = os.open(staging_name, _DIR_FLAGS, dir_fd=parent_fd)
+        try:
+            os.mkdir(staging_name, 0o700, dir_fd=parent_fd)
+            staging_fd = os.open(staging_name, _DIR_FLAGS, dir_fd=parent_fd)
+        except FileNotFoundError:  # the folder opened was removed (or renamed over) since: write nothing
+            raise FolderRefused(_REPLACED) from None
         os.fchmod(staging_fd, mode)
         via_descriptor = Path(f"/proc/self/fd/{staging_fd}")
         staging = via_descriptor if _reaches_itself(via_descriptor, staging_fd) else target.parent / staging_name
@@ -127,24 +131,33 @@ def _open_fenced_parent(within: Path, parts: Sequence[str], allowed: Callable[[P
     try:
         _check_opened(fd, within, allowed)
         for part in parts:
-            try:
-                child = os.open(part, _DIR_FLAGS, dir_fd=fd)
-            except FileNotFoundError:
-                try:
-                    os.mkdir(part, 0o755, dir_fd=fd)
-                except FileExistsError:
-                    pass  # made meanwhile: opened (and checked) below like any other
-                child = os.open(part, _DIR_FLAGS, dir_fd=fd)
-            except (NotADirectoryError, OSError) as error:
-                if error.errno in (errno.ELOOP, errno.ENOTDIR):
-                    raise FolderRefused(f"{part} on the way to the folder is a symbolic link or not a folder (it was not when the path was checked); nothing was written.") from None
-                raise
+            child = _open_or_make_folder(fd, part)
             os.close(fd)
             fd = child
             _check_opened(fd, None, allowed)
         return fd
     except BaseException:
         os.close(fd)
+        raise
+
+
+def _open_or_make_folder(fd: int, part: str) -> int:
+    """A descriptor of the folder `part` inside the open folder `fd`, made when missing; never through a link."""
+    try:
+        try:
+            return os.open(part, _DIR_FLAGS, dir_fd=fd)
+        except FileNotFoundError:
+            try:
+                os.mkdir(part, 0o755, dir_fd=fd)
+            except FileExistsError:
+                pass  # made meanwhile: opened (and checked) like any other
+            return os.open(part, _DIR_FLAGS, dir_fd=fd)
+    except OSError as error:
+        if error.errno in (errno.ELOOP, errno.ENOTDIR, errno.ENOENT):
+            raise FolderRefused(
+                f"{part!r} on the way to the output folder became a symbolic link, a file or nothing while it was being "
+                "opened (it was a folder when the path was checked); nothing was written."
+            ) from None
         raise
 
 
@@ -169,6 +182,8 @@ def _swap_into_place(parent_fd: int, staging_name: str, target: Path, allowed: C
     try:
         os.rename(staging_name, name, src_dir_fd=parent_fd, dst_dir_fd=parent_fd)
         return
+    except FileNotFoundError:
+        raise FolderRefused(_REPLACED) from None
     except OSError as error:
         if error.errno == errno.ENOTDIR:  # a file or a link where the folder should go
             raise FolderRefused(f"{target} exists and is not a folder; choose another output folder.") from None

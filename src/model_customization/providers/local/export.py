@@ -298,7 +298,10 @@ def _check_replaceable(target: Path) -> None:
     export wrote (never someone's other files); checked again when the new export is moved into place."""
     if target.is_file() or target.is_symlink():
         raise UserError(f"{target} exists and is not a folder; choose another output_dir.")
-    if not target.is_dir() or not any(target.iterdir()):
+    try:
+        if not target.is_dir() or not any(target.iterdir()):
+            return
+    except OSError:  # swapped or removed while being looked at: the folder is checked again, by descriptor, at the end
         return
     if not (target / MANIFEST).is_file():
         raise UserError(
@@ -306,7 +309,10 @@ def _check_replaceable(target: Path) -> None:
             "(an earlier export of this tool is replaced, other folders never are)."
         )
     owned = set(_earlier_export_files(target))
-    others = sorted(str(p.relative_to(target)) for p in target.rglob("*") if not p.is_dir() and str(p.relative_to(target)) not in owned)
+    try:
+        others = sorted(str(p.relative_to(target)) for p in target.rglob("*") if not p.is_dir() and str(p.relative_to(target)) not in owned)
+    except OSError:
+        return  # changed while being looked at: checked again, by descriptor, when the export is moved into place
     if others:
         raise UserError(
             f"{target} holds an earlier export and files it did not write ({', '.join(others[:3])}{'...' if len(others) > 3 else ''}); "
