@@ -30,6 +30,7 @@ import json
 import os
 import re
 import stat
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -273,14 +274,40 @@ def may_write(real: Path, home: Path) -> bool:
 
 def may_read(real: Path, roots: Sequence[Path] | None = None) -> bool:
     """Whether a real path may be read: inside an allowed root and no credentials."""
-    return _inside(real, allowed_roots() if roots is None else roots) and not is_denied(real)
+    fence = _current_fence()
+    return _inside(real, fence.roots if roots is None else roots) and not is_denied(real, fence.denied)
+
+
+@dataclass(frozen=True)
+class _Fence:
+    key: tuple[str | None, ...]
+    roots: tuple[Path, ...]
+    denied: tuple[Path, ...]
+    made_at: float
+
+
+_FENCE_TTL_S = 2.0
+_fence_cache: list[_Fence] = []
+
+
+def _current_fence() -> _Fence:
+    """The allowed roots and the denied paths, kept for a moment: every file a build opens is checked against them,
+    and computing the default roots (globs over the agents' folders) takes far longer than opening a file. A change
+    of the variables or folders they come from is seen at once."""
+    key = (os.environ.get(ALLOWED_ROOTS_ENV), os.environ.get(CONFIG_ENV), os.environ.get(HOME_ENV), os.environ.get("HOME"), os.getcwd())
+    now = time.monotonic()
+    if _fence_cache and _fence_cache[0].key == key and now - _fence_cache[0].made_at < _FENCE_TTL_S:
+        return _fence_cache[0]
+    fence = _Fence(key, tuple(allowed_roots()), tuple(_denied_paths()), now)
+    _fence_cache[:] = [fence]
+    return fence
 
 
 def is_denied(real: Path, denied: Sequence[Path] | None = None) -> bool:
     """Whether a real path is, or lies inside, a credentials path (DENIED_PATHS, the config file, a folder named as
     DENIED_FOLDER_NAMES anywhere), or has a name that says it holds credentials. Wins over every root."""
     real = Path(real)
-    if any(real == secret or real.is_relative_to(secret) for secret in (_denied_paths() if denied is None else denied)):
+    if _inside(real, _current_fence().denied if denied is None else denied):
         return True
     return any(part in DENIED_FOLDER_NAMES for part in real.parts) or bool(_CREDENTIAL_FILE_NAME.search(real.name))
 
@@ -497,7 +524,10 @@ def oversized_file_message(size: int, limit: int) -> str:
 
 
 def _inside(real: Path, roots: Sequence[Path]) -> bool:
-    return any(real == root or real.is_relative_to(root) for root in roots)
+    # As text: every file a build opens is checked, and Path.is_relative_to is slow. Both sides are absolute paths
+    # without '..' (real paths, or abspath'd).
+    text = str(real)
+    return any(text == str(root) or text.startswith(str(root).rstrip("/") + "/") for root in roots)
 
 
 def _config_files() -> set[Path]:
