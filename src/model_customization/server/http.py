@@ -253,7 +253,7 @@ def http_access(
     if not digests and not loopback:
         where = f" (it resolves to {', '.join(addresses)})" if addresses and ", ".join(addresses) != host.strip("[]") else ""
         raise UserError(
-            f"Refusing to serve streamable HTTP on {host}{where}: an address other than loopback (127.0.0.1, ::1) "
+            f"Refusing to serve streamable HTTP on {host}{where}: an address other than loopback (127.0.0.1, ::1, localhost) "
             f"needs bearer tokens. Set {TOKENS_ENV} to one or more comma-separated tokens (or sha256:<hex> of each) "
             "and have clients send 'Authorization: Bearer <token>', or bind to 127.0.0.1."
         )
