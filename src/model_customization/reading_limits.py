@@ -15,7 +15,7 @@ import stat
 from typing import BinaryIO
 
 from model_customization.errors import UserError
-from model_customization.paths import MAX_FILE_BYTES_ENV, memory_limits
+from model_customization.paths import MAX_FILE_BYTES_ENV, check_opened, memory_limits
 
 # The config file is read before the config's own limits apply; no real config comes near this.
 MAX_CONFIG_FILE_BYTES = 1 << 20
@@ -57,15 +57,20 @@ def _limit_hint(limit_setting: str | None) -> str:
     return f"raise {limit_setting} or max_file_bytes in the config file to read it" if limit_setting else "make it smaller"
 
 
-def open_regular_file(path: str | os.PathLike[str], *, what: str = "File", max_bytes: int | None = None, limit_setting: str | None = MAX_FILE_BYTES_ENV) -> BinaryIO:
+def open_regular_file(
+    path: str | os.PathLike[str], *, what: str = "File", max_bytes: int | None = None, limit_setting: str | None = MAX_FILE_BYTES_ENV, fenced: bool = False
+) -> BinaryIO:
     """`path` opened for binary reading if it is a regular file of at most `max_bytes` (default: the memory limit,
     paths.memory_limits); NotARegularFile or FileTooLarge otherwise, FileNotFoundError/PermissionError as open gives
-    them. The caller closes the handle (use it in a with statement)."""
+    them. `fenced`: the file actually opened must also lie inside the allowed roots (paths.FenceError otherwise), so a
+    link swapped in after the name was checked is refused. The caller closes the handle (use it in a with statement)."""
     limit = memory_limits().max_file_bytes if max_bytes is None else max_bytes
     # O_NONBLOCK: opening a FIFO with no writer returns at once instead of waiting; O_NOCTTY: a terminal device never
     # becomes the server's controlling terminal by being named.
     descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0))
     try:
+        if fenced:
+            check_opened(descriptor, path, what=what)
         info = os.fstat(descriptor)
         if not stat.S_ISREG(info.st_mode):
             kind = kind_of_mode(info.st_mode)
@@ -79,11 +84,13 @@ def open_regular_file(path: str | os.PathLike[str], *, what: str = "File", max_b
         raise
 
 
-def read_regular_bytes(path: str | os.PathLike[str], *, what: str = "File", max_bytes: int | None = None, limit_setting: str | None = MAX_FILE_BYTES_ENV) -> bytes:
+def read_regular_bytes(
+    path: str | os.PathLike[str], *, what: str = "File", max_bytes: int | None = None, limit_setting: str | None = MAX_FILE_BYTES_ENV, fenced: bool = False
+) -> bytes:
     """The whole of a regular file of at most `max_bytes` (see open_regular_file). A file that grows past the limit
     while being read is refused too: at most the limit plus one byte is ever held."""
     limit = memory_limits().max_file_bytes if max_bytes is None else max_bytes
-    with open_regular_file(path, what=what, max_bytes=limit, limit_setting=limit_setting) as handle:
+    with open_regular_file(path, what=what, max_bytes=limit, limit_setting=limit_setting, fenced=fenced) as handle:
         data = handle.read(limit + 1)
     if len(data) > limit:
         raise FileTooLarge(f"{what} {path} grew past the limit of {limit:,} bytes while being read; not read ({_limit_hint(limit_setting)}).", len(data), limit)

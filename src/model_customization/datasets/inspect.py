@@ -52,7 +52,7 @@ def _rows(ws: Workspace, dataset_id: str | None, path: str | None) -> tuple[str,
         for split, file in files:
             # A stored split is the server's own file and may be larger than the memory limit (it is streamed); a
             # caller's file is checked again on the descriptor that is read (it could have been swapped since).
-            with open_regular_file(file, what="File", max_bytes=sys.maxsize if dataset_id is not None else None) as handle:
+            with open_regular_file(file, what="File", max_bytes=sys.maxsize if dataset_id is not None else None, fenced=dataset_id is None) as handle:
                 for line_no, raw in iter_limited_lines(handle, max_line_bytes):
                     if isinstance(raw, int):  # never read whole, only reported
                         parse_problems.append(Finding(split, line_no, "error", "line_too_long", overlong_line_message(raw, max_line_bytes)))
