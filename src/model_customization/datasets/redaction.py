@@ -52,7 +52,7 @@ import json
 import re
 import string
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import replace
 from functools import lru_cache
 from typing import Any
@@ -789,26 +789,31 @@ def _kept_key(key: str) -> bool:
     return key in ("id", "sha256", "path_sha256") or key.endswith(("_sha256", "_id", "_ids", "_hash"))
 
 
-def _redact_record_value(value: Any, fn: Callable[[str], str], redactor: _Redactor | None, key: str | None = None) -> Any:
-    if key is not None and _kept_key(key):
+def _redact_record_value(value: Any, fn: Callable[[str], str], redactor: _Redactor | None, keep: frozenset[str], key: str | None = None) -> Any:
+    if (key is not None and _kept_key(key)) or (isinstance(value, str) and value in keep):
         return value
     if isinstance(value, str):
         return _redact_json_value(value, fn, redactor, key)
     if isinstance(value, (list, tuple)):
-        return [_redact_record_value(v, fn, redactor) for v in value]
+        return [_redact_record_value(v, fn, redactor, keep) for v in value]
     if isinstance(value, dict):
-        return {(fn(k) if isinstance(k, str) else k): _redact_record_value(v, fn, redactor, k if isinstance(k, str) else None) for k, v in value.items()}
+        return {
+            (fn(k) if isinstance(k, str) and k not in keep else k): _redact_record_value(v, fn, redactor, keep, k if isinstance(k, str) else None)
+            for k, v in value.items()
+        }
     return value
 
 
-def redact_record(value: Any) -> tuple[Any, Counter[str]]:
+def redact_record(value: Any, keep: Collection[str] = ()) -> tuple[Any, Counter[str]]:
     """Redact a JSON-like record (a card, a ledger row, findings, an evaluation's files) as one text.
 
     The choke point for everything stored or returned beside the examples: every string and every object key is
     redacted, whatever field it sits in, so a field added later cannot slip past; only ids and hashes this program
-    made (keys "id", "sha256", "*_id", "*_sha256", "*_hash") are kept. Placeholders are shared across the record, and
-    redacting twice equals redacting once. Returns the redacted copy and the counts by kind.
+    made (keys "id", "sha256", "*_id", "*_sha256", "*_hash") and the exact strings in `keep` (e.g. the model ids an
+    evaluation compares, which other records refer to) are left as they are. Placeholders are shared across the
+    record, and redacting twice equals redacting once. Returns the redacted copy and the counts by kind.
     """
+    kept = frozenset(keep)
     redactor = _Redactor()
     try:
         everything = json.dumps(value, ensure_ascii=False, default=str)
@@ -816,9 +821,9 @@ def redact_record(value: Any) -> tuple[Any, Counter[str]]:
         everything = ""
     if "<" in everything:
         redactor.reserve_existing(everything)
-    redacted = _redact_record_value(value, redactor.text, redactor)
+    redacted = _redact_record_value(value, redactor.text, redactor, kept)
     if redactor.sweep_values or redactor.names:
-        redacted = _redact_record_value(redacted, redactor.sweep, None)
+        redacted = _redact_record_value(redacted, redactor.sweep, None, kept)
     return redacted, redactor.counts
 
 
