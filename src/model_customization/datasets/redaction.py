@@ -135,7 +135,7 @@ _BASE64_RUN_RE = re.compile(r"(?<![A-Za-z0-9+/_=-])[A-Za-z0-9+/_-]{16,}={0,2}(?!
 _BASE64_SECRET_KINDS = ("secret", "private_key", "url_password")
 # A token wrapped over lines: two or more lines that are each one run of token characters (a key pasted with a
 # line break in it). The joined value is checked against the vendor patterns.
-_WRAPPED_RE = re.compile(r"(?m)(?<![A-Za-z0-9_+/=-])[A-Za-z0-9_+/=-]{3,}(?:[ \t]*\r?\n[ \t]*[A-Za-z0-9_+/=-]{2,}){1,8}(?![A-Za-z0-9_+/=-])")
+_WRAPPED_RE = re.compile(r"(?m)(?<![A-Za-z0-9_+/=.-])[A-Za-z0-9_+/=.-]{3,}(?:[ \t]*\r?\n[ \t]*[A-Za-z0-9_+/=.-]{2,}){1,8}(?![A-Za-z0-9_+/=.-])")
 _STRONG_VALUE_RE = re.compile(r"^(?=.*[A-Za-z])(?=.*\d)|[!@#$%^&*~+=]")  # letters and digits, or a symbol
 
 # JSON object keys whose string values are secrets whatever they look like.
@@ -445,7 +445,7 @@ class _Redactor:
         if not text:
             return text
         text = _PRIVATE_KEY_RE.sub(lambda m: self.placeholder("private_key", m.group(0).strip()), text)
-        if "\n" in text and any(marker in text for marker in _SECRET_MARKERS):
+        if "\n" in text and any(marker in text.replace("\n", "") for marker in _SECRET_MARKERS):  # a break may split a marker
             text = _sub(_WRAPPED_RE, text, self._wrapped)
         if "://" in text:
             text = _URL_PASSWORD_RE.sub(lambda m: m.group(1) + self.placeholder("url_password", m.group(2)), text)
@@ -569,18 +569,32 @@ class _Redactor:
         return "\n".join(lines) if changed else text
 
     def _wrapped(self, match: re.Match[str]) -> str | None:
-        """A vendor token broken over lines: the lines it spans become one placeholder (of the joined value)."""
+        """A vendor token broken over lines: the lines it spans become one placeholder (of the joined value).
+
+        The run's lines are joined a few at a time (the longest joins first), since the lines around a wrapped token
+        may be words that would spoil a shape's end ("AKIA...\nthanks" is no AWS key id when joined whole)."""
         whole = match.group(0)
-        # Where each token character of the run sits in `whole`, so the joined token maps back to the text.
-        positions = [i for i, ch in enumerate(whole) if not ch.isspace()]
-        joined = "".join(whole[i] for i in positions)
-        found = _SECRET_RE.search(joined)
-        if found is None:
-            return None
-        start, end = positions[found.start()], positions[found.end() - 1] + 1
-        if "\n" not in whole[start:end]:
-            return None  # a token within one line: the ordinary pass finds it
-        return whole[:start] + self.placeholder("secret", found.group(0)) + whole[end:]
+        lines = [(m.start(), m.end()) for m in re.finditer(r"[^\s]+", whole)]
+        for size in range(len(lines), 1, -1):
+            for first in range(len(lines) - size + 1):
+                span = lines[first : first + size]
+                joined = "".join(whole[start:end] for start, end in span)
+                found = _SECRET_RE.search(joined)
+                if found is None:
+                    continue
+                # Map the token back to the text; it must cross a line break (else the ordinary pass finds it).
+                offsets, position = [], 0
+                for start, end in span:
+                    offsets.append((position, start))
+                    position += end - start
+                def at(index: int) -> int:
+                    base, start = max(o for o in offsets if o[0] <= index)
+                    return start + index - base
+                begin, stop = at(found.start()), at(found.end() - 1) + 1
+                if "\n" not in whole[begin:stop]:
+                    continue
+                return whole[:begin] + self.placeholder("secret", found.group(0)) + whole[stop:]
+        return None
 
     def _base64(self, match: re.Match[str]) -> str | None:
         """A base64 run whose decoded text holds a secret is itself a secret."""
