@@ -20,13 +20,13 @@ from typing import Any
 
 import httpx2
 import pytest
+from anthropic_fake import FakeAnthropic
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mcp import Client, types
 
-from anthropic_fake import FakeAnthropic
 from model_customization.datasets.build import build_dataset
-from model_customization.datasets.redaction import redact_conversation, redact_record, redact_text
+from model_customization.datasets.redaction import redact_conversation, redact_text
 from model_customization.memory.records import Conversation, Message, ToolCall
 from model_customization.server.app import build_server
 
@@ -270,7 +270,7 @@ async def test_evaluation_suites_and_answers_are_redacted_in_evals_folder_ledger
 )
 def test_a_store_url_password_is_never_printed_by_the_cli(tmp_path, url, password):
     env = {**os.environ, "MODEL_CUSTOMIZATION_HOME": str(tmp_path / "home"), "MODEL_CUSTOMIZATION_STORE_URL": url}
-    done = subprocess.run([sys.executable, "-m", "model_customization", "dataset", "list"], env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-m", "model_customization", "dataset", "list"], env=env, capture_output=True, text=True, timeout=120, check=False)
     output = done.stdout + done.stderr
     assert done.returncode != 0 and "Traceback" not in output, output
     assert "***" in output and "bob" in output, output  # the URL is still shown, masked
@@ -373,6 +373,10 @@ def test_a_generated_secret_survives_in_no_field_of_a_record(secret, shape, at):
               "spoken": f"my password is {secret}", "in a key": secret}[shape]
     record = {"id": "ds-0123456789ab", "name": f"notes {hidden}", "sources": [{"path": f"/data/{hidden}.jsonl", "sha256": "ab" * 32}],
               "new_field": {hidden if shape == "in a key" else "k": [hidden]}}
+    from model_customization.datasets.redaction import (
+        redact_record,  # the choke point for records (new with issue 17)
+    )
+
     once, _ = redact_record(record)
     assert secret not in json.dumps(once) and hidden not in json.dumps(once)
     assert once["id"] == record["id"] and once["sources"][0]["sha256"] == "ab" * 32  # our own ids and hashes stay
@@ -380,21 +384,30 @@ def test_a_generated_secret_survives_in_no_field_of_a_record(secret, shape, at):
     assert redact_text(redact_text(hidden)[0])[0] == redact_text(hidden)[0]
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+def _message_line(message: Message) -> dict[str, Any]:
+    """A message as an OpenAI chat file writes it."""
+    line: dict[str, Any] = {"role": message.role, "content": message.content}
+    if message.tool_calls:
+        line["tool_calls"] = [{"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}} for c in message.tool_calls]
+    if message.tool_call_id:
+        line["tool_call_id"] = message.tool_call_id
+    return line
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(SECRETS, st.sampled_from(PLACES), st.integers(0, 1000))
 def test_a_generated_secret_survives_nowhere_a_build_stores_or_returns(ws, tmp_path_factory, secret, place, at):
     folder = tmp_path_factory.mktemp("memory")
     conv = _conversation(secret, place, at)
-    line = {"messages": [{"role": m.role, "content": m.content, **({"tool_calls": [{"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}]} if m.tool_calls else {}), **({"tool_call_id": m.tool_call_id} if m.tool_call_id else {})} for m in conv.messages]}
+    line: dict[str, Any] = {"messages": [_message_line(m) for m in conv.messages]}
     if conv.tools:
         line["tools"] = conv.tools
     others = [{"messages": [{"role": "user", "content": f"q{i} {at}"}, {"role": "assistant", "content": f"a{i}"}]} for i in range(4)]
     # The secret also names the file and the dataset.
-    (folder / f"mem-{secret[:24]}.jsonl").write_text("".join(json.dumps(x) + "\n" for x in [line, *others]), encoding="utf-8")
+    (folder / f"mem-{secret}.jsonl").write_text("".join(json.dumps(x) + "\n" for x in [line, *others]), encoding="utf-8")
     result = build_dataset(ws, [folder], name=f"set {secret}")
     stored = _files_under(ws.settings.datasets_dir / result.dataset_id)
     row = ws.store.datasets.get(result.dataset_id)
     returned = json.dumps([result.card, result.problems, result.skipped, row["name"], row["card"]], default=str)
     for where, blob in [*stored.items(), ("returned and ledger row", returned)]:
         assert secret.encode() not in (blob if isinstance(blob, bytes) else blob.encode()), (place, where)
-        assert secret[:24].encode() not in (blob if isinstance(blob, bytes) else blob.encode()), (place, where)

@@ -587,10 +587,7 @@ class _Redactor:
                 for start, end in span:
                     offsets.append((position, start))
                     position += end - start
-                def at(index: int) -> int:
-                    base, start = max(o for o in offsets if o[0] <= index)
-                    return start + index - base
-                begin, stop = at(found.start()), at(found.end() - 1) + 1
+                begin, stop = _text_index(offsets, found.start()), _text_index(offsets, found.end() - 1) + 1
                 if "\n" not in whole[begin:stop]:
                     continue
                 return whole[:begin] + self.placeholder("secret", found.group(0)) + whole[stop:]
@@ -674,6 +671,12 @@ class _Redactor:
         if self.names:
             text = _names_pattern(tuple(sorted(self.names, key=len, reverse=True))).sub(swap, text)
         return text
+
+
+def _text_index(offsets: list[tuple[int, int]], index: int) -> int:
+    """Where character `index` of lines joined together sits in the text ((joined offset, text offset) per line)."""
+    joined_at, text_at = max(o for o in offsets if o[0] <= index)
+    return text_at + index - joined_at
 
 
 def _decode_base64_text(run: str) -> str | None:
