@@ -1,9 +1,20 @@
 """Redact secrets and personal data from a conversation before anything is stored.
 
 `redact_conversation(conv)` returns a new Conversation (the input is not touched) and a Counter of redactions by kind.
-What is redacted: every message's content, every tool call's arguments (parsed as JSON when they are JSON: string
-values are redacted one by one and the arguments re-dumped, so they stay valid JSON; otherwise redacted as text), and
-every `description` inside the tool definitions. Roles, ids, tool names, weights, timestamps and metadata are kept.
+What is redacted: every message's content, every tool call's arguments (parsed as JSON when they are JSON: object keys
+and string values are redacted one by one and the arguments re-dumped, so they stay valid JSON; otherwise redacted as
+text), and every key and string of the tool definitions (property names, descriptions, `default`, `enum`, ...). A
+string under a secret-named key ("password", "api_key", "token", ...) is a secret whatever it looks like, and so are
+the `default`, `const`, `enum` and `examples` of a schema property with such a name. Roles, ids, tool names, weights,
+timestamps and metadata are kept.
+
+`redact_record(value, keep=())` redacts any JSON-like record the same way, as one text: it is the choke point for
+everything stored or returned beside the examples (dataset cards and so the ledger's dataset rows, inspect_dataset
+reports, evaluation folders and stored answers). Only this program's ids and hashes and the strings in `keep` pass.
+
+Besides the shapes below, secrets are found stated in words ("my password is ...", "the api key: ...": a value with
+letters and digits, or a symbol), base64-encoded (a run that decodes to text holding a secret is replaced whole) and
+wrapped over lines (a vendor token with a line break inside).
 
 Kinds (the keys of the Counter) and the placeholder each one leaves:
 
@@ -131,11 +142,17 @@ _SECRET_PHRASE_RE = re.compile(
 )
 _PHRASE_MARKERS = ("pass", "pin code", "secret", "key", "token", "credential")
 # A run that may be base64 (standard or URL-safe): long enough to hide a key, decoded and looked at once.
-_BASE64_RUN_RE = re.compile(r"(?<![A-Za-z0-9+/_=-])[A-Za-z0-9+/_-]{16,}={0,2}(?![A-Za-z0-9+/_=-])")
+# Encoded text has both upper and lower case letters (paths, words and hex digests seldom do: they are not decoded).
+_BASE64_RUN_RE = re.compile(
+    r"(?<![A-Za-z0-9+/_=-])(?=[A-Za-z0-9+/_-]*[A-Z])(?=[A-Za-z0-9+/_-]*[a-z])[A-Za-z0-9+/_-]{16,}={0,2}(?![A-Za-z0-9+/_=-])"
+)
 _BASE64_SECRET_KINDS = ("secret", "private_key", "url_password")
-# A token wrapped over lines: two or more lines that are each one run of token characters (a key pasted with a
-# line break in it). The joined value is checked against the vendor patterns.
-_WRAPPED_RE = re.compile(r"(?m)(?<![A-Za-z0-9_+/=.-])[A-Za-z0-9_+/=.-]{3,}(?:[ \t]*\r?\n[ \t]*[A-Za-z0-9_+/=.-]{2,}){1,8}(?![A-Za-z0-9_+/=.-])")
+# A token wrapped over lines: a run of token characters that ends its line, then one or more lines that are each
+# nothing but such a run (a key pasted with a line break in it). The joined value is checked against the vendor
+# patterns. A following line with words after the run ("eyJ...\nTRIAGE severity=high") is prose, not a wrapped key.
+_WRAPPED_RE = re.compile(
+    r"(?m)(?<![A-Za-z0-9_+/=.-])[A-Za-z0-9_+/=.-]{3,}(?:[ \t]*\r?\n[ \t]*[A-Za-z0-9_+/=.-]{2,}(?=[ \t]*$)){1,8}"
+)
 _STRONG_VALUE_RE = re.compile(r"^(?=.*[A-Za-z])(?=.*\d)|[!@#$%^&*~+=]")  # letters and digits, or a symbol
 
 # JSON object keys whose string values are secrets whatever they look like.
@@ -445,8 +462,10 @@ class _Redactor:
         if not text:
             return text
         text = _PRIVATE_KEY_RE.sub(lambda m: self.placeholder("private_key", m.group(0).strip()), text)
-        if "\n" in text and any(marker in text.replace("\n", "") for marker in _SECRET_MARKERS):  # a break may split a marker
-            text = _sub(_WRAPPED_RE, text, self._wrapped)
+        if "\n" in text:
+            flat = text.replace("\n", "")  # a line break may split a marker too
+            if any(marker in flat for marker in _SECRET_MARKERS):
+                text = _WRAPPED_RE.sub(lambda m: self._wrapped(m) or m.group(0), text)
         if "://" in text:
             text = _URL_PASSWORD_RE.sub(lambda m: m.group(1) + self.placeholder("url_password", m.group(2)), text)
         if any(marker in text for marker in _SECRET_MARKERS):
@@ -459,7 +478,7 @@ class _Redactor:
             text = _sub(_SECRET_PHRASE_RE, text, self._secret_value)
         text = self._detect_secrets(text)
         if self.depth == 0 and len(text) >= 16:
-            text = _sub(_BASE64_RUN_RE, text, self._base64)
+            text = _BASE64_RUN_RE.sub(lambda m: self._base64(m) or m.group(0), text)
         if "@" in text:
             text = _sub(_PROMPT_RE, text, self._prompt)
             text = _sub(_EMAIL_RE, text, self._email)
