@@ -411,3 +411,19 @@ def test_a_generated_secret_survives_nowhere_a_build_stores_or_returns(ws, tmp_p
     returned = json.dumps([result.card, result.problems, result.skipped, row["name"], row["card"]], default=str)
     for where, blob in [*stored.items(), ("returned and ledger row", returned)]:
         assert secret.encode() not in (blob if isinstance(blob, bytes) else blob.encode()), (place, where)
+
+
+def test_a_suite_error_never_quotes_a_secret_the_suite_holds(ws, tmp_path):
+    from model_customization.errors import UserError
+    from model_customization.evaluation.suites import load_suite
+
+    suite = tmp_path / "suite.jsonl"
+    for case in (
+        {"messages": [{"role": "user", "content": "hi"}], "reference": "ok", EVAL_SECRETS["suite prompt"]: 1},  # an unknown key
+        {"messages": [{"role": "user", "content": "hi"}], "regex": f"({EVAL_SECRETS['suite reference']}"},  # a regex that does not compile
+    ):
+        suite.write_text(json.dumps(case) + "\n", encoding="utf-8")
+        with pytest.raises(UserError) as refused:
+            load_suite(suite)
+        assert "suite.jsonl:1" in str(refused.value) and "<SECRET_" in str(refused.value)
+        assert not _leaks(str(refused.value), EVAL_SECRETS), str(refused.value)
