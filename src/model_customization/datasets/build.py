@@ -28,7 +28,7 @@ from model_customization.datasets.curation import split_into_turn_examples
 from model_customization.datasets.dedupe import NearDuplicateFilter, exact_key, example_text
 from model_customization.datasets.examples import conversation_to_example, example_problem, message_to_dict
 from model_customization.datasets.filters import ConversationFilter
-from model_customization.datasets.redaction import redact_conversation, redact_text
+from model_customization.datasets.redaction import redact_conversation, redact_record, redact_text
 from model_customization.datasets.tokens import count_chat_tokens
 from model_customization.errors import NotFoundError, UserError
 from model_customization.memory.detect import SUPPORTED_FORMATS, iter_memory
@@ -288,7 +288,7 @@ def _build(
         if item.source_file not in source_files:
             source_files[item.source_file] = _sha256_file(Path(item.source_file))
             if progress:
-                progress(conversations, f"reading {Path(item.source_file).name}")
+                progress(conversations, redact_text(f"reading {Path(item.source_file).name}")[0])  # a file name may hold a secret
         formats[item.source_format] += 1
         if isinstance(item, PreferencePair):
             if method == "dpo":
@@ -343,13 +343,13 @@ def _build(
         if passed_over:
             names = "; ".join(skipped[:5]) + ("; ..." if len(passed_over) > 5 else "")
             detail += f" Skipped {len(passed_over)} file{'s' if len(passed_over) != 1 else ''}: {names}."
-        raise UserError(
+        raise UserError(redact_text(
             f"No usable examples found in {', '.join(str(p) for p in resolved)} "
             f"({conversations} conversations read, {problem_count} unreadable lines, {len(passed_over)} files skipped, "
             f"dropped: {dict(dropped) or 'none'})."
             f"{detail} Supported formats: {', '.join(SUPPORTED_FORMATS)}"
             + (". A dpo build needs preference pairs or several rewarded attempts per task." if method == "dpo" else ".")
-        )
+        )[0])
 
     assignment = split_sessions(session_ids, seed, validation_fraction, test_fraction)
     split_of_session = [SPLITS.index(assignment[s]) for s in session_ids]
@@ -382,7 +382,9 @@ def _build(
         },
     }
     dataset_id, card, existed = _store_written_splits(ws, work, content_hash, counts, name=name, method=method, card_fields=card_fields)
-    return BuildResult(dataset_id, card["counts"], problems, problem_count, dict(dropped), existed, card, skipped, len(passed_over))
+    # What the tool returns beside the card quotes file names and lines too: redacted the same way.
+    shown_problems, shown_skipped = redact_record([problems, skipped])[0]
+    return BuildResult(dataset_id, card["counts"], shown_problems, problem_count, dict(dropped), existed, card, shown_skipped, len(passed_over))
 
 
 def _store_written_splits(
@@ -406,7 +408,9 @@ def _store_written_splits(
     if existing:
         return dataset_id, existing["card"], True
 
-    card = {
+    # The one place a card is made: everything in it (the name, source file names, problems, options, any field
+    # added later) is redacted here, before card.json, card.md and the ledger row are written from it.
+    card, _ = redact_record({
         "id": dataset_id,
         "name": name or dataset_id,
         "method": method,
@@ -415,7 +419,7 @@ def _store_written_splits(
         **card_fields,
         "token_stats": {"o200k_base": {s: _token_stats(work / f"{s}.jsonl") for s in SPLITS}},
         "content_sha256": content_hash,
-    }
+    })
 
     final_dir = ws.settings.datasets_dir / dataset_id
     # Files left by a crash before the ledger row was written are replaced whole.

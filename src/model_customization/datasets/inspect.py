@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from model_customization.datasets.build import SPLITS, get_dataset
+from model_customization.datasets.redaction import redact_record
 from model_customization.datasets.validate import Finding
 from model_customization.errors import NotFoundError, UserError
 from model_customization.paths import check_readable, iter_limited_lines, memory_limits, overlong_line_message
@@ -104,7 +105,9 @@ def inspect_dataset(
     quote = trainer.quote_tokens(ws, model, tokens["train"], epochs=epochs, max_seq_length=max_seq_length)
 
     errors = [f for f in findings if f.severity == "error"]
-    return {
+    # Findings quote what they found (a role, a key, a value): the report is redacted as a whole, as a stored
+    # dataset would be, so checking a raw file never shows a secret the build would have replaced.
+    report, _ = redact_record({
         "source": source,
         "provider": trainer.name,
         "model": model,
@@ -117,4 +120,5 @@ def inspect_dataset(
         "token_stats": {split: _stats(values) for split, values in tokens.items() if values or counts.get(split)},
         "quote": quote,
         **measure.extra,
-    }
+    })
+    return report

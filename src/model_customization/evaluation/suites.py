@@ -15,6 +15,7 @@ from typing import Any
 
 from model_customization.datasets.build import get_dataset, read_split
 from model_customization.datasets.examples import prompt_and_reference
+from model_customization.datasets.redaction import redact_text
 from model_customization.errors import UserError
 from model_customization.evaluation.metrics import METRICS, schema_validator, score_case
 from model_customization.paths import check_readable, resolve_user_path
@@ -81,7 +82,11 @@ def load_suite(path: Path) -> list[dict[str, Any]]:
     cases = []
     for number, case in located:
         where = f"{path}:{number}"
-        _check_suite_case(case, where)
+        try:
+            _check_suite_case(case, where)
+        except UserError as error:
+            # The message quotes what was wrong (an unknown key, a regex): never a secret the suite holds.
+            raise UserError(redact_text(str(error))[0]) from None
         cases.append({**case, "source": f"{path.name}:{number}"})
     if not cases:
         raise UserError(f"Suite file {path} has no cases. Each case needs messages and any of {', '.join(SUITE_EXPECTATIONS)}.")

@@ -5,6 +5,8 @@ every request needs one, loopback or not (a token set in the environment is neve
 address refuses to start without tokens. Tokens come from MODEL_CUSTOMIZATION_HTTP_TOKENS (comma-separated), each
 either the token itself or `sha256:<hex digest>` of it, so a config file need not hold the plain token. Only
 SHA-256 digests are kept in memory; presented tokens are hashed and compared in constant time, and never logged.
+Tokens belong in the Authorization header: one sent in a URL's query string is never accepted, and the access log
+writes every query value as *** (hide_query_values_in_access_log), so a token or key pasted into a URL is not kept.
 
 Host/Origin validation (DNS rebinding) always runs: the accepted Host values come from the bind address and port,
 plus MODEL_CUSTOMIZATION_HTTP_ALLOWED_HOSTS / `serve --allowed-host` (a reverse proxy's name, say).
@@ -23,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import logging
 import math
 import os
 import socket
@@ -235,6 +238,26 @@ class HttpAccess:
         return f"streamable HTTP on {self.url}; bearer tokens {tokens}; accepted Host headers: {hosts}"
 
 
+class _QueryValuesHidden(logging.Filter):
+    """Rewrites uvicorn's access lines ("client", "METHOD", "path?query", "version", status) with every query value
+    written as ***: a client that puts its token (or any key) in the URL must not get it kept in the log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str) and "?" in args[2]:
+            path, _, query = args[2].partition("?")
+            hidden = "&".join(part.partition("=")[0] + "=***" if "=" in part else "***" for part in query.split("&") if part)
+            record.args = (*args[:2], f"{path}?{hidden}", *args[3:])
+        return True
+
+
+def hide_query_values_in_access_log() -> None:
+    """Install the filter on uvicorn's access logger (once; uvicorn's own logging setup keeps a logger's filters)."""
+    access_logger = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, _QueryValuesHidden) for f in access_logger.filters):
+        access_logger.addFilter(_QueryValuesHidden())
+
+
 def http_access(
     host: str,
     port: int,
@@ -248,6 +271,7 @@ def http_access(
     `bound` is the addresses the listening sockets were actually bound to; without it, those `host` resolves to."""
     environ = os.environ if environ is None else environ
     digests = token_digests(environ.get(TOKENS_ENV))
+    hide_query_values_in_access_log()  # before uvicorn logs its first request
     addresses = tuple(resolve_bind_addresses(host, port) if bound is None else bound)
     loopback = bool(addresses) and all(_is_loopback_address(address) for address in addresses)
     if not digests and not loopback:
