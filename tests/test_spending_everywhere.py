@@ -1,0 +1,139 @@
+"""Every paid call is quoted, counted and approved by the operator's budgets or a person (issue 17, section 4).
+
+Driven through the MCP server (clients with and without elicitation) and the CLI, with the cloud side faked at its
+HTTP boundary (tests/anthropic_fake.py, tests/openai_fake.py)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from anthropic_fake import FakeAnthropic
+from mcp import Client
+from mcp.types import ElicitResult
+
+from model_customization.server.app import build_server
+
+KEY = "sk-ant-test-0123456789"
+BUDGETS = ("MODEL_CUSTOMIZATION_BUDGET_PER_JOB_USD", "MODEL_CUSTOMIZATION_BUDGET_PER_DAY_USD")
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def claude(monkeypatch: pytest.MonkeyPatch):
+    from model_customization.providers.anthropic.client import use_http_client
+
+    fake_api = FakeAnthropic(api_key=KEY)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+    monkeypatch.delenv("ANTHROPIC_BASE_URL", raising=False)
+    monkeypatch.delenv("MODEL_CUSTOMIZATION_ALLOW_ARGUMENT_CONFIRMATION", raising=False)
+    monkeypatch.delenv("MODEL_CUSTOMIZATION_CHAT_PRICES", raising=False)
+    for name in BUDGETS:
+        monkeypatch.setenv(name, "0")
+    use_http_client(fake_api.http_client())
+    yield fake_api
+    use_http_client(None)
+
+
+def _reopen(ws):
+    """The workspace's settings are read when it opens: a test that changes them opens it again."""
+    from model_customization.workspace import Workspace
+
+    return Workspace.open(ws.settings.home)
+
+
+def _text(result) -> str:
+    return "\n".join(getattr(block, "text", "") for block in result.content)
+
+
+def _rows(ws) -> list[dict]:
+    from sqlalchemy import select
+
+    from model_customization.store.schema import spend
+
+    with ws.store.engine.connect() as conn:
+        return [dict(r) for r in conn.execute(select(spend)).mappings()]
+
+
+PROMPT = {"model": "claude-haiku-4-5", "prompt": "Triage: [cdn] INFO ok", "max_tokens": 20}
+
+
+@pytest.mark.anyio
+async def test_prompt_model_over_budget_without_a_person_sends_nothing_and_says_what_the_operator_can_do(ws, claude):
+    async with Client(build_server(ws=ws)) as client:  # declares no elicitation
+        refused = await client.call_tool("prompt_model", PROMPT)
+    assert refused.is_error
+    text = _text(refused)
+    assert "MODEL_CUSTOMIZATION_BUDGET_PER_JOB_USD" in text and "MODEL_CUSTOMIZATION_ALLOW_ARGUMENT_CONFIRMATION" in text
+    assert "elicitation" in text and "terminal" in text
+    assert claude.requests == [] and _rows(ws) == []
+
+
+@pytest.mark.anyio
+async def test_prompt_model_asks_the_user_with_the_quote_and_counts_what_it_cost(ws, claude):
+    asked: list[str] = []
+
+    async def accept(context, params):
+        asked.append(params.message)
+        return ElicitResult(action="accept", content={"confirm": True})
+
+    async with Client(build_server(ws=ws), elicitation_callback=accept) as client:
+        result = await client.call_tool("prompt_model", PROMPT)
+    assert not result.is_error, _text(result)
+    assert len(asked) == 1 and "claude-haiku-4-5" in asked[0] and "$" in asked[0]
+    [row] = _rows(ws)
+    assert row["approved_by"] == "elicitation" and row["provider"] == "anthropic"
+    # The quote is an upper bound (every prompt byte a token, max_tokens answered); the bill comes from the usage.
+    answer = result.structured_content
+    billed = (answer["prompt_tokens"] * 1.0 + answer["completion_tokens"] * 5.0) / 1_000_000
+    assert row["actual_usd"] == pytest.approx(billed)
+    assert row["quoted_usd"] >= 20 * 5.0 / 1_000_000 and row["quoted_usd"] >= row["actual_usd"]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("answer", [ElicitResult(action="decline"), ElicitResult(action="accept", content={"confirm": False})])
+async def test_prompt_model_the_user_says_no_and_nothing_is_sent(ws, claude, answer):
+    async def respond(context, params):
+        return answer
+
+    async with Client(build_server(ws=ws), elicitation_callback=respond) as client:
+        refused = await client.call_tool("prompt_model", PROMPT)
+    assert refused.is_error and "did not confirm" in _text(refused)
+    assert claude.requests == [] and _rows(ws) == []
+
+
+@pytest.mark.anyio
+async def test_prompt_model_within_the_budgets_runs_without_asking_and_is_counted(ws, claude, monkeypatch):
+    for name in BUDGETS:
+        monkeypatch.setenv(name, "1")
+    ws = _reopen(ws)
+
+    async def must_not_ask(context, params):
+        raise AssertionError("asked within the budgets")
+
+    async with Client(build_server(ws=ws), elicitation_callback=must_not_ask) as client:
+        result = await client.call_tool("prompt_model", PROMPT)
+    assert not result.is_error, _text(result)
+    [row] = _rows(ws)
+    assert row["approved_by"] == "budget" and 0 < row["actual_usd"] <= row["committed_usd"]
+
+
+@pytest.mark.anyio
+async def test_an_unknown_price_is_asked_about_as_unknown_and_then_counts_as_unbounded(ws, claude):
+    asked: list[str] = []
+
+    async def accept(context, params):
+        asked.append(params.message)
+        return ElicitResult(action="accept", content={"confirm": True})
+
+    async with Client(build_server(ws=ws), elicitation_callback=accept) as client:
+        result = await client.call_tool("prompt_model", {**PROMPT, "model": "anthropic:claude-unpriced-9"})
+    assert not result.is_error, _text(result)
+    assert "unknown amount" in asked[0]
+    [row] = _rows(ws)
+    assert row["quoted_usd"] is None and row["actual_usd"] is None
+    assert math.isinf(ws.store.spending.since(0))
