@@ -195,6 +195,33 @@ def register(server: MCPServer, ws: Workspace) -> None:
         )
         return PromptResult(**result)
 
+    def evaluation_cost_question(
+        ctx: Context,
+        models: list[str] | None = None,
+        dataset_id: str | None = None,
+        split: str = "test",
+        max_tokens: int = 64,
+        limit: int | None = None,
+        judge: str | None = None,
+        primary_metric: str | None = None,
+        suite: str | None = None,
+        pairwise_judge: str | None = None,
+        resume: str | None = None,
+    ) -> CostQuestion | None:
+        """Before evaluate runs: the question a person must answer about its paid calls (answers, judge ratings,
+        pairwise verdicts) when they pass the budgets; None when the client cannot be asked or nothing needs asking."""
+        if not client_can_elicit(ctx):
+            return None
+        from model_customization.evaluation.runner import check_evaluation_spending
+
+        asked = {
+            "dataset_id": dataset_id, "models": list(models) if models else None, "split": split, "max_tokens": max_tokens, "limit": limit,
+            "batch_size": 8, "judge": judge, "primary_metric": primary_metric, "suite": suite, "pairwise_judge": pairwise_judge,
+        }
+        return question_for(lambda: check_evaluation_spending(ws, asked, resume))
+
+    EvaluationQuestion, EvaluationAnswer = elicitation_parameters(evaluation_cost_question)
+
     @server.tool(annotations=ToolAnnotations(title="Evaluate models", read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True))
     async def evaluate(
         models: Annotated[
@@ -254,6 +281,8 @@ def register(server: MCPServer, ws: Workspace) -> None:
         ] = None,
         include_chart: Annotated[bool, Field(description="Also return the chart of the scores with their 95% intervals as a PNG image (also at evals://{eval_id}/chart.png).")] = False,
         ctx: Context | None = None,
+        cost_question: EvaluationQuestion = None,
+        cost_answer: EvaluationAnswer = None,
     ) -> Annotated[CallToolResult, EvaluationResult]:
         """Compare models on a dataset's held-out examples: exact match, normalised exact match and token F1, and a judge's rating if asked.
 
@@ -265,6 +294,8 @@ def register(server: MCPServer, ws: Workspace) -> None:
         significant difference". Progress is reported. The result is stored: read resource_uri for per-case outputs.
         A suite file replaces the dataset with your own cases; a pairwise_judge adds head-to-head wins, losses and ties
         with a sign test, judged in both answer orders so that a judge's preference for a position cannot make a winner.
+        Cloud calls are quoted together first (cases x models at max_tokens, plus the judges' calls) and run within the
+        operator's budgets or once the user confirms the quote (asked through elicitation when the client supports it).
         Next: deploy_model with the winner (this eval_id lets it through the gate), or export_model to run it elsewhere.
         """
         async def report_progress(done: int, total: int, note: str) -> None:
@@ -275,6 +306,7 @@ def register(server: MCPServer, ws: Workspace) -> None:
                     pass
 
         refuse_invalid_text(models, dataset_id, judge, primary_metric, suite, pairwise_judge, resume)
+        accepted = human_consent(cost_question, cost_answer, refused="Not evaluated")
         from model_customization.evaluation.runner import evaluate_async
 
         try:
@@ -292,6 +324,7 @@ def register(server: MCPServer, ws: Workspace) -> None:
                 pairwise_judge=pairwise_judge,
                 concurrency=concurrency,
                 resume=resume,
+                consent=Consent(human_usd=accepted),
             )
         except UserError as error:
             raise ToolError(shorten_message(str(error))) from error
