@@ -27,6 +27,11 @@ def _allowed_roots(tmp_path_factory: pytest.TempPathFactory):
         patch.setenv("MODEL_CUSTOMIZATION_ALLOWED_ROOTS", os.pathsep.join(str(root) for root in roots))
         for name in ("MODEL_CUSTOMIZATION_CONFIG", "MODEL_CUSTOMIZATION_MAX_FILE_BYTES", "MODEL_CUSTOMIZATION_MAX_LINE_BYTES"):
             patch.delenv(name, raising=False)
+        # Chat calls to faked cloud models run within budgets an operator set; the spending tests (and the fake
+        # OpenAI's `serving`, for jobs) set their own. No test may approve spending by argument unless it says so.
+        patch.setenv("MODEL_CUSTOMIZATION_BUDGET_PER_JOB_USD", "100")
+        patch.setenv("MODEL_CUSTOMIZATION_BUDGET_PER_DAY_USD", "1000")
+        patch.delenv("MODEL_CUSTOMIZATION_ALLOW_ARGUMENT_CONFIRMATION", raising=False)
         yield
 
 

@@ -54,8 +54,8 @@ async def call_error(client: Client, name: str, args: dict) -> str:
 
 # --- OpenAI training files ---------------------------------------------------------------------------------------------
 @pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch):
-    with serving(monkeypatch, API_KEY, fine_tuned_before=False) as server:
+def fake(ws, monkeypatch: pytest.MonkeyPatch):
+    with serving(monkeypatch, API_KEY, ws=ws, fine_tuned_before=False) as server:
         yield server
 
 

@@ -117,7 +117,7 @@ def check_constitutional_spending(ws: Workspace, request: ConstitutionalDatasetR
     chosen = _chosen_prompts(ws, arguments["prompts"], arguments["dataset_id"], arguments["split"], arguments["limit"], Counter(), Counter())[0]
     quote = _generation_quote(provider, name, chosen, principles, arguments["max_tokens"])
     if quote != 0:
-        approve_spend(ws, provider, quote, consent, what="constitutional generation")
+        approve_spend(ws, provider, quote, consent, what="constitutional generation", by_argument=False)
 
 
 def _generation_quote(provider: str, name: str, chosen: list[_Prompt], principles: list[str], max_tokens: int) -> float | None:

@@ -144,7 +144,7 @@ def check_evaluation_spending(ws: Workspace, asked: dict[str, Any], resume: str 
     """Raise ConfirmationNeeded when evaluate_async with these arguments would need a person (nothing is recorded)."""
     providers, quote = quote_evaluation(ws, asked, resume)
     if quote != 0:
-        approve_spend(ws, providers, quote, consent, what="evaluation's paid calls")
+        approve_spend(ws, providers, quote, consent, what="evaluation's paid calls", by_argument=False)
 
 
 def _paid_calls_quote(prepared: _Prepared) -> tuple[str, float | None]:

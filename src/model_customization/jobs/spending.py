@@ -69,7 +69,9 @@ def usd(amount: float | None) -> str:
     return f"${amount:,.2f}" if amount >= 0.01 or amount == 0 else f"${amount:.6f}"
 
 
-def approve_spend(ws: Workspace, provider: str, quote_usd: float | None, consent: Consent = NO_CONSENT, *, what: str = "fine-tuning job") -> Approval:
+def approve_spend(
+    ws: Workspace, provider: str, quote_usd: float | None, consent: Consent = NO_CONSENT, *, what: str = "fine-tuning job", by_argument: bool = True
+) -> Approval:
     """Approve a quote or raise ConfirmationNeeded, whose message names who can approve it and how."""
     if quote_usd is not None and (math.isnan(quote_usd) or quote_usd < 0):
         raise UserError(f"The quote for this {what} is not a usable amount ({quote_usd}); nothing was started.")
@@ -85,7 +87,7 @@ def approve_spend(ws: Workspace, provider: str, quote_usd: float | None, consent
         if quote_usd is not None and quote_usd > consent.human_usd:
             raise UserError(f"The quote rose from {usd(consent.human_usd)} to {usd(quote_usd)} after it was confirmed; call again to be asked about the new amount.")
         return Approval(quote_usd or 0.0, consent.human_via)
-    argument_allowed = settings.allow_argument_confirmation
+    argument_allowed = settings.allow_argument_confirmation and by_argument  # by_argument: the operation takes confirm_cost_usd
     if argument_allowed and quote_usd is not None and consent.argument_usd is not None and consent.argument_usd >= quote_usd:
         return Approval(quote_usd, "argument")
 
@@ -108,6 +110,8 @@ def approve_spend(ws: Workspace, provider: str, quote_usd: float | None, consent
             steps = f"confirm_cost_usd={consent.argument_usd} is below the quote of {usd(quote_usd)}. Ask the user, then pass confirm_cost_usd={quote_usd}; {person}; {operator}."
         else:
             steps = f"Ask the user, then pass confirm_cost_usd={quote_usd} (at least the quote); {person}; {operator}."
+    elif not by_argument:
+        steps = f"Above the budgets {person}; {operator}."
     else:
         refused = (
             f"confirm_cost_usd cannot approve spending on this server (the operator has not set {ARGUMENT_CONFIRMATION_ENV}=true). "
@@ -119,12 +123,13 @@ def approve_spend(ws: Workspace, provider: str, quote_usd: float | None, consent
 
 
 def commit_spend(
-    ws: Workspace, spend_id: str, provider: str, quote_usd: float | None, consent: Consent = NO_CONSENT, *, what: str = "fine-tuning job"
+    ws: Workspace, spend_id: str, provider: str, quote_usd: float | None, consent: Consent = NO_CONSENT, *, what: str = "fine-tuning job",
+    by_argument: bool = True,
 ) -> Approval:
     """Approve and record in one step, under the ledger-wide spending lock: two calls at once cannot both fit into the
     last dollar of a budget. The row counts against the day until the real bill replaces it."""
     with ws.store.exclusive("spending"):
-        approval = approve_spend(ws, provider, quote_usd, consent, what=what)
+        approval = approve_spend(ws, provider, quote_usd, consent, what=what, by_argument=by_argument)
         ws.store.spending.add(
             {"job_id": spend_id, "provider": provider, "quoted_usd": quote_usd, "committed_usd": approval.committed_usd, "approved_by": approval.approved_by}
         )
@@ -216,5 +221,5 @@ def authorize_chat_operation(
     if quote_usd == 0:
         return None
     spend_id = new_spend_id(kind)
-    approval = commit_spend(ws, spend_id, provider, quote_usd, consent, what=what)
+    approval = commit_spend(ws, spend_id, provider, quote_usd, consent, what=what, by_argument=False)
     return Allowance(ws, spend_id, approval.committed_usd if quote_usd is not None else math.inf)

@@ -66,7 +66,7 @@ def check_chat_spending(ws: Workspace, model: str, messages: list[dict[str, Any]
     provider, name = resolve_chat_model(ws, model)
     quote = chat_quote_usd(provider, name, messages, max_tokens)
     if quote != 0:
-        approve_spend(ws, provider, quote, consent, what=f"call to {name}")
+        approve_spend(ws, provider, quote, consent, what=f"call to {name}", by_argument=False)
 
 
 def chat_with_provider(
