@@ -5,6 +5,7 @@ HTTP boundary (tests/anthropic_fake.py, tests/openai_fake.py)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -24,7 +25,7 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture
-def claude(monkeypatch: pytest.MonkeyPatch):
+def claude(ws, monkeypatch: pytest.MonkeyPatch):
     from model_customization.providers.anthropic.client import use_http_client
 
     fake_api = FakeAnthropic(api_key=KEY)
@@ -32,8 +33,7 @@ def claude(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.delenv("ANTHROPIC_BASE_URL", raising=False)
     monkeypatch.delenv("MODEL_CUSTOMIZATION_ALLOW_ARGUMENT_CONFIRMATION", raising=False)
     monkeypatch.delenv("MODEL_CUSTOMIZATION_CHAT_PRICES", raising=False)
-    for name in BUDGETS:
-        monkeypatch.setenv(name, "0")
+    ws.settings = dataclasses.replace(ws.settings, budget_per_job_usd=0.0, budget_per_day_usd=0.0, allow_argument_confirmation=False)
     use_http_client(fake_api.http_client())
     yield fake_api
     use_http_client(None)
@@ -68,7 +68,7 @@ async def test_prompt_model_over_budget_without_a_person_sends_nothing_and_says_
         refused = await client.call_tool("prompt_model", PROMPT)
     assert refused.is_error
     text = _text(refused)
-    assert "MODEL_CUSTOMIZATION_BUDGET_PER_JOB_USD" in text and "MODEL_CUSTOMIZATION_ALLOW_ARGUMENT_CONFIRMATION" in text
+    assert "MODEL_CUSTOMIZATION_BUDGET_PER_JOB_USD" in text and "a person must confirm" in text
     assert "elicitation" in text and "terminal" in text
     assert claude.requests == [] and _rows(ws) == []
 
@@ -108,9 +108,7 @@ async def test_prompt_model_the_user_says_no_and_nothing_is_sent(ws, claude, ans
 
 @pytest.mark.anyio
 async def test_prompt_model_within_the_budgets_runs_without_asking_and_is_counted(ws, claude, monkeypatch):
-    for name in BUDGETS:
-        monkeypatch.setenv(name, "1")
-    ws = _reopen(ws)
+    ws.settings = dataclasses.replace(ws.settings, budget_per_job_usd=1.0, budget_per_day_usd=1.0)
 
     async def must_not_ask(context, params):
         raise AssertionError("asked within the budgets")
