@@ -7,6 +7,8 @@ that has no response queued: a test that queues nothing proves that nothing was 
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 from datetime import datetime, timezone
 
@@ -131,6 +133,9 @@ def bedrock(ws, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     monkeypatch.setenv(clients.REGION_ENV, REGION)
+    # These tests buy with confirm=true as an operator who allowed argument confirmation; the default (only a person
+    # confirms) is tested in tests/test_spending_everywhere.py.
+    ws.settings = dataclasses.replace(ws.settings, allow_argument_confirmation=True)
     ws.store.models.add(
         {"id": TUNED, "provider": "bedrock", "kind": "tuned", "base_model": "anthropic.claude-3-5-haiku-20241022-v1:0:200k", "path": None, "job_id": "job-1", "dataset_id": "ds-1", "details": {"model_arn": MODEL_ARN}}
     )

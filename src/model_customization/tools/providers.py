@@ -11,7 +11,7 @@ from mcp.server.mcpserver.resolve import Elicit, Resolve
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
-from model_customization.errors import ConfirmationNeeded, NotFoundError, UserError
+from model_customization.errors import NotFoundError, UserError
 from model_customization.providers.registry import find_provider
 from model_customization.operations.cloud import (
     DeleteTrainingFileRequest,
@@ -222,7 +222,7 @@ def register(server: MCPServer, ws: Workspace) -> None:
                 **await run_domain(_bedrock_training().provision_throughput, ws, model_id, model_units=model_units, commitment=commitment, confirm=confirm, confirmed_by=confirmed_by)
             )
         except ToolError as refusal:
-            if not confirm and not isinstance(refusal.__cause__, ConfirmationNeeded) and isinstance(refusal.__cause__, UserError) and _needs_purchase(ws, model_id):
+            if not confirm and isinstance(refusal.__cause__, UserError) and _needs_purchase(ws, model_id):
                 # The only refusal left for such a model is the cost: the agent must ask its user, not decide.
                 raise ToolError(f"{refusal} Ask the user first: it is their money, and nothing was bought.") from refusal.__cause__
             raise
