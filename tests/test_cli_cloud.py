@@ -158,7 +158,7 @@ def test_at_a_terminal_the_cost_is_asked_and_a_no_starts_nothing(ws, fake, invok
     monkeypatch.setattr(cli, "interactive", lambda: True)
     declined = invoke("job", "start", dataset_id, "--provider", "openai", input="n\n")
     assert declined.exit_code == 1
-    assert f"costing about ${quote:,.2f}" in flat(declined.output) and "did not confirm the cost" in flat(declined.output)
+    assert f"costing at most ${quote:,.2f}" in flat(declined.output) and "did not confirm the cost" in flat(declined.output)
     assert uploads(fake) == 0 and created_jobs(fake) == [] and ws.store.jobs.all() == []
 
     accepted = invoke("job", "start", dataset_id, "--provider", "openai", "--json", input="y\n")
@@ -167,7 +167,7 @@ def test_at_a_terminal_the_cost_is_asked_and_a_no_starts_nothing(ws, fake, invok
     echoed, _, document = accepted.stdout.partition("{")
     assert echoed.strip() == "y"
     summary = json.loads("{" + document)
-    assert summary["spend"]["approved_by"] == "elicitation" and summary["spend"]["committed_usd"] == pytest.approx(quote)
+    assert summary["spend"]["approved_by"] == "terminal" and summary["spend"]["committed_usd"] == pytest.approx(quote)
     assert len(created_jobs(fake)) == 1
 
 

@@ -135,3 +135,62 @@ async def test_an_unknown_price_is_asked_about_as_unknown_and_then_counts_as_unb
     [row] = _rows(ws)
     assert row["quoted_usd"] is None and row["actual_usd"] is None
     assert math.isinf(ws.store.spending.since(0))
+
+
+# --- evaluate (answers, a judge, a pairwise judge) and constitutional generation ---------------------------------------
+def _suite(tmp_path) -> str:
+    import json
+
+    path = tmp_path / "suite.jsonl"
+    cases = [{"messages": [{"role": "user", "content": f"Triage: [svc{n}] ERROR disk full"}], "reference": "page the on-call"} for n in range(2)]
+    path.write_text("".join(json.dumps(case) + "\n" for case in cases), encoding="utf-8")
+    return str(path)
+
+
+EVALUATION = {"models": ["claude-haiku-4-5", "anthropic:claude-sonnet-4-5"], "judge": "claude-haiku-4-5", "pairwise_judge": "claude-sonnet-4-5", "max_tokens": 16}
+
+
+@pytest.mark.anyio
+async def test_evaluate_with_judges_sends_nothing_over_budget_without_a_person(ws, claude, tmp_path):
+    async with Client(build_server(ws=ws)) as client:
+        refused = await client.call_tool("evaluate", {**EVALUATION, "suite": _suite(tmp_path)})
+    assert refused.is_error and "a person must confirm" in _text(refused)
+    assert claude.requests == [] and _rows(ws) == [] and ws.store.evaluations.all() == []
+
+
+@pytest.mark.anyio
+async def test_evaluate_quotes_answers_judge_and_both_pairwise_orders_as_one_and_counts_them(ws, claude, tmp_path):
+    asked: list[str] = []
+
+    async def accept(context, params):
+        asked.append(params.message)
+        return ElicitResult(action="accept", content={"confirm": True})
+
+    async with Client(build_server(ws=ws), elicitation_callback=accept) as client:
+        result = await client.call_tool("evaluate", {**EVALUATION, "suite": _suite(tmp_path)})
+    assert not result.is_error, _text(result)
+    assert len(asked) == 1 and "evaluation" in asked[0]
+    # 2 cases x 2 models answers, 2 x 2 judge ratings, 2 cases x 1 pair x 2 orders: every one of them counted.
+    assert len(claude.requests) == 12
+    [row] = _rows(ws)
+    assert row["approved_by"] == "elicitation" and row["provider"] == "anthropic"
+    assert 0 < row["actual_usd"] <= row["quoted_usd"] == row["committed_usd"]
+
+
+@pytest.mark.anyio
+async def test_constitutional_generation_on_a_cloud_model_is_quoted_asked_and_counted(ws, claude):
+    arguments = {"principles": ["Be kind.", "Be brief."], "model": "claude-haiku-4-5", "prompts": ["How do I restart nginx?", "Explain DNS."], "max_tokens": 32}
+    async with Client(build_server(ws=ws)) as client:
+        refused = await client.call_tool("generate_constitutional_dataset", arguments)
+    assert refused.is_error and "a person must confirm" in _text(refused)
+    assert claude.requests == [] and _rows(ws) == []
+
+    async def accept(context, params):
+        return ElicitResult(action="accept", content={"confirm": True})
+
+    async with Client(build_server(ws=ws), elicitation_callback=accept) as client:
+        result = await client.call_tool("generate_constitutional_dataset", arguments)
+    assert not result.is_error, _text(result)
+    assert len(claude.requests) == result.structured_content["model_calls"] == 2 * (1 + 2 * 2)
+    [row] = _rows(ws)
+    assert row["approved_by"] == "elicitation" and 0 < row["actual_usd"] <= row["committed_usd"]
