@@ -194,3 +194,91 @@ async def test_constitutional_generation_on_a_cloud_model_is_quoted_asked_and_co
     assert len(claude.requests) == result.structured_content["model_calls"] == 2 * (1 + 2 * 2)
     [row] = _rows(ws)
     assert row["approved_by"] == "elicitation" and 0 < row["actual_usd"] <= row["committed_usd"]
+
+
+# --- fine-tuning jobs and provisioned throughput: what an argument can and cannot approve ---------------------------
+UNPRICED_BASE = "gpt-5-mini-2026-03-01"  # available to the key, but in no price table here
+
+
+@pytest.fixture
+def openai_api(ws, monkeypatch: pytest.MonkeyPatch):
+    from openai_fake import serving
+
+    with serving(monkeypatch, "sk-test-spending-0123456789", ws=ws) as server:
+        server.add_model(UNPRICED_BASE)
+        yield server
+
+
+@pytest.fixture
+def dataset_id(ws, demo_paths) -> str:
+    from model_customization.datasets.build import build_dataset
+
+    return build_dataset(ws, demo_paths).dataset_id
+
+
+def _created(api) -> int:
+    return sum(1 for method, path in api.calls if method == "POST" and path in ("/files", "/fine_tuning/jobs"))
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("arguments_allowed", [False, True])
+@pytest.mark.parametrize("amount", [0, 25, 1e6])
+async def test_an_unknown_price_is_never_confirmed_by_an_amount(ws, openai_api, dataset_id, arguments_allowed, amount):
+    ws.settings = dataclasses.replace(ws.settings, allow_argument_confirmation=arguments_allowed)
+    async with Client(build_server(ws=ws)) as client:
+        refused = await client.call_tool("start_job", {"dataset_id": dataset_id, "provider": "openai", "base_model": UNPRICED_BASE, "confirm_cost_usd": amount})
+    assert refused.is_error
+    assert "An unknown price cannot be confirmed by an amount" in _text(refused) and "MODEL_CUSTOMIZATION_CHAT_PRICES" not in _text(refused)
+    assert _created(openai_api) == 0 and ws.store.jobs.all() == [] and _rows(ws) == []
+
+
+@pytest.mark.anyio
+async def test_a_person_may_accept_an_unknown_price_and_it_then_counts_as_unbounded(ws, openai_api, dataset_id):
+    asked: list[str] = []
+
+    async def accept(context, params):
+        asked.append(params.message)
+        return ElicitResult(action="accept", content={"confirm": True})
+
+    async with Client(build_server(ws=ws), elicitation_callback=accept) as client:
+        started = await client.call_tool("start_job", {"dataset_id": dataset_id, "provider": "openai", "base_model": UNPRICED_BASE})
+    assert not started.is_error, _text(started)
+    assert "unknown amount" in asked[0]
+    [row] = _rows(ws)
+    assert row["approved_by"] == "elicitation" and row["quoted_usd"] is None
+    assert math.isinf(ws.store.spending.since(0))  # not $0: nothing else runs unasked until the bill is known
+
+
+@pytest.mark.anyio
+async def test_the_agent_cannot_approve_its_own_job_by_argument(ws, openai_api, dataset_id):
+    async with Client(build_server(ws=ws)) as client:
+        ws.settings = dataclasses.replace(ws.settings, allow_argument_confirmation=False)
+        refused = await client.call_tool("start_job", {"dataset_id": dataset_id, "provider": "openai", "confirm_cost_usd": 1e6})
+    assert refused.is_error and "confirm_cost_usd cannot approve spending on this server" in _text(refused)
+    assert "MODEL_CUSTOMIZATION_ALLOW_ARGUMENT_CONFIRMATION=true" in _text(refused)
+    assert _created(openai_api) == 0 and _rows(ws) == []
+
+    # A client that can ask its user is asked, whatever the argument says.
+    asked: list[str] = []
+
+    async def decline(context, params):
+        asked.append(params.message)
+        return ElicitResult(action="decline")
+
+    async with Client(build_server(ws=ws), elicitation_callback=decline) as client:
+        declined = await client.call_tool("start_job", {"dataset_id": dataset_id, "provider": "openai", "confirm_cost_usd": 1e6})
+    assert declined.is_error and len(asked) == 1 and _created(openai_api) == 0
+
+
+@pytest.mark.anyio
+async def test_the_budgets_are_not_raised_by_any_argument(ws, openai_api, dataset_id):
+    async with Client(build_server(ws=ws)) as client:
+        quote = (await client.call_tool("start_job", {"dataset_id": dataset_id, "provider": "openai", "dry_run": True})).structured_content["quote"]
+        cost = quote["estimated_cost_usd"]
+        ws.settings = dataclasses.replace(ws.settings, budget_per_job_usd=cost / 2, budget_per_day_usd=cost * 10, allow_argument_confirmation=False)
+        refused = await client.call_tool("start_job", {"dataset_id": dataset_id, "provider": "openai", "confirm_cost_usd": cost * 100})
+        assert refused.is_error and _created(openai_api) == 0
+        ws.settings = dataclasses.replace(ws.settings, budget_per_job_usd=cost * 2)
+        started = await client.call_tool("start_job", {"dataset_id": dataset_id, "provider": "openai"})
+    assert not started.is_error, _text(started)
+    assert started.structured_content["spend"]["approved_by"] == "budget"

@@ -81,7 +81,7 @@ def test_unknown_price_is_never_confirmed_by_an_amount_only_by_a_person(tmp_path
     for amount in (None, 0.0, 30.0, 1e6):
         with pytest.raises(ConfirmationNeeded, match="An unknown price cannot be confirmed by an amount") as refused:
             approve_spend(ws, "bedrock", None, Consent(argument_usd=amount))
-        assert "MODEL_CUSTOMIZATION_CHAT_PRICES" in str(refused.value)
+        assert "dry_run=true" in str(refused.value)
     approval = approve_spend(ws, "bedrock", None, Consent(human_usd=math.inf))
     assert approval.approved_by == "elicitation"
     # Recorded without a quote, it counts as unbounded until the bill is known: nothing else runs unasked today.

@@ -104,7 +104,12 @@ def approve_spend(
     person = "a person must confirm it: use an MCP client that supports elicitation (it asks the user), or the CLI on a terminal"
     operator = f"or the operator raises the budgets ({BUDGET_VARIABLES})"
     if quote_usd is None:
-        steps = f"An unknown price cannot be confirmed by an amount: {person}; or the operator sets the model's price ({PRICES_VARIABLE}) so it can be checked."
+        known = (
+            "or choose a base model whose price is known (dry_run=true shows the quote)"
+            if by_argument
+            else f"or the operator sets the model's price ({PRICES_VARIABLE}) so it can be checked"
+        )
+        steps = f"An unknown price cannot be confirmed by an amount: {person}; {known}."
     elif argument_allowed:
         if consent.argument_usd is not None:
             steps = f"confirm_cost_usd={consent.argument_usd} is below the quote of {usd(quote_usd)}. Ask the user, then pass confirm_cost_usd={quote_usd}; {person}; {operator}."
