@@ -215,6 +215,26 @@ async def test_an_elicitation_that_does_not_confirm_buys_nothing(ws, bedrock, ac
     assert provisioned_arn(ws) is None
 
 
+async def test_confirm_true_alone_buys_nothing_unless_the_operator_allowed_it(ws, bedrock):
+    """By default the agent cannot approve the hourly bill itself: confirm=true is refused without a person, and a
+    client that can ask its user is asked anyway."""
+    ws.settings = dataclasses.replace(ws.settings, allow_argument_confirmation=False)
+    async with Client(build_server(ws=ws)) as client:  # a client without elicitation
+        refused = await call_error(client, "provision_throughput", {"model_id": TUNED, "confirm": True})
+    assert "confirm=true cannot approve spending on this server" in refused and "MODEL_CUSTOMIZATION_ALLOW_ARGUMENT_CONFIRMATION" in refused
+    assert provisioned_arn(ws) is None
+
+    asked: list[str] = []
+
+    async def decline(context, params):
+        asked.append(params.message)
+        return types.ElicitResult(action="decline")
+
+    async with Client(build_server(ws=ws), elicitation_callback=decline) as client:
+        declined = await call_error(client, "provision_throughput", {"model_id": TUNED, "confirm": True})
+    assert len(asked) == 1 and "did not confirm" in declined and provisioned_arn(ws) is None
+
+
 async def test_confirm_true_buys_without_asking_then_status_and_release(ws, bedrock):
     asked: list[str] = []
 
