@@ -412,7 +412,9 @@ def with_terminal_consent(run: Callable[[float | None], Any], *, may_ask: bool, 
         return run(None)
     except ConfirmationNeeded as needed:
         if not may_ask:
-            raise ConfirmationNeeded(f"{needed} (Not asked: no terminal, or --yes.)", quote_usd=needed.quote_usd, question=needed.question) from needed
+            # The domain names tool arguments; on the command line they are options.
+            message = str(needed).replace("confirm_cost_usd=", "--confirm-cost-usd ").replace("confirm_cost_usd", "--confirm-cost-usd")
+            raise ConfirmationNeeded(f"{message} (Not asked: no terminal, or --yes.)", quote_usd=needed.quote_usd, question=needed.question) from needed
         if not typer.confirm(needed.question, default=False, err=True):
             raise UserError(f"{refused}: you did not confirm the cost. Nothing was sent to a provider or spent.") from needed
         return run(math.inf if needed.quote_usd is None else needed.quote_usd)
