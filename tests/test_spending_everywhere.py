@@ -282,3 +282,30 @@ async def test_the_budgets_are_not_raised_by_any_argument(ws, openai_api, datase
         started = await client.call_tool("start_job", {"dataset_id": dataset_id, "provider": "openai"})
     assert not started.is_error, _text(started)
     assert started.structured_content["spend"]["approved_by"] == "budget"
+
+
+# --- the CLI: a person at a terminal, or a refusal ----------------------------------------------------------------------
+def _cli(ws, *args: str, input: str | None = None):
+    from typer.testing import CliRunner
+
+    from model_customization.cli import app
+
+    return CliRunner().invoke(app, [*args, "--home", str(ws.settings.home)], input=input)
+
+
+def test_cli_prompt_off_a_terminal_is_refused_and_on_one_asks(ws, claude, monkeypatch):
+    from model_customization.cli import common
+
+    for name in BUDGETS:  # the CLI opens the data home itself, reading the operator's settings from the environment
+        monkeypatch.setenv(name, "0")
+    refused = _cli(ws, "model", "prompt", "claude-haiku-4-5", "ping", "--max-tokens", "16")
+    assert refused.exit_code == 4 and "a person must confirm" in " ".join(refused.output.split())
+    assert claude.requests == [] and _rows(ws) == []
+
+    monkeypatch.setattr(common, "interactive", lambda: True)  # stdin a terminal
+    declined = _cli(ws, "model", "prompt", "claude-haiku-4-5", "ping", "--max-tokens", "16", input="n\n")
+    assert declined.exit_code == 1 and "did not confirm" in declined.output and claude.requests == []
+    accepted = _cli(ws, "model", "prompt", "claude-haiku-4-5", "ping", "--max-tokens", "16", input="y\n")
+    assert accepted.exit_code == 0, accepted.output
+    [row] = _rows(ws)
+    assert row["approved_by"] == "terminal" and len(claude.requests) == 1
