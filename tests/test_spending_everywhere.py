@@ -309,3 +309,12 @@ def test_cli_prompt_off_a_terminal_is_refused_and_on_one_asks(ws, claude, monkey
     assert accepted.exit_code == 0, accepted.output
     [row] = _rows(ws)
     assert row["approved_by"] == "terminal" and len(claude.requests) == 1
+
+
+def test_the_one_door_to_providers_refuses_a_paid_call_that_carries_no_approval(ws, claude):
+    from model_customization.errors import UserError
+    from model_customization.providers.chat import chat_with_provider
+
+    with pytest.raises(UserError, match="must be quoted and approved before it is sent"):
+        chat_with_provider(ws, "anthropic", "claude-haiku-4-5", [{"role": "user", "content": "hi"}], max_tokens=8)
+    assert claude.requests == []
