@@ -27,6 +27,17 @@ def _allowed_roots(tmp_path_factory: pytest.TempPathFactory):
         patch.setenv("MODEL_CUSTOMIZATION_ALLOWED_ROOTS", os.pathsep.join(str(root) for root in roots))
         for name in ("MODEL_CUSTOMIZATION_CONFIG", "MODEL_CUSTOMIZATION_MAX_FILE_BYTES", "MODEL_CUSTOMIZATION_MAX_LINE_BYTES"):
             patch.delenv(name, raising=False)
+        # Chat calls to faked cloud models run within budgets an operator set; the spending tests (and the fake
+        # OpenAI's `serving`, for jobs) set their own. No test may approve spending by argument unless it says so.
+        patch.setenv("MODEL_CUSTOMIZATION_BUDGET_PER_JOB_USD", "100")
+        patch.setenv("MODEL_CUSTOMIZATION_BUDGET_PER_DAY_USD", "1000")
+        patch.delenv("MODEL_CUSTOMIZATION_ALLOW_ARGUMENT_CONFIRMATION", raising=False)
+        # Prices for the made-up and newer model names the fakes answer to: an unpriced model needs a person.
+        names = ["claude-sonnet-5", "claude-second", "claude-first", "claude-nope-9", "claude-gone", "claude-4-sonnet", "o4-mini", "o3-mini", "o1",
+                 "gpt-9-imaginary", "gpt-imaginary", "gpt-9-mini", "gpt-3.5-turbo", "gpt-3.5-turbo-0125", "claude-tuned-elsewhere",
+                 "anthropic.claude-3-haiku-20240307-v1:0", "scripted",
+                 "claude-fast", "claude-slow", "claude-other", "first-judge", "second-judge", "longer-judge", "muddled-judge", "terse", "thorough"]
+        patch.setenv("MODEL_CUSTOMIZATION_CHAT_PRICES", json.dumps({name: [3, 15] for name in names}))
         yield
 
 

@@ -594,8 +594,11 @@ class FakeOpenAI:
 
 
 @contextlib.contextmanager
-def serving(monkeypatch: Any, api_key: str, *, fine_tuned_before: bool = True, today: date = date(2026, 11, 1)) -> Iterator[FakeOpenAI]:
-    """Point the provider at a fresh fake for one test: key set, budgets at their default (0), our retries without
+def serving(
+    monkeypatch: Any, api_key: str, *, fine_tuned_before: bool = True, today: date = date(2026, 11, 1), ws: Any = None
+) -> Iterator[FakeOpenAI]:
+    """Point the provider at a fresh fake for one test: key set, budgets at their default (0) with argument confirmation
+    allowed, our retries without
     sleeps, and a fixed calendar date before OpenAI's closing day, so the tests keep passing after 2027-01-06."""
     from model_customization.providers.openai import client as client_module
     from model_customization.providers.openai import training
@@ -604,6 +607,13 @@ def serving(monkeypatch: Any, api_key: str, *, fine_tuned_before: bool = True, t
         monkeypatch.delenv(name, raising=False)
     for name in ("MODEL_CUSTOMIZATION_BUDGET_PER_JOB_USD", "MODEL_CUSTOMIZATION_BUDGET_PER_DAY_USD"):
         monkeypatch.delenv(name, raising=False)
+    # The job tests confirm costs with confirm_cost_usd, as an operator who allowed argument confirmation;
+    # tests/test_spending_everywhere.py checks the default, where only a person can.
+    monkeypatch.setenv("MODEL_CUSTOMIZATION_ALLOW_ARGUMENT_CONFIRMATION", "true")
+    if ws is not None:  # a workspace opened before this fixture read the settings already
+        import dataclasses
+
+        ws.settings = dataclasses.replace(ws.settings, budget_per_job_usd=0.0, budget_per_day_usd=0.0, allow_argument_confirmation=True)
     monkeypatch.setenv("OPENAI_API_KEY", api_key)
     monkeypatch.setattr(client_module, "RETRY_BASE_SECONDS", 0.0)
     monkeypatch.setattr(training, "_today", lambda: today)

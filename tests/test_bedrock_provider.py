@@ -7,6 +7,8 @@ the status inside moto's backend.
 
 from __future__ import annotations
 
+import dataclasses
+
 import io
 import json
 import re
@@ -435,6 +437,8 @@ def tuned_model(ws) -> str:
 
 
 def test_provisioning_is_refused_without_confirm_and_done_with_it(ws, aws_env, tuned_model):
+    # confirm=True here is the operator-allowed argument confirmation (by default only a person confirms).
+    ws.settings = dataclasses.replace(ws.settings, allow_argument_confirmation=True)
     bedrock, stub = stubbed("bedrock")
     model_arn = ws.store.models.get(tuned_model)["details"]["model_arn"]
     with stub, clients.use_clients({"bedrock": bedrock}):

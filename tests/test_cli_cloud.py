@@ -24,8 +24,8 @@ BASE = "gpt-4.1-mini-2025-04-14"
 
 # --- fixtures and helpers -------------------------------------------------------------------------------------------
 @pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch):
-    with serving(monkeypatch, API_KEY) as server:
+def fake(ws, monkeypatch: pytest.MonkeyPatch):
+    with serving(monkeypatch, API_KEY, ws=ws) as server:
         yield server
 
 
@@ -158,7 +158,7 @@ def test_at_a_terminal_the_cost_is_asked_and_a_no_starts_nothing(ws, fake, invok
     monkeypatch.setattr(cli, "interactive", lambda: True)
     declined = invoke("job", "start", dataset_id, "--provider", "openai", input="n\n")
     assert declined.exit_code == 1
-    assert f"costing about ${quote:,.2f}" in flat(declined.output) and "did not confirm the cost" in flat(declined.output)
+    assert f"costing at most ${quote:,.2f}" in flat(declined.output) and "did not confirm the cost" in flat(declined.output)
     assert uploads(fake) == 0 and created_jobs(fake) == [] and ws.store.jobs.all() == []
 
     accepted = invoke("job", "start", dataset_id, "--provider", "openai", "--json", input="y\n")
@@ -167,7 +167,7 @@ def test_at_a_terminal_the_cost_is_asked_and_a_no_starts_nothing(ws, fake, invok
     echoed, _, document = accepted.stdout.partition("{")
     assert echoed.strip() == "y"
     summary = json.loads("{" + document)
-    assert summary["spend"]["approved_by"] == "elicitation" and summary["spend"]["committed_usd"] == pytest.approx(quote)
+    assert summary["spend"]["approved_by"] == "terminal" and summary["spend"]["committed_usd"] == pytest.approx(quote)
     assert len(created_jobs(fake)) == 1
 
 
@@ -272,7 +272,9 @@ def test_missing_key_is_a_clear_error(ws, fake, invoke, monkeypatch):
 
 
 # --- model prompt goes through the chat router ----------------------------------------------------------------------
-def test_model_prompt_reaches_a_cloud_model_through_the_router(ws, fake, invoke):
+def test_model_prompt_reaches_a_cloud_model_through_the_router(ws, fake, invoke, monkeypatch):
+    monkeypatch.setenv("MODEL_CUSTOMIZATION_BUDGET_PER_JOB_USD", "1")  # chat within budgets the operator set
+    monkeypatch.setenv("MODEL_CUSTOMIZATION_BUDGET_PER_DAY_USD", "10")
     fake.chat_reply = lambda model, messages: f"[{model}] saw {messages[-1]['content']}"  # brackets stay text, not markup
     result = invoke("model", "prompt", "gpt-4.1-mini", "ping", "--max-tokens", "16")
     assert result.exit_code == 0, result.output
@@ -309,6 +311,7 @@ def bedrock_model(ws, monkeypatch):
 
 
 def test_provision_is_refused_without_yes_and_bought_with_it(ws, invoke, bedrock_model, monkeypatch):
+    monkeypatch.setenv("MODEL_CUSTOMIZATION_ALLOW_ARGUMENT_CONFIRMATION", "true")  # --yes stands in for a person only then
     model_id = bedrock_model.model_id
     refused = invoke("model", "provision", model_id)  # nothing queued on the stub: any AWS call would fail
     assert refused.exit_code == 4  # needs a confirmation
@@ -361,7 +364,7 @@ class EchoChat:
     def __init__(self) -> None:
         self.calls = 0
 
-    def __call__(self, ws, model, messages, *, max_tokens=256, temperature=0.0, seed=0) -> dict[str, Any]:
+    def __call__(self, ws, model, messages, *, max_tokens=256, temperature=0.0, seed=0, allowance=None) -> dict[str, Any]:
         assert model == "openai:scripted" and max_tokens == 32
         self.calls += 1
         ask = messages[-1]["content"]

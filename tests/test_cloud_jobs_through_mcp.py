@@ -6,6 +6,8 @@ the real server, orchestrator and ledger.
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 
 import pytest
@@ -26,8 +28,8 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch):
-    with serving(monkeypatch, API_KEY) as server:
+def fake(ws, monkeypatch: pytest.MonkeyPatch):
+    with serving(monkeypatch, API_KEY, ws=ws) as server:
         yield server
 
 
@@ -99,7 +101,9 @@ async def test_confirmed_by_argument_runs_to_a_registered_model(ws, fake, datase
         assert status["train_loss"] is not None and status["step"] > 0
         listed = _structured(await client.call_tool("list_jobs", {}))["jobs"]
         assert [j["status"] for j in listed] == ["succeeded"]
-        # The tuned model answers through prompt_model (chat completions on the same fake).
+        # The tuned model answers through prompt_model (chat completions on the same fake), within budgets the operator
+        # raised for chat (the job's own cost already counts today).
+        ws.settings = dataclasses.replace(ws.settings, budget_per_job_usd=1.0, budget_per_day_usd=1000.0)
         answer = _structured(await client.call_tool("prompt_model", {"model": status["model_id"], "prompt": "hello"}))
         assert answer["text"] == f"reply from {status['model_id']}"
     model = ws.store.models.get(status["model_id"])

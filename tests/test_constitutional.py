@@ -37,7 +37,7 @@ class ScriptedChat:
         self.calls: list[list[dict[str, Any]]] = []
         self.seeds: list[int] = []
 
-    def __call__(self, ws, model, messages, *, max_tokens=256, temperature=0.0, seed=0) -> dict[str, Any]:
+    def __call__(self, ws, model, messages, *, max_tokens=256, temperature=0.0, seed=0, allowance=None) -> dict[str, Any]:
         assert model == MODEL and max_tokens == 64 and temperature == 0.0
         self.calls.append([dict(m) for m in messages])
         self.seeds.append(seed)

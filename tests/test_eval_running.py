@@ -298,14 +298,21 @@ def anyio_backend() -> str:
 
 
 @pytest.mark.anyio
-async def test_the_evaluate_tool_resumes_and_returns_the_chart_as_an_image(ws, fake, tmp_path):
+async def test_the_evaluate_tool_resumes_and_returns_the_chart_as_an_image(ws, fake, tmp_path, monkeypatch):
     from mcp import Client
+    from mcp.types import ElicitResult
 
     from model_customization.server.app import build_server
 
+    # claude-fast without a price: the user is asked about an unknown cost (and accepts), which stays unknown.
+    monkeypatch.setenv("MODEL_CUSTOMIZATION_CHAT_PRICES", json.dumps({"claude-slow": [3, 15]}))
+
+    async def accept(context, params):
+        return ElicitResult(action="accept", content={"confirm": True})
+
     suite = _suite(tmp_path, 12)
     fake.fail_next(400, "invalid_request_error", "refused for now")
-    async with Client(build_server(ws=ws)) as client:
+    async with Client(build_server(ws=ws), elicitation_callback=accept) as client:
         stopped = await client.call_tool("evaluate", {"models": [FAST, SLOW], "suite": str(suite), "concurrency": 2})
         assert stopped.is_error and "resume=" in stopped.content[0].text
         [row] = ws.store.evaluations.all()

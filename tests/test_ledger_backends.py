@@ -7,6 +7,7 @@ their precision, autoincrement ids count up, transactions and foreign keys hold,
 from __future__ import annotations
 
 import multiprocessing
+import math
 import time
 
 import pytest
@@ -122,7 +123,11 @@ def test_models_spend_and_provider_files(store: Store) -> None:
     before = time.time() - 1
     store.spending.add({"job_id": "job-b", "provider": "openai", "quoted_usd": 1.5, "committed_usd": 2.0, "approved_by": "budget"})
     store.spending.add({"job_id": "job-b", "provider": "openai", "quoted_usd": 1.5, "committed_usd": 2.5, "approved_by": "argument"})  # replaces
+    assert store.spending.since(before) == pytest.approx(2.5)
+    # Approved at an unknown price: unbounded until its bill is known, never counted as what was written down.
     store.spending.add({"job_id": "job-c", "provider": "openai", "quoted_usd": None, "committed_usd": 4.0, "approved_by": "elicitation"})
+    assert math.isinf(store.spending.since(before))
+    store.spending.set_actual("job-c", 4.0)
     assert store.spending.since(before) == pytest.approx(6.5)
     store.spending.set_actual("job-b", 0.75)
     assert store.spending.since(before) == pytest.approx(4.75)

@@ -23,8 +23,8 @@ BASE = "gpt-4.1-mini-2025-04-14"
 
 # --- fixtures and helpers -------------------------------------------------------------------------------------------
 @pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch):
-    with serving(monkeypatch, API_KEY) as server:
+def fake(ws, monkeypatch: pytest.MonkeyPatch):
+    with serving(monkeypatch, API_KEY, ws=ws) as server:
         yield server
 
 

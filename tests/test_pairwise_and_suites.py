@@ -54,7 +54,7 @@ def fake_models(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, list[dict[st
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-not-a-real-key")
     calls: list[tuple[str, list[dict[str, Any]]]] = []
 
-    def fake_chat(ws, provider, name, messages, *, max_tokens=256, temperature=0.0, seed=0):
+    def fake_chat(ws, provider, name, messages, *, max_tokens=256, temperature=0.0, seed=0, allowance=None):
         assert provider == "anthropic"
         calls.append((name, messages))
         question = messages[-1]["content"]

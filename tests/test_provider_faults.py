@@ -22,9 +22,9 @@ RETRIEVE = "/fine_tuning/jobs/{fine_tuning_job_id}"
 
 
 @pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch):
+def fake(ws, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("MODEL_CUSTOMIZATION_POLL_BACKOFF_SECONDS", "0.01")
-    with serving(monkeypatch, API_KEY) as server:
+    with serving(monkeypatch, API_KEY, ws=ws) as server:
         yield server
 
 

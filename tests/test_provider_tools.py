@@ -7,6 +7,8 @@ that has no response queued: a test that queues nothing proves that nothing was 
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 from datetime import datetime, timezone
 
@@ -54,8 +56,8 @@ async def call_error(client: Client, name: str, args: dict) -> str:
 
 # --- OpenAI training files ---------------------------------------------------------------------------------------------
 @pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch):
-    with serving(monkeypatch, API_KEY, fine_tuned_before=False) as server:
+def fake(ws, monkeypatch: pytest.MonkeyPatch):
+    with serving(monkeypatch, API_KEY, ws=ws, fine_tuned_before=False) as server:
         yield server
 
 
@@ -131,6 +133,9 @@ def bedrock(ws, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     monkeypatch.setenv(clients.REGION_ENV, REGION)
+    # These tests buy with confirm=true as an operator who allowed argument confirmation; the default (only a person
+    # confirms) is tested in tests/test_spending_everywhere.py.
+    ws.settings = dataclasses.replace(ws.settings, allow_argument_confirmation=True)
     ws.store.models.add(
         {"id": TUNED, "provider": "bedrock", "kind": "tuned", "base_model": "anthropic.claude-3-5-haiku-20241022-v1:0:200k", "path": None, "job_id": "job-1", "dataset_id": "ds-1", "details": {"model_arn": MODEL_ARN}}
     )
@@ -208,6 +213,26 @@ async def test_an_elicitation_that_does_not_confirm_buys_nothing(ws, bedrock, ac
     assert len(asked) == 1
     assert "did not confirm" in refused and "Nothing was bought" in refused and action in refused
     assert provisioned_arn(ws) is None
+
+
+async def test_confirm_true_alone_buys_nothing_unless_the_operator_allowed_it(ws, bedrock):
+    """By default the agent cannot approve the hourly bill itself: confirm=true is refused without a person, and a
+    client that can ask its user is asked anyway."""
+    ws.settings = dataclasses.replace(ws.settings, allow_argument_confirmation=False)
+    async with Client(build_server(ws=ws)) as client:  # a client without elicitation
+        refused = await call_error(client, "provision_throughput", {"model_id": TUNED, "confirm": True})
+    assert "confirm=true cannot approve spending on this server" in refused and "MODEL_CUSTOMIZATION_ALLOW_ARGUMENT_CONFIRMATION" in refused
+    assert provisioned_arn(ws) is None
+
+    asked: list[str] = []
+
+    async def decline(context, params):
+        asked.append(params.message)
+        return types.ElicitResult(action="decline")
+
+    async with Client(build_server(ws=ws), elicitation_callback=decline) as client:
+        declined = await call_error(client, "provision_throughput", {"model_id": TUNED, "confirm": True})
+    assert len(asked) == 1 and "did not confirm" in declined and provisioned_arn(ws) is None
 
 
 async def test_confirm_true_buys_without_asking_then_status_and_release(ws, bedrock):

@@ -29,6 +29,9 @@ MAX_LOCAL_JOBS_ENV = "MODEL_CUSTOMIZATION_MAX_LOCAL_JOBS"
 LAUNCHER_ENV = "MODEL_CUSTOMIZATION_WORKER_LAUNCHER"
 BUDGET_PER_JOB_ENV = "MODEL_CUSTOMIZATION_BUDGET_PER_JOB_USD"
 BUDGET_PER_DAY_ENV = "MODEL_CUSTOMIZATION_BUDGET_PER_DAY_USD"
+# Whether a tool argument (confirm_cost_usd, confirm=true) may approve spending above the budgets. Off by default: the
+# agent that calls the tool is the one the guard checks, so only a person (elicitation, a terminal) approves.
+ARGUMENT_CONFIRMATION_ENV = "MODEL_CUSTOMIZATION_ALLOW_ARGUMENT_CONFIRMATION"
 LEASE_SECONDS_ENV = "MODEL_CUSTOMIZATION_LEASE_SECONDS"  # how long a local job's worker holds it between renewals
 CONFIG_ENV = "MODEL_CUSTOMIZATION_CONFIG"
 CONFIG_FILE_NAME = "config.toml"
@@ -44,10 +47,12 @@ class Settings:
     model_cache: Path  # converted base models (the embedded GGUF as a plain HF folder); shareable between homes
     max_local_jobs: int = 1  # local jobs training at once; the rest wait in the queue
     worker_launcher: str | None = None  # e.g. "accelerate launch --multi_gpu --num_processes 2": one job on several GPUs
-    # Dollars a paid job may commit without the caller confirming, per job and per UTC day. 0 (the default): every
-    # paid job needs a confirmation (MCP elicitation, or confirm_cost_usd at least the quote).
+    # Dollars paid operations (a job, a prompt, an evaluation run ...) may commit without a person confirming, per
+    # operation and per UTC day; no tool argument raises them. 0 (the default): every paid call needs a person
+    # (MCP elicitation or the CLI on a terminal), see jobs/spending.py.
     budget_per_job_usd: float = 0.0
     budget_per_day_usd: float = 0.0
+    allow_argument_confirmation: bool = False  # confirm_cost_usd / confirm=true may stand in for a person
     # Several servers on one ledger: a worker renews its job's lease every third of this; a job whose lease ran out
     # on another machine is taken over.
     lease_seconds: float = 60.0
@@ -93,6 +98,7 @@ def load_settings(home: str | os.PathLike[str] | None = None) -> Settings:
         worker_launcher=launcher,
         budget_per_job_usd=_dollars(BUDGET_PER_JOB_ENV),
         budget_per_day_usd=_dollars(BUDGET_PER_DAY_ENV),
+        allow_argument_confirmation=_switch(ARGUMENT_CONFIRMATION_ENV),
         lease_seconds=_lease_seconds(),
         config_file=config_file,
     )
@@ -107,6 +113,15 @@ def _lease_seconds() -> float:
     except ValueError:
         raise ValueError(f"{LEASE_SECONDS_ENV}={raw!r}: expected a number of seconds, at least 1 (e.g. 60)") from None
     return value
+
+
+def _switch(name: str) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise ValueError(f"{name}={raw!r}: expected true or false")
 
 
 def _dollars(name: str) -> float:

@@ -396,3 +396,25 @@ def _print(result: Any, as_json: bool, render: Callable[[Any], None] | None) -> 
         print_json(result)
     else:
         (render or show_fields)(result)
+
+
+def with_terminal_consent(run: Callable[[float | None], Any], *, may_ask: bool, refused: str) -> Any:
+    """Run a paid operation; when it needs a person to approve its cost, ask the one at this terminal (stdin a TTY,
+    not --yes) and run it again with the amount they accepted (math.inf: an unknown price they accepted). A script
+    gets the refusal, which says what the operator can do."""
+    import math
+
+    import typer
+
+    from model_customization.errors import ConfirmationNeeded, UserError
+
+    try:
+        return run(None)
+    except ConfirmationNeeded as needed:
+        if not may_ask:
+            # The domain names tool arguments; on the command line they are options.
+            message = str(needed).replace("confirm_cost_usd=", "--confirm-cost-usd ").replace("confirm_cost_usd", "--confirm-cost-usd")
+            raise ConfirmationNeeded(f"{message} (Not asked: no terminal, or --yes.)", quote_usd=needed.quote_usd, question=needed.question) from needed
+        if not typer.confirm(needed.question, default=False, err=True):
+            raise UserError(f"{refused}: you did not confirm the cost. Nothing was sent to a provider or spent.") from needed
+        return run(math.inf if needed.quote_usd is None else needed.quote_usd)

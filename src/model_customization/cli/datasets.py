@@ -8,6 +8,7 @@ from typing import Any
 import typer
 from rich.markup import escape
 
+from model_customization.cli import common
 from model_customization.cli.common import command, console, more, progress_bar, table
 from model_customization.datasets import build, constitutional
 from model_customization.datasets import inspect as inspection
@@ -127,5 +128,11 @@ def dataset_constitutional(ws: Workspace, request: ConstitutionalDatasetRequest)
 
     Each prompt costs 1 + 2 x (number of principles) model calls, billed when the model is a cloud one: try --limit first.
     """
-    with progress_bar("constitutional data") as report:
-        return constitutional.generate_constitutional_dataset(ws, request, progress=report)
+    from model_customization.jobs.spending import Consent
+
+    def generate(human_usd: float | None) -> dict[str, Any]:
+        with progress_bar("constitutional data") as report:
+            return constitutional.generate_constitutional_dataset(ws, request, progress=report, consent=Consent(human_usd=human_usd, human_via="terminal"))
+
+    # A cloud model's calls are quoted as a whole first; over the budgets the person at the terminal is asked.
+    return common.with_terminal_consent(generate, may_ask=common.interactive(), refused="Nothing generated")

@@ -19,10 +19,18 @@ eval_app = typer.Typer(help="Evaluate models against each other.", no_args_is_he
 
 def run_evaluation(ws: Workspace, dataset_id: str | None, models: list[str] | None, **options: Any) -> dict[str, Any]:
     from model_customization.evaluation.runner import evaluate
+    from model_customization.jobs.spending import Consent
 
-    with common.progress() as progress:
-        task = progress.add_task("evaluating", total=None, note="loading models")
-        return evaluate(ws, dataset_id, models, progress=lambda done, total, note: progress.update(task, completed=done, total=total, note=note), **options)
+    def run(human_usd: float | None) -> dict[str, Any]:
+        with common.progress() as progress:
+            task = progress.add_task("evaluating", total=None, note="loading models")
+            return evaluate(
+                ws, dataset_id, models, progress=lambda done, total, note: progress.update(task, completed=done, total=total, note=note),
+                consent=Consent(human_usd=human_usd, human_via="terminal"), **options,
+            )
+
+    # Cloud models' and judges' calls are quoted as a whole first; over the budgets the person at the terminal is asked.
+    return common.with_terminal_consent(run, may_ask=common.interactive(), refused="Not evaluated")
 
 
 # Summary entries that are counts or measurements, not 0-1 scores, even when they happen to lie in 0..1.

@@ -16,7 +16,7 @@ from rich.table import Table
 
 from model_customization.cli import common
 from model_customization.cli.common import Output, command, console, err_console, more, pairs, table, usd
-from model_customization.errors import ConfirmationNeeded, NotFoundError, UserError
+from model_customization.errors import NotFoundError, UserError
 from model_customization.jobs import orchestrator
 from model_customization.operations.jobs import CancelJobRequest, ListJobEventsRequest, ListJobsRequest, PauseJobRequest, StartJobRequest
 from model_customization.providers.registry import describe_choices, find_provider, get_provider, is_paid, provider_names, providers, runs_locally
@@ -98,23 +98,11 @@ def _job_arguments(
 
 def _start_confirmed(ws: Workspace, dataset_id: Optional[str], arguments: dict[str, Any], *, may_ask: bool) -> dict[str, Any]:
     """start_job; a cost over budget is put to the person at the terminal, or refused (scripts, --yes)."""
-    try:
-        return orchestrator.start_job(ws, dataset_id, **arguments)
-    except ConfirmationNeeded as needed:
-        if not may_ask:
-            how = f"--confirm-cost-usd {needed.quote_usd}" if needed.quote_usd is not None else "--confirm-cost-usd <the most you accept to pay>"
-            message = f"{needed} On the command line: add {how}, or run the command in a terminal without --yes to be asked."
-            raise ConfirmationNeeded(message, quote_usd=needed.quote_usd, question=needed.question) from needed
-        if needed.quote_usd is None:
-            # An unknown price: the person names the most they accept, which is what the job may commit.
-            ceiling = typer.prompt(f"{needed.question}\nThe most you accept to pay, in USD (0 to stop)", type=float, default=0.0, err=True)
-            if not ceiling or ceiling <= 0:
-                raise UserError("Not started: no cost was accepted. Nothing was uploaded or spent.") from needed
-            return orchestrator.start_job(ws, dataset_id, **{**arguments, "confirm_cost_usd": ceiling})
-        if not typer.confirm(needed.question, default=False, err=True):
-            raise UserError("Not started: you did not confirm the cost. Nothing was uploaded or spent.") from needed
-        # elicited: approved by the person asked, and refused should the quote rise before the job is recorded
-        return orchestrator.start_job(ws, dataset_id, **{**arguments, "elicited": True, "elicited_quote_usd": needed.quote_usd})
+    return common.with_terminal_consent(
+        lambda human_usd: orchestrator.start_job(ws, dataset_id, **arguments, **({"human_usd": human_usd, "human_via": "terminal"} if human_usd is not None else {})),
+        may_ask=may_ask,
+        refused="Not started",
+    )
 
 
 def show_job(summary: dict[str, Any]) -> None:

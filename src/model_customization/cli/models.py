@@ -14,6 +14,7 @@ from model_customization import deployments, registry
 from model_customization.cli import common
 from model_customization.cli.common import Output, command, console, err_console, more, progress_bar, table
 from model_customization.errors import ConfirmationNeeded, UserError
+from model_customization.jobs.spending import Consent
 from model_customization.operations.cloud import ReleaseThroughputRequest, ThroughputStatusRequest
 from model_customization.operations.models import ListModelsRequest, PromptModelRequest
 from model_customization.providers import chat
@@ -60,7 +61,14 @@ def model_prompt(ws: Workspace, request: PromptModelRequest) -> Output:
     if request.agent is None and request.model is None:
         raise UserError("Name the MODEL to prompt (model list shows them), or give --agent.")
     model = deployments.deployed_model(ws, request.agent, request.task) if request.agent is not None else request.model
-    result = chat.chat(ws, model, request.conversation(), max_tokens=request.max_tokens, temperature=request.temperature, seed=request.seed)
+    result = common.with_terminal_consent(
+        lambda human_usd: chat.chat(
+            ws, model, request.conversation(), max_tokens=request.max_tokens, temperature=request.temperature, seed=request.seed,
+            consent=Consent(human_usd=human_usd, human_via="terminal"),
+        ),
+        may_ask=common.interactive(),
+        refused="Not sent",
+    )
 
     def show() -> None:
         console.print(result["text"], markup=False, highlight=False)
@@ -159,7 +167,7 @@ def model_provision(
     model_units: int = typer.Option(1, help="Model units to buy (each billed by the hour)."),
     commitment: Optional[str] = typer.Option(None, help="Omit for no commitment (hourly), or OneMonth / SixMonths (billed for the whole term)."),
     name: Optional[str] = typer.Option(None, help="The provisioned model's name (default: pt-<model id>)."),
-    yes: bool = typer.Option(False, "--yes", "--confirm", "-y", help="Accept the hourly billing without being asked."),
+    yes: bool = typer.Option(False, "--yes", "--confirm", "-y", help="Accept the hourly billing without being asked (only where the operator allows argument confirmation)."),
 ) -> dict[str, Any]:
     """Buy provisioned throughput for a tuned Bedrock model (the only way to run one). Billed hourly until `model release`."""
     from model_customization.providers.bedrock.training import provision_throughput
@@ -168,14 +176,14 @@ def model_provision(
         return provision_throughput(ws, model_id, model_units=model_units, commitment=commitment, name=name, confirm=yes)
     except ConfirmationNeeded as refused:
         # Only the billing question is put to the person; any other refusal simply fails, which never buys anything.
-        if yes:
+        if yes and not common.interactive():
             raise
         if not common.interactive():
             raise ConfirmationNeeded(f"{refused} On the command line: add --yes.", quote_usd=refused.quote_usd, question=refused.question) from refused
         err_console.print(str(refused).replace("call provision_throughput again with confirm=true", "answer below"), markup=False, soft_wrap=True)
         if not typer.confirm(f"Buy {model_units} model unit(s) of provisioned throughput for {model_id} now?", default=False, err=True):
             raise UserError("Not provisioned: you did not confirm the hourly billing. Nothing was bought.") from refused
-        return provision_throughput(ws, model_id, model_units=model_units, commitment=commitment, name=name, confirm=True)
+        return provision_throughput(ws, model_id, model_units=model_units, commitment=commitment, name=name, confirm=True, confirmed_by="terminal")
 
 
 @command(model_app, "throughput", request=ThroughputStatusRequest, positional=("model_id",))

@@ -33,9 +33,11 @@ from model_customization.datasets.build import SPLITS, _canonical, read_split, s
 from model_customization.datasets.examples import message_to_dict, to_plain_chat
 from model_customization.datasets.redaction import redact_conversation, redact_text
 from model_customization.errors import UserError
+from model_customization.jobs.spending import NO_CONSENT, Allowance, Consent, approve_spend, authorize_chat_operation
 from model_customization.memory.records import Conversation, Message, ToolCall
 from model_customization.operations.datasets import ConstitutionalDatasetRequest
 from model_customization.providers import chat as chat_router
+from model_customization.providers.registry import is_paid
 from model_customization.workspace import Workspace
 
 # The requests that follow the answer. Phrased as turns of the same conversation, so any chat model (local or
@@ -96,10 +98,56 @@ class _StepFailed(Exception):
         self.stage, self.principle_index, self.reason, self.detail, self.error = stage, principle_index, reason, detail, error
 
 
-def generate_constitutional_dataset(ws: Workspace, request: ConstitutionalDatasetRequest, progress: ProgressFn | None = None) -> dict[str, Any]:
+def generate_constitutional_dataset(
+    ws: Workspace, request: ConstitutionalDatasetRequest, progress: ProgressFn | None = None, consent: Consent = NO_CONSENT
+) -> dict[str, Any]:
     """generate_constitutional_data with the arguments of the generate_constitutional_dataset tool and the
     `dataset constitutional` command."""
-    return generate_constitutional_data(ws, **request.model_dump(), progress=progress)
+    return generate_constitutional_data(ws, **request.model_dump(), progress=progress, consent=consent)
+
+
+def check_constitutional_spending(ws: Workspace, request: ConstitutionalDatasetRequest, consent: Consent = NO_CONSENT) -> None:
+    """Raise ConfirmationNeeded when the generation would need a person to approve its cost (nothing is recorded)."""
+    arguments = request.model_dump()
+    principles = _check_inputs(
+        arguments["principles"], arguments["model"], arguments["prompts"], arguments["dataset_id"], arguments["split"], arguments["limit"],
+        arguments["max_tokens"], arguments["temperature"], arguments["validation_fraction"], arguments["test_fraction"],
+    )
+    provider, name = chat_router.check_chat_model(ws, arguments["model"])
+    chosen = _chosen_prompts(ws, arguments["prompts"], arguments["dataset_id"], arguments["split"], arguments["limit"], Counter(), Counter())[0]
+    quote = _generation_quote(provider, name, chosen, principles, arguments["max_tokens"])
+    if quote != 0:
+        approve_spend(ws, provider, quote, consent, what="constitutional generation", by_argument=False)
+
+
+def _generation_quote(provider: str, name: str, chosen: list[_Prompt], principles: list[str], max_tokens: int) -> float | None:
+    """The most the generation's calls can cost: each call's conversation laid out as _critique_and_revise builds
+    it, every reply taken at max_tokens of up to 8 bytes."""
+    reply = "x" * (max_tokens * 8)
+    total = 0.0
+    for prompt in chosen:
+        conversation = [{"role": m["role"], "content": m["content"]} for m in to_plain_chat(prompt.messages)]
+        calls = [conversation]
+        for principle in principles:
+            with_answer = [*conversation, {"role": "assistant", "content": reply}, {"role": "user", "content": CRITIQUE_REQUEST.format(principle=principle)}]
+            calls += [with_answer, [*with_answer, {"role": "assistant", "content": reply}, {"role": "user", "content": REVISION_REQUEST.format(principle=principle)}]]
+        for messages in calls:
+            bound = chat_router.chat_quote_usd(provider, name, messages, max_tokens)
+            if bound is None:
+                return None
+            total += bound
+    return round(total, 8)
+
+
+def _chosen_prompts(
+    ws: Workspace, prompts: list[str] | None, dataset_id: str | None, split: str, limit: int | None, dropped: Counter[str], redactions: Counter[str]
+) -> tuple[list[_Prompt], dict[str, Any]]:
+    if prompts is not None:
+        raw = [([{"role": "user", "content": text}], None) for text in prompts]
+        source = {"path": "(prompts given inline)", "sha256": hashlib.sha256(_canonical({"prompts": prompts}).encode("utf-8")).hexdigest()}
+    else:
+        raw, source = _prompts_from_dataset(ws, dataset_id, split, dropped)
+    return _distinct_prompts(raw, limit, dropped, redactions), source
 
 
 def generate_constitutional_data(
@@ -118,6 +166,7 @@ def generate_constitutional_data(
     validation_fraction: float = 0.1,
     test_fraction: float = 0.1,
     progress: ProgressFn | None = None,
+    consent: Consent = NO_CONSENT,
 ) -> dict[str, Any]:
     """Answer, critique and revise every prompt against the principles; store an SFT and a DPO dataset.
 
@@ -130,21 +179,38 @@ def generate_constitutional_data(
         principles, model, prompts, dataset_id, split, limit, max_tokens, temperature, validation_fraction, test_fraction
     )
     # Refuse a model that certainly cannot answer (missing local folder, missing key) before any prompt is read or sent.
-    provider, _ = chat_router.check_chat_model(ws, model)
+    provider, canonical = chat_router.check_chat_model(ws, model)
     dropped: Counter[str] = Counter()
     redactions: Counter[str] = Counter()
-    if prompts is not None:
-        raw = [([{"role": "user", "content": text}], None) for text in prompts]
-        source = {"path": "(prompts given inline)", "sha256": hashlib.sha256(_canonical({"prompts": prompts}).encode("utf-8")).hexdigest()}
-    else:
-        raw, source = _prompts_from_dataset(ws, dataset_id, split, dropped)
-    chosen = _distinct_prompts(raw, limit, dropped, redactions)
+    chosen, source = _chosen_prompts(ws, prompts, dataset_id, split, limit, dropped, redactions)
     if not chosen:
         raise UserError(
             f"No usable prompt in split {split!r} of {dataset_id} (left out: {dict(dropped)}). "
             "Each example needs a user message before its last assistant turn; try another split or dataset."
         )
 
+    # Every paid call is approved as one generation before the first is sent; each then draws from that approval.
+    allowance = None
+    if is_paid(provider):
+        quote = _generation_quote(provider, canonical, chosen, principles, max_tokens)
+        allowance = authorize_chat_operation(ws, provider, quote, consent, what="constitutional generation", kind="constitutional")
+    try:
+        return _generate(
+            ws, chosen, principles, model, provider, source, dropped, redactions, allowance,
+            dataset_id=dataset_id, split=split, limit=limit, name=name, max_tokens=max_tokens, temperature=temperature, seed=seed,
+            validation_fraction=validation_fraction, test_fraction=test_fraction, prompts=prompts, progress=progress,
+        )
+    finally:
+        if allowance is not None:
+            allowance.close()
+
+
+def _generate(
+    ws: Workspace, chosen: list[_Prompt], principles: list[str], model: str, provider: str, source: dict[str, Any], dropped: Counter[str],
+    redactions: Counter[str], allowance: Allowance | None, *, dataset_id: str | None, split: str, limit: int | None, name: str | None,
+    max_tokens: int, temperature: float, seed: int, validation_fraction: float, test_fraction: float, prompts: list[str] | None,
+    progress: ProgressFn | None,
+) -> dict[str, Any]:
     calls_per_prompt = 1 + 2 * len(principles)
     planned = calls_per_prompt * len(chosen)
     options = {"max_tokens": max_tokens, "temperature": temperature, "seed": seed}
@@ -160,7 +226,7 @@ def generate_constitutional_data(
             progress(calls, planned, where)
         calls += 1
         call_options = {**options, "seed": _call_seed(seed, prompt.prompt_id, stage, principle_index)}
-        return _ask(ws, model, messages, call_options, stage, principle_index, usage)
+        return _ask(ws, model, messages, {**call_options, "allowance": allowance}, stage, principle_index, usage)
 
     for number, prompt in enumerate(chosen, 1):
         run = _Run(prompt)

@@ -11,8 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from model_customization.providers.chat import chat_with_provider, check_chat_model
-from model_customization.providers.registry import get_provider, runs_locally
+from model_customization.providers.chat import chat, chat_with_provider, check_chat_model
+from model_customization.providers.registry import get_provider, is_paid, runs_locally
 from model_customization.workspace import Workspace
 
 # A cloud judge stops after "Score: N"; the room is for models that think before they answer. A local judge gets
@@ -50,6 +50,9 @@ def direct_call(ws: Workspace) -> CallFn:
     """One greedy call through the chat router, with no rate limit or retry (the runner's own call adds those)."""
 
     def call(participant: Participant, messages: list[dict[str, Any]], max_tokens: int) -> dict[str, Any]:
-        return chat_with_provider(ws, participant.provider, participant.name, messages, max_tokens=max_tokens, temperature=0.0, seed=0)
+        if not is_paid(participant.provider):
+            return chat_with_provider(ws, participant.provider, participant.name, messages, max_tokens=max_tokens, temperature=0.0, seed=0)
+        # A paid call on its own: quoted, approved by the budgets and counted like a prompt.
+        return chat(ws, f"{participant.provider}:{participant.name}", messages, max_tokens=max_tokens, temperature=0.0, seed=0)
 
     return call

@@ -37,7 +37,10 @@ from model_customization.evaluation.report import write_evaluation_folder
 from model_customization.evaluation.results import comparisons, confidence_intervals, costs, get_evaluation, metric_means
 from model_customization.evaluation.suites import case_rows, cases_fingerprint, cases_sha256, load_suite, score_answer, suite_metrics
 from model_customization.paths import resolve_user_path
-from model_customization.providers.chat import chat_with_provider
+from model_customization.evaluation.judges import judge_messages, pairwise_messages
+from model_customization.jobs.spending import NO_CONSENT, Allowance, Consent, approve_spend, authorize_chat_operation
+from model_customization.providers.chat import chat_quote_usd, chat_with_provider
+from model_customization.providers.registry import is_paid
 from model_customization.providers.local.inference import generate_greedy_batch
 from model_customization.workspace import Workspace
 
@@ -84,8 +87,13 @@ async def evaluate_async(
     pairwise_judge: str | None = None,
     concurrency: int = DEFAULT_CONCURRENCY,
     resume: str | None = None,
+    consent: Consent = NO_CONSENT,
 ) -> dict[str, Any]:
     """Evaluate `models` on a dataset's split or a suite, or continue the interrupted evaluation `resume`.
+
+    Its paid calls (cloud answers, a cloud judge's ratings, a pairwise judge's two calls per case per pair) are quoted
+    together before anything is recorded or sent, and run only once the spending guard approved the quote (the
+    budgets, or `consent`); each call then draws its own upper bound from that approval.
 
     Up to `concurrency` provider calls run at once (local generation runs one batch at a time: it already uses every
     core); each finished piece is stored in the ledger as it comes, so a run stopped by an error, a cancellation or a
@@ -105,11 +113,82 @@ async def evaluate_async(
         "suite": suite,
         "pairwise_judge": pairwise_judge,
     }
-    prepared = await anyio.to_thread.run_sync(_prepare, ws, asked, resume)
+    prepared = await anyio.to_thread.run_sync(_prepare, ws, asked, resume, consent)
     if isinstance(prepared, dict):  # resume of an evaluation that had finished: its stored report
         return prepared
-    await _Run(ws, prepared, progress, concurrency).execute()
+    try:
+        await _Run(ws, prepared, progress, concurrency).execute()
+    finally:
+        if prepared.allowance is not None:
+            await anyio.to_thread.run_sync(prepared.allowance.close)
     return await anyio.to_thread.run_sync(_finish, ws, prepared)
+
+
+def quote_evaluation(ws: Workspace, asked: dict[str, Any], resume: str | None) -> tuple[str, float | None]:
+    """(the paid providers, the most the evaluation's paid calls can cost) for evaluate_async's arguments; records
+    nothing. A resumed run is quoted as a whole (its stored pieces are not looked at here)."""
+    if resume is not None:
+        row = ws.store.evaluations.get(resume)
+        if not row or not row.get("plan") or row["status"] == "succeeded":
+            return "", 0.0
+        prepared = _plan(ws, resume, row["plan"])
+    else:
+        if not asked["models"] or len(asked["models"]) < 2:
+            return "", 0.0
+        suite = asked["suite"]
+        plan = {**asked, "suite": str(resolve_user_path(suite, what="Suite file")[1]) if suite is not None else None}
+        prepared = _plan(ws, "ev-quote", plan)
+    return _paid_calls_quote(prepared)
+
+
+def check_evaluation_spending(ws: Workspace, asked: dict[str, Any], resume: str | None, consent: Consent = NO_CONSENT) -> None:
+    """Raise ConfirmationNeeded when evaluate_async with these arguments would need a person (nothing is recorded)."""
+    providers, quote = quote_evaluation(ws, asked, resume)
+    if quote != 0:
+        approve_spend(ws, providers, quote, consent, what="evaluation's paid calls", by_argument=False)
+
+
+def _paid_calls_quote(prepared: _Prepared) -> tuple[str, float | None]:
+    """Every paid call the run still has to make, each at its upper bound: answers (prompt + max_tokens), judge
+    ratings and pairwise verdicts (both orders), with each answer taken at max_tokens of up to 8 bytes."""
+    max_tokens = prepared.plan["max_tokens"]
+    longest_answer = "x" * (max_tokens * 8)
+    providers: set[str] = set()
+    total, unknown = 0.0, False
+
+    def add(participant: Participant, messages: list[dict[str, Any]], tokens: int) -> None:
+        nonlocal total, unknown
+        if not is_paid(participant.provider):
+            return
+        providers.add(participant.provider)
+        bound = chat_quote_usd(participant.provider, participant.name, messages, tokens)
+        if bound is None:
+            unknown = True
+        else:
+            total += bound
+
+    for row in prepared.results:
+        rubric = row.get("expects", {}).get("rubric")
+        for participant in prepared.participants:
+            if participant.model_id not in row["outputs"]:
+                add(participant, row["prompt"], max_tokens)
+            if prepared.judge_by is not None and participant.model_id not in row.get("judged", {}):
+                judge = prepared.judge_by
+                add(judge, judge_messages(row["prompt"], row["reference"], longest_answer, rubric), judge.judge_max_tokens)
+        if prepared.pairwise_by is not None:
+            for candidate in prepared.participants[1:]:
+                if candidate.model_id not in row.get("pairwise", {}):
+                    judge = prepared.pairwise_by
+                    messages = pairwise_messages(row["prompt"], row["reference"], longest_answer, longest_answer, rubric)
+                    add(judge, messages, judge.judge_max_tokens)
+                    add(judge, messages, judge.judge_max_tokens)  # asked again with the answers swapped
+    return "+".join(sorted(providers)), (None if unknown else round(total, 8))
+
+
+def _authorize(ws: Workspace, prepared: _Prepared, consent: Consent) -> None:
+    providers, quote = _paid_calls_quote(prepared)
+    if quote != 0:
+        prepared.allowance = authorize_chat_operation(ws, providers, quote, consent, what="evaluation's paid calls", kind=f"{prepared.eval_id}-run")
 
 
 @dataclass
@@ -126,17 +205,20 @@ class _Prepared:
     suite_path: Path | None
     folder: Path
     stored_pieces: int = 0
+    allowance: Allowance | None = None  # what the paid calls draw from (None: none of them costs anything)
 
 
-def _prepare(ws: Workspace, asked: dict[str, Any], resume: str | None) -> _Prepared | dict[str, Any]:
-    """A new evaluation laid out and recorded as running, or the one `resume` names with the pieces it has stored."""
+def _prepare(ws: Workspace, asked: dict[str, Any], resume: str | None, consent: Consent = NO_CONSENT) -> _Prepared | dict[str, Any]:
+    """A new evaluation laid out, its paid calls approved, and recorded as running; or the one `resume` names with the
+    pieces it has stored. A refused cost records nothing."""
     if resume is not None:
-        return _prepare_resume(ws, resume, asked)
+        return _prepare_resume(ws, resume, asked, consent)
     if not asked["models"] or len(asked["models"]) < 2:
         raise UserError("evaluate compares models: give at least two, e.g. the base model and the tuned model_id from check_job.")
     suite = asked["suite"]
     plan = {**asked, "suite": str(resolve_user_path(suite, what="Suite file")[1]) if suite is not None else None}
     prepared = _plan(ws, "ev-" + secrets.token_hex(6), plan)
+    _authorize(ws, prepared, consent)
     # The ledger's dataset_id column is required: a suite run records where its cases came from instead.
     source = plan["dataset_id"] if plan["dataset_id"] is not None else f"suite:{prepared.suite_path}"
     ws.store.evaluations.add(
@@ -153,7 +235,7 @@ def _prepare(ws: Workspace, asked: dict[str, Any], resume: str | None) -> _Prepa
     return prepared
 
 
-def _prepare_resume(ws: Workspace, eval_id: str, asked: dict[str, Any]) -> _Prepared | dict[str, Any]:
+def _prepare_resume(ws: Workspace, eval_id: str, asked: dict[str, Any], consent: Consent = NO_CONSENT) -> _Prepared | dict[str, Any]:
     row = ws.store.evaluations.get(eval_id)
     if not row:
         raise NotFoundError(f"Evaluation {eval_id!r} not found; list_evaluations (or evals://index) shows them. Start a new one without resume.")
@@ -186,6 +268,7 @@ def _prepare_resume(ws: Workspace, eval_id: str, asked: dict[str, Any]) -> _Prep
         elif kind == "likelihood":
             row_.setdefault("likelihood", {})[model_id] = payload
         prepared.stored_pieces += 1
+    _authorize(ws, prepared, consent)
     ws.store.evaluations.update(eval_id, status="running", error=None)
     return prepared
 
@@ -329,7 +412,9 @@ class _Run:
         for attempt in range(self.retries + 1):
             gate.wait_turn()
             try:
-                return chat_with_provider(self.ws, participant.provider, participant.name, messages, max_tokens=max_tokens, temperature=0.0, seed=0)
+                return chat_with_provider(
+                    self.ws, participant.provider, participant.name, messages, max_tokens=max_tokens, temperature=0.0, seed=0, allowance=self.prepared.allowance
+                )
             except TransientError as error:
                 if attempt == self.retries:
                     raise

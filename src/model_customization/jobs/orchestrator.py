@@ -17,7 +17,7 @@ from model_customization.datasets.build import get_dataset
 from model_customization.errors import ConfirmationNeeded, NotFoundError, TransientError, UserError
 from model_customization.store.status import TERMINAL_STATUSES, this_host
 from model_customization.jobs.processes import spawn_worker, stop_worker, worker_alive
-from model_customization.jobs.spending import approve_spend
+from model_customization.jobs.spending import Consent, approve_spend, commit_spend
 from model_customization.operations.jobs import JobEvent, JobList, JobStatus, JobSummary
 from model_customization.providers.base import Provider, idempotency_key as default_key
 from model_customization.providers.registry import describe_choices, find_provider, get_provider
@@ -64,8 +64,8 @@ def start_job(
     options: dict[str, Any] | None = None,
     dry_run: bool = False,
     confirm_cost_usd: float | None = None,
-    elicited_quote_usd: float | None = None,
-    elicited: bool = False,
+    human_usd: float | None = None,
+    human_via: str = "elicitation",
 ) -> dict[str, Any]:
     """Validate, record and queue a job (or put a stopped one back in the queue with `resume`); returns its status.
 
@@ -82,10 +82,10 @@ def start_job(
     if not trainer.runs_locally:
         return _start_cloud_job(
             ws, dataset_id, provider=trainer, base_model=base_model, method=method, hyperparameters=hyperparameters,
-            key=idempotency_key, options=options or {}, dry_run=dry_run, confirm_cost_usd=confirm_cost_usd,
-            elicited_quote_usd=elicited_quote_usd, elicited=elicited,
+            key=idempotency_key, options=options or {}, dry_run=dry_run,
+            consent=Consent(human_usd=human_usd, human_via=human_via, argument_usd=confirm_cost_usd),
         )
-    if idempotency_key or options or confirm_cost_usd is not None:
+    if idempotency_key or options or confirm_cost_usd is not None or human_usd is not None:
         remote = ", ".join(p.name for p in _remote_trainers())
         raise UserError(f"idempotency_key, provider options and confirm_cost_usd apply to cloud providers ({remote}); {trainer.name} jobs are free. Omit them.")
     _check_dataset_for(ws, dataset_id, method)
@@ -138,7 +138,7 @@ def confirmation_needed(
         if known and known["remote_id"]:
             return None
         quote = start_job(ws, dataset_id, provider=provider, base_model=base_model, method=method, hyperparameters=hyperparameters, dry_run=True)["quote"]
-        approve_spend(ws, provider, quote.get("estimated_cost_usd"), confirm_cost_usd=confirm_cost_usd)
+        approve_spend(ws, provider, quote.get("estimated_cost_usd"), Consent(argument_usd=confirm_cost_usd))
     except ConfirmationNeeded as needed:
         return needed
     except UserError:
@@ -189,9 +189,7 @@ def _start_cloud_job(
     key: str | None,
     options: dict[str, Any],
     dry_run: bool,
-    confirm_cost_usd: float | None,
-    elicited_quote_usd: float | None,
-    elicited: bool,
+    consent: Consent,
 ) -> dict[str, Any]:
     """Availability, dataset and hyperparameters first (nothing spent), then the idempotency key, the quote and the
     spending guard; the job row and the approved spend are written before the provider uploads or creates anything."""
@@ -223,12 +221,10 @@ def _start_cloud_job(
         ws.store.jobs.add_event(job_id, f"found {provider} job {remote['remote_id']} created earlier with the same idempotency key; adopted, nothing new created")
         return check_job(ws, job_id)
 
-    approval = approve_spend(ws, provider, quote.get("estimated_cost_usd"), confirm_cost_usd=confirm_cost_usd, elicited_quote_usd=elicited_quote_usd, elicited=elicited)
+    # Approved and counted under the ledger's spending lock before the job row exists: a refusal records nothing.
+    approval = commit_spend(ws, job_id, provider, quote.get("estimated_cost_usd"), consent)
     if not known or known["id"] != job_id:
         ws.store.jobs.add(_cloud_row(job_id, provider, canonical_base, dataset_id, method, hp, key, details))
-    ws.store.spending.add(
-        {"job_id": job_id, "provider": provider, "quoted_usd": quote.get("estimated_cost_usd"), "committed_usd": approval.committed_usd, "approved_by": approval.approved_by}
-    )
     ws.store.jobs.add_event(job_id, f"cost approved ({approval.approved_by}): quote {quote.get('estimated_cost_usd')} USD, committed {approval.committed_usd} USD")
     job = _require_job(ws, job_id)
     try:

@@ -13,10 +13,19 @@ from __future__ import annotations
 from typing import Any
 
 from model_customization.errors import UserError
-from model_customization.providers.registry import get_provider, resolve_chat_model
+from model_customization.jobs.spending import (
+    NO_CONSENT,
+    Allowance,
+    Consent,
+    approve_spend,
+    authorize_chat_operation,
+    chat_call_bound_usd,
+    prompt_tokens_bound,
+)
+from model_customization.providers.registry import get_provider, is_paid, resolve_chat_model
 from model_customization.workspace import Workspace
 
-__all__ = ["chat", "chat_with_provider", "check_chat_model", "resolve_chat_model", "tool_results_as_user_text"]
+__all__ = ["chat", "chat_quote_usd", "chat_with_provider", "check_chat_spending", "check_chat_model", "resolve_chat_model", "tool_results_as_user_text"]
 
 
 def chat(
@@ -27,10 +36,37 @@ def chat(
     max_tokens: int = 256,
     temperature: float = 0.0,
     seed: int = 0,
+    consent: Consent = NO_CONSENT,
+    allowance: Allowance | None = None,
 ) -> dict[str, Any]:
-    """One answer from whichever provider `model` names (cloud calls cost money and need that provider's key)."""
+    """One answer from whichever provider `model` names. A paid call draws from `allowance` (an operation of many
+    calls approved as a whole) or, without one, is quoted, approved (the budgets, or `consent`) and counted alone."""
     provider, name = resolve_chat_model(ws, model)
-    return chat_with_provider(ws, provider, name, messages, max_tokens=max_tokens, temperature=temperature, seed=seed)
+    if allowance is not None or not is_paid(provider):
+        return chat_with_provider(ws, provider, name, messages, max_tokens=max_tokens, temperature=temperature, seed=seed, allowance=allowance)
+    quote = chat_quote_usd(provider, name, messages, max_tokens)
+    own = authorize_chat_operation(ws, provider, quote, consent, what=f"call to {name}", kind="prompt")
+    try:
+        return chat_with_provider(ws, provider, name, messages, max_tokens=max_tokens, temperature=temperature, seed=seed, allowance=own)
+    finally:
+        if own is not None:
+            own.close()
+
+
+def chat_quote_usd(provider: str, name: str, messages: list[dict[str, Any]], max_tokens: int) -> float | None:
+    """The most one call can cost (0 for a provider that is free; None when its price is unknown)."""
+    if not is_paid(provider):
+        return 0.0
+    sent = tool_results_as_user_text(messages)
+    return chat_call_bound_usd(provider, name, prompt_tokens_bound(sent), max_tokens)
+
+
+def check_chat_spending(ws: Workspace, model: str, messages: list[dict[str, Any]], max_tokens: int, consent: Consent = NO_CONSENT) -> None:
+    """Raise ConfirmationNeeded when `chat` with these arguments would need a person (nothing is recorded)."""
+    provider, name = resolve_chat_model(ws, model)
+    quote = chat_quote_usd(provider, name, messages, max_tokens)
+    if quote != 0:
+        approve_spend(ws, provider, quote, consent, what=f"call to {name}", by_argument=False)
 
 
 def chat_with_provider(
@@ -42,8 +78,12 @@ def chat_with_provider(
     max_tokens: int = 256,
     temperature: float = 0.0,
     seed: int = 0,
+    allowance: Allowance | None = None,
 ) -> dict[str, Any]:
-    """`chat` once the provider is known (the evaluation resolves each model once, then calls this per case)."""
+    """`chat` once the provider is known (the evaluation resolves each model once, then calls this per case).
+
+    The one door to every provider's chat: a call that may cost money (a paid provider whose price is not known to
+    be 0) is sent only with an allowance to draw its upper bound from, and what it cost is counted there."""
     if not messages:
         raise UserError("Nothing to answer: give a prompt or at least one message.")
     if max_tokens < 1:
@@ -53,13 +93,28 @@ def chat_with_provider(
     answering = get_provider(provider, "chat")
     # A model running here reads tool results as they are; remote APIs need them as text (see below).
     sent = messages if answering.runs_locally else tool_results_as_user_text(messages)
+    bound = 0.0
+    if answering.paid:
+        if allowance is not None:
+            bound = allowance.draw(answering.name, name, sent, max_tokens)
+        elif chat_call_bound_usd(answering.name, name, prompt_tokens_bound(sent), max_tokens) != 0:
+            raise UserError(f"A paid {answering.title} call must be quoted and approved before it is sent; it was not sent. (A bug in the caller: report it.)")
     try:
         result = answering.chat(ws, name, sent, max_tokens=max_tokens, temperature=temperature, seed=seed)
     except ModuleNotFoundError as error:
+        if allowance is not None:
+            allowance.refund(bound)
         package = (error.name or "").split(".")[0]
         if package in answering.sdk_packages:
             raise UserError(f"The {package} package is not installed; install it (pip install {package}) to use {answering.name} models.") from error
         raise
+    except BaseException:
+        # Providers do not bill a request they refused or failed (rate limits, server errors): the draw goes back.
+        if allowance is not None:
+            allowance.refund(bound)
+        raise
+    if allowance is not None:
+        allowance.settle(answering.name, name, bound, result)
     return {**result, "provider": answering.name, "stop_reason": result.get("stop_reason")}
 
 

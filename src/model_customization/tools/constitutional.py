@@ -1,6 +1,6 @@
 """MCP tool: generate constitutional training data (answer, critique and revise against principles)."""
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: the Resolve(...) parameters name closures.
 
 from typing import Literal
 
@@ -9,7 +9,9 @@ from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
 from model_customization.operations.datasets import ConstitutionalDatasetRequest
+from model_customization.jobs.spending import Consent
 from model_customization.tools.common import lazy_module, progress_reporter, run_domain, takes
+from model_customization.tools.spending import CostQuestion, client_can_elicit, elicitation_parameters, human_consent, question_for
 from model_customization.workspace import Workspace
 
 constitutional = lazy_module("model_customization.datasets.constitutional")  # imported on first use: start-up stays short
@@ -52,6 +54,37 @@ class ConstitutionalDatasetResult(BaseModel):
 
 
 def register(server: MCPServer, ws: Workspace) -> None:
+    def generation_cost_question(
+        ctx: Context,
+        principles: list[str],
+        model: str,
+        prompts: list[str] | None = None,
+        dataset_id: str | None = None,
+        split: str = "train",
+        limit: int | None = None,
+        name: str | None = None,
+        max_tokens: int = 256,
+        temperature: float = 0.0,
+        seed: int = 0,
+        validation_fraction: float = 0.1,
+        test_fraction: float = 0.1,
+    ) -> CostQuestion | None:
+        """Before generate_constitutional_dataset runs: the question a person must answer about its paid calls when
+        they pass the budgets; None when the client cannot be asked or nothing needs asking."""
+        if not client_can_elicit(ctx):
+            return None
+
+        def check() -> None:
+            request = ConstitutionalDatasetRequest(
+                principles=principles, model=model, prompts=prompts, dataset_id=dataset_id, split=split, limit=limit, name=name,
+                max_tokens=max_tokens, temperature=temperature, seed=seed, validation_fraction=validation_fraction, test_fraction=test_fraction,
+            )
+            constitutional.check_constitutional_spending(ws, request)
+
+        return question_for(check)
+
+    GenerationQuestion, GenerationAnswer = elicitation_parameters(generation_cost_question)
+
     @server.tool(
         annotations=ToolAnnotations(
             title="Generate a constitutional dataset",
@@ -62,17 +95,24 @@ def register(server: MCPServer, ws: Workspace) -> None:
         ),
     )
     @takes(ConstitutionalDatasetRequest)
-    async def generate_constitutional_dataset(request: ConstitutionalDatasetRequest, ctx: Context | None = None) -> ConstitutionalDatasetResult:
+    async def generate_constitutional_dataset(
+        request: ConstitutionalDatasetRequest, ctx: Context | None = None, cost_question: GenerationQuestion = None, cost_answer: GenerationAnswer = None
+    ) -> ConstitutionalDatasetResult:
         """Make harmlessness (or any principle-driven) training data: a model answers each prompt, critiques its own answer against each principle and revises it.
 
         Stores two datasets: SFT (prompt + final revision) for start_job(method='sft') and DPO (revision preferred
         over the first answer) for start_job(method='dpo'). Both cards keep the principles and every critique and
         revision. Cost: 1 + 2 * len(principles) model calls per prompt (e.g. 3 principles x 100 prompts = 700 calls);
-        with a cloud model each call is billed, so try a few prompts first with limit. A prompt whose call fails or
+        with a cloud model each call is billed: the whole run is quoted first and runs within the operator's budgets
+        or once the user confirms it (asked through elicitation when the client supports it); try a few prompts
+        first with limit. A prompt whose call fails or
         comes back empty is reported in failures and left out. Prompts are redacted before they are sent. Next:
         inspect_dataset on either id, then start_job.
         """
-        result = await run_domain(constitutional.generate_constitutional_dataset, ws, request, progress=progress_reporter(ctx))
+        accepted = human_consent(cost_question, cost_answer, refused="Nothing generated")
+        result = await run_domain(
+            constitutional.generate_constitutional_dataset, ws, request, progress=progress_reporter(ctx), consent=Consent(human_usd=accepted)
+        )
         dpo_id = result["dpo_dataset_id"]
         return ConstitutionalDatasetResult(
             sft_dataset_id=result["sft_dataset_id"],

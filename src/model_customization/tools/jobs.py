@@ -5,9 +5,7 @@
 from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context, Image, MCPServer
-from mcp.server.elicitation import AcceptedElicitation, ElicitationResult
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp.server.mcpserver.resolve import Elicit, Resolve
 from mcp.types import CallToolResult, ImageContent, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
@@ -26,18 +24,11 @@ from model_customization.operations.jobs import (
     start_job_request,
 )
 from model_customization.tools.common import lazy_module, run_domain, takes, truncate_text
+from model_customization.tools.spending import CostQuestion, client_can_elicit, elicitation_parameters, human_consent
 from model_customization.workspace import Workspace
 
 # Imported on first use: the orchestrator brings in the ledger (SQLAlchemy), which a starting server need not wait for.
 orchestrator = lazy_module("model_customization.jobs.orchestrator")
-
-
-class CostConfirmation(BaseModel):
-    confirm: bool = Field(description="Start the job and accept this cost.")
-
-
-class NotAsked(BaseModel):
-    """The cost needed no question (free, within budget, confirmed by argument) or the client cannot be asked."""
 
 
 def _argument_dict(value: Any) -> dict[str, Any] | None:
@@ -56,21 +47,11 @@ def _shortened(status: dict[str, Any]) -> dict[str, Any]:
     return {**status, "events": events, "error": truncate_text(status.get("error"), f"read the resource jobs://{job_id}")}
 
 
-def _client_can_elicit(ctx: Context | None) -> bool:
-    if ctx is None:
-        return False
-    try:
-        capabilities = ctx.client_capabilities
-    except (ValueError, AttributeError):  # no request in flight
-        return False
-    return bool(capabilities and capabilities.elicitation is not None)
-
-
 def register(server: MCPServer, ws: Workspace) -> None:
     Request = start_job_request()  # provider and hyperparameters typed from the provider registry
     default_provider = Request.model_fields["provider"].default
 
-    def ask_about_cost(
+    def job_cost_question(
         ctx: Context,
         dataset_id: str | None = None,
         provider: str = default_provider,
@@ -81,26 +62,26 @@ def register(server: MCPServer, ws: Workspace) -> None:
         idempotency_key: str | None = None,
         dry_run: bool = False,
         confirm_cost_usd: float | None = None,
-    ) -> Elicit[CostConfirmation] | NotAsked:
-        """Before start_job runs: a paid job over budget is put to the user (MCP elicitation), when the client can be asked.
-
-        Runs through the SDK's resolver mechanism, so it works on both protocol generations (a mid-call request on
-        older ones, an input-required round trip on 2026-07-28 and later).
-        """
+    ) -> CostQuestion | None:
+        """Before start_job runs: the question a person must answer about a paid job over budget, when the client can
+        be asked (None otherwise, or when nothing needs asking)."""
         chosen = find_provider(provider)
-        if chosen is None or not chosen.paid or dry_run or resume or not _client_can_elicit(ctx):
-            return NotAsked()
+        if chosen is None or not chosen.paid or dry_run or resume or not client_can_elicit(ctx):
+            return None
         needed = orchestrator.confirmation_needed(
             ws, dataset_id, provider=provider, base_model=base_model, method=method, hyperparameters=_argument_dict(hyperparameters),
             idempotency_key=idempotency_key, confirm_cost_usd=confirm_cost_usd,
         )
-        return Elicit(needed.question, CostConfirmation) if needed else NotAsked()
+        return CostQuestion(needed.question, needed.quote_usd) if needed else None
+
+    QuestionParameter, AnswerParameter = elicitation_parameters(job_cost_question)
 
     @server.tool(annotations=ToolAnnotations(title="Start a fine-tuning job", read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True))
     @takes(Request)
     async def start_job(
         request: StartJobRequest,
-        cost_answer: Annotated[ElicitationResult[CostConfirmation], Resolve(ask_about_cost)] = None,
+        cost_question: QuestionParameter = None,
+        cost_answer: AnswerParameter = None,
     ) -> JobStatus:
         """Start fine-tuning a model on a dataset; returns at once with a job_id while training runs in the background.
 
@@ -111,18 +92,16 @@ def register(server: MCPServer, ws: Workspace) -> None:
         nothing recorded, when the dataset has fewer than 10 training examples, the base model is unknown or not a
         causal LM, or it has no chat template. resume=<job_id> continues a failed or cancelled job from its
         checkpoint (a job whose worker dies is resumed automatically).
-        Cloud jobs (openai, bedrock) cost money: availability is checked before anything is uploaded, the quote
-        (dry_run=true shows it) must fit the budget or be confirmed (the user is asked through elicitation when the
-        client supports it, otherwise pass confirm_cost_usd after asking them), and a retry with the same
-        idempotency key never creates a second job.
+        Cloud jobs (openai, bedrock) cost money: availability is checked before anything is uploaded, and the quote
+        (dry_run=true shows it) must fit the operator's budgets or be confirmed by the user, whom the server asks
+        through elicitation when the client supports it (confirm_cost_usd counts only where the operator allowed
+        argument confirmation); a retry with the same idempotency key never creates a second job.
         Next: poll check_job until status is succeeded, then evaluate or prompt_model with its model_id. cancel_job stops it.
         """
         arguments = request.domain_arguments()
-        if cost_answer is not None and not (isinstance(cost_answer, AcceptedElicitation) and isinstance(cost_answer.data, NotAsked)):
-            if not (isinstance(cost_answer, AcceptedElicitation) and cost_answer.data.confirm):
-                action = "declined" if not isinstance(cost_answer, AcceptedElicitation) else "accepted without confirming"
-                raise ToolError(f"Not started: the user did not confirm the cost ({action}). Nothing was uploaded or spent.")
-            arguments["elicited"] = True
+        accepted = human_consent(cost_question, cost_answer, refused="Not started")
+        if accepted is not None:
+            arguments["human_usd"] = accepted
         return JobStatus(**await run_domain(orchestrator.start_job, ws, request.dataset_id, **arguments))
 
     @server.tool(annotations=ToolAnnotations(title="Pause a cloud job", read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=True))

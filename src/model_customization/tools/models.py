@@ -1,6 +1,7 @@
 """MCP tools that use models: prompt one, evaluate several."""
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: the paid tools' Resolve(...) parameters name closures, so their
+# annotations must be evaluated where they are written.
 
 from typing import Annotated, Literal
 
@@ -14,6 +15,8 @@ from model_customization.errors import UserError
 from model_customization.evaluation.limits import DEFAULT_CONCURRENCY, MAX_CONCURRENCY
 from model_customization.providers.local.models import EMBEDDED_MODEL
 from model_customization.operations.models import ListModelsRequest, PromptModelRequest
+from model_customization.jobs.spending import Consent
+from model_customization.tools.spending import CostQuestion, client_can_elicit, elicitation_parameters, human_consent, question_for
 from model_customization.tools.common import internal_error, lazy_module, refuse_invalid_text, run_domain, shorten_message, takes
 from model_customization.workspace import Workspace
 
@@ -136,14 +139,42 @@ def register(server: MCPServer, ws: Workspace) -> None:
         page = await run_domain(registry.list_models_page, ws, request.limit, request.cursor)
         return ModelList(models=[ModelSummary(**{k: v for k, v in m.items() if k in ModelSummary.model_fields}) for m in page["models"]], next_cursor=page["next_cursor"])
 
+    def prompt_cost_question(
+        ctx: Context,
+        prompt: str | None = None,
+        messages: list | None = None,
+        system: str | None = None,
+        model: str | None = None,
+        agent: str | None = None,
+        task: str | None = None,
+        max_tokens: int = 256,
+        temperature: float = 0.0,
+        seed: int = 0,
+    ) -> CostQuestion | None:
+        """Before prompt_model runs: the question a person must answer about a paid call over budget (None when the
+        client cannot be asked, or nothing needs asking)."""
+        if not client_can_elicit(ctx):
+            return None
+
+        def check() -> None:
+            request = PromptModelRequest(prompt=prompt, messages=messages, system=system, model=model, agent=agent, task=task, max_tokens=max_tokens, temperature=temperature, seed=seed)
+            chosen = deployments.deployed_model(ws, agent, task) if agent is not None else model
+            chat.check_chat_spending(ws, chosen or EMBEDDED_MODEL, request.conversation(), request.max_tokens)
+
+        return question_for(check)
+
+    PromptQuestion, PromptAnswer = elicitation_parameters(prompt_cost_question)
+
     @server.tool(annotations=ToolAnnotations(title="Prompt a model", read_only_hint=True, destructive_hint=False, idempotent_hint=False, open_world_hint=True))
     @takes(PromptModelRequest)
-    async def prompt_model(request: PromptModelRequest) -> PromptResult:
+    async def prompt_model(request: PromptModelRequest, cost_question: PromptQuestion = None, cost_answer: PromptAnswer = None) -> PromptResult:
         """Get one answer from any model, local or cloud, to try it out or use it.
 
         Local models run on this machine; the first call to one loads it (a few seconds). Cloud models (OpenAI,
         Anthropic, Bedrock) are called with the provider's key from the server's environment (OPENAI_API_KEY,
-        ANTHROPIC_API_KEY, AWS credentials) and each call costs the provider's token price. The result says which
+        ANTHROPIC_API_KEY, AWS credentials) and each call costs the provider's token price: it is quoted first (the
+        prompt and max_tokens at the price table's rates) and runs within the operator's budgets, or once the user
+        confirms it (asked through elicitation when the client supports it). The result says which
         provider answered. Use evaluate for a measured comparison rather than single prompts. With agent (and
         optionally task) instead of model, the model deployed to that agent answers. Next: evaluate to measure a tuned
         model against its base, deploy_model to put a winner behind an agent, export_model to run it elsewhere.
@@ -157,10 +188,39 @@ def register(server: MCPServer, ws: Workspace) -> None:
         model = request.model
         if request.agent is not None:
             model = await run_domain(deployments.deployed_model, ws, request.agent, request.task)
+        accepted = human_consent(cost_question, cost_answer, refused="Not sent")
         result = await run_domain(
-            chat.chat, ws, model or EMBEDDED_MODEL, request.conversation(), max_tokens=request.max_tokens, temperature=request.temperature, seed=request.seed
+            chat.chat, ws, model or EMBEDDED_MODEL, request.conversation(), max_tokens=request.max_tokens, temperature=request.temperature,
+            seed=request.seed, consent=Consent(human_usd=accepted),
         )
         return PromptResult(**result)
+
+    def evaluation_cost_question(
+        ctx: Context,
+        models: list[str] | None = None,
+        dataset_id: str | None = None,
+        split: str = "test",
+        max_tokens: int = 64,
+        limit: int | None = None,
+        judge: str | None = None,
+        primary_metric: str | None = None,
+        suite: str | None = None,
+        pairwise_judge: str | None = None,
+        resume: str | None = None,
+    ) -> CostQuestion | None:
+        """Before evaluate runs: the question a person must answer about its paid calls (answers, judge ratings,
+        pairwise verdicts) when they pass the budgets; None when the client cannot be asked or nothing needs asking."""
+        if not client_can_elicit(ctx):
+            return None
+        from model_customization.evaluation.runner import check_evaluation_spending
+
+        asked = {
+            "dataset_id": dataset_id, "models": list(models) if models else None, "split": split, "max_tokens": max_tokens, "limit": limit,
+            "batch_size": 8, "judge": judge, "primary_metric": primary_metric, "suite": suite, "pairwise_judge": pairwise_judge,
+        }
+        return question_for(lambda: check_evaluation_spending(ws, asked, resume))
+
+    EvaluationQuestion, EvaluationAnswer = elicitation_parameters(evaluation_cost_question)
 
     @server.tool(annotations=ToolAnnotations(title="Evaluate models", read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True))
     async def evaluate(
@@ -221,6 +281,8 @@ def register(server: MCPServer, ws: Workspace) -> None:
         ] = None,
         include_chart: Annotated[bool, Field(description="Also return the chart of the scores with their 95% intervals as a PNG image (also at evals://{eval_id}/chart.png).")] = False,
         ctx: Context | None = None,
+        cost_question: EvaluationQuestion = None,
+        cost_answer: EvaluationAnswer = None,
     ) -> Annotated[CallToolResult, EvaluationResult]:
         """Compare models on a dataset's held-out examples: exact match, normalised exact match and token F1, and a judge's rating if asked.
 
@@ -232,6 +294,8 @@ def register(server: MCPServer, ws: Workspace) -> None:
         significant difference". Progress is reported. The result is stored: read resource_uri for per-case outputs.
         A suite file replaces the dataset with your own cases; a pairwise_judge adds head-to-head wins, losses and ties
         with a sign test, judged in both answer orders so that a judge's preference for a position cannot make a winner.
+        Cloud calls are quoted together first (cases x models at max_tokens, plus the judges' calls) and run within the
+        operator's budgets or once the user confirms the quote (asked through elicitation when the client supports it).
         Next: deploy_model with the winner (this eval_id lets it through the gate), or export_model to run it elsewhere.
         """
         async def report_progress(done: int, total: int, note: str) -> None:
@@ -242,6 +306,7 @@ def register(server: MCPServer, ws: Workspace) -> None:
                     pass
 
         refuse_invalid_text(models, dataset_id, judge, primary_metric, suite, pairwise_judge, resume)
+        accepted = human_consent(cost_question, cost_answer, refused="Not evaluated")
         from model_customization.evaluation.runner import evaluate_async
 
         try:
@@ -259,6 +324,7 @@ def register(server: MCPServer, ws: Workspace) -> None:
                 pairwise_judge=pairwise_judge,
                 concurrency=concurrency,
                 resume=resume,
+                consent=Consent(human_usd=accepted),
             )
         except UserError as error:
             raise ToolError(shorten_message(str(error))) from error

@@ -20,7 +20,7 @@ from model_customization.operations.cloud import (
     ThroughputStatusRequest,
 )
 from model_customization.tools.common import run_domain, takes
-from model_customization.tools.jobs import NotAsked, _client_can_elicit
+from model_customization.tools.spending import NotAsked, client_can_elicit
 from model_customization.workspace import Workspace
 
 PRICING_PAGE = "aws.amazon.com/bedrock/pricing"
@@ -179,7 +179,8 @@ def register(server: MCPServer, ws: Workspace) -> None:
         A resolver, so it works on both protocol generations (a mid-call request on older ones, an input-required
         round trip on 2026-07-28 and later). Nothing is asked when confirm=true or when there is nothing to buy.
         """
-        if confirm or not _client_can_elicit(ctx) or not _needs_purchase(ws, model_id):
+        argument_counts = confirm and ws.settings.allow_argument_confirmation
+        if argument_counts or not client_can_elicit(ctx) or not _needs_purchase(ws, model_id):
             return NotAsked()
         return Elicit(_purchase_question(model_id, model_units, commitment), ThroughputConfirmation)
 
@@ -191,19 +192,23 @@ def register(server: MCPServer, ws: Workspace) -> None:
             Literal["OneMonth", "SixMonths"] | None,
             Field(description="Omit for hourly billing with no term (release it any time); a commitment is cheaper per hour but billed for the whole term."),
         ] = None,
-        confirm: Annotated[bool, Field(description="True only after the user agreed to the hourly cost. Clients with elicitation are asked instead.")] = False,
+        confirm: Annotated[
+            bool,
+            Field(description="Counts only where the operator allowed argument confirmation; otherwise the user is asked through elicitation."),
+        ] = False,
         purchase_answer: Annotated[ElicitationResult[ThroughputConfirmation], Resolve(ask_to_buy)] = None,
     ) -> Throughput:
         """Buy Amazon Bedrock provisioned throughput for a tuned Claude model: the only way to run a custom Bedrock model.
 
         It costs money by the hour for every model unit, from creation until release_throughput deletes it, whether
-        or not it is used. So without confirm=true the user is asked through elicitation when the client supports
-        it; otherwise the call is refused with the terms, and you must ask the user before calling again with
-        confirm=true. A model that already has throughput gets its status back and nothing new is bought. Needs AWS
+        or not it is used. So the user is asked through elicitation when the client supports it; otherwise the call
+        is refused with the terms (confirm=true stands in for the user only where the operator allowed argument
+        confirmation). A model that already has throughput gets its status back and nothing new is bought. Needs AWS
         credentials and MODEL_CUSTOMIZATION_BEDROCK_REGION. Next: poll throughput_status until status is
         InService, then prompt_model(model=model_id); release_throughput when done, to stop the bill.
         """
         asked = purchase_answer is not None and not (isinstance(purchase_answer, AcceptedElicitation) and isinstance(purchase_answer.data, NotAsked))
+        confirmed_by = "argument"
         if asked:
             if not (isinstance(purchase_answer, AcceptedElicitation) and purchase_answer.data.confirm):
                 if isinstance(purchase_answer, AcceptedElicitation):
@@ -211,10 +216,10 @@ def register(server: MCPServer, ws: Workspace) -> None:
                 else:
                     action = "declined" if isinstance(purchase_answer, DeclinedElicitation) else "cancelled"
                 raise ToolError(f"Not provisioned: the user did not confirm the hourly cost ({action}). Nothing was bought.")
-            confirm = True
+            confirm, confirmed_by = True, "elicitation"
         try:
             return Throughput(
-                **await run_domain(_bedrock_training().provision_throughput, ws, model_id, model_units=model_units, commitment=commitment, confirm=confirm)
+                **await run_domain(_bedrock_training().provision_throughput, ws, model_id, model_units=model_units, commitment=commitment, confirm=confirm, confirmed_by=confirmed_by)
             )
         except ToolError as refusal:
             if not confirm and isinstance(refusal.__cause__, UserError) and _needs_purchase(ws, model_id):

@@ -31,6 +31,7 @@ import time
 from datetime import datetime
 from typing import Any
 
+from model_customization.config import ARGUMENT_CONFIRMATION_ENV
 from model_customization.datasets.build import read_split
 from model_customization.datasets.render import render_bedrock_claude
 from model_customization.datasets.tokens import count_chat_tokens
@@ -568,10 +569,13 @@ def provision_throughput(
     commitment: str | None = None,
     name: str | None = None,
     confirm: bool = False,
+    confirmed_by: str = "argument",
 ) -> dict[str, Any]:
     """Buy provisioned throughput for a tuned Bedrock model (the only way to run one); its ARN goes into the model's details.
 
-    It is billed by the hour for every model unit until release_throughput deletes it, so it needs confirm=True.
+    It is billed by the hour for every model unit until release_throughput deletes it, so it needs confirm=True from a
+    person (confirmed_by "elicitation" or "terminal"); confirm=True as a bare argument counts only where the operator
+    allowed argument confirmation (jobs/spending.py).
     """
     row = _bedrock_model(ws, model_id)
     details = dict(row.get("details") or {})
@@ -587,6 +591,15 @@ def provision_throughput(
     if not re.fullmatch(r"([0-9a-zA-Z][_-]?)+", chosen_name) or len(chosen_name) > 63:
         raise UserError(f"name {chosen_name!r} must be at most 63 letters or digits, each followed by at most one - or _.")
     term = f"a {commitment} commitment (billed for the whole term even if released early)" if commitment else "no commitment"
+    if confirm and confirmed_by == "argument" and not ws.settings.allow_argument_confirmation:
+        raise ConfirmationNeeded(
+            f"Not provisioned, nothing bought: provisioned throughput for {model_id} is billed by the hour ({model_units} model "
+            f"unit(s) with {term}) and confirm=true cannot approve spending on this server (the operator has not set "
+            f"{ARGUMENT_CONFIRMATION_ENV}=true). A person must confirm it: use an MCP client that supports elicitation (it "
+            "asks the user), or the CLI on a terminal; or the operator allows argument confirmation.",
+            quote_usd=None,
+            question=f"Buy {model_units} model unit(s) of provisioned throughput for {model_id} now ({term}, billed hourly)?",
+        )
     if not confirm:
         raise ConfirmationNeeded(
             f"Provisioned throughput for {model_id} costs money by the hour: {model_units} model unit(s) with {term}, "
