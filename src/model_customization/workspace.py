@@ -26,4 +26,4 @@ class Workspace:
         # Imported on first use: SQLAlchemy need not load while a server starts (its tools/list comes first).
         from model_customization.store.database import Store
 
-        return Store(self.settings.store_url, lease_seconds=self.settings.lease_seconds)
+        return Store(self.settings.store_url, lease_seconds=self.settings.lease_seconds, home=self.settings.home)
