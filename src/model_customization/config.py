@@ -135,7 +135,7 @@ def _check_store_url_port(url: str) -> None:
     if "://" not in url or url.startswith("sqlite"):
         return
     try:
-        urlsplit(url).port
+        _ = urlsplit(url).port  # raises ValueError for a port that is not a number from 0 to 65535
     except ValueError:
         # What looks like the port may be a piece of a password holding "/" (the URL is cut there): never shown.
         raise ConfigError(

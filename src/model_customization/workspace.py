@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -26,4 +28,21 @@ class Workspace:
         # Imported on first use: SQLAlchemy need not load while a server starts (its tools/list comes first).
         from model_customization.store.database import Store
 
-        return Store(self.settings.store_url, lease_seconds=self.settings.lease_seconds, home=self.settings.home)
+        # A new SQLite ledger (and its -wal and -shm files, which SQLite gives the ledger's mode) is created 0600:
+        # it holds dataset cards and evaluation answers.
+        with private_files():
+            return Store(self.settings.store_url, lease_seconds=self.settings.lease_seconds, home=self.settings.home)
+
+
+@contextmanager
+def private_files() -> Iterator[None]:
+    """Files created in the block are private to their owner (umask 077). The umask is the process's: the block is
+    kept to the opening of the store."""
+    if os.name == "nt":
+        yield
+        return
+    previous = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(previous)

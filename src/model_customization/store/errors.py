@@ -143,3 +143,18 @@ def _data_folders(home: Path) -> list[str]:
         if parent.is_dir():
             found += [f"{kind}/{entry.name}" for entry in sorted(parent.iterdir()) if entry.is_dir() and not entry.name.startswith(".")]
     return found
+
+
+def disk_os_error(error: OSError) -> StorageError | None:
+    """For the adapters' last resort: a full disk or a read-only file system, wherever the write was, is never a bug
+    of this server, and the user can act on it. None for anything else."""
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        where = f" writing {error.filename}" if isinstance(error.filename, str) else ""
+        return StorageError(f"The disk is full ({error.strerror}{where}). Nothing was stored. Free some space on that disk, then try again.")
+    if error.errno == errno.EROFS:
+        where = f" {error.filename}" if isinstance(error.filename, str) else ""
+        return StorageError(
+            f"The file system is read-only (writing{where}). Remount it writable, or use a data home on another disk "
+            "(--home or MODEL_CUSTOMIZATION_HOME)."
+        )
+    return None
