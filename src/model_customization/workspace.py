@@ -10,6 +10,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from model_customization.config import Settings, load_settings
+from model_customization.store.errors import home_os_error
 
 if TYPE_CHECKING:
     from model_customization.store.database import Store
@@ -30,8 +31,14 @@ class Workspace:
 
         # A new SQLite ledger (and its -wal and -shm files, which SQLite gives the ledger's mode) is created 0600:
         # it holds dataset cards and evaluation answers.
-        with private_files():
-            return Store(self.settings.store_url, lease_seconds=self.settings.lease_seconds, home=self.settings.home)
+        try:
+            with private_files():
+                return Store(self.settings.store_url, lease_seconds=self.settings.lease_seconds, home=self.settings.home)
+        except OSError as error:  # the lock file beside the ledger: a read-only home or a full disk, said so
+            explained = home_os_error(error, self.settings.home)
+            if explained is None:
+                raise
+            raise explained from None
 
 
 @contextmanager

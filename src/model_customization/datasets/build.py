@@ -593,14 +593,15 @@ def card_markdown(card: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~])")  # < > & are left to html.escape
 
 
 def markdown_text(text: str) -> str:
     """Text a caller chose (a dataset name) as inert Markdown: HTML escaped, Markdown's punctuation backslashed and
     line breaks flattened, so it shows as typed and can neither add markup, links, images nor lines to the card."""
     flat = " ".join(str(text).split())
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(flat, quote=True))
+    # Punctuation first, then <, > and & as entities (whose own characters the first step must not touch).
+    return html.escape(_MARKDOWN_SPECIAL.sub(r"\\\1", flat), quote=False)
 
 
 def _code_span(text: str) -> str:
