@@ -33,7 +33,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mcp import Client
 
-from model_customization.datasets.build import build_dataset, markdown_text
+from model_customization.datasets.build import build_dataset
 from model_customization.server.app import build_server
 from model_customization.workspace import Workspace
 
@@ -405,8 +405,14 @@ async def test_a_full_disk_gets_its_own_message_over_mcp(tmp_path: Path, small_d
     message = text_of(result)
     assert result.is_error and "full" in message and "Free some space" in message, message
     assert "Internal error" not in message
-    filler.unlink()
     assert [entry for entry in dataset_folders(home) if not entry.startswith(".")] == []
+    # The ledger's own writes on the full disk: the store's one error handler says so too.
+    from model_customization.store.errors import StorageError
+
+    with pytest.raises(StorageError, match="The disk holding the ledger .* is full"):
+        for n in range(200):
+            ws.store.datasets.add({"id": f"ds-fill-{n}", "name": "x" * 50000, "path": str(home / "datasets" / f"ds-fill-{n}"), "counts": {}, "card": {}})
+    filler.unlink()
     ws.store.close()
 
 
@@ -640,6 +646,8 @@ def test_property_any_name_renders_as_its_own_text(name: str) -> None:
     import re
 
     from markdown_it import MarkdownIt
+
+    from model_customization.datasets.build import markdown_text
 
     name = name.replace("\x00", "")  # CommonMark shows NUL as U+FFFD whatever precedes it
     rendered = MarkdownIt("commonmark").render(f"# Dataset ds-1: {markdown_text(name)}\n\nnext paragraph")
