@@ -75,7 +75,8 @@ def text_of(result: Any) -> str:
 
 
 def dataset_folders(home: Path) -> list[str]:
-    return sorted(entry.name for entry in (home / "datasets").iterdir()) if (home / "datasets").is_dir() else []
+    """Every folder under <home>/datasets, hidden staging folders included."""
+    return sorted(entry.name for entry in (home / "datasets").iterdir() if entry.is_dir()) if (home / "datasets").is_dir() else []
 
 
 # --- 1. concurrent builds of one content ----------------------------------------------------------------------------

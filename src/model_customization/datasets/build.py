@@ -37,7 +37,7 @@ from model_customization.memory.detect import SUPPORTED_FORMATS, iter_memory
 from model_customization.memory.records import Conversation, ImportProblem, Message, PreferencePair, SkippedFile
 from model_customization.operations.datasets import BuildDatasetRequest
 from model_customization.paths import check_readable
-from model_customization.storage import atomic_folder
+from model_customization.storage import atomic_folder, file_lock
 from model_customization.store.errors import home_os_error
 from model_customization.workspace import Workspace
 
@@ -410,6 +410,8 @@ def _store_written_splits(
     Returns the dataset id, its card and whether it existed already (then nothing is written and the stored card is
     returned). extra_files are written beside the splits (e.g. material the card refers to).
     """
+    from sqlalchemy.exc import IntegrityError  # the store has loaded SQLAlchemy by now
+
     dataset_id = "ds-" + content_hash[:12]
     existing = ws.store.datasets.get(dataset_id)
     if existing:
@@ -427,9 +429,10 @@ def _store_written_splits(
     }
 
     final_dir = ws.settings.datasets_dir / dataset_id
-    # Builds of the same content may finish at once (threads of one server, servers sharing a home or a PostgreSQL
-    # ledger): they take turns here, and every one after the first finds the row and returns that dataset.
-    with ws.store.exclusive("store-dataset"):
+    # Builds of the same content may finish at once (threads of one server, servers sharing a home): they take turns
+    # here, and every one after the first finds the row and returns that dataset. A file lock in the home, not a
+    # database lock: waiting builds then hold no database connection the one storing needs.
+    with file_lock(ws.settings.datasets_dir / ".store.lock"):
         existing = ws.store.datasets.get(dataset_id)
         if existing:
             return dataset_id, existing["card"], True
@@ -441,16 +444,16 @@ def _store_written_splits(
                 (staging / file_name).write_bytes(data)
             (staging / "card.json").write_text(json.dumps(card, indent=2, ensure_ascii=False), encoding="utf-8")
             (staging / "card.md").write_text(card_markdown(card), encoding="utf-8")
-        ws.store.datasets.add(
-            {
-                "id": dataset_id,
-                "name": card["name"],
-                "created_at": time.time(),
-                "path": str(final_dir),
-                "counts": counts,
-                "card": card,
-            }
-        )
+        row = {"id": dataset_id, "name": card["name"], "created_at": time.time(), "path": str(final_dir), "counts": counts, "card": card}
+        try:
+            ws.store.datasets.add(row)
+        except IntegrityError:
+            # A server with another home on the same PostgreSQL ledger stored this content first: it is that dataset
+            # (its files are now in this home too).
+            existing = ws.store.datasets.get(dataset_id)
+            if existing is None:
+                raise
+            return dataset_id, existing["card"], True
     return dataset_id, card, False
 
 
