@@ -67,7 +67,7 @@ def cli(*args: str, home: Path | None = None, env: dict[str, str] | None = None,
     run_env = {k: v for k, v in os.environ.items() if k not in ("MODEL_CUSTOMIZATION_HOME", "MODEL_CUSTOMIZATION_STORE_URL")}
     run_env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[1] / "src"), run_env.get("PYTHONPATH", "")])
     run_env.update(env or {})
-    return subprocess.run(command, capture_output=True, text=True, timeout=120, env=run_env, user=user)
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, env=run_env, user=user, check=False)
 
 
 def text_of(result: Any) -> str:
@@ -367,7 +367,7 @@ def _can_mount() -> bool:
         return False
     probe = Path(tempfile.mkdtemp(prefix="h17-mount-probe-"))
     try:
-        ok = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(probe)], capture_output=True).returncode == 0
+        ok = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(probe)], capture_output=True, check=False).returncode == 0
         if ok:
             subprocess.run(["umount", str(probe)], check=True)
         return ok
@@ -395,11 +395,10 @@ async def test_a_full_disk_gets_its_own_message_over_mcp(tmp_path: Path, small_d
     ws = Workspace.open(home)
     ws.store.datasets.all()  # the ledger is created while there is room
     filler = small_disk / "filler"
-    with filler.open("wb") as handle:
-        with contextlib.suppress(OSError):
-            while True:
-                handle.write(b"\0" * 65536)
-                handle.flush()
+    with filler.open("wb") as handle, contextlib.suppress(OSError):
+        while True:
+            handle.write(b"\0" * 65536)
+            handle.flush()
     big = memory_file(tmp_path / "memory" / "chats.jsonl", count=400)
     async with Client(build_server(ws)) as client:
         result = await client.call_tool("build_dataset_from_memory", {"paths": [str(big)]})
@@ -517,7 +516,7 @@ def test_a_store_url_whose_port_is_not_a_number_is_refused_without_a_traceback_o
         assert "MODEL_CUSTOMIZATION_STORE_URL" in output and "port" in output and "Sup3rSecretPw" not in output, output
     server = subprocess.run(
         [sys.executable, "-m", "model_customization.server", "--home", str(tmp_path / "home")],
-        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL, check=False,
         env={**os.environ, "MODEL_CUSTOMIZATION_STORE_URL": url, "MODEL_CUSTOMIZATION_HOME": ""},
     )
     assert server.returncode == 1 and "port" in server.stderr and "Traceback" not in server.stderr, server.stderr
