@@ -222,10 +222,19 @@ def config_file_path(home: str | os.PathLike[str]) -> Path | None:
 
 def read_config_file(path: str | os.PathLike[str]) -> ConfigFile:
     """Parse and check a config file. Errors name the file and the key, never a value (values may be API keys)."""
+    # Imported here: reading_limits imports paths, which imports this module.
+    from model_customization.reading_limits import (
+        MAX_CONFIG_FILE_BYTES,
+        read_regular_bytes,
+    )
+
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        # Only a regular file, and a small one (reading_limits.py): a FIFO named as the config must not hang start-up.
+        text = read_regular_bytes(path, what="The config file", max_bytes=MAX_CONFIG_FILE_BYTES, limit_setting=None).decode("utf-8")
         document = tomllib.loads(text)
+    except UserError as error:  # a FIFO, a device or an oversized file
+        raise ConfigError(str(error)) from None
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError(f"Cannot read the config file {path}: {type(error).__name__}.") from None
     except tomllib.TOMLDecodeError as error:

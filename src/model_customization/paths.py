@@ -6,20 +6,31 @@ lies inside an allowed root, so `..`, absolute paths elsewhere and links pointin
 
 Roots: $MODEL_CUSTOMIZATION_ALLOWED_ROOTS (os.pathsep-separated) or the config file's allowed_roots, which replace
 the defaults: the working directory and the folders where coding agents keep their memory (DEFAULT_AGENT_MEMORY_DIRS).
-The package's own demo data is always readable. The CLI enforces the same roots: its default (the working
+The package's own demo data is always readable and never written (a read-only root). The CLI enforces the same roots: its default (the working
 directory) covers a user pointing it at their own files, and the config file or variable adds others.
 
 Size limits ($MODEL_CUSTOMIZATION_MAX_FILE_BYTES, $MODEL_CUSTOMIZATION_MAX_LINE_BYTES, or the config file) keep one
 huge memory file or line from exhausting the server's memory: such a file or line is reported, never read whole.
+
+Three rules hold whatever the roots are:
+- Credentials are never read or written (DENIED_PATHS, DENIED_FOLDER_NAMES, credential-looking file names, the
+  config file): with the working directory a parent of the home folder, ~/.ssh would otherwise lie inside a root.
+- What is checked is what is used: a name checked and then opened can be swapped for a symbolic link in between, so
+  files are opened first and the descriptor's real path is checked (open_fenced), and walks check every folder they
+  open the same way (iter_files_within_roots). Writers create folders by descriptor (storage.fenced_folder).
+- A refusal says the same thing whether the path exists, cannot be read or is outside, and never names where a link
+  leads (/proc/self/fd/N, /proc/self/exe and /etc/localtime would otherwise tell a caller what they point to).
 """
 
 from __future__ import annotations
 
+import fcntl
 import glob
 import json
 import os
 import re
 import stat
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,7 +68,28 @@ CREDENTIAL_PATHS = (
     "~/.git-credentials",
     "~/.docker/config.json",
 )
-DEMO_DATA_DIR = Path(__file__).resolve().parent / "demo_data"  # shipped with the package: always readable
+# Never read or written, whatever the roots: credential folders and files (CREDENTIAL_PATHS and more) ...
+DENIED_PATHS = (
+    *CREDENTIAL_PATHS,
+    "~/.gnupg",
+    "~/.kube/config",
+    "~/.pgpass",
+    "~/.pypirc",
+    "~/.npmrc",
+    "~/.config/gh/hosts.yml",
+    "~/.azure",
+    "~/.password-store",
+    "~/.local/share/keyrings",
+)
+# ... and, anywhere (another user's home, a copied backup), folders and file names that say they hold credentials.
+DENIED_FOLDER_NAMES = frozenset({".ssh", ".gnupg", ".aws", ".azure", ".password-store", "keyrings"})
+_CREDENTIAL_FILE_NAME = re.compile(
+    r"(^|[._-])credentials?([._-]|$)|^auth\.json$|oauth_creds|client_secret|^\.netrc$|^\.pgpass$|^\.pypirc$"
+    r"|^id_(rsa|dsa|ecdsa|ed25519)(_sk)?(\.pub)?$|\.(pem|key|p12|pfx|kdbx)$",
+    re.IGNORECASE,
+)
+DEMO_DATA_DIR = Path(__file__).resolve().parent / "demo_data"  # shipped with the package: always readable, never written
+READ_ONLY_ROOTS = (DEMO_DATA_DIR,)
 DEFAULT_MAX_FILE_BYTES = 1 << 30  # 1 GiB
 DEFAULT_MAX_LINE_BYTES = 64 << 20  # 64 MiB
 _UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12, "KIB": 1 << 10, "MIB": 1 << 20, "GIB": 1 << 30, "TIB": 1 << 40}
@@ -181,7 +213,9 @@ def resolve_user_path(path: str | os.PathLike[str], *, what: str = "Path") -> tu
         if len(os.fsencode(real)) > MAX_PATH_BYTES or any(len(os.fsencode(part)) > MAX_NAME_BYTES for part in real.parts):
             raise UserError(f"{what} {shown} is longer than a file system allows ({MAX_NAME_BYTES} bytes a name, {MAX_PATH_BYTES} in all); check the path.")
         return given, real
-    except RuntimeError:  # ~name for a user this machine does not know
+    except RuntimeError:  # ~name for a user this machine does not know, or a loop of symbolic links
+        if not text.startswith("~"):
+            raise UserError(f"{what} {shown} leads through a loop of symbolic links; give a path without one.") from None
         raise UserError(f"{what} {shown} starts with ~ for a user this machine does not know; give the full path.") from None
     except UnicodeError:
         raise UserError(f"{what} {shown} is not valid Unicode text (it holds a lone surrogate); send the path as UTF-8.") from None
@@ -191,26 +225,183 @@ def resolve_user_path(path: str | os.PathLike[str], *, what: str = "Path") -> tu
         raise UserError(f"{what} {shown} cannot be used as a path ({error.strerror or 'invalid'}); give a shorter, existing path.") from None
 
 
-def check_readable(path: str | os.PathLike[str], *, what: str = "Path") -> Path:
-    """The real path of `path` if it lies inside an allowed root; a UserError naming the path and the roots otherwise.
+class FenceError(UserError):
+    """A file refused when opened (open_fenced): the file actually opened is outside the allowed roots, holds
+    credentials, or is not a regular file. A reader reports it for that file and goes on with the others."""
 
-    Checked before existence, so a refused caller cannot learn whether a file outside the roots exists."""
-    given, real = resolve_user_path(path, what=what)
+
+def check_readable(path: str | os.PathLike[str], *, what: str = "Path") -> Path:
+    """The real path of `path` if it lies inside an allowed root and holds no credentials; a UserError naming the
+    path and the roots otherwise.
+
+    Checked before existence, and a path outside gets the same refusal whatever it is (missing, unreadable, a link
+    loop, a link into /proc), so a refused caller learns nothing about it. A check alone does not keep a file from
+    being swapped for a link afterwards: read through open_fenced, which checks the file actually opened."""
     roots = allowed_roots()
-    if not _inside(real, roots):
-        raise UserError(_outside_message(what, path, given, real, roots, "copy the files into one of them"))
+    real = _checked_real_path(path, what, roots, "copy the files into one of them")
     if real in _config_files():
         raise UserError(f"{what} {path} is the config file, which may hold API keys; it is never read as data.")
+    if is_denied(real):
+        raise UserError(_denied_message(what, path))
     return real
 
 
 def check_writable_dir(path: str | os.PathLike[str], *, home: Path, what: str = "Output folder") -> Path:
-    """The real path of a folder to write, if inside the data home or an allowed root; a UserError otherwise."""
-    given, real = resolve_user_path(path, what=what)
-    roots = [Path(home).resolve(), *allowed_roots()]
-    if not _inside(real, roots):
-        raise UserError(_outside_message(what, path, given, real, roots, "choose a folder inside one of them"))
+    """The real path of a folder to write, if inside the data home or a writable allowed root (the package's demo
+    data is read-only) and not a credentials path; a UserError otherwise."""
+    roots = writable_roots(home)
+    real = _checked_real_path(path, what, roots, "choose a folder inside one of them")
+    if is_denied(real):
+        raise UserError(_denied_message(what, path))
+    if _inside(real, list(READ_ONLY_ROOTS)):
+        raise UserError(f"{what} {path} is refused: it lies inside the package's demo data, which is read-only. Choose a folder inside {', '.join(str(r) for r in roots)}.")
     return real
+
+
+def writable_roots(home: Path) -> list[Path]:
+    """Where the server may write: the data home and the allowed roots, less the read-only ones (READ_ONLY_ROOTS)."""
+    found = [Path(home).resolve()]
+    for root in allowed_roots():
+        if root not in READ_ONLY_ROOTS and root not in found:
+            found.append(root)
+    return found
+
+
+def may_write(real: Path, home: Path) -> bool:
+    """Whether a real path may be written: inside a writable root, outside every read-only root, no credentials."""
+    return _inside(real, writable_roots(home)) and not _inside(real, list(READ_ONLY_ROOTS)) and not is_denied(real)
+
+
+def may_read(real: Path, roots: Sequence[Path] | None = None) -> bool:
+    """Whether a real path may be read: inside an allowed root and no credentials."""
+    fence = _current_fence()
+    return _inside(real, fence.roots if roots is None else roots) and not is_denied(real, fence.denied)
+
+
+@dataclass(frozen=True)
+class _Fence:
+    key: tuple[str | None, ...]
+    roots: tuple[Path, ...]
+    denied: tuple[Path, ...]
+    made_at: float
+
+
+_FENCE_TTL_S = 2.0
+_fence_cache: list[_Fence] = []
+
+
+def _current_fence() -> _Fence:
+    """The allowed roots and the denied paths, kept for a moment: every file a build opens is checked against them,
+    and computing the default roots (globs over the agents' folders) takes far longer than opening a file. A change
+    of the variables or folders they come from is seen at once."""
+    key = (os.environ.get(ALLOWED_ROOTS_ENV), os.environ.get(CONFIG_ENV), os.environ.get(HOME_ENV), os.environ.get("HOME"), os.getcwd())
+    now = time.monotonic()
+    if _fence_cache and _fence_cache[0].key == key and now - _fence_cache[0].made_at < _FENCE_TTL_S:
+        return _fence_cache[0]
+    fence = _Fence(key, tuple(allowed_roots()), tuple(_denied_paths()), now)
+    _fence_cache[:] = [fence]
+    return fence
+
+
+def is_denied(real: Path, denied: Sequence[Path] | None = None) -> bool:
+    """Whether a real path is, or lies inside, a credentials path (DENIED_PATHS, the config file, a folder named as
+    DENIED_FOLDER_NAMES anywhere), or has a name that says it holds credentials. Wins over every root."""
+    real = Path(real)
+    if _inside(real, _current_fence().denied if denied is None else denied):
+        return True
+    return any(part in DENIED_FOLDER_NAMES for part in real.parts) or bool(_CREDENTIAL_FILE_NAME.search(real.name))
+
+
+def _denied_paths() -> list[Path]:
+    found: list[Path] = []
+    for raw in DENIED_PATHS:
+        expanded = Path(raw).expanduser()
+        for form in (Path(os.path.abspath(expanded)), expanded.resolve()):  # a link to a key is as secret as the key
+            if form not in found:
+                found.append(form)
+    return found + sorted(_config_files())
+
+
+def _checked_real_path(path: str | os.PathLike[str], what: str, roots: Sequence[Path], instead: str) -> Path:
+    """The real path of `path` when it lies inside `roots`; the one refusal for every path outside otherwise."""
+    try:
+        given, real = resolve_user_path(path, what=what)
+    except UserError:
+        lexical = _lexical_path(path)
+        if lexical is not None and not _inside(lexical, roots):
+            raise UserError(_outside_message(what, path, Path(lexical), roots, instead)) from None
+        raise
+    if not _inside(real, roots):
+        raise UserError(_outside_message(what, path, given, roots, instead))
+    return real
+
+
+def _lexical_path(path: str | os.PathLike[str]) -> Path | None:
+    """The absolute path as written (no link followed), or None for text no path can be."""
+    try:
+        return Path(os.path.abspath(os.path.expanduser(os.fspath(path))))
+    except (ValueError, RuntimeError, UnicodeError, OSError):
+        return None
+
+
+def descriptor_path(fd: int, opened_as: str | os.PathLike[str] | None = None) -> Path | None:
+    """The real path of the file or folder an open descriptor refers to, whatever its name was changed to since; None
+    when it has none (deleted, a pipe) or the system cannot tell.
+
+    Linux reads /proc/self/fd; macOS asks fcntl(F_GETPATH); elsewhere the name it was opened as counts only when its
+    real path is still the very file (same device and inode)."""
+    try:
+        target = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        target = None
+    if target is not None:
+        return Path(target) if target.startswith("/") and not target.endswith(" (deleted)") else None
+    get_path = getattr(fcntl, "F_GETPATH", None)
+    if get_path is not None:
+        try:
+            return Path(os.fsdecode(fcntl.fcntl(fd, get_path, bytes(1024)).rstrip(b"\0")))
+        except OSError:
+            return None
+    if opened_as is None:
+        return None
+    try:
+        real = os.path.realpath(opened_as)
+        opened, named = os.fstat(fd), os.stat(real)
+    except OSError:
+        return None
+    return Path(real) if (opened.st_dev, opened.st_ino) == (named.st_dev, named.st_ino) else None
+
+
+def check_opened(fd: int, path: str | os.PathLike[str], *, what: str = "File") -> None:
+    """FenceError unless the file or folder open on `fd` (whatever name led to it) lies inside the allowed roots and
+    holds no credentials."""
+    real = descriptor_path(fd, path)
+    if real is None or not may_read(real):
+        raise FenceError(_outside_message(what, path, Path(os.path.abspath(path)), allowed_roots(), "copy the files into one of them", opened=True))
+
+
+def open_fenced(path: str | os.PathLike[str], *, what: str = "File") -> BinaryIO:
+    """Open a file for binary reading, checking the file actually opened (not the name, which a link swapped in after
+    a check would redirect): its real path lies inside the allowed roots, holds no credentials, and it is a regular
+    file (a FIFO or a device is never read). A FenceError otherwise; OSError as open() gives it."""
+    # O_NONBLOCK: opening a FIFO must not wait for a writer before it can be refused.
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        check_opened(fd, path, what=what)
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise FenceError(f"{what} {path} is not a regular file ({_mode_kind(mode)}): only regular files are read.")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_fenced(path: str | os.PathLike[str], *, what: str = "File") -> bytes:
+    """A whole file's bytes, read through open_fenced."""
+    with open_fenced(path, what=what) as handle:
+        return handle.read()
 
 
 # Folders a walk never enters: version-control data, dependencies and caches hold no agent memory, and a project
@@ -233,48 +424,65 @@ def iter_files_within_roots(
     Files passed over for their suffix, and folders never entered (SKIPPED_FOLDER_NAMES), are appended to `skipped`
     as (path, reason) when a list is given."""
     roots = allowed_roots()
+    denied = _denied_paths()
     found: list[tuple[Path, str | None]] = []
     visited: set[Path] = set()
     pending = [Path(folder)]
     while pending:
         current = pending.pop()
-        real_current = current.resolve()
-        if real_current in visited:
-            continue
-        visited.add(real_current)
+        # The folder is opened first and the folder actually opened is checked: a name checked and then listed could
+        # have been swapped for a link to anywhere in between. Its entries are then looked at relative to it.
         try:
-            entries = sorted(os.scandir(current), key=lambda e: e.name)
+            fd = os.open(current, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
         except OSError:
-            continue  # unreadable folder: nothing to import from it, as before
-        for entry in entries:
-            entry_path = Path(entry.path)
+            continue  # unreadable (or vanished) folder: nothing to import from it, as before
+        try:
+            real_current = descriptor_path(fd, current)
+            if real_current is None or not _inside(real_current, roots) or is_denied(real_current, denied):
+                found.append((current, f"refused: the folder opened is not inside the allowed roots, or holds credentials (was a link swapped in?); not read ({_how_to_add()})"))
+                continue
+            if real_current in visited:
+                continue
+            visited.add(real_current)
             try:
-                is_link = entry.is_symlink()
-                is_dir = entry.is_dir()  # follows the link
-                is_file = entry.is_file()
+                entries = sorted(os.scandir(fd), key=lambda e: e.name)
             except OSError:
                 continue
-            if is_link:
-                target = entry_path.resolve()
-                relevant = is_dir or entry_path.suffix.lower() in suffixes
-                if relevant and not _inside(target, roots):
-                    found.append((entry_path, f"symbolic link to {target}, outside the allowed roots; not followed ({_how_to_add()})"))
+            for entry in entries:
+                entry_path = current / entry.name
+                try:
+                    is_link = entry.is_symlink()
+                    is_dir = entry.is_dir()  # follows the link
+                    is_file = entry.is_file()
+                except OSError:
                     continue
-            if is_dir:
-                if entry.name in SKIPPED_FOLDER_NAMES:
+                real_entry = Path(os.path.realpath(real_current / entry.name)) if is_link else real_current / entry.name
+                if is_denied(real_entry, denied):
                     if skipped is not None:
-                        skipped.append((entry_path, f"folder not entered ({entry.name} holds no agent memory)"))
-                elif claim_folder is not None and claim_folder(entry_path):
+                        skipped.append((entry_path, "holds credentials (by its name or place): never read, whatever the allowed roots"))
+                    continue
+                if is_link:
+                    relevant = is_dir or entry_path.suffix.lower() in suffixes
+                    if relevant and not _inside(real_entry, roots):
+                        found.append((entry_path, f"symbolic link to a place outside the allowed roots; not followed ({_how_to_add()})"))
+                        continue
+                if is_dir:
+                    if entry.name in SKIPPED_FOLDER_NAMES:
+                        if skipped is not None:
+                            skipped.append((entry_path, f"folder not entered ({entry.name} holds no agent memory)"))
+                    elif claim_folder is not None and claim_folder(entry_path):
+                        found.append((entry_path, None))
+                    else:
+                        pending.append(entry_path)
+                elif is_file and entry_path.suffix.lower() in suffixes:
                     found.append((entry_path, None))
-                else:
-                    pending.append(entry_path)
-            elif is_file and entry_path.suffix.lower() in suffixes:
-                found.append((entry_path, None))
-            elif is_file and skipped is not None:
-                suffix = entry_path.suffix.lower()
-                skipped.append((entry_path, f"no memory format reads {suffix} files" if suffix else "no memory format reads files without a suffix"))
-            elif not is_file and skipped is not None:
-                skipped.append((entry_path, f"not a regular file ({file_kind(entry_path)}): only regular files are read"))
+                elif is_file and skipped is not None:
+                    suffix = entry_path.suffix.lower()
+                    skipped.append((entry_path, f"no memory format reads {suffix} files" if suffix else "no memory format reads files without a suffix"))
+                elif not is_file and skipped is not None:
+                    skipped.append((entry_path, f"not a regular file ({file_kind(entry_path)}): only regular files are read"))
+        finally:
+            os.close(fd)
     found.sort(key=lambda item: item[0])  # Path order, as the rglob this replaces gave
     yield from found
 
@@ -322,7 +530,10 @@ def oversized_file_message(size: int, limit: int) -> str:
 
 
 def _inside(real: Path, roots: Sequence[Path]) -> bool:
-    return any(real == root or real.is_relative_to(root) for root in roots)
+    # As text: every file a build opens is checked, and Path.is_relative_to is slow. Both sides are absolute paths
+    # without '..' (real paths, or abspath'd).
+    text = str(real)
+    return any(text == str(root) or text.startswith(str(root).rstrip("/") + "/") for root in roots)
 
 
 def _config_files() -> set[Path]:
@@ -358,15 +569,33 @@ def _how_to_add() -> str:
     return f"to allow a folder, add it to {ALLOWED_ROOTS_ENV} (separated by {os.pathsep!r}) or to allowed_roots in the config file"
 
 
-def _outside_message(what: str, raw: str | os.PathLike[str], given: Path, real: Path, roots: Sequence[Path], instead: str) -> str:
+def _outside_message(what: str, raw: str | os.PathLike[str], given: Path, roots: Sequence[Path], instead: str, *, opened: bool = False) -> str:
+    # Where a link leads is never named (it is the answer a prober wants: /proc/self/fd/N, /proc/self/exe), and the
+    # reasons depend only on the path as written and the roots, never on whether something outside exists.
     lexical = Path(os.path.abspath(given))
-    if _inside(lexical, roots) and lexical != real:
-        why = f"it leads through a symbolic link to {real}, which is outside the allowed roots"
+    if opened:
+        why = "the file opened is not inside the allowed roots, or holds credentials (was a link swapped in?)"
+    elif _inside(lexical, roots):
+        why = "it leads through a symbolic link to a place outside the allowed roots"
     elif ".." in given.parts:
-        why = f"'..' takes it to {real}, which is outside the allowed roots"
+        why = "'..' takes it outside the allowed roots"
     else:
-        why = f"{real} is outside the allowed roots"
+        why = "it is outside the allowed roots"
     return (
         f"{what} {raw} is refused: {why}. Allowed roots: {', '.join(str(r) for r in roots)}. "
         f"{instead[0].upper()}{instead[1:]}, or {_how_to_add()}."
     )
+
+
+def _denied_message(what: str, raw: str | os.PathLike[str]) -> str:
+    return (
+        f"{what} {raw} is refused: it is a credentials file or folder (keys, tokens, passwords), which the server never "
+        "reads or writes, whatever the allowed roots. Copy the memory you mean elsewhere, without the credentials."
+    )
+
+
+def _mode_kind(mode: int) -> str:
+    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder")):
+        if test(mode):
+            return name
+    return "a special file"

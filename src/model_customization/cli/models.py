@@ -17,6 +17,7 @@ from model_customization.errors import ConfirmationNeeded, UserError
 from model_customization.operations.cloud import ReleaseThroughputRequest, ThroughputStatusRequest
 from model_customization.operations.models import ListModelsRequest, PromptModelRequest
 from model_customization.providers import chat
+from model_customization.reading_limits import read_regular_bytes
 from model_customization.workspace import Workspace
 from model_customization.timestamps import iso_or_none
 
@@ -28,8 +29,8 @@ def _conversation(raw: str) -> list[dict[str, str]]:
     text = raw
     if not raw.lstrip().startswith("["):
         try:
-            text = Path(raw).read_text(encoding="utf-8")
-        except OSError as error:
+            text = read_regular_bytes(raw, what="--messages file").decode("utf-8")  # a regular file within the limit
+        except (OSError, UnicodeDecodeError) as error:
             raise UserError(f"--messages takes a JSON list of messages or a file holding one; {raw[:80]!r} is neither ({error}).") from None
     try:
         value = json.loads(text)

@@ -24,14 +24,17 @@ def register(app: typer.Typer) -> None:
     @command(app, "serve", workspace=False, takes_json=False)
     def serve(
         transport: str = typer.Option("stdio", help="stdio (for Claude Code/Desktop, Inspector) or streamable-http."),
-        host: str = typer.Option("127.0.0.1", help="Address for streamable-http."),
+        host: str = typer.Option(
+            "127.0.0.1", help="Address (or name) for streamable-http; judged by the addresses it binds: only loopback ones serve without tokens."
+        ),
         port: int = typer.Option(8000, help="Port for streamable-http."),
         allowed_host: Optional[list[str]] = typer.Option(
             None, "--allowed-host", help="Another Host header to accept over streamable-http (a reverse proxy's name, NAME or NAME:PORT); repeatable."
         ),
         home: Optional[Path] = HomeOption,
     ) -> None:
-        """Run the MCP server. Over streamable-http, any address but loopback needs MODEL_CUSTOMIZATION_HTTP_TOKENS.
+        """Run the MCP server. Over streamable-http, any address but loopback needs MODEL_CUSTOMIZATION_HTTP_TOKENS, and
+        a request must arrive whole within MODEL_CUSTOMIZATION_HTTP_READ_TIMEOUT seconds (30 by default).
 
         `model-customization-server` (python -m model_customization.server) starts the same server faster, without the CLI."""
         from model_customization.server.__main__ import run_server  # the server's own entry point: it sets up logging and transports

@@ -15,6 +15,7 @@ import os
 import random
 import re
 import shutil
+import sys
 import tempfile
 import time
 from array import array
@@ -30,13 +31,14 @@ from model_customization.datasets.curation import split_into_turn_examples
 from model_customization.datasets.dedupe import NearDuplicateFilter, exact_key, example_text
 from model_customization.datasets.examples import conversation_to_example, example_problem, message_to_dict
 from model_customization.datasets.filters import ConversationFilter
-from model_customization.datasets.redaction import redact_conversation, redact_text
+from model_customization.datasets.redaction import redact_conversation, redact_record, redact_text
 from model_customization.datasets.tokens import count_chat_tokens
 from model_customization.errors import NotFoundError, UserError
 from model_customization.memory.detect import SUPPORTED_FORMATS, iter_memory
 from model_customization.memory.records import Conversation, ImportProblem, Message, PreferencePair, SkippedFile
 from model_customization.operations.datasets import BuildDatasetRequest
 from model_customization.paths import check_readable
+from model_customization.reading_limits import open_regular_file
 from model_customization.storage import atomic_folder, file_lock
 from model_customization.store.errors import home_os_error
 from model_customization.workspace import Workspace
@@ -60,9 +62,15 @@ class BuildResult:
     skipped_count: int = 0
 
 
+# Sources listed in a card (JSON and Markdown); the whole list is paged by the datasets://{id}/sources/{page} resource.
+CARD_SOURCES_SHOWN = 100
+SOURCES_PER_PAGE = 1000
+
+
 def _sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
+    # Streamed, so no size limit; but only a regular file (a source swapped for a FIFO since it was read must not hang).
+    with open_regular_file(path, what="Memory file", max_bytes=sys.maxsize) as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
@@ -297,7 +305,7 @@ def _build(
         if item.source_file not in source_files:
             source_files[item.source_file] = _sha256_file(Path(item.source_file))
             if progress:
-                progress(conversations, f"reading {Path(item.source_file).name}")
+                progress(conversations, redact_text(f"reading {Path(item.source_file).name}")[0])  # a file name may hold a secret
         formats[item.source_format] += 1
         if isinstance(item, PreferencePair):
             if method == "dpo":
@@ -352,13 +360,13 @@ def _build(
         if passed_over:
             names = "; ".join(skipped[:5]) + ("; ..." if len(passed_over) > 5 else "")
             detail += f" Skipped {len(passed_over)} file{'s' if len(passed_over) != 1 else ''}: {names}."
-        raise UserError(
+        raise UserError(redact_text(
             f"No usable examples found in {', '.join(str(p) for p in resolved)} "
             f"({conversations} conversations read, {problem_count} unreadable lines, {len(passed_over)} files skipped, "
             f"dropped: {dict(dropped) or 'none'})."
             f"{detail} Supported formats: {', '.join(SUPPORTED_FORMATS)}"
             + (". A dpo build needs preference pairs or several rewarded attempts per task." if method == "dpo" else ".")
-        )
+        )[0])
 
     assignment = split_sessions(session_ids, seed, validation_fraction, test_fraction)
     split_of_session = [SPLITS.index(assignment[s]) for s in session_ids]
@@ -391,7 +399,9 @@ def _build(
         },
     }
     dataset_id, card, existed = _store_written_splits(ws, work, content_hash, counts, name=name, method=method, card_fields=card_fields)
-    return BuildResult(dataset_id, card["counts"], problems, problem_count, dict(dropped), existed, card, skipped, len(passed_over))
+    # What the tool returns beside the card quotes file names and lines too: redacted the same way.
+    shown_problems, shown_skipped = redact_record([problems, skipped])[0]
+    return BuildResult(dataset_id, card["counts"], shown_problems, problem_count, dict(dropped), existed, card, shown_skipped, len(passed_over))
 
 
 def _store_written_splits(
@@ -417,7 +427,9 @@ def _store_written_splits(
     if existing:
         return dataset_id, existing["card"], True
 
-    card = {
+    # The one place a card is made: everything in it (the name, source file names, problems, options, any field
+    # added later) is redacted here, before card.json, card.md and the ledger row are written from it.
+    card, _ = redact_record({
         "id": dataset_id,
         "name": name or dataset_id,
         "method": method,
@@ -426,7 +438,7 @@ def _store_written_splits(
         **card_fields,
         "token_stats": {"o200k_base": {s: _token_stats(work / f"{s}.jsonl") for s in SPLITS}},
         "content_sha256": content_hash,
-    }
+    })
 
     final_dir = ws.settings.datasets_dir / dataset_id
     # Builds of the same content may finish at once (threads of one server, servers sharing a home): they take turns
@@ -589,7 +601,9 @@ def card_markdown(card: dict[str, Any]) -> str:
     lines += ["", "## Redactions (replaced by typed placeholders before storage)", ""]
     lines += [f"- {kind}: {n}" for kind, n in card.get("redactions", {}).items()] or ["- none found"]
     lines += ["", "## Sources", "", "| file | sha256 |", "|---|---|"]
-    lines += [f"| {_code_span(s['path'])} | `{s['sha256'][:16]}…` |" for s in card["sources"]]
+    lines += [f"| {_code_span(s['path'])} | `{s['sha256'][:16]}…` |" for s in card["sources"][:CARD_SOURCES_SHOWN]]
+    if len(card["sources"]) > CARD_SOURCES_SHOWN:  # a build of 100k files must not make a card of megabytes
+        lines.append(f"\n{len(card['sources']) - CARD_SOURCES_SHOWN:,} more source files: all of them, with their sha256, in datasets://{card['id']}/sources/1 and the pages after it.")
     if "constitution" in card:
         lines += _constitution_markdown(card["constitution"])
     lines += ["", "## Options", "", "```json", json.dumps(card["options"], indent=2), "```", ""]

@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from model_customization.datasets.build import SPLITS, get_dataset
+from model_customization.datasets.redaction import redact_record
 from model_customization.datasets.validate import Finding
 from model_customization.errors import NotFoundError, UserError
 from model_customization.paths import check_readable, iter_limited_lines, memory_limits, overlong_line_message
 from model_customization.providers.registry import get_provider
+from model_customization.reading_limits import open_regular_file
 from model_customization.workspace import Workspace
 
 MAX_FINDINGS = 50
@@ -36,8 +39,11 @@ def _rows(ws: Workspace, dataset_id: str | None, path: str | None) -> tuple[str,
         source = f"datasets://{dataset_id}"
     else:
         file = check_readable(path, what="File")  # inside the allowed roots (paths.py), links followed
-        if not file.is_file():
-            raise NotFoundError(f"File not found: {path}. Give a JSONL file of training examples, or a dataset_id.")
+        try:
+            # Refused now, with its kind or size, rather than when the rows are first read.
+            open_regular_file(file, what="File").close()
+        except FileNotFoundError:
+            raise NotFoundError(f"File not found: {path}. Give a JSONL file of training examples, or a dataset_id.") from None
         files = [("train", file)]
         source = str(file.resolve())
 
@@ -45,7 +51,9 @@ def _rows(ws: Workspace, dataset_id: str | None, path: str | None) -> tuple[str,
 
     def generate() -> Iterator[tuple[str, int, Any]]:
         for split, file in files:
-            with file.open("rb") as handle:
+            # A stored split is the server's own file and may be larger than the memory limit (it is streamed); a
+            # caller's file is checked again on the descriptor that is read (it could have been swapped since).
+            with open_regular_file(file, what="File", max_bytes=sys.maxsize if dataset_id is not None else None, fenced=dataset_id is None) as handle:
                 for line_no, raw in iter_limited_lines(handle, max_line_bytes):
                     if isinstance(raw, int):  # never read whole, only reported
                         parse_problems.append(Finding(split, line_no, "error", "line_too_long", overlong_line_message(raw, max_line_bytes)))
@@ -97,7 +105,9 @@ def inspect_dataset(
     quote = trainer.quote_tokens(ws, model, tokens["train"], epochs=epochs, max_seq_length=max_seq_length)
 
     errors = [f for f in findings if f.severity == "error"]
-    return {
+    # Findings quote what they found (a role, a key, a value): the report is redacted as a whole, as a stored
+    # dataset would be, so checking a raw file never shows a secret the build would have replaced.
+    report, _ = redact_record({
         "source": source,
         "provider": trainer.name,
         "model": model,
@@ -110,4 +120,5 @@ def inspect_dataset(
         "token_stats": {split: _stats(values) for split, values in tokens.items() if values or counts.get(split)},
         "quote": quote,
         **measure.extra,
-    }
+    })
+    return report

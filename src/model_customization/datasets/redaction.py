@@ -1,9 +1,20 @@
 """Redact secrets and personal data from a conversation before anything is stored.
 
 `redact_conversation(conv)` returns a new Conversation (the input is not touched) and a Counter of redactions by kind.
-What is redacted: every message's content, every tool call's arguments (parsed as JSON when they are JSON: string
-values are redacted one by one and the arguments re-dumped, so they stay valid JSON; otherwise redacted as text), and
-every `description` inside the tool definitions. Roles, ids, tool names, weights, timestamps and metadata are kept.
+What is redacted: every message's content, every tool call's arguments (parsed as JSON when they are JSON: object keys
+and string values are redacted one by one and the arguments re-dumped, so they stay valid JSON; otherwise redacted as
+text), and every key and string of the tool definitions (property names, descriptions, `default`, `enum`, ...). A
+string under a secret-named key ("password", "api_key", "token", ...) is a secret whatever it looks like, and so are
+the `default`, `const`, `enum` and `examples` of a schema property with such a name. Roles, ids, tool names, weights,
+timestamps and metadata are kept.
+
+`redact_record(value, keep=())` redacts any JSON-like record the same way, as one text: it is the choke point for
+everything stored or returned beside the examples (dataset cards and so the ledger's dataset rows, inspect_dataset
+reports, evaluation folders and stored answers). Only this program's ids and hashes and the strings in `keep` pass.
+
+Besides the shapes below, secrets are found stated in words ("my password is ...", "the api key: ...": a value with
+letters and digits, or a symbol), base64-encoded (a run that decodes to text holding a secret is replaced whole) and
+wrapped over lines (a vendor token with a line break inside).
 
 Kinds (the keys of the Counter) and the placeholder each one leaves:
 
@@ -52,7 +63,7 @@ import json
 import re
 import string
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import replace
 from functools import lru_cache
 from typing import Any
@@ -121,6 +132,27 @@ _SECRET_VALUE_PATTERNS: list[tuple[tuple[str, ...], re.Pattern[str]]] = [  # (lo
         r"['\"]?([^\s'\"<>,;()\[\]{}]{6,})"
     )),
 ]
+# A secret stated in words: "my password is hunter22", "the api key: abc...", "token was ...". Only a value that
+# looks like one (letters and digits, or a symbol) counts, so "the password is wrong" stays.
+_SECRET_PHRASE_RE = re.compile(
+    r"(?i)(?<![A-Za-z0-9])(?:password|passwd|passphrase|passcode|pin code|secret|api[ _-]?key|access[ _-]?key|"
+    r"secret[ _-]?key|private[ _-]?key|access[ _-]?token|auth[ _-]?token|refresh[ _-]?token|bearer token|token|"
+    r"credentials?)(?:[ \t]+(?:for|of|to|on)[ \t]+[^\s:=]{1,40}){0,1}[ \t]*(?:\b(?:is|was|are|=|:)\b[ \t]*:?|:)[ \t]*"
+    r"['\"`]?([^\s'\"`<>,;()\[\]{}]{6,})"
+)
+_PHRASE_MARKERS = ("pass", "pin code", "secret", "key", "token", "credential")
+# A run that may be base64 (standard or URL-safe): long enough to hide a key, decoded and looked at once.
+# Encoded text has both upper and lower case letters (paths, words and hex digests seldom do: they are not decoded).
+_BASE64_RUN_RE = re.compile(
+    r"(?<![A-Za-z0-9+/_=-])(?=[A-Za-z0-9+/_-]*[A-Z])(?=[A-Za-z0-9+/_-]*[a-z])[A-Za-z0-9+/_-]{16,}={0,2}(?![A-Za-z0-9+/_=-])"
+)
+_BASE64_SECRET_KINDS = ("secret", "private_key", "url_password")
+# A token wrapped over lines: a run of token characters that ends its line, then one or more lines that are each
+# nothing but such a run (a key pasted with a line break in it). The joined value is checked against the vendor
+# patterns. A following line with words after the run ("eyJ...\nTRIAGE severity=high") is prose, not a wrapped key.
+_WRAPPED_RE = re.compile(
+    r"(?m)(?<![A-Za-z0-9_+/=.-])[A-Za-z0-9_+/=.-]{3,}(?:[ \t]*\r?\n[ \t]*[A-Za-z0-9_+/=.-]{2,}(?=[ \t]*$)){1,8}"
+)
 _STRONG_VALUE_RE = re.compile(r"^(?=.*[A-Za-z])(?=.*\d)|[!@#$%^&*~+=]")  # letters and digits, or a symbol
 
 # JSON object keys whose string values are secrets whatever they look like.
@@ -128,6 +160,8 @@ _SECRET_KEY_NAME_RE = re.compile(
     r"(?i)^(?:.*[_-])?(?:password|passwd|pwd|passphrase|secret|client_?secret|api_?key|apikey|access_?key|"
     r"secret_?key|private_?key|access_?token|auth_?token|refresh_?token|token|credentials?)$"
 )
+# Inside a JSON schema property whose name is a secret's, these hold values of it (a tool definition's default).
+_SCHEMA_VALUE_KEYS = {"default", "const", "enum", "examples", "example"}
 
 # --- detect-secrets ------------------------------------------------------------------------------------------------
 
@@ -340,12 +374,13 @@ def _sub(pattern: re.Pattern[str], text: str, fn: Callable[[re.Match[str]], str 
 class _Redactor:
     """Placeholder bookkeeping for one conversation."""
 
-    def __init__(self) -> None:
+    def __init__(self, depth: int = 0) -> None:
         self.placeholders: dict[tuple[str, str], str] = {}
         self.next_number: Counter[str] = Counter()  # label -> last number used
         self.counts: Counter[str] = Counter()
         self.sweep_values: dict[str, str] = {}
         self.names: dict[str, str] = {}  # a learned user or host name, as it may be written -> its placeholder
+        self.depth = depth  # 1 while looking inside a decoded base64 run (never decoded again)
 
     def reserve_existing(self, text: str) -> None:
         for label, number in PLACEHOLDER_RE.findall(text):
@@ -427,6 +462,10 @@ class _Redactor:
         if not text:
             return text
         text = _PRIVATE_KEY_RE.sub(lambda m: self.placeholder("private_key", m.group(0).strip()), text)
+        if "\n" in text:
+            flat = text.replace("\n", "")  # a line break may split a marker too
+            if any(marker in flat for marker in _SECRET_MARKERS):
+                text = _WRAPPED_RE.sub(lambda m: self._wrapped(m) or m.group(0), text)
         if "://" in text:
             text = _URL_PASSWORD_RE.sub(lambda m: m.group(1) + self.placeholder("url_password", m.group(2)), text)
         if any(marker in text for marker in _SECRET_MARKERS):
@@ -435,7 +474,11 @@ class _Redactor:
         for markers, pattern in _SECRET_VALUE_PATTERNS:
             if any(marker in low for marker in markers):
                 text = _sub(pattern, text, self._secret_value)
+        if any(marker in low for marker in _PHRASE_MARKERS):
+            text = _sub(_SECRET_PHRASE_RE, text, self._secret_value)
         text = self._detect_secrets(text)
+        if self.depth == 0 and len(text) >= 16:
+            text = _BASE64_RUN_RE.sub(lambda m: self._base64(m) or m.group(0), text)
         if "@" in text:
             text = _sub(_PROMPT_RE, text, self._prompt)
             text = _sub(_EMAIL_RE, text, self._email)
@@ -544,6 +587,42 @@ class _Redactor:
             lines[index] = line
         return "\n".join(lines) if changed else text
 
+    def _wrapped(self, match: re.Match[str]) -> str | None:
+        """A vendor token broken over lines: the lines it spans become one placeholder (of the joined value).
+
+        The run's lines are joined a few at a time (the longest joins first), since the lines around a wrapped token
+        may be words that would spoil a shape's end ("AKIA...\nthanks" is no AWS key id when joined whole)."""
+        whole = match.group(0)
+        lines = [(m.start(), m.end()) for m in re.finditer(r"[^\s]+", whole)]
+        for size in range(len(lines), 1, -1):
+            for first in range(len(lines) - size + 1):
+                span = lines[first : first + size]
+                joined = "".join(whole[start:end] for start, end in span)
+                found = _SECRET_RE.search(joined)
+                if found is None:
+                    continue
+                # Map the token back to the text; it must cross a line break (else the ordinary pass finds it).
+                offsets, position = [], 0
+                for start, end in span:
+                    offsets.append((position, start))
+                    position += end - start
+                begin, stop = _text_index(offsets, found.start()), _text_index(offsets, found.end() - 1) + 1
+                if "\n" not in whole[begin:stop]:
+                    continue
+                return whole[:begin] + self.placeholder("secret", found.group(0)) + whole[stop:]
+        return None
+
+    def _base64(self, match: re.Match[str]) -> str | None:
+        """A base64 run whose decoded text holds a secret is itself a secret."""
+        decoded = _decode_base64_text(match.group(0))
+        if decoded is None:
+            return None
+        inner = _Redactor(depth=1)
+        inner.text(decoded)
+        if not any(inner.counts[kind] for kind in _BASE64_SECRET_KINDS):
+            return None
+        return self.placeholder("secret", match.group(0))
+
     def _email(self, match: re.Match[str]) -> str | None:
         value = match.group(0)
         if value.split("@", 1)[0].lower() in _EMAIL_KEEP_LOCAL:
@@ -613,6 +692,31 @@ class _Redactor:
         return text
 
 
+def _text_index(offsets: list[tuple[int, int]], index: int) -> int:
+    """Where character `index` of lines joined together sits in the text ((joined offset, text offset) per line)."""
+    joined_at, text_at = max(o for o in offsets if o[0] <= index)
+    return text_at + index - joined_at
+
+
+def _decode_base64_text(run: str) -> str | None:
+    """The text a base64 run encodes, or None when it does not decode to printable UTF-8."""
+    import base64
+    import binascii
+
+    body = run.rstrip("=")
+    if len(body) % 4 == 1:
+        return None
+    padded = body + "=" * (-len(body) % 4)
+    try:
+        raw = base64.urlsafe_b64decode(padded) if ("-" in body or "_" in body) else base64.b64decode(padded, validate=True)
+        decoded = raw.decode("utf-8")
+    except (binascii.Error, ValueError):
+        return None
+    if len(decoded) < 8 or sum(ch.isprintable() or ch in "\n\t\r" for ch in decoded) < len(decoded):
+        return None
+    return decoded
+
+
 @lru_cache(maxsize=64)
 def _sweep_pattern(values: tuple[str, ...]) -> re.Pattern[str]:
     return re.compile("|".join(re.escape(v) for v in values))
@@ -645,23 +749,26 @@ def _command_of(arguments: str) -> str | None:
 # --- structured fields ---------------------------------------------------------------------------------------------
 
 
-def _redact_json_value(value: Any, fn: Callable[[str], str], redactor: _Redactor | None, key: str | None = None) -> Any:
+def _is_secret_value(value: str) -> bool:
+    return bool(value) and not PLACEHOLDER_RE.fullmatch(value) and len(value) >= 4 and not value.isspace()
+
+
+def _redact_json_value(
+    value: Any, fn: Callable[[str], str], redactor: _Redactor | None, key: str | None = None, secret: bool = False
+) -> Any:
+    """Every string in a JSON value, object keys included, goes through fn. A string under a secret-named key (and
+    the default, enum, const or examples of a schema property with a secret's name) is a secret whatever it holds."""
     if isinstance(value, str):
-        if (
-            redactor is not None
-            and key is not None
-            and value
-            and _SECRET_KEY_NAME_RE.match(key)
-            and not PLACEHOLDER_RE.fullmatch(value)
-            and len(value) >= 4
-            and not value.isspace()
-        ):
+        if redactor is not None and (secret or (key is not None and _SECRET_KEY_NAME_RE.match(key))) and _is_secret_value(value):
             return redactor.placeholder("secret", value)
         return fn(value)
     if isinstance(value, list):
-        return [_redact_json_value(v, fn, redactor) for v in value]
+        return [_redact_json_value(v, fn, redactor, None, secret) for v in value]
     if isinstance(value, dict):
-        return {k: _redact_json_value(v, fn, redactor, k) for k, v in value.items()}
+        named_secret = key is not None and bool(_SECRET_KEY_NAME_RE.match(key))
+        return {
+            fn(k): _redact_json_value(v, fn, redactor, k, named_secret and k in _SCHEMA_VALUE_KEYS) for k, v in value.items()
+        }
     return value
 
 
@@ -678,16 +785,6 @@ def _redact_arguments(arguments: str, fn: Callable[[str], str], redactor: _Redac
     return json.dumps(redacted, ensure_ascii=False)
 
 
-def _redact_descriptions(value: Any, fn: Callable[[str], str]) -> Any:
-    if isinstance(value, list):
-        return [_redact_descriptions(v, fn) for v in value]
-    if isinstance(value, dict):
-        return {
-            k: (fn(v) if k == "description" and isinstance(v, str) else _redact_descriptions(v, fn)) for k, v in value.items()
-        }
-    return value
-
-
 def _map_conversation(conv: Conversation, fn: Callable[[str], str], redactor: _Redactor | None) -> Conversation:
     messages = [
         replace(
@@ -699,7 +796,7 @@ def _map_conversation(conv: Conversation, fn: Callable[[str], str], redactor: _R
         )
         for m in conv.messages
     ]
-    tools = _redact_descriptions(conv.tools, fn) if conv.tools else conv.tools
+    tools = _redact_json_value(conv.tools, fn, redactor) if conv.tools else conv.tools
     return replace(conv, messages=messages, tools=tools, outcome=replace(conv.outcome), metadata=dict(conv.metadata))
 
 
@@ -722,6 +819,50 @@ def redact_text(text: str) -> tuple[str, Counter[str]]:
     return out, redactor.counts
 
 
+# Fields of stored records that hold hashes and ids this program made, never text a user or a model wrote; a
+# sha256 would otherwise look like a high-entropy secret. Everything else, a field added tomorrow included, is redacted.
+def _kept_key(key: str) -> bool:
+    return key in ("id", "sha256", "path_sha256") or key.endswith(("_sha256", "_id", "_ids", "_hash"))
+
+
+def _redact_record_value(value: Any, fn: Callable[[str], str], redactor: _Redactor | None, keep: frozenset[str], key: str | None = None) -> Any:
+    if (key is not None and _kept_key(key)) or (isinstance(value, str) and value in keep):
+        return value
+    if isinstance(value, str):
+        return _redact_json_value(value, fn, redactor, key)
+    if isinstance(value, (list, tuple)):
+        return [_redact_record_value(v, fn, redactor, keep) for v in value]
+    if isinstance(value, dict):
+        return {
+            (fn(k) if isinstance(k, str) and k not in keep else k): _redact_record_value(v, fn, redactor, keep, k if isinstance(k, str) else None)
+            for k, v in value.items()
+        }
+    return value
+
+
+def redact_record(value: Any, keep: Collection[str] = ()) -> tuple[Any, Counter[str]]:
+    """Redact a JSON-like record (a card, a ledger row, findings, an evaluation's files) as one text.
+
+    The choke point for everything stored or returned beside the examples: every string and every object key is
+    redacted, whatever field it sits in, so a field added later cannot slip past; only ids and hashes this program
+    made (keys "id", "sha256", "*_id", "*_sha256", "*_hash") and the exact strings in `keep` (e.g. the model ids an
+    evaluation compares, which other records refer to) are left as they are. Placeholders are shared across the
+    record, and redacting twice equals redacting once. Returns the redacted copy and the counts by kind.
+    """
+    kept = frozenset(keep)
+    redactor = _Redactor()
+    try:
+        everything = json.dumps(value, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        everything = ""
+    if "<" in everything:
+        redactor.reserve_existing(everything)
+    redacted = _redact_record_value(value, redactor.text, redactor, kept)
+    if redactor.sweep_values or redactor.names:
+        redacted = _redact_record_value(redacted, redactor.sweep, None, kept)
+    return redacted, redactor.counts
+
+
 def redact_conversation(conv: Conversation) -> tuple[Conversation, Counter[str]]:
     """A redacted copy of `conv` and the number of redactions by kind (see the module docstring)."""
     redactor = _Redactor()
@@ -735,4 +876,4 @@ def redact_conversation(conv: Conversation) -> tuple[Conversation, Counter[str]]
     return redacted, redactor.counts
 
 
-__all__ = ["KINDS", "LABELS", "PLACEHOLDER_RE", "redact_conversation", "redact_text"]
+__all__ = ["KINDS", "LABELS", "PLACEHOLDER_RE", "redact_conversation", "redact_record", "redact_text"]

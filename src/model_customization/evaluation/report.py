@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from model_customization.datasets.redaction import redact_record
 from model_customization.errors import NotFoundError, UserError
 from model_customization.storage import atomic_folder, atomic_write
 
@@ -483,10 +484,32 @@ def write_report_files(folder: Path, report: Mapping[str, Any], cases: Sequence[
         atomic_write(folder / "chart.png", report_chart_png(report))
 
 
-def write_evaluation_folder(folder: Path, report: Mapping[str, Any], cases: Sequence[Mapping[str, Any]]) -> None:
+def compared_model_ids(report: Mapping[str, Any]) -> list[str]:
+    """The ids of the models an evaluation compares and judges with: other records (the deployment gate, the
+    lineage) look them up by these exact strings, so redaction leaves them as they are."""
+    ids = [str(m) for m in report.get("models") or []]
+    for role in ("judge", "pairwise"):
+        part = report.get(role) or {}
+        if isinstance(part, Mapping):
+            ids += [str(part[k]) for k in ("model", "judge") if part.get(k)]
+    return ids
+
+
+def redact_evaluation(report: Mapping[str, Any], cases: Sequence[Mapping[str, Any]]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """An evaluation as it may be stored or shown: the report redacted as one record and each case (its prompt,
+    reference, every model's answer and the judges' reasons) as one record, so a value keeps one placeholder within
+    a case. Suites and answers can quote secrets as readily as memory can."""
+    keep = compared_model_ids(report)
+    redacted_report = redact_record(dict(report), keep)[0]
+    return redacted_report, [redact_record(dict(row), keep)[0] for row in cases]
+
+
+def write_evaluation_folder(folder: Path, report: Mapping[str, Any], cases: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Publish an evaluation's folder whole (report.json, cases.jsonl, report.md, chart.png), replacing any older one:
     a reader sees the old folder or the new one, never half of one. A chart that cannot be drawn (a suite with no 0-1
-    metric) must not lose the evaluation: the Markdown and JSON still stand."""
+    metric) must not lose the evaluation: the Markdown and JSON still stand. Everything written is redacted first
+    (redact_evaluation); the redacted report is returned, for the caller to show."""
+    report, cases = redact_evaluation(report, cases)
     with atomic_folder(Path(folder)) as staging:
         (staging / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
         with (staging / "cases.jsonl").open("w", encoding="utf-8") as handle:
@@ -496,6 +519,7 @@ def write_evaluation_folder(folder: Path, report: Mapping[str, Any], cases: Sequ
             write_report_files(staging, report, cases)
         except UserError:
             pass
+    return report
 
 
 def read_evaluation_folder(folder: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:

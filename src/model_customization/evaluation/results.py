@@ -9,6 +9,7 @@ from pathlib import Path
 from statistics import fmean
 from typing import Any
 
+from model_customization.datasets.redaction import redact_text
 from model_customization.errors import NotFoundError
 from model_customization.evaluation.participants import Participant
 from model_customization.evaluation.statistics import compare, mean_ci
@@ -74,7 +75,7 @@ def get_evaluation(ws: Workspace, eval_id: str, cases: int = 20) -> dict[str, An
         return {
             "id": eval_id,
             "status": row["status"],
-            "error": row.get("error"),
+            "error": redact_text(row["error"])[0] if row.get("error") else None,  # a provider's error may quote a prompt
             "dataset_id": plan.get("dataset_id"),
             "suite": plan.get("suite"),
             "models": row["models"],

@@ -25,6 +25,7 @@ from typing import Any
 import anyio
 
 from model_customization.datasets.build import get_dataset
+from model_customization.datasets.redaction import redact_record
 from model_customization.errors import NotFoundError, TransientError, UserError
 from model_customization.evaluation.judges import PAIRWISE_SYSTEM, judge_answer, judge_pair, pairwise_summary, parse_judge_rating, parse_pairwise_choice
 from model_customization.evaluation.limits import DEFAULT_CONCURRENCY, MAX_CONCURRENCY
@@ -315,6 +316,8 @@ class _Run:
         self.done = prepared.stored_pieces
         self.last_report = 0.0
         self.answered: dict[str, int] = {}  # answers held per model, counted once and then kept up to date
+        # Redaction leaves these exact strings alone: stored pieces and the report refer to models by them.
+        self.model_ids = [p.model_id for p in (*prepared.participants, prepared.judge_by, prepared.pairwise_by) if p is not None]
 
     # --- provider calls (in worker threads) --------------------------------------------------------------------
     def call(self, participant: Participant, messages: list[dict[str, Any]], max_tokens: int) -> dict[str, Any]:
@@ -504,6 +507,8 @@ class _Run:
         async with self.flush_lock:
             batch, self.pending = self.pending, []
             if batch:
+                # Pieces hold answers (and the judges' reasons): redacted before they reach the ledger.
+                batch = [(case, unit, redact_record(payload, self.model_ids)[0]) for case, unit, payload in batch]
                 await anyio.to_thread.run_sync(self.ws.store.evaluations.add_results, self.prepared.eval_id, batch)
 
 
@@ -544,6 +549,6 @@ def _finish(ws: Workspace, prepared: _Prepared) -> dict[str, Any]:
         "prices": {"read_on": CHAT_PRICES_READ_ON, "source": CHAT_PRICES_SOURCE, "override": PRICES_ENV},
     }
     # A folder left by a run that crashed after writing it but before the ledger knew is replaced whole.
-    write_evaluation_folder(prepared.folder, report, results)
+    report = write_evaluation_folder(prepared.folder, report, results)  # redacted as stored, and so shown
     ws.store.evaluations.update(prepared.eval_id, status="succeeded", summary=summary, error=None)
     return {**report, "resource_uri": f"evals://{prepared.eval_id}", "resumed": prepared.stored_pieces > 0}

@@ -15,9 +15,11 @@ from typing import Any
 
 from model_customization.datasets.build import get_dataset, read_split
 from model_customization.datasets.examples import prompt_and_reference
+from model_customization.datasets.redaction import redact_text
 from model_customization.errors import UserError
 from model_customization.evaluation.metrics import METRICS, schema_validator, score_case
 from model_customization.paths import check_readable, resolve_user_path
+from model_customization.reading_limits import NotARegularFile, read_regular_bytes
 from model_customization.workspace import Workspace
 
 # The keys a suite case may have besides messages, and an optional name for it.
@@ -47,10 +49,16 @@ def load_suite(path: Path) -> list[dict[str, Any]]:
     """The cases of a JSONL (.jsonl, .ndjson) or YAML (.yaml, .yml: a list of cases, or {cases: [...]}) suite file,
     each with "source" = "file:line". A case that cannot be used is a UserError naming its file and line."""
     check_readable(path, what="Suite file")  # inside the allowed roots (paths.py), links followed
-    if not path.is_file():
-        raise UserError(f"Suite file {path} not found. Give the path of a .jsonl or .yaml file of cases.")
     suffix = path.suffix.lower()
-    raw = path.read_bytes()
+    try:
+        # Only a regular file within the memory limit (reading_limits.py): a FIFO or device is refused unopened.
+        raw = read_regular_bytes(path, what="Suite file")
+    except FileNotFoundError:
+        raise UserError(f"Suite file {path} not found. Give the path of a .jsonl or .yaml file of cases.") from None
+    except NotARegularFile as error:
+        if error.kind == "a folder":
+            raise UserError(f"Suite file {path} not found (it is a folder). Give the path of a .jsonl or .yaml file of cases.") from None
+        raise
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -74,7 +82,11 @@ def load_suite(path: Path) -> list[dict[str, Any]]:
     cases = []
     for number, case in located:
         where = f"{path}:{number}"
-        _check_suite_case(case, where)
+        try:
+            _check_suite_case(case, where)
+        except UserError as error:
+            # The message quotes what was wrong (an unknown key, a regex): never a secret the suite holds.
+            raise UserError(redact_text(str(error))[0]) from None
         cases.append({**case, "source": f"{path.name}:{number}"})
     if not cases:
         raise UserError(f"Suite file {path} has no cases. Each case needs messages and any of {', '.join(SUITE_EXPECTATIONS)}.")

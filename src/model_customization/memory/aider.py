@@ -48,6 +48,7 @@ from pathlib import Path
 from model_customization.paths import (
     iter_limited_lines,
     memory_limits,
+    open_fenced,
     overlong_line_message,
 )
 
@@ -93,7 +94,7 @@ def iter_aider(path: Path, include_thinking: bool = False) -> Iterator[Conversat
     last_role: str | None = None  # the kind of the last non-blank line
     blank_since = True
     max_line = memory_limits().max_line_bytes
-    with path.open("rb") as handle:
+    with open_fenced(path) as handle:
         for line_no, raw in iter_limited_lines(handle, max_line):
             if isinstance(raw, int):
                 yield ImportProblem(str(path), line_no, overlong_line_message(raw, max_line))

@@ -75,6 +75,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from model_customization.paths import open_fenced
+
 from .formats import MemoryFormat
 from .reading import RecordError, json_type, read_json_document, read_json_lines
 from .records import Conversation, ImportProblem, Message, Outcome, ToolCall
@@ -618,7 +620,7 @@ def _decompress(path: Path) -> bytes | str:
     if opener is None:
         return "a zstd-compressed Codex rollout: reading it needs Python 3.14+ or the 'zstandard' package"
     try:
-        with path.open("rb") as raw, opener(raw) as stream:
+        with open_fenced(path) as raw, opener(raw) as stream:
             return stream.read()
     except Exception as exc:  # noqa: BLE001 - any decoder failure means the same thing to the user
         return f"cannot decompress this zstd rollout: {exc}"

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from model_customization.paths import file_kind, iter_files_within_roots, iter_limited_lines, memory_limits, oversized_file_message
+from model_customization.paths import FenceError, file_kind, iter_files_within_roots, iter_limited_lines, memory_limits, oversized_file_message
+from model_customization.reading_limits import FileTooLarge, NotARegularFile
 
 from .aider import FORMAT as AIDER
 from .aider import INPUT_HISTORY_FORMAT as AIDER_INPUT_HISTORY
@@ -284,6 +285,13 @@ def _memory_suffixes() -> tuple[str, ...]:
 
 
 def _iter_file(file: Path, options: dict[str, Any], verdict: Verdict | None, *, walked: bool, skipped: list[SkippedFile] | None) -> Iterator[Record]:
+    try:
+        yield from _read_file(file, options, verdict, walked=walked, skipped=skipped)
+    except FenceError as refused:  # the file opened was not the one checked (a link swapped in): nothing of it is read
+        yield ImportProblem(str(file), 0, str(refused))
+
+
+def _read_file(file: Path, options: dict[str, Any], verdict: Verdict | None, *, walked: bool, skipped: list[SkippedFile] | None) -> Iterator[Record]:
     size, limit = file.stat().st_size, memory_limits().max_file_bytes
     if size > limit and not _is_database(file):
         yield ImportProblem(str(file), 0, oversized_file_message(size, limit))
@@ -314,12 +322,16 @@ def _iterate(path: Path, verdict: Verdict, options: dict[str, Any]) -> Iterator[
     records = chosen.iterate(path, **{k: v for k, v in options.items() if k in chosen.options})
     read_something = False
     problems = 0
-    for record in records:
-        if isinstance(record, ImportProblem):
-            problems += 1
-        else:
-            read_something = True
-        yield record
+    try:
+        for record in records:
+            if isinstance(record, ImportProblem):
+                problems += 1
+            else:
+                read_something = True
+            yield record
+    except (NotARegularFile, FileTooLarge, FenceError) as refused:  # changed since it was judged (a FIFO or a link out swapped in): reported, never read
+        yield ImportProblem(str(path), 0, str(refused))
+        return
     if problems and not read_something and (verdict.score < _SURE or verdict.runner_up_score >= _SURE):
         yield ImportProblem(
             str(path), 0, f"nothing could be read: {verdict.guess_note()}; if the file is another format, import it with that format's tool or convert it"

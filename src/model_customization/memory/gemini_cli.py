@@ -52,6 +52,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+from model_customization.paths import FenceError
+
 from .formats import MemoryFormat
 from .reading import RecordError, json_type, read_json_lines, read_text
 from .records import Conversation, ImportProblem, Message, Outcome, ToolCall
@@ -513,9 +515,9 @@ def _project_root(path: Path) -> str | None:
         marker = folder / ".project_root"
         try:
             if marker.is_file() and marker.stat().st_size < 4096:
-                text = marker.read_text(encoding="utf-8").strip()
+                text = read_text(marker).strip()
                 return text or None
-        except (OSError, UnicodeDecodeError):
+        except (OSError, UnicodeDecodeError, FenceError):  # a marker outside the roots is not read
             return None
         folder = folder.parent
     return None

@@ -46,6 +46,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from model_customization.paths import read_fenced
+
 from .formats import MemoryFormat
 from .reading import RecordError, read_json_lines
 from .records import Conversation, ImportProblem, Message
@@ -98,7 +100,7 @@ def iter_mcp_memory(path: Path) -> Iterator[Conversation | ImportProblem]:
     path = Path(path)
     file = str(path)
     graph = _Graph()
-    data = path.read_bytes()
+    data = read_fenced(path)
     document = _whole_document(data)
     if document is not None:
         yield from _read_document(document, graph, file)

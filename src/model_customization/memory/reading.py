@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from model_customization.paths import iter_limited_lines, memory_limits, overlong_line_message
+from model_customization.reading_limits import open_regular_file, read_regular_bytes
 
 from .records import ImportProblem
 
@@ -34,7 +35,9 @@ def json_type(value: Any) -> str:
 
 def read_text(path: Path) -> str:
     """A whole file as text (UTF-8, a byte-order mark dropped); UnicodeDecodeError when it is not UTF-8."""
-    return Path(path).read_bytes().decode("utf-8-sig")
+    # Only a regular file within the memory limit, checked on the descriptor opened (reading_limits.py): a file swapped
+    # for a FIFO, or for a link out of the allowed roots, since it was judged is refused, not read.
+    return read_regular_bytes(path, what="Memory file", fenced=True).decode("utf-8-sig")
 
 
 def read_json_document(path: Path) -> tuple[Any, ImportProblem | None]:
@@ -53,7 +56,7 @@ def iter_lines(path: Path, data: bytes | None = None) -> Iterator[tuple[int, byt
 
     Binary reading with per-line decoding: one line of invalid UTF-8 must not cost the other lines of the file."""
     max_line_bytes = memory_limits().max_line_bytes
-    with (io.BytesIO(data) if data is not None else Path(path).open("rb")) as handle:
+    with (io.BytesIO(data) if data is not None else open_regular_file(path, what="Memory file", fenced=True)) as handle:
         for line_no, raw in iter_limited_lines(handle, max_line_bytes):
             if isinstance(raw, int):
                 yield ImportProblem(str(path), line_no, overlong_line_message(raw, max_line_bytes))

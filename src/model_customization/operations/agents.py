@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import Field
+
+from model_customization.operations.bounds import BoundedRequest
 
 
-class DeployModelRequest(BaseModel):
+class DeployModelRequest(BoundedRequest):
     agent: Annotated[str, Field(description="The agent's name, e.g. 'support-bot' (letters, digits, '.', '_', '-').")]
     model: Annotated[str, Field(description="Any model prompt_model takes: a tuned ft-… id, a local path, a cloud model.")]
     task: Annotated[str | None, Field(description="A task tag to deploy for only; leave out for the agent's default model.")] = None
@@ -18,12 +20,12 @@ class DeployModelRequest(BaseModel):
     reason: Annotated[str | None, Field(description="Why; required with force=true.")] = None
 
 
-class RollbackDeploymentRequest(BaseModel):
+class RollbackDeploymentRequest(BoundedRequest):
     agent: Annotated[str, Field(description="The agent's name, as given to deploy_model (agents://index lists them).")]
     task: Annotated[str | None, Field(description="The task tag whose model to roll back; leave out for the agent's default model.")] = None
 
 
-class SetAgentSuiteRequest(BaseModel):
+class SetAgentSuiteRequest(BoundedRequest):
     agent: Annotated[str, Field(description="The agent's name, e.g. 'support-bot' (letters, digits, '.', '_', '-').")]
     suite: Annotated[str | None, Field(description="A .jsonl or .yaml suite file of the agent's cases (as evaluate takes it).")] = None
     dataset_id: Annotated[str | None, Field(description="Or a dataset whose split holds the agent's cases.")] = None

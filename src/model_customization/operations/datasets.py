@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from model_customization.operations.bounds import BoundedRequest, LongText
 from model_customization.providers.registry import provider_names
 
 Split = Literal["train", "validation", "test"]
@@ -27,7 +28,7 @@ def _training_providers(schema: dict) -> None:
 TrainingProvider = Annotated[str, Field(json_schema_extra=_training_providers)]
 
 
-class BuildDatasetRequest(BaseModel):
+class BuildDatasetRequest(BoundedRequest):
     paths: Annotated[
         list[str],
         Field(description="Memory files or folders (folders are searched recursively).", min_length=1, json_schema_extra=_memory_paths),
@@ -60,7 +61,7 @@ class BuildDatasetRequest(BaseModel):
     ] = 0.85
 
 
-class InspectDatasetRequest(BaseModel):
+class InspectDatasetRequest(BoundedRequest):
     dataset_id: Annotated[str | None, Field(description="A stored dataset (from build_dataset_from_memory or list_datasets).")] = None
     path: Annotated[str | None, Field(description="Or a JSONL file of OpenAI-format training examples to check as it is.")] = None
     provider: Annotated[TrainingProvider, Field(description="The provider whose format, limits and prices apply.")] = "openai"
@@ -71,17 +72,17 @@ class InspectDatasetRequest(BaseModel):
     max_seq_length: Annotated[int, Field(ge=16, le=32768, description="Local jobs: longer examples are truncated.")] = 512
 
 
-class ListDatasetsRequest(BaseModel):
+class ListDatasetsRequest(BoundedRequest):
     limit: Annotated[int, Field(ge=1, le=500, description="At most this many datasets, newest first.")] = 50
     cursor: Annotated[str | None, Field(description="The next_cursor of the previous page; omit for the first page.")] = None
 
 
-class DeleteDatasetRequest(BaseModel):
+class DeleteDatasetRequest(BoundedRequest):
     dataset_id: Annotated[str, Field(description="The dataset to delete (list_datasets shows them).")]
     force: Annotated[bool, Field(description="Delete it even though evaluations or agent suites name it (their stored results stay readable).")] = False
 
 
-class ConstitutionalDatasetRequest(BaseModel):
+class ConstitutionalDatasetRequest(BoundedRequest):
     principles: Annotated[
         list[str],
         Field(description="Principles every answer should satisfy, one sentence each (e.g. 'The answer must not help anyone cause harm.').", min_length=1),
@@ -92,7 +93,7 @@ class ConstitutionalDatasetRequest(BaseModel):
             description="The model that answers, critiques and revises: 'SmolLM2-135M-Instruct', a tuned ft-... id, a model folder, or a cloud model such as 'openai:gpt-4.1-mini' or 'anthropic:claude-sonnet-4-5'."
         ),
     ]
-    prompts: Annotated[list[str] | None, Field(description="User messages to answer. Give this or dataset_id.")] = None
+    prompts: Annotated[list[LongText] | None, Field(description="User messages to answer. Give this or dataset_id.")] = None
     dataset_id: Annotated[str | None, Field(description="Or a stored dataset: each example's conversation before its last assistant turn is a prompt.")] = None
     split: Annotated[Split, Field(description="Which split of dataset_id to read.")] = "train"
     limit: Annotated[int | None, Field(ge=1, description="Use at most this many distinct prompts (keeps cost bounded).")] = None

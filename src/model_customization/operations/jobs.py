@@ -13,10 +13,11 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from model_customization.operations.bounds import BoundedRequest
 from model_customization.providers.registry import fingerprint, providers
 
 
-class CloudOptions(BaseModel):
+class CloudOptions(BoundedRequest):
     """Options of a cloud job (ignored by none: a local job refuses them)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -27,7 +28,7 @@ class CloudOptions(BaseModel):
     use_validation: bool = Field(True, description="Upload the dataset's validation split for validation loss (when it has examples).")
 
 
-class StartJobRequest(BaseModel):
+class StartJobRequest(BoundedRequest):
     dataset_id: Annotated[str | None, Field(description="From build_dataset_from_memory or list_datasets. Not needed with resume.")] = None
     provider: Annotated[str, Field(description="A training provider's name (the provider registry lists them).")] = "local"
     base_model: Annotated[str | None, Field(description="The model to tune; a default per provider when omitted.")] = None
@@ -108,21 +109,21 @@ JobId = Annotated[str, Field(description="A job_id from start_job or list_jobs."
 JobStatusWord = Literal["validating", "queued", "running", "paused", "succeeded", "failed", "cancelled"]
 
 
-class PauseJobRequest(BaseModel):
+class PauseJobRequest(BoundedRequest):
     job_id: JobId
 
 
-class CancelJobRequest(BaseModel):
+class CancelJobRequest(BoundedRequest):
     job_id: JobId
 
 
-class ListJobsRequest(BaseModel):
+class ListJobsRequest(BoundedRequest):
     status: Annotated[JobStatusWord | None, Field(description="Only jobs in this status.")] = None
     limit: Annotated[int, Field(ge=1, le=500, description="At most this many jobs, newest first.")] = 50
     cursor: Annotated[str | None, Field(description="The next_cursor of the previous page; omit for the first page.")] = None
 
 
-class ListJobEventsRequest(BaseModel):
+class ListJobEventsRequest(BoundedRequest):
     job_id: Annotated[str, Field(description="The job (list_jobs shows them).")]
     limit: Annotated[int, Field(ge=1, le=500, description="At most this many events, oldest first.")] = 50
     cursor: Annotated[str | None, Field(description="The next_cursor of the previous page; omit to start from the job's first event.")] = None

@@ -7,8 +7,10 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field
 
+from model_customization.operations.bounds import BoundedRequest
 
-class FindMemoryRequest(BaseModel):
+
+class FindMemoryRequest(BoundedRequest):
     agent: Annotated[
         str | None,
         Field(description="Only this agent's memory (e.g. 'Claude Code', case-insensitive); every agent when omitted."),

@@ -4,22 +4,23 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from model_customization.operations.bounds import BoundedRequest, LongText
 from model_customization.providers.local.models import EMBEDDED_MODEL
 
 
-class ChatMessage(BaseModel):
+class ChatMessage(BoundedRequest):
     role: Literal["system", "user", "assistant"]
-    content: str
+    content: LongText
 
 
-class ListModelsRequest(BaseModel):
+class ListModelsRequest(BoundedRequest):
     limit: Annotated[int, Field(ge=1, le=500, description="At most this many models per page.")] = 50
     cursor: Annotated[str | None, Field(description="The next_cursor of the previous page; omit for the first page.")] = None
 
 
-class PromptModelRequest(BaseModel):
+class PromptModelRequest(BoundedRequest):
     model: Annotated[
         str | None,
         Field(
@@ -31,9 +32,9 @@ class PromptModelRequest(BaseModel):
             )
         ),
     ] = None
-    prompt: Annotated[str | None, Field(description="A single user message. Give this or messages.")] = None
+    prompt: Annotated[LongText | None, Field(description="A single user message. Give this or messages.")] = None
     messages: Annotated[list[ChatMessage] | None, Field(description="A whole conversation, ending with a user message.")] = None
-    system: Annotated[str | None, Field(description="A system message put before the conversation.")] = None
+    system: Annotated[LongText | None, Field(description="A system message put before the conversation.")] = None
     max_tokens: Annotated[int, Field(ge=1, le=4096, description="Longest answer, in tokens; stop_reason is length when it is reached.")] = 256
     temperature: Annotated[float, Field(ge=0, le=2, description="0 = greedy (repeatable). Claude models take none: leave it at 0 for them.")] = 0.0
     seed: Annotated[int, Field(ge=0, description="Sampling seed for local models (OpenAI treats it as a hint).")] = 0

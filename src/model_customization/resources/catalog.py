@@ -71,7 +71,26 @@ def register(server: MCPServer, ws: Workspace) -> None:
         row = ws.store.datasets.get(dataset_id)
         if not row:
             raise ResourceNotFoundError(f"No dataset {dataset_id!r}. Read datasets://index or call list_datasets.")
-        return _json(row["card"])
+        card = dict(row["card"])
+        sources = card.get("sources") or []
+        if len(sources) > dataset_build.CARD_SOURCES_SHOWN:  # grows with the data: the first ones, a count, and where the rest are
+            card["sources"] = sources[: dataset_build.CARD_SOURCES_SHOWN]
+            card["sources_count"] = len(sources)
+            card["sources_rest"] = f"datasets://{dataset_id}/sources/1 ({dataset_build.SOURCES_PER_PAGE:,} per page)"
+        return _json(card)
+
+    @server.resource("datasets://{dataset_id}/sources/{page}", name="dataset sources", mime_type="application/json", description="A dataset's source files with their sha256, a page at a time (page 1 first).")
+    def dataset_sources(dataset_id: str, page: str) -> str:
+        row = ws.store.datasets.get(dataset_id)
+        if not row:
+            raise ResourceNotFoundError(f"No dataset {dataset_id!r}. Read datasets://index or call list_datasets.")
+        sources = row["card"].get("sources") or []
+        pages = max(1, -(-len(sources) // dataset_build.SOURCES_PER_PAGE))
+        if not page.isdigit() or not 1 <= int(page) <= pages:
+            raise ResourceNotFoundError(f"Page {page[:20]!r} of {dataset_id}'s sources does not exist: pages run from 1 to {pages}.")
+        start = (int(page) - 1) * dataset_build.SOURCES_PER_PAGE
+        following = f"datasets://{dataset_id}/sources/{int(page) + 1}" if int(page) < pages else None
+        return _json({"count": len(sources), "page": int(page), "pages": pages, "sources": sources[start : start + dataset_build.SOURCES_PER_PAGE], "next": following})
 
     @server.resource("datasets://{dataset_id}/card.md", name="dataset card (Markdown)", mime_type="text/markdown", description="The dataset card for people: splits, tokens, what was left out and why, redactions, sources.")
     def dataset_card_markdown(dataset_id: str) -> str:

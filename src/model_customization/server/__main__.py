@@ -13,7 +13,7 @@ import sys
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="model-customization-server", description="Run the model-customization MCP server.")
     parser.add_argument("--transport", choices=("stdio", "streamable-http"), default="stdio", help="stdio (default) or streamable-http")
-    parser.add_argument("--host", default="127.0.0.1", help="address for streamable-http (any but loopback needs MODEL_CUSTOMIZATION_HTTP_TOKENS)")
+    parser.add_argument("--host", default="127.0.0.1", help="address or name for streamable-http, judged by the addresses bound (any but loopback needs MODEL_CUSTOMIZATION_HTTP_TOKENS)")
     parser.add_argument("--port", type=int, default=8000, help="port for streamable-http")
     parser.add_argument("--allowed-host", action="append", default=[], help="another Host header to accept over streamable-http; repeatable")
     parser.add_argument("--home", default=None, help="data home (ledger, datasets, adapters); default $MODEL_CUSTOMIZATION_HOME")
@@ -39,15 +39,24 @@ def run_server(transport: str, *, host: str = "127.0.0.1", port: int = 8000, all
     # First the config file: its [env] may hold the settings read below (HTTP tokens).
     workspace = Workspace.open(home)
     if transport == "stdio":
-        build_server(workspace, dispatch_at_start="soon").run("stdio")
-        return
-    from model_customization.server.http import http_access
+        from model_customization.server.stdio_guard import run_stdio
 
-    # Decided before the server is built, so a refused bind starts nothing (no dispatch, no listening socket).
-    access = http_access(host, port, extra_allowed_hosts=allowed_hosts)
-    print(access.describe(), file=sys.stderr)
-    server = build_server(workspace, auth=access.auth, token_verifier=access.token_verifier, dispatch_at_start="soon")
-    server.run("streamable-http", host=host, port=port, transport_security=access.transport_security)
+        run_stdio(build_server(workspace, dispatch_at_start="soon"))
+        return
+    from model_customization.server.http import bind_listening_sockets, bound_addresses, http_access, read_timeout, serve_streamable_http
+
+    # Decided before the server is built, so a refused bind starts nothing (no dispatch, nothing accepted), and
+    # decided by the addresses actually bound, not by the name given.
+    timeout_s = read_timeout()
+    sockets = bind_listening_sockets(host, port)
+    try:
+        access = http_access(host, sockets[0].getsockname()[1], extra_allowed_hosts=allowed_hosts, bound=bound_addresses(sockets))
+        print(access.describe(), file=sys.stderr)
+        server = build_server(workspace, auth=access.auth, token_verifier=access.token_verifier, dispatch_at_start="soon")
+        serve_streamable_http(server, access, sockets, timeout_s=timeout_s)
+    finally:
+        for listener in sockets:
+            listener.close()
 
 
 if __name__ == "__main__":

@@ -1,13 +1,23 @@
 """Who may talk to the server over streamable HTTP: bearer tokens, Host/Origin checks, and the bind-address rule.
 
-Loopback binds (127.0.0.0/8, ::1, localhost) are served without tokens unless tokens are configured; when they are,
+Loopback binds (127.0.0.0/8, ::1) are served without tokens unless tokens are configured; when they are,
 every request needs one, loopback or not (a token set in the environment is never silently ignored). Any other bind
 address refuses to start without tokens. Tokens come from MODEL_CUSTOMIZATION_HTTP_TOKENS (comma-separated), each
 either the token itself or `sha256:<hex digest>` of it, so a config file need not hold the plain token. Only
 SHA-256 digests are kept in memory; presented tokens are hashed and compared in constant time, and never logged.
+Tokens belong in the Authorization header: one sent in a URL's query string is never accepted, and the access log
+writes every query value as *** (hide_query_values_in_access_log), so a token or key pasted into a URL is not kept.
 
 Host/Origin validation (DNS rebinding) always runs: the accepted Host values come from the bind address and port,
 plus MODEL_CUSTOMIZATION_HTTP_ALLOWED_HOSTS / `serve --allowed-host` (a reverse proxy's name, say).
+
+Whether a bind is loopback is decided by the addresses actually bound, never by the name given: the sockets are
+bound first (bind_listening_sockets) and handed to uvicorn, so `--host localhost` on a machine whose hosts file maps
+localhost to 0.0.0.0 is judged as the wildcard bind it is.
+
+Slow clients are timed out: a request must arrive whole (headers and body) within MODEL_CUSTOMIZATION_HTTP_READ_TIMEOUT
+seconds of the connection opening or of the previous response (SlowClientTimeout), or the connection is closed; a
+few dozen clients sending half a request would otherwise hold connections (and memory) forever.
 """
 
 from __future__ import annotations
@@ -15,10 +25,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import logging
+import math
 import os
 import socket
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from mcp.server.auth.provider import AccessToken
 from mcp.server.auth.settings import AuthSettings
@@ -28,6 +41,9 @@ from model_customization.errors import UserError
 
 TOKENS_ENV = "MODEL_CUSTOMIZATION_HTTP_TOKENS"
 ALLOWED_HOSTS_ENV = "MODEL_CUSTOMIZATION_HTTP_ALLOWED_HOSTS"
+READ_TIMEOUT_ENV = "MODEL_CUSTOMIZATION_HTTP_READ_TIMEOUT"
+DEFAULT_READ_TIMEOUT_S = 30.0  # a whole MCP request (bodies are capped by the SDK) arrives well within this
+KEEP_ALIVE_TIMEOUT_S = 5  # uvicorn's default, said out loud: an idle kept-alive connection is closed after it
 HASH_PREFIX = "sha256:"
 # Short tokens can be guessed online; 16 characters of a random token is already ~80+ bits.
 MIN_TOKEN_LENGTH = 16
@@ -37,13 +53,73 @@ MCP_PATH = "/mcp"
 
 
 def is_loopback(host: str) -> bool:
-    """Whether a bind address only accepts connections from this machine."""
-    if host.lower() == "localhost":
-        return True
+    """Whether a bind address only accepts connections from this machine: every address it resolves to is loopback.
+    A name is resolved, never trusted (a hosts file may map localhost to 0.0.0.0)."""
+    addresses = resolve_bind_addresses(host)
+    return bool(addresses) and all(_is_loopback_address(address) for address in addresses)
+
+
+def resolve_bind_addresses(host: str, port: int = 0) -> list[str]:
+    """The IP addresses a listening socket for `host` would be bound to (none when it does not resolve)."""
+    if not host.strip("[]"):
+        return []
     try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
+        infos = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (OSError, UnicodeError):
+        return []
+    return list(dict.fromkeys(str(info[4][0]).split("%")[0] for info in infos))
+
+
+def _is_loopback_address(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def bind_listening_sockets(host: str, port: int) -> list[socket.socket]:
+    """Listening sockets for every address `host` resolves to, bound now, so the access rules can be decided by
+    what was bound (http_access(bound=...)) and uvicorn serves exactly these sockets. UserError when none binds."""
+    try:
+        infos = socket.getaddrinfo(host.strip("[]") or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (OSError, UnicodeError) as error:
+        raise UserError(f"Cannot serve on {host!r}: the name does not resolve ({getattr(error, 'strerror', None) or error}); give an address such as 127.0.0.1.") from None
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in dict.fromkeys((i[0], i[1], i[2], i[3], i[4]) for i in infos):
+            listener = socket.socket(family, kind, proto)
+            sockets.append(listener)
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)  # each family its own socket
+            # one port for every address of the name
+            listener.bind((address[0], sockets[0].getsockname()[1], *address[2:]) if port == 0 and len(sockets) > 1 else address)
+            listener.listen(2048)
+            listener.setblocking(False)
+    except OSError as error:
+        for listener in sockets:
+            listener.close()
+        raise UserError(f"Cannot listen on {host}:{port}: {error.strerror or error}. Choose another --port, or stop what is using it.") from None
+    return sockets
+
+
+def bound_addresses(sockets: Sequence[socket.socket]) -> list[str]:
+    """The IP addresses the sockets are actually bound to."""
+    return list(dict.fromkeys(str(listener.getsockname()[0]) for listener in sockets))
+
+
+def read_timeout(environ: Mapping[str, str] | None = None) -> float:
+    """Seconds a client has to send a whole request (MODEL_CUSTOMIZATION_HTTP_READ_TIMEOUT, default 30)."""
+    raw = (os.environ if environ is None else environ).get(READ_TIMEOUT_ENV, "").strip()
+    if not raw:
+        return DEFAULT_READ_TIMEOUT_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0 or value > 3600:
+        raise UserError(f"{READ_TIMEOUT_ENV}={raw!r}: expected a number of seconds above 0 and at most 3600, e.g. 30.")
+    return value
 
 
 def _url_host(host: str) -> str:
@@ -112,10 +188,11 @@ class StaticTokenVerifier:
         return AccessToken(token=token, client_id=f"token-{matched.hex()[:8]}", scopes=[])
 
 
-def allowed_host_values(host: str, port: int, extra_hosts: Iterable[str] = ()) -> list[str]:
+def allowed_host_values(host: str, port: int, extra_hosts: Iterable[str] = (), *, loopback: bool | None = None) -> list[str]:
     """Host header values a request may carry: the bind address with its port (every loopback name for a
-    loopback or wildcard bind, and this machine's name for a wildcard bind), plus the extra names."""
-    if is_loopback(host):
+    loopback or wildcard bind, and this machine's name for a wildcard bind), plus the extra names. `loopback` is
+    whether the sockets bound are all loopback (resolved from `host` when not given)."""
+    if is_loopback(host) if loopback is None else loopback:
         names = list(LOOPBACK_NAMES)
         if _url_host(host) not in names:
             names.append(_url_host(host))
@@ -145,6 +222,7 @@ class HttpAccess:
 
     host: str
     port: int
+    bound: tuple[str, ...]  # the addresses the decision was made on
     token_verifier: StaticTokenVerifier | None
     auth: AuthSettings | None
     transport_security: TransportSecuritySettings
@@ -155,23 +233,56 @@ class HttpAccess:
 
     def describe(self) -> str:
         """One line for the operator (stderr): where, whether tokens are needed, which Host values pass. No secrets."""
-        tokens = f"required ({len(self.token_verifier)} configured)" if self.token_verifier else "not required (loopback only)"
+        tokens = f"required ({len(self.token_verifier)} configured)" if self.token_verifier else f"not required (bound to loopback only: {', '.join(self.bound)})"
         hosts = ", ".join(self.transport_security.allowed_hosts)
         return f"streamable HTTP on {self.url}; bearer tokens {tokens}; accepted Host headers: {hosts}"
 
 
-def http_access(host: str, port: int, *, extra_allowed_hosts: Iterable[str] = (), environ: Mapping[str, str] | None = None) -> HttpAccess:
-    """Decide the access rules for serving on host:port; refuses (UserError) a non-loopback bind without tokens."""
+class _QueryValuesHidden(logging.Filter):
+    """Rewrites uvicorn's access lines ("client", "METHOD", "path?query", "version", status) with every query value
+    written as ***: a client that puts its token (or any key) in the URL must not get it kept in the log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str) and "?" in args[2]:
+            path, _, query = args[2].partition("?")
+            hidden = "&".join(part.partition("=")[0] + "=***" if "=" in part else "***" for part in query.split("&") if part)
+            record.args = (*args[:2], f"{path}?{hidden}", *args[3:])
+        return True
+
+
+def hide_query_values_in_access_log() -> None:
+    """Install the filter on uvicorn's access logger (once; uvicorn's own logging setup keeps a logger's filters)."""
+    access_logger = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, _QueryValuesHidden) for f in access_logger.filters):
+        access_logger.addFilter(_QueryValuesHidden())
+
+
+def http_access(
+    host: str,
+    port: int,
+    *,
+    extra_allowed_hosts: Iterable[str] = (),
+    environ: Mapping[str, str] | None = None,
+    bound: Sequence[str] | None = None,
+) -> HttpAccess:
+    """Decide the access rules for serving on host:port; refuses (UserError) a non-loopback bind without tokens.
+
+    `bound` is the addresses the listening sockets were actually bound to; without it, those `host` resolves to."""
     environ = os.environ if environ is None else environ
     digests = token_digests(environ.get(TOKENS_ENV))
-    if not digests and not is_loopback(host):
+    hide_query_values_in_access_log()  # before uvicorn logs its first request
+    addresses = tuple(resolve_bind_addresses(host, port) if bound is None else bound)
+    loopback = bool(addresses) and all(_is_loopback_address(address) for address in addresses)
+    if not digests and not loopback:
+        where = f" (it resolves to {', '.join(addresses)})" if addresses and ", ".join(addresses) != host.strip("[]") else ""
         raise UserError(
-            f"Refusing to serve streamable HTTP on {host}: an address other than loopback (127.0.0.1, ::1, localhost) "
+            f"Refusing to serve streamable HTTP on {host}{where}: an address other than loopback (127.0.0.1, ::1, localhost) "
             f"needs bearer tokens. Set {TOKENS_ENV} to one or more comma-separated tokens (or sha256:<hex> of each) "
             "and have clients send 'Authorization: Bearer <token>', or bind to 127.0.0.1."
         )
     extra_hosts = [*(environ.get(ALLOWED_HOSTS_ENV, "").split(",")), *extra_allowed_hosts]
-    host_values = allowed_host_values(host, port, extra_hosts)
+    host_values = allowed_host_values(host, port, extra_hosts, loopback=loopback)
     security = TransportSecuritySettings(
         enable_dns_rebinding_protection=True,
         allowed_hosts=host_values,
@@ -184,4 +295,57 @@ def http_access(host: str, port: int, *, extra_allowed_hosts: Iterable[str] = ()
         # No separate authorization server issues these tokens (they are handed out by the operator), so the
         # server names itself as issuer; the verifier checks tokens itself, hence no RFC 8707 resource check.
         auth = AuthSettings(issuer_url=base, resource_server_url=f"{base}{MCP_PATH}", required_scopes=None, validate_token_resource=False)
-    return HttpAccess(host=host, port=port, token_verifier=verifier, auth=auth, transport_security=security)
+    return HttpAccess(host=host, port=port, bound=addresses, token_verifier=verifier, auth=auth, transport_security=security)
+
+
+def serve_streamable_http(server: Any, access: HttpAccess, sockets: Sequence[socket.socket], *, timeout_s: float | None = None) -> None:
+    """Serve the MCP server's streamable HTTP app on the sockets bound already, slow clients timed out."""
+    import anyio
+    import uvicorn
+
+    app = server.streamable_http_app(transport_security=access.transport_security, host=access.host)
+    config = uvicorn.Config(
+        app,
+        http=slow_client_protocol(read_timeout() if timeout_s is None else timeout_s),
+        timeout_keep_alive=KEEP_ALIVE_TIMEOUT_S,
+        log_level=server.settings.log_level.lower(),
+    )
+    anyio.run(uvicorn.Server(config).serve, list(sockets))
+
+
+def slow_client_protocol(timeout_s: float) -> type:
+    """uvicorn's h11 protocol, closing a connection whose request has not arrived whole within `timeout_s` of the
+    connection opening or of the previous response. A request that did arrive whole is never cut off while the
+    server works on it or streams its answer (an SSE stream, a long tool call)."""
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class SlowClientTimeout(H11Protocol):
+        _read_deadline: Any = None
+
+        def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm_read_deadline()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._arm_read_deadline()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self._read_deadline is not None:
+                self._read_deadline.cancel()
+            super().connection_lost(exc)
+
+        def _arm_read_deadline(self) -> None:
+            if self._read_deadline is not None:
+                self._read_deadline.cancel()
+            self._read_deadline = self.loop.call_later(timeout_s, self._read_deadline_passed)
+
+        def _read_deadline_passed(self) -> None:
+            self._read_deadline = None
+            if self.transport.is_closing() or self.conn.their_state is h11.DONE:
+                return  # closed already, or the request is whole and being answered
+            self.logger.info("closing a connection from %s: no whole request within %.0f s", self.client and self.client[0], timeout_s)
+            self.transport.close()
+
+    return SlowClientTimeout

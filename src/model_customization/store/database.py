@@ -13,16 +13,17 @@ the schema revision.
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy import inspect as inspect_schema
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
 from model_customization.errors import UserError
@@ -50,23 +51,75 @@ def normalize_store_url(url: str) -> str:
     return url
 
 
+# The parts of a store URL that hold a password, found without trusting a URL parser: a password may hold "@", "/"
+# or "?" unescaped (the user info then ends at the last "@" before the query), and libpq also takes it as a
+# ?password= query parameter (or sslpassword=, or a token).
+_SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)(.*)$", re.DOTALL)
+_SECRET_PARAM_RE = re.compile(r"(?i)([?&;](?:[^=&;#]*(?:pass|pwd|secret|token|key)[^=&;#]*)=)([^&;#]*)")
+
+
+def _split_user_info(rest: str) -> tuple[str, str | None, str]:
+    """(user, password or None, what follows the user info) of the part of a URL after scheme://."""
+    at = -1
+    for index, char in enumerate(rest):
+        if char == "@":
+            at = index
+        elif char == "=" or (char == "?" and "@" not in rest[index:]):
+            break  # the query has begun: an "@" after this is a parameter's value
+    if at < 0:
+        return "", None, rest
+    user, colon, password = rest[:at].partition(":")
+    return user, (password if colon else None), rest[at + 1 :]
+
+
+def url_passwords(url: str) -> list[str]:
+    """Every password a store URL carries (in its user info and in its query), as written and %-decoded."""
+    found = _SCHEME_RE.match(url)
+    if not found:
+        return []
+    _, password, rest = _split_user_info(found.group(2))
+    values = [password] if password else []
+    values += [m.group(2) for m in _SECRET_PARAM_RE.finditer("?" + rest.partition("?")[2]) if m.group(2)]
+    forms = set()
+    for value in values:
+        forms |= {value, unquote(value), quote(unquote(value), safe=""), quote(unquote(value))}
+    return sorted((f for f in forms if f), key=len, reverse=True)
+
+
 def mask_url(url: str) -> str:
-    """The URL with its password replaced by ***, for messages and logs."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
+    """The URL with every password (user info or query parameter) replaced by ***, for messages and logs."""
+    found = _SCHEME_RE.match(url)
+    if not found:
         return "<a store URL that is not a database URL>"
+    scheme, rest = found.groups()
+    user, password, after = _split_user_info(rest)
+    if password is not None:
+        rest = f"{user}:***@{after}"
+    elif user:
+        rest = f"{user}@{after}"
+    head, mark, query = rest.partition("?")
+    if mark:
+        rest = head + _SECRET_PARAM_RE.sub(lambda m: m.group(1) + "***", "?" + query)
+    return scheme + rest
+
+
+def escape_user_info(url: str) -> str:
+    """The URL with its password %-encoded, so that a password holding "@", "/" or "?" reaches the database whole
+    (a URL parser would otherwise split it, connect to a host made of its tail and quote that tail in errors)."""
+    found = _SCHEME_RE.match(url)
+    if not found:
+        return url
+    scheme, rest = found.groups()
+    user, password, after = _split_user_info(rest)
+    if password is None:
+        return url
+    return f"{scheme}{user}:{quote(unquote(password), safe='')}@{after}"
 
 
 def _scrub(message: str, url: str) -> str:
     # A driver's error text may quote the connection string; whatever it quotes, the password must not get out.
-    try:
-        password = make_url(url).password
-    except ArgumentError:
-        return "(details withheld: the store URL could not be parsed)"
-    if password:
-        for form in {str(password), quote(str(password), safe=""), quote(str(password))}:
-            message = message.replace(form, "***")
+    for form in url_passwords(url):
+        message = message.replace(form, "***")
     return message
 
 
@@ -90,7 +143,7 @@ class Store:
     """One database, opened and migrated to the newest schema, with a repository per entity."""
 
     def __init__(self, url: str, *, lease_seconds: float = DEFAULT_LEASE_SECONDS, home: Path | None = None) -> None:
-        full_url = normalize_store_url(url)
+        full_url = escape_user_info(normalize_store_url(url))
         self.url = mask_url(full_url)  # safe to show; the engine keeps the real one
         self.lease_seconds = lease_seconds
         self.home = home  # the data home: folder paths in the ledger are stored relative to it (repository.py)
@@ -133,7 +186,7 @@ class Store:
                 f"The store {self.url} needs a database driver that is not installed ({error.name or error}). For PostgreSQL: "
                 "pip install 'model-customization[postgres]' (psycopg 3)."
             ) from None
-        except (ArgumentError, NoSuchModuleError) as error:
+        except (ArgumentError, NoSuchModuleError, ValueError) as error:  # ValueError: a port that is not a number
             raise UserError(
                 f"The store URL {self.url} cannot be opened: {_scrub(str(error), full_url)}. Set MODEL_CUSTOMIZATION_STORE_URL "
                 "to sqlite:////absolute/path/ledger.sqlite3 or postgresql://user:password@host:port/database."

@@ -8,6 +8,7 @@ import inspect
 import logging
 import re
 import secrets
+import types
 import typing
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
@@ -16,7 +17,7 @@ import anyio
 import anyio.from_thread
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, StringConstraints, ValidationError
 
 from model_customization.errors import UserError
 from model_customization.store.errors import disk_os_error
@@ -79,7 +80,9 @@ async def run_domain(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     that id (never to the client, whose text could leak paths or data and cannot act on it)."""
     refuse_invalid_text(args, kwargs)
     try:
-        return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
+        # abandon_on_cancel: a call the client cancels (or a client that left) frees its task and its place among
+        # the worker threads at once; the thread itself stops at its next progress report (progress_reporter).
+        return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs), abandon_on_cancel=True)
     except UserError as error:
         raise ToolError(shorten_message(str(error))) from error
     except ToolError:
@@ -111,6 +114,11 @@ def progress_reporter(ctx: Context | None) -> Callable[[float, float | None, str
         return None
 
     def report(done: float, total: float | None, message: str) -> None:
+        # The call was cancelled or its client left: stop the work here rather than run it on for no one.
+        try:
+            anyio.from_thread.check_cancelled()
+        except RuntimeError:  # called from a thread of the domain's own, not the tool's worker thread
+            pass
         try:
             anyio.from_thread.run(ctx.report_progress, done, total, message)
         except Exception:  # noqa: BLE001 - a client that went away must not stop the work itself
@@ -131,15 +139,39 @@ class lazy_module:  # noqa: N801 - used like a module
         return getattr(importlib.import_module(self._name), attribute)
 
 
-def _published_field(field: Any) -> Any:
+def _published_field(field: Any, max_str_chars: int | None) -> Any:
     """A request field as a tool parameter's annotation: its type, constraints and description (the default is the
-    parameter's default: pydantic refuses a default inside Annotated)."""
+    parameter's default: pydantic refuses a default inside Annotated). The model's bound on every string
+    (operations/bounds.py) is written into the type, so the published schema shows it as the model's own does."""
     described = {
         key: value
         for key, value in (("description", field.description), ("title", field.title), ("examples", field.examples), ("json_schema_extra", field.json_schema_extra))
         if value is not None
     }
-    return Annotated[(field.annotation, *field.metadata, Field(**described))]
+    annotation = _bounded_strings(field.annotation, max_str_chars) if max_str_chars else field.annotation
+    return Annotated[(annotation, *field.metadata, Field(**described))]
+
+
+def _bounded_strings(annotation: Any, limit: int) -> Any:
+    """`annotation` with each plain str in it (in a union, a list, a dict's values) at most `limit` characters long,
+    as a pydantic model's str_max_length applies it; a str that has its own max_length keeps it."""
+    if annotation is str:
+        return Annotated[str, StringConstraints(max_length=limit)]
+    origin = typing.get_origin(annotation)
+    if origin is Annotated:
+        base, *metadata = typing.get_args(annotation)
+        if base is str and any(getattr(item, "max_length", None) is not None for item in metadata):
+            return annotation
+        return Annotated[(_bounded_strings(base, limit), *metadata)]
+    if origin in (typing.Union, types.UnionType):
+        bounded = tuple(_bounded_strings(member, limit) for member in typing.get_args(annotation))
+        return typing.Union[bounded]  # noqa: UP007 - built from a tuple
+    if origin is list:
+        return list[_bounded_strings(typing.get_args(annotation)[0], limit)]  # type: ignore[misc]
+    if origin is dict:
+        key, value = typing.get_args(annotation)
+        return dict[key, _bounded_strings(value, limit)]  # type: ignore[valid-type]
+    return annotation
 
 
 def takes(request_model: type[BaseModel]) -> Callable[[Callable[..., Awaitable[T]]], Callable[..., Awaitable[T]]]:
@@ -157,7 +189,7 @@ def takes(request_model: type[BaseModel]) -> Callable[[Callable[..., Awaitable[T
             inspect.Parameter(
                 name,
                 inspect.Parameter.KEYWORD_ONLY,
-                annotation=_published_field(field),
+                annotation=_published_field(field, request_model.model_config.get("str_max_length")),
                 default=inspect.Parameter.empty if field.is_required() else field.get_default(call_default_factory=True),
             )
             for name, field in request_model.model_fields.items()

@@ -9,7 +9,9 @@ Formats (any combination, written together into one folder, `<home>/exports/<mod
 
 Each format has a writer in WRITERS; the GGUF writers live in export_gguf.py and the Modelfile in export_ollama.py.
 Everything that can be refused is checked before anything is written, and the folder is built in a hidden sibling
-and renamed into place (storage.atomic_folder), so nobody ever sees a half-written export.
+and renamed into place (storage.fenced_folder), so nobody ever sees a half-written export. Folders are created by
+descriptor, so a link swapped into output_dir's path meanwhile cannot move the export outside the allowed roots; an
+existing folder is replaced only when it holds nothing but an earlier export's files, and only those are deleted.
 
 Heavy imports (numpy, gguf, torch, transformers, peft) happen inside the functions that need them.
 """
@@ -21,13 +23,14 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from model_customization.errors import NotFoundError, UserError
-from model_customization.paths import check_writable_dir
+from model_customization.paths import check_writable_dir, may_write, writable_roots
 from model_customization.providers.local.export_formats import FORMATS
 from model_customization.providers.local.export_gguf import (
     GGUF_TYPES,
@@ -41,7 +44,7 @@ from model_customization.providers.local.export_gguf import (
 )
 from model_customization.providers.local.export_ollama import ChatFormat, ollama_chat_format, ollama_command, render_modelfile
 from model_customization.providers.local.models import EMBEDDED_MODEL, check_base_model, embedded_gguf_path, ensure_base_model
-from model_customization.storage import atomic_folder, file_lock
+from model_customization.storage import FolderRefused, fenced_folder, file_lock
 from model_customization.workspace import Workspace
 
 MANIFEST = "export.json"
@@ -109,10 +112,14 @@ def export_model(
     steps = len(plan) + 1
     report = progress or (lambda done, total, message: None)
     lock = ws.settings.home / "exports" / f".{hashlib.sha256(str(target).encode()).hexdigest()[:16]}.lock"
-    with file_lock(lock):
+    home = ws.settings.home
+    with file_lock(lock), _refusals_as_user_errors():
         _check_replaceable(target)
-        # mkdtemp makes the folder private; an export is meant to be shared like any other folder.
-        with atomic_folder(target, mode=0o755) as staging:
+        # An export is meant to be shared like any other folder: 0755, not the staging folder's private 0700.
+        within = next((root for root in writable_roots(home) if target.is_relative_to(root) and target != root), None)
+        if within is None:  # the export is built beside its folder, which must itself be inside a root
+            raise UserError(f"output_dir {target} is an allowed root itself; choose a new folder inside it.")
+        with fenced_folder(target, within=within, allowed=lambda real: may_write(real, home), replaceable=_earlier_export_files, mode=0o755) as staging:
             export.staging = staging
             written: list[_Written] = []
             for done, fmt in enumerate(plan):
@@ -287,14 +294,48 @@ def _target_dir(ws: Workspace, model_id: str, output_dir: str | os.PathLike[str]
 
 
 def _check_replaceable(target: Path) -> None:
-    """An existing folder is replaced only if it is empty or an earlier export (never someone's other files)."""
+    """An existing folder is replaced only if it is empty or an earlier export holding nothing but the files that
+    export wrote (never someone's other files); checked again when the new export is moved into place."""
     if target.is_file() or target.is_symlink():
         raise UserError(f"{target} exists and is not a folder; choose another output_dir.")
-    if target.is_dir() and any(target.iterdir()) and not (target / MANIFEST).is_file():
+    try:
+        if not target.is_dir() or not any(target.iterdir()):
+            return
+    except OSError:  # swapped or removed while being looked at: the folder is checked again, by descriptor, at the end
+        return
+    if not (target / MANIFEST).is_file():
         raise UserError(
             f"{target} already contains files that are not an export; choose an empty or new output_dir "
             "(an earlier export of this tool is replaced, other folders never are)."
         )
+    owned = set(_earlier_export_files(target))
+    try:
+        others = sorted(str(p.relative_to(target)) for p in target.rglob("*") if not p.is_dir() and str(p.relative_to(target)) not in owned)
+    except OSError:
+        return  # changed while being looked at: checked again, by descriptor, when the export is moved into place
+    if others:
+        raise UserError(
+            f"{target} holds an earlier export and files it did not write ({', '.join(others[:3])}{'...' if len(others) > 3 else ''}); "
+            "an export never replaces or deletes those. Move them away, or choose an empty or new output_dir."
+        )
+
+
+def _earlier_export_files(folder: Path) -> list[str]:
+    """The files an earlier export wrote into `folder` (its manifest and the files it lists); none when unreadable."""
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        listed = [str(Path(entry["path"])) for entry in manifest["files"]]
+    except (OSError, ValueError, TypeError, KeyError):
+        return []
+    return [MANIFEST, *(path for path in listed if not Path(path).is_absolute() and ".." not in Path(path).parts)]
+
+
+@contextmanager
+def _refusals_as_user_errors() -> Iterator[None]:
+    try:
+        yield
+    except FolderRefused as refused:
+        raise UserError(f"output_dir refused: {refused}") from None
 
 
 # --- merged model ------------------------------------------------------------------------------------------------

@@ -93,6 +93,13 @@ def _load(ws: Workspace, resolved: ResolvedModel) -> tuple[Any, Any]:
         return model, tokenizer
 
 
+def context_tokens(model: Any) -> int | None:
+    """How many tokens (prompt and answer) the model reads: its config's max_position_embeddings (8,192 for the
+    embedded SmolLM2), or None when the config does not say."""
+    value = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    return int(value) if isinstance(value, int) and value > 0 else None
+
+
 def generate(
     ws: Workspace,
     model: str,
@@ -115,6 +122,15 @@ def generate(
     from model_customization.providers.local.chat import prompt_ids
 
     ids = torch.tensor([prompt_ids(tokenizer, messages)])
+    context = context_tokens(loaded)
+    if context is not None and ids.shape[1] >= context:
+        # Past its context a model answers garbage, slowly: refused before generating anything.
+        raise UserError(
+            f"The prompt is {ids.shape[1]:,} tokens, but {resolved.model_id} reads at most {context:,} (its context), "
+            "prompt and answer together. Shorten the prompt or the conversation (keep the last turns), or use a model with a longer context."
+        )
+    if context is not None:
+        max_tokens = min(max_tokens, context - int(ids.shape[1]))  # the answer stops at the context's end (stop_reason length)
     options: dict[str, Any] = {"max_new_tokens": max_tokens, "pad_token_id": tokenizer.eos_token_id}
     if temperature > 0:
         torch.manual_seed(seed)

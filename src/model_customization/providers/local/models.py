@@ -17,8 +17,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from model_customization.config import Settings
+from model_customization.config import ALLOWED_ROOTS_ENV, Settings
 from model_customization.errors import NotFoundError, UserError
+from model_customization.reading_limits import read_regular_bytes
 from model_customization.storage import file_lock
 
 EMBEDDED_MODEL = "SmolLM2-135M-Instruct"
@@ -50,9 +51,17 @@ def check_base_model(name_or_path: str) -> str:
     if is_embedded(name_or_path):
         embedded_gguf_path()
         return EMBEDDED_MODEL
-    from model_customization.paths import resolve_user_path
+    from model_customization.paths import may_read, resolve_user_path
 
-    path, _ = resolve_user_path(name_or_path, what="Base model")
+    path, real = resolve_user_path(name_or_path, what="Base model")
+    # Fenced like every other path a caller names, before anything about it is looked at: a name or a folder outside
+    # the allowed roots gets one answer, whether such a folder exists or not.
+    if not may_read(real):
+        raise NotFoundError(
+            f"Unknown base model {name_or_path!r}: it is neither the embedded {EMBEDDED_MODEL!r} nor a model folder inside "
+            "the allowed roots. Use base_model='SmolLM2-135M-Instruct' (the default) or a path to a Hugging Face causal LM "
+            f"folder inside the allowed roots (to allow a folder, add it to {ALLOWED_ROOTS_ENV} or to allowed_roots in the config file)."
+        )
     try:
         exists = path.exists()
     except OSError:  # a name longer than the file system allows is no model folder either
@@ -66,8 +75,8 @@ def check_base_model(name_or_path: str) -> str:
     if not path.is_dir() or not config_path.is_file():
         raise UserError(f"{path} is not a Hugging Face model folder (no config.json). Point base_model at a folder saved with save_pretrained.")
     try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as error:
+        config = json.loads(read_regular_bytes(config_path, what="Model config").decode("utf-8"))  # a regular file within the limit (reading_limits.py)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise UserError(f"{config_path} cannot be read as JSON ({error}).") from error
     architectures = config.get("architectures") or []
     if not any(str(a).endswith("ForCausalLM") for a in architectures):
@@ -89,8 +98,8 @@ def check_chat_template(canonical_base: str, given: str | None) -> None:
     if not config_path.is_file():
         raise UserError(f"{folder} has no tokenizer (tokenizer_config.json is missing). Save the tokenizer into the model folder.")
     try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as error:
+        config = json.loads(read_regular_bytes(config_path, what="Model config").decode("utf-8"))  # a regular file within the limit (reading_limits.py)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise UserError(f"{config_path} cannot be read as JSON ({error}).") from error
     if not config.get("chat_template"):
         raise UserError(
