@@ -514,12 +514,6 @@ def test_a_store_url_whose_port_is_not_a_number_is_refused_without_a_traceback_o
         output = run.stdout + run.stderr
         assert run.returncode == 1 and "Traceback" not in output, output
         assert "MODEL_CUSTOMIZATION_STORE_URL" in output and "port" in output and "Sup3rSecretPw" not in output, output
-    server = subprocess.run(
-        [sys.executable, "-m", "model_customization.server", "--home", str(tmp_path / "home")],
-        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL, check=False,
-        env={**os.environ, "MODEL_CUSTOMIZATION_STORE_URL": url, "MODEL_CUSTOMIZATION_HOME": ""},
-    )
-    assert server.returncode == 1 and "port" in server.stderr and "Traceback" not in server.stderr, server.stderr
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -18,7 +18,6 @@ import stat
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from platformdirs import user_data_dir
 
@@ -78,7 +77,6 @@ def load_settings(home: str | os.PathLike[str] | None = None) -> Settings:
     make_private_home(chosen)
     config_file = apply_config_file(chosen)  # before the variables below are read: the file may supply them
     store_url = os.environ.get(STORE_URL_ENV) or f"sqlite:///{chosen / 'ledger.sqlite3'}"
-    _check_store_url_port(store_url)
     model_cache = Path(os.environ.get(MODEL_CACHE_ENV) or chosen / "models" / "base").expanduser().resolve()
     launcher = os.environ.get(LAUNCHER_ENV) or None
     return Settings(
@@ -127,22 +125,6 @@ def _number(name: str, default: str, *, minimum: float, expected: str, whole: bo
         shown = raw if len(raw) <= 40 else raw[:40] + "..."
         raise ConfigError(f"{name}={shown!r} (from the {setting_source(name)}): expected {expected}.") from None
     return value
-
-
-def _check_store_url_port(url: str) -> None:
-    """A store URL whose port is not a number (postgresql://user:pw@host:abc/db) fails here with the setting's name,
-    not deep inside the database driver; the URL itself is never repeated (it may hold a password)."""
-    if "://" not in url or url.startswith("sqlite"):
-        return
-    try:
-        _ = urlsplit(url).port  # raises ValueError for a port that is not a number from 0 to 65535
-    except ValueError:
-        # What looks like the port may be a piece of a password holding "/" (the URL is cut there): never shown.
-        raise ConfigError(
-            f"{STORE_URL_ENV} (from the {setting_source(STORE_URL_ENV)}): its port is not a number from 1 to 65535. Write "
-            "the URL as postgresql://user:password@host:5432/database, with any '/', '?', '#' or '@' in the password "
-            "percent-encoded (%2F, %3F, %23, %40)."
-        ) from None
 
 
 # --- the config file -------------------------------------------------------------------------------------------------
