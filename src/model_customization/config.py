@@ -11,6 +11,7 @@ environment always wins and worker processes started from here inherit the resul
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import stat
@@ -78,41 +79,33 @@ class Settings:
 def load_settings(home: str | os.PathLike[str] | None = None) -> Settings:
     """Read settings: an explicit home wins, then $MODEL_CUSTOMIZATION_HOME, then the user's data directory."""
     chosen = Path(home or os.environ.get(HOME_ENV) or user_data_dir("model-customization")).expanduser().resolve()
-    chosen.mkdir(parents=True, exist_ok=True)
+    make_private_home(chosen)
     config_file = apply_config_file(chosen)  # before the variables below are read: the file may supply them
     store_url = os.environ.get(STORE_URL_ENV) or f"sqlite:///{chosen / 'ledger.sqlite3'}"
     model_cache = Path(os.environ.get(MODEL_CACHE_ENV) or chosen / "models" / "base").expanduser().resolve()
-    raw_limit = os.environ.get(MAX_LOCAL_JOBS_ENV, "1")
-    try:
-        max_local_jobs = int(raw_limit)
-        if max_local_jobs < 1:
-            raise ValueError
-    except ValueError:
-        raise ValueError(f"{MAX_LOCAL_JOBS_ENV}={raw_limit!r}: expected a whole number of at least 1") from None
     launcher = os.environ.get(LAUNCHER_ENV) or None
     return Settings(
         home=chosen,
         store_url=store_url,
         model_cache=model_cache,
-        max_local_jobs=max_local_jobs,
+        max_local_jobs=int(_number(MAX_LOCAL_JOBS_ENV, "1", minimum=1, whole=True, expected="a whole number of at least 1 (e.g. 2)")),
         worker_launcher=launcher,
-        budget_per_job_usd=_dollars(BUDGET_PER_JOB_ENV),
-        budget_per_day_usd=_dollars(BUDGET_PER_DAY_ENV),
+        budget_per_job_usd=_number(BUDGET_PER_JOB_ENV, "0", minimum=0, expected=_DOLLARS),
+        budget_per_day_usd=_number(BUDGET_PER_DAY_ENV, "0", minimum=0, expected=_DOLLARS),
         allow_argument_confirmation=_switch(ARGUMENT_CONFIRMATION_ENV),
-        lease_seconds=_lease_seconds(),
+        lease_seconds=_number(LEASE_SECONDS_ENV, "60", minimum=1, expected="a number of seconds, at least 1 (e.g. 60)"),
         config_file=config_file,
     )
 
 
-def _lease_seconds() -> float:
-    raw = os.environ.get(LEASE_SECONDS_ENV, "60")
-    try:
-        value = float(raw)
-        if not value >= 1:
-            raise ValueError
-    except ValueError:
-        raise ValueError(f"{LEASE_SECONDS_ENV}={raw!r}: expected a number of seconds, at least 1 (e.g. 60)") from None
-    return value
+def make_private_home(home: Path) -> None:
+    """Create the data home private to its owner (0700): it holds the ledger (dataset cards, evaluation answers) and
+    the datasets themselves, which nobody else on the machine should read. An existing folder is left as it is."""
+    if not home.is_dir():
+        home.parent.mkdir(parents=True, exist_ok=True)
+        home.mkdir(mode=0o700, exist_ok=True)
+        if os.name != "nt":
+            home.chmod(0o700)  # mkdir's mode is filtered by the umask; make it exact
 
 
 def _switch(name: str) -> bool:
@@ -121,17 +114,31 @@ def _switch(name: str) -> bool:
         return False
     if raw in ("1", "true", "yes", "on"):
         return True
-    raise ValueError(f"{name}={raw!r}: expected true or false")
+    raise ConfigError(f"{name}={raw[:40]!r} (from the {setting_source(name)}): expected true or false.")
 
 
-def _dollars(name: str) -> float:
-    raw = os.environ.get(name, "0")
+_DOLLARS = "an amount of US dollars, 0 or more (e.g. 25 or 7.50)"
+
+
+def setting_source(name: str) -> str:
+    """Where a variable's value came from, for error messages: a line of the config file, or the environment."""
+    applied = _FROM_CONFIG_FILE.get(name)
+    if applied is not None and os.environ.get(name) == applied[0]:
+        return applied[1]
+    return f"environment variable {name}"
+
+
+def _number(name: str, default: str, *, minimum: float, expected: str, whole: bool = False) -> float:
+    """A numeric setting: finite, at least `minimum`, whole where asked. A ConfigError names the variable, the value
+    and where it was set (nan, inf, "abc" and "1e400" are all refused)."""
+    raw = os.environ.get(name, "").strip() or default
     try:
-        value = float(raw)
-        if not value >= 0:  # also refuses NaN
-            raise ValueError
+        value = int(raw) if whole else float(raw)
+        if not math.isfinite(value) or value < minimum:
+            raise ValueError(raw)
     except ValueError:
-        raise ValueError(f"{name}={raw!r}: expected an amount of US dollars, 0 or more (e.g. 25 or 7.50)") from None
+        shown = raw if len(raw) <= 40 else raw[:40] + "..."
+        raise ConfigError(f"{name}={shown!r} (from the {setting_source(name)}): expected {expected}.") from None
     return value
 
 
@@ -150,15 +157,52 @@ class ConfigError(UserError, ValueError):
     """A config file that cannot be used; the message names the file and the key, never a value."""
 
 
+# Variable -> (value, "config file <path> line <n> (key)") for each value this process took from a config file, so
+# that a setting's error can say where it was set.
+_FROM_CONFIG_FILE: dict[str, tuple[str, str]] = {}
+
+
 @dataclass(frozen=True)
 class ConfigFile:
     path: Path
     # Variable name -> value, top-level settings already translated to their variables. Never printed: keys only.
     env: dict[str, str] = field(repr=False)
+    lines: dict[str, str] = field(default_factory=dict)  # variable name -> "line N (key)" where the file sets it
 
     @property
     def secret_names(self) -> list[str]:
-        return sorted(name for name, value in self.env.items() if _SECRET_NAME.search(name) or _URL_WITH_PASSWORD.search(value))
+        """The variables whose value is, or holds, a secret: by name (…_KEY, …_TOKEN), a password in a URL, or a
+        value the redaction detectors take for a credential wherever it sits (a token inside a launcher command)."""
+        return sorted(name for name, value in self.env.items() if _SECRET_NAME.search(name) or _URL_WITH_PASSWORD.search(value) or _holds_secret(value))
+
+    def source(self, name: str) -> str:
+        where = self.lines.get(name)
+        return f"config file {self.path} {where}" if where else f"config file {self.path}"
+
+
+def _holds_secret(value: str) -> bool:
+    # The build's redaction rules, so that what a dataset would never store is also what a config file must guard.
+    from model_customization.datasets.redaction import redact_text
+
+    counts = redact_text(value)[1]
+    return any(counts.get(kind) for kind in ("secret", "private_key", "url_password"))
+
+
+def _key_lines(text: str) -> dict[str, int]:
+    """Where each key is set: "key" for top-level keys, "env.NAME" for [env] entries (dotted or in the table)."""
+    found: dict[str, int] = {}
+    table = ""
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        header = re.fullmatch(r"\[\s*([A-Za-z0-9_.\"' -]+?)\s*\]\s*(#.*)?", stripped)
+        if header:
+            table = header.group(1).strip("\"' ")
+            continue
+        assignment = re.match(r"([A-Za-z0-9_.\"' -]+?)\s*=", stripped)
+        if assignment:
+            key = ".".join(part.strip().strip("\"'") for part in assignment.group(1).split("."))
+            found.setdefault(f"{table}.{key}" if table else key, number)
+    return found
 
 
 def config_file_path(home: str | os.PathLike[str]) -> Path | None:
@@ -184,28 +228,35 @@ def read_config_file(path: str | os.PathLike[str]) -> ConfigFile:
     path = Path(path)
     try:
         # Only a regular file, and a small one (reading_limits.py): a FIFO named as the config must not hang start-up.
-        document = tomllib.loads(read_regular_bytes(path, what="The config file", max_bytes=MAX_CONFIG_FILE_BYTES, limit_setting=None).decode("utf-8"))
+        text = read_regular_bytes(path, what="The config file", max_bytes=MAX_CONFIG_FILE_BYTES, limit_setting=None).decode("utf-8")
+        document = tomllib.loads(text)
     except UserError as error:  # a FIFO, a device or an oversized file
         raise ConfigError(str(error)) from None
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError(f"Cannot read the config file {path}: {type(error).__name__}.") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"The config file {path} is not valid TOML: {error}.") from None
+    key_lines = _key_lines(text)
     env: dict[str, str] = {}
+    lines: dict[str, str] = {}
     for key, value in document.items():
         if key == "env":
             if not isinstance(value, dict):
                 raise ConfigError(f"{path}: 'env' must be a table ([env] with NAME = \"value\" lines).")
             for name, item in value.items():
                 env[_checked_env_name(path, name)] = _env_value(path, f"env.{name}", item)
+                if f"env.{name}" in key_lines:
+                    lines[name] = f"line {key_lines[f'env.{name}']} (env.{name})"
         elif key in _FILE_KEYS:
             env[_FILE_KEYS[key]] = _roots_value(path, value) if key == "allowed_roots" else _env_value(path, key, value)
+            if key in key_lines:
+                lines[_FILE_KEYS[key]] = f"line {key_lines[key]} ({key})"
         else:
             raise ConfigError(f"{path}: unknown setting {key!r}. Known: {', '.join([*_FILE_KEYS, 'env'])}.")
     for key, name in _FILE_KEYS.items():
         if key in document and name in document.get("env", {}):
             raise ConfigError(f"{path}: both {key} and env.{name} are given; keep one.")
-    config = ConfigFile(path=path, env=env)
+    config = ConfigFile(path=path, env=env, lines=lines)
     _check_permissions(config)
     return config
 
@@ -220,9 +271,12 @@ def apply_config_file(home: str | os.PathLike[str], environ: dict[str, str] | No
     if path is None:
         return None
     target = os.environ if environ is None else environ
-    for name, value in read_config_file(path).env.items():
+    config = read_config_file(path)
+    for name, value in config.env.items():
         if not target.get(name):
             target[name] = value
+            if environ is None:
+                _FROM_CONFIG_FILE[name] = (value, config.source(name))
     return path
 
 
@@ -252,16 +306,45 @@ def _roots_value(path: Path, value: object) -> str:
 
 
 def _check_permissions(config: ConfigFile) -> None:
-    """Like ssh: a file others can change is refused (it can name the worker launcher, which runs), and a file that
-    holds secrets must not be readable by others either."""
+    """Like ssh (StrictModes): a file someone else can change is refused, since it can name the worker launcher, which
+    runs. So the file must belong to this user (or root), be writable by no one else, and sit in folders, up to the
+    root, that belong to this user or root and that no one else can write to (unless sticky, as /tmp is: others may
+    add files there but not replace ours). A file that holds secrets must not be readable by others either."""
     if os.name == "nt":
         return  # POSIX mode bits mean nothing there; NTFS ACLs are the user's profile's
-    mode = config.path.stat().st_mode
+    info = config.path.stat()
+    mode = info.st_mode
+    me = os.geteuid()
+    if info.st_uid not in (me, 0):
+        raise ConfigError(
+            f"The config file {config.path} belongs to another user (uid {info.st_uid}), who could change what this "
+            f"server runs; it is not used. Make it yours: chown {_user_name(me)} {config.path} (or move your own copy there)."
+        )
     if mode & (stat.S_IWGRP | stat.S_IWOTH):
         raise ConfigError(f"The config file {config.path} is writable by group or others (mode {stat.filemode(mode)}); run: chmod go-w {config.path}")
-    secrets = config.secret_names
-    if secrets and mode & (stat.S_IRGRP | stat.S_IROTH):
+    for folder in config.path.parents:
+        folder_info = folder.stat()
+        unsafe_owner = folder_info.st_uid not in (me, 0)
+        shared_writable = folder_info.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not folder_info.st_mode & stat.S_ISVTX
+        if unsafe_owner or shared_writable:
+            why = f"belongs to another user (uid {folder_info.st_uid})" if unsafe_owner else f"is writable by group or others (mode {stat.filemode(folder_info.st_mode)})"
+            fix = f"chown {_user_name(me)} {folder}" if unsafe_owner else f"chmod go-w {folder}"
+            raise ConfigError(
+                f"The config file {config.path} is in the folder {folder}, which {why}: someone else could replace the "
+                f"file. Run: {fix}, or keep the config file in a folder only you can change."
+            )
+    secrets = config.secret_names if mode & (stat.S_IRGRP | stat.S_IROTH) else []  # the detectors run only when it matters
+    if secrets:
         raise ConfigError(
             f"The config file {config.path} holds secrets ({', '.join(secrets)}) but is readable by group or others "
             f"(mode {stat.filemode(mode)}); run: chmod 600 {config.path}"
         )
+
+
+def _user_name(uid: int) -> str:
+    try:
+        import pwd
+
+        return pwd.getpwuid(uid).pw_name
+    except (ImportError, KeyError):
+        return str(uid)

@@ -46,6 +46,7 @@ from rich.table import Table
 
 from model_customization.config import ConfigError
 from model_customization.errors import ConfirmationNeeded, NotFoundError, UserError
+from model_customization.store.errors import disk_os_error
 from model_customization.workspace import Workspace
 
 console = Console()
@@ -363,6 +364,11 @@ def command(
                     result = function(open_workspace(home), **values) if workspace else function(**values)
                 except UserError as error:
                     fail(error)
+                except OSError as error:
+                    explained = disk_os_error(error)  # a full disk or a read-only file system: a message, no traceback
+                    if explained is None:
+                        raise
+                    fail(explained)
                 _print(result, as_json, render)
                 if isinstance(result, Output) and result.then is not None:
                     try:

@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import html
 import json
 import os
 import random
+import re
 import shutil
 import sys
 import tempfile
 import time
 from array import array
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -36,7 +39,8 @@ from model_customization.memory.records import Conversation, ImportProblem, Mess
 from model_customization.operations.datasets import BuildDatasetRequest
 from model_customization.paths import check_readable
 from model_customization.reading_limits import open_regular_file
-from model_customization.storage import atomic_folder
+from model_customization.storage import atomic_folder, file_lock
+from model_customization.store.errors import home_os_error
 from model_customization.workspace import Workspace
 
 SPLITS = ("train", "validation", "test")
@@ -183,17 +187,30 @@ def build_dataset(
 
     # Kept examples are not held in memory: their canonical JSON lines go to a spill file in a work folder as they
     # come, and only a session number per example stays here (see _write_splits).
-    ws.settings.datasets_dir.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".build-", dir=ws.settings.datasets_dir))
+    with _home_writes(ws):
+        ws.settings.datasets_dir.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=".build-", dir=ws.settings.datasets_dir))
+        try:
+            with (work / "kept.jsonl").open("wb") as spill:
+                return _build(
+                    ws, resolved, work, spill, name=name, seed=seed, validation_fraction=validation_fraction,
+                    test_fraction=test_fraction, method=method, example_mode=example_mode, filters=filters, redact=redact,
+                    near_duplicate_threshold=near_duplicate_threshold, progress=progress,
+                )
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+@contextmanager
+def _home_writes(ws: Workspace) -> Iterator[None]:
+    """A full disk or a read-only data home while a dataset is written: a StorageError saying which, not an OSError."""
     try:
-        with (work / "kept.jsonl").open("wb") as spill:
-            return _build(
-                ws, resolved, work, spill, name=name, seed=seed, validation_fraction=validation_fraction,
-                test_fraction=test_fraction, method=method, example_mode=example_mode, filters=filters, redact=redact,
-                near_duplicate_threshold=near_duplicate_threshold, progress=progress,
-            )
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+        yield
+    except OSError as error:
+        explained = home_os_error(error, ws.settings.home)
+        if explained is None:
+            raise
+        raise explained from None
 
 
 def build_dataset_from_request(ws: Workspace, request: BuildDatasetRequest, progress: ProgressFn | None = None) -> BuildResult:
@@ -403,6 +420,8 @@ def _store_written_splits(
     Returns the dataset id, its card and whether it existed already (then nothing is written and the stored card is
     returned). extra_files are written beside the splits (e.g. material the card refers to).
     """
+    from sqlalchemy.exc import IntegrityError  # the store has loaded SQLAlchemy by now
+
     dataset_id = "ds-" + content_hash[:12]
     existing = ws.store.datasets.get(dataset_id)
     if existing:
@@ -422,24 +441,31 @@ def _store_written_splits(
     })
 
     final_dir = ws.settings.datasets_dir / dataset_id
-    # Files left by a crash before the ledger row was written are replaced whole.
-    with atomic_folder(final_dir) as staging:
-        for split in SPLITS:
-            os.replace(work / f"{split}.jsonl", staging / f"{split}.jsonl")
-        for file_name, data in (extra_files or {}).items():
-            (staging / file_name).write_bytes(data)
-        (staging / "card.json").write_text(json.dumps(card, indent=2, ensure_ascii=False), encoding="utf-8")
-        (staging / "card.md").write_text(card_markdown(card), encoding="utf-8")
-    ws.store.datasets.add(
-        {
-            "id": dataset_id,
-            "name": card["name"],
-            "created_at": time.time(),
-            "path": str(final_dir),
-            "counts": counts,
-            "card": card,
-        }
-    )
+    # Builds of the same content may finish at once (threads of one server, servers sharing a home): they take turns
+    # here, and every one after the first finds the row and returns that dataset. A file lock in the home, not a
+    # database lock: waiting builds then hold no database connection the one storing needs.
+    with file_lock(ws.settings.datasets_dir / ".store.lock"):
+        existing = ws.store.datasets.get(dataset_id)
+        if existing:
+            return dataset_id, existing["card"], True
+        # Files left by a crash before the ledger row was written are replaced whole.
+        with atomic_folder(final_dir) as staging:
+            for split in SPLITS:
+                os.replace(work / f"{split}.jsonl", staging / f"{split}.jsonl")
+            for file_name, data in (extra_files or {}).items():
+                (staging / file_name).write_bytes(data)
+            (staging / "card.json").write_text(json.dumps(card, indent=2, ensure_ascii=False), encoding="utf-8")
+            (staging / "card.md").write_text(card_markdown(card), encoding="utf-8")
+        row = {"id": dataset_id, "name": card["name"], "created_at": time.time(), "path": str(final_dir), "counts": counts, "card": card}
+        try:
+            ws.store.datasets.add(row)
+        except IntegrityError:
+            # A server with another home on the same PostgreSQL ledger stored this content first: it is that dataset
+            # (its files are now in this home too).
+            existing = ws.store.datasets.get(dataset_id)
+            if existing is None:
+                raise
+            return dataset_id, existing["card"], True
     return dataset_id, card, False
 
 
@@ -465,19 +491,20 @@ def store_examples(
     counts = {s: 0 for s in SPLITS}
     for split, _ in examples:
         counts[split] += 1
-    ws.settings.datasets_dir.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".build-", dir=ws.settings.datasets_dir))
-    try:
-        spill_path = work / "kept.jsonl"
-        with spill_path.open("wb") as spill:
-            for _, example in examples:
-                spill.write(_canonical(example).encode("utf-8") + b"\n")
-        content_hash = _write_splits(spill_path, example_split, work)
-        return _store_written_splits(
-            ws, work, content_hash, counts, name=name, method=method, card_fields=card_fields, extra_files=extra_files
-        )
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    with _home_writes(ws):
+        ws.settings.datasets_dir.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=".build-", dir=ws.settings.datasets_dir))
+        try:
+            spill_path = work / "kept.jsonl"
+            with spill_path.open("wb") as spill:
+                for _, example in examples:
+                    spill.write(_canonical(example).encode("utf-8") + b"\n")
+            content_hash = _write_splits(spill_path, example_split, work)
+            return _store_written_splits(
+                ws, work, content_hash, counts, name=name, method=method, card_fields=card_fields, extra_files=extra_files
+            )
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 RUN_BYTES = 32 << 20  # at most this much of the kept examples' text is sorted in memory at once
@@ -555,7 +582,7 @@ def card_markdown(card: dict[str, Any]) -> str:
     """The dataset card for people: what is in it, what was left out and why, where it came from."""
     counts = card["counts"]
     lines = [
-        f"# Dataset {card['id']}: {card['name']}",
+        f"# Dataset {card['id']}: {markdown_text(card['name'])}",
         "",
         f"Method **{card.get('method', 'sft')}**, stored as {card['format']} JSONL. "
         f"{card['conversations_read']} conversations read from {len(card['sources'])} files ({', '.join(f'{k}: {v}' for k, v in card['formats'].items())}).",
@@ -570,17 +597,36 @@ def card_markdown(card: dict[str, Any]) -> str:
     lines += ["", "## Left out", ""]
     lines += [f"- {reason}: {n}" for reason, n in card["dropped"].items()] or ["- nothing"]
     lines.append(f"- unreadable lines or files: {card['unreadable']['count']}")
-    lines += [f"  - `{p}`" for p in card["unreadable"]["first"][:10]]
+    lines += [f"  - {_code_span(p)}" for p in card["unreadable"]["first"][:10]]
     lines += ["", "## Redactions (replaced by typed placeholders before storage)", ""]
     lines += [f"- {kind}: {n}" for kind, n in card.get("redactions", {}).items()] or ["- none found"]
     lines += ["", "## Sources", "", "| file | sha256 |", "|---|---|"]
-    lines += [f"| `{s['path']}` | `{s['sha256'][:16]}…` |" for s in card["sources"][:CARD_SOURCES_SHOWN]]
+    lines += [f"| {_code_span(s['path'])} | `{s['sha256'][:16]}…` |" for s in card["sources"][:CARD_SOURCES_SHOWN]]
     if len(card["sources"]) > CARD_SOURCES_SHOWN:  # a build of 100k files must not make a card of megabytes
         lines.append(f"\n{len(card['sources']) - CARD_SOURCES_SHOWN:,} more source files: all of them, with their sha256, in datasets://{card['id']}/sources/1 and the pages after it.")
     if "constitution" in card:
         lines += _constitution_markdown(card["constitution"])
     lines += ["", "## Options", "", "```json", json.dumps(card["options"], indent=2), "```", ""]
     return "\n".join(lines)
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~])")  # < > & are left to html.escape
+
+
+def markdown_text(text: str) -> str:
+    """Text a caller chose (a dataset name) as inert Markdown: HTML escaped, Markdown's punctuation backslashed and
+    line breaks flattened, so it shows as typed and can neither add markup, links, images nor lines to the card."""
+    flat = " ".join(str(text).split())
+    # Punctuation first, then <, > and & as entities (whose own characters the first step must not touch).
+    return html.escape(_MARKDOWN_SPECIAL.sub(r"\\\1", flat), quote=False)
+
+
+def _code_span(text: str) -> str:
+    """Text (a file name, an importer's message) as one Markdown code span that no backtick, bar or line break in
+    it can end early: a fence longer than any backtick run inside, bars escaped for the table it may sit in."""
+    flat = " ".join(str(text).split()).replace("|", "\\|")
+    fence = "`" * (max((len(run) for run in re.findall("`+", flat)), default=0) + 1)
+    return f"{fence} {flat} {fence}" if flat.startswith("`") or flat.endswith("`") else f"{fence}{flat}{fence}"
 
 
 def _constitution_markdown(constitution: dict[str, Any]) -> list[str]:
@@ -623,8 +669,14 @@ def read_split(ws: Workspace, dataset_id: str, split: str) -> list[dict[str, Any
         raise UserError(f"Unknown split {split[:80]!r}; a dataset has the splits {', '.join(SPLITS)}.")
     row = get_dataset(ws, dataset_id)
     path = Path(row["path"]) / f"{split}.jsonl"
-    with path.open(encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
+    try:
+        with path.open(encoding="utf-8") as handle:
+            return [json.loads(line) for line in handle if line.strip()]
+    except FileNotFoundError:
+        raise UserError(
+            f"Dataset {dataset_id}'s file {path} is missing: the ledger has the dataset but its folder is gone or "
+            "incomplete. Run `model-customization doctor` to see what else is affected; build the dataset again to restore it."
+        ) from None
 
 
 def list_datasets_page(ws: Workspace, limit: int = 50, cursor: str | None = None) -> dict[str, Any]:

@@ -100,18 +100,38 @@ def _dataset_problems(ws: Workspace) -> list[str]:
     return problems
 
 
+# Staging names (datasets/build.py, storage.py, delete_dataset): what is under them never was, or no longer is, data.
+_STAGING_PREFIXES = (".build-", ".deleted-")
+_STAGING_INFIXES = (".tmp-", ".old-")
+
+
+def _is_staging(name: str) -> bool:
+    return name.startswith(_STAGING_PREFIXES) or (name.startswith(".") and any(infix in name for infix in _STAGING_INFIXES))
+
+
 def leftovers(ws: Workspace) -> list[str]:
-    """Folders an interrupted build or evaluation left behind: harmless (no dataset or report is read from them, and
-    the next build of the same content replaces them), listed so that their space can be reclaimed."""
+    """Folders no dataset or evaluation row points to, listed so that their space can be reclaimed.
+
+    Only the staging folders of an interrupted write are called safe to delete: nothing is ever read from them. A
+    dataset or report folder the ledger does not record may be the last step of an interrupted write, but it may as
+    well be data whose ledger rows were lost (a ledger restored from an older backup or replaced): the ledger cannot
+    tell, so neither does this list."""
     known = {Path(row["path"]).resolve() for row in ws.store.datasets.all()}
     known |= {Path(row["path"]).resolve() for row in ws.store.evaluations.all()}
     found = []
     for parent in (ws.settings.datasets_dir, ws.settings.evals_dir):
         if parent.is_dir():
             for entry in sorted(parent.iterdir()):
-                if entry.is_dir() and entry.resolve() not in known:
-                    kind = "temporary folder" if entry.name.startswith(".") else "folder without a ledger row"
-                    found.append(f"{kind} {entry} (left by an interrupted write; safe to delete)")
+                if not entry.is_dir() or entry.resolve() in known:
+                    continue
+                if _is_staging(entry.name):
+                    found.append(f"temporary folder {entry} (left by an interrupted write; safe to delete)")
+                else:
+                    found.append(
+                        f"folder without a ledger row {entry}: the ledger does not account for it. It may be left by an "
+                        "interrupted write, or hold data whose ledger rows were lost (a ledger replaced or restored from an "
+                        "older backup): keep it unless you know which; building the same content again re-adopts a dataset folder"
+                    )
     return found
 
 

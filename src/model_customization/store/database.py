@@ -30,6 +30,7 @@ from model_customization.errors import UserError
 from model_customization.storage import file_lock
 from model_customization.store.datasets import DatasetRepository
 from model_customization.store.deployments import DeploymentRepository
+from model_customization.store.errors import ledger_error, refuse_emptied_ledger
 from model_customization.store.evaluations import EvaluationRepository
 from model_customization.store.jobs import JobRepository
 from model_customization.store.models import ModelRepository
@@ -38,7 +39,7 @@ from model_customization.store.spending import SpendingRepository
 from model_customization.store.status import DEFAULT_LEASE_SECONDS
 
 # The newest migration in store/migrations/versions; a store already there opens without importing Alembic.
-HEAD_REVISION = "0002_job_leases"
+HEAD_REVISION = "0003_home_relative_paths"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
@@ -141,16 +142,23 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 class Store:
     """One database, opened and migrated to the newest schema, with a repository per entity."""
 
-    def __init__(self, url: str, *, lease_seconds: float = DEFAULT_LEASE_SECONDS) -> None:
+    def __init__(self, url: str, *, lease_seconds: float = DEFAULT_LEASE_SECONDS, home: Path | None = None) -> None:
         full_url = escape_user_info(normalize_store_url(url))
         self.url = mask_url(full_url)  # safe to show; the engine keeps the real one
         self.lease_seconds = lease_seconds
+        self.home = home  # the data home: folder paths in the ledger are stored relative to it (repository.py)
         self._local_lock = threading.RLock()  # stands in for a file lock when the database is in memory
         self.engine = self._create_engine(full_url)
         if self.dialect == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
+        # A damaged database, a read-only home, a full disk: a StorageError saying so, from any statement.
+        where = self.engine.url.database if self.dialect == "sqlite" else self.url
+        event.listen(self.engine, "handle_error", lambda context: ledger_error(context, where))
         try:
             self.upgrade_schema()
+        except UserError:
+            self.engine.dispose()
+            raise
         except DBAPIError as error:
             self.engine.dispose()
             reason = " ".join(_scrub(str(error.orig) if error.orig is not None else str(error), full_url).strip().splitlines())[:500]
@@ -207,6 +215,9 @@ class Store:
         if self.dialect != "sqlite" and self.schema_revision() == HEAD_REVISION:
             return  # the common case on a server: no Alembic import, no lock
         with self.exclusive("schema"):
+            database = self.engine.url.database if self.dialect == "sqlite" else None
+            if database and database != ":memory:" and not database.startswith("file:"):
+                refuse_emptied_ledger(Path(database), self.home)  # before SQLite takes it for a new ledger
             if self.schema_revision() == HEAD_REVISION:
                 return
             # Alembic loads only when there is something to migrate (a server start usually has nothing).
@@ -217,6 +228,7 @@ class Store:
             config.set_main_option("script_location", str(MIGRATIONS_DIR))
             with self.engine.begin() as conn:
                 config.attributes["connection"] = conn
+                config.attributes["home"] = self.home  # 0003 rewrites folder paths relative to it
                 command.upgrade(config, "head")
 
     @contextmanager

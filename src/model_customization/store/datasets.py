@@ -11,6 +11,7 @@ from model_customization.store.schema import datasets
 
 class DatasetRepository(CreatedRows[DatasetRow]):
     table = datasets
+    home_relative = ("path",)  # its folder under the data home
 
     def delete(self, dataset_id: str) -> bool:
         """Remove a dataset's row; False when there was none. Raises sqlalchemy's IntegrityError while a job names it

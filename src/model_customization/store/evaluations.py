@@ -15,6 +15,7 @@ from model_customization.store.schema import evaluation_results, evaluations
 
 class EvaluationRepository(CreatedRows[EvaluationRow]):
     table = evaluations
+    home_relative = ("path",)  # its folder under the data home
 
     def update(self, eval_id: str, **values: Any) -> None:
         self._update(eval_id, {"updated_at": time.time(), **values})

@@ -11,6 +11,7 @@ from model_customization.store.schema import models
 
 class ModelRepository(CreatedRows[ModelRow]):
     table = models
+    home_relative = ("path",)  # its folder under the data home
 
     def update(self, model_id: str, **values: Any) -> None:
         self._update(model_id, values)

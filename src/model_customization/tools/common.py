@@ -20,6 +20,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, Field, StringConstraints, ValidationError
 
 from model_customization.errors import UserError
+from model_customization.store.errors import disk_os_error
 
 T = TypeVar("T")
 
@@ -86,6 +87,12 @@ async def run_domain(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         raise ToolError(shorten_message(str(error))) from error
     except ToolError:
         raise
+    except OSError as error:
+        explained = disk_os_error(error)  # a full disk or a read-only file system is the machine's, not a bug
+        if explained is not None:
+            raise ToolError(shorten_message(str(explained))) from error
+        name = (getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or type(fn).__name__).rsplit("<locals>.", 1)[-1]
+        raise internal_error(name, error) from error
     except Exception as error:
         name = (getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or type(fn).__name__).rsplit("<locals>.", 1)[-1]
         raise internal_error(name, error) from error
