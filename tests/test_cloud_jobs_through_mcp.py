@@ -123,7 +123,7 @@ async def test_confirmed_by_elicitation(ws, fake, dataset_id, mode):
 
     async with Client(build_server(ws=ws), elicitation_callback=accept, mode=mode) as client:
         job = _structured(await client.call_tool("start_job", {"dataset_id": dataset_id, "provider": "openai"}))
-    assert len(asked) == 1 and "Start a openai fine-tuning job costing about $" in asked[0]
+    assert len(asked) == 1 and "Allow an openai fine-tuning job costing at most $" in asked[0]
     assert job["spend"]["approved_by"] == "elicitation"
     assert _posts(fake, "/fine_tuning/jobs") == 1
 

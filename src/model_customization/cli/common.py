@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
 import typer
 from pydantic import BaseModel, ValidationError
@@ -183,10 +183,20 @@ class Verbatim(str):
 
 
 # --- flags from a request model ---------------------------------------------------------------------------------
+def _bare(annotation: Any) -> Any:
+    """The type under `Annotated[...]` (constraints such as LongText's length are checked by the model, not typer)."""
+    while typing.get_origin(annotation) is Annotated:
+        annotation = typing.get_args(annotation)[0]
+    if typing.get_origin(annotation) is list:
+        return list[_bare(typing.get_args(annotation)[0])]
+    return annotation
+
+
 def _without_none(annotation: Any) -> tuple[Any, bool]:
-    """(the type, whether None is allowed) of `X | None`."""
+    """(the type, whether None is allowed) of `X | None`, constraints set aside."""
+    annotation = _bare(annotation)
     if typing.get_origin(annotation) in (Union, types.UnionType):
-        members = [member for member in typing.get_args(annotation) if member is not type(None)]
+        members = [_bare(member) for member in typing.get_args(annotation) if member is not type(None)]
         if len(members) < len(typing.get_args(annotation)):
             return (members[0] if len(members) == 1 else Union[tuple(members)]), True
     return annotation, False

@@ -100,7 +100,8 @@ def approve_spend(
             f"the quote {usd(quote_usd)} with {usd(spent_today)} already committed today would pass the daily budget of "
             f"{usd(settings.budget_per_day_usd)}"
         )
-    question = f"Allow a {provider} {what} costing {'at most ' + usd(quote_usd) if quote_usd is not None else 'an unknown amount'}? ({reason})"
+    article = "an" if provider[:1].lower() in "aeiou" else "a"
+    question = f"Allow {article} {provider} {what} costing {'at most ' + usd(quote_usd) if quote_usd is not None else 'an unknown amount'}? ({reason})"
     person = "a person must confirm it: use an MCP client that supports elicitation (it asks the user), or the CLI on a terminal"
     operator = f"or the operator raises the budgets ({BUDGET_VARIABLES})"
     if quote_usd is None:
