@@ -70,7 +70,7 @@ SOURCES_PER_PAGE = 1000
 def _sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     # Streamed, so no size limit; but only a regular file (a source swapped for a FIFO since it was read must not hang).
-    with open_regular_file(path, what="Memory file", max_bytes=sys.maxsize) as handle:
+    with open_regular_file(path, what="Memory file", max_bytes=sys.maxsize, fenced=True) as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()

@@ -52,7 +52,7 @@ def load_suite(path: Path) -> list[dict[str, Any]]:
     suffix = path.suffix.lower()
     try:
         # Only a regular file within the memory limit (reading_limits.py): a FIFO or device is refused unopened.
-        raw = read_regular_bytes(path, what="Suite file")
+        raw = read_regular_bytes(path, what="Suite file", fenced=True)  # checked again on the file opened (a link swapped in is refused)
     except FileNotFoundError:
         raise UserError(f"Suite file {path} not found. Give the path of a .jsonl or .yaml file of cases.") from None
     except NotARegularFile as error:
