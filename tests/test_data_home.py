@@ -61,12 +61,16 @@ def memory_file(path: Path, count: int = 40, tag: str = "m") -> Path:
     return path
 
 
-def cli(*args: str, home: Path | None = None, env: dict[str, str] | None = None, user: int | None = None) -> subprocess.CompletedProcess[str]:
-    """The real CLI in a subprocess (`python -m model_customization ...`)."""
+def cli(*args: str, home: Path | None = None, env: dict[str, str | None] | None = None, user: int | None = None) -> subprocess.CompletedProcess[str]:
+    """The real CLI in a subprocess (`python -m model_customization ...`); a variable given as None is unset."""
     command = [sys.executable, "-m", "model_customization", *args] + (["--home", str(home)] if home is not None else [])
     run_env = {k: v for k, v in os.environ.items() if k not in ("MODEL_CUSTOMIZATION_HOME", "MODEL_CUSTOMIZATION_STORE_URL")}
     run_env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[1] / "src"), run_env.get("PYTHONPATH", "")])
-    run_env.update(env or {})
+    for name, value in (env or {}).items():
+        if value is None:
+            run_env.pop(name, None)
+        else:
+            run_env[name] = value
     return subprocess.run(command, capture_output=True, text=True, timeout=120, env=run_env, user=user, check=False)
 
 
@@ -502,7 +506,8 @@ def test_a_setting_that_is_not_a_usable_number_is_refused_naming_it_and_its_sour
     config = home / "config.toml"
     config.write_text(f'max_line_bytes = 1000\n\n[env]\n{name} = "{value}"\n')
     config.chmod(0o600)
-    from_file = cli("dataset", "list", home=home)
+    # The environment wins over the config file: the test session's own budgets must not hide the file's value.
+    from_file = cli("dataset", "list", home=home, env={name: None})
     assert from_file.returncode == 1 and "Traceback" not in from_file.stderr, from_file.stderr
     assert f"{config} line 4 (env.{name})" in " ".join(from_file.stderr.split()), from_file.stderr
 
