@@ -308,7 +308,7 @@ def fake_models(monkeypatch: pytest.MonkeyPatch) -> None:
     """terse answers 'no'; thorough answers with the reference the capital cases expect."""
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-not-a-real-key")
 
-    def fake_chat(ws, provider, name, messages, *, max_tokens=256, temperature=0.0, seed=0):
+    def fake_chat(ws, provider, name, messages, *, max_tokens=256, temperature=0.0, seed=0, allowance=None):
         question = messages[-1]["content"]
         text = "no" if name == "terse" else f"The capital is {question.split()[-1].rstrip('?')}ville, as you asked."
         return {"text": text, "seconds": 0.01, "provider": provider}
