@@ -78,9 +78,6 @@ class Family:
                 return limit
         return self.max_example_tokens
 
-    def early_stopping(self) -> bool:
-        return "early_stopping_threshold" in self.hyperparameters
-
 
 def _hp(api_name: str, whole: bool, low: float, high: float, default: float) -> Hyperparameter:
     return Hyperparameter(api_name, whole, low, high, default)

@@ -101,12 +101,13 @@ def resolve(family: Family, model_id: str, values: dict[str, Any]) -> dict[str, 
 def to_api(family: Family, resolved: dict[str, float], *, with_validation: bool) -> dict[str, str]:
     """The API's hyperParameters map: camelCase names, values as strings ("2", "1e-05", ...).
 
-    Early stopping acts on validation loss, so a job without validation data leaves it out; Cohere's evalPercentage
-    holds out part of the training data instead of a validation file, so a job with one leaves that out.
+    Early stopping acts on validation loss, so a job without validation data leaves it out, except for Cohere, whose
+    evalPercentage holds out part of the training data to stop on instead (and is left out when a file is uploaded).
     """
+    holds_out = "eval_percentage" in family.hyperparameters
     out: dict[str, str] = {}
     for name, rule in family.hyperparameters.items():
-        if name.startswith("early_stopping") and not with_validation:
+        if name.startswith("early_stopping") and not with_validation and not holds_out:
             continue
         if name == "eval_percentage" and with_validation:
             continue
