@@ -46,10 +46,11 @@ class BedrockProvider(HostedTrainingProvider):
         "Stopping": "running",
         "Stopped": "cancelled",
     }
-    training_summary = "fine-tuning of the models Amazon Bedrock offers this account (Nova, Llama, Titan ...), paid"
+    training_summary = "fine-tuning of Nova, Llama and the other models Amazon Bedrock offers this account, paid"
     base_model_help = (
         "a model id Bedrock offers this account for fine-tuning, e.g. 'amazon.nova-lite-v1:0:300k' or "
-        "'meta.llama3-1-8b-instruct-v1:0:128k'; omit to use the first offered of Nova Lite, Nova Micro, Nova 2 Lite, Nova Pro, Llama"
+        "'meta.llama3-1-8b-instruct-v1:0:128k'; omit for the first one offered in the order Nova Lite, Nova Micro, Nova 2 Lite, "
+        "Nova Pro, Llama 3.2, Llama 3.1, Titan Text, Cohere, Claude 3 Haiku"
     )
     default_inspect_model = DEFAULT_INSPECT_MODEL
 
