@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import io
 import json
 import re
 import subprocess
@@ -18,7 +17,6 @@ import sys
 import boto3
 import botocore.session
 import pytest
-from botocore.response import StreamingBody
 from botocore.stub import ANY, Stubber
 from moto import mock_aws
 from moto.bedrock.models import bedrock_backends
@@ -414,14 +412,16 @@ def test_provisioning_is_refused_without_confirm_and_done_with_it(ws, aws_env, t
     stub.assert_no_pending_responses()
 
 
-def _claude_reply(text: str) -> dict:
-    payload = json.dumps(
-        {"id": "msg_01", "type": "message", "role": "assistant", "content": [{"type": "text", "text": text}], "stop_reason": "end_turn", "usage": {"input_tokens": 42, "output_tokens": 7}}
-    ).encode()
-    return {"body": StreamingBody(io.BytesIO(payload), len(payload)), "contentType": "application/json"}
+def _converse_reply(text: str) -> dict:
+    return {
+        "output": {"message": {"role": "assistant", "content": [{"text": text}]}},
+        "stopReason": "end_turn",
+        "usage": {"inputTokens": 42, "outputTokens": 7, "totalTokens": 49},
+        "metrics": {"latencyMs": 120},
+    }
 
 
-def test_chat_goes_through_the_provisioned_throughput(ws, aws_env, tuned_model):
+def test_chat_goes_through_the_provisioned_throughput_with_the_converse_api(ws, aws_env, tuned_model):
     details = ws.store.models.get(tuned_model)["details"]
     messages = [
         {"role": "system", "content": "You triage log lines."},
@@ -436,22 +436,23 @@ def test_chat_goes_through_the_provisioned_throughput(ws, aws_env, tuned_model):
     ws.store.models.update(tuned_model, details={**details, "provisioned_model_arn": PT_ARN})
     runtime, stub = stubbed("bedrock-runtime")
     sent: list[dict] = []
-    runtime.meta.events.register("before-parameter-build.bedrock-runtime.InvokeModel", lambda params, **_: sent.append(dict(params)))
-    stub.add_response("invoke_model", _claude_reply("TRIAGE severity=medium"), {"modelId": PT_ARN, "body": ANY, "contentType": "application/json", "accept": "application/json"})
-    stub.add_response("invoke_model", _claude_reply("hello"), {"modelId": ACTIVE_CLAUDE, "body": ANY, "contentType": "application/json", "accept": "application/json"})
+    runtime.meta.events.register("before-parameter-build.bedrock-runtime.Converse", lambda params, **_: sent.append(dict(params)))
+    stub.add_response("converse", _converse_reply("TRIAGE severity=medium"), {"modelId": PT_ARN, "messages": ANY, "system": ANY, "inferenceConfig": ANY})
+    stub.add_response("converse", _converse_reply("hello"), {"modelId": NOVA_LITE, "messages": ANY, "inferenceConfig": ANY})
     with stub, clients.use_clients({"bedrock-runtime": runtime}):
         reply = bedrock_chat.chat(ws, tuned_model, messages, max_tokens=64, temperature=0.0, seed=7)
-        base = bedrock_chat.chat(ws, f"bedrock:{ACTIVE_CLAUDE}", [{"role": "user", "content": "hi"}], max_tokens=8, temperature=0.5, seed=None)
+        base = bedrock_chat.chat(ws, f"bedrock:{NOVA_LITE}", [{"role": "user", "content": "hi"}], max_tokens=8, temperature=0.5, seed=None)
     stub.assert_no_pending_responses()
     assert reply["text"] == "TRIAGE severity=medium" and (reply["prompt_tokens"], reply["completion_tokens"]) == (42, 7)
-    assert reply["model"] == tuned_model and reply["seconds"] >= 0
+    assert reply["model"] == tuned_model and reply["seconds"] >= 0 and reply["stop_reason"] == "end_turn"
     assert base["text"] == "hello"
-    body = json.loads(sent[0]["body"])
-    assert body["anthropic_version"] == "bedrock-2023-05-31" and body["max_tokens"] == 64 and body["temperature"] == 0.0
-    assert body["system"] == "You triage log lines."
-    assert [m["role"] for m in body["messages"]] == ["user", "assistant", "user"]
-    assert "<tool_call>" in body["messages"][1]["content"] and "<tool_result>3 matches</tool_result>" in body["messages"][2]["content"]
-    assert "system" not in json.loads(sent[1]["body"])
+    first = sent[0]
+    assert first["inferenceConfig"] == {"maxTokens": 64, "temperature": 0.0}
+    assert first["system"] == [{"text": "You triage log lines."}]
+    assert [m["role"] for m in first["messages"]] == ["user", "assistant", "user"]
+    texts = [m["content"][0]["text"] for m in first["messages"]]
+    assert "<tool_call>" in texts[1] and "<tool_result>3 matches</tool_result>" in texts[2]
+    assert "system" not in sent[1]
 
 
 def test_hyperparameters_module_does_not_load_boto3():
