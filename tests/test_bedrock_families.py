@@ -10,6 +10,7 @@ Nova and Llama 3.2, prompt/completion for Llama 3.1, Titan and Cohere).
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import boto3
@@ -20,7 +21,7 @@ from moto import mock_aws
 
 from model_customization.datasets.build import build_dataset, read_split
 from model_customization.datasets.inspect import inspect_dataset
-from model_customization.errors import UserError
+from model_customization.errors import ConfirmationNeeded, UserError
 from model_customization.jobs.orchestrator import start_job
 from model_customization.providers.bedrock import clients, formats
 from model_customization.providers.bedrock.families import FAMILIES, family_for
@@ -213,6 +214,36 @@ def test_dpo_is_refused_before_discovery_or_upload(ws, aws, dataset_id):
         BedrockProvider().check_available(ws, NOVA_LITE, "dpo")
     assert "no 'dpo' training" in str(refused.value) and "method='sft'" in str(refused.value)
     assert uploaded(aws) == []
+
+
+def serve_listing(client, models: list[dict]) -> None:
+    """Answer ListFoundationModels on a moto-backed client (moto lacks it), the answer first checked against botocore's
+    output shape as the Stubber would; every other call still goes to moto."""
+    from botocore.awsrequest import AWSResponse
+    from botocore.validate import ParamValidator
+
+    response = {"modelSummaries": models}
+    report = ParamValidator().validate(response, client.meta.service_model.operation_model("ListFoundationModels").output_shape)
+    assert not report.has_errors(), report.generate_report()
+    client.meta.events.register("before-call.bedrock.ListFoundationModels", lambda **_: (AWSResponse(None, 200, {}, None), response))
+
+
+def test_start_job_on_the_default_nova_asks_a_person_then_trains_once(ws, aws, dataset_id):
+    """The orchestrator's whole path: discovery, the unpriced quote stopping at the spending guard with nothing
+    uploaded, a person's approval, the job at Bedrock on Nova Lite, and a retried start_job returning that job."""
+    serve_listing(aws.bedrock, OFFERED)
+    with pytest.raises(ConfirmationNeeded) as asked:
+        start_job(ws, dataset_id, provider="bedrock")
+    assert asked.value.quote_usd is None and uploaded(aws) == [] and ws.store.jobs.all() == []
+    started = start_job(ws, dataset_id, provider="bedrock", hyperparameters={"epochCount": 3}, human_usd=math.inf)
+    job = ws.store.jobs.get(started["job_id"])
+    assert job["base_model"] == NOVA_LITE and job["details"]["quote"]["family"] == "nova"
+    remote = aws.bedrock.get_model_customization_job(jobIdentifier=job["remote_id"])
+    assert remote["baseModelArn"].endswith(NOVA_LITE)
+    assert remote["hyperParameters"] == {"epochCount": "3", "learningRate": "1e-05", "learningRateWarmupSteps": "10"}
+    assert len(uploaded(aws)) == 2
+    again = start_job(ws, dataset_id, provider="bedrock", hyperparameters={"epochCount": 3}, human_usd=math.inf)
+    assert again["job_id"] == job["id"] and len(aws.bedrock.list_model_customization_jobs()["modelCustomizationJobSummaries"]) == 1
 
 
 # --- one stored dataset, each family's format -----------------------------------------------------------------------

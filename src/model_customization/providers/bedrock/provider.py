@@ -35,7 +35,7 @@ class BedrockProvider(HostedTrainingProvider):
     paid = True
     hyperparameters_model = BedrockHyperparameters
     job_options = frozenset({"suffix"})
-    job_options_note = " (and uses the validation split whenever it has examples)"
+    job_options_note = " (and uploads the validation split whenever it has examples and the model family takes one)"
     hyperparameters_example = "--hp epoch_count=2 --hp learning_rate=0.00001"
     chat_module = "model_customization.providers.bedrock.chat"
     sdk_packages = ("boto3", "botocore")
