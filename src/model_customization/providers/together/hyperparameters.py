@@ -94,6 +94,10 @@ def parse_together_hyperparameters(method: str, raw: dict[str, Any] | None) -> d
         allowed = ", ".join(f"{name}: {text}" for name, text in ALLOWED.items())
         raise UserError(f"Invalid Together hyperparameters: {'; '.join(problems.values())}. Allowed: {allowed}.") from error
     values = parsed.model_dump()
+
+    def changed(name: str) -> bool:  # given with a value other than its default (parsing its own output is a no-op)
+        return name in given and given[name] != TogetherHyperparameters.model_fields[name].default
+
     if method == "sft":
         wrong = [name for name in DPO_ONLY if given.get(name) is not None]
         if wrong:
@@ -101,15 +105,15 @@ def parse_together_hyperparameters(method: str, raw: dict[str, Any] | None) -> d
         for name in DPO_ONLY:
             values.pop(name)
     else:
-        if "train_on_inputs" in given:
+        if changed("train_on_inputs"):
             raise UserError("train_on_inputs applies to SFT jobs only (DPO learns from the preferred and rejected answers); drop it.")
         values.pop("train_on_inputs")
         if values["dpo_beta"] is None:
             values["dpo_beta"] = 0.1  # Together's documented default, made explicit so the job records it
     if not values["lora"]:
-        wrong = [name for name in (*LORA_ONLY, "lora_dropout", "lora_trainable_modules") if name in given]
+        wrong = [name for name in (*LORA_ONLY, "lora_dropout", "lora_trainable_modules") if changed(name)]
         if wrong:
             raise UserError(f"{', '.join(wrong)} apply to LoRA jobs only; drop them, or set lora to true.")
-    if values["lr_scheduler"] != "cosine" and "scheduler_num_cycles" in given:
+    if values["lr_scheduler"] != "cosine" and changed("scheduler_num_cycles"):
         raise UserError("scheduler_num_cycles applies to the cosine schedule only; set lr_scheduler to 'cosine' or drop it.")
     return values
