@@ -417,8 +417,10 @@ def test_the_adapter_of_a_lora_on_a_base_that_runs_here_comes_home(ws, fake, pro
     assert answer["provider"] == "local" and answer["completion_tokens"] > 0
     from model_customization.providers.local.export import export_model
 
-    exported = export_model(ws, download["local_model_id"], "adapter", str(tmp_path / "export"))
-    assert Path(exported["path"]).exists()
+    exported = export_model(ws, download["local_model_id"], ["adapter", "ollama"], str(tmp_path / "export"))
+    written = {Path(f["path"]).name for f in exported["files"]}
+    assert {"adapter_model.safetensors", "adapter_config.json", "Modelfile"} <= written, written
+    assert exported["base_model"] == "SmolLM2-135M-Instruct" and exported["ollama_command"]
 
 
 def test_an_archive_without_an_adapter_is_refused(tmp_path):
