@@ -35,7 +35,8 @@ def use_http_client(client: httpx.Client | None) -> None:
     _http_client = client
 
 
-def _api_key() -> str:
+def require_key() -> str:
+    """The key, or a UserError saying where to set it (no network)."""
     return api_key(
         KEY_ENV,
         f"{KEY_ENV} is not set. Set it to a Together AI API key (api.together.ai, Settings > API keys) in the environment "
@@ -60,7 +61,7 @@ def sdk() -> Any:
 def together_client() -> together.Together:
     """An SDK client from the environment, kept per key fingerprint and transport (building one costs a TLS context
     and a connection pool, which an evaluation of hundreds of calls should pay once)."""
-    key = _api_key()  # a missing key is refused before the SDK is even imported
+    key = require_key()  # a missing key is refused before the SDK is even imported
     module = sdk()
     identity = (hashlib.sha256(key.encode()).hexdigest(), id(_http_client))
     with _clients_lock:

@@ -114,7 +114,7 @@ class TogetherProvider(HostedTrainingProvider):
         return bool(slash and rest) and "/" not in rest and org.lower() in CATALOGUE_ORGS
 
     def check_chat_model(self, ws: Workspace, name: str) -> str:
-        from model_customization.providers.together.client import _api_key
+        from model_customization.providers.together.client import require_key
 
-        _api_key()  # a missing key is refused before anything is generated or paid for
+        require_key()  # a missing key is refused before anything is generated or paid for
         return name
