@@ -183,6 +183,19 @@ def test_refused_before_any_upload_when_unavailable(ws, fake, provider, dataset_
     assert fake.count("POST", UPLOAD) == 0 and fake.count("POST", CREATE) == 0
 
 
+def test_without_the_sdk_the_provider_names_the_extra(ws, fake, provider, monkeypatch):
+    import sys
+
+    from model_customization.errors import UserError
+
+    monkeypatch.setitem(sys.modules, "together", None)  # as if the together extra were not installed
+    with pytest.raises(UserError, match=r"pip install 'model-customization\[together\]'"):
+        provider.check_available(ws, None, "sft")
+    with pytest.raises(UserError, match="together"):
+        provider.chat(ws, LLAMA, [{"role": "user", "content": "hi"}], max_tokens=5, temperature=0, seed=0)
+    assert fake.calls == []
+
+
 def test_quote_is_priced_before_upload_and_by_together_once_the_file_is_there(ws, fake, provider, dataset_id):
     hp = provider.parse_hyperparameters("sft", {"n_epochs": 2})
     quote = provider.quote(ws, dataset_id, LLAMA, "sft", hp)

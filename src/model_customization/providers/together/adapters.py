@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from model_customization.errors import NotFoundError, UserError
+from model_customization.providers.together.client import api_message, refusal, sdk, together_client
 from model_customization.workspace import Workspace
 
 ADAPTER_FILES = ("adapter_model.safetensors", "adapter_model.bin")
@@ -78,7 +79,7 @@ def unpack_adapter(data: bytes, target: Path) -> Path:
 def bring_adapter_home(ws: Workspace, client: Any, job: dict[str, Any], remote: Any) -> dict[str, Any] | None:
     """Download and register the adapter of a completed job when its base runs here; returns what happened (None:
     a failure worth trying again on the next check)."""
-    import together
+    together = sdk()  # a missing SDK is a UserError naming the extra
 
     details = (ws.store.jobs.get(job["id"]) or job).get("details") or {}
     if (details.get("training_type") or {}).get("type") == "Full":
@@ -90,8 +91,6 @@ def bring_adapter_home(ws: Workspace, client: Any, job: dict[str, Any], remote: 
         response = client.fine_tuning.content(ft_id=remote.id, checkpoint="adapter")
         data, _ = _archive_bytes(response)
     except together.APIError as error:
-        from model_customization.providers.together.client import api_message
-
         ws.store.jobs.add_event(job["id"], f"could not download the adapter from Together ({api_message(error)}); it stays at Together", "warning")
         return None
     from model_customization.providers.local.train import tuned_model_id
@@ -115,9 +114,7 @@ def bring_adapter_home(ws: Workspace, client: Any, job: dict[str, Any], remote: 
 def remote_checkpoints(ws: Workspace, job_id: str) -> dict[str, Any]:
     """The checkpoints Together kept for a job (ours by job id, or Together's ft-… id), by step. Each name
     '<together job id>:<step>' is what Together's from_checkpoint takes to continue training from it."""
-    import together
-
-    from model_customization.providers.together.client import refusal, together_client
+    together = sdk()  # a missing SDK is a UserError naming the extra
 
     row = ws.store.jobs.get(job_id)
     if row is not None:

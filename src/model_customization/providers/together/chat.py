@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from model_customization.errors import NotFoundError, UserError
-from model_customization.providers.together.client import refusal, together_client
+from model_customization.providers.together.client import refusal, sdk, together_client
 from model_customization.workspace import Workspace
 
 ROLES = ("system", "user", "assistant", "tool")
@@ -30,7 +30,7 @@ def _clean(message: dict[str, Any]) -> dict[str, Any]:
 
 def chat(ws: Workspace, model: str, messages: list[dict[str, Any]], *, max_tokens: int, temperature: float, seed: int | None) -> dict[str, Any]:
     """The model's reply: model, text, prompt_tokens, completion_tokens, seconds, stop_reason (Together's finish_reason)."""
-    import together
+    together = sdk()  # a missing SDK is a UserError naming the extra
 
     if not messages:
         raise UserError("Give at least one message, e.g. [{\"role\": \"user\", \"content\": \"...\"}].")

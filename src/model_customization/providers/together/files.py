@@ -27,7 +27,7 @@ from typing import Any
 from model_customization.datasets.build import SPLITS, get_dataset, read_split
 from model_customization.datasets.render import is_preference
 from model_customization.errors import UserError
-from model_customization.providers.together.client import api_message, refusal, retry_delay, retryable_errors
+from model_customization.providers.together.client import api_message, refusal, retry_delay, retryable_errors, sdk
 from model_customization.workspace import Workspace
 
 PROVIDER = "together"
@@ -169,7 +169,7 @@ def _remember(ws: Workspace, remote_id: str, filename: str, sha256: str, size: i
 def known_upload(ws: Workspace, client: Any, data: bytes) -> str | None:
     """The id of a Together file with exactly these bytes that the ledger knows and Together still holds, or None;
     uploads nothing (the quote asks this, before any spending is approved)."""
-    import together
+    together = sdk()  # a missing SDK is a UserError naming the extra
 
     sha256 = hashlib.sha256(data).hexdigest()
     for row in ws.store.provider_files.find(PROVIDER, sha256):
@@ -186,7 +186,7 @@ def known_upload(ws: Workspace, client: Any, data: bytes) -> str | None:
 
 def ensure_uploaded(ws: Workspace, client: Any, data: bytes, filename_hint: str) -> UploadResult:
     """The id of a Together fine-tune file with exactly these bytes: an existing one, or a new upload."""
-    import together
+    together = sdk()  # a missing SDK is a UserError naming the extra
 
     sha256 = hashlib.sha256(data).hexdigest()
     size = len(data)

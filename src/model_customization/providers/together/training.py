@@ -26,7 +26,7 @@ from typing import Any
 
 from model_customization.errors import NotFoundError, UserError
 from model_customization.providers.base import apply_remote_status, idempotency_key, merge_details, record_metrics, register_tuned_model
-from model_customization.providers.together.client import api_message, refusal, retry_delay, retryable_errors, together_client
+from model_customization.providers.together.client import api_message, refusal, retry_delay, retryable_errors, sdk, together_client
 from model_customization.providers.together.files import UploadResult, ensure_uploaded, known_upload, render_split
 from model_customization.providers.together.hyperparameters import METHODS, parse_together_hyperparameters
 from model_customization.providers.together.pricing import PRICES_READ_ON, PRICES_SOURCE, usd_per_million_tokens
@@ -189,7 +189,7 @@ class TogetherJobs:
 
     # --- before any spending --------------------------------------------------------------------------------------
     def check_available(self, ws: Workspace, base_model: str | None, method: str) -> str:
-        import together
+        together = sdk()  # a missing SDK is a UserError naming the extra
 
         if method not in METHODS:
             raise UserError(f"Together jobs take method 'sft' or 'dpo'; got {method!r}.")
@@ -216,7 +216,7 @@ class TogetherJobs:
         return parse_together_hyperparameters(method, raw)
 
     def model_limits(self, client: Any, base_model: str) -> Any:
-        import together
+        together = sdk()  # a missing SDK is a UserError naming the extra
 
         try:
             return client.fine_tuning.model_limits(model_name=base_model)
@@ -226,7 +226,7 @@ class TogetherJobs:
             raise refusal(f"read the fine-tuning limits of {base_model}", error) from None
 
     def quote(self, ws: Workspace, dataset_id: str, base_model: str, method: str, hyperparameters: dict[str, Any]) -> dict[str, Any]:
-        import together
+        together = sdk()  # a missing SDK is a UserError naming the extra
 
         from model_customization.datasets.build import get_dataset, read_split
         from model_customization.datasets.tokens import count_chat_tokens
@@ -295,7 +295,7 @@ class TogetherJobs:
 
     # --- creating the job -------------------------------------------------------------------------------------------
     def find_existing(self, ws: Workspace, key: str) -> dict[str, Any] | None:
-        import together
+        together = sdk()  # a missing SDK is a UserError naming the extra
 
         try:
             remote = self._find_by_tag(together_client(), key_tag(key))
@@ -384,7 +384,7 @@ class TogetherJobs:
         }
 
     def _create(self, ws: Workspace, client: Any, job: dict[str, Any], request: dict[str, Any], tag: str) -> Any:
-        import together
+        together = sdk()  # a missing SDK is a UserError naming the extra
         from together.types.fine_tuning_list_response import Data as TruncatedJob
 
         creator = client.with_options(max_retries=0)  # a lost reply may hide a created job: look before asking again
@@ -417,7 +417,7 @@ class TogetherJobs:
 
     # --- following the job ------------------------------------------------------------------------------------------
     def refresh(self, ws: Workspace, job: dict[str, Any]) -> None:
-        import together
+        together = sdk()  # a missing SDK is a UserError naming the extra
 
         remote_id = job.get("remote_id")
         if not remote_id:
@@ -493,7 +493,7 @@ class TogetherJobs:
 
     # --- control --------------------------------------------------------------------------------------------------
     def cancel(self, ws: Workspace, job: dict[str, Any]) -> None:
-        import together
+        together = sdk()  # a missing SDK is a UserError naming the extra
 
         remote_id = job.get("remote_id")
         if not remote_id:
