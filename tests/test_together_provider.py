@@ -276,6 +276,20 @@ def test_bad_rows_are_refused_with_split_and_line_before_upload(ws, fake, provid
     assert fake.count("POST", UPLOAD) == 0
 
 
+def test_inspect_dataset_measures_by_togethers_rules(ws, fake, dataset_id, tmp_path):
+    from model_customization.datasets.inspect import inspect_dataset
+
+    report = inspect_dataset(ws, dataset_id=dataset_id, provider="together", epochs=2)
+    assert report["valid"] and report["model"] == LLAMA and report["tokenizer"].startswith("o200k_base")
+    assert report["quote"]["usd_per_million_tokens"] == 0.48 and report["quote"]["billed_tokens"] > 0
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}) + "\n"
+                   + json.dumps({"messages": [{"role": "user", "content": "only a question"}]}) + "\n")
+    found = inspect_dataset(ws, path=str(bad), provider="together")
+    assert not found["valid"] and any(f["line"] == 2 for f in found["findings"] if f["severity"] == "error")
+    assert fake.calls == []  # measuring is local: nothing is sent to Together
+
+
 # --- files ------------------------------------------------------------------------------------------------------------
 def test_upload_reuses_the_same_content_even_from_another_data_home(ws, fake, provider, dataset_id, tmp_path):
     from model_customization.providers.together.client import together_client

@@ -350,7 +350,8 @@ class FakeTogether:
         keys = ("id", "status", "created_at", "updated_at", "training_file", "validation_file", "model", "model_output_name", "suffix", "n_epochs",
                 "n_evals", "n_checkpoints", "batch_size", "training_type", "training_method", "learning_rate", "lr_scheduler", "warmup_ratio",
                 "max_grad_norm", "weight_decay", "random_seed", "token_count", "total_price", "packing")
-        return {key: obj[key] for key in keys if key in obj and obj[key] is not None or key == "random_seed" and key in obj}
+        # random_seed is nullable (null: no seed recorded); the other fields are left out when unset, as Together does
+        return {key: obj[key] for key in keys if key in obj and (obj[key] is not None or key == "random_seed")}
 
     def _event(self, job: dict[str, Any], message: str, kind: str, *, level: str | None = "info", step: int = 0, checkpoint: str = "") -> None:
         job["events"].append({
