@@ -246,6 +246,16 @@ def test_start_job_on_the_default_nova_asks_a_person_then_trains_once(ws, aws, d
     assert again["job_id"] == job["id"] and len(aws.bedrock.list_model_customization_jobs()["modelCustomizationJobSummaries"]) == 1
 
 
+def test_an_option_the_provider_does_not_take_is_refused_before_anything_is_spent_or_recorded(ws, aws, dataset_id):
+    """Bedrock takes no seed or metadata: start_job refuses them before the quote, the guard and the ledger, and
+    names the providers that do take them."""
+    serve_listing(aws.bedrock, OFFERED)
+    with pytest.raises(UserError) as refused:
+        start_job(ws, dataset_id, provider="bedrock", options={"seed": 7, "metadata": {"team": "a"}}, human_usd=math.inf)
+    assert "metadata, seed" in str(refused.value) and "openai" in str(refused.value)
+    assert ws.store.jobs.all() == [] and uploaded(aws) == [] and ws.store.spending.since(0) == 0
+
+
 # --- one stored dataset, each family's format -----------------------------------------------------------------------
 def test_one_stored_dataset_renders_and_validates_for_each_family(ws, dataset_id):
     counts = ws.store.datasets.get(dataset_id)["counts"]
