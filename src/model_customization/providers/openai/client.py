@@ -72,9 +72,6 @@ def openai_client(endpoint: Endpoint = OPENAI, *, max_retries: int | None = None
 
 
 def _new_client(endpoint: Endpoint, key: str, organisation: tuple[str | None, str | None], max_retries: int | None) -> openai.OpenAI:
-    import openai
-    from openai import Omit
-
     options: dict[str, Any] = {
         "api_key": key,
         "base_url": base_url(endpoint),
@@ -82,15 +79,37 @@ def _new_client(endpoint: Endpoint, key: str, organisation: tuple[str | None, st
         "project": organisation[1] or None,
         "http_client": _http_client,
     }
-    # Azure takes its key in an `api-key` header; a server without auth gets no Authorization header at all (the SDK
-    # drops a header whose value is Omit, and accepts an explicitly omitted Authorization as an auth choice).
-    if endpoint.auth == "api-key":
-        options["default_headers"] = {"api-key": key, "Authorization": Omit()}
-    elif endpoint.auth == "none":
-        options["default_headers"] = {"Authorization": Omit()}
     if max_retries is not None:
         options["max_retries"] = max_retries
-    return openai.OpenAI(**options)
+    return _client_class(endpoint.auth)(**options)
+
+
+_client_classes: dict[str, type] = {}
+
+
+def _client_class(auth: str) -> type[openai.OpenAI]:
+    """The SDK client for an auth kind: OpenAI's own for a bearer key; for Azure's `api-key` header (or no key at all) a
+    subclass whose auth headers are that header (or none), with the SDK's check for an Authorization header off."""
+    import openai
+
+    if auth == "bearer":
+        return openai.OpenAI
+    if auth not in _client_classes:
+
+        class HeaderKeyOpenAI(openai.OpenAI):
+            @property
+            def auth_headers(self) -> dict[str, str]:
+                return {"api-key": self.api_key} if auth == "api-key" else {}
+
+            def _auth_headers(self, security: Any) -> dict[str, str]:  # what each request's headers start from
+                return self.auth_headers
+
+            def _validate_headers(self, headers: Any, custom_headers: Any) -> None:
+                return None
+
+        HeaderKeyOpenAI.__name__ = HeaderKeyOpenAI.__qualname__ = "ApiKeyHeaderOpenAI" if auth == "api-key" else "NoAuthOpenAI"
+        _client_classes[auth] = HeaderKeyOpenAI
+    return _client_classes[auth]
 
 
 def mask_key(text: str, endpoint: Endpoint = OPENAI) -> str:
