@@ -211,6 +211,7 @@ class FakeOpenAI:
         self.prefix = AZURE_API_PREFIX if self.azure else API_PREFIX
         self.deployments: dict[str, str] = {}  # Azure: deployment name -> the model it serves
         self.auth_headers: list[dict[str, str]] = []  # the auth headers each request carried
+        self.hosts: set[str] = set()  # the hosts requests were sent to
         self.clock = 1_790_000_000
         self._ids = itertools.count(1)
         self.files: dict[str, dict[str, Any]] = {}  # id -> {"object", "content"}
@@ -322,6 +323,7 @@ class FakeOpenAI:
             self._violation(f"{method} {path} is outside Azure's {AZURE_API_PREFIX} prefix")
         path = path[len(self.prefix):] if path.startswith(self.prefix) else path
         self.calls.append((method, path))
+        self.hosts.add(request.url.host)
         self.auth_headers.append({name: value for name, value in request.headers.items() if name.lower() in ("authorization", "api-key")})
         if self.azure:
             if request.headers.get("api-key") != self.api_key or "authorization" in request.headers:

@@ -116,7 +116,8 @@ class Endpoint:
         return self.training_prices[family] if family else None
 
     def chat_price(self, model: str) -> tuple[float, float] | None:
-        family = match_family(model, self.chat_prices) or match_family(underlying_base(model), self.chat_prices)
+        # A tuned model is billed at its own rates, so only its own name (or a deployment's) is looked up.
+        family = match_family(model, self.chat_prices) or match_family(self.chat_model(model), self.chat_prices)
         return self.chat_prices[family] if family else None
 
     def chat_model(self, model: str) -> str:

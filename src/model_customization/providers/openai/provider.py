@@ -164,14 +164,17 @@ class OpenAICompatibleProvider(HostedTrainingProvider):
         return render_openai(example)
 
     # --- chat ----------------------------------------------------------------------------------------------------------
-    def model_notice(self, model: str, today: date | None = None) -> str | None:
+    def model_notice(self, model: str) -> str | None:
         """A warning for a model this endpoint will shut down (with its date), or None."""
-        own = self.endpoint()
-        scheduled = own.shutdown(model)
+        try:
+            own = self.endpoint()
+        except UserError:
+            return None
+        scheduled = self._shutdown(own, model)
         if not scheduled:
             return None
         family, day = scheduled
-        when = "shut down on" if (today or _today()) >= day else "shuts down on"
+        when = "shut down on" if chat_today() >= day else "shuts down on"
         return f"{model} ({family} family, fine-tunes included) {when} {day.isoformat()} at {own.title}; move to another model before then."
 
     def check_chat_model(self, ws: Workspace, name: str) -> str:
@@ -179,7 +182,7 @@ class OpenAICompatibleProvider(HostedTrainingProvider):
         from model_customization.providers.openai.availability import live_alternatives
 
         own = self.endpoint()
-        scheduled = own.shutdown(name)
+        scheduled = self._shutdown(own, name)
         today = chat_today()
         if scheduled and today >= scheduled[1]:
             source = f" (source: {own.shutdown_source})" if own.shutdown_source else ""
@@ -190,9 +193,20 @@ class OpenAICompatibleProvider(HostedTrainingProvider):
             )
         return name
 
+    @staticmethod
+    def _shutdown(own: Any, model: str) -> tuple[str, date] | None:
+        """The endpoint's shutdown of this model; OpenAI's dates apply on its platform only, not to a compatible
+        server reached through OPENAI_BASE_URL."""
+        from model_customization.providers.openai.client import is_openai_platform
+
+        if own.openai_platform and not is_openai_platform(own):
+            return None
+        return own.shutdown(model)
+
     def chat(self, ws: Workspace, model: str, messages: list[dict[str, Any]], *, max_tokens: int, temperature: float, seed: int) -> dict[str, Any]:
         from model_customization.providers.openai.chat import chat
 
+        self.check_chat_model(ws, model)  # a model past its shutdown date is refused before anything is sent
         return chat(ws, model, messages, max_tokens=max_tokens, temperature=temperature, seed=seed, endpoint=self.endpoint())
 
     def chat_price(self, model: str) -> tuple[float, float] | None:
@@ -214,6 +228,9 @@ class OpenAIProvider(OpenAICompatibleProvider):
 
     def claims_remote_job(self, job_id: str) -> bool:
         return job_id.startswith("ftjob-")
+
+    def chat_price(self, model: str) -> tuple[float, float] | None:
+        return None  # evaluation/pricing.py's table already holds OpenAI's, fine-tuned rates included
 
     # OpenAI's own published limits and prices, as before endpoints (datasets/quote.py)
     def check_inspect_model(self, model: str) -> None:
