@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from mcp import Client
 
-from openai_fake import FakeOpenAI, serving
+from openai_fake import serving
 from model_customization.config import ConfigError, read_config_file
 from model_customization.errors import UserError
 from model_customization.jobs import orchestrator
@@ -93,6 +93,8 @@ def test_a_configured_endpoint_trains_and_chats_with_bearer_auth(ws, mantle, mon
             if checked["status"] == "succeeded":
                 break
         assert checked["status"] == "succeeded" and ws.store.models.get(checked["model_id"])["provider"] == "mantle"
+        trained = fake.jobs[job["remote_id"]]["object"]["trained_tokens"]
+        assert ws.store.spending.for_job(job["job_id"])["actual_usd"] == pytest.approx(round(trained * 2.0 / 1_000_000, 4))  # its own price
         assert fake.hosts == {"bedrock-mantle.us-east-1.api.aws"}
         assert fake.auth_headers and all(h == {"authorization": f"Bearer {API_KEY}"} for h in fake.auth_headers)
         # The uploads are the endpoint's own in the ledger (a later openai job uploads its own copy).

@@ -276,7 +276,10 @@ def apply_config_file(home: str | os.PathLike[str], environ: dict[str, str] | No
     Returns the file's path, or None when there is none. Variables already set keep their values: the environment
     wins over the file, so one process can still override a key for itself.
     """
+    global _config_in_force
     path = config_file_path(home)
+    if environ is None:
+        _config_in_force = path
     if path is None:
         return None
     target = os.environ if environ is None else environ
@@ -375,6 +378,7 @@ _ENDPOINT_FIELDS = {
     "example_token_limit": ("example_token_limit", "a whole number of tokens"),
     "deployments": ("deployments", "a table of model = deployment name"),
 }
+_config_in_force: Path | None | bool = False  # the config file load_settings last applied here (None: none; False: not loaded yet)
 _openai_compatible_cache: tuple[tuple[str, int, int] | None, dict[str, dict[str, object]]] = (None, {})
 
 
@@ -483,8 +487,11 @@ def openai_compatible_tables() -> dict[str, dict[str, object]]:
     """The [openai_compatible.<name>] tables of the config file in force ($MODEL_CUSTOMIZATION_CONFIG, else
     <data home>/config.toml), read again only when the file changes."""
     global _openai_compatible_cache
-    home = os.environ.get(HOME_ENV) or user_data_dir("model-customization")
-    path = config_file_path(Path(home).expanduser())
+    if os.environ.get(CONFIG_ENV) or _config_in_force is False:
+        home = os.environ.get(HOME_ENV) or user_data_dir("model-customization")
+        path = config_file_path(Path(home).expanduser())
+    else:  # the file load_settings applied (its home may have been given as an argument), or none
+        path = _config_in_force if isinstance(_config_in_force, Path) and _config_in_force.is_file() else None
     if path is None:
         _openai_compatible_cache = (None, {})
         return {}

@@ -519,16 +519,23 @@ class OpenAIJobs:
             ws.store.jobs.add_event(job["id"], f"{self.title} reports success but names no tuned model yet", "warning")
             merge_details(ws, job["id"], warned_no_model=True)
         if remote.trained_tokens and details.get("actual_cost_usd") is None:
-            priced = _priced_model(job["base_model"])
-            if priced is None:
-                ws.store.jobs.add_event(job["id"], f"{self.title} billed {remote.trained_tokens:,} trained tokens; no price is known for {job['base_model']}, so the cost is not recorded", "warning")
+            rate = self._training_rate(job["base_model"])
+            if rate is None:
+                ws.store.jobs.add_event(job["id"], f"{self.title} billed {remote.trained_tokens:,} trained tokens; no price per token is known for {job['base_model']}, so the cost is not recorded", "warning")
                 merge_details(ws, job["id"], actual_cost_usd=False)
             else:
-                terms = openai_terms(priced)
-                actual = round(remote.trained_tokens * terms.training_usd_per_million / 1_000_000, 4)
+                actual = round(remote.trained_tokens * rate / 1_000_000, 4)
                 ws.store.spending.set_actual(job["id"], actual)
                 merge_details(ws, job["id"], actual_cost_usd=actual)
-                ws.store.jobs.add_event(job["id"], f"{self.title} billed {remote.trained_tokens:,} trained tokens: ${actual:.4f} at ${terms.training_usd_per_million}/1M")
+                ws.store.jobs.add_event(job["id"], f"{self.title} billed {remote.trained_tokens:,} trained tokens: ${actual:.4f} at ${rate}/1M")
+
+    def _training_rate(self, base_model: str) -> float | None:
+        """USD per million trained tokens: OpenAI's published table for OpenAI, else the endpoint's own price table."""
+        if self.endpoint.name == OPENAI.name:
+            priced = _priced_model(base_model)
+            return openai_terms(priced).training_usd_per_million if priced else None
+        price = self.endpoint.training_price(base_model)
+        return price.usd_per_million_tokens if price else None
 
     def _result_metrics(self, ws: Workspace, client: Any, job: dict[str, Any], file_id: str, n_epochs: int | None, total_steps: int | None) -> list[dict[str, Any]] | None:
         import openai
