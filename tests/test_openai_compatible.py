@@ -215,3 +215,23 @@ async def test_models_shutting_down_are_flagged_then_refused(ws, monkeypatch, da
             assert "shut down on 2027-01-14" in {m["model_id"]: m["notice"] for m in listed}[tuned]
         # A model with no shutdown scheduled carries no notice.
         assert orchestrator.summarize_job(ws, {**ws.store.jobs.get(job["job_id"]), "model_id": None, "base_model": "gpt-4.1-nano-2025-04-14"})["notice"] is None
+
+
+def test_each_endpoint_validates_the_stored_dataset_with_its_own_limit(ws, tmp_path, monkeypatch, dataset_id):
+    from model_customization.datasets.inspect import inspect_dataset
+    from model_customization.providers.registry import clear_cache
+
+    _write_config(tmp_path, monkeypatch, MANTLE.format(closes_on="2027-06-30").replace('default_base_model = "openai.gpt-oss-20b"', 'default_base_model = "openai.gpt-oss-20b"\nexample_token_limit = 60'))
+    try:
+        strict = inspect_dataset(ws, dataset_id=dataset_id, provider="mantle")
+        roomy = inspect_dataset(ws, dataset_id=dataset_id, provider="azure-openai")
+    finally:
+        monkeypatch.delenv("MODEL_CUSTOMIZATION_CONFIG")
+        clear_cache()
+    # The same stored rows, rendered in the same chat format: the endpoint with a 60-token limit refuses the long
+    # examples by split and line; Azure's 65,536 takes them all. Both count with o200k (gpt-oss is an estimate there).
+    too_long = [f for f in strict["findings"] if f["code"] == "example_too_long"]
+    assert too_long and not strict["valid"] and all("Amazon Bedrock (OpenAI-compatible) takes at most 60" in f["message"] for f in too_long)
+    assert all(f["line"] >= 1 and f["split"] in ("train", "validation", "test") for f in too_long)
+    assert roomy["valid"] and roomy["counts"] == strict["counts"] and roomy["tokenizer"] == strict["tokenizer"] == "o200k_base"
+    assert "estimate" in strict["tokenizer_note"]
