@@ -499,7 +499,16 @@ def summarize_job(ws: Workspace, job: dict[str, Any], events: int = 5) -> dict[s
         hyperparameters=job["hyperparameters"], queue_position=queue_position(ws, job), remote_id=job.get("remote_id"),
         remote_status=job.get("remote_status"), quote=details.get("quote"), spend=_spend_summary(ws, job), checkpoints=details.get("checkpoints"),
         events=[_event(e) for e in ws.store.jobs.events(job["id"], events)], resource_uri=f"jobs://{job['id']}",
+        notice=_notice(job),
     ).model_dump()
+
+
+def _notice(job: dict[str, Any]) -> str | None:
+    """The provider's warning about the job's tuned model, else its base model (a shutdown date), if any."""
+    provider = find_provider(job["provider"])
+    if provider is None:
+        return None
+    return (job["model_id"] and provider.model_notice(job["model_id"])) or provider.model_notice(job["base_model"])
 
 
 def _event(row: dict[str, Any]) -> JobEvent:
