@@ -493,8 +493,8 @@ async def test_over_budget_is_refused_then_confirmed_by_argument_through_mcp(ws,
         assert status["status"] == "succeeded" and "guarded-mc-" in status["model_id"]
         # An option Together does not take is refused by name, and nothing is created at Together.
         refused_option = await client.call_tool("start_job", {**arguments, "confirm_cost_usd": 100, "options": {"metadata": {"team": "x"}}, "idempotency_key": "other"})
-        assert refused_option.is_error and "Together jobs take no metadata" in refused_option.content[0].text
-        assert fake.count("POST", CREATE) == 1
+        assert refused_option.is_error and "a Together AI job takes seed, suffix, use_validation" in refused_option.content[0].text
+        assert fake.count("POST", CREATE) == 1 and len(ws.store.jobs.all()) == 1  # refused before the ledger, too
     assert API_KEY not in json.dumps([ws.store.jobs.all(), ws.store.jobs.events(job["job_id"], None)], default=str)
 
 
