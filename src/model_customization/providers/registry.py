@@ -34,6 +34,7 @@ BUILTIN_PROVIDERS: dict[str, str] = {
     "openai": "model_customization.providers.openai.provider:OpenAIProvider",
     "anthropic": "model_customization.providers.anthropic.provider:AnthropicProvider",
     "bedrock": "model_customization.providers.bedrock.provider:BedrockProvider",
+    "hf-jobs": "model_customization.providers.hf_jobs.provider:HfJobsProvider",
 }
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
 
