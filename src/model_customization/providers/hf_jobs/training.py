@@ -198,7 +198,8 @@ class HfJobsJobs:
     # --- idempotency ------------------------------------------------------------------------------------------------
     def find_existing(self, ws: Workspace, key: str) -> dict[str, Any] | None:
         api = hub_api()
-        for info in call("list jobs", lambda: list(api.list_jobs(labels={KEY_LABEL: key}))):
+        namespace = call("read the token's account (whoami)", api.whoami)["name"]
+        for info in call("list jobs", lambda: list(api.list_jobs(labels={KEY_LABEL: key}, namespace=namespace))):
             if (info.labels or {}).get(KEY_LABEL) == key and _stage(info) not in DEAD_STAGES:
                 return self._as_submitted(info)
         return None
@@ -297,7 +298,8 @@ class HfJobsJobs:
         details = job["details"]
         api = hub_api()
         quote = details.get("quote") or {}
-        env = {"PYTHONUNBUFFERED": "1"}
+        # Unbuffered, and no progress bars: the log is read back line by line into the job's events.
+        env = {"PYTHONUNBUFFERED": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1", "TQDM_DISABLE": "1", "TRANSFORMERS_VERBOSITY": "error"}
         if os.environ.get("HF_ENDPOINT"):
             env["HF_ENDPOINT"] = os.environ["HF_ENDPOINT"]  # the job talks to the same Hub as we do
         arguments = {
