@@ -181,7 +181,8 @@ class FakeHub:
         self.execute = True  # False: jobs stay as the test scripts them, nothing runs
         self.failures: list[dict[str, Any]] = []  # {"method", "route", "status", "times", "drop"}
         self.stage_script: list[str] = []  # stages the next polls report for a job that does not execute
-        self.on_commit: Callable[[Job | None, list[str]], None] | None = None
+        self.on_commit: Callable[[list[str]], None] | None = None
+        self.lose_run_job_replies = 0  # create the job, then answer 502 as if the reply was lost on the way
         self.endpoint = ""
         self.shims = self._make_shims()
 
@@ -256,8 +257,11 @@ class FakeHub:
                 job.message = None if code == 0 else f"exit code {code}"
             job.finished_at = time.time()
 
-    def suspend(self, job: Job) -> None:
-        if job.process is not None:
+    def suspend_running(self) -> None:
+        """Freeze every running job (SIGSTOP to its process group), as a machine that stops answering."""
+        with self.lock:
+            running = [j for j in self.jobs.values() if j.stage == "RUNNING" and j.process is not None]
+        for job in running:
             os.killpg(job.process.pid, signal.SIGSTOP)
 
     def stop(self, job: Job) -> None:
@@ -371,7 +375,7 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                 if repo_id in hub.repos:
                     self._error(409, "You already created this model repo")
                     return
-                hub.repos[repo_id] = Repo(repo_id, bool(data.get("private")))
+                hub.repos[repo_id] = Repo(repo_id, data.get("visibility") == "private" or bool(data.get("private")))
             self._send(200, {"url": f"{hub.endpoint}/{repo_id}", "name": repo_id})
 
         def do_validate_yaml(self, args, query, body):
@@ -435,7 +439,7 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             with hub.lock:
                 sha = repo.commit(added, deleted)
             if hub.on_commit is not None:
-                hub.on_commit(None, sorted(added))
+                hub.on_commit(sorted(added))
             self._send(200, {"commitUrl": f"{hub.endpoint}/{repo.repo_id}/commit/{sha}", "commitOid": sha, "pullRequestUrl": None})
 
         def do_resolve(self, args, query, body):
@@ -464,6 +468,12 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             check_job_info(response)
             if hub.execute:
                 threading.Thread(target=hub._run, args=(job,), daemon=True).start()
+            with hub.lock:
+                lost = hub.lose_run_job_replies > 0
+                hub.lose_run_job_replies -= int(lost)
+            if lost:
+                self._error(502, "Bad Gateway")
+                return
             self._send(200, response)
 
         def _job(self, args) -> Job | None:
