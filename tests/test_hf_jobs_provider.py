@@ -203,6 +203,11 @@ def test_the_quote_prices_the_flavour_by_the_minute_from_the_local_speed(ws, hel
     assert "local speed" in gpu["assumption"] and "minutes" in gpu["assumption"] and gpu["max_cost_usd"] >= gpu["estimated_cost_usd"]
     table = orchestrator.start_job(ws, dataset_id, provider="hf-jobs", base_model=str(tiny_model), hyperparameters={**FAST, "flavor": "a100-large"}, dry_run=True)["quote"]
     assert table["usd_per_minute"] == pytest.approx(2.50 / 60, abs=1e-6) and "table read on" in table["prices_source"]
+    # inspect_dataset measures with the same trainer's rules and prices the default flavour from the table.
+    from model_customization.datasets.inspect import inspect_dataset
+
+    inspected = inspect_dataset(ws, dataset_id=dataset_id, provider="hf-jobs", model=str(tiny_model), max_seq_length=128)
+    assert inspected["quote"]["provider"] == "hf-jobs" and inspected["quote"]["flavor"] == "a10g-small" and inspected["quote"]["estimated_cost_usd"] > 0
     assert held.uploaded_paths() == [] and ws.store.jobs.all() == []
 
 

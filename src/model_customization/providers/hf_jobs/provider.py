@@ -8,9 +8,10 @@ A light class: the job life cycle is training.HfJobsJobs, imported on first use 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
-from model_customization.providers.base import HostedTrainingProvider
+from model_customization.providers.base import DatasetMeasure, HostedTrainingProvider
 from model_customization.providers.hf_jobs.hyperparameters import HfJobsHyperparameters
 from model_customization.providers.local.models import EMBEDDED_MODEL
 from model_customization.workspace import Workspace
@@ -64,3 +65,33 @@ class HfJobsProvider(HostedTrainingProvider):
         from model_customization.providers.local.provider import LocalProvider
 
         return LocalProvider().job_checkpoints(ws, job_id)
+
+    # --- inspect_dataset: the local trainer's rules (it is the same trainer), priced at the default flavour ------------
+    def measure_dataset(self, ws: Workspace, rows: Iterator[tuple[str, int, Any]], *, model: str, max_seq_length: int) -> DatasetMeasure:
+        from model_customization.providers.local.provider import LocalProvider
+
+        return LocalProvider().measure_dataset(ws, rows, model=model, max_seq_length=max_seq_length)
+
+    def quote_tokens(self, ws: Workspace, model: str, train_tokens: list[int], *, epochs: int | None, max_seq_length: int) -> dict[str, Any]:
+        """The local quote (tokens, and seconds at the local speed measured here) with what the default flavour would
+        cost by the dated table; start_job's dry run quotes the flavour a job names, at the Hub's current price."""
+        import math
+
+        from model_customization.providers.hf_jobs import flavours
+        from model_customization.providers.local.provider import LocalProvider
+
+        local = LocalProvider().quote_tokens(ws, model, train_tokens, epochs=epochs, max_seq_length=max_seq_length)
+        flavour = flavours.FLAVOURS[flavours.DEFAULT_FLAVOR]
+        minutes = math.ceil(flavours.SETUP_MINUTES + local["estimated_seconds"] / flavour.speed_factor / 60.0)
+        per_minute = (flavour.usd_per_hour or 0.0) / 60.0
+        return {
+            **local,
+            "provider": self.name,
+            "flavor": flavour.name,
+            "estimated_minutes": minutes,
+            "estimated_seconds": minutes * 60.0,
+            "usd_per_minute": round(per_minute, 6),
+            "estimated_cost_usd": round(minutes * per_minute, 4),
+            "prices_source": f"table read on {flavours.PRICES_READ_ON} from {flavours.PRICES_SOURCE}",
+            "assumption": f"{flavour.name} trains {flavour.speed_factor:g}x the local speed, plus {flavours.SETUP_MINUTES:g} minutes of setup; billed per minute",
+        }
