@@ -281,3 +281,19 @@ def test_an_unreachable_hub_keeps_the_last_known_state(ws, held, dataset_id, tin
     assert checked["status"] == "running"
     assert any("unreachable" in e["message"] and e["level"] == "warning" for e in checked["events"])
     assert TOKEN not in json.dumps(checked) and TOKEN not in _ledger_text(ws)
+
+
+def test_the_cli_takes_the_local_flags_and_the_placement_for_an_hf_jobs_job(ws, held, dataset_id, tiny_model):
+    from typer.testing import CliRunner
+
+    from model_customization.cli import app
+
+    result = CliRunner().invoke(app, [
+        "job", "start", dataset_id, "--provider", "hf-jobs", "--base-model", str(tiny_model), "--epochs", "2", "--max-seq-length", "128",
+        "--hp", "flavor=t4-small", "--hp", "repository=team-ml/runs", "--dry-run", "--json", "--home", str(ws.settings.home),
+    ])
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.output)
+    assert shown["hyperparameters"]["epochs"] == 2 and shown["hyperparameters"]["flavor"] == "t4-small"
+    assert shown["quote"]["repository"] == "team-ml/runs" and shown["quote"]["repository_state"] == "will be created (private)"
+    assert TOKEN not in result.output and held.uploaded_paths() == []
