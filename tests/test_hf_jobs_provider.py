@@ -149,6 +149,11 @@ def test_pause_and_resume_continue_from_the_checkpoint_in_the_repository(ws, hub
     assert ws.store.models.get(done["model_id"])["job_id"] == job["job_id"]
     second = hub.jobs[resumed["remote_id"]]
     assert "--resume-from" in second.spec["command"][-1]
+    # The checkpoints are listed from the repository and their weights are here too.
+    from model_customization.providers.registry import get_provider
+
+    kept = get_provider("hf-jobs").job_checkpoints(ws, job["job_id"])["checkpoints"]
+    assert kept and all(Path(c["local_path"], "adapter.safetensors").is_file() and c["path"].startswith(f"runs/{job['job_id']}/checkpoints/") for c in kept)
 
 
 # --- the fake's checker is a real check ---------------------------------------------------------------------------
@@ -297,3 +302,34 @@ def test_the_cli_takes_the_local_flags_and_the_placement_for_an_hf_jobs_job(ws, 
     assert shown["hyperparameters"]["epochs"] == 2 and shown["hyperparameters"]["flavor"] == "t4-small"
     assert shown["quote"]["repository"] == "team-ml/runs" and shown["quote"]["repository_state"] == "will be created (private)"
     assert TOKEN not in result.output and held.uploaded_paths() == []
+
+
+def test_a_transient_failure_while_shipping_is_retried(ws, held, dataset_id, tiny_model):
+    held.fail("POST", "commit", 503, times=1)
+    held.fail("POST", "run_job", 503, times=1)  # refused before anything was created: looked for, then tried again
+    job = orchestrator.start_job(ws, dataset_id, provider="hf-jobs", base_model=str(tiny_model), hyperparameters=FAST, confirm_cost_usd=100)
+    assert job["remote_id"] and len(held.jobs) == 1 and held.posts("run_job") == 2
+    assert any(p.startswith(f"datasets/{dataset_id}/") for p in held.uploaded_paths())
+    assert any("attempt 1 of 3" in m for m in _events(ws, job["job_id"]))
+
+
+def test_the_log_comes_back_once_scrubbed_and_its_progress_lines_become_metrics(ws, held, dataset_id, tiny_model):
+    held.stage_script = ["RUNNING"] * 5
+    job = orchestrator.start_job(ws, dataset_id, provider="hf-jobs", base_model=str(tiny_model), hyperparameters=FAST, confirm_cost_usd=100)
+    remote = held.jobs[job["remote_id"]]
+    remote.log += [
+        f"pip said something with {TOKEN} in it",
+        'MC-PROGRESS {"kind":"progress","status":"running","step":2,"total_steps":16,"eta_seconds":42.0}',
+        'MC-PROGRESS {"kind":"metric","step":1,"epoch":0.06,"train_loss":10.9,"validation_loss":null,"learning_rate":0.001,"tokens_per_second":900.0}',
+        'MC-PROGRESS {"kind":"metric","step":2,"epoch":0.12,"train_loss":10.7,"validation_loss":null,"learning_rate":0.002,"tokens_per_second":950.0}',
+        'MC-PROGRESS {"kind":"event","level":"warning","message":"3 train examples truncated to 128 tokens"}',
+    ]
+    first = orchestrator.check_job(ws, job["job_id"])
+    again = orchestrator.check_job(ws, job["job_id"])
+    assert (first["step"], first["total_steps"], first["train_loss"]) == (2, 16, 10.7) and again["step"] == 2
+    assert first["eta_seconds"] == 42.0
+    assert [(m["step"], m["train_loss"]) for m in ws.store.jobs.metrics(job["job_id"])] == [(1, 10.9), (2, 10.7)]
+    events = _events(ws, job["job_id"])
+    assert events.count("log: pip said something with [HF_TOKEN] in it") == 1
+    assert events.count("remote: 3 train examples truncated to 128 tokens") == 1
+    assert TOKEN not in _ledger_text(ws)

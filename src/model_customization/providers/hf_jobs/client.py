@@ -133,3 +133,25 @@ def call(what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         return fn(*args, **kwargs)
     except (HfHubHTTPError, httpx2.HTTPError, TimeoutError, ConnectionError) as error:
         raise translate(error, what) from None
+
+
+RETRY_ATTEMPTS = 3
+
+
+def call_retrying(what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """call() for an operation that is safe to repeat (an upload of the same content, a download, a listing, creating
+    a repository with exist_ok): a transient failure is tried again, waiting 1 s then 2 s."""
+    import time
+
+    for attempt in range(1, RETRY_ATTEMPTS + 1):
+        try:
+            return call(what, fn, *args, **kwargs)
+        except TransientError as error:
+            if attempt == RETRY_ATTEMPTS:
+                raise
+            try:
+                base = max(0.0, float(os.environ.get("MODEL_CUSTOMIZATION_POLL_BACKOFF_SECONDS", "1")))
+            except ValueError:
+                base = 1.0
+            time.sleep(error.retry_after if error.retry_after is not None else base * attempt)
+    raise AssertionError("unreachable")

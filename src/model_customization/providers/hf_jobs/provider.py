@@ -61,10 +61,18 @@ class HfJobsProvider(HostedTrainingProvider):
         self._jobs().resume(ws, job)
 
     def job_checkpoints(self, ws: Workspace, job_id: str) -> dict[str, Any]:
-        """The checkpoints brought back from the repository: each a local model named <job_id>@step-N."""
-        from model_customization.providers.local.provider import LocalProvider
+        """The checkpoints the job saved to its repository (brought back here as adapter weights and position, in
+        the job's checkpoint folder), by step."""
+        from model_customization.errors import NotFoundError
 
-        return LocalProvider().job_checkpoints(ws, job_id)
+        job = ws.store.jobs.get(job_id)
+        if job is None or job["provider"] != self.name:
+            raise NotFoundError(f"No hf-jobs job {job_id!r}; list_jobs lists the jobs.")
+        details = job.get("details") or {}
+        repository = details.get("repository")
+        return {"job_id": job_id, "checkpoints": [
+            {**c, "repository": repository, "metrics": {}} for c in sorted(details.get("checkpoints") or [], key=lambda c: c["step"])
+        ]}  # fmt: skip
 
     # --- inspect_dataset: the local trainer's rules (it is the same trainer), priced at the default flavour ------------
     def measure_dataset(self, ws: Workspace, rows: Iterator[tuple[str, int, Any]], *, model: str, max_seq_length: int) -> DatasetMeasure:

@@ -30,7 +30,7 @@ from typing import Any
 from model_customization.errors import TransientError, UserError
 from model_customization.providers.base import apply_remote_status, merge_details, record_metrics
 from model_customization.providers.hf_jobs import flavours
-from model_customization.providers.hf_jobs.client import call, hub_api, require_sdk, scrub, token
+from model_customization.providers.hf_jobs.client import call, call_retrying, hub_api, require_sdk, scrub, token
 from model_customization.providers.hf_jobs.hyperparameters import trainer_hyperparameters
 from model_customization.providers.hf_jobs.provider import HfJobsProvider
 from model_customization.providers.hf_jobs.remote import PROGRESS_PREFIX, SHIPPED_BASE_PREFIX
@@ -223,8 +223,8 @@ class HfJobsJobs:
         who = call("read the token's account (whoami)", api.whoami)
         repo = _repository(api, hp, who)
         _check_repository(api, repo, who)
-        call(f"create the private repository {repo}", api.create_repo, repo_id=repo, repo_type="model", private=True, exist_ok=True)
-        present = set(call(f"list the files of {repo}", api.list_repo_files, repo_id=repo))
+        call_retrying(f"create the private repository {repo}", api.create_repo, repo_id=repo, repo_type="model", private=True, exist_ok=True)
+        present = set(call_retrying(f"list the files of {repo}", api.list_repo_files, repo_id=repo))
         events = ws.store.jobs.add_event
 
         dataset = get_dataset(ws, job["dataset_id"])
@@ -232,7 +232,7 @@ class HfJobsJobs:
         if f"{dataset_prefix}/card.json" in present:
             events(job["id"], f"dataset {job['dataset_id']} is already in {repo} (same content id): not uploaded again")
         else:
-            call(
+            call_retrying(
                 f"upload the dataset to {repo}", api.upload_folder, repo_id=repo, folder_path=dataset["path"], path_in_repo=dataset_prefix,
                 allow_patterns=["train.jsonl", "validation.jsonl", "test.jsonl", "card.json"], commit_message=f"dataset {job['dataset_id']}",
             )
@@ -245,7 +245,7 @@ class HfJobsJobs:
             folder = Path(base)
             base_prefix = f"base/{_folder_hash(folder)}"
             if not any(name.startswith(base_prefix + "/") for name in present):
-                call(f"upload the base model to {repo}", api.upload_folder, repo_id=repo, folder_path=str(folder), path_in_repo=base_prefix, commit_message=f"base model {folder.name}")
+                call_retrying(f"upload the base model to {repo}", api.upload_folder, repo_id=repo, folder_path=str(folder), path_in_repo=base_prefix, commit_message=f"base model {folder.name}")
                 events(job["id"], f"uploaded the base model folder {folder.name} to {repo}/{base_prefix}")
             remote_base = SHIPPED_BASE_PREFIX + base_prefix
 
@@ -254,7 +254,7 @@ class HfJobsJobs:
         if shipped.wheel is not None:
             wheel_path = f"wheels/{shipped.wheel.parent.name}/{shipped.wheel.name}"
             if wheel_path not in present:
-                call(f"upload the wheel to {repo}", api.upload_file, repo_id=repo, path_or_fileobj=str(shipped.wheel), path_in_repo=wheel_path, commit_message=f"wheel {shipped.wheel.name}")
+                call_retrying(f"upload the wheel to {repo}", api.upload_file, repo_id=repo, path_or_fileobj=str(shipped.wheel), path_in_repo=wheel_path, commit_message=f"wheel {shipped.wheel.name}")
         events(job["id"], f"the job installs {shipped.how}")
 
         run = f"runs/{job['id']}"
@@ -262,7 +262,7 @@ class HfJobsJobs:
             "job_id": job["id"], "dataset_id": job["dataset_id"], "base_model": remote_base, "method": job["method"],
             "hyperparameters": trainer_hyperparameters(hp),
         }
-        call(f"upload the job's description to {repo}", api.upload_file, repo_id=repo, path_or_fileobj=json.dumps(spec, indent=2).encode(), path_in_repo=f"{run}/job.json", commit_message=f"job {job['id']}")
+        call_retrying(f"upload the job's description to {repo}", api.upload_file, repo_id=repo, path_or_fileobj=json.dumps(spec, indent=2).encode(), path_in_repo=f"{run}/job.json", commit_message=f"job {job['id']}")
         placement = {
             "repository": repo, "run": run, "flavor": hp["flavor"], "wheel": wheel_path, "requirement": shipped.requirement,
             "embedded_base": remote_base == EMBEDDED_MODEL, "namespace": who["name"],
@@ -402,7 +402,7 @@ class HfJobsJobs:
             return target
         names = ["adapter.safetensors", "state.json"] + (["epoch-end"] if values.get("epoch_end") else [])
         with tempfile.TemporaryDirectory(prefix=".hf-", dir=_ensure(checkpoints_dir(ws, job["id"]))) as staging:
-            call(
+            call_retrying(
                 f"download checkpoint {values['path']}", api.snapshot_download, repo_id=details["repository"],
                 allow_patterns=[f"{values['path']}/{n}" for n in names], local_dir=staging,
             )
@@ -422,7 +422,7 @@ class HfJobsJobs:
         adapter_dir = ws.settings.jobs_dir / job["id"] / "adapter"
         if not (adapter_dir / "adapter_config.json").is_file():
             with tempfile.TemporaryDirectory(prefix=".hf-", dir=_ensure(ws.settings.jobs_dir / job["id"])) as staging:
-                call(f"download the adapter of {job['id']}", api.snapshot_download, repo_id=details["repository"], allow_patterns=[f"{prefix}/*"], local_dir=staging)
+                call_retrying(f"download the adapter of {job['id']}", api.snapshot_download, repo_id=details["repository"], allow_patterns=[f"{prefix}/*"], local_dir=staging)
                 source = Path(staging) / prefix
                 if not (source / "adapter_config.json").is_file():
                     return None
@@ -475,7 +475,7 @@ class HfJobsJobs:
         details = dict(job.get("details") or {})
         api = hub_api()
         prefix = f"{details['run']}/checkpoints/"
-        files = call(f"list the files of {details['repository']}", api.list_repo_files, repo_id=details["repository"])
+        files = call_retrying(f"list the files of {details['repository']}", api.list_repo_files, repo_id=details["repository"])
         steps = sorted({int(name[len(prefix):].split("/")[0][5:]) for name in files if name.startswith(prefix + "step-") and name.endswith("/optimizer.pt")})
         resume_from = f"{prefix}step-{steps[-1]:07d}" if steps else None
         if steps:
