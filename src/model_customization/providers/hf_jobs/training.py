@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from model_customization.errors import TransientError, UserError
-from model_customization.providers.base import apply_remote_status, merge_details, record_metrics
+from model_customization.providers.base import apply_remote_status, merge_details
 from model_customization.providers.hf_jobs import flavours
 from model_customization.providers.hf_jobs.client import call, call_retrying, hub_api, require_sdk, scrub, token
 from model_customization.providers.hf_jobs.hyperparameters import trainer_hyperparameters
@@ -368,7 +368,7 @@ class HfJobsJobs:
             ws.store.jobs.add_event(job["id"], f"checkpoint step {values['step']} saved to {details['repository']}/{values['path']} and brought back")
         if progress.get("total_steps"):
             ws.store.jobs.update(job["id"], total_steps=int(progress["total_steps"]))
-        record_metrics(ws, job["id"], [r for r in rows if r.get("step") is not None])
+        _mirror_metrics(ws, job["id"], rows)
         details = merge_details(ws, job["id"], log_lines=len(lines), checkpoints=sorted(checkpoints, key=lambda c: c["step"]), remote_url=info.url, **({"remote_error": details["remote_error"]} if details.get("remote_error") else {}))
 
         current = ws.store.jobs.get(job["id"]) or job
@@ -487,6 +487,28 @@ class HfJobsJobs:
         ws.store.jobs.update(job["id"], remote_id=info.id, remote_status=_stage(info), status="queued", error=None)
         where = f"from {resume_from}" if resume_from else "from the start (no whole checkpoint in the repository)"
         ws.store.jobs.add_event(job["id"], f"resumed as Hugging Face job {info.id}, continuing {where}")
+
+
+METRIC_FIELDS = ("step", "epoch", "train_loss", "validation_loss", "learning_rate", "tokens_per_second")
+
+
+def _mirror_metrics(ws: Workspace, job_id: str, rows: list[dict[str, Any]]) -> None:
+    """The remote worker's metric rows, as the local worker writes them: a training step's row with the job's progress,
+    a validation row of its own (often at the same step). Each log line is read once, so nothing repeats; a resumed
+    run first drops the rows after its checkpoint (resume)."""
+    for row in rows:
+        if not isinstance(row.get("step"), int):
+            continue
+        metric = {k: row.get(k) for k in METRIC_FIELDS}
+        if metric["train_loss"] is not None:
+            progress = {"step": metric["step"], "train_loss": metric["train_loss"]}
+            if metric["epoch"] is not None:
+                progress["epoch"] = float(metric["epoch"])
+            ws.store.jobs.record_step(job_id, metric, **progress)
+        else:
+            ws.store.jobs.add_metric(job_id, **metric)
+            if metric["validation_loss"] is not None:
+                ws.store.jobs.update(job_id, validation_loss=metric["validation_loss"])
 
 
 def _ensure(folder: Path) -> Path:
