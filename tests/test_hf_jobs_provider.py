@@ -345,3 +345,14 @@ def test_the_log_comes_back_once_scrubbed_and_its_progress_lines_become_metrics(
     assert events.count("log: pip said something with [HF_TOKEN] in it") == 1
     assert events.count("remote: 3 train examples truncated to 128 tokens") == 1
     assert TOKEN not in _ledger_text(ws)
+
+
+def test_a_paused_job_can_be_cancelled(ws, held, dataset_id, tiny_model):
+    held.stage_script = ["RUNNING", "RUNNING"]
+    job = orchestrator.start_job(ws, dataset_id, provider="hf-jobs", base_model=str(tiny_model), hyperparameters=FAST, confirm_cost_usd=100)
+    assert orchestrator.pause_job(ws, job["job_id"])["status"] == "paused"
+    assert held.jobs[job["remote_id"]].stage == "CANCELED"
+    cancelled = orchestrator.cancel_job(ws, job["job_id"])
+    assert cancelled["status"] == "cancelled" and held.posts("cancel_job") == 1
+    with pytest.raises(UserError, match="already ended"):
+        orchestrator.cancel_job(ws, job["job_id"])

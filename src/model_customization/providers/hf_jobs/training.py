@@ -456,6 +456,11 @@ class HfJobsJobs:
     # --- control ------------------------------------------------------------------------------------------------------
     def cancel(self, ws: Workspace, job: dict[str, Any]) -> None:
         details = job.get("details") or {}
+        if job["status"] == "paused":
+            # Its remote job was stopped when it paused: cancelling ends ours, and only ours.
+            if ws.store.jobs.finish(job["id"], "cancelled"):
+                ws.store.jobs.add_event(job["id"], f"cancelled while paused; its checkpoints stay in {details.get('repository')}")
+            return
         call(f"cancel job {job['remote_id']}", hub_api().cancel_job, job_id=job["remote_id"], namespace=details.get("namespace"))
         ws.store.jobs.add_event(job["id"], f"asked Hugging Face to cancel {job['remote_id']}")
 
