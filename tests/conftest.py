@@ -42,6 +42,18 @@ def _allowed_roots(tmp_path_factory: pytest.TempPathFactory):
         yield
 
 
+@pytest.fixture(autouse=True)
+def _openai_models_still_answer(monkeypatch: pytest.MonkeyPatch):
+    """OpenAI shuts down gpt-4o/4o-mini/4.1/4.1-mini and their fine-tunes on 2027-01-14, after which prompting them is
+    refused. Tests that prompt those names (through fakes) must not start failing on that day: the chat calendar is
+    fixed at the day this was written; the tests of the dates set their own (tests/test_openai_compatible.py)."""
+    from datetime import date
+
+    from model_customization.providers.openai import provider
+
+    monkeypatch.setattr(provider, "_today", lambda: date(2026, 12, 6))
+
+
 @pytest.fixture(scope="session")
 def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One converted copy of the embedded model for the whole run (conversion takes ~25 s)."""

@@ -1,4 +1,7 @@
-"""A stateful fake of the OpenAI API for tests, held to OpenAI's published OpenAPI description.
+"""A stateful fake of the OpenAI API for tests, held to OpenAI's published OpenAPI description, or (flavour "azure")
+to Azure OpenAI's v1 description: the same state behind Azure's path prefix /openai/v1, its `api-key` header, its
+file expiry (`expires_after`, required there), its AzureErrorResponse error shape, tuned model names of the form
+BASE.ft-<id>, and chat through deployments (a request names a deployment, not the model).
 
 The fake sits behind `httpx2.MockTransport`, so the real `openai` SDK does all its own work (URLs, query strings,
 multipart encoding, retries, parsing) and no request leaves the process. Every request body the SDK sends and every
@@ -43,7 +46,11 @@ from referencing.jsonschema import DRAFT202012
 
 SPEC_PATH = Path(__file__).resolve().parents[2] / "shared" / "specs" / "openai-openapi.json"
 SPEC_URI = "https://spec.test/openai-openapi.json"
+AZURE_SPEC_PATH = SPEC_PATH.with_name("azure-openai-v1.json")
+AZURE_SPEC_URI = "https://spec.test/azure-openai-v1.json"
 API_PREFIX = "/v1"
+AZURE_API_PREFIX = "/openai/v1"
+AZURE_RESOURCE = "https://fake-resource.openai.azure.com"
 TERMINAL = {"succeeded", "failed", "cancelled"}
 
 
@@ -80,17 +87,19 @@ def _to_json_schema_2020(node: Any) -> Any:
     return out
 
 
-def _pointer(*parts: str) -> str:
+def _pointer(*parts: str, uri: str = SPEC_URI) -> str:
     escaped = "/".join(part.replace("~", "~0").replace("/", "~1") for part in parts)
-    return SPEC_URI + "#" + quote("/" + escaped, safe="/~")
+    return uri + "#" + quote("/" + escaped, safe="/~")
 
 
 class SpecValidator:
     """Validates instances against the spec's operation and component schemas."""
 
-    def __init__(self, path: Path = SPEC_PATH) -> None:
+    def __init__(self, path: Path = SPEC_PATH, uri: str = SPEC_URI, error_schema: str = "ErrorResponse") -> None:
+        self.uri = uri
+        self.error_schema = error_schema  # the component every error body must match
         self.spec = _to_json_schema_2020(json.loads(path.read_text(encoding="utf-8")))
-        self.registry = Registry().with_resource(SPEC_URI, DRAFT202012.create_resource(self.spec))
+        self.registry = Registry().with_resource(uri, DRAFT202012.create_resource(self.spec))
         self._validators: dict[str, Draft202012Validator] = {}
         self.routes: list[tuple[str, str, re.Pattern[str]]] = []
         for template, item in self.spec["paths"].items():
@@ -121,13 +130,13 @@ class SpecValidator:
         return [f"{'/'.join(str(p) for p in e.absolute_path) or '(root)'}: {e.message[:300]}" for e in found]
 
     def request_ref(self, method: str, template: str, content_type: str) -> str:
-        return _pointer("paths", template, method.lower(), "requestBody", "content", content_type, "schema")
+        return _pointer("paths", template, method.lower(), "requestBody", "content", content_type, "schema", uri=self.uri)
 
     def response_ref(self, method: str, template: str, status: int = 200, content_type: str = "application/json") -> str:
-        return _pointer("paths", template, method.lower(), "responses", str(status), "content", content_type, "schema")
+        return _pointer("paths", template, method.lower(), "responses", str(status), "content", content_type, "schema", uri=self.uri)
 
     def component_ref(self, name: str) -> str:
-        return _pointer("components", "schemas", name)
+        return _pointer("components", "schemas", name, uri=self.uri)
 
     def query_errors(self, method: str, template: str, query: list[tuple[str, str]]) -> list[str]:
         """Query parameters the operation does not declare, or scalars of the wrong type."""
@@ -153,6 +162,28 @@ def spec_validator() -> SpecValidator:
     return SpecValidator()
 
 
+@cache
+def azure_spec_validator() -> SpecValidator:
+    """Azure OpenAI v1 (../shared/specs/azure-openai-v1.json): OpenAPI 3.0, so `nullable` is translated as for OpenAI's."""
+    return SpecValidator(AZURE_SPEC_PATH, AZURE_SPEC_URI, "AzureErrorResponse")
+
+
+def _nest_form_fields(fields: dict[str, str], schema: dict[str, Any]) -> dict[str, Any]:
+    """Multipart fields as the JSON instance the spec describes: `expires_after[seconds]` (how the SDK sends an object
+    in a form) becomes {"expires_after": {"seconds": ...}}, and a field the schema types as integer becomes one."""
+    nested: dict[str, Any] = {}
+    for name, value in fields.items():
+        keys = re.findall(r"[^\[\]]+", name)
+        target = nested
+        properties = schema.get("properties", {})
+        for key in keys[:-1]:
+            target = target.setdefault(key, {})
+            properties = properties.get(key, {}).get("properties", {})
+        kind = properties.get(keys[-1], {}).get("type")
+        target[keys[-1]] = int(value) if kind == "integer" and re.fullmatch(r"-?\d+", value) else value
+    return nested
+
+
 # --- faults -----------------------------------------------------------------------------------------------------
 @dataclass
 class Fault:
@@ -173,9 +204,14 @@ def _loss(step: int) -> float:
 class FakeOpenAI:
     """OpenAI's files, fine-tuning, models and chat endpoints, in memory, validated against the spec."""
 
-    def __init__(self, api_key: str, validator: SpecValidator | None = None) -> None:
+    def __init__(self, api_key: str, validator: SpecValidator | None = None, *, flavour: str = "openai") -> None:
         self.api_key = api_key
-        self.validator = validator or spec_validator()
+        self.azure = flavour == "azure"
+        self.validator = validator or (azure_spec_validator() if self.azure else spec_validator())
+        self.prefix = AZURE_API_PREFIX if self.azure else API_PREFIX
+        self.deployments: dict[str, str] = {}  # Azure: deployment name -> the model it serves
+        self.auth_headers: list[dict[str, str]] = []  # the auth headers each request carried
+        self.hosts: set[str] = set()  # the hosts requests were sent to
         self.clock = 1_790_000_000
         self._ids = itertools.count(1)
         self.files: dict[str, dict[str, Any]] = {}  # id -> {"object", "content"}
@@ -203,7 +239,13 @@ class FakeOpenAI:
         return httpx2.Client(transport=httpx2.MockTransport(self.handler))
 
     def add_model(self, model_id: str, owned_by: str = "openai", shutdown_date: str | None = None) -> None:
-        self.models[model_id] = {"id": model_id, "object": "model", "created": self._now(), "owned_by": owned_by, "shutdown_date": shutdown_date}
+        self.models[model_id] = {"id": model_id, "object": "model", "created": self._now(), "owned_by": owned_by}
+        if not self.azure:  # OpenAI's Model carries a shutdown date; Azure's OpenAI.Model has no such field
+            self.models[model_id]["shutdown_date"] = shutdown_date
+
+    def deploy(self, deployment: str, model: str) -> None:
+        """Azure: a deployment (what the user creates in the portal) serving a base or tuned model."""
+        self.deployments[deployment] = model
 
     def fail(self, method: str, template: str, status: int, *, times: int = 1, code: str | None = None, message: str | None = None, headers: dict[str, str] | None = None) -> None:
         kind = {400: "invalid_request_error", 401: "invalid_request_error", 403: "invalid_request_error", 404: "invalid_request_error", 429: "requests"}.get(status, "server_error")
@@ -253,7 +295,7 @@ class FakeOpenAI:
     def _json(self, method: str, template: str, body: Any, status: int = 200) -> httpx2.Response:
         shown = copy.deepcopy(body)
         self._allow_off_spec(shown)
-        ref = self.validator.response_ref(method, template) if status == 200 else self.validator.component_ref("ErrorResponse")
+        ref = self.validator.response_ref(method, template) if status == 200 else self.validator.component_ref(self.validator.error_schema)
         self._check(ref, shown, f"response to {method} {template} ({status})")
         return httpx2.Response(status, json=body)
 
@@ -265,17 +307,28 @@ class FakeOpenAI:
                 job["status"] = "running"
 
     def _error(self, status: int, message: str, *, code: str | None = None, param: str | None = None, headers: dict[str, str] | None = None, kind: str = "invalid_request_error") -> httpx2.Response:
-        body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
-        self._check(self.validator.component_ref("ErrorResponse"), body, f"error response {status}")
+        if self.azure:  # AzureErrorResponse: code, message, param as strings, type "error"
+            error = {"code": code or kind, "message": message, "type": "error"}
+            body = {"error": {**error, **({"param": param} if param else {})}}
+        else:
+            body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
+        self._check(self.validator.component_ref(self.validator.error_schema), body, f"error response {status}")
         return httpx2.Response(status, json=body, headers=headers or {})
 
     # --- the handler ----------------------------------------------------------------------------------------------
     def handler(self, request: httpx2.Request) -> httpx2.Response:
         method = request.method
         path = request.url.path
-        path = path[len(API_PREFIX):] if path.startswith(API_PREFIX) else path
+        if self.azure and not path.startswith(AZURE_API_PREFIX):
+            self._violation(f"{method} {path} is outside Azure's {AZURE_API_PREFIX} prefix")
+        path = path[len(self.prefix):] if path.startswith(self.prefix) else path
         self.calls.append((method, path))
-        if request.headers.get("authorization") != f"Bearer {self.api_key}":
+        self.hosts.add(request.url.host)
+        self.auth_headers.append({name: value for name, value in request.headers.items() if name.lower() in ("authorization", "api-key")})
+        if self.azure:
+            if request.headers.get("api-key") != self.api_key or "authorization" in request.headers:
+                return self._error(401, "Access denied due to invalid subscription key or wrong API endpoint.", code="401")
+        elif request.headers.get("authorization") != f"Bearer {self.api_key}":
             return self._error(401, "Incorrect API key provided.", code="invalid_api_key")
         routed = self.validator.route(method, path)
         if routed is None:
@@ -327,6 +380,11 @@ class FakeOpenAI:
                 instance[name] = payload.decode("utf-8", "replace")  # format: binary is a string to JSON Schema
         else:  # pragma: no cover - no such operation is used
             self._violation(f"unexpected content type {content_type}")
+        if content_type == "multipart/form-data":
+            schema = operation["requestBody"]["content"][content_type]["schema"]
+            if "$ref" in schema:
+                schema = self.validator.spec["components"]["schemas"][schema["$ref"].rsplit("/", 1)[-1]]
+            instance = _nest_form_fields(instance, schema)
         self._check(self.validator.request_ref(method, template, content_type), instance, f"request body of {method} {template}")
         self.request_bodies.append((method, template, instance))
         return body
@@ -344,6 +402,8 @@ class FakeOpenAI:
         upload = body["file"]
         file_id = self._id("file")
         obj = {"id": file_id, "object": "file", "bytes": len(upload["content"]), "created_at": self._now(), "filename": upload["filename"], "purpose": body["purpose"], "status": "processed"}
+        if self.azure:
+            obj["expires_at"] = obj["created_at"] + int(body["expires_after[seconds]"])
         self.files[file_id] = {"object": obj, "content": upload["content"]}
         return self._json("POST", "/files", obj)
 
@@ -369,7 +429,9 @@ class FakeOpenAI:
         stored = self.files.get(params["file_id"])
         if stored is None:
             return self._error(404, f"No such File object: {params['file_id']}", param="id")
-        self._check(self.validator.response_ref("GET", "/files/{file_id}/content"), stored["content"].decode("utf-8", "replace"), "file content")
+        declared = self.validator.operation("GET", "/files/{file_id}/content")["responses"]["200"]["content"]
+        content_type = "application/json" if "application/json" in declared else next(iter(declared))  # Azure: octet-stream
+        self._check(self.validator.response_ref("GET", "/files/{file_id}/content", content_type=content_type), stored["content"].decode("utf-8", "replace"), "file content")
         return httpx2.Response(200, content=stored["content"], headers={"content-type": "application/octet-stream"})
 
     # --- models and chat ----------------------------------------------------------------------------------------
@@ -380,7 +442,10 @@ class FakeOpenAI:
         return self._json("GET", "/models/{model}", model)
 
     def _post_chat_completions(self, params: dict[str, str], query: dict[str, str], body: dict[str, Any]) -> httpx2.Response:
-        if body["model"] not in self.models:
+        if self.azure:
+            if body["model"] not in self.deployments:
+                return self._error(404, "The API deployment for this resource does not exist.", code="DeploymentNotFound")
+        elif body["model"] not in self.models:
             return self._error(404, f"The model '{body['model']}' does not exist", code="model_not_found", param="model")
         text = self.chat_reply(body["model"], body["messages"])
         prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body["messages"]) + 3 * len(body["messages"])
@@ -506,7 +571,7 @@ class FakeOpenAI:
                     "object": "fine_tuning.job.checkpoint",
                     "id": self._id("ftckpt"),
                     "created_at": self._now(),
-                    "fine_tuned_model_checkpoint": f"ft:{obj['model']}:fake-org:{job.get('suffix') or ''}:{obj['id'][-6:]}:ckpt-step-{step}",
+                    "fine_tuned_model_checkpoint": f"{self._tuned_name(job)}:ckpt-step-{step}",
                     "fine_tuning_job_id": obj["id"],
                     "metrics": metrics,
                     "step_number": step,
@@ -525,12 +590,18 @@ class FakeOpenAI:
         epochs = obj["hyperparameters"].get("n_epochs") or obj["method"][obj["method"]["type"]]["hyperparameters"]["n_epochs"]
         obj["result_files"] = [result_id]
         obj["trained_tokens"] = len(self.files[obj["training_file"]]["content"]) // 4 * epochs
-        obj["fine_tuned_model"] = f"ft:{obj['model']}:fake-org:{job.get('suffix') or ''}:{obj['id'][-6:]}"
+        obj["fine_tuned_model"] = self._tuned_name(job)
         obj["finished_at"] = self._now()
         obj["estimated_finish"] = None
         self.add_model(obj["fine_tuned_model"], owned_by="org-fake")
         self._event(job, f"New fine-tuned model created: {obj['fine_tuned_model']}")
         self._event(job, "The job has successfully completed")
+
+    def _tuned_name(self, job: dict[str, Any]) -> str:
+        obj = job["object"]
+        if self.azure:  # Azure names a tuned model BASE.ft-<hex>[-suffix]
+            return f"{obj['model']}.ft-{obj['id'][-6:]}" + (f"-{job['suffix']}" if job.get("suffix") else "")
+        return f"ft:{obj['model']}:fake-org:{job.get('suffix') or ''}:{obj['id'][-6:]}"
 
     def _get_fine_tuning_jobs(self, params: dict[str, str], query: dict[str, str], body: Any) -> httpx2.Response:
         items = [job["object"] for job in sorted(self.jobs.values(), key=lambda j: j["object"]["created_at"], reverse=True)]
@@ -595,7 +666,7 @@ class FakeOpenAI:
 
 @contextlib.contextmanager
 def serving(
-    monkeypatch: Any, api_key: str, *, fine_tuned_before: bool = True, today: date = date(2026, 11, 1), ws: Any = None
+    monkeypatch: Any, api_key: str, *, fine_tuned_before: bool = True, today: date = date(2026, 11, 1), ws: Any = None, flavour: str = "openai"
 ) -> Iterator[FakeOpenAI]:
     """Point the provider at a fresh fake for one test: key set, budgets at their default (0) with argument confirmation
     allowed, our retries without
@@ -614,10 +685,17 @@ def serving(
         import dataclasses
 
         ws.settings = dataclasses.replace(ws.settings, budget_per_job_usd=0.0, budget_per_day_usd=0.0, allow_argument_confirmation=True)
-    monkeypatch.setenv("OPENAI_API_KEY", api_key)
+    if flavour == "azure":
+        monkeypatch.setenv("AZURE_OPENAI_API_KEY", api_key)
+        monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", AZURE_RESOURCE)  # the SDK's Azure variable: the resource, no /openai/v1
+    else:
+        monkeypatch.setenv("OPENAI_API_KEY", api_key)
     monkeypatch.setattr(client_module, "RETRY_BASE_SECONDS", 0.0)
     monkeypatch.setattr(training, "_today", lambda: today)
-    server = FakeOpenAI(api_key)
+    from model_customization.providers.openai import provider as provider_module
+
+    monkeypatch.setattr(provider_module, "_today", lambda: today)
+    server = FakeOpenAI(api_key, flavour=flavour)
     if fine_tuned_before:  # OpenAI lets only organisations that fine-tuned before create jobs
         server.add_job(status="succeeded", model="gpt-4o-mini-2024-07-18", fine_tuned_model="ft:gpt-4o-mini-2024-07-18:fake-org::old001", finished_at=1_780_000_000, trained_tokens=1000)
     http = server.http_client()

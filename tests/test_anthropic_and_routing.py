@@ -233,8 +233,8 @@ def test_registered_models_route_to_their_provider_before_name_rules(ws):
 def test_router_hands_openai_and_bedrock_models_to_their_chat_module(ws, monkeypatch, provider):
     calls: list[dict[str, Any]] = []
 
-    def provider_chat(ws_arg, model, messages, *, max_tokens, temperature, seed):
-        assert ws_arg is ws
+    def provider_chat(ws_arg, model, messages, *, max_tokens, temperature, seed, **endpoint):
+        assert ws_arg is ws and set(endpoint) <= {"endpoint"}  # an OpenAI-compatible provider names its endpoint
         calls.append({"model": model, "messages": messages, "max_tokens": max_tokens, "temperature": temperature, "seed": seed})
         return {"model": model, "text": "fine", "prompt_tokens": 5, "completion_tokens": 1, "seconds": 0.1}
 
@@ -255,6 +255,8 @@ def test_router_hands_openai_and_bedrock_models_to_their_chat_module(ws, monkeyp
             "seed": 7,
         }
     ]
+    notice = result.pop("notice", None)  # gpt-4o-mini shuts down on 2027-01-14 (OpenAI's deprecations page)
+    assert (notice is not None and "2027-01-14" in notice) == (provider == "openai")
     assert result == {"model": name, "text": "fine", "prompt_tokens": 5, "completion_tokens": 1, "seconds": 0.1, "provider": provider, "stop_reason": None}
 
 

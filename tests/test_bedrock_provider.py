@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import io
 import json
 import re
 import subprocess
@@ -18,7 +17,6 @@ import sys
 import boto3
 import botocore.session
 import pytest
-from botocore.response import StreamingBody
 from botocore.stub import ANY, Stubber
 from moto import mock_aws
 from moto.bedrock.models import bedrock_backends
@@ -29,7 +27,6 @@ from model_customization.errors import NotFoundError, UserError
 from model_customization.providers.base import idempotency_key
 from model_customization.providers.bedrock import chat as bedrock_chat
 from model_customization.providers.bedrock import clients
-from model_customization.providers.bedrock.hyperparameters import BedrockHyperparameters
 from model_customization.providers.bedrock.provider import BedrockProvider
 from model_customization.providers.bedrock.training import (
     list_remote_jobs,
@@ -43,24 +40,15 @@ REGION = "us-west-2"
 BUCKET = "mc-training-bucket"
 ROLE = "arn:aws:iam::123456789012:role/bedrock-customization"
 SECRET = "wJalrXUtnFEMI-not-a-real-secret-K7MDENG"
-ACTIVE_CLAUDE = "anthropic.claude-3-5-haiku-20241022-v1:0:200k"
+ACTIVE_CLAUDE = "anthropic.claude-3-5-haiku-20241022-v1:0:200k"  # a Claude model for chat and provisioned throughput
 RETIRED_CLAUDE = "anthropic.claude-3-haiku-20240307-v1:0:200k"
+NOVA_LITE = "amazon.nova-lite-v1:0:300k"
 PT_ARN = "arn:aws:bedrock:us-west-2:123456789012:provisioned-model/abcdef123456"
 BEDROCK_MODEL = botocore.session.get_session().get_service_model("bedrock")
 
 
 def api_pattern(operation: str, member: str) -> str:
     return BEDROCK_MODEL.operation_model(operation).input_shape.members[member].metadata["pattern"]
-
-
-def summary(model_id: str, provider: str = "Anthropic", lifecycle: str = "ACTIVE") -> dict:
-    return {
-        "modelArn": f"arn:aws:bedrock:{REGION}::foundation-model/{model_id}",
-        "modelId": model_id,
-        "providerName": provider,
-        "customizationsSupported": ["FINE_TUNING"],
-        "modelLifecycle": {"status": lifecycle},
-    }
 
 
 @pytest.fixture
@@ -97,14 +85,16 @@ def stubbed(service: str) -> tuple[object, Stubber]:
     return client, Stubber(client)
 
 
-def new_job(ws, dataset_id: str, *, key: str | None = None, hp: dict | None = None, options: dict | None = None, job_id: str = "job-000000000001") -> dict:
+def new_job(
+    ws, dataset_id: str, *, key: str | None = None, hp: dict | None = None, options: dict | None = None, job_id: str = "job-000000000001", base: str = NOVA_LITE
+) -> dict:
     provider = BedrockProvider()
     parsed = provider.parse_hyperparameters("sft", hp)
     ws.store.jobs.add(
         {
-            "id": job_id, "provider": "bedrock", "base_model": ACTIVE_CLAUDE, "dataset_id": dataset_id, "method": "sft",
+            "id": job_id, "provider": "bedrock", "base_model": base, "dataset_id": dataset_id, "method": "sft",
             "hyperparameters": parsed, "status": "validating", "attempts": 0,
-            "idempotency_key": key or idempotency_key(dataset_id, ACTIVE_CLAUDE, "sft", parsed),
+            "idempotency_key": key or idempotency_key(dataset_id, base, "sft", parsed),
             "details": {"options": options or {}},
         }
     )
@@ -126,44 +116,11 @@ def all_keys(s3) -> list[str]:
     return [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])]
 
 
-# --- availability -------------------------------------------------------------------------------------------------
-def test_discovery_picks_the_active_claude_model_and_accepts_id_or_arn(ws, aws):
-    bedrock, stub = stubbed("bedrock")
-    offered = [summary("amazon.nova-micro-v1:0:128k", provider="Amazon"), summary(RETIRED_CLAUDE, lifecycle="LEGACY"), summary(ACTIVE_CLAUDE)]
-    for _ in range(4):
-        stub.add_response("list_foundation_models", {"modelSummaries": offered}, {"byCustomizationType": "FINE_TUNING"})
-    provider = BedrockProvider()
-    with stub, clients.use_clients({"bedrock": bedrock}):
-        assert provider.check_available(ws, None, "sft") == ACTIVE_CLAUDE
-        assert provider.check_available(ws, f"arn:aws:bedrock:{REGION}::foundation-model/{ACTIVE_CLAUDE}", "sft") == ACTIVE_CLAUDE
-        with pytest.raises(UserError) as retired:
-            provider.check_available(ws, RETIRED_CLAUDE, "sft")  # listed, but LEGACY: not offered any more
-        with pytest.raises(UserError) as other:
-            provider.check_available(ws, "amazon.nova-micro-v1:0:128k", "sft")  # offered, but not a Claude model
-    stub.assert_no_pending_responses()
-    assert "not offered" in str(retired.value) and ACTIVE_CLAUDE in str(retired.value)
-    assert ACTIVE_CLAUDE in str(other.value)
-
-
-def test_no_claude_offered_is_a_clear_error_before_any_upload(ws, aws, dataset_id):
-    bedrock, stub = stubbed("bedrock")
-    stub.add_response(
-        "list_foundation_models",
-        {"modelSummaries": [summary(RETIRED_CLAUDE, lifecycle="LEGACY"), summary("amazon.nova-lite-v1:0:300k", provider="Amazon")]},
-        {"byCustomizationType": "FINE_TUNING"},
-    )
-    with stub, clients.use_clients({"bedrock": bedrock}), pytest.raises(UserError) as refused:
-        BedrockProvider().check_available(ws, None, "sft")
-    message = str(refused.value)
-    assert "2026-09-10" in message and "Claude 3 Haiku" in message and "provider='local'" in message and REGION in message
-    assert all_keys(aws.s3) == []
-    assert aws.bedrock.list_model_customization_jobs()["modelCustomizationJobSummaries"] == []
-
-
+# --- availability (discovery and the families: tests/test_bedrock_families.py) ------------------------------------
 def test_dpo_and_missing_settings_are_refused_with_the_variable_named(ws, aws, monkeypatch):
     provider = BedrockProvider()
     assert clients.settings() == clients.BedrockSettings(region=REGION, bucket=BUCKET, prefix="model-customization", role_arn=ROLE)
-    with pytest.raises(UserError, match="supervised fine-tuning"):
+    with pytest.raises(UserError, match="Bedrock offers no 'dpo' training"):
         provider.check_available(ws, None, "dpo")
     monkeypatch.delenv(clients.BUCKET_ENV)
     with pytest.raises(UserError, match=clients.BUCKET_ENV):
@@ -192,67 +149,31 @@ def test_missing_credentials_and_region_are_named_without_secrets(ws, aws_env, m
         clients.region()
 
 
-# --- hyperparameters and quote ------------------------------------------------------------------------------------
-@pytest.mark.parametrize(
-    ("raw", "field", "allowed"),
-    [
-        ({"epoch_count": 0}, "epoch_count", "1 to 10"),
-        ({"epochCount": 11}, "epoch_count", "1 to 10"),
-        ({"batch_size": 3}, "batch_size", "4 to 256"),
-        ({"batch_size": 257}, "batch_size", "4 to 256"),
-        ({"learning_rate_multiplier": 0.05}, "learning_rate_multiplier", "0.1 to 2"),
-        ({"learning_rate_multiplier": 2.5}, "learning_rate_multiplier", "0.1 to 2"),
-        ({"early_stopping_threshold": 0.2}, "early_stopping_threshold", "0 to 0.1"),
-        ({"early_stopping_patience": 11}, "early_stopping_patience", "1 to 10"),
-    ],
-)
-def test_hyperparameter_ranges_name_the_field(raw, field, allowed):
-    with pytest.raises(UserError) as refused:
-        BedrockProvider().parse_hyperparameters("sft", raw)
-    assert f"{field} must be" in str(refused.value) and allowed in str(refused.value)
-
-
-def test_hyperparameters_map_to_the_api_strings_and_refuse_unknown_keys():
-    parsed = BedrockProvider().parse_hyperparameters("sft", {"epochCount": 3, "batch_size": 8, "learning_rate_multiplier": 0.5})
-    assert parsed == {"epoch_count": 3, "batch_size": 8, "learning_rate_multiplier": 0.5, "early_stopping_threshold": 0.001, "early_stopping_patience": 2}
-    assert BedrockHyperparameters.model_validate(parsed).to_bedrock() == {
-        "epochCount": "3", "batchSize": "8", "learningRateMultiplier": "0.5", "earlyStoppingThreshold": "0.001", "earlyStoppingPatience": "2",
-    }
-    assert BedrockHyperparameters().to_bedrock(with_early_stopping=False) == {"epochCount": "2", "batchSize": "32", "learningRateMultiplier": "1"}
-    with pytest.raises(UserError, match="'epochs' is not a Bedrock hyperparameter"):
-        BedrockProvider().parse_hyperparameters("sft", {"epochs": 3})
-
-
+# --- quote (per family hyperparameters and formats: tests/test_bedrock_families.py) ---------------------------------
 def test_quote_counts_tokens_and_prices_only_when_the_operator_set_a_price(ws, dataset_id, monkeypatch):
     provider = BedrockProvider()
     hp = provider.parse_hyperparameters("sft", {"epoch_count": 3})
-    unknown = provider.quote(ws, dataset_id, ACTIVE_CLAUDE, "sft", hp)
+    unknown = provider.quote(ws, dataset_id, NOVA_LITE, "sft", hp)
     assert unknown["estimated_cost_usd"] is None and unknown["tokens_approximate"] is True
+    assert unknown["family"] == "nova" and unknown["data_format"] == "bedrock-conversation-2024"
     assert unknown["epochs"] == 3 and unknown["train_examples"] == ws.store.datasets.get(dataset_id)["counts"]["train"]
     assert unknown["tokens_per_epoch"] > 1000 and unknown["billed_tokens"] == 3 * unknown["tokens_per_epoch"]
+    assert provider.quote(ws, dataset_id, NOVA_LITE, "sft", {})["epochs"] == 2  # Nova's default
     monkeypatch.setenv(clients.PRICE_ENV, "8")
-    priced = provider.quote(ws, dataset_id, ACTIVE_CLAUDE, "sft", hp)
+    priced = provider.quote(ws, dataset_id, NOVA_LITE, "sft", hp)
     assert priced["estimated_cost_usd"] == pytest.approx(priced["billed_tokens"] * 8 / 1_000_000, abs=1e-4)
     assert isinstance(priced["estimated_cost_usd"], float)
+    # Per family: the longest matching prefix wins; a model without a price stays unpriced (a person must approve).
+    monkeypatch.setenv(clients.PRICE_ENV, json.dumps({"amazon.nova": 1, "amazon.nova-lite": 2}))
+    assert provider.quote(ws, dataset_id, NOVA_LITE, "sft", hp)["usd_per_million_tokens"] == 2
+    assert provider.quote(ws, dataset_id, "meta.llama3-1-8b-instruct-v1:0:128k", "sft", {})["estimated_cost_usd"] is None
     monkeypatch.setenv(clients.PRICE_ENV, "cheap")
     with pytest.raises(UserError, match=clients.PRICE_ENV):
-        provider.quote(ws, dataset_id, ACTIVE_CLAUDE, "sft", hp)
-
-
-def test_quote_refuses_an_unrenderable_example_with_split_and_line(ws, dataset_id):
-    from pathlib import Path
-
-    train = Path(ws.store.datasets.get(dataset_id)["path"]) / "train.jsonl"
-    lines = train.read_text(encoding="utf-8").splitlines()
-    lines[2] = json.dumps({"messages": [{"role": "assistant", "content": "an answer to no question"}]})
-    train.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    with pytest.raises(UserError) as refused:
-        BedrockProvider().quote(ws, dataset_id, ACTIVE_CLAUDE, "sft", BedrockProvider().parse_hyperparameters("sft", None))
-    assert "train line 3" in str(refused.value)
+        provider.quote(ws, dataset_id, NOVA_LITE, "sft", hp)
 
 
 # --- submitting ---------------------------------------------------------------------------------------------------
-def test_submit_uploads_claude_format_and_creates_a_valid_job(ws, aws, dataset_id):
+def test_submit_uploads_nova_format_and_creates_a_valid_job(ws, aws, dataset_id):
     job = new_job(ws, dataset_id, hp={"epoch_count": 3}, options={"suffix": "triage bot"})
     job = submit(ws, job)
     name = remote_job_name(job["idempotency_key"])
@@ -261,8 +182,8 @@ def test_submit_uploads_claude_format_and_creates_a_valid_job(ws, aws, dataset_i
     described = aws.bedrock.get_model_customization_job(jobIdentifier=name)
     details = job["details"]
     assert described["roleArn"] == ROLE and described["customizationType"] == "FINE_TUNING"
-    assert described["baseModelArn"].endswith(ACTIVE_CLAUDE)
-    assert described["hyperParameters"] == {"epochCount": "3", "batchSize": "32", "learningRateMultiplier": "1", "earlyStoppingThreshold": "0.001", "earlyStoppingPatience": "2"}
+    assert described["baseModelArn"].endswith(NOVA_LITE)
+    assert described["hyperParameters"] == {"epochCount": "3", "learningRate": "1e-05", "learningRateWarmupSteps": "10"}
     assert described["outputDataConfig"]["s3Uri"] == f"s3://{BUCKET}/model-customization/output/{job['id']}/"
     assert described["trainingDataConfig"]["s3Uri"] == details["training_data"]
     assert described["validationDataConfig"]["validators"][0]["s3Uri"] == details["validation_data"]
@@ -271,6 +192,7 @@ def test_submit_uploads_claude_format_and_creates_a_valid_job(ws, aws, dataset_i
     assert re.fullmatch(api_pattern("CreateModelCustomizationJob", "jobName"), name)
     assert re.fullmatch(api_pattern("CreateModelCustomizationJob", "clientRequestToken"), name)
     assert re.fullmatch(api_pattern("CreateModelCustomizationJob", "customModelName"), details["custom_model_name"])
+    assert re.fullmatch(api_pattern("CreateModelCustomizationJob", "baseModelIdentifier"), NOVA_LITE)
     assert details["custom_model_name"] == f"triage-bot-{name}"
     tags = {t["key"]: t["value"] for t in aws.bedrock.list_tags_for_resource(resourceARN=described["jobArn"])["tags"]}
     assert tags == {"model-customization:idempotency-key": job["idempotency_key"], "model-customization:job-id": job["id"]}
@@ -283,15 +205,27 @@ def test_submit_uploads_claude_format_and_creates_a_valid_job(ws, aws, dataset_i
         rows = [json.loads(line) for line in body.decode("utf-8").splitlines()]
         assert len(rows) == counts[split]
         for row in rows:
-            assert set(row) <= {"system", "messages"}
+            assert row["schemaVersion"] == "bedrock-conversation-2024" and set(row) <= {"schemaVersion", "system", "messages"}
             roles = [m["role"] for m in row["messages"]]
             assert roles == ["user", "assistant"] * (len(roles) // 2) and roles, roles
-            assert all(set(m) == {"role", "content"} and m["content"].strip() for m in row["messages"])
-            assert "system" not in roles
+            assert all(set(m) == {"role", "content"} and m["content"][0]["text"].strip() for m in row["messages"])
         assert SECRET.encode() not in body
     assert any("system" in json.loads(line) for line in aws.s3.get_object(Bucket=BUCKET, Key=details["training_data"].removeprefix(f"s3://{BUCKET}/"))["Body"].read().decode().splitlines())
     stored = json.dumps([ws.store.jobs.events(job["id"], limit=None), ws.store.jobs.get(job["id"])["details"]])
     assert SECRET not in stored
+
+
+def test_submit_on_claude_keeps_its_format_and_early_stopping(ws, aws, dataset_id):
+    """Where Bedrock still offers Claude 3 Haiku, a job on it uploads Claude's own format with its hyperparameters."""
+    job = submit(ws, new_job(ws, dataset_id, hp={"learning_rate_multiplier": 0.5}, base=RETIRED_CLAUDE))
+    described = aws.bedrock.get_model_customization_job(jobIdentifier=job["remote_id"])
+    assert described["hyperParameters"] == {
+        "epochCount": "2", "batchSize": "32", "learningRateMultiplier": "0.5", "earlyStoppingThreshold": "0.001", "earlyStoppingPatience": "2",
+    }
+    body = aws.s3.get_object(Bucket=BUCKET, Key=job["details"]["training_data"].removeprefix(f"s3://{BUCKET}/"))["Body"].read().decode()
+    for line in body.splitlines():
+        row = json.loads(line)
+        assert set(row) <= {"system", "messages"} and all(isinstance(m["content"], str) for m in row["messages"])
 
 
 def test_same_content_is_uploaded_once(ws, aws, dataset_id):
@@ -299,7 +233,7 @@ def test_same_content_is_uploaded_once(ws, aws, dataset_id):
     aws.s3.meta.events.register("before-call.s3.PutObject", lambda params, **_: puts.append(params["url_path"]))
     first = submit(ws, new_job(ws, dataset_id, key="first-key", job_id="job-00000000000a"))
     assert len(puts) == 2  # train and validation
-    second = submit(ws, new_job(ws, dataset_id, key="second-key", hp={"batch_size": 64}, job_id="job-00000000000b"))
+    second = submit(ws, new_job(ws, dataset_id, key="second-key", hp={"epoch_count": 3}, job_id="job-00000000000b"))
     assert len(puts) == 2, "the same rendered data must not be uploaded again"
     assert second["details"]["training_data"] == first["details"]["training_data"]
     assert any("reused" in e["message"] for e in ws.store.jobs.events(second["id"], limit=None))
@@ -401,7 +335,7 @@ def test_completed_job_registers_the_model_with_lineage_and_records_metrics(ws, 
     assert row["status"] == "succeeded" and row["remote_status"] == "Completed"
     model = ws.store.models.get(row["model_id"])
     assert row["model_id"] == job["details"]["custom_model_name"]
-    assert (model["provider"], model["kind"], model["base_model"], model["dataset_id"], model["job_id"]) == ("bedrock", "tuned", ACTIVE_CLAUDE, dataset_id, job["id"])
+    assert (model["provider"], model["kind"], model["base_model"], model["dataset_id"], model["job_id"]) == ("bedrock", "tuned", NOVA_LITE, dataset_id, job["id"])
     described = aws.bedrock.get_model_customization_job(jobIdentifier=job["remote_id"])
     assert model["details"]["model_arn"] == described["outputModelArn"]
     metrics = [(m["step"], m["epoch"], m["train_loss"], m["validation_loss"]) for m in ws.store.jobs.metrics(job["id"])]
@@ -478,14 +412,16 @@ def test_provisioning_is_refused_without_confirm_and_done_with_it(ws, aws_env, t
     stub.assert_no_pending_responses()
 
 
-def _claude_reply(text: str) -> dict:
-    payload = json.dumps(
-        {"id": "msg_01", "type": "message", "role": "assistant", "content": [{"type": "text", "text": text}], "stop_reason": "end_turn", "usage": {"input_tokens": 42, "output_tokens": 7}}
-    ).encode()
-    return {"body": StreamingBody(io.BytesIO(payload), len(payload)), "contentType": "application/json"}
+def _converse_reply(text: str) -> dict:
+    return {
+        "output": {"message": {"role": "assistant", "content": [{"text": text}]}},
+        "stopReason": "end_turn",
+        "usage": {"inputTokens": 42, "outputTokens": 7, "totalTokens": 49},
+        "metrics": {"latencyMs": 120},
+    }
 
 
-def test_chat_goes_through_the_provisioned_throughput(ws, aws_env, tuned_model):
+def test_chat_goes_through_the_provisioned_throughput_with_the_converse_api(ws, aws_env, tuned_model):
     details = ws.store.models.get(tuned_model)["details"]
     messages = [
         {"role": "system", "content": "You triage log lines."},
@@ -500,22 +436,23 @@ def test_chat_goes_through_the_provisioned_throughput(ws, aws_env, tuned_model):
     ws.store.models.update(tuned_model, details={**details, "provisioned_model_arn": PT_ARN})
     runtime, stub = stubbed("bedrock-runtime")
     sent: list[dict] = []
-    runtime.meta.events.register("before-parameter-build.bedrock-runtime.InvokeModel", lambda params, **_: sent.append(dict(params)))
-    stub.add_response("invoke_model", _claude_reply("TRIAGE severity=medium"), {"modelId": PT_ARN, "body": ANY, "contentType": "application/json", "accept": "application/json"})
-    stub.add_response("invoke_model", _claude_reply("hello"), {"modelId": ACTIVE_CLAUDE, "body": ANY, "contentType": "application/json", "accept": "application/json"})
+    runtime.meta.events.register("before-parameter-build.bedrock-runtime.Converse", lambda params, **_: sent.append(dict(params)))
+    stub.add_response("converse", _converse_reply("TRIAGE severity=medium"), {"modelId": PT_ARN, "messages": ANY, "system": ANY, "inferenceConfig": ANY})
+    stub.add_response("converse", _converse_reply("hello"), {"modelId": NOVA_LITE, "messages": ANY, "inferenceConfig": ANY})
     with stub, clients.use_clients({"bedrock-runtime": runtime}):
         reply = bedrock_chat.chat(ws, tuned_model, messages, max_tokens=64, temperature=0.0, seed=7)
-        base = bedrock_chat.chat(ws, f"bedrock:{ACTIVE_CLAUDE}", [{"role": "user", "content": "hi"}], max_tokens=8, temperature=0.5, seed=None)
+        base = bedrock_chat.chat(ws, f"bedrock:{NOVA_LITE}", [{"role": "user", "content": "hi"}], max_tokens=8, temperature=0.5, seed=None)
     stub.assert_no_pending_responses()
     assert reply["text"] == "TRIAGE severity=medium" and (reply["prompt_tokens"], reply["completion_tokens"]) == (42, 7)
-    assert reply["model"] == tuned_model and reply["seconds"] >= 0
+    assert reply["model"] == tuned_model and reply["seconds"] >= 0 and reply["stop_reason"] == "end_turn"
     assert base["text"] == "hello"
-    body = json.loads(sent[0]["body"])
-    assert body["anthropic_version"] == "bedrock-2023-05-31" and body["max_tokens"] == 64 and body["temperature"] == 0.0
-    assert body["system"] == "You triage log lines."
-    assert [m["role"] for m in body["messages"]] == ["user", "assistant", "user"]
-    assert "<tool_call>" in body["messages"][1]["content"] and "<tool_result>3 matches</tool_result>" in body["messages"][2]["content"]
-    assert "system" not in json.loads(sent[1]["body"])
+    first = sent[0]
+    assert first["inferenceConfig"] == {"maxTokens": 64, "temperature": 0.0}
+    assert first["system"] == [{"text": "You triage log lines."}]
+    assert [m["role"] for m in first["messages"]] == ["user", "assistant", "user"]
+    texts = [m["content"][0]["text"] for m in first["messages"]]
+    assert "<tool_call>" in texts[1] and "<tool_result>3 matches</tool_result>" in texts[2]
+    assert "system" not in sent[1]
 
 
 def test_hyperparameters_module_does_not_load_boto3():

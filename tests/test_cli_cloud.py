@@ -177,7 +177,7 @@ def test_options_that_do_not_fit_the_provider_are_refused_before_anything_happen
         (["--provider", "openai", "--hp", "n_epochs"], "--hp takes KEY=VALUE"),
         (["--provider", "openai", "--hp", "n_epochs=2", "--hp", "n_epochs=3"], "given twice"),
         (["--provider", "openai", "--integration", "wandb"], "--integration takes one JSON object"),
-        (["--provider", "bedrock", "--seed", "3"], "--seed applies to OpenAI jobs"),
+        (["--provider", "bedrock", "--seed", "3"], "--seed applies to OpenAI or Azure OpenAI or Together AI jobs"),
         (["--provider", "local", "--suffix", "x"], "--suffix applies to cloud jobs"),
         (["--provider", "local", "--epochs", "1", "--hp", "epochs=2"], "given both as an option and with --hp"),
         (["--provider", "openai", "--hp", "n_epochs=0", "--dry-run"], "n_epochs must be"),

@@ -168,12 +168,17 @@ class ConfigFile:
     # Variable name -> value, top-level settings already translated to their variables. Never printed: keys only.
     env: dict[str, str] = field(repr=False)
     lines: dict[str, str] = field(default_factory=dict)  # variable name -> "line N (key)" where the file sets it
+    # [openai_compatible.<name>] tables, checked: name -> the fields of providers/openai/endpoints.Endpoint. May hold
+    # an api_key: never printed.
+    endpoints: dict[str, dict[str, object]] = field(default_factory=dict, repr=False)
 
     @property
     def secret_names(self) -> list[str]:
         """The variables whose value is, or holds, a secret: by name (…_KEY, …_TOKEN), a password in a URL, or a
         value the redaction detectors take for a credential wherever it sits (a token inside a launcher command)."""
-        return sorted(name for name, value in self.env.items() if _SECRET_NAME.search(name) or _URL_WITH_PASSWORD.search(value) or _holds_secret(value))
+        found = [name for name, value in self.env.items() if _SECRET_NAME.search(name) or _URL_WITH_PASSWORD.search(value) or _holds_secret(value)]
+        found += [f"openai_compatible.{name}.api_key" for name, table in self.endpoints.items() if table.get("api_key_value")]
+        return sorted(found)
 
     def source(self, name: str) -> str:
         where = self.lines.get(name)
@@ -196,7 +201,8 @@ def _key_lines(text: str) -> dict[str, int]:
         stripped = line.strip()
         header = re.fullmatch(r"\[\s*([A-Za-z0-9_.\"' -]+?)\s*\]\s*(#.*)?", stripped)
         if header:
-            table = header.group(1).strip("\"' ")
+            table = ".".join(part.strip().strip("\"'") for part in header.group(1).split("."))
+            found.setdefault(table, number)
             continue
         assignment = re.match(r"([A-Za-z0-9_.\"' -]+?)\s*=", stripped)
         if assignment:
@@ -237,6 +243,7 @@ def read_config_file(path: str | os.PathLike[str]) -> ConfigFile:
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"The config file {path} is not valid TOML: {error}.") from None
     key_lines = _key_lines(text)
+    endpoints: dict[str, dict[str, object]] = {}
     env: dict[str, str] = {}
     lines: dict[str, str] = {}
     for key, value in document.items():
@@ -251,12 +258,14 @@ def read_config_file(path: str | os.PathLike[str]) -> ConfigFile:
             env[_FILE_KEYS[key]] = _roots_value(path, value) if key == "allowed_roots" else _env_value(path, key, value)
             if key in key_lines:
                 lines[_FILE_KEYS[key]] = f"line {key_lines[key]} ({key})"
+        elif key == ENDPOINTS_TABLE:
+            endpoints = _endpoint_tables(path, value, key_lines)
         else:
-            raise ConfigError(f"{path}: unknown setting {key!r}. Known: {', '.join([*_FILE_KEYS, 'env'])}.")
+            raise ConfigError(f"{path}: unknown setting {key!r}. Known: {', '.join([*_FILE_KEYS, 'env', ENDPOINTS_TABLE])}.")
     for key, name in _FILE_KEYS.items():
         if key in document and name in document.get("env", {}):
             raise ConfigError(f"{path}: both {key} and env.{name} are given; keep one.")
-    config = ConfigFile(path=path, env=env, lines=lines)
+    config = ConfigFile(path=path, env=env, lines=lines, endpoints=endpoints)
     _check_permissions(config)
     return config
 
@@ -267,7 +276,10 @@ def apply_config_file(home: str | os.PathLike[str], environ: dict[str, str] | No
     Returns the file's path, or None when there is none. Variables already set keep their values: the environment
     wins over the file, so one process can still override a key for itself.
     """
+    global _config_in_force
     path = config_file_path(home)
+    if environ is None:
+        _config_in_force = path
     if path is None:
         return None
     target = os.environ if environ is None else environ
@@ -339,6 +351,155 @@ def _check_permissions(config: ConfigFile) -> None:
             f"The config file {config.path} holds secrets ({', '.join(secrets)}) but is readable by group or others "
             f"(mode {stat.filemode(mode)}); run: chmod 600 {config.path}"
         )
+
+
+# --- [openai_compatible.<name>]: OpenAI-compatible endpoints (providers/openai/endpoints.py) -------------------------
+ENDPOINTS_TABLE = "openai_compatible"
+_ENDPOINT_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")  # a provider name (providers/registry.py)
+_AUTH_KINDS = ("bearer", "api-key", "none")
+_METHODS = ("sft", "dpo")
+# key in the file -> (field of Endpoint, what it must be)
+_ENDPOINT_FIELDS = {
+    "title": ("title", "a string"),
+    "base_url": ("base_url", "an http(s) URL, e.g. \"https://bedrock-mantle.us-east-1.api.aws/v1\""),
+    "auth": ("auth", "one of bearer, api-key, none"),
+    "key_env": ("key_env", "the name of an environment variable, e.g. \"AWS_BEARER_TOKEN_BEDROCK\""),
+    "api_key": ("api_key_value", "a string (better: key_env, so the key stays out of the file)"),
+    "closes_on": ("closes_on", "a TOML date, e.g. 2027-06-30"),
+    "training_ends": ("training_ends", "a table of model = date, e.g. \"gpt-4o\" = 2027-04-01"),
+    "model_shutdowns": ("model_shutdowns", "a table of model = date"),
+    "training_prices": ("training_prices", "a table of model = { usd_per_million_tokens = N } or { usd_per_hour = N }"),
+    "chat_prices": ("chat_prices", "a table of model = [USD per 1M input tokens, USD per 1M output tokens]"),
+    "base_models": ("base_models", "a list of model names, or \"ask\" (the service decides)"),
+    "default_base_model": ("default_base_model", "a model name"),
+    "methods": ("methods", "a list of sft and/or dpo"),
+    "file_expiry_seconds": ("file_expiry_seconds", "a whole number of seconds"),
+    "metadata_filter": ("metadata_filter", "true or false (whether GET /fine_tuning/jobs filters by metadata)"),
+    "example_token_limit": ("example_token_limit", "a whole number of tokens"),
+    "deployments": ("deployments", "a table of model = deployment name"),
+}
+_config_in_force: Path | None | bool = False  # the config file load_settings last applied here (None: none; False: not loaded yet)
+_openai_compatible_cache: tuple[tuple[str, int, int] | None, dict[str, dict[str, object]]] = (None, {})
+
+
+def _endpoint_tables(path: Path, value: object, key_lines: dict[str, int]) -> dict[str, dict[str, object]]:
+    """Check each [openai_compatible.<name>] table; errors name the file, the key and its line, never a value."""
+    import datetime
+
+    def where(*keys: str) -> str:
+        dotted = ".".join((ENDPOINTS_TABLE, *keys))
+        line = key_lines.get(dotted)
+        return f"{path} line {line} ({dotted})" if line else f"{path} ({dotted})"
+
+    def bad(keys: tuple[str, ...], expected: str) -> ConfigError:
+        return ConfigError(f"{where(*keys)}: expected {expected}.")
+
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path}: {ENDPOINTS_TABLE} must hold tables, e.g. [{ENDPOINTS_TABLE}.my-endpoint] with base_url = \"...\".")
+    found: dict[str, dict[str, object]] = {}
+    for name, table in value.items():
+        if not _ENDPOINT_NAME.match(name):
+            raise ConfigError(f"{where(name)}: an endpoint name is a provider name: lower-case letters, digits, - and _, starting with a letter, at most 40.")
+        if not isinstance(table, dict):
+            raise bad((name,), "a table of settings")
+        fields: dict[str, object] = {}
+        for key, item in table.items():
+            if key not in _ENDPOINT_FIELDS:
+                raise ConfigError(f"{where(name, key)}: unknown endpoint setting. Known: {', '.join(_ENDPOINT_FIELDS)}.")
+            target, expected = _ENDPOINT_FIELDS[key]
+            keys = (name, key)
+            if key in ("title", "default_base_model", "api_key", "key_env", "base_url", "auth"):
+                if not isinstance(item, str) or not item.strip():
+                    raise bad(keys, expected)
+                if key == "base_url" and not re.match(r"^https?://[^\s/]+", item):
+                    raise bad(keys, expected)
+                if key == "auth" and item not in _AUTH_KINDS:
+                    raise bad(keys, expected)
+                if key == "key_env" and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", item):
+                    raise bad(keys, expected)
+                fields[target] = item.strip()
+            elif key == "closes_on":
+                if not isinstance(item, datetime.date) or isinstance(item, datetime.datetime):
+                    raise bad(keys, expected)
+                fields[target] = item
+            elif key in ("training_ends", "model_shutdowns"):
+                if not isinstance(item, dict) or not all(isinstance(d, datetime.date) and not isinstance(d, datetime.datetime) for d in item.values()):
+                    raise bad(keys, expected)
+                fields[target] = dict(item)
+            elif key == "training_prices":
+                from model_customization.providers.openai.endpoints import TrainingPrice
+
+                prices = {}
+                for model, price in (item.items() if isinstance(item, dict) else [(None, None)]):
+                    if not isinstance(price, dict) or len(price) != 1 or not set(price) <= {"usd_per_million_tokens", "usd_per_hour"}:
+                        raise bad(keys if model is None else (*keys, model), expected)
+                    (unit, amount), = price.items()
+                    if isinstance(amount, bool) or not isinstance(amount, int | float) or amount < 0:
+                        raise bad((*keys, model), "a price of 0 or more")
+                    prices[model] = TrainingPrice(**{unit: float(amount)})
+                fields[target] = prices
+            elif key == "chat_prices":
+                prices = {}
+                for model, pair in (item.items() if isinstance(item, dict) else [(None, None)]):
+                    if not isinstance(pair, list) or len(pair) != 2 or not all(isinstance(x, int | float) and not isinstance(x, bool) and x >= 0 for x in pair):
+                        raise bad(keys if model is None else (*keys, model), expected)
+                    prices[model] = (float(pair[0]), float(pair[1]))
+                fields[target] = prices
+            elif key == "base_models":
+                if item == "ask":
+                    fields[target] = None
+                elif isinstance(item, list) and item and all(isinstance(m, str) and m.strip() for m in item):
+                    fields[target] = tuple(m.strip() for m in item)
+                else:
+                    raise bad(keys, expected)
+            elif key == "methods":
+                if not isinstance(item, list) or not item or not all(m in _METHODS for m in item):
+                    raise bad(keys, expected)
+                fields[target] = tuple(item)
+            elif key in ("file_expiry_seconds", "example_token_limit"):
+                if isinstance(item, bool) or not isinstance(item, int) or item < 1:
+                    raise bad(keys, expected)
+                fields[target] = item
+            elif key == "metadata_filter":
+                if not isinstance(item, bool):
+                    raise bad(keys, expected)
+                fields[target] = item
+            elif key == "deployments":
+                if not isinstance(item, dict) or not all(isinstance(d, str) and d.strip() for d in item.values()):
+                    raise bad(keys, expected)
+                fields[target] = {str(k): d.strip() for k, d in item.items()}
+        builtin = name in ("openai", "azure-openai")
+        if not builtin:
+            if "base_url" not in fields:
+                raise ConfigError(f"{where(name)}: a new endpoint needs base_url (the API root that serves /files and /fine_tuning/jobs).")
+            fields.setdefault("title", name)
+            fields.setdefault("auth", "bearer")
+            if fields["auth"] != "none" and "key_env" not in fields and "api_key_value" not in fields:
+                raise ConfigError(f"{where(name)}: give key_env (the environment variable holding the key), or auth = \"none\".")
+            fields.setdefault("key_env", None)
+            line = key_lines.get(f"{ENDPOINTS_TABLE}.{name}.base_url")
+            fields["source"] = f"config file {path}" + (f" line {line}" if line else "")
+        found[name] = fields
+    return found
+
+
+def openai_compatible_tables() -> dict[str, dict[str, object]]:
+    """The [openai_compatible.<name>] tables of the config file in force ($MODEL_CUSTOMIZATION_CONFIG, else
+    <data home>/config.toml), read again only when the file changes."""
+    global _openai_compatible_cache
+    if os.environ.get(CONFIG_ENV) or _config_in_force is False:
+        home = os.environ.get(HOME_ENV) or user_data_dir("model-customization")
+        path = config_file_path(Path(home).expanduser())
+    else:  # the file load_settings applied (its home may have been given as an argument), or none
+        path = _config_in_force if isinstance(_config_in_force, Path) and _config_in_force.is_file() else None
+    if path is None:
+        _openai_compatible_cache = (None, {})
+        return {}
+    info = path.stat()
+    stamp = (str(path), info.st_mtime_ns, info.st_size)
+    if _openai_compatible_cache[0] != stamp:
+        _openai_compatible_cache = (stamp, read_config_file(path).endpoints)
+    return _openai_compatible_cache[1]
 
 
 def _user_name(uid: int) -> str:

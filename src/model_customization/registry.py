@@ -299,7 +299,15 @@ def list_models_page(ws: Workspace, limit: int = 50, cursor: str | None = None) 
 
     rows = [base, *sorted(list_registry(ws), key=key, reverse=True)]
     shown, next_cursor = page_rows(rows, key, kind="models", limit=limit, cursor=cursor, newest_first=True)
-    shown = [{**entry, "created_at": iso_or_none(entry["created_at"])} for entry in shown]
+    shown = [{**entry, "created_at": iso_or_none(entry["created_at"]), "notice": _notice(entry)} for entry in shown]
     return {"models": shown, "next_cursor": next_cursor}
+
+
+def _notice(entry: dict[str, Any]) -> str | None:
+    """The provider's warning about a listed model (a shutdown date), if any."""
+    from model_customization.providers.registry import find_provider
+
+    provider = find_provider(entry.get("provider"))
+    return provider.model_notice(entry["model_id"]) if provider is not None else None
 
 

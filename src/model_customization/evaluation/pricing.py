@@ -61,6 +61,10 @@ def chat_price(provider: str, model: str) -> tuple[float, float] | None:
     operator = _operator_prices()
     if model in operator:
         return operator[model]
+    own_table = getattr(answering, "chat_price", None)  # a provider with its own price table (a configured endpoint)
+    own = own_table(model) if callable(own_table) else None
+    if own is not None:
+        return own
     name = model.split("bedrock:", 1)[-1]
     candidates = [name]
     if name.startswith("ft:"):  # ft:gpt-4o-mini-2024-07-18:org::id -> its base family

@@ -20,7 +20,7 @@ from model_customization.jobs.processes import spawn_worker, stop_worker, worker
 from model_customization.jobs.spending import Consent, approve_spend, commit_spend
 from model_customization.operations.jobs import JobEvent, JobList, JobStatus, JobSummary
 from model_customization.providers.base import Provider, idempotency_key as default_key
-from model_customization.providers.registry import describe_choices, find_provider, get_provider
+from model_customization.providers.registry import describe_choices, find_provider, get_provider, providers
 from model_customization.storage import file_lock
 from model_customization.workspace import Workspace
 from model_customization.timestamps import iso_or_none
@@ -173,9 +173,18 @@ def _dry_run_summary(provider: str, base_model: str, dataset_id: str, method: st
 
 
 def _remote_trainers() -> list[Provider]:
-    from model_customization.providers.registry import providers
-
     return [p for p in providers("train") if not p.runs_locally]
+
+
+def _check_options(cloud: Provider, options: dict[str, Any]) -> None:
+    """Refuse, before anything is quoted, approved or recorded, options this provider's jobs do not take."""
+    refused = sorted(name for name, value in options.items() if value is not None and name not in cloud.job_options)
+    if refused:
+        takers = " or ".join(p.name for p in providers("train") if set(refused) & p.job_options) or "no provider here"
+        takes = ", ".join(sorted(cloud.job_options)) or "none"
+        raise UserError(
+            f"Option(s) {', '.join(refused)} apply to {takers} jobs; a {cloud.title} job takes {takes}{cloud.job_options_note}. Leave them out."
+        )
 
 
 def _start_cloud_job(
@@ -194,6 +203,7 @@ def _start_cloud_job(
     """Availability, dataset and hyperparameters first (nothing spent), then the idempotency key, the quote and the
     spending guard; the job row and the approved spend are written before the provider uploads or creates anything."""
     cloud, provider = provider, provider.name
+    _check_options(cloud, options)
     hp = cloud.parse_hyperparameters(method, hyperparameters)
     key = key or default_key(dataset_id, base_model or "default", method, hp)
     known = ws.store.jobs.by_idempotency_key(provider, key)
@@ -489,7 +499,16 @@ def summarize_job(ws: Workspace, job: dict[str, Any], events: int = 5) -> dict[s
         hyperparameters=job["hyperparameters"], queue_position=queue_position(ws, job), remote_id=job.get("remote_id"),
         remote_status=job.get("remote_status"), quote=details.get("quote"), spend=_spend_summary(ws, job), checkpoints=details.get("checkpoints"),
         events=[_event(e) for e in ws.store.jobs.events(job["id"], events)], resource_uri=f"jobs://{job['id']}",
+        notice=_notice(job),
     ).model_dump()
+
+
+def _notice(job: dict[str, Any]) -> str | None:
+    """The provider's warning about the job's tuned model, else its base model (a shutdown date), if any."""
+    provider = find_provider(job["provider"])
+    if provider is None:
+        return None
+    return (job["model_id"] and provider.model_notice(job["model_id"])) or provider.model_notice(job["base_model"])
 
 
 def _event(row: dict[str, Any]) -> JobEvent:

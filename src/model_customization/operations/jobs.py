@@ -165,6 +165,7 @@ class JobStatus(BaseModel):
     checkpoints: list[dict[str, Any]] | None = Field(None, description="OpenAI: the job's checkpoints (step, metrics, model name).")
     events: list[JobEvent] = Field(description="The latest events, oldest first.")
     resource_uri: str | None
+    notice: str | None = Field(None, description="A warning from the provider about the job's base or tuned model, e.g. the date it shuts down.")
 
 
 class JobSummary(BaseModel):

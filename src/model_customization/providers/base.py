@@ -196,6 +196,11 @@ class Provider:
         name to use (canonical for local models). The default checks nothing."""
         return name
 
+    def model_notice(self, model: str) -> str | None:
+        """A warning about a model the user relies on (e.g. the date its provider shuts it down), for check_job,
+        list_models and prompt_model to show; None when there is nothing to say (the default)."""
+        return None
+
     def evaluation_key(self, ws: Workspace, typed: str, name: str) -> str:
         """How evaluations and deployments name the model: as typed for cloud models."""
         return typed.strip()

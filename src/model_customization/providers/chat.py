@@ -42,12 +42,15 @@ def chat(
     """One answer from whichever provider `model` names. A paid call draws from `allowance` (an operation of many
     calls approved as a whole) or, without one, is quoted, approved (the budgets, or `consent`) and counted alone."""
     provider, name = resolve_chat_model(ws, model)
+    notice = get_provider(provider, "chat").model_notice(name)  # e.g. the date the provider shuts this model down
     if allowance is not None or not is_paid(provider):
-        return chat_with_provider(ws, provider, name, messages, max_tokens=max_tokens, temperature=temperature, seed=seed, allowance=allowance)
+        result = chat_with_provider(ws, provider, name, messages, max_tokens=max_tokens, temperature=temperature, seed=seed, allowance=allowance)
+        return {**result, "notice": notice} if notice else result
     quote = chat_quote_usd(provider, name, messages, max_tokens)
     own = authorize_chat_operation(ws, provider, quote, consent, what=f"call to {name}", kind="prompt")
     try:
-        return chat_with_provider(ws, provider, name, messages, max_tokens=max_tokens, temperature=temperature, seed=seed, allowance=own)
+        result = chat_with_provider(ws, provider, name, messages, max_tokens=max_tokens, temperature=temperature, seed=seed, allowance=own)
+        return {**result, "notice": notice} if notice else result
     finally:
         if own is not None:
             own.close()

@@ -32,11 +32,14 @@ ENTRY_POINT_GROUP = "model_customization.providers"
 BUILTIN_PROVIDERS: dict[str, str] = {
     "local": "model_customization.providers.local.provider:LocalProvider",
     "openai": "model_customization.providers.openai.provider:OpenAIProvider",
+    "azure-openai": "model_customization.providers.openai.provider:AzureOpenAIProvider",
     "anthropic": "model_customization.providers.anthropic.provider:AnthropicProvider",
     "bedrock": "model_customization.providers.bedrock.provider:BedrockProvider",
+    "together": "model_customization.providers.together.provider:TogetherProvider",
     "hf-jobs": "model_customization.providers.hf_jobs.provider:HfJobsProvider",
 }
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
+_CONFIGURED_MODULE = "model_customization.providers.openai.configured:"
 
 _targets: dict[str, str] | None = None  # name -> "module:Class", built-ins first
 _versions: dict[str, str] = {}  # a third-party provider's name -> "distribution==version"
@@ -101,11 +104,24 @@ def _entry_point_targets() -> tuple[dict[str, str], dict[str, str]]:
     return found, versions
 
 
+def _configured_targets() -> dict[str, str]:
+    """Providers the config file defines ([openai_compatible.<name>] endpoints); a name already taken is skipped."""
+    from model_customization.providers.openai.configured import provider_targets
+
+    found = {}
+    for name, target in provider_targets().items():
+        if name in BUILTIN_PROVIDERS:
+            continue
+        found[name] = target
+    return found
+
+
 def _all_targets() -> dict[str, str]:
     global _targets, _versions
     if _targets is None:
         third_party, _versions = _entry_point_targets()
-        _targets = {**BUILTIN_PROVIDERS, **third_party}
+        configured = {name: target for name, target in _configured_targets().items() if name not in third_party}
+        _targets = {**BUILTIN_PROVIDERS, **configured, **third_party}
     return _targets
 
 
@@ -145,8 +161,8 @@ def _instance(name: str) -> Provider | None:
     if name in _broken:
         return None
     target = _all_targets()[name]
-    if name in BUILTIN_PROVIDERS:
-        provider = _load(name, target)  # a broken built-in is a bug of ours: let it raise
+    if name in BUILTIN_PROVIDERS or target.startswith(_CONFIGURED_MODULE):
+        provider = _load(name, target)  # a broken built-in is a bug of ours, a configured one was checked: let it raise
     else:
         try:
             provider = _load(name, target)

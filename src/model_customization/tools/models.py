@@ -36,6 +36,7 @@ class PromptResult(BaseModel):
     stop_reason: str | None = Field(
         default=None, description="Why the answer ended: stop (finished), length (max_tokens reached), refusal, or the provider's own word."
     )
+    notice: str | None = Field(default=None, description="A warning about this model from its provider, e.g. the date it shuts down; move to another model before then.")
 
 
 class ModelScores(BaseModel):
@@ -119,6 +120,7 @@ class ModelSummary(BaseModel):
     live_deployments: list[str] = Field(description="Agents (agent or agent/task) it serves now.")
     created_at: str | None
     uri: str | None = Field(description="models://{model_id}: its whole lineage.")
+    notice: str | None = Field(default=None, description="A warning from the model's provider, e.g. the date it shuts the model down.")
 
 
 class ModelList(BaseModel):

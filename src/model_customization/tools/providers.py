@@ -198,7 +198,7 @@ def register(server: MCPServer, ws: Workspace) -> None:
         ] = False,
         purchase_answer: Annotated[ElicitationResult[ThroughputConfirmation], Resolve(ask_to_buy)] = None,
     ) -> Throughput:
-        """Buy Amazon Bedrock provisioned throughput for a tuned Claude model: the only way to run a custom Bedrock model.
+        """Buy Amazon Bedrock provisioned throughput for a tuned Bedrock model (Nova, Llama, ...): how prompt_model reaches it.
 
         It costs money by the hour for every model unit, from creation until release_throughput deletes it, whether
         or not it is used. So the user is asked through elicitation when the client supports it; otherwise the call

@@ -1,13 +1,13 @@
-"""Prompting Claude on Bedrock: a tuned model through its provisioned throughput, or a base model on demand.
+"""Prompting Bedrock models: a tuned model through its provisioned throughput, or a base model on demand.
 
-A tuned (custom) Bedrock model can only be invoked through provisioned throughput, so a registered tuned model is
-called by its throughput's ARN; "bedrock:<model id>" calls a base model on demand. The request body is Anthropic's
-Messages format as Bedrock takes it: system text apart, user/assistant turns alternating, starting with user.
+A tuned (custom) Bedrock model is invoked through provisioned throughput here, so a registered tuned model is
+called by its throughput's ARN; "bedrock:<model id>" calls a base model on demand. Calls go through Bedrock's
+Converse API, which speaks one message format to every family this product trains (Nova, Llama, Titan, Cohere,
+Claude): system text apart, user/assistant turns alternating, starting with user, each a list of text blocks.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -19,7 +19,6 @@ from model_customization.workspace import Workspace
 # AWS error codes after which the same call may succeed later (throttling, capacity, a slow or failing service).
 TRANSIENT_CODES = frozenset({"ThrottlingException", "ServiceUnavailableException", "ModelTimeoutException", "InternalServerException", "ServiceQuotaExceededException"})
 
-ANTHROPIC_VERSION = "bedrock-2023-05-31"
 BASE_PREFIX = "bedrock:"
 
 
@@ -32,7 +31,7 @@ def _text(content: Any) -> str:
     return "" if content is None else str(content)
 
 
-def to_claude_messages(messages: list[dict[str, Any]]) -> tuple[str | None, list[dict[str, str]]]:
+def to_turns(messages: list[dict[str, Any]]) -> tuple[str | None, list[dict[str, str]]]:
     """(system text, turns): system/developer messages joined apart, tool results as user text, same-role turns merged."""
     system_parts: list[str] = []
     turns: list[dict[str, str]] = []
@@ -50,7 +49,7 @@ def to_claude_messages(messages: list[dict[str, Any]]) -> tuple[str | None, list
         else:
             raise UserError(f"Unknown message role {role!r}; use system, user, assistant or tool.")
         if not text.strip():
-            continue  # Claude refuses empty text blocks
+            continue  # Bedrock refuses empty text blocks
         if turns and turns[-1]["role"] == role:
             turns[-1]["content"] += "\n\n" + text
         else:
@@ -58,7 +57,7 @@ def to_claude_messages(messages: list[dict[str, Any]]) -> tuple[str | None, list
     while turns and turns[0]["role"] != "user":
         turns.pop(0)
     if not turns:
-        raise UserError("The messages hold no user message with text; Claude needs one to answer.")
+        raise UserError("The messages hold no user message with text; a Bedrock model needs one to answer.")
     system = "\n\n".join(p for p in system_parts if p.strip()) or None
     return system, turns
 
@@ -68,7 +67,7 @@ def _target(ws: Workspace, model: str) -> str:
     if model.startswith(BASE_PREFIX):
         base = model[len(BASE_PREFIX):]
         if not base:
-            raise UserError("Give a Bedrock model id after 'bedrock:', e.g. 'bedrock:anthropic.claude-3-5-haiku-20241022-v1:0'.")
+            raise UserError("Give a Bedrock model id after 'bedrock:', e.g. 'bedrock:amazon.nova-lite-v1:0'.")
         return base
     row = ws.store.models.get(model)
     if not row:
@@ -86,27 +85,30 @@ def _target(ws: Workspace, model: str) -> str:
 
 
 def chat(ws: Workspace, model: str, messages: list[dict[str, Any]], *, max_tokens: int, temperature: float, seed: int | None) -> dict[str, Any]:
-    """One reply from Claude on Bedrock: {"model", "text", "prompt_tokens", "completion_tokens", "seconds"}.
+    """One reply from a Bedrock model: {"model", "text", "prompt_tokens", "completion_tokens", "seconds", "stop_reason"}.
 
-    `seed` is accepted for the common interface but Claude has no sampling seed; use temperature 0 for repeatable
-    answers.
+    `seed` is accepted for the common interface but the Converse API has no sampling seed; use temperature 0 for
+    repeatable answers.
     """
     if max_tokens < 1:
         raise UserError(f"max_tokens must be 1 or more (got {max_tokens}).")
     if not 0 <= temperature <= 1:
-        raise UserError(f"temperature must be from 0 to 1 for Claude (got {temperature}).")
+        raise UserError(f"temperature must be from 0 to 1 for Bedrock models (got {temperature}).")
     target = _target(ws, model)
-    system, turns = to_claude_messages(messages)
-    body: dict[str, Any] = {"anthropic_version": ANTHROPIC_VERSION, "max_tokens": max_tokens, "messages": turns, "temperature": temperature}
+    system, turns = to_turns(messages)
+    request: dict[str, Any] = {
+        "modelId": target,
+        "messages": [{"role": turn["role"], "content": [{"text": turn["content"]}]} for turn in turns],
+        "inferenceConfig": {"maxTokens": max_tokens, "temperature": temperature},
+    }
     if system:
-        body["system"] = system
+        request["system"] = [{"text": system}]
     runtime = clients.client("bedrock-runtime")
     from botocore.exceptions import BotoCoreError, ClientError
 
     started = time.monotonic()
     try:
-        response = runtime.invoke_model(modelId=target, body=json.dumps(body).encode("utf-8"), contentType="application/json", accept="application/json")
-        payload = json.loads(response["body"].read())
+        response = runtime.converse(**request)
     except (ClientError, BotoCoreError) as error:
         hint = ""
         if clients.error_code(error) == "ModelNotReadyException":
@@ -118,12 +120,13 @@ def chat(ws: Workspace, model: str, messages: list[dict[str, Any]], *, max_token
             raise TransientError(message) from error
         raise UserError(message) from error
     seconds = time.monotonic() - started
-    text = "".join(block.get("text", "") for block in payload.get("content") or [] if block.get("type") == "text")
-    usage = payload.get("usage") or {}
+    content = ((response.get("output") or {}).get("message") or {}).get("content") or []
+    usage = response.get("usage") or {}
     return {
         "model": model,
-        "text": text,
-        "prompt_tokens": int(usage.get("input_tokens") or 0),
-        "completion_tokens": int(usage.get("output_tokens") or 0),
+        "text": "".join(block.get("text", "") for block in content if "text" in block),
+        "prompt_tokens": int(usage.get("inputTokens") or 0),
+        "completion_tokens": int(usage.get("outputTokens") or 0),
         "seconds": round(seconds, 3),
+        "stop_reason": response.get("stopReason"),
     }

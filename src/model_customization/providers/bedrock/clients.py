@@ -71,8 +71,8 @@ def region() -> str:
         chosen = boto3.session.Session().region_name
     if not chosen:
         raise UserError(
-            f"No AWS region set for Bedrock. Set {REGION_ENV} (or AWS_REGION) to a region where Bedrock offers Claude "
-            "fine-tuning, e.g. us-west-2."
+            f"No AWS region set for Bedrock. Set {REGION_ENV} (or AWS_REGION) to a region where Bedrock offers "
+            "fine-tuning, e.g. us-east-1 or us-west-2."
         )
     return chosen
 

@@ -1,10 +1,15 @@
-"""Claude fine-tuning through Amazon Bedrock model customization jobs, and provisioned throughput for the result.
+"""Fine-tuning through Amazon Bedrock model customization jobs, and provisioned throughput for the result.
 
-What a job does at AWS, in order: the train (and validation) split is rendered to Bedrock's Claude format
-(`{"system", "messages"}` with user/assistant strictly alternating) and uploaded to
-s3://<bucket>/<prefix>/data/<sha256>.jsonl (an object that already exists under its content hash is reused); then
-create_model_customization_job runs on a Claude base model that Bedrock lists as offering fine-tuning in this region.
-The base model is discovered, never assumed: Claude 3 Haiku fine-tuning reached end of life on 2026-09-10.
+The base model is discovered, never assumed: ListFoundationModels (byCustomizationType FINE_TUNING) says which
+foundation models this account may fine-tune in this region now (lifecycle ACTIVE, text in and out); each belongs
+to a family (families.py: Amazon Nova, Meta Llama, Amazon Titan Text, Cohere Command, Claude 3 Haiku) with its own
+training format, hyperparameters and limits. Claude 3 Haiku fine-tuning reached end of life on 2026-09-10 and no
+newer Claude model is offered, so a Claude base is refused (naming what is offered) unless Bedrock lists one.
+
+What a job does at AWS, in order: the train (and, where the family takes one, validation) split is rendered to the
+family's format and checked by its rules (formats.py), then uploaded to s3://<bucket>/<prefix>/data/<sha256>.jsonl
+(an object that already exists under its content hash is reused); then create_model_customization_job runs with
+the family's hyperparameters.
 
 Names at AWS are derived from the job's idempotency key, so a start_job retried after a lost reply finds the job it
 already created (find_existing looks it up by name):
@@ -33,8 +38,6 @@ from typing import Any
 
 from model_customization.config import ARGUMENT_CONFIRMATION_ENV
 from model_customization.datasets.build import read_split
-from model_customization.datasets.render import render_bedrock_claude
-from model_customization.datasets.tokens import count_chat_tokens
 from model_customization.errors import ConfirmationNeeded, NotFoundError, TransientError, UserError
 from model_customization.providers.base import (
     apply_remote_status,
@@ -42,14 +45,21 @@ from model_customization.providers.base import (
     record_metrics,
     register_tuned_model,
 )
-from model_customization.providers.bedrock import clients
-from model_customization.providers.bedrock.hyperparameters import BedrockHyperparameters, parse_bedrock_hyperparameters
+from model_customization.providers.bedrock import clients, formats
+from model_customization.providers.bedrock.families import (
+    CLAUDE_FINE_TUNING_END_OF_LIFE,
+    Family,
+    bare_model_id,
+    family_for,
+    is_claude,
+    preference,
+)
+from model_customization.providers.bedrock.hyperparameters import parse_bedrock_hyperparameters, resolve, to_api
 from model_customization.providers.bedrock.provider import TOKEN_ENCODING, BedrockProvider
 from model_customization.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
-CLAUDE_FINE_TUNING_END_OF_LIFE = "2026-09-10"
 MAX_REPORTED_PROBLEMS = 5
 COMMITMENTS = ("OneMonth", "SixMonths")
 
@@ -82,66 +92,94 @@ def _tag_value(value: str) -> str:
     return _TAG_UNSAFE.sub("_", value)[:256]
 
 
-# --- rendering --------------------------------------------------------------------------------------------------
-def _claude_problem(rendered: dict[str, Any]) -> str | None:
-    """Why a rendered example would be refused by Bedrock's Claude format check; None when it is fine."""
-    turns = rendered.get("messages") or []
-    if not turns:
-        return "no user turn followed by an assistant turn remains after rendering"
-    for index, turn in enumerate(turns):
-        expected = "user" if index % 2 == 0 else "assistant"
-        if turn["role"] != expected:
-            return f"turn {index} is {turn['role']} where {expected} must come (turns must alternate, starting with user)"
-        if not turn["content"].strip():
-            return f"turn {index} ({turn['role']}) is empty"
-    if turns[-1]["role"] != "assistant":
-        return "the last turn is not an assistant turn"
-    return None
+# --- rendering ---------------------------------------------------------------------------------------------------
+def _family(model_id: str) -> Family:
+    family = family_for(model_id)
+    if family is None:
+        raise UserError(f"This product has no training format for {model_id} on Bedrock yet; choose a model of another family (start_job without base_model picks one).")
+    return family
 
 
-def render_split(ws: Workspace, dataset_id: str, split: str) -> list[dict[str, Any]]:
-    """A split's examples in Bedrock's Claude format; UserError with split and line of every example that fails."""
+def render_split(ws: Workspace, dataset_id: str, split: str, model_id: str) -> tuple[list[dict[str, Any]], list[int]]:
+    """A split's examples in the base model's family format, with each one's approximate token count.
+
+    UserError naming split and line of every example the family's rules refuse, and a split whose size is outside
+    the family's record limits: all before anything is uploaded.
+    """
+    family = _family(model_id)
     rendered: list[dict[str, Any]] = []
+    tokens: list[int] = []
     problems: list[str] = []
     for line, example in enumerate(read_split(ws, dataset_id, split), start=1):
-        out = render_bedrock_claude(example)
-        why = _claude_problem(out)
+        row = formats.render(family, example)
+        why = formats.problem(family, row, model_id=model_id)
+        count = 0
+        if why is None:
+            count = formats.row_tokens(family, row, TOKEN_ENCODING)
+            why = formats.problem(family, row, count, model_id)
         if why:
             problems.append(f"{split} line {line}: {why}")
             continue
-        ordered = {"system": out["system"]} if out.get("system") else {}
-        ordered["messages"] = out["messages"]
-        rendered.append(ordered)
+        rendered.append(row)
+        tokens.append(count)
     if problems:
         more = f" (and {len(problems) - MAX_REPORTED_PROBLEMS} more)" if len(problems) > MAX_REPORTED_PROBLEMS else ""
         raise UserError(
-            f"Dataset {dataset_id} has examples that cannot be rendered in Bedrock's Claude format: "
-            f"{'; '.join(problems[:MAX_REPORTED_PROBLEMS])}{more}. Each example needs a user turn and an assistant turn "
-            "with text. Rebuild the dataset from memory without those sessions (or with filters), then quote again."
+            f"Dataset {dataset_id} has examples that {family.title} cannot train on ({family.data_format} format): "
+            f"{'; '.join(problems[:MAX_REPORTED_PROBLEMS])}{more}. Nothing was uploaded. Rebuild the dataset from memory without "
+            "those sessions (or with filters), or choose another base model, then quote again."
         )
-    return rendered
+    _check_split_size(family, model_id, split, len(rendered))
+    return rendered, tokens
+
+
+def _check_split_size(family: Family, model_id: str, split: str, count: int) -> None:
+    low, high = (family.min_train, family.max_train) if split == "train" else (0, family.max_validation)
+    if count < low or (high is not None and count > high):
+        bounds = f"{low:,} to {high:,}" if high is not None else f"at least {low:,}"
+        raise UserError(
+            f"The {split} split has {count:,} examples; {family.title} ({model_id}) takes {bounds} {split} examples. "
+            "Nothing was uploaded. Build a dataset of that size, or choose another base model."
+        )
 
 
 def to_jsonl(rows: list[dict[str, Any]]) -> bytes:
     return "".join(json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n" for row in rows).encode("utf-8")
 
 
-def _example_tokens(rendered: dict[str, Any]) -> int:
-    messages = ([{"role": "system", "content": rendered["system"]}] if rendered.get("system") else []) + rendered["messages"]
-    return count_chat_tokens(messages, TOKEN_ENCODING)
+def price_per_million_tokens(model_id: str) -> float | None:
+    """The operator's Bedrock training price for this model (USD per million tokens trained), or None when unknown.
 
-
-def price_per_million_tokens() -> float | None:
-    """The operator's Bedrock training price (USD per million tokens), or None when unknown."""
+    MODEL_CUSTOMIZATION_BEDROCK_USD_PER_MILLION_TOKENS holds one number for every model, or a JSON object from
+    model-id prefixes to prices ({"amazon.nova-lite": 2, "meta.llama3-1-8b": 1.5}); the longest matching prefix wins.
+    This product ships no price table for Bedrock customization: no copy of its price list could be read when the
+    families were written (2026-12-06), so an unpriced model's quote is None and a person must approve the spend.
+    """
     raw = os.environ.get(clients.PRICE_ENV)
     if raw is None or not raw.strip():
         return None
+    bare = bare_model_id(model_id)
+    expected = (
+        f"{clients.PRICE_ENV}={raw!r}: expected US dollars per million training tokens (0 or more, e.g. 4 or 8.5), or a JSON "
+        'object from model-id prefixes to such prices, e.g. {"amazon.nova-lite": 2, "meta.llama3": 1.5}.'
+    )
+    if raw.strip().startswith("{"):
+        try:
+            table = json.loads(raw)
+        except json.JSONDecodeError:
+            raise UserError(expected) from None
+        matches = sorted((prefix for prefix in table if bare.startswith(prefix)), key=len, reverse=True)
+        if not matches:
+            return None
+        raw_value: Any = table[matches[0]]
+    else:
+        raw_value = raw
     try:
-        value = float(raw)
+        value = float(raw_value)
         if not value >= 0:  # also refuses NaN
             raise ValueError
-    except ValueError:
-        raise UserError(f"{clients.PRICE_ENV}={raw!r}: expected US dollars per million training tokens, 0 or more (e.g. 4 or 8.5).") from None
+    except (TypeError, ValueError):
+        raise UserError(expected) from None
     return value
 
 
@@ -181,7 +219,11 @@ def _aws_errors() -> tuple[type[BaseException], ...]:
 
 
 def offered_base_models() -> list[dict[str, Any]]:
-    """Claude models this region offers for fine-tuning now (lifecycle ACTIVE), sorted by model id."""
+    """The text models this account may fine-tune in this region now (lifecycle ACTIVE), best default first.
+
+    Each entry is Bedrock's model summary plus "family" (families.Family, or None for a model this product has no
+    training format for). Image and embedding models are left out: datasets here are conversations.
+    """
     bedrock = clients.client("bedrock")
     try:
         response = bedrock.list_foundation_models(byCustomizationType="FINE_TUNING")
@@ -189,14 +231,32 @@ def offered_base_models() -> list[dict[str, Any]]:
         raise _aws_error("listing the foundation models that offer fine-tuning (bedrock:ListFoundationModels)", error) from error
     offered = []
     for summary in response.get("modelSummaries") or []:
-        model_id = summary.get("modelId") or ""
-        is_claude = (summary.get("providerName") or "").lower() == "anthropic" or model_id.startswith("anthropic.")
         # A summary without lifecycle data predates the field; the server-side filter already said it can be tuned.
         active = (summary.get("modelLifecycle") or {}).get("status", "ACTIVE") == "ACTIVE"
         tunable = "FINE_TUNING" in (summary.get("customizationsSupported") or ["FINE_TUNING"])
-        if is_claude and active and tunable:
-            offered.append(summary)
-    return sorted(offered, key=lambda s: s["modelId"])
+        text = "TEXT" in (summary.get("outputModalities") or ["TEXT"]) and "TEXT" in (summary.get("inputModalities") or ["TEXT"])
+        if active and tunable and text and summary.get("modelId"):
+            offered.append({**summary, "family": family_for(summary["modelId"])})
+    return sorted(offered, key=lambda s: (s["family"] is None, preference(s["modelId"]), s["modelId"]))
+
+
+def _offered_names(offered: list[dict[str, Any]]) -> str:
+    supported = [f"{s['modelId']} ({s['family'].title})" for s in offered if s["family"] is not None]
+    other = [s["modelId"] for s in offered if s["family"] is None]
+    text = ", ".join(supported) if supported else "none this product can train"
+    if other:
+        text += f"; also offered, but without a training format here yet: {', '.join(other)}"
+    return text
+
+
+def _named(offered: list[dict[str, Any]], wanted: str) -> dict[str, Any] | None:
+    """The offered model a name means: its id, its ARN, or its id without the context suffix (amazon.nova-lite-v1:0)."""
+    bare = bare_model_id(wanted)
+    for summary in offered:
+        if wanted in (summary["modelId"], summary.get("modelArn")) or bare == summary["modelId"]:
+            return summary
+    shorter = [s for s in offered if s["modelId"].startswith(bare + ":")]
+    return shorter[0] if len(shorter) == 1 else None
 
 
 def _head_exists(s3: Any, bucket: str, key: str) -> bool:
@@ -292,48 +352,68 @@ class BedrockJobs:
     def check_available(self, ws: Workspace, base_model: str | None, method: str) -> str:
         if method != "sft":
             raise UserError(
-                f"Bedrock's Claude customization is supervised fine-tuning only; method {method!r} is not offered. "
-                "Build an sft dataset (build_dataset_from_memory with method='sft') and start the job with method='sft', "
-                "or use provider='local' for dpo."
+                f"Bedrock offers no {method!r} training: its customization jobs are fine-tuning (supervised), continued "
+                "pre-training, distillation and reinforcement fine-tuning, and none of its model families takes preference "
+                "pairs there. Nothing was uploaded. Build an sft dataset (build_dataset_from_memory with method='sft') and "
+                "start the job with method='sft', or train dpo with a provider whose methods include it (provider='local')."
             )
         cfg = clients.settings()
         clients.check_credentials()
         offered = offered_base_models()
-        if not offered:
+        trainable = [s for s in offered if s["family"] is not None]
+        wanted = base_model.removeprefix("bedrock:") if base_model else None
+        if wanted and is_claude(wanted) and not any(is_claude(s["modelId"]) for s in offered):
+            alternatives = f"This account can fine-tune here: {_offered_names(offered)}. Pass one as base_model, or leave base_model out to use {trainable[0]['modelId']}." if trainable else ""
             raise UserError(
-                f"No Claude model in {cfg.region} offers fine-tuning on Bedrock now. Claude 3 Haiku fine-tuning, the "
-                f"one Claude customization Bedrock had, reached end of life on {CLAUDE_FINE_TUNING_END_OF_LIFE}. "
-                f"Use provider='local' to fine-tune an open model here, or set {clients.REGION_ENV} to a region that lists "
-                "a Claude model under byCustomizationType=FINE_TUNING."
+                f"{base_model!r} cannot be fine-tuned: no Claude model in {cfg.region} offers fine-tuning on Bedrock now. Claude 3 "
+                f"Haiku fine-tuning, the one Claude customization Bedrock had, reached end of life on {CLAUDE_FINE_TUNING_END_OF_LIFE}, "
+                f"and no newer Claude model is offered for customization. Nothing was uploaded. {alternatives}".rstrip()
             )
-        ids = [s["modelId"] for s in offered]
-        if base_model is None:
-            chosen = ids[0]
-            log.info("Bedrock base model not given; using %s, the first of the Claude models offered for fine-tuning in %s: %s", chosen, cfg.region, ", ".join(ids))
-            return chosen
-        wanted = base_model.removeprefix("bedrock:")
-        for summary in offered:
-            if wanted in (summary["modelId"], summary.get("modelArn")):
-                return summary["modelId"]
-        raise UserError(
-            f"{base_model!r} is not offered for fine-tuning on Bedrock in {cfg.region}. Offered Claude models: "
-            f"{', '.join(ids)}. Pass one of them as base_model (id or ARN), or leave base_model out to use {ids[0]}."
-        )
+        if not trainable:
+            also = f" Bedrock lists {_offered_names(offered)}." if offered else ""
+            raise UserError(
+                f"No foundation model in {cfg.region} that this product can train is offered for fine-tuning to this account "
+                f"on Bedrock now.{also} Claude 3 Haiku fine-tuning reached end of life on {CLAUDE_FINE_TUNING_END_OF_LIFE}. "
+                f"Set {clients.REGION_ENV} to a region where Bedrock fine-tunes Nova or Llama (us-east-1, us-west-2), ask for "
+                "model access in the Bedrock console, or use provider='local' to fine-tune an open model here."
+            )
+        if wanted is None:
+            chosen = trainable[0]
+            log.info("Bedrock base model not given; using %s, the first by this product's preference of those offered in %s: %s", chosen["modelId"], cfg.region, _offered_names(offered))
+            return chosen["modelId"]
+        summary = _named(offered, wanted)
+        if summary is None:
+            raise UserError(
+                f"{base_model!r} is not offered for fine-tuning to this account on Bedrock in {cfg.region}. It can fine-tune: "
+                f"{_offered_names(offered)}. Pass one of them as base_model (id or ARN), or leave base_model out to use "
+                f"{trainable[0]['modelId']}. Nothing was uploaded."
+            )
+        if summary["family"] is None:
+            raise UserError(
+                f"Bedrock offers {summary['modelId']} for fine-tuning, but this product has no training format or hyperparameter "
+                f"rules for it yet. Models it can train here: {', '.join(s['modelId'] for s in trainable)}. Nothing was uploaded."
+            )
+        return summary["modelId"]
 
     def parse_hyperparameters(self, method: str, raw: dict[str, Any] | None) -> dict[str, Any]:
-        return parse_bedrock_hyperparameters(raw).model_dump()
+        return parse_bedrock_hyperparameters(raw)
 
     def quote(self, ws: Workspace, dataset_id: str, base_model: str, method: str, hyperparameters: dict[str, Any]) -> dict[str, Any]:
-        hp = parse_bedrock_hyperparameters(hyperparameters)
-        train_tokens = [_example_tokens(r) for r in render_split(ws, dataset_id, "train")]
-        validation_tokens = [_example_tokens(r) for r in render_split(ws, dataset_id, "validation")]
+        family = _family(base_model)
+        resolved = resolve(family, base_model, hyperparameters)
+        _rows, train_tokens = render_split(ws, dataset_id, "train", base_model)
+        validation_tokens = render_split(ws, dataset_id, "validation", base_model)[1] if family.validation else []
+        epochs = int(resolved["epoch_count"])
         per_epoch = sum(train_tokens)
-        billed = per_epoch * hp.epoch_count
-        price = price_per_million_tokens()
+        billed = per_epoch * epochs
+        price = price_per_million_tokens(base_model)
         return {
             "provider": "bedrock",
             "model": base_model,
-            "epochs": hp.epoch_count,
+            "family": family.name,
+            "data_format": family.data_format,
+            "hyperparameters": resolved,
+            "epochs": epochs,
             "train_examples": len(train_tokens),
             "validation_examples": len(validation_tokens),
             "tokens_per_epoch": per_epoch,
@@ -341,15 +421,16 @@ class BedrockJobs:
             "validation_tokens": sum(validation_tokens),
             "max_example_tokens": max(train_tokens, default=0),
             "tokens_approximate": True,
-            "tokenizer": f"{TOKEN_ENCODING} (Claude's own tokenizer is not published; counts are an approximation)",
+            "tokenizer": f"{TOKEN_ENCODING} (the Bedrock models' own tokenizers are not available offline; counts are an approximation)",
             "usd_per_million_tokens": price,
             "estimated_cost_usd": round(billed * price / 1_000_000, 4) if price is not None else None,
             "price_source": (
                 clients.PRICE_ENV
                 if price is not None
-                else f"unknown: set {clients.PRICE_ENV} to the Bedrock training price per million tokens of {base_model}"
+                else f"unknown: set {clients.PRICE_ENV} to the Bedrock training price per million tokens of {base_model} (aws.amazon.com/bedrock/pricing)"
             ),
-            "not_included": "monthly storage of the custom model, and provisioned throughput for inference (billed by the hour)",
+            "not_included": "monthly storage of the custom model, and inference (provisioned throughput billed by the hour, or on demand for Nova)",
+            **({"note": family.note} if family.note else {}),
         }
 
     # -- creating and finding jobs ---------------------------------------------------------------------------------
@@ -385,13 +466,17 @@ class BedrockJobs:
 
     def submit(self, ws: Workspace, job: dict[str, Any]) -> dict[str, Any]:
         cfg = clients.settings()
-        hp = BedrockHyperparameters.model_validate(job["hyperparameters"])
+        base = job["base_model"]
+        family = _family(base)
+        resolved = resolve(family, base, job["hyperparameters"] or {})
         options = (job.get("details") or {}).get("options") or {}
         name = remote_job_name(job["idempotency_key"])
         model_name = custom_model_name(name, options.get("suffix"))
 
-        train_uri = upload_content_addressed(ws, cfg, to_jsonl(render_split(ws, job["dataset_id"], "train")), job["id"], "train")
-        validation_rows = render_split(ws, job["dataset_id"], "validation")
+        # Both splits are rendered and checked before either is uploaded.
+        train_rows = render_split(ws, job["dataset_id"], "train", base)[0]
+        validation_rows = render_split(ws, job["dataset_id"], "validation", base)[0] if family.validation else []
+        train_uri = upload_content_addressed(ws, cfg, to_jsonl(train_rows), job["id"], "train")
         validation_uri = upload_content_addressed(ws, cfg, to_jsonl(validation_rows), job["id"], "validation") if validation_rows else None
         output_uri = cfg.s3_uri("output", job["id"]) + "/"
 
@@ -405,7 +490,7 @@ class BedrockJobs:
             "customizationType": "FINE_TUNING",
             "trainingDataConfig": {"s3Uri": train_uri},
             "outputDataConfig": {"s3Uri": output_uri},
-            "hyperParameters": hp.to_bedrock(with_early_stopping=validation_uri is not None),
+            "hyperParameters": to_api(family, resolved, with_validation=validation_uri is not None),
             "jobTags": tags,
             "customModelTags": tags,
         }

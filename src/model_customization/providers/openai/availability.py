@@ -1,4 +1,8 @@
-"""Can this key create an OpenAI fine-tuning job on this base model today? Answered before anything is uploaded.
+"""Can this key create a fine-tuning job on this endpoint and base model today? Answered before anything is uploaded.
+
+Every endpoint: its closing date and its per-model training end dates (endpoints.py), its list of fine-tunable
+base models when it has one, then the service itself (the model, the jobs endpoint). A refusal by date names the
+providers that still train, asked of the registry (never a fixed list). What follows is OpenAI's own platform:
 
 OpenAI is winding down self-serve fine-tuning in stages (its deprecations page, notice of 2026-05-07):
 organisations that had never fine-tuned lost access on 2026-05-07; on 2026-07-02 so did those that had not run
@@ -19,6 +23,7 @@ from datetime import date
 from typing import Any
 
 from model_customization.errors import UserError
+from model_customization.providers.openai.endpoints import OPENAI, Endpoint
 
 FINE_TUNING_CLOSES_ON = date(2027, 1, 6)
 NEVER_FINE_TUNED_CLOSED_ON = date(2026, 5, 7)
@@ -57,11 +62,52 @@ NEXT_STEP = "Train locally instead: start_job with provider 'local' (LoRA on thi
 
 
 def underlying_base(model: str) -> str:
-    """The OpenAI base model of a name: itself, or for a tuned model 'ft:BASE:org:suffix:id' its BASE."""
-    parts = model.split(":")
-    if parts[0] == "ft" and len(parts) > 1 and parts[1]:
-        return parts[1]
-    return model
+    """The base model of a name: itself, or for a tuned model 'ft:BASE:org:suffix:id' (or Azure's BASE.ft-id) its BASE."""
+    from model_customization.providers.openai.endpoints import underlying_base as base_of
+
+    return base_of(model)
+
+
+def live_alternatives(excluding: str, today: date) -> str:
+    """The providers that can still train, as the registry knows them (built-ins, entry points, configured
+    endpoints): "'local' (LoRA on this machine, free), 'together' (...) or ..."; OpenAI-compatible endpoints past
+    their own closing date are left out."""
+    from model_customization.providers.openai.provider import OpenAICompatibleProvider
+    from model_customization.providers.registry import providers
+
+    shown = []
+    for provider in providers("train"):
+        if provider.name == excluding:
+            continue
+        if isinstance(provider, OpenAICompatibleProvider):
+            try:
+                own = provider.endpoint()
+            except UserError:
+                continue
+            if own.closes_on and today >= own.closes_on:
+                continue
+        shown.append(f"'{provider.name}'" + (f" ({provider.training_summary})" if provider.training_summary else ""))
+    if not shown:
+        return "Train locally instead: start_job with provider 'local'."
+    listed = shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " or " + shown[-1]
+    return f"Providers that still train: {listed}; start_job with one of them."
+
+
+def check_endpoint_dates(endpoint: Endpoint, base_model: str, today: date) -> None:
+    """Refuse a job the endpoint no longer takes on this day (whole endpoint or this base model), naming alternatives."""
+    end = endpoint.training_end(underlying_base(base_model), today)
+    if end and today >= end[0]:
+        source = f" (source: {endpoint.closing_source})" if endpoint.closing_source else ""
+        raise UserError(
+            f"{end[1]} from {end[0].isoformat()}: provider {endpoint.name!r} cannot start a job on {base_model!r} today "
+            f"({today.isoformat()}){source}. Models tuned earlier still answer until they are shut down. "
+            f"{live_alternatives(endpoint.name, today)}"
+        )
+    if endpoint.base_models is not None and underlying_base(base_model) not in endpoint.base_models and not base_model.startswith("ft:"):
+        raise UserError(
+            f"{endpoint.title} ({endpoint.name}) does not fine-tune {base_model!r}; its base models: {', '.join(endpoint.base_models)}"
+            + (f" ({endpoint.source})" if endpoint.source != "built in" else "") + "."
+        )
 
 
 def base_model_shutdown(model: str) -> BaseModelShutdown | None:
@@ -72,7 +118,7 @@ def _platform_dates(base_model: str, today: date) -> None:
     if today >= FINE_TUNING_CLOSES_ON:
         raise UserError(
             f"OpenAI stopped accepting new fine-tuning jobs on {FINE_TUNING_CLOSES_ON.isoformat()} (source: {PLATFORM_TIMELINE_SOURCE}). "
-            f"Models tuned earlier still answer until their base model retires. {NEXT_STEP}"
+            f"Models tuned earlier still answer until their base model retires. {live_alternatives('openai', today)}"
         )
     shutdown = base_model_shutdown(base_model)
     if shutdown and today >= shutdown.shutdown_on:
@@ -82,27 +128,32 @@ def _platform_dates(base_model: str, today: date) -> None:
         )
 
 
-def check_openai_available(client: Any, base_model: str, today: date, *, openai_platform: bool = True) -> dict[str, Any]:
+def check_openai_available(client: Any, base_model: str, today: date, *, openai_platform: bool = True, endpoint: Endpoint = OPENAI) -> dict[str, Any]:
     """Raise UserError (with the next step) when no job can be created; else return what was checked.
 
     Makes two read-only calls (model lookup, one job listed); never uploads or creates anything.
     """
     import openai
 
+    from model_customization.providers.openai.client import api_message, refusal
+
     if openai_platform:
         _platform_dates(base_model, today)
+    elif endpoint.name != OPENAI.name:  # OpenAI's own dates are the platform's; a compatible server has none
+        check_endpoint_dates(endpoint, base_model, today)
 
-    try:
-        model = client.models.retrieve(base_model)
-    except openai.NotFoundError:
-        raise UserError(
-            f"The model {base_model!r} is not available to this API key (GET /models/{base_model} found nothing). "
-            "Check the name (e.g. 'gpt-4.1-mini'), the key's project (OPENAI_PROJECT_ID), or use provider 'local'."
-        ) from None
-    except openai.APIError as error:
-        from model_customization.providers.openai.client import refusal
-
-        raise refusal(f"look up the model {base_model!r}", error) from None
+    model = None
+    if endpoint.base_models is None or openai_platform:  # a configured list is the endpoint's answer; else ask
+        try:
+            model = client.models.retrieve(base_model)
+        except openai.NotFoundError:
+            hint = "the key's project (OPENAI_PROJECT_ID), " if openai_platform else ""
+            raise UserError(
+                f"The model {base_model!r} is not available to this API key at {endpoint.title} (GET /models/{base_model} found nothing). "
+                f"Check the name (e.g. '{endpoint.default_base_model or 'gpt-4.1-mini'}'), {hint}or use provider 'local'."
+            ) from None
+        except openai.APIError as error:
+            raise refusal(f"look up the model {base_model!r}", error, endpoint) from None
     live_shutdown = getattr(model, "shutdown_date", None)
     if live_shutdown and openai_platform:
         try:
@@ -115,8 +166,11 @@ def check_openai_available(client: Any, base_model: str, today: date, *, openai_
     try:
         history = client.fine_tuning.jobs.list(limit=1)
     except openai.PermissionDeniedError as error:
-        from model_customization.providers.openai.client import api_message
-
+        if not openai_platform:
+            raise UserError(
+                f"This {endpoint.title} key may not use fine-tuning ({api_message(error, endpoint)}). "
+                f"{live_alternatives(endpoint.name, today)}"
+            ) from None
         raise UserError(
             f"This OpenAI organisation may not use fine-tuning ({api_message(error)}). OpenAI is closing self-serve fine-tuning: "
             f"since {NEVER_FINE_TUNED_CLOSED_ON.isoformat()} organisations that never fine-tuned cannot start jobs, since "
@@ -129,9 +183,7 @@ def check_openai_available(client: Any, base_model: str, today: date, *, openai_
             "Use it with prompt_model and evaluate, and train with provider 'local'."
         ) from None
     except openai.APIError as error:
-        from model_customization.providers.openai.client import refusal
-
-        raise refusal("list fine-tuning jobs (the access check)", error) from None
+        raise refusal("list fine-tuning jobs (the access check)", error, endpoint) from None
     if openai_platform and not history.data:
         raise UserError(
             "This OpenAI organisation has never run a fine-tuning job, and since "
@@ -147,4 +199,10 @@ def check_openai_available(client: Any, base_model: str, today: date, *, openai_
         shutdown = base_model_shutdown(base_model)
         if shutdown:
             checked["base_model_retires_on"] = shutdown.shutdown_on.isoformat()
+    end = endpoint.training_end(underlying_base(base_model), today)
+    if end:
+        checked["training_ends_on"] = end[0].isoformat()
+    scheduled = endpoint.shutdown(base_model)
+    if scheduled:
+        checked["model_shuts_down_on"] = scheduled[1].isoformat()
     return checked

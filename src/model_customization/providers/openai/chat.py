@@ -12,6 +12,7 @@ from typing import Any
 
 from model_customization.errors import NotFoundError, UserError
 from model_customization.providers.openai.client import is_openai_platform, openai_client, refusal
+from model_customization.providers.openai.endpoints import OPENAI, Endpoint
 from model_customization.workspace import Workspace
 
 ROLES = ("system", "developer", "user", "assistant", "tool")
@@ -28,27 +29,42 @@ def _clean(message: dict[str, Any]) -> dict[str, Any]:
     return cleaned
 
 
-def chat(ws: Workspace, model: str, messages: list[dict[str, Any]], *, max_tokens: int, temperature: float, seed: int | None) -> dict[str, Any]:
+def chat(
+    ws: Workspace, model: str, messages: list[dict[str, Any]], *, max_tokens: int, temperature: float, seed: int | None, endpoint: Endpoint = OPENAI
+) -> dict[str, Any]:
     """The model's reply to a conversation (which may open with a system message): model, text, prompt_tokens,
-    completion_tokens, seconds, and stop_reason (OpenAI's finish_reason)."""
+    completion_tokens, seconds, and stop_reason (OpenAI's finish_reason).
+
+    On an endpoint with deployments (Azure) the request names the model's deployment when the config file maps one."""
     import openai
 
     if not messages:
         raise UserError("Give at least one message, e.g. [{\"role\": \"user\", \"content\": \"...\"}].")
     if max_tokens < 1:
         raise UserError(f"max_tokens must be at least 1 (got {max_tokens}).")
-    request: dict[str, Any] = {"model": model, "messages": [_clean(m) for m in messages], "temperature": temperature}
-    request["max_completion_tokens" if is_openai_platform() else "max_tokens"] = max_tokens
+    sent = endpoint.chat_model(model)
+    request: dict[str, Any] = {"model": sent, "messages": [_clean(m) for m in messages], "temperature": temperature}
+    # OpenAI's platform and Azure's v1 API take max_completion_tokens (their newer models refuse max_tokens); other
+    # compatible servers understand the older name.
+    newer = is_openai_platform(endpoint) or endpoint.max_completion_tokens
+    request["max_completion_tokens" if newer else "max_tokens"] = max_tokens
     if seed is not None:
         request["seed"] = seed
-    client = openai_client()
+    client = openai_client(endpoint)
     started = time.perf_counter()
     try:
         completion = client.chat.completions.create(**request)
     except openai.NotFoundError:
-        raise NotFoundError(f"OpenAI has no model {model!r} for this key. The resource models://index lists tuned models; base models are named like 'gpt-4.1-mini'.") from None
+        if endpoint.uses_deployments:
+            raise NotFoundError(
+                f"{endpoint.title} has no deployment {sent!r}. Azure answers through deployments: deploy the model (Azure portal, or "
+                f"az cognitiveservices account deployment create --model-name {model} --model-format OpenAI ...) and prompt "
+                f"'{endpoint.name}:<deployment name>', or map it in the config file: [openai_compatible.{endpoint.name}.deployments] "
+                f"\"{model}\" = \"<deployment name>\"."
+            ) from None
+        raise NotFoundError(f"{endpoint.title} has no model {sent!r} for this key. The resource models://index lists tuned models; base models are named like '{endpoint.default_base_model or 'gpt-4.1-mini'}'.") from None
     except openai.APIError as error:
-        raise refusal(f"get a reply from {model}", error) from None
+        raise refusal(f"get a reply from {model}", error, endpoint) from None
     seconds = time.perf_counter() - started
     if not completion.choices:
         raise UserError(f"{model} returned no answer; try again.")

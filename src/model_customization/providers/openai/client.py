@@ -1,8 +1,10 @@
-"""The OpenAI SDK client, built from the environment, and the one place API errors become user-facing text.
+"""The OpenAI SDK client for an endpoint (endpoints.py), and the one place API errors become user-facing text.
 
-Environment: OPENAI_API_KEY (required), OPENAI_BASE_URL or MODEL_CUSTOMIZATION_OPENAI_BASE_URL (the latter wins:
-an OpenAI-compatible server such as vLLM or Ollama), OPENAI_ORG_ID and OPENAI_PROJECT_ID. The key is never put in a
-message: errors carry OpenAI's own message, with the key masked should a server ever echo it.
+For the `openai` endpoint: OPENAI_API_KEY (required), OPENAI_BASE_URL or MODEL_CUSTOMIZATION_OPENAI_BASE_URL (the
+latter wins: an OpenAI-compatible server such as vLLM or Ollama), OPENAI_ORG_ID and OPENAI_PROJECT_ID. Other
+endpoints name their own key variable, base URL and header: `Authorization: Bearer <key>`, Azure's `api-key: <key>`,
+or none. The key is never put in a message: errors carry the service's own message, with the key masked should a
+server ever echo it.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from model_customization.errors import TransientError, UserError, retry_after_seconds
-from model_customization.providers.keys import api_key, scrub_key
+from model_customization.providers.openai.endpoints import OPENAI, Endpoint
 
 if TYPE_CHECKING:  # the SDK is imported only when a client is built
     import httpx2
@@ -37,71 +39,86 @@ def use_http_client(client: httpx2.Client | None) -> None:
     _http_client = client
 
 
-def base_url() -> str | None:
-    """The configured API base URL, or None for OpenAI's own platform."""
-    for name in BASE_URL_ENVS:
-        value = os.environ.get(name, "").strip()
-        if value:
-            return value
-    return None
+def base_url(endpoint: Endpoint = OPENAI) -> str | None:
+    """The endpoint's API base URL, or None for OpenAI's own platform."""
+    return endpoint.resolved_base_url()
 
 
-def is_openai_platform() -> bool:
+def is_openai_platform(endpoint: Endpoint = OPENAI) -> bool:
     """True when requests go to OpenAI itself, where its platform rules (closing dates, access) apply."""
-    url = base_url()
+    if not endpoint.openai_platform:
+        return False
+    url = base_url(endpoint)
     return url is None or OPENAI_PLATFORM_HOST in url
 
 
-def _api_key() -> str:
-    return api_key(
-        KEY_ENV,
-        f"{KEY_ENV} is not set. Set it to an OpenAI API key in the environment of the server or CLI "
-        "(an OpenAI-compatible server that needs no key accepts any value), or use provider 'local' to train on this machine.",
-    )
-
-
-def openai_client(*, max_retries: int | None = None) -> openai.OpenAI:
-    """An SDK client from the environment; max_retries None keeps the SDK's default (2 retries with back-off).
+def openai_client(endpoint: Endpoint = OPENAI, *, max_retries: int | None = None) -> openai.OpenAI:
+    """An SDK client for the endpoint; max_retries None keeps the SDK's default (2 retries with back-off).
 
     Clients are kept per configuration and reused (the SDK client is thread-safe): building one costs a TLS context
     and a connection pool, which an evaluation making hundreds of calls should pay once.
     """
-    key = _api_key()
+    key = endpoint.api_key()  # a missing key is refused here, before any request
+    organisation = (os.environ.get("OPENAI_ORG_ID"), os.environ.get("OPENAI_PROJECT_ID")) if endpoint.openai_platform else (None, None)
     # Told apart by a fingerprint of the key, so the key itself is held only by the SDK client.
-    identity = (
-        hashlib.sha256(key.encode()).hexdigest(), base_url(), os.environ.get("OPENAI_ORG_ID"), os.environ.get("OPENAI_PROJECT_ID"),
-        id(_http_client), max_retries,
-    )
+    identity = (endpoint.name, endpoint.auth, hashlib.sha256(key.encode()).hexdigest(), base_url(endpoint), *organisation, id(_http_client), max_retries)
     with _clients_lock:
         client = _clients.get(identity)
         if client is None:
-            client = _clients[identity] = _new_client(key, max_retries)
+            client = _clients[identity] = _new_client(endpoint, key, organisation, max_retries)
             while len(_clients) > 8:
                 _clients.pop(next(iter(_clients)))
         return client
 
 
-def _new_client(key: str, max_retries: int | None) -> openai.OpenAI:
-    import openai
-
+def _new_client(endpoint: Endpoint, key: str, organisation: tuple[str | None, str | None], max_retries: int | None) -> openai.OpenAI:
     options: dict[str, Any] = {
         "api_key": key,
-        "base_url": base_url(),
-        "organization": os.environ.get("OPENAI_ORG_ID") or None,
-        "project": os.environ.get("OPENAI_PROJECT_ID") or None,
+        "base_url": base_url(endpoint),
+        "organization": organisation[0] or None,
+        "project": organisation[1] or None,
         "http_client": _http_client,
     }
     if max_retries is not None:
         options["max_retries"] = max_retries
-    return openai.OpenAI(**options)
+    return _client_class(endpoint.auth)(**options)
 
 
-def mask_key(text: str) -> str:
-    return scrub_key(text, KEY_ENV, min_length=8)
+_client_classes: dict[str, type] = {}
 
 
-def api_message(error: BaseException) -> str:
-    """OpenAI's own explanation of a failed call: its error message (with code and param when given)."""
+def _client_class(auth: str) -> type[openai.OpenAI]:
+    """The SDK client for an auth kind: OpenAI's own for a bearer key; for Azure's `api-key` header (or no key at all) a
+    subclass whose auth headers are that header (or none), with the SDK's check for an Authorization header off."""
+    import openai
+
+    if auth == "bearer":
+        return openai.OpenAI
+    if auth not in _client_classes:
+
+        class HeaderKeyOpenAI(openai.OpenAI):
+            @property
+            def auth_headers(self) -> dict[str, str]:
+                return {"api-key": self.api_key} if auth == "api-key" else {}
+
+            def _auth_headers(self, security: Any) -> dict[str, str]:  # what each request's headers start from
+                return self.auth_headers
+
+            def _validate_headers(self, headers: Any, custom_headers: Any) -> None:
+                return None
+
+        HeaderKeyOpenAI.__name__ = HeaderKeyOpenAI.__qualname__ = "ApiKeyHeaderOpenAI" if auth == "api-key" else "NoAuthOpenAI"
+        _client_classes[auth] = HeaderKeyOpenAI
+    return _client_classes[auth]
+
+
+def mask_key(text: str, endpoint: Endpoint = OPENAI) -> str:
+    return endpoint.scrub(text)
+
+
+def api_message(error: BaseException, endpoint: Endpoint = OPENAI) -> str:
+    """The service's own explanation of a failed call: its error message (with code and param when given); OpenAI's
+    ErrorResponse and Azure's AzureErrorResponse share the {"error": {"message", "code", "param"}} shape."""
     import openai
 
     body = getattr(error, "body", None)
@@ -113,28 +130,36 @@ def api_message(error: BaseException) -> str:
         if extras:
             text += f" ({', '.join(extras)})"
     elif isinstance(error, openai.APIConnectionError):
-        text = f"could not reach {base_url() or 'https://' + OPENAI_PLATFORM_HOST} ({type(error).__name__}: {error})"
+        text = f"could not reach {_shown_url(endpoint)} ({type(error).__name__}: {error})"
     else:
         text = str(error) or type(error).__name__
     status = getattr(error, "status_code", None)
-    return mask_key(f"HTTP {status}: {text}" if status else text)
+    return mask_key(f"HTTP {status}: {text}" if status else text, endpoint)
 
 
-def refusal(action: str, error: BaseException) -> UserError:
-    """A UserError for an API call that failed: what we tried, what OpenAI said, what to do next."""
+def _shown_url(endpoint: Endpoint) -> str:
+    try:
+        return base_url(endpoint) or "https://" + OPENAI_PLATFORM_HOST
+    except UserError:
+        return endpoint.title
+
+
+def refusal(action: str, error: BaseException, endpoint: Endpoint = OPENAI) -> UserError:
+    """A UserError for an API call that failed: what we tried, what the service said, what to do next."""
     import openai
 
-    message = api_message(error)
+    message = api_message(error, endpoint)
+    title = endpoint.title
     if isinstance(error, openai.AuthenticationError):
-        hint = f"Check {KEY_ENV}: OpenAI did not accept the key."
+        hint = f"Check {endpoint.key_env or 'the endpoint key'}: {title} did not accept the key."
     elif isinstance(error, openai.PermissionDeniedError):
         hint = "This key's organisation or project may not use this feature; use provider 'local' instead."
     elif isinstance(error, openai.RateLimitError):
-        hint = "OpenAI is rate-limiting this key (or its quota is spent); wait a minute and try again."
+        hint = f"{title} is rate-limiting this key (or its quota is spent); wait a minute and try again."
     elif isinstance(error, openai.APIConnectionError):
         hint = "Check the network and the base URL, then try again."
     elif isinstance(error, openai.InternalServerError):
-        hint = "OpenAI had a server error; try again in a minute."
+        hint = f"{title} had a server error; try again in a minute."
     else:
         hint = ""
     text = f"Could not {action}: {message}." + (f" {hint}" if hint else "")

@@ -1,4 +1,6 @@
-"""Training files on OpenAI: each content uploaded once, found again by its hash, never duplicated by a retry.
+"""Training files on an OpenAI-compatible endpoint: each content uploaded once, found again by its hash, never
+duplicated by a retry. Files are kept per endpoint (the ledger's provider is the endpoint's name); Azure's carry the
+expiry its API requires (`expires_after`), so an expired copy is simply uploaded again.
 
 A file is known by the sha256 of its bytes. Before uploading, we look in the ledger (provider_files) and check that
 the remote file still exists; then in OpenAI's file list, where our uploads carry the hash and size in their
@@ -24,6 +26,7 @@ from model_customization.datasets.build import SPLITS, get_dataset, read_split
 from model_customization.datasets.render import render_openai
 from model_customization.errors import NotFoundError, UserError
 from model_customization.providers.openai.client import api_message, openai_client, refusal, retry_delay, retryable_errors
+from model_customization.providers.openai.endpoints import OPENAI, Endpoint
 from model_customization.workspace import Workspace
 from model_customization.timestamps import iso_or_none
 
@@ -55,7 +58,7 @@ def parse_content_filename(filename: str | None) -> tuple[str, int] | None:
 
 
 def _usable(remote: Any, size: int) -> bool:
-    return getattr(remote, "status", None) != "error" and remote.purpose == PURPOSE and remote.bytes == size
+    return getattr(remote, "status", None) not in ("error", "deleting", "deleted") and remote.purpose == PURPOSE and remote.bytes == size
 
 
 def _find_remote(client: Any, sha256: str, size: int) -> Any | None:
@@ -68,13 +71,13 @@ def _find_remote(client: Any, sha256: str, size: int) -> Any | None:
     return None
 
 
-def _remember(ws: Workspace, remote_id: str, filename: str, sha256: str, size: int) -> None:
-    if not any(row["remote_id"] == remote_id for row in ws.store.provider_files.find(PROVIDER, sha256)):
-        ws.store.provider_files.add({"provider": PROVIDER, "sha256": sha256, "remote_id": remote_id, "filename": filename, "bytes": size})
+def _remember(ws: Workspace, remote_id: str, filename: str, sha256: str, size: int, provider: str = PROVIDER) -> None:
+    if not any(row["remote_id"] == remote_id for row in ws.store.provider_files.find(provider, sha256)):
+        ws.store.provider_files.add({"provider": provider, "sha256": sha256, "remote_id": remote_id, "filename": filename, "bytes": size})
 
 
-def ensure_uploaded(ws: Workspace, client: Any, content: bytes | Path, filename_hint: str) -> UploadResult:
-    """The id of an OpenAI fine-tune file with exactly these bytes: an existing one, or a new upload."""
+def ensure_uploaded(ws: Workspace, client: Any, content: bytes | Path, filename_hint: str, endpoint: Endpoint = OPENAI) -> UploadResult:
+    """The id of a fine-tune file on the endpoint with exactly these bytes: an existing one, or a new upload."""
     import openai
 
     data = Path(content).read_bytes() if isinstance(content, Path) else bytes(content)
@@ -82,23 +85,23 @@ def ensure_uploaded(ws: Workspace, client: Any, content: bytes | Path, filename_
     size = len(data)
     filename = content_filename(filename_hint, sha256, size)
 
-    for row in ws.store.provider_files.find(PROVIDER, sha256):
+    for row in ws.store.provider_files.find(endpoint.name, sha256):
         try:
             remote = client.files.retrieve(row["remote_id"])
         except openai.NotFoundError:
             remote = None  # deleted on OpenAI's side since: forget it
         except openai.APIError as error:
-            raise refusal(f"check the earlier upload {row['remote_id']}", error) from None
+            raise refusal(f"check the earlier upload {row['remote_id']}", error, endpoint) from None
         if remote is not None and _usable(remote, size):
             return UploadResult(remote.id, remote.filename, sha256, size, "reused")
-        ws.store.provider_files.forget(PROVIDER, row["remote_id"])
+        ws.store.provider_files.forget(endpoint.name, row["remote_id"])
 
     try:
         found = _find_remote(client, sha256, size)
     except openai.APIError as error:
-        raise refusal("list files (to find an earlier upload of the same content)", error) from None
+        raise refusal("list files (to find an earlier upload of the same content)", error, endpoint) from None
     if found is not None:
-        _remember(ws, found.id, found.filename, sha256, size)
+        _remember(ws, found.id, found.filename, sha256, size, endpoint.name)
         return UploadResult(found.id, found.filename, sha256, size, "found")
 
     uploader = client.with_options(max_retries=0)  # our loop retries, and looks before it sends again
@@ -113,23 +116,30 @@ def ensure_uploaded(ws: Workspace, client: Any, content: bytes | Path, filename_
                 last_error, delay = error, retry_delay(error, attempt)
                 continue  # cannot tell whether the last try arrived: do not send another copy yet
             except openai.APIError as error:
-                raise refusal("list files (to see whether an interrupted upload arrived)", error) from None
+                raise refusal("list files (to see whether an interrupted upload arrived)", error, endpoint) from None
             if found is not None:
-                _remember(ws, found.id, found.filename, sha256, size)
+                _remember(ws, found.id, found.filename, sha256, size, endpoint.name)
                 return UploadResult(found.id, found.filename, sha256, size, "found")
         try:
-            remote = uploader.files.create(file=(filename, data, "application/jsonl"), purpose=PURPOSE)
+            remote = uploader.files.create(file=(filename, data, "application/jsonl"), purpose=PURPOSE, **_expiry(endpoint))
         except retryable_errors() as error:
             last_error, delay = error, retry_delay(error, attempt)
             continue
         except openai.APIError as error:
-            raise refusal(f"upload {filename}", error) from None
-        _remember(ws, remote.id, filename, sha256, size)
+            raise refusal(f"upload {filename}", error, endpoint) from None
+        _remember(ws, remote.id, filename, sha256, size, endpoint.name)
         return UploadResult(remote.id, filename, sha256, size, "uploaded")
     raise UserError(
-        f"Could not upload {filename} to OpenAI after {MAX_UPLOAD_ATTEMPTS} tries ({api_message(last_error) if last_error else 'no reply'}). "
+        f"Could not upload {filename} to {endpoint.title} after {MAX_UPLOAD_ATTEMPTS} tries ({api_message(last_error, endpoint) if last_error else 'no reply'}). "
         "No second copy was sent; try again later: the same call reuses whatever arrived."
     )
+
+
+def _expiry(endpoint: Endpoint) -> dict[str, Any]:
+    """Azure requires every file to say when it expires; OpenAI keeps files until deleted."""
+    if endpoint.file_expiry_seconds is None:
+        return {}
+    return {"expires_after": {"anchor": "created_at", "seconds": endpoint.file_expiry_seconds}}
 
 
 def upload_training_file(ws: Workspace, client: Any, path_or_bytes: bytes | Path, filename_hint: str) -> str:
@@ -149,10 +159,10 @@ def render_split(ws: Workspace, dataset_id: str, split: str) -> tuple[bytes, int
     return ("\n".join(lines) + "\n").encode("utf-8"), len(rows)
 
 
-def upload_dataset_file(ws: Workspace, dataset_id: str, split: str = "train") -> dict[str, Any]:
-    """Upload one split of a stored dataset for OpenAI fine-tuning (or find the copy already there)."""
+def upload_dataset_file(ws: Workspace, dataset_id: str, split: str = "train", endpoint: Endpoint = OPENAI) -> dict[str, Any]:
+    """Upload one split of a stored dataset for fine-tuning on the endpoint (or find the copy already there)."""
     data, examples = render_split(ws, dataset_id, split)
-    result = ensure_uploaded(ws, openai_client(), data, f"{dataset_id}-{split}")
+    result = ensure_uploaded(ws, openai_client(endpoint), data, f"{dataset_id}-{split}", endpoint)
     return {
         "file_id": result.file_id,
         "filename": result.filename,
@@ -170,9 +180,9 @@ def _iso(seconds: int | None) -> str | None:
     return iso_or_none(seconds, timespec="auto")
 
 
-def file_summary(ws: Workspace, remote: Any) -> dict[str, Any]:
+def file_summary(ws: Workspace, remote: Any, endpoint: Endpoint = OPENAI) -> dict[str, Any]:
     parsed = parse_content_filename(remote.filename)
-    in_ledger = bool(parsed) and any(row["remote_id"] == remote.id for row in ws.store.provider_files.find(PROVIDER, parsed[0]))
+    in_ledger = bool(parsed) and any(row["remote_id"] == remote.id for row in ws.store.provider_files.find(endpoint.name, parsed[0]))
     return {
         "id": remote.id,
         "filename": remote.filename,
@@ -185,33 +195,33 @@ def file_summary(ws: Workspace, remote: Any) -> dict[str, Any]:
     }
 
 
-def list_files(ws: Workspace, limit: int = 20, after: str | None = None) -> dict[str, Any]:
-    """One page of this key's fine-tune files on OpenAI, newest first; pass next_after to get the next page."""
+def list_files(ws: Workspace, limit: int = 20, after: str | None = None, endpoint: Endpoint = OPENAI) -> dict[str, Any]:
+    """One page of this key's fine-tune files on the endpoint, newest first; pass next_after to get the next page."""
     import openai
 
     if not 1 <= limit <= 100:
         raise UserError(f"limit must be between 1 and 100 (got {limit}).")
-    client = openai_client()
+    client = openai_client(endpoint)
     try:
         page = client.files.list(purpose=PURPOSE, limit=limit, **({"after": after} if after else {}))
     except openai.APIError as error:
-        raise refusal("list files", error) from None
-    files = [file_summary(ws, remote) for remote in page.data]
+        raise refusal("list files", error, endpoint) from None
+    files = [file_summary(ws, remote, endpoint) for remote in page.data]
     has_more = bool(page.has_more)
     return {"files": files, "has_more": has_more, "next_after": files[-1]["id"] if has_more and files else None}
 
 
-def delete_file(ws: Workspace, file_id: str) -> dict[str, Any]:
-    """Delete a file on OpenAI and forget it in the ledger (a later upload of the same content sends it again)."""
+def delete_file(ws: Workspace, file_id: str, endpoint: Endpoint = OPENAI) -> dict[str, Any]:
+    """Delete a file on the endpoint and forget it in the ledger (a later upload of the same content sends it again)."""
     import openai
 
-    client = openai_client()
+    client = openai_client(endpoint)
     try:
         result = client.files.delete(file_id)
     except openai.NotFoundError:
-        ws.store.provider_files.forget(PROVIDER, file_id)
-        raise NotFoundError(f"OpenAI has no file {file_id!r} for this key. list_files shows the files there are.") from None
+        ws.store.provider_files.forget(endpoint.name, file_id)
+        raise NotFoundError(f"{endpoint.title} has no file {file_id!r} for this key. list_files shows the files there are.") from None
     except openai.APIError as error:
-        raise refusal(f"delete {file_id}", error) from None
-    ws.store.provider_files.forget(PROVIDER, file_id)
+        raise refusal(f"delete {file_id}", error, endpoint) from None
+    ws.store.provider_files.forget(endpoint.name, file_id)
     return {"id": result.id, "deleted": bool(result.deleted)}

@@ -1,4 +1,6 @@
-"""OpenAI fine-tuning jobs (the work behind provider.OpenAIProvider): upload the splits, create the job, follow it into the ledger.
+"""Fine-tuning jobs on an OpenAI-compatible endpoint (the work behind provider.OpenAICompatibleProvider): upload the
+splits, create the job, follow it into the ledger. One class for every endpoint (api.openai.com, Azure OpenAI v1,
+those in the config file); where their APIs differ, the Endpoint says so (endpoints.py).
 
 What OpenAI reports goes into the ledger as it arrives: its status word (one we do not know is kept verbatim),
 its events (messages become job events; metrics events become metric rows), checkpoints, and at the end the result
@@ -7,6 +9,8 @@ file's metrics, the tuned model with its lineage and the billed tokens priced fr
 Idempotency: the job's key goes into the remote job's metadata (`mc_idempotency_key`, with our job id as
 `mc_job_id`), so a retried start finds the job by a metadata query instead of creating a second one. Job creation
 runs with the SDK's retries off for the same reason: after a lost reply we look for the job before asking again.
+Azure's job list takes no metadata filter (its v1 spec: only after and limit), so there the newest jobs are read
+and their metadata compared, MAX_JOBS_SCANNED deep.
 
 OpenAI lists events, jobs and checkpoints newest first; `after` pages towards older items. New events are
 therefore read from the newest down to the last one already recorded (its id is kept in the job's details).
@@ -47,6 +51,7 @@ from model_customization.providers.openai.client import (
     retry_delay,
     retryable_errors,
 )
+from model_customization.providers.openai.endpoints import OPENAI, Endpoint
 from model_customization.providers.openai.files import UploadResult, ensure_uploaded, render_split
 from model_customization.providers.openai.hyperparameters import METHOD_TYPES, parse_openai_hyperparameters
 from model_customization.providers.openai.provider import DEFAULT_BASE_MODEL, OpenAIProvider
@@ -140,10 +145,10 @@ def _first_row_is_preference(ws: Workspace, dataset_id: str) -> bool | None:
     return None
 
 
-def _upload_event(split: str, result: UploadResult, examples: int) -> str:
+def _upload_event(split: str, result: UploadResult, examples: int, title: str = "OpenAI") -> str:
     if result.how == "uploaded":
-        return f"uploaded the {split} split ({examples} examples, {result.size:,} bytes) to OpenAI as {result.file_id}"
-    source = "known to this data home" if result.how == "reused" else "found in OpenAI's file list"
+        return f"uploaded the {split} split ({examples} examples, {result.size:,} bytes) to {title} as {result.file_id}"
+    source = "known to this data home" if result.how == "reused" else f"found in {title}'s file list"
     return f"reused {result.file_id} for the {split} split: the same content was uploaded before ({source})"
 
 
@@ -207,21 +212,28 @@ def _page(listing: Any) -> tuple[list[Any], bool]:
 
 
 class OpenAIJobs:
-    """A fine-tuning job's life cycle at OpenAI, in the order providers/base.py gives (OpenAIProvider delegates here)."""
+    """A fine-tuning job's life cycle at an endpoint, in the order providers/base.py gives (the provider delegates here)."""
 
-    name = OpenAIProvider.name
     STATUS_MAP = OpenAIProvider.STATUS_MAP
+
+    def __init__(self, endpoint: Endpoint = OPENAI) -> None:
+        self.endpoint = endpoint
+        self.name = endpoint.name  # apply_remote_status names the provider in its events
+        self.title = endpoint.title
 
     # --- before any spending --------------------------------------------------------------------------------------
     def check_available(self, ws: Workspace, base_model: str | None, method: str) -> str:
-        if method not in METHOD_TYPES:
-            raise UserError(f"OpenAI jobs take method 'sft' or 'dpo'; got {method!r}.")
-        client = openai_client()  # a missing key is refused here, first
-        platform = is_openai_platform()
-        model = base_model or DEFAULT_BASE_MODEL
+        endpoint = self.endpoint
+        if method not in METHOD_TYPES or method not in endpoint.methods:
+            raise UserError(f"{self.title} jobs take method {' or '.join(repr(m) for m in endpoint.methods)}; got {method!r}.")
+        client = openai_client(endpoint)  # a missing key is refused here, first
+        platform = is_openai_platform(endpoint)
+        model = base_model or endpoint.default_base_model or DEFAULT_BASE_MODEL
         if platform:
             model = canonical_model(model)
-        check_openai_available(client, model, _today(), openai_platform=platform)
+        elif endpoint.base_models is not None and model not in endpoint.base_models and canonical_model(model) in endpoint.base_models:
+            model = canonical_model(model)  # gpt-4.1-mini -> the snapshot the endpoint lists
+        check_openai_available(client, model, _today(), openai_platform=platform, endpoint=endpoint)
         return model
 
     def parse_hyperparameters(self, method: str, raw: dict[str, Any] | None) -> dict[str, Any]:
@@ -232,14 +244,18 @@ class OpenAIJobs:
 
         epochs = hyperparameters.get("n_epochs")
         epochs = epochs if isinstance(epochs, int) and not isinstance(epochs, bool) else None
-        priced = _priced_model(base_model)
-        # An unpriced model is still validated and counted with o200k, the tokenizer of OpenAI's current models.
-        report = inspect_dataset(ws, dataset_id=dataset_id, provider="openai", model=priced or DEFAULT_BASE_MODEL, epochs=epochs)
+        if self.endpoint.name == OPENAI.name:
+            priced = _priced_model(base_model)
+            # An unpriced model is still validated and counted with o200k, the tokenizer of OpenAI's current models.
+            report = inspect_dataset(ws, dataset_id=dataset_id, provider=self.name, model=priced or DEFAULT_BASE_MODEL, epochs=epochs)
+        else:  # the endpoint's own limits and price table (inspect_dataset asks this provider)
+            report = inspect_dataset(ws, dataset_id=dataset_id, provider=self.name, model=base_model, epochs=epochs)
+            priced = base_model if report["quote"].get("estimated_cost_usd") is not None else None
         if not report["valid"]:
             errors = [f for f in report["findings"] if f["severity"] == "error"][:5]
             listed = "; ".join(f"{f['split']} line {f['line']}: {f['message']} ({f['code']})" for f in errors)
             raise UserError(
-                f"Dataset {dataset_id} is not valid for OpenAI fine-tuning ({report['errors']} errors, first: {listed}). "
+                f"Dataset {dataset_id} is not valid for {self.title} fine-tuning ({report['errors']} errors, first: {listed}). "
                 "inspect_dataset lists every finding; rebuild the dataset without those examples."
             )
         preference = _first_row_is_preference(ws, dataset_id)
@@ -254,7 +270,7 @@ class OpenAIJobs:
                 model=base_model,
                 usd_per_million_tokens=None,
                 estimated_cost_usd=None,
-                note=f"No price is known for {base_model!r}: the token counts are estimates (o200k) and the cost is unknown.",
+                note=quote.get("note") or f"No price is known for {base_model!r}: the token counts are estimates (o200k) and the cost is unknown.",
             )
         return quote
 
@@ -263,32 +279,32 @@ class OpenAIJobs:
         import openai
 
         try:
-            remote = self._find_by_key(openai_client(), key)
+            remote = self._find_by_key(openai_client(self.endpoint), key)
         except openai.APIError as error:
-            raise refusal("list fine-tuning jobs (looking for one made with the same idempotency key)", error) from None
+            raise refusal("list fine-tuning jobs (looking for one made with the same idempotency key)", error, self.endpoint) from None
         return self._as_submitted(remote) if remote is not None else None
 
     def submit(self, ws: Workspace, job: dict[str, Any]) -> dict[str, Any]:
         options = _options(job)  # refuse bad options before uploading anything
         method = job["method"]
         if method not in METHOD_TYPES:
-            raise UserError(f"OpenAI jobs take method 'sft' or 'dpo'; got {method!r}.")
-        client = openai_client()
+            raise UserError(f"{self.title} jobs take method 'sft' or 'dpo'; got {method!r}.")
+        client = openai_client(self.endpoint)
         dataset_id = job["dataset_id"]
         key = job.get("idempotency_key") or idempotency_key(dataset_id, job["base_model"], method, job["hyperparameters"] or {})
         job = {**job, "idempotency_key": key}
 
         train_bytes, train_examples = render_split(ws, dataset_id, "train")
-        train = ensure_uploaded(ws, client, train_bytes, f"{dataset_id}-train")
-        ws.store.jobs.add_event(job["id"], _upload_event("train", train, train_examples))
+        train = ensure_uploaded(ws, client, train_bytes, f"{dataset_id}-train", self.endpoint)
+        ws.store.jobs.add_event(job["id"], _upload_event("train", train, train_examples, self.title))
         validation: UploadResult | None = None
         if options["use_validation"]:
             from model_customization.datasets.build import get_dataset
 
             if (get_dataset(ws, dataset_id).get("counts") or {}).get("validation", 0) > 0:
                 validation_bytes, validation_examples = render_split(ws, dataset_id, "validation")
-                validation = ensure_uploaded(ws, client, validation_bytes, f"{dataset_id}-validation")
-                ws.store.jobs.add_event(job["id"], _upload_event("validation", validation, validation_examples))
+                validation = ensure_uploaded(ws, client, validation_bytes, f"{dataset_id}-validation", self.endpoint)
+                ws.store.jobs.add_event(job["id"], _upload_event("validation", validation, validation_examples, self.title))
 
         request: dict[str, Any] = {
             "model": job["base_model"],
@@ -302,7 +318,7 @@ class OpenAIJobs:
             if options[name] is not None:
                 request[name] = options[name]
         remote = self._create(ws, client, job, request)
-        ws.store.jobs.add_event(job["id"], f"OpenAI job {remote.id} created ({remote.status})")
+        ws.store.jobs.add_event(job["id"], f"{self.title} job {remote.id} created ({remote.status})")
         return {
             "remote_id": remote.id,
             "remote_status": remote.status,
@@ -324,32 +340,33 @@ class OpenAIJobs:
                     last_error, delay = error, retry_delay(error, attempt)
                     continue  # cannot tell whether the last try created the job: do not ask for another yet
                 except openai.APIError as error:
-                    raise refusal("list fine-tuning jobs (looking for one made by the interrupted try)", error) from None
+                    raise refusal("list fine-tuning jobs (looking for one made by the interrupted try)", error, self.endpoint) from None
                 if existing is not None:
-                    ws.store.jobs.add_event(job["id"], f"found OpenAI job {existing.id}, created by an earlier try whose reply was lost")
+                    ws.store.jobs.add_event(job["id"], f"found {self.title} job {existing.id}, created by an earlier try whose reply was lost")
                     return existing
             try:
                 return creator.fine_tuning.jobs.create(**request)
             except retryable_errors() as error:
                 last_error, delay = error, retry_delay(error, attempt)
-                ws.store.jobs.add_event(job["id"], f"creating the OpenAI job failed ({api_message(error)}); trying again in {delay:.1f}s", "warning")
+                ws.store.jobs.add_event(job["id"], f"creating the {self.title} job failed ({api_message(error, self.endpoint)}); trying again in {delay:.1f}s", "warning")
             except openai.PermissionDeniedError as error:
                 raise UserError(
-                    f"OpenAI refused to create the fine-tuning job: {api_message(error)}. OpenAI is closing self-serve fine-tuning "
+                    f"{self.title} refused to create the fine-tuning job: {api_message(error, self.endpoint)}. {self.title} is closing self-serve fine-tuning "
                     f"(closed to organisations that never fine-tuned since {NEVER_FINE_TUNED_CLOSED_ON}, to those without inference on a "
                     f"fine-tuned model in the last 60 days since {INACTIVE_CLOSED_ON}, to everyone on {FINE_TUNING_CLOSES_ON}). "
                     "The uploaded files stay (delete_training_file removes them). Use provider 'local' instead."
                 ) from None
             except openai.APIError as error:
-                raise refusal("create the fine-tuning job", error) from None
+                raise refusal("create the fine-tuning job", error, self.endpoint) from None
         raise UserError(
-            f"Could not create the OpenAI job after {MAX_CREATE_ATTEMPTS} tries ({api_message(last_error) if last_error else 'no reply'}). "
+            f"Could not create the {self.title} job after {MAX_CREATE_ATTEMPTS} tries ({api_message(last_error) if last_error else 'no reply'}). "
             "No duplicate was made: check_job or a repeated start_job finds the job if one of the tries arrived."
         )
 
     def _find_by_key(self, client: Any, key: str) -> Any | None:
         """The newest remote job created under this key that has not failed or been cancelled; SDK errors pass."""
-        for scanned, remote in enumerate(client.fine_tuning.jobs.list(metadata={KEY_METADATA: key}, limit=100)):
+        filtered = {"metadata": {KEY_METADATA: key}} if self.endpoint.metadata_filter else {}
+        for scanned, remote in enumerate(client.fine_tuning.jobs.list(**filtered, limit=100)):
             if scanned >= MAX_JOBS_SCANNED:
                 break
             if (remote.metadata or {}).get(KEY_METADATA) != key:
@@ -373,16 +390,16 @@ class OpenAIJobs:
 
         remote_id = job.get("remote_id")
         if not remote_id:
-            raise UserError(f"Job {job['id']} has no OpenAI job id yet: it was not submitted.")
+            raise UserError(f"Job {job['id']} has no {self.title} job id yet: it was not submitted.")
         # One quick SDK retry and a short timeout: a poll that still fails is retried by the orchestrator with
         # backoff, each retry a job event (jobs/orchestrator.py _refresh_cloud).
-        client = openai_client().with_options(max_retries=1, timeout=POLL_TIMEOUT_SECONDS)
+        client = openai_client(self.endpoint).with_options(max_retries=1, timeout=POLL_TIMEOUT_SECONDS)
         try:
             remote = client.fine_tuning.jobs.retrieve(remote_id)
         except openai.NotFoundError:
-            raise NotFoundError(f"OpenAI has no job {remote_id} for this key (another organisation or project?). list_remote_jobs shows this key's jobs.") from None
+            raise NotFoundError(f"{self.title} has no job {remote_id} for this key (another organisation or project?). list_remote_jobs shows this key's jobs.") from None
         except openai.APIError as error:
-            raise refusal(f"retrieve job {remote_id}", error) from None
+            raise refusal(f"retrieve job {remote_id}", error, self.endpoint) from None
 
         details = dict(job.get("details") or {})
         n_epochs = self._resolved_epochs(remote)
@@ -401,7 +418,7 @@ class OpenAIJobs:
                 if row:
                     rows.append(row)
             else:
-                ws.store.jobs.add_event(job["id"], f"OpenAI: {event.message}", EVENT_LEVELS.get(event.level, "info"))
+                ws.store.jobs.add_event(job["id"], f"{self.title}: {event.message}", EVENT_LEVELS.get(event.level, "info"))
         if total_steps and total_steps != job.get("total_steps"):
             ws.store.jobs.update(job["id"], total_steps=int(total_steps))
         record_metrics(ws, job["id"], rows)
@@ -461,7 +478,7 @@ class OpenAIJobs:
                     break
                 after = data[-1].id
         except openai.APIError as error:
-            raise refusal(f"list the events of {remote_id}", error) from None
+            raise refusal(f"list the events of {remote_id}", error, self.endpoint) from None
         newest = collected[0].id if collected else last_seen
         return list(reversed(collected)), newest
 
@@ -479,9 +496,9 @@ class OpenAIJobs:
                 for checkpoint in client.fine_tuning.jobs.checkpoints.list(remote_id, limit=100)  # the SDK pages through
             ]
         except openai.NotFoundError:
-            raise NotFoundError(f"OpenAI has no job {remote_id} for this key.") from None
+            raise NotFoundError(f"{self.title} has no job {remote_id} for this key.") from None
         except openai.APIError as error:
-            raise refusal(f"list the checkpoints of {remote_id}", error) from None
+            raise refusal(f"list the checkpoints of {remote_id}", error, self.endpoint) from None
         return sorted(found, key=lambda c: c["step"])
 
     def _finish_success(self, ws: Workspace, client: Any, job: dict[str, Any], remote: Any, details: dict[str, Any], n_epochs: int | None, total_steps: int | None) -> None:
@@ -494,24 +511,31 @@ class OpenAIJobs:
             register_tuned_model(
                 ws,
                 job,
-                "openai",
+                self.name,
                 remote.fine_tuned_model,
                 details={"remote_job_id": remote.id, "trained_tokens": remote.trained_tokens, "checkpoints": details.get("checkpoints") or []},
             )
         elif not details.get("warned_no_model"):
-            ws.store.jobs.add_event(job["id"], "OpenAI reports success but names no tuned model yet", "warning")
+            ws.store.jobs.add_event(job["id"], f"{self.title} reports success but names no tuned model yet", "warning")
             merge_details(ws, job["id"], warned_no_model=True)
         if remote.trained_tokens and details.get("actual_cost_usd") is None:
-            priced = _priced_model(job["base_model"])
-            if priced is None:
-                ws.store.jobs.add_event(job["id"], f"OpenAI billed {remote.trained_tokens:,} trained tokens; no price is known for {job['base_model']}, so the cost is not recorded", "warning")
+            rate = self._training_rate(job["base_model"])
+            if rate is None:
+                ws.store.jobs.add_event(job["id"], f"{self.title} billed {remote.trained_tokens:,} trained tokens; no price per token is known for {job['base_model']}, so the cost is not recorded", "warning")
                 merge_details(ws, job["id"], actual_cost_usd=False)
             else:
-                terms = openai_terms(priced)
-                actual = round(remote.trained_tokens * terms.training_usd_per_million / 1_000_000, 4)
+                actual = round(remote.trained_tokens * rate / 1_000_000, 4)
                 ws.store.spending.set_actual(job["id"], actual)
                 merge_details(ws, job["id"], actual_cost_usd=actual)
-                ws.store.jobs.add_event(job["id"], f"OpenAI billed {remote.trained_tokens:,} trained tokens: ${actual:.4f} at ${terms.training_usd_per_million}/1M")
+                ws.store.jobs.add_event(job["id"], f"{self.title} billed {remote.trained_tokens:,} trained tokens: ${actual:.4f} at ${rate}/1M")
+
+    def _training_rate(self, base_model: str) -> float | None:
+        """USD per million trained tokens: OpenAI's published table for OpenAI, else the endpoint's own price table."""
+        if self.endpoint.name == OPENAI.name:
+            priced = _priced_model(base_model)
+            return openai_terms(priced).training_usd_per_million if priced else None
+        price = self.endpoint.training_price(base_model)
+        return price.usd_per_million_tokens if price else None
 
     def _result_metrics(self, ws: Workspace, client: Any, job: dict[str, Any], file_id: str, n_epochs: int | None, total_steps: int | None) -> list[dict[str, Any]] | None:
         import openai
@@ -519,7 +543,7 @@ class OpenAIJobs:
         try:
             raw = client.files.content(file_id).content
         except openai.APIError as error:
-            ws.store.jobs.add_event(job["id"], f"could not read the result file {file_id}: {api_message(error)}; will try again on the next check", "warning")
+            ws.store.jobs.add_event(job["id"], f"could not read the result file {file_id}: {api_message(error, self.endpoint)}; will try again on the next check", "warning")
             return None
         text = _decode_result_file(raw)
         if text is None:
@@ -543,14 +567,14 @@ class OpenAIJobs:
 
         remote_id = job.get("remote_id")
         if not remote_id:
-            raise UserError(f"Job {job['id']} has no OpenAI job id: nothing to {action}.")
-        client = openai_client()
+            raise UserError(f"Job {job['id']} has no {self.title} job id: nothing to {action}.")
+        client = openai_client(self.endpoint)
         call = {"cancel": client.fine_tuning.jobs.cancel, "pause": client.fine_tuning.jobs.pause, "resume": client.fine_tuning.jobs.resume}[action]
         try:
             remote = call(remote_id)
         except openai.APIError as error:
-            raise refusal(f"{action} OpenAI job {remote_id}", error) from None
-        ws.store.jobs.add_event(job["id"], f"asked OpenAI to {action} {remote_id}; it reports {remote.status!r}")
+            raise refusal(f"{action} {self.title} job {remote_id}", error, self.endpoint) from None
+        ws.store.jobs.add_event(job["id"], f"asked {self.title} to {action} {remote_id}; it reports {remote.status!r}")
 
     def cancel(self, ws: Workspace, job: dict[str, Any]) -> None:
         self._control(ws, job, "cancel")
@@ -582,43 +606,45 @@ def _check_limit(limit: int) -> None:
         raise UserError(f"limit must be between 1 and 100 (got {limit}).")
 
 
-def _remote_job_id(ws: Workspace, job_id: str) -> str:
-    """Our job id (an OpenAI job in the ledger) or OpenAI's own ftjob-... id, as OpenAI's id."""
+def _remote_job_id(ws: Workspace, job_id: str, endpoint: Endpoint = OPENAI) -> str:
+    """Our job id (a job of this endpoint in the ledger) or the service's own ftjob-... id, as the service's id."""
     row = ws.store.jobs.get(job_id)
     if row is not None:
-        if row["provider"] != "openai" or not row.get("remote_id"):
-            raise UserError(f"Job {job_id} is a {row['provider']} job{' not yet submitted' if row['provider'] == 'openai' else ''}; this lists OpenAI jobs.")
+        if row["provider"] != endpoint.name or not row.get("remote_id"):
+            mine = row["provider"] == endpoint.name
+            raise UserError(f"Job {job_id} is a {row['provider']} job{' not yet submitted' if mine else ''}; this lists {endpoint.title} jobs.")
         return row["remote_id"]
     if job_id.startswith("ftjob-"):
         return job_id
-    raise NotFoundError(f"No job {job_id!r}: give one of ours (list_jobs) or an OpenAI id starting with 'ftjob-' (list_remote_jobs).")
+    raise NotFoundError(f"No job {job_id!r}: give one of ours (list_jobs) or a {endpoint.title} id starting with 'ftjob-' (list_remote_jobs).")
 
 
-def list_remote_jobs(ws: Workspace, limit: int = 20, after: str | None = None) -> dict[str, Any]:
-    """One page of this key's OpenAI fine-tuning jobs, newest first, including jobs started elsewhere."""
+def list_remote_jobs(ws: Workspace, limit: int = 20, after: str | None = None, endpoint: Endpoint = OPENAI) -> dict[str, Any]:
+    """One page of this key's fine-tuning jobs on the endpoint, newest first, including jobs started elsewhere."""
     import openai
 
     _check_limit(limit)
     try:
-        data, has_more = _page(openai_client().fine_tuning.jobs.list(limit=limit, **({"after": after} if after else {})))
+        data, has_more = _page(openai_client(endpoint).fine_tuning.jobs.list(limit=limit, **({"after": after} if after else {})))
     except openai.APIError as error:
-        raise refusal("list fine-tuning jobs", error) from None
+        raise refusal("list fine-tuning jobs", error, endpoint) from None
     jobs = [_job_summary(remote) for remote in data]
     return {"jobs": jobs, "has_more": has_more, "next_after": jobs[-1]["id"] if has_more and jobs else None}
 
 
-def remote_events(ws: Workspace, job_id: str, limit: int = 20, after: str | None = None) -> dict[str, Any]:
-    """One page of an OpenAI job's events as OpenAI reports them, newest first."""
+def remote_events(ws: Workspace, job_id: str, limit: int = 20, after: str | None = None, endpoint: Endpoint | None = None) -> dict[str, Any]:
+    """One page of a job's events as the service reports them, newest first."""
     import openai
 
     _check_limit(limit)
-    remote_id = _remote_job_id(ws, job_id)
+    endpoint = endpoint or _endpoint_of(ws, job_id)
+    remote_id = _remote_job_id(ws, job_id, endpoint)
     try:
-        data, has_more = _page(openai_client().fine_tuning.jobs.list_events(remote_id, limit=limit, **({"after": after} if after else {})))
+        data, has_more = _page(openai_client(endpoint).fine_tuning.jobs.list_events(remote_id, limit=limit, **({"after": after} if after else {})))
     except openai.NotFoundError:
-        raise NotFoundError(f"OpenAI has no job {remote_id} for this key.") from None
+        raise NotFoundError(f"{endpoint.title} has no job {remote_id} for this key.") from None
     except openai.APIError as error:
-        raise refusal(f"list the events of {remote_id}", error) from None
+        raise refusal(f"list the events of {remote_id}", error, endpoint) from None
     events = [
         {
             "id": event.id,
@@ -633,7 +659,19 @@ def remote_events(ws: Workspace, job_id: str, limit: int = 20, after: str | None
     return {"job_id": remote_id, "events": events, "has_more": has_more, "next_after": events[-1]["id"] if has_more and events else None}
 
 
-def remote_checkpoints(ws: Workspace, job_id: str) -> dict[str, Any]:
-    """The checkpoints OpenAI kept for a job (each usable as a model for prompt_model), by step."""
-    remote_id = _remote_job_id(ws, job_id)
-    return {"job_id": remote_id, "checkpoints": OpenAIJobs()._checkpoints(openai_client(), remote_id)}
+def _endpoint_of(ws: Workspace, job_id: str) -> Endpoint:
+    """The endpoint of one of our jobs (an OpenAI-compatible provider's), else OpenAI (a bare ftjob-... id)."""
+    from model_customization.providers.openai.endpoints import endpoint as endpoint_named
+    from model_customization.providers.openai.provider import OpenAICompatibleProvider
+    from model_customization.providers.registry import find_provider
+
+    row = ws.store.jobs.get(job_id)
+    provider = find_provider(row["provider"]) if row else None
+    return endpoint_named(provider.name) if isinstance(provider, OpenAICompatibleProvider) else OPENAI
+
+
+def remote_checkpoints(ws: Workspace, job_id: str, endpoint: Endpoint | None = None) -> dict[str, Any]:
+    """The checkpoints the service kept for a job (each usable as a model for prompt_model), by step."""
+    endpoint = endpoint or _endpoint_of(ws, job_id)
+    remote_id = _remote_job_id(ws, job_id, endpoint)
+    return {"job_id": remote_id, "checkpoints": OpenAIJobs(endpoint)._checkpoints(openai_client(endpoint), remote_id)}
