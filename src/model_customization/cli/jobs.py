@@ -62,6 +62,14 @@ def _job_arguments(
             cloud = " or ".join(p.name for p in providers("train") if not p.runs_locally)
             raise UserError(f"{', '.join(local_options)} {_apply(local_options)} to cloud jobs (--provider {cloud}); a local job has no such option. Leave them out.")
         return hyperparameters or None, None
+    # A cloud provider whose hyperparameters include the local trainer's (it runs that trainer remotely) takes the
+    # same flags; any other takes its own with --hp.
+    takes_named = set(getattr(trainer.hyperparameters_model, "model_fields", None) or ())
+    if named and set(named) <= takes_named:
+        both = sorted(set(named) & set(extra))
+        if both:
+            raise UserError(f"{', '.join(both)} given both as an option and with --hp; give each once.")
+        extra, named = {**named, **extra}, {}
     if named:
         flags = ", ".join(LOCAL_ONLY_OPTIONS[k] for k in named)
         example = trainer.hyperparameters_example or "--hp KEY=VALUE"

@@ -36,6 +36,7 @@ BUILTIN_PROVIDERS: dict[str, str] = {
     "anthropic": "model_customization.providers.anthropic.provider:AnthropicProvider",
     "bedrock": "model_customization.providers.bedrock.provider:BedrockProvider",
     "together": "model_customization.providers.together.provider:TogetherProvider",
+    "hf-jobs": "model_customization.providers.hf_jobs.provider:HfJobsProvider",
 }
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
 _CONFIGURED_MODULE = "model_customization.providers.openai.configured:"
