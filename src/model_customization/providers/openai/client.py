@@ -181,13 +181,6 @@ def retryable_errors() -> tuple[type[Exception], ...]:
 
 def retry_delay(error: BaseException, attempt: int) -> float:
     """Seconds to wait before try attempt+1: the server's Retry-After when it gives one, else exponential."""
-    response = getattr(error, "response", None)
-    headers = getattr(response, "headers", None) or {}
-    for name, per_second in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
-        try:
-            wait = float(headers.get(name)) / per_second
-        except (TypeError, ValueError):
-            continue
-        if wait >= 0:
-            return min(wait, MAX_RETRY_SECONDS)
-    return min(RETRY_BASE_SECONDS * 2 ** (attempt - 1), MAX_RETRY_SECONDS)
+    from model_customization.providers.send_once import backoff_delay
+
+    return backoff_delay(error, attempt, RETRY_BASE_SECONDS, MAX_RETRY_SECONDS)

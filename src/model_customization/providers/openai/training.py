@@ -54,6 +54,7 @@ from model_customization.providers.openai.client import (
 from model_customization.providers.openai.endpoints import OPENAI, Endpoint
 from model_customization.providers.openai.files import UploadResult, ensure_uploaded, render_split
 from model_customization.providers.openai.hyperparameters import METHOD_TYPES, parse_openai_hyperparameters
+from model_customization.providers.send_once import NoReply, send_at_most_once
 from model_customization.providers.openai.provider import DEFAULT_BASE_MODEL, OpenAIProvider
 from model_customization.workspace import Workspace
 from model_customization.timestamps import iso_or_none
@@ -329,26 +330,13 @@ class OpenAIJobs:
         import openai
 
         creator = client.with_options(max_retries=0)  # a lost reply may hide a created job: look before asking again
-        last_error: Exception | None = None
-        delay = 0.0
-        for attempt in range(1, MAX_CREATE_ATTEMPTS + 1):
-            if attempt > 1:
-                time.sleep(delay)
-                try:
-                    existing = self._find_by_key(client, job["idempotency_key"])
-                except retryable_errors() as error:
-                    last_error, delay = error, retry_delay(error, attempt)
-                    continue  # cannot tell whether the last try created the job: do not ask for another yet
-                except openai.APIError as error:
-                    raise refusal("list fine-tuning jobs (looking for one made by the interrupted try)", error, self.endpoint) from None
-                if existing is not None:
-                    ws.store.jobs.add_event(job["id"], f"found {self.title} job {existing.id}, created by an earlier try whose reply was lost")
-                    return existing
+        transient = retryable_errors()
+
+        def send() -> Any:
             try:
                 return creator.fine_tuning.jobs.create(**request)
-            except retryable_errors() as error:
-                last_error, delay = error, retry_delay(error, attempt)
-                ws.store.jobs.add_event(job["id"], f"creating the {self.title} job failed ({api_message(error, self.endpoint)}); trying again in {delay:.1f}s", "warning")
+            except transient:
+                raise
             except openai.PermissionDeniedError as error:
                 raise UserError(
                     f"{self.title} refused to create the fine-tuning job: {api_message(error, self.endpoint)}. {self.title} is closing self-serve fine-tuning "
@@ -358,10 +346,29 @@ class OpenAIJobs:
                 ) from None
             except openai.APIError as error:
                 raise refusal("create the fine-tuning job", error, self.endpoint) from None
-        raise UserError(
-            f"Could not create the {self.title} job after {MAX_CREATE_ATTEMPTS} tries ({api_message(last_error) if last_error else 'no reply'}). "
-            "No duplicate was made: check_job or a repeated start_job finds the job if one of the tries arrived."
-        )
+
+        def look() -> Any | None:
+            try:
+                return self._find_by_key(client, job["idempotency_key"])
+            except transient:
+                raise
+            except openai.APIError as error:
+                raise refusal("list fine-tuning jobs (looking for one made by the interrupted try)", error, self.endpoint) from None
+
+        def failed_try(error: BaseException, wait: float) -> None:
+            ws.store.jobs.add_event(job["id"], f"creating the {self.title} job failed ({api_message(error, self.endpoint)}); trying again in {wait:.1f}s", "warning")
+
+        try:
+            remote, found_earlier = send_at_most_once(send, look, attempts=MAX_CREATE_ATTEMPTS, transient=transient, delay=retry_delay, on_transient=failed_try)
+        except NoReply as failure:
+            raise UserError(
+                f"Could not create the {self.title} job after {MAX_CREATE_ATTEMPTS} tries "
+                f"({api_message(failure.last_error, self.endpoint) if failure.last_error else 'no reply'}). "
+                "No duplicate was made: check_job or a repeated start_job finds the job if one of the tries arrived."
+            ) from None
+        if found_earlier:
+            ws.store.jobs.add_event(job["id"], f"found {self.title} job {remote.id}, created by an earlier try whose reply was lost")
+        return remote
 
     def _find_by_key(self, client: Any, key: str) -> Any | None:
         """The newest remote job created under this key that has not failed or been cancelled; SDK errors pass."""

@@ -20,13 +20,13 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import time
 from dataclasses import dataclass
 from typing import Any
 
 from model_customization.datasets.build import SPLITS, get_dataset, read_split
 from model_customization.datasets.render import is_preference
 from model_customization.errors import UserError
+from model_customization.providers.send_once import NoReply, send_at_most_once
 from model_customization.providers.together.client import api_message, refusal, retry_delay, retryable_errors, sdk
 from model_customization.workspace import Workspace
 
@@ -214,37 +214,37 @@ def ensure_uploaded(ws: Workspace, client: Any, data: bytes, filename_hint: str)
     from together.types import FileResponse
 
     uploader = client.with_options(max_retries=0)  # our loop retries, and looks before it sends again
-    last_error: Exception | None = None
-    delay = 0.0
-    for attempt in range(1, MAX_UPLOAD_ATTEMPTS + 1):
-        if attempt > 1:
-            time.sleep(delay)
-            try:
-                found = _find_remote(client, sha256, size)
-            except retryable_errors() as error:
-                last_error, delay = error, retry_delay(error, attempt)
-                continue  # cannot tell whether the last try arrived: do not send another copy yet
-            except together.APIError as error:
-                raise refusal("list files (to see whether an interrupted upload arrived)", error) from None
-            if found is not None:
-                _remember(ws, found.id, found.filename, sha256, size)
-                return UploadResult(found.id, found.filename, sha256, size, "found")
+    transient = retryable_errors()
+
+    def send() -> Any:
         try:
-            remote = uploader.post(
+            return uploader.post(
                 "/files/upload",
                 cast_to=FileResponse,
                 body={"purpose": PURPOSE, "file_name": filename, "file_type": "jsonl"},
                 files={"file": (filename, data, "application/jsonl")},
                 options={"headers": {"Content-Type": "multipart/form-data"}},
             )
-        except retryable_errors() as error:
-            last_error, delay = error, retry_delay(error, attempt)
-            continue
+        except transient:
+            raise
         except together.APIError as error:
             raise refusal(f"upload {filename}", error) from None
-        _remember(ws, remote.id, filename, sha256, size)
-        return UploadResult(remote.id, filename, sha256, size, "uploaded")
-    raise UserError(
-        f"Could not upload {filename} to Together after {MAX_UPLOAD_ATTEMPTS} tries ({api_message(last_error) if last_error else 'no reply'}). "
-        "No second copy was sent; try again later: the same call reuses whatever arrived."
-    )
+
+    def look() -> Any | None:
+        try:
+            return _find_remote(client, sha256, size)
+        except transient:
+            raise
+        except together.APIError as error:
+            raise refusal("list files (to see whether an interrupted upload arrived)", error) from None
+
+    try:
+        remote, found_earlier = send_at_most_once(send, look, attempts=MAX_UPLOAD_ATTEMPTS, transient=transient, delay=retry_delay)
+    except NoReply as failure:
+        raise UserError(
+            f"Could not upload {filename} to Together after {MAX_UPLOAD_ATTEMPTS} tries "
+            f"({api_message(failure.last_error) if failure.last_error else 'no reply'}). "
+            "No second copy was sent; try again later: the same call reuses whatever arrived."
+        ) from None
+    _remember(ws, remote.id, remote.filename if found_earlier else filename, sha256, size)
+    return UploadResult(remote.id, remote.filename if found_earlier else filename, sha256, size, "found" if found_earlier else "uploaded")

@@ -21,11 +21,11 @@ kept in the job's details, and only the ones after it become job events. Metrics
 from __future__ import annotations
 
 import hashlib
-import time
 from typing import Any
 
 from model_customization.errors import NotFoundError, UserError
 from model_customization.providers.base import apply_remote_status, idempotency_key, merge_details, record_metrics, register_tuned_model
+from model_customization.providers.send_once import NoReply, send_at_most_once
 from model_customization.providers.together.client import api_message, refusal, retry_delay, retryable_errors, sdk, together_client
 from model_customization.providers.together.files import UploadResult, ensure_uploaded, known_upload, render_split
 from model_customization.providers.together.hyperparameters import METHODS, parse_together_hyperparameters
@@ -388,32 +388,38 @@ class TogetherJobs:
         from together.types.fine_tuning_list_response import Data as TruncatedJob
 
         creator = client.with_options(max_retries=0)  # a lost reply may hide a created job: look before asking again
-        last_error: Exception | None = None
-        delay = 0.0
-        for attempt in range(1, MAX_CREATE_ATTEMPTS + 1):
-            if attempt > 1:
-                time.sleep(delay)
-                try:
-                    existing = self._find_by_tag(client, tag)
-                except retryable_errors() as error:
-                    last_error, delay = error, retry_delay(error, attempt)
-                    continue  # cannot tell whether the last try created the job: do not ask for another yet
-                except together.APIError as error:
-                    raise refusal("list fine-tuning jobs (looking for one made by the interrupted try)", error) from None
-                if existing is not None:
-                    ws.store.jobs.add_event(job["id"], f"found Together job {existing.id}, created by an earlier try whose reply was lost")
-                    return existing
+        transient = retryable_errors()
+
+        def send() -> Any:
             try:
                 return creator.post("/fine-tunes", body=request, cast_to=TruncatedJob)
-            except retryable_errors() as error:
-                last_error, delay = error, retry_delay(error, attempt)
-                ws.store.jobs.add_event(job["id"], f"creating the Together job failed ({api_message(error)}); trying again in {delay:.1f}s", "warning")
+            except transient:
+                raise
             except together.APIError as error:
                 raise refusal("create the fine-tuning job", error) from None
-        raise UserError(
-            f"Could not create the Together job after {MAX_CREATE_ATTEMPTS} tries ({api_message(last_error) if last_error else 'no reply'}). "
-            "No duplicate was made: check_job or a repeated start_job finds the job if one of the tries arrived."
-        )
+
+        def look() -> Any | None:
+            try:
+                return self._find_by_tag(client, tag)
+            except transient:
+                raise
+            except together.APIError as error:
+                raise refusal("list fine-tuning jobs (looking for one made by the interrupted try)", error) from None
+
+        def failed_try(error: BaseException, wait: float) -> None:
+            ws.store.jobs.add_event(job["id"], f"creating the Together job failed ({api_message(error)}); trying again in {wait:.1f}s", "warning")
+
+        try:
+            remote, found_earlier = send_at_most_once(send, look, attempts=MAX_CREATE_ATTEMPTS, transient=transient, delay=retry_delay, on_transient=failed_try)
+        except NoReply as failure:
+            raise UserError(
+                f"Could not create the Together job after {MAX_CREATE_ATTEMPTS} tries "
+                f"({api_message(failure.last_error) if failure.last_error else 'no reply'}). "
+                "No duplicate was made: check_job or a repeated start_job finds the job if one of the tries arrived."
+            ) from None
+        if found_earlier:
+            ws.store.jobs.add_event(job["id"], f"found Together job {remote.id}, created by an earlier try whose reply was lost")
+        return remote
 
     # --- following the job ------------------------------------------------------------------------------------------
     def refresh(self, ws: Workspace, job: dict[str, Any]) -> None:
