@@ -1,0 +1,5 @@
+"""placeholder while /v1 grows"""
+
+
+def routes(ws):
+    return []
