@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from pydantic import ValidationError
+from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 
 from model_customization.errors import ConfirmationNeeded, NotFoundError, TransientError, UserError
@@ -36,6 +37,8 @@ def from_exception(error: BaseException) -> JSONResponse:
     generic line (and the traceback in the server's log) for anything else."""
     if isinstance(error, ApiError):
         return error.response()
+    if isinstance(error, HTTPException):  # starlette's own refusals (a malformed multipart body)
+        return error_response(error.status_code, str(error.detail))
     if isinstance(error, ValidationError):
         first = error.errors()[0]
         param = ".".join(str(p) for p in first.get("loc", ())) or None
