@@ -9,6 +9,7 @@ CreateChatCompletionStreamResponse). A violation fails the test at the request t
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import socket
@@ -84,11 +85,24 @@ def validate_response(response: httpx2.Response) -> None:
             problems += validator.errors(ref, event)
         assert response.text.rstrip().endswith("data: [DONE]") or '"error"' in response.text, "a stream must end with data: [DONE]"
     elif content_type.startswith("application/json"):
-        problems = validator.errors(validator.response_ref(method, template), response.json())
+        problems = validator.errors(validator.response_ref(method, template), _as_spec_allows(response.json()))
     else:
         # file content: the spec describes it as a JSON string, served as the file's own bytes
         problems = []
     assert not problems, f"{method} {path} ({response.status_code}) does not match OpenAI's spec: {problems}"
+
+
+def _as_spec_allows(body: Any) -> Any:
+    """OpenAI serves a paused job's status as "paused", which its spec's status enum lacks (tests/openai_fake.py
+    makes the same exception): such a job is validated as "running", every other field as it is."""
+    jobs = body.get("data", [body]) if isinstance(body, dict) else []
+    if not any(isinstance(j, dict) and j.get("object") == "fine_tuning.job" and j.get("status") == "paused" for j in jobs):
+        return body
+    body = copy.deepcopy(body)
+    for job in body.get("data", [body]):
+        if job.get("status") == "paused":
+            job["status"] = "running"
+    return body
 
 
 @contextmanager

@@ -40,8 +40,11 @@ def routes(ws: Workspace) -> list[Route]:
 
     @handler
     async def completions(request: Request) -> Response:
-        parsed = ChatCompletionRequest.model_validate(await read_json(request))
+        body = await read_json(request)
+        parsed = ChatCompletionRequest.model_validate(body)
         prepared = await in_thread(chat.prepare_chat, ws, parsed)
+        if "forward" in prepared.extra:
+            return await _forward(prepared, body)
         head = {"id": "chatcmpl-" + secrets.token_hex(12), "created": int(time.time()), "model": prepared.model}
         if parsed.stream:
             return StreamingResponse(_stream(prepared, head), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
@@ -52,6 +55,20 @@ def routes(ws: Workspace) -> list[Route]:
             message["tool_calls"] = _tool_calls(calls)
         choice = {"index": 0, "message": message, "finish_reason": "tool_calls" if calls else result["finish_reason"], "logprobs": None}
         return JSONResponse({**head, "object": "chat.completion", "choices": [choice], "usage": _usage(result)})
+
+    async def _forward(prepared: chat.PreparedChat, body: dict[str, Any]) -> Response:
+        """The request as the client sent it, to the serving engine under its name for the model."""
+        from starlette.concurrency import iterate_in_threadpool
+
+        from model_customization.serving import engines
+
+        kind, url, name = prepared.extra["forward"]
+        sent = {**body, "model": name}
+        if body.get("stream"):
+            events = await in_thread(engines.forward_chat_stream, kind, url, sent)
+            return StreamingResponse(iterate_in_threadpool(events), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+        answer = await in_thread(engines.forward_chat, kind, url, sent)
+        return JSONResponse({**answer, "model": prepared.model})
 
     async def _stream(prepared: chat.PreparedChat, head: dict[str, Any]) -> AsyncIterator[str]:
         def event(delta: dict[str, Any], finish_reason: str | None = None) -> str:

@@ -16,7 +16,7 @@ FILE_FIELDS = ("id", "object", "bytes", "created_at", "filename", "purpose", "st
 
 
 def _file(record: dict[str, Any]) -> dict[str, Any]:
-    return {**{k: record[k] for k in FILE_FIELDS}, "expires_at": None, "status_details": None}
+    return {k: record[k] for k in FILE_FIELDS}
 
 
 def _int(request: Request, name: str, default: int) -> int:
@@ -61,7 +61,8 @@ def routes(ws: Workspace) -> list[Route]:
             files.list_files, ws, purpose=query.get("purpose"), after=query.get("after"), limit=_int(request, "limit", 10000), order=query.get("order", "desc")
         )
         data = [_file(r) for r in shown]
-        return JSONResponse({"object": "list", "data": data, "first_id": data[0]["id"] if data else None, "last_id": data[-1]["id"] if data else None, "has_more": has_more})
+        # the spec has first_id and last_id as strings, always: an empty page names no file
+        return JSONResponse({"object": "list", "data": data, "first_id": data[0]["id"] if data else "", "last_id": data[-1]["id"] if data else "", "has_more": has_more})
 
     @handler
     async def get_file(request: Request) -> JSONResponse:

@@ -68,6 +68,14 @@ def prepare_chat(ws: Workspace, request: ChatCompletionRequest) -> PreparedChat:
     if any(not s for s in stop):
         raise RequestFieldError("stop strings must not be empty.", "stop")
     model = served_model(ws, request.model)
+    from model_customization.serving.engines import engine_model_for
+
+    forwarded = engine_model_for(ws, model)
+    if forwarded is not None:  # a tuned model a serving engine answers: nothing is loaded here
+        return PreparedChat(
+            requested=request.model, model=model, provider="local", messages=messages, max_tokens=max_tokens, temperature=0.0, seed=0,
+            stop=stop, tool_names=tool_names, extra={"forward": forwarded},
+        )  # fmt: skip
     provider, name = resolve_chat_model(ws, model)
     answering = get_provider(provider, "chat")
     engine = None

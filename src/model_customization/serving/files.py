@@ -69,6 +69,7 @@ def upload_file(ws: Workspace, filename: str, purpose: str, data: bytes) -> dict
     record = {
         "id": file_id, "object": "file", "bytes": len(data), "created_at": int(time.time()), "filename": name,
         "purpose": purpose, "status": "processed", "dataset_id": dataset_id, "method": method, "examples": len(rows),
+        "created_ns": time.time_ns(),  # orders uploads within one second (created_at is whole seconds)
     }  # fmt: skip
     folder = _record_path(ws, file_id)
     folder.mkdir(parents=True, exist_ok=False, mode=0o700)
@@ -139,7 +140,7 @@ def list_files(ws: Workspace, *, purpose: str | None = None, after: str | None =
     folder = _folder(ws)
     records = [json.loads(p.read_text(encoding="utf-8")) for p in folder.glob("file-*/file.json")] if folder.is_dir() else []
     records = [r for r in records if purpose is None or r["purpose"] == purpose]
-    records.sort(key=lambda r: (r["created_at"], r["id"]), reverse=order == "desc")
+    records.sort(key=lambda r: (r.get("created_ns", r["created_at"] * 10**9), r["id"]), reverse=order == "desc")
     if after is not None:
         position = next((i for i, r in enumerate(records) if r["id"] == after), None)
         if position is None:

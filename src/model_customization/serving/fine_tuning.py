@@ -107,7 +107,6 @@ def _param_error(message: str, param: str) -> UserError:
 def create_job(ws: Workspace, request: CreateFineTuningJobRequest) -> dict[str, Any]:
     from model_customization.datasets.build import read_split, store_examples
     from model_customization.jobs.orchestrator import start_job
-    from model_customization.serving.files import get_file
 
     kind = request.method.type if request.method else "supervised"
     if kind == "reinforcement":
@@ -251,16 +250,18 @@ def job_events(ws: Workspace, job_id: str, *, after: str | None = None, limit: i
     if not 1 <= limit <= 1000:
         raise _param_error(f"limit must be between 1 and 1000 (got {limit}).", "limit")
     created = _api(job).get("created_event") or f"Created fine-tuning job on {job['base_model']}."
-    events = [{"id": f"ftevent-{job_id}-0", "object": "fine_tuning.job.event", "created_at": int(job["created_at"]), "level": "info", "message": created, "type": "message"}]
+    # (time, order written, event): the creation first, then the ledger's events and the metrics by their times
+    timed: list[tuple[float, int, dict[str, Any]]] = [
+        (job["created_at"], 0, {"id": f"ftevent-{job_id}-0", "object": "fine_tuning.job.event", "created_at": int(job["created_at"]), "level": "info", "message": created, "type": "message"})
+    ]
     for row in ws.store.jobs.events(job_id, None):
         level = row["level"] if row["level"] in ("info", "warn", "error") else ("warn" if row["level"] == "warning" else "info")
-        events.append({"id": f"ftevent-{job_id}-{row['id']}", "object": "fine_tuning.job.event", "created_at": int(row["at"]), "level": level, "message": row["message"], "type": "message"})
+        timed.append((row["at"], 1, {"id": f"ftevent-{job_id}-{row['id']}", "object": "fine_tuning.job.event", "created_at": int(row["at"]), "level": level, "message": row["message"], "type": "message"}))
     for metric in ws.store.jobs.metrics(job_id):
         data = {k: metric[k] for k in ("step", "train_loss", "validation_loss", "learning_rate") if metric.get(k) is not None}
-        events.append({"id": f"ftevent-{job_id}-m{metric['id']}", "object": "fine_tuning.job.event", "created_at": int(metric["at"]), "level": "info",
-                       "message": f"Step {metric['step']}: training loss={metric['train_loss']}", "type": "metrics", "data": data})  # fmt: skip
-    events.sort(key=lambda e: (e["created_at"], e["id"] != f"ftevent-{job_id}-0"))
-    events.reverse()
+        timed.append((metric["at"], 2, {"id": f"ftevent-{job_id}-m{metric['id']}", "object": "fine_tuning.job.event", "created_at": int(metric["at"]), "level": "info",
+                                        "message": f"Step {metric['step']}: training loss={metric['train_loss']}", "type": "metrics", "data": data}))  # fmt: skip
+    events = [event for _, _, event in sorted(timed, key=lambda t: (t[0], t[1]), reverse=True)]
     if after is not None:
         position = next((i for i, e in enumerate(events) if e["id"] == after), None)
         if position is None:
