@@ -12,7 +12,9 @@ latency of a request (sent to answered). The client is the `openai` SDK, one thr
 Every answer at temperature 0 is also compared with the one-at-a-time answer to the same prompt (batching must not
 change what greedy decoding says, beyond float rounding in padded batches): the count of differing answers is shown.
 
-    python benchmarks/v1_chat_concurrency.py [--requests 32] [--max-tokens 32] [--levels 1,8,32] [--json out.json]
+--torch-threads N starts the server with OMP_NUM_THREADS=N (torch's intra-op threads; default: torch's choice).
+
+    python benchmarks/v1_chat_concurrency.py [--requests 32] [--max-tokens 32] [--levels 1,8,32] [--torch-threads N] [--json out.json]
 """
 
 from __future__ import annotations
@@ -76,6 +78,7 @@ def main() -> int:
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--levels", default="1,8,32")
     parser.add_argument("--json", default=None, help="also write the results here")
+    parser.add_argument("--torch-threads", type=int, default=None, help="OMP_NUM_THREADS for the server (torch's intra-op threads)")
     args = parser.parse_args()
     import httpx2
     from openai import OpenAI
@@ -84,6 +87,8 @@ def main() -> int:
     home = Path(tempfile.mkdtemp(prefix="v1-bench-"))
     port = _free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "HF_HUB_OFFLINE": "1"}
+    if args.torch_threads:
+        env["OMP_NUM_THREADS"] = str(args.torch_threads)
     server = subprocess.Popen(
         [sys.executable, "-m", "model_customization", "serve", "--transport", "streamable-http", "--port", str(port), "--home", str(home)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
@@ -109,7 +114,8 @@ def main() -> int:
         server.wait(timeout=30)
         shutil.rmtree(home, ignore_errors=True)
     reference = rows["one at a time"]["answers"]
-    print(f"{args.requests} requests, max_tokens {args.max_tokens}, temperature 0; machine: {os.cpu_count()} CPUs")
+    threads = f"OMP_NUM_THREADS={args.torch_threads}" if args.torch_threads else "torch's default threads"
+    print(f"{args.requests} requests, max_tokens {args.max_tokens}, temperature 0; machine: {os.cpu_count()} CPUs; server with {threads}")
     print("| run | wall s | requests/s | completion tokens/s | p50 latency s | p95 latency s | answers differing from one-at-a-time |")
     print("|---|---|---|---|---|---|---|")
     for name, row in rows.items():
