@@ -80,6 +80,11 @@ def deploy_model(
     change = _change({**row, "at": None})
     change["unchanged"] = False
     change["message"] = _deploy_message(agent, task, model_key, serving_row, applied, used_eval)
+    from model_customization.serving.engines import register_deployment  # a serving engine, when one is configured
+
+    engine_note = register_deployment(ws, model_key)
+    if engine_note:
+        change["message"] += " " + engine_note
     return change
 
 
@@ -117,6 +122,11 @@ def rollback(ws: Workspace, agent: str, task: str | None = None) -> dict[str, An
     change = _change({**row, "at": None})
     change["unchanged"] = False
     change["message"] = f"{_target(agent, task)} is served by {earlier['model']} again (was {live_row['model']})."
+    from model_customization.serving.engines import register_deployment  # a serving engine, when one is configured
+
+    engine_note = register_deployment(ws, earlier["model"])
+    if engine_note:
+        change["message"] += " " + engine_note
     return change
 
 

@@ -53,7 +53,7 @@ def run_server(transport: str, *, host: str = "127.0.0.1", port: int = 8000, all
         access = http_access(host, sockets[0].getsockname()[1], extra_allowed_hosts=allowed_hosts, bound=bound_addresses(sockets))
         print(access.describe(), file=sys.stderr)
         server = build_server(workspace, auth=access.auth, token_verifier=access.token_verifier, dispatch_at_start="soon")
-        serve_streamable_http(server, access, sockets, timeout_s=timeout_s)
+        serve_streamable_http(server, access, sockets, timeout_s=timeout_s, ws=workspace)
     finally:
         for listener in sockets:
             listener.close()

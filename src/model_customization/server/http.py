@@ -50,6 +50,7 @@ MIN_TOKEN_LENGTH = 16
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 WILDCARD_ADDRESSES = ("0.0.0.0", "::", "")
 MCP_PATH = "/mcp"
+API_PATH = "/v1"  # the OpenAI-compatible API (api/), under the same access rules
 
 
 def is_loopback(host: str) -> bool:
@@ -298,12 +299,15 @@ def http_access(
     return HttpAccess(host=host, port=port, bound=addresses, token_verifier=verifier, auth=auth, transport_security=security)
 
 
-def serve_streamable_http(server: Any, access: HttpAccess, sockets: Sequence[socket.socket], *, timeout_s: float | None = None) -> None:
-    """Serve the MCP server's streamable HTTP app on the sockets bound already, slow clients timed out."""
+def serve_streamable_http(server: Any, access: HttpAccess, sockets: Sequence[socket.socket], *, timeout_s: float | None = None, ws: Any = None) -> None:
+    """Serve the MCP server's streamable HTTP app on the sockets bound already, slow clients timed out; with a
+    workspace, the OpenAI-compatible API at /v1 beside /mcp."""
     import anyio
     import uvicorn
 
     app = server.streamable_http_app(transport_security=access.transport_security, host=access.host)
+    if ws is not None:
+        mount_openai_api(app, ws, access)
     config = uvicorn.Config(
         app,
         http=slow_client_protocol(read_timeout() if timeout_s is None else timeout_s),
@@ -311,6 +315,23 @@ def serve_streamable_http(server: Any, access: HttpAccess, sockets: Sequence[soc
         log_level=server.settings.log_level.lower(),
     )
     anyio.run(uvicorn.Server(config).serve, list(sockets))
+
+
+def mount_openai_api(app: Any, ws: Any, access: HttpAccess) -> None:
+    """Mount /v1 (api/) inside the MCP app, so the SDK's token middleware, which wraps the whole app, authenticates
+    its requests too; /v1 then applies /mcp's rules: the same Host/Origin lists, and a token whenever tokens are on."""
+    from starlette.routing import Mount
+
+    from model_customization.api.access import SameAccessAsMcp
+    from model_customization.api.app import build_v1_app
+
+    metadata_url = None
+    if access.auth is not None and access.auth.resource_server_url is not None:
+        from mcp.server.auth.routes import build_resource_metadata_url
+
+        metadata_url = str(build_resource_metadata_url(access.auth.resource_server_url))
+    guarded = SameAccessAsMcp(build_v1_app(ws), access.transport_security, tokens_required=access.token_verifier is not None, resource_metadata_url=metadata_url)
+    app.router.routes.append(Mount(API_PATH, app=guarded))
 
 
 def slow_client_protocol(timeout_s: float) -> type:

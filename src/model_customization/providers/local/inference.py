@@ -93,6 +93,11 @@ def _load(ws: Workspace, resolved: ResolvedModel) -> tuple[Any, Any]:
         return model, tokenizer
 
 
+def load_model(ws: Workspace, resolved: ResolvedModel) -> tuple[Any, Any]:
+    """(model, tokenizer) for a resolved model, from the in-process cache (loaded on first use)."""
+    return _load(ws, resolved)
+
+
 def context_tokens(model: Any) -> int | None:
     """How many tokens (prompt and answer) the model reads: its config's max_position_embeddings (8,192 for the
     embedded SmolLM2), or None when the config does not say."""

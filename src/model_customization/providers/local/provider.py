@@ -115,6 +115,13 @@ class LocalProvider(Provider):
         """Canonical: the ft-… id or the absolute path, however it was typed."""
         return self.check_chat_model(ws, name)
 
+    def chat_engine(self, ws: Workspace, model: str) -> tuple[Any, str]:
+        """(the batching engine that answers this model's concurrent requests together, the model's canonical id):
+        the OpenAI-compatible endpoint's path to a local model."""
+        from model_customization.providers.local.batching import engine_for
+
+        return engine_for(ws, model)
+
     def chat(self, ws: Workspace, model: str, messages: list[dict[str, Any]], *, max_tokens: int, temperature: float, seed: int) -> dict[str, Any]:
         from model_customization.providers.local.inference import generate
 
