@@ -2,7 +2,7 @@
 
 An upload goes through the gate inspect_dataset applies to a file (the same row checks, and the local provider's
 own tokenizer and chat template for chat examples) and becomes a dataset (datasets/build.store_examples, content
-addressed like every dataset): all its examples in the train split. Any error is refused with its line number and
+addressed like every dataset, and redacted as a dataset built from memory is): all its examples in the train split. Any error is refused with its line number and
 nothing is stored. The file record (its id, name, size and the dataset it became) and the bytes as uploaded, which
 `GET /v1/files/{id}/content` returns, are kept in the data home under api_files/<file_id>/.
 
@@ -17,6 +17,7 @@ import re
 import secrets
 import shutil
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,7 @@ def _record_path(ws: Workspace, file_id: str) -> Path:
 def upload_file(ws: Workspace, filename: str, purpose: str, data: bytes) -> dict[str, Any]:
     """Check an uploaded JSONL file, store it as a dataset, and return the file record."""
     from model_customization.datasets.build import store_examples
+    from model_customization.datasets.redaction import redact_record
 
     if purpose not in PURPOSES:
         error = UserError(f"purpose {purpose!r} is not served here: this server takes training files, purpose 'fine-tune'.")
@@ -56,11 +58,20 @@ def upload_file(ws: Workspace, filename: str, purpose: str, data: bytes) -> dict
         raise error
     name = Path(filename or "upload.jsonl").name[:255] or "upload.jsonl"
     rows, method = check_training_file(ws, name, data)
+    # Redacted as a dataset built from memory is: a stored dataset may later be uploaded to a cloud provider, and
+    # no secret may travel there. The bytes as uploaded stay only in this data home, for GET .../content.
+    redactions: Counter[str] = Counter()
+    redacted_rows = []
+    for row in rows:
+        clean, counts = redact_record(row)
+        redacted_rows.append(clean)
+        redactions.update(counts)
+    rows = redacted_rows
     dataset_id, _, _ = store_examples(
         ws, [("train", row) for row in rows], name=name, method=method,
         card_fields={
             "conversations_read": len(rows), "formats": {"openai_upload": len(rows)}, "dropped": {}, "duplicates_removed": {"exact": 0, "near": 0},
-            "redactions": {}, "unreadable": {"count": 0, "first": []},
+            "redactions": dict(redactions), "unreadable": {"count": 0, "first": []},
             "sources": [{"path": f"POST /v1/files: {name}", "sha256": hashlib.sha256(data).hexdigest()}],
             "options": {"method": method, "source": "POST /v1/files", "split": "all examples in train"},
         },
