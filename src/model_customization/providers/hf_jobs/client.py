@@ -47,6 +47,7 @@ def endpoint() -> str:
 # refuse every request. The hf-jobs provider's own calls are what the user asked for: they carry this header, and the
 # client factory installed below lets exactly those through while every other request keeps the offline refusal.
 OWN_CALL_HEADER = "X-Model-Customization-Client"
+NETWORK_WAIT_SECONDS = 120.0  # one read or write of a Hub request (an upload chunk, a status reply)
 _factory_installed = False
 
 
@@ -64,8 +65,9 @@ def _install_client_factory() -> None:
         return hf_request_event_hook(request)
 
     def client_factory() -> Any:
-        # As huggingface_hub's default_client_factory, with the hook above in place of its own.
-        return httpx2.Client(event_hooks={"request": [request_hook]}, follow_redirects=True, timeout=None)
+        # As huggingface_hub's default_client_factory, with the hook above in place of its own, and a bound on each
+        # network wait (not on a whole transfer): a hung connection fails a status check instead of holding it forever.
+        return httpx2.Client(event_hooks={"request": [request_hook]}, follow_redirects=True, timeout=httpx2.Timeout(NETWORK_WAIT_SECONDS, connect=15.0))
 
     set_client_factory(client_factory)
     _factory_installed = True
