@@ -242,7 +242,7 @@ async def test_prompt_errors_say_what_to_do(ws):
     assert "No dataset 'ds-000000000000'" in str(unknown.value) and "list_datasets" in str(unknown.value)
     assert "samples must be a whole number from 1 to 20" in str(not_a_number.value)
     assert "samples must be from 1 to 20; got 500" in str(too_many.value)
-    assert "provider must be one of local, openai, bedrock" in str(provider.value)
+    assert "provider must be one of local, openai, azure-openai, bedrock, together, hf-jobs" in str(provider.value)
 
 
 def test_the_prompts_constants_match_the_code_they_describe():
