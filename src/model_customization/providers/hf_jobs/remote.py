@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 PROGRESS_PREFIX = "MC-PROGRESS "
-POLL_SECONDS = 2.0
+POLL_SECONDS = 0.25  # how often the ledger is read for news; a fast run keeps only its newest two checkpoints, briefly
 SHIPPED_BASE_PREFIX = "shipped:"  # a base model folder uploaded to the repository: "shipped:base/<hash>"
 
 
