@@ -9,7 +9,6 @@ for a stored dataset, of the file itself otherwise).
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 from collections import Counter
@@ -19,9 +18,9 @@ from typing import Any
 
 from model_customization.datasets.build import SPLITS, get_dataset
 from model_customization.datasets.redaction import redact_record
-from model_customization.datasets.validate import Finding
+from model_customization.datasets.validate import Finding, parse_line
 from model_customization.errors import NotFoundError, UserError
-from model_customization.paths import check_readable, iter_limited_lines, memory_limits, overlong_line_message
+from model_customization.paths import check_readable, iter_limited_lines, memory_limits
 from model_customization.providers.registry import get_provider
 from model_customization.reading_limits import open_regular_file
 from model_customization.workspace import Workspace
@@ -29,10 +28,59 @@ from model_customization.workspace import Workspace
 MAX_FINDINGS = 50
 
 
-def _rows(ws: Workspace, dataset_id: str | None, path: str | None) -> tuple[str, Iterator[tuple[str, int, Any]], list[Finding]]:
+class FileRows:
+    """The (split, line, row) triples of JSONL files, in order; the lines that are not rows (too long, not JSON) are
+    collected in `problems` as they are met. measure_chat_rows may instead take the raw lines in batches
+    (raw_batches) and parse them in worker processes, appending to `problems` in the same line order."""
+
+    def __init__(self, files: list[tuple[str, Path]], *, stored: bool) -> None:
+        self.files = files
+        self.stored = stored
+        self.problems: list[Finding] = []
+        self.max_line_bytes = memory_limits().max_line_bytes
+
+    def total_bytes(self) -> int:
+        total = 0
+        for _, file in self.files:
+            try:
+                total += file.stat().st_size
+            except OSError:  # reported as the files are opened
+                pass
+        return total
+
+    def _lines(self) -> Iterator[tuple[str, int, bytes | int]]:
+        for split, file in self.files:
+            # A stored split is the server's own file and may be larger than the memory limit (it is streamed); a
+            # caller's file is checked again on the descriptor that is read (it could have been swapped since).
+            with open_regular_file(file, what="File", max_bytes=sys.maxsize if self.stored else None, fenced=not self.stored) as handle:
+                for line_no, raw in iter_limited_lines(handle, self.max_line_bytes):
+                    yield split, line_no, raw
+
+    def __iter__(self) -> Iterator[tuple[str, int, Any]]:
+        for split, line_no, raw in self._lines():
+            row, problem = parse_line(split, line_no, raw, self.max_line_bytes)
+            if problem is not None:
+                self.problems.append(problem)
+            elif row is not None:
+                yield split, line_no, row
+
+    def raw_batches(self, batch_bytes: int) -> Iterator[list[tuple[str, int, bytes | int]]]:
+        """The lines (an overlong line as its length) in batches of about batch_bytes, in file order."""
+        batch: list[tuple[str, int, bytes | int]] = []
+        size = 0
+        for item in self._lines():
+            batch.append(item)
+            size += len(item[2]) if isinstance(item[2], bytes) else 64
+            if size >= batch_bytes:
+                yield batch
+                batch, size = [], 0
+        if batch:
+            yield batch
+
+
+def _rows(ws: Workspace, dataset_id: str | None, path: str | None) -> tuple[str, FileRows]:
     if (dataset_id is None) == (path is None):
         raise UserError("Give exactly one of dataset_id (a stored dataset) or path (a JSONL file to check).")
-    parse_problems: list[Finding] = []
     if dataset_id is not None:
         folder = Path(get_dataset(ws, dataset_id)["path"])
         files = [(split, folder / f"{split}.jsonl") for split in SPLITS]
@@ -46,26 +94,7 @@ def _rows(ws: Workspace, dataset_id: str | None, path: str | None) -> tuple[str,
             raise NotFoundError(f"File not found: {path}. Give a JSONL file of training examples, or a dataset_id.") from None
         files = [("train", file)]
         source = str(file.resolve())
-
-    max_line_bytes = memory_limits().max_line_bytes
-
-    def generate() -> Iterator[tuple[str, int, Any]]:
-        for split, file in files:
-            # A stored split is the server's own file and may be larger than the memory limit (it is streamed); a
-            # caller's file is checked again on the descriptor that is read (it could have been swapped since).
-            with open_regular_file(file, what="File", max_bytes=sys.maxsize if dataset_id is not None else None, fenced=dataset_id is None) as handle:
-                for line_no, raw in iter_limited_lines(handle, max_line_bytes):
-                    if isinstance(raw, int):  # never read whole, only reported
-                        parse_problems.append(Finding(split, line_no, "error", "line_too_long", overlong_line_message(raw, max_line_bytes)))
-                        continue
-                    if not raw.strip():
-                        continue
-                    try:
-                        yield split, line_no, json.loads(raw.decode("utf-8"))
-                    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-                        parse_problems.append(Finding(split, line_no, "error", "invalid_json", f"not valid JSON in UTF-8 ({error})"))
-
-    return source, generate(), parse_problems
+    return source, FileRows(files, stored=dataset_id is not None)
 
 
 def _stats(counts: list[int]) -> dict[str, Any]:
@@ -97,10 +126,10 @@ def inspect_dataset(
         raise UserError(f"epochs must be between 1 and 100 (got {epochs}).")
     model = model or trainer.default_inspect_model or ""
     trainer.check_inspect_model(model)  # refuse an unknown model before reading anything
-    source, rows, parse_problems = _rows(ws, dataset_id, path)
+    source, rows = _rows(ws, dataset_id, path)
     measure = trainer.measure_dataset(ws, rows, model=model, max_seq_length=max_seq_length)
     tokens: dict[str, list[int]] = {split: list(measure.tokens.get(split, [])) for split in SPLITS}
-    findings = parse_problems + measure.findings
+    findings = rows.problems + measure.findings
     counts = measure.counts
     quote = trainer.quote_tokens(ws, model, tokens["train"], epochs=epochs, max_seq_length=max_seq_length)
 

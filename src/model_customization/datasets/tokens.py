@@ -4,6 +4,7 @@ download), and the local model's own tokenizer for local jobs."""
 from __future__ import annotations
 
 from functools import lru_cache
+from collections.abc import Iterator
 from typing import Any
 
 from model_customization.errors import UserError
@@ -33,6 +34,16 @@ def _encoding(name: str):
     return bpe_openai.get_encoding(name)
 
 
+@lru_cache(maxsize=4)
+def _counter(name: str):
+    """The Rust tokenizer's count (the same BPE the encoding runs, without building the list of token ids in
+    Python: about 40% less time than len(encode_ordinary(...)))."""
+    from bpe_openai._bindings import tokenizer_for_encoding
+
+    _encoding(name)  # refuses an unknown name the way get_encoding does
+    return tokenizer_for_encoding(name).count
+
+
 # Counts of texts already counted, per encoding: system prompts, tool definitions and tool outputs repeat a lot in
 # chat data, and looking a text up costs far less than encoding it again. Bounded by the characters it holds.
 _CACHE_MAX_CHARS = 16_000_000
@@ -59,8 +70,20 @@ def count_text(text: str, encoding: str) -> int:
     return total
 
 
+def _count_piece(piece: str, encoding: str) -> int:
+    try:
+        n = _counter(encoding)(piece)
+    except UnicodeEncodeError:  # lone surrogates: encode_ordinary replaces them, and so its count does
+        return len(_encoding(encoding).encode_ordinary(piece))
+    if n > _PIECE_TOKEN_LIMIT:  # encode_ordinary refuses such a piece: keep its error
+        return len(_encoding(encoding).encode_ordinary(piece))
+    return n
+
+
+_PIECE_TOKEN_LIMIT = 200_000  # bpe_openai's chunk limit (configuration.DEFAULT_CHUNK_LIMIT)
+
+
 def _count_text(text: str, encoding: str) -> int:
-    enc = _encoding(encoding)
     total, start = 0, 0
     while start < len(text):
         end = start + _CHUNK_CHARS
@@ -68,12 +91,15 @@ def _count_text(text: str, encoding: str) -> int:
             # Cut just before a whitespace run so no word is split (a split word would count as extra tokens).
             cut = text.rfind(" ", start, end)
             end = cut if cut > start else end
-        total += len(enc.encode_ordinary(text[start:end]))
+        total += _count_piece(text[start:end], encoding)
         start = end
     return total
 
 
 def _message_text(message: dict[str, Any]) -> str:
+    role, content = message.get("role", ""), message.get("content")
+    if type(role) is str and (content is None or type(content) is str) and not message.get("tool_calls"):
+        return role + "\n" + (content or "")  # the common message: the same text as the general case below
     parts = [str(message.get("role", "")), message.get("content") or ""]
     for call in message.get("tool_calls") or []:
         function = call.get("function") or {}
@@ -99,24 +125,116 @@ def count_assistant_tokens(messages: list[dict[str, Any]], encoding: str) -> int
     return sum(count_text(_message_text(m), encoding) for m in messages if m.get("role") == "assistant")
 
 
+def chat_messages(row: dict[str, Any]) -> list[Any]:
+    """The messages of a valid example that are counted: a preference example's input and both outputs."""
+    from model_customization.datasets.render import is_preference
+
+    if is_preference(row):
+        return list(row["input"]["messages"]) + list(row["preferred_output"]) + list(row["non_preferred_output"])
+    return list(row["messages"])
+
+
+# Files at least this large are measured by a pool of worker processes when there are several cores (starting the
+# pool costs tens of milliseconds); lines go to the workers in batches of about BATCH_BYTES.
+PARALLEL_MIN_BYTES = 8 << 20
+BATCH_BYTES = 1 << 20
+_pool_job: tuple[str, Any, int] | None = None  # (encoding, check, max_line_bytes): set before the workers fork
+
+
+def _measure_row(split: str, line: int, row: Any, encoding: str, check: Any) -> tuple[list[Any], bytes, int | None, list[Any]]:
+    """(findings, digest, tokens or None when the row has an error, check's findings) for one parsed row."""
+    from model_customization.datasets.validate import row_digest, row_findings
+
+    findings = row_findings(split, line, row)
+    digest = row_digest(row)
+    if any(f.severity == "error" for f in findings):
+        return findings, digest, None, []
+    n = count_chat_tokens(chat_messages(row), encoding, (row.get("input") or row).get("tools"))
+    return findings, digest, n, list(check(split, line, row, n)) if check is not None else []
+
+
+def _measure_batch(batch: list[tuple[str, int, bytes | int]]) -> list[tuple[Any, ...]]:
+    """In a worker: each line of the batch parsed and measured; ("problem", finding), ("row", split, line,
+    findings, digest, tokens, check's findings), or nothing for a blank line."""
+    from model_customization.datasets.validate import parse_line
+
+    assert _pool_job is not None
+    encoding, check, max_line_bytes = _pool_job
+    out: list[tuple[Any, ...]] = []
+    for split, line, raw in batch:
+        row, problem = parse_line(split, line, raw, max_line_bytes)
+        if problem is not None:
+            out.append(("problem", problem))
+        elif row is not None:
+            out.append(("row", split, line, *_measure_row(split, line, row, encoding, check)))
+    return out
+
+
+def _worker_count() -> int:
+    import multiprocessing
+    import os
+
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS
+        return os.cpu_count() or 1
+
+
+def _parallel_results(rows: Any, encoding: str, check: Any) -> Iterator[tuple[Any, ...]]:
+    """_measure_batch's results for every batch of rows.raw_batches(), in file order, from a pool of forked workers
+    (forked, so that check, often a closure, needs no pickling); at most two batches per worker are in flight, so
+    memory stays flat whatever the file's size."""
+    import multiprocessing
+    from collections import deque
+    from concurrent.futures import ProcessPoolExecutor
+
+    global _pool_job
+    workers = _worker_count()
+    _pool_job = (encoding, check, rows.max_line_bytes)
+    try:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            pending: deque[Any] = deque()
+            for batch in rows.raw_batches(BATCH_BYTES):
+                pending.append(pool.submit(_measure_batch, batch))
+                if len(pending) >= 2 * workers:
+                    yield from pending.popleft().result()
+            while pending:
+                yield from pending.popleft().result()
+    finally:
+        _pool_job = None
+
+
 def measure_chat_rows(rows: Any, encoding: str, check: Any = None) -> tuple[list[Any], dict[str, int], dict[str, list[int]]]:
     """One pass over (split, line, row): each row is validated and, when it has no error, counted with `encoding`;
     no row is kept. check(split, line, row, tokens) returns more findings for a counted row (a provider's limits).
 
+    rows from files (inspect.FileRows) of at least PARALLEL_MIN_BYTES are parsed and measured by worker processes
+    when there are several cores, with the same findings in the same order: the workers return each row's findings,
+    digest and count, and this process merges them in file order (duplicates need the view of the whole file).
+
     Returns (findings, counts per split, tokens per split); the validation findings come first, then check's."""
-    from model_customization.datasets.render import is_preference
     from model_customization.datasets.validate import RowValidator
 
     validator = RowValidator()
     measured: list[Any] = []
     tokens: dict[str, list[int]] = {}
-    for split, line, row in rows:
-        if not validator.add(split, line, row):
-            continue
-        messages = list(row["input"]["messages"]) + list(row["preferred_output"]) + list(row["non_preferred_output"]) if is_preference(row) else list(row["messages"])
-        n = count_chat_tokens(messages, encoding, (row.get("input") or row).get("tools"))
-        tokens.setdefault(split, []).append(n)
-        if check is not None:
-            measured.extend(check(split, line, row, n))
+
+    def record(split: str, line: int, findings: list[Any], digest: bytes, n: int | None, extra: list[Any]) -> None:
+        validator.record(split, line, findings, digest)
+        if n is not None:
+            tokens.setdefault(split, []).append(n)
+            measured.extend(extra)
+
+    if hasattr(rows, "raw_batches") and _worker_count() > 1 and rows.total_bytes() >= PARALLEL_MIN_BYTES:
+        for result in _parallel_results(rows, encoding, check):
+            if result[0] == "problem":
+                rows.problems.append(result[1])
+            else:
+                record(*result[1:])
+    else:
+        for split, line, row in rows:
+            record(split, line, *_measure_row(split, line, row, encoding, check))
     findings, counts = validator.finish()
     return findings + measured, counts, tokens

@@ -10,15 +10,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
+
+from model_customization.paths import overlong_line_message
 
 MESSAGE_KEYS = {"role", "content", "name", "function_call", "weight", "tool_calls", "tool_call_id", "refusal"}
 EXAMPLE_KEYS = {"messages", "tools", "parallel_tool_calls", "functions"}
 PREFERENCE_KEYS = {"input", "preferred_output", "non_preferred_output"}
 ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
 MIN_TRAIN_EXAMPLES = 10
+# A message with only these keys, one of these roles and a non-empty text content passes every message check.
+_PLAIN_KEYS = {"role", "content", "name"}
+_PLAIN_ROLES = ROLES - {"tool"}  # (a tool result is checked against the calls before it)
 WARNINGS = {"unrecognized_key", "example_missing_user_message", "duplicate_example"}
 
 
@@ -42,6 +47,10 @@ def _message_findings(messages: Any, where: str) -> list[tuple[str, str]]:
     calls: dict[str, int] = {}
     answered: set[str] = set()
     for index, message in enumerate(messages):
+        if type(message) is dict:
+            role, content = message.get("role"), message.get("content")
+            if type(role) is str and role in _PLAIN_ROLES and type(content) is str and content and message.keys() <= _PLAIN_KEYS:
+                continue  # the common message, with nothing to report: none of the checks below applies
         if not isinstance(message, dict):
             problems.append(("data_type", f"{where} message {index} is {type(message).__name__}, not an object"))
             continue
@@ -79,27 +88,66 @@ def _message_findings(messages: Any, where: str) -> list[tuple[str, str]]:
     return problems
 
 
-def example_findings(row: Any) -> list[tuple[str, str]]:
-    if not isinstance(row, dict):
-        return [("data_type", f"the line is {type(row).__name__}, not an object")]
-    if PREFERENCE_KEYS & set(row):
-        problems = []
-        missing = PREFERENCE_KEYS - set(row)
-        if missing:
-            problems.append(("missing_preference_key", f"preference example lacks {sorted(missing)}"))
-        input_ = row.get("input")
-        problems += _message_findings(input_.get("messages") if isinstance(input_, dict) else None, "input")
-        problems = [p for p in problems if p[0] != "example_missing_assistant_message"]  # inputs end with a user turn
-        for key in ("preferred_output", "non_preferred_output"):
-            output = row.get(key)
-            if not (isinstance(output, list) and len(output) == 1 and isinstance(output[0], dict) and output[0].get("role") == "assistant"):
-                problems.append(("invalid_preference_output", f"{key} must be a list with exactly one assistant message"))
-        return problems
+def _preference_findings(row: dict[str, Any]) -> list[tuple[str, str]]:
+    problems = []
+    missing = PREFERENCE_KEYS - set(row)
+    if missing:
+        problems.append(("missing_preference_key", f"preference example lacks {sorted(missing)}"))
+    input_ = row.get("input")
+    problems += _message_findings(input_.get("messages") if isinstance(input_, dict) else None, "input")
+    problems = [p for p in problems if p[0] != "example_missing_assistant_message"]  # inputs end with a user turn
+    for key in ("preferred_output", "non_preferred_output"):
+        output = row.get(key)
+        if not (isinstance(output, list) and len(output) == 1 and isinstance(output[0], dict) and output[0].get("role") == "assistant"):
+            problems.append(("invalid_preference_output", f"{key} must be a list with exactly one assistant message"))
+    return problems
+
+
+def _chat_findings(row: dict[str, Any]) -> list[tuple[str, str]]:
     problems = _message_findings(row.get("messages"), "example")
     extra = set(row) - EXAMPLE_KEYS
     if extra:
         problems.append(("unrecognized_key", f"unrecognised keys {sorted(extra)}"))
     return problems
+
+
+# The example formats, tried in order: (is this the format?, its checks). The first that claims a row checks it;
+# the chat format takes the rest. A new format adds its pair here (before the formats it must win over).
+FORMAT_CHECKS: list[tuple[Callable[[dict[str, Any]], bool], Callable[[dict[str, Any]], list[tuple[str, str]]]]] = [
+    (lambda row: bool(PREFERENCE_KEYS & row.keys()), _preference_findings),
+]
+
+
+def example_findings(row: Any) -> list[tuple[str, str]]:
+    """(code, message) pairs for one row of any known format."""
+    if not isinstance(row, dict):
+        return [("data_type", f"the line is {type(row).__name__}, not an object")]
+    for claims, check in FORMAT_CHECKS:
+        if claims(row):
+            return check(row)
+    return _chat_findings(row)
+
+
+def row_findings(split: str, line: int, row: Any) -> list[Finding]:
+    return [Finding(split, line, "warning" if code in WARNINGS else "error", code, message) for code, message in example_findings(row)]
+
+
+def row_digest(row: Any) -> bytes:
+    """Equal for the same JSON value whatever its key order or spacing in the file."""
+    return hashlib.sha256(json.dumps(row, sort_keys=True).encode()).digest()
+
+
+def parse_line(split: str, line: int, raw: bytes | int, max_line_bytes: int) -> tuple[Any, Finding | None]:
+    """(row, None) for a line of JSON; (None, finding) for a line too long to read (raw is then its length) or not
+    JSON; (None, None) for a blank line."""
+    if isinstance(raw, int):
+        return None, Finding(split, line, "error", "line_too_long", overlong_line_message(raw, max_line_bytes))
+    if not raw.strip():
+        return None, None
+    try:
+        return json.loads(raw.decode("utf-8")), None
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        return None, Finding(split, line, "error", "invalid_json", f"not valid JSON in UTF-8 ({error})")
 
 
 class RowValidator:
@@ -112,19 +160,20 @@ class RowValidator:
 
     def add(self, split: str, line: int, row: Any) -> bool:
         """Check one row; its findings are appended to self.findings. True when it has no error."""
+        findings = row_findings(split, line, row)
+        self.record(split, line, findings, row_digest(row))
+        return all(f.severity != "error" for f in findings)
+
+    def record(self, split: str, line: int, findings: list[Finding], digest: bytes) -> None:
+        """A row checked elsewhere (row_findings, row_digest): its findings, then whether it repeats an earlier row.
+        Rows must come in file order, so the first of two equal rows is the one kept."""
         self.counts[split] = self.counts.get(split, 0) + 1
-        ok = True
-        for code, message in example_findings(row):
-            severity = "warning" if code in WARNINGS else "error"
-            ok = ok and severity == "warning"
-            self.findings.append(Finding(split, line, severity, code, message))
-        digest = hashlib.sha256(json.dumps(row, sort_keys=True).encode()).digest()
+        self.findings.extend(findings)
         where = self._first_seen.get(digest)
         if where is not None:
             self.findings.append(Finding(split, line, "warning", "duplicate_example", f"the same example as {where[0]} line {where[1]}: it weighs twice in training"))
         else:
             self._first_seen[digest] = (split, line)
-        return ok
 
     def finish(self) -> tuple[list[Finding], dict[str, int]]:
         if self.counts.get("train", 0) < MIN_TRAIN_EXAMPLES:

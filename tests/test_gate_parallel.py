@@ -1,0 +1,116 @@
+"""The gate's fast paths give the one-process answers: the pool of workers over batches of lines (same findings,
+order, duplicates and numbers), and token counts from the tokenizer's own count (same as len(encode))."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from model_customization.datasets import tokens
+from model_customization.datasets.inspect import inspect_dataset
+
+
+def _mixed_file(path: Path) -> dict[str, int]:
+    """A file with every kind of line the gate judges; returns the line numbers the test looks at."""
+    lines: list[bytes] = []
+    marks: dict[str, int] = {}
+
+    def add(line: bytes | str, mark: str | None = None) -> None:
+        lines.append(line.encode() if isinstance(line, str) else line)
+        if mark:
+            marks[mark] = len(lines)
+
+    def chat(i: int, words: int = 20) -> dict:
+        return {"messages": [
+            {"role": "system", "content": "You answer briefly."},
+            {"role": "user", "content": f"question {i} " + "about the cache " * words},
+            {"role": "assistant", "content": f"answer {i} " + "it expires after ten minutes " * words},
+        ]}  # fmt: skip
+
+    add(json.dumps(chat(0)), "first")
+    for i in range(1, 400):
+        if i == 7:
+            add('{"messages": [', "invalid_json")
+        elif i == 11:
+            add("", None)
+            add("   ", None)
+        elif i == 13:
+            add(json.dumps(chat(i, words=400)), "too_long")  # over the line limit the test sets
+        elif i == 17:
+            add(b'{"messages": "caf\xe9"}', "not_utf8")
+        elif i == 19:
+            add(json.dumps({"messages": [{"role": "robot", "content": ""}, {"role": "assistant", "content": "x", "weight": 2}], "extra": 1}), "bad_row")
+        elif i == 23:
+            add("[1, 2]", "data_type")
+        elif i == 29:
+            bad_call = {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]}
+            add(json.dumps({"messages": [{"role": "user", "content": "t"}, bad_call, {"role": "tool", "tool_call_id": "c9", "content": "r"}, {"role": "assistant", "content": "ok"}]}))
+        elif i == 31:
+            add(json.dumps({"input": {"messages": [{"role": "user", "content": "q"}]}, "preferred_output": [{"role": "assistant", "content": "good"}], "non_preferred_output": [{"role": "assistant", "content": "bad"}]}))
+        elif i == 350:
+            add(json.dumps(chat(0)), "duplicate_far")  # the first line again, many batches later
+        elif i == 351:
+            row = chat(5)
+            add(json.dumps({"messages": [{k: m[k] for k in reversed(list(m))} for m in row["messages"]]}, indent=1).replace("\n", " "), "duplicate_reordered")
+        elif i % 50 == 0:
+            add(lines[-1], None)  # the line before again: a duplicate next to it, often across a batch boundary
+        else:
+            add(json.dumps(chat(i)))
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return marks
+
+
+@pytest.mark.parametrize("provider", ["openai", "bedrock"])
+def test_the_pool_of_workers_gives_the_one_process_report(ws, tmp_path, monkeypatch, provider):
+    file = tmp_path / "mixed.jsonl"
+    marks = _mixed_file(file)
+    monkeypatch.setenv("MODEL_CUSTOMIZATION_ALLOWED_ROOTS", str(tmp_path))
+    monkeypatch.setenv("MODEL_CUSTOMIZATION_MAX_LINE_BYTES", "8000")
+    monkeypatch.setattr("model_customization.datasets.inspect.MAX_FINDINGS", 10**6)  # compare every finding
+
+    monkeypatch.setattr(tokens, "PARALLEL_MIN_BYTES", 1 << 60)
+    one_process = inspect_dataset(ws, path=str(file), provider=provider)
+
+    pools = []
+    real = tokens._parallel_results
+    monkeypatch.setattr(tokens, "_parallel_results", lambda *a: pools.append(1) or real(*a))
+    monkeypatch.setattr(tokens, "_worker_count", lambda: 2)  # also on a one-core machine
+    monkeypatch.setattr(tokens, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(tokens, "BATCH_BYTES", 3000)  # many batches: about ten lines each
+    tokens._cache.clear()
+    pooled = inspect_dataset(ws, path=str(file), provider=provider)
+
+    assert pools == [1]
+    assert json.dumps(pooled) == json.dumps(one_process)  # same findings, same order (dicts too), same numbers
+    found = {(f["line"], f["code"]) for f in pooled["findings"]}
+    for mark, code in [("invalid_json", "invalid_json"), ("not_utf8", "invalid_json"), ("too_long", "line_too_long"), ("data_type", "data_type"), ("bad_row", "unrecognized_role")]:
+        assert (marks[mark], code) in found
+    duplicates = {f["line"]: f["message"] for f in pooled["findings"] if f["code"] == "duplicate_example"}
+    assert f"train line {marks['first']}:" in duplicates[marks["duplicate_far"]]
+    assert marks["duplicate_reordered"] in duplicates
+    assert pooled["token_stats"]["train"]["examples"] > 380
+
+
+def test_a_stored_dataset_is_measured_the_same_by_the_pool(ws, tmp_path, monkeypatch, demo_paths):
+    from model_customization.datasets.build import build_dataset
+
+    built = build_dataset(ws, demo_paths, seed=0)
+    monkeypatch.setattr(tokens, "PARALLEL_MIN_BYTES", 1 << 60)
+    one_process = inspect_dataset(ws, dataset_id=built.dataset_id, provider="openai")
+    monkeypatch.setattr(tokens, "_worker_count", lambda: 2)
+    monkeypatch.setattr(tokens, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(tokens, "BATCH_BYTES", 2000)
+    tokens._cache.clear()
+    assert json.dumps(inspect_dataset(ws, dataset_id=built.dataset_id, provider="openai")) == json.dumps(one_process)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(max_size=40) | st.sampled_from(["\ud800", "\udfff", " ", "  \n", "é", "日本", "🙂", "'s", "token "]), max_size=30).map("".join))
+def test_counting_equals_the_length_of_the_encoding(text):
+    # Lone surrogates included: encode_ordinary replaces them, and the count must do the same.
+    for name in ("o200k_base", "cl100k_base"):
+        assert tokens._count_text(text, name) == len(tokens._encoding(name).encode_ordinary(text))
