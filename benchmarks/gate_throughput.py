@@ -1,14 +1,17 @@
-"""The gate's throughput against two references, side by side in one process on the same file.
+"""The gate's throughput against two references, side by side in one run on the same file.
 
 Usage: python benchmarks/gate_throughput.py FILE.jsonl [--model gpt-4.1-mini] [--repeat 1]
 
-* cookbook: benchmarks/baseline_cookbook.py (OpenAI's data-preparation notebook recipe, cl100k_base);
-* floor: parse every line and encode the text of every message once (the same text the gate counts, with the
-  gate's encoding), nothing else;
-* ours: inspect_dataset(path=FILE, provider="openai", model=MODEL): validation, token counting and the quote.
+* cookbook: benchmarks/baseline_cookbook.py (OpenAI's data-preparation notebook recipe, cl100k_base), one process;
+* floor: parse every line and count the tokens of every message's text once (the same text the gate counts, with
+  the gate's encoding and the tokenizer's count call), one process, nothing else;
+* ours: inspect_dataset(path=FILE, provider="openai", model=MODEL): validation, duplicates, token counting and the
+  quote (a pool of worker processes on a file of 8 MB or more when there are several cores).
 
-Encodings are loaded before the clock starts, and the gate's token-count cache is emptied before each of its runs,
-so every run starts cold. Prints one JSON line with seconds, MB/s and the ratios (ours/cookbook speed, ours/floor).
+Each variant runs in a fresh process of its own, one after the other (repeated --repeat times, interleaved), with
+its encoding loaded before the clock starts; it reports wall seconds, CPU seconds (its own and its children's) and
+peak RSS (its own, and the largest of its children's). Prints one JSON line: the best wall time of each, MB/s, the
+ratios (cookbook/ours and floor/ours wall time), the medians and what each counted.
 """
 
 from __future__ import annotations
@@ -18,32 +21,69 @@ import io
 import json
 import os
 import platform
+import resource
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
 
-from model_customization.datasets import tokens as tokens_module
-from model_customization.datasets.inspect import inspect_dataset
-from model_customization.datasets.quote import openai_terms
-from model_customization.datasets.tokens import _encoding, _message_text, encoding_name_for
-from model_customization.workspace import Workspace
-
-import baseline_cookbook  # noqa: E402  (benchmarks/ is on sys.path when this script runs)
+VARIANTS = ("cookbook", "floor", "ours")
 
 
-def floor(path: str, encoding) -> int:
+def _floor(path: str, encoding_name: str) -> int:
+    from model_customization.datasets.tokens import _counter, _message_text
+
+    count = _counter(encoding_name)
     total = 0
     with open(path, "rb") as handle:
         for raw in handle:
             row = json.loads(raw)
             for message in row.get("messages") or []:
-                total += len(encoding.encode_ordinary(_message_text(message)))
+                total += count(_message_text(message))
     return total
 
 
-def timed(fn):
+def run_one(variant: str, path: str, model: str) -> dict:
+    """In a fresh process: one variant, timed after its encoding is loaded."""
+    from model_customization.datasets.quote import openai_terms
+    from model_customization.datasets.tokens import _counter, encoding_name_for
+
+    encoding_name = encoding_name_for(openai_terms(model).snapshot)
+    if variant == "cookbook":
+        import baseline_cookbook  # noqa: E402  (benchmarks/ is on sys.path when this script runs)
+
+        cl100k = baseline_cookbook._encoding()
+        work = lambda: baseline_cookbook.analyse(path, out=io.StringIO(), encoding=cl100k)["tokens"]  # noqa: E731
+    elif variant == "floor":
+        _counter(encoding_name)
+        work = lambda: _floor(path, encoding_name)  # noqa: E731
+    else:
+        from model_customization.datasets.inspect import inspect_dataset
+        from model_customization.workspace import Workspace
+
+        _counter(encoding_name)
+        home = tempfile.mkdtemp()
+        os.environ["MODEL_CUSTOMIZATION_ALLOWED_ROOTS"] = os.pathsep.join([os.path.dirname(os.path.abspath(path)), home])
+        ws = Workspace.open(home)
+
+        def work():
+            report = inspect_dataset(ws, path=path, provider="openai", model=model)
+            return {"train_tokens": report["token_stats"].get("train", {}).get("total"), "valid": report["valid"], "finding_counts": report["finding_counts"]}
+
+    before = os.times()
     start = time.perf_counter()
-    result = fn()
-    return time.perf_counter() - start, result
+    result = work()
+    wall = time.perf_counter() - start
+    after = os.times()
+    return {
+        "wall_s": wall,
+        "cpu_s": (after.user - before.user) + (after.system - before.system),
+        "children_cpu_s": (after.children_user - before.children_user) + (after.children_system - before.children_system),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "children_peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+        "result": result,
+    }
 
 
 def main() -> None:
@@ -51,35 +91,32 @@ def main() -> None:
     parser.add_argument("file")
     parser.add_argument("--model", default="gpt-4.1-mini")
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--one", choices=VARIANTS, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.one:
+        print(json.dumps(run_one(args.one, args.file, args.model)))
+        return
     size_mb = os.path.getsize(args.file) / 1e6
-    encoding_name = encoding_name_for(openai_terms(args.model).snapshot)
-    ours_encoding, cl100k = _encoding(encoding_name), baseline_cookbook._encoding()
-    times: dict[str, list[float]] = {"cookbook": [], "floor": [], "ours": []}
-    with tempfile.TemporaryDirectory() as home:
-        ws = Workspace.open(home)
-        for _ in range(args.repeat):
-            seconds, _ = timed(lambda: baseline_cookbook.analyse(args.file, out=io.StringIO(), encoding=cl100k))
-            times["cookbook"].append(seconds)
-            seconds, floor_tokens = timed(lambda: floor(args.file, ours_encoding))
-            times["floor"].append(seconds)
-            tokens_module._cache.clear()
-            tokens_module._cache_chars = 0
-            seconds, report = timed(lambda: inspect_dataset(ws, path=args.file, provider="openai", model=args.model))
-            times["ours"].append(seconds)
-    best = {k: min(v) for k, v in times.items()}
+    runs: dict[str, list[dict]] = {v: [] for v in VARIANTS}
+    load = os.getloadavg()[0]
+    for _ in range(args.repeat):
+        for variant in VARIANTS:
+            out = subprocess.run([sys.executable, __file__, args.file, "--model", args.model, "--one", variant], check=True, capture_output=True, text=True).stdout
+            runs[variant].append(json.loads(out.strip().splitlines()[-1]))
+    best = {v: min(runs[v], key=lambda r: r["wall_s"]) for v in VARIANTS}
     print(json.dumps({
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, load average before/after {load:.1f}/{os.getloadavg()[0]:.1f}",
         "file_mb": round(size_mb, 1),
-        "examples": sum(report["counts"].values()),
-        "seconds": {k: round(v, 2) for k, v in best.items()},
-        "mb_per_s": {k: round(size_mb / v, 1) for k, v in best.items()},
-        "ours_vs_cookbook_speed": round(best["cookbook"] / best["ours"], 2),
-        "ours_vs_floor_speed": round(best["floor"] / best["ours"], 2),
-        "ours_tokens_train": report["token_stats"].get("train", {}).get("total"),
-        "floor_message_tokens": floor_tokens,
-        "ours_valid": report["valid"],
-        "ours_finding_counts": report["finding_counts"],
+        "repeat": args.repeat,
+        "wall_s": {v: round(best[v]["wall_s"], 2) for v in VARIANTS},
+        "median_wall_s": {v: round(statistics.median(r["wall_s"] for r in runs[v]), 2) for v in VARIANTS},
+        "mb_per_s": {v: round(size_mb / best[v]["wall_s"], 1) for v in VARIANTS},
+        "cpu_s": {v: round(best[v]["cpu_s"] + best[v]["children_cpu_s"], 2) for v in VARIANTS},
+        "peak_rss_mb": {v: round(best[v]["peak_rss_mb"]) for v in VARIANTS},
+        "workers_peak_rss_mb": round(best["ours"]["children_peak_rss_mb"]),
+        "ours_vs_cookbook_speed": round(best["cookbook"]["wall_s"] / best["ours"]["wall_s"], 2),
+        "ours_vs_floor_speed": round(best["floor"]["wall_s"] / best["ours"]["wall_s"], 2),
+        "results": {v: best[v]["result"] for v in VARIANTS},
     }))
 
 
