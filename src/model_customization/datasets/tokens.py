@@ -186,6 +186,7 @@ def _parallel_results(rows: Any, encoding: str, check: Any) -> Iterator[tuple[An
     """_measure_batch's results for every batch of rows.raw_batches(), in file order, from a pool of forked workers
     (forked, so that check, often a closure, needs no pickling); at most two batches per worker are in flight, so
     memory stays flat whatever the file's size."""
+    import gc
     import multiprocessing
     from collections import deque
     from concurrent.futures import ProcessPoolExecutor
@@ -193,6 +194,9 @@ def _parallel_results(rows: Any, encoding: str, check: Any) -> Iterator[tuple[An
     global _pool_job
     workers = _worker_count()
     _pool_job = (encoding, check, rows.max_line_bytes)
+    # Objects that exist now are left out of the workers' garbage collections: a collection writes to every object
+    # it visits, which would copy the parent's memory into each worker page by page.
+    gc.freeze()
     try:
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
             pending: deque[Any] = deque()
@@ -203,6 +207,7 @@ def _parallel_results(rows: Any, encoding: str, check: Any) -> Iterator[tuple[An
             while pending:
                 yield from pending.popleft().result()
     finally:
+        gc.unfreeze()
         _pool_job = None
 
 
