@@ -95,6 +95,23 @@ def test_the_pool_of_workers_gives_the_one_process_report(ws, tmp_path, monkeypa
     assert pooled["token_stats"]["train"]["examples"] > 380
 
 
+def test_two_gates_at_once_each_keep_their_own_rules(ws, tmp_path, monkeypatch):
+    # A server runs tools in threads: two pools at the same time must each give their workers their own check.
+    from concurrent.futures import ThreadPoolExecutor
+
+    file = tmp_path / "mixed.jsonl"
+    _mixed_file(file)
+    monkeypatch.setenv("MODEL_CUSTOMIZATION_ALLOWED_ROOTS", str(tmp_path))
+    monkeypatch.setattr(tokens, "PARALLEL_MIN_BYTES", 1 << 60)
+    alone = {p: inspect_dataset(ws, path=str(file), provider=p) for p in ("openai", "bedrock")}
+    monkeypatch.setattr(tokens, "_worker_count", lambda: 2)
+    monkeypatch.setattr(tokens, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(tokens, "BATCH_BYTES", 3000)
+    with ThreadPoolExecutor(2) as threads:
+        together = dict(zip(alone, threads.map(lambda p: inspect_dataset(ws, path=str(file), provider=p), alone), strict=True))
+    assert {p: json.dumps(r) for p, r in together.items()} == {p: json.dumps(r) for p, r in alone.items()}
+
+
 def test_a_stored_dataset_is_measured_the_same_by_the_pool(ws, tmp_path, monkeypatch, demo_paths):
     from model_customization.datasets.build import build_dataset
 

@@ -138,7 +138,12 @@ def chat_messages(row: dict[str, Any]) -> list[Any]:
 # pool costs tens of milliseconds); lines go to the workers in batches of about BATCH_BYTES.
 PARALLEL_MIN_BYTES = 8 << 20
 BATCH_BYTES = 1 << 20
-_pool_job: tuple[str, Any, int] | None = None  # (encoding, check, max_line_bytes): set before the workers fork
+_pool_job: tuple[str, Any, int] | None = None  # in a worker: (encoding, check, max_line_bytes), set as it starts
+
+
+def _start_worker(encoding: str, check: Any, max_line_bytes: int) -> None:
+    global _pool_job
+    _pool_job = (encoding, check, max_line_bytes)
 
 
 def _measure_row(split: str, line: int, row: Any, encoding: str, check: Any) -> tuple[list[Any], bytes, int | None, list[Any]]:
@@ -184,21 +189,22 @@ def _worker_count() -> int:
 
 def _parallel_results(rows: Any, encoding: str, check: Any) -> Iterator[tuple[Any, ...]]:
     """_measure_batch's results for every batch of rows.raw_batches(), in file order, from a pool of forked workers
-    (forked, so that check, often a closure, needs no pickling); at most two batches per worker are in flight, so
-    memory stays flat whatever the file's size."""
+    (forked, so that check, often a closure, reaches them without pickling); at most two batches per worker are in
+    flight, so memory stays flat whatever the file's size."""
     import gc
     import multiprocessing
     from collections import deque
     from concurrent.futures import ProcessPoolExecutor
 
-    global _pool_job
     workers = _worker_count()
-    _pool_job = (encoding, check, rows.max_line_bytes)
     # Objects that exist now are left out of the workers' garbage collections: a collection writes to every object
     # it visits, which would copy the parent's memory into each worker page by page.
     gc.freeze()
     try:
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        # Each pool's own job, given to its workers as they start (not a global set here: two gates may run at once
+        # in a server's threads, and a worker may fork at any submit).
+        job = (encoding, check, rows.max_line_bytes)
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"), initializer=_start_worker, initargs=job) as pool:
             pending: deque[Any] = deque()
             for batch in rows.raw_batches(BATCH_BYTES):
                 pending.append(pool.submit(_measure_batch, batch))
@@ -208,7 +214,6 @@ def _parallel_results(rows: Any, encoding: str, check: Any) -> Iterator[tuple[An
                 yield from pending.popleft().result()
     finally:
         gc.unfreeze()
-        _pool_job = None
 
 
 def measure_chat_rows(rows: Any, encoding: str, check: Any = None) -> tuple[list[Any], dict[str, int], dict[str, list[int]]]:
