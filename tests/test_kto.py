@@ -278,3 +278,29 @@ def test_hosted_providers_without_kto_refuse_it_before_anything_is_uploaded(ws, 
     assert ws.store.jobs.all() == []
     local = {p.name: p for p in providers("train")}
     assert "kto" in local["local"].methods and "kto" in local["hf-jobs"].methods
+
+
+@pytest.mark.slow
+def test_hf_jobs_trains_kto_with_our_own_worker(ws, tiny_model, tmp_path, monkeypatch):
+    """hf-jobs runs this package's worker, so a kto job trains there the same way and comes back as a local model."""
+    from hf_jobs_fake import serving
+
+    token = "hf_test_SECRET_token_0123456789abcdef"
+    monkeypatch.setenv("MODEL_CUSTOMIZATION_POLL_BACKOFF_SECONDS", "0")
+    built = build_dataset(ws, [_style_sessions(tmp_path / "sessions.json", n=24)], method="kto")
+    hp = {"epochs": 1, "batch_size": 8, "learning_rate": 5e-3, "max_seq_length": 128, "flavor": "cpu-basic", "undesirable_weight": 2.0}
+    with serving(monkeypatch, token, tmp_path / "fake-hub"):
+        job = start_job(ws, built.dataset_id, provider="hf-jobs", method="kto", base_model=str(tiny_model), hyperparameters=hp, confirm_cost_usd=100)
+        deadline = time.monotonic() + 300
+        while (done := check_job(ws, job["job_id"]))["status"] not in ("succeeded", "failed"):
+            assert time.monotonic() < deadline, [e["message"] for e in ws.store.jobs.events(job["job_id"], None)]
+            time.sleep(1.0)
+    events = [e["message"] for e in ws.store.jobs.events(job["job_id"], None)]
+    assert done["status"] == "succeeded", events
+    assert any("the KTO reference" in m for m in events), events
+    adapter = Path(ws.store.models.get(done["model_id"])["path"])
+    trained = json.loads((adapter / "training.json").read_text())
+    assert trained["method"] == "kto" and trained["hyperparameters"]["undesirable_weight"] == 2.0
+    losses = [m["train_loss"] for m in ws.store.jobs.metrics(job["job_id"]) if m["train_loss"] is not None]
+    n = len(read_split(ws, built.dataset_id, "train"))
+    assert len(losses) == done["total_steps"] == -(-n // 8)
