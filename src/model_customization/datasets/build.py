@@ -381,8 +381,10 @@ def _build(
             f"({conversations} conversations read, {problem_count} unreadable lines, {len(passed_over)} files skipped, "
             f"dropped: {dict(dropped) or 'none'})."
             f"{detail} Supported formats: {', '.join(SUPPORTED_FORMATS)}"
-            + (". A dpo build needs preference pairs or several rewarded attempts per task." if method == "dpo" else "")
-            + (". A kto build needs sessions with an outcome signal (a reward, rating, verdict, or an agent's errors, rejections or interruptions)." if method == "kto" else ".")
+            + {
+                "dpo": ". A dpo build needs preference pairs or several rewarded attempts per task.",
+                "kto": ". A kto build needs sessions with an outcome signal (a reward, rating, verdict, or an agent's errors, rejections or interruptions).",
+            }.get(method, ".")
         )[0])
 
     assignment = split_sessions(session_ids, seed, validation_fraction, test_fraction)
