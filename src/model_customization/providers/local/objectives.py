@@ -252,7 +252,7 @@ class UnpairedPreferenceObjective(PreferenceObjective):
             items.append(LabelledExample(session, mismatched, desirable))
         return items, truncated, skipped
 
-    def describe(self, items: list[LabelledExample]) -> str | None:
+    def describe(self, items: list[LabelledExample]) -> str:
         """A note on the balance of labels: the paper advises desirable_weight x desirable between 1 and 4/3 times
         undesirable_weight x undesirable."""
         desirable = sum(1 for e in items if e.desirable)
