@@ -31,6 +31,7 @@ from model_customization.datasets.curation import split_into_turn_examples
 from model_customization.datasets.dedupe import NearDuplicateFilter, exact_key, example_text
 from model_customization.datasets.examples import conversation_to_example, example_problem, message_to_dict
 from model_customization.datasets.filters import ConversationFilter
+from model_customization.datasets.outcomes import NO_SIGNAL, OutcomeLabeller, card_markdown_lines, labelled_example
 from model_customization.datasets.redaction import redact_conversation, redact_record, redact_text
 from model_customization.datasets.tokens import count_chat_tokens
 from model_customization.errors import NotFoundError, UserError
@@ -155,13 +156,15 @@ def build_dataset(
     redact: bool = True,
     near_duplicate_threshold: float | None = 0.85,
     progress: ProgressFn | None = None,
+    labeller: OutcomeLabeller | None = None,
 ) -> BuildResult:
     """Import memory and store a curated dataset version.
 
     method "sft" keeps conversations (whole, with weights, or one example per assistant turn with
     example_mode="turns"); method "dpo" keeps preference pairs: those the source states (OpenAI preference files,
-    ChatGPT regenerations with opposite ratings) and best-vs-worst attempts at the same task (tau-bench, ToolBench).
-    Redaction of secrets and personal data happens before anything is stored.
+    ChatGPT regenerations with opposite ratings) and best-vs-worst attempts at the same task (tau-bench, ToolBench);
+    method "kto" keeps each conversation with an outcome signal, labelled desirable or not (datasets/outcomes.py;
+    `labeller` holds its options). Redaction of secrets and personal data happens before anything is stored.
     """
     if not paths:
         raise UserError("No memory paths given. Pass one or more files or folders of transcripts (JSONL).")
@@ -170,8 +173,10 @@ def build_dataset(
             f"validation_fraction ({validation_fraction}) and test_fraction ({test_fraction}) must each be in [0, 1) "
             "and leave some examples for training (their sum below 1)."
         )
-    if method not in ("sft", "dpo"):
-        raise UserError(f"Unknown method {method!r}: use 'sft' (conversations) or 'dpo' (preference pairs).")
+    if method not in ("sft", "dpo", "kto"):
+        raise UserError(f"Unknown method {method!r}: use 'sft' (conversations), 'dpo' (preference pairs) or 'kto' (conversations labelled by outcome).")
+    if method == "kto" and example_mode != "conversation":
+        raise UserError("A kto build labels whole sessions by their outcome: use example_mode='conversation' (the default).")
     if example_mode not in ("conversation", "turns"):
         raise UserError(f"Unknown example_mode {example_mode!r}: use 'conversation' or 'turns'.")
     if near_duplicate_threshold is not None and not 0 < near_duplicate_threshold <= 1:
@@ -196,6 +201,7 @@ def build_dataset(
                     ws, resolved, work, spill, name=name, seed=seed, validation_fraction=validation_fraction,
                     test_fraction=test_fraction, method=method, example_mode=example_mode, filters=filters, redact=redact,
                     near_duplicate_threshold=near_duplicate_threshold, progress=progress,
+                    labeller=(labeller or OutcomeLabeller()) if method == "kto" else None,
                 )
         finally:
             shutil.rmtree(work, ignore_errors=True)
@@ -226,6 +232,7 @@ def build_dataset_from_request(ws: Workspace, request: BuildDatasetRequest, prog
         ws, request.paths, name=request.name, seed=request.seed, validation_fraction=request.validation_fraction,
         test_fraction=request.test_fraction, method=request.method, example_mode=request.example_mode, filters=filters,
         redact=request.redact, near_duplicate_threshold=request.near_duplicate_threshold, progress=progress,
+        labeller=OutcomeLabeller(request.reward_threshold, request.transcript_signals),
     )
 
 
@@ -245,6 +252,7 @@ def _build(
     redact: bool,
     near_duplicate_threshold: float | None,
     progress: ProgressFn | None,
+    labeller: OutcomeLabeller | None,
 ) -> BuildResult:
     problems: list[str] = []
     problem_count = 0
@@ -324,6 +332,10 @@ def _build(
             else:
                 attempts.setdefault(item.task_id, []).append(item)
             continue
+        signal = labeller.signal(item) if labeller else None  # kto: (desirable?, which signal said so)
+        if labeller and signal is None:
+            dropped[NO_SIGNAL] += 1
+            continue
         if redact:
             item, counts = redact_conversation(item)
             redactions.update(counts)
@@ -332,10 +344,14 @@ def _build(
         if problem:
             dropped[problem] += 1
             continue
+        if signal is not None:
+            whole = labelled_example(whole, signal[0])
         if not is_new(whole):
             continue
         if example_mode == "conversation":
             keep(item.session_id, whole)
+            if labeller and signal is not None:
+                labeller.kept(signal)
             continue
         for example in split_into_turn_examples(whole):
             # Sessions that open the same way give the same first-turn examples: keep one of each.
@@ -365,7 +381,10 @@ def _build(
             f"({conversations} conversations read, {problem_count} unreadable lines, {len(passed_over)} files skipped, "
             f"dropped: {dict(dropped) or 'none'})."
             f"{detail} Supported formats: {', '.join(SUPPORTED_FORMATS)}"
-            + (". A dpo build needs preference pairs or several rewarded attempts per task." if method == "dpo" else ".")
+            + {
+                "dpo": ". A dpo build needs preference pairs or several rewarded attempts per task.",
+                "kto": ". A kto build needs sessions with an outcome signal (a reward, rating, verdict, or an agent's errors, rejections or interruptions).",
+            }.get(method, ".")
         )[0])
 
     assignment = split_sessions(session_ids, seed, validation_fraction, test_fraction)
@@ -386,6 +405,7 @@ def _build(
         "unreadable": {"count": problem_count, "first": problems},
         "skipped_files": {"count": len(passed_over), "first": skipped},
         "sources": [{"path": p, "sha256": h} for p, h in sorted(source_files.items())],
+        **({"kto": labeller.card()} if labeller else {}),
         "options": {
             "seed": seed,
             "validation_fraction": validation_fraction,
@@ -433,7 +453,7 @@ def _store_written_splits(
         "id": dataset_id,
         "name": name or dataset_id,
         "method": method,
-        "format": "openai_dpo" if method == "dpo" else "openai_chat",
+        "format": {"dpo": "openai_dpo", "kto": "chat_kto"}.get(method, "openai_chat"),
         "counts": counts,
         **card_fields,
         "token_stats": {"o200k_base": {s: _token_stats(work / f"{s}.jsonl") for s in SPLITS}},
@@ -606,6 +626,8 @@ def card_markdown(card: dict[str, Any]) -> str:
         lines.append(f"\n{len(card['sources']) - CARD_SOURCES_SHOWN:,} more source files: all of them, with their sha256, in datasets://{card['id']}/sources/1 and the pages after it.")
     if "constitution" in card:
         lines += _constitution_markdown(card["constitution"])
+    if "kto" in card:
+        lines += card_markdown_lines(card["kto"])
     lines += ["", "## Options", "", "```json", json.dumps(card["options"], indent=2), "```", ""]
     return "\n".join(lines)
 

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+from model_customization.datasets.outcomes import unpaired_findings
 from model_customization.paths import overlong_line_message
 
 MESSAGE_KEYS = {"role", "content", "name", "function_call", "weight", "tool_calls", "tool_call_id", "refusal"}
@@ -114,6 +115,8 @@ def _chat_findings(row: dict[str, Any]) -> list[tuple[str, str]]:
 # The example formats, tried in order: (is this the format?, its checks). The first that claims a row checks it;
 # the chat format takes the rest. A new format adds its pair here (before the formats it must win over).
 FORMAT_CHECKS: list[tuple[Callable[[dict[str, Any]], bool], Callable[[dict[str, Any]], list[tuple[str, str]]]]] = [
+    # KTO: a chat example labelled desirable or undesirable
+    (lambda row: "label" in row and "messages" in row, lambda row: unpaired_findings(row, _message_findings, EXAMPLE_KEYS)),
     (lambda row: bool(PREFERENCE_KEYS & row.keys()), _preference_findings),
 ]
 
