@@ -28,7 +28,9 @@ CHAR_SHINGLE = 3
 
 
 def normalise_text(text: str) -> str:
-    return _WS_RE.sub(" ", text.lower()).strip()
+    # The same as _WS_RE.sub(" ", text.lower()).strip() (str.split and the regex's \s both split on exactly the
+    # characters str.isspace accepts), without a regex pass over every character.
+    return " ".join(text.lower().split())
 
 
 def _normalise(value: Any) -> Any:
@@ -127,22 +129,22 @@ class NearDuplicateFilter:
 _HASH_CHUNK = 8192  # shingles hashed into the signature at a time: the (shingles x num_perm) array stays ~8 MB
 
 
-def _sha1_hash32(data: bytes) -> int:
-    # The value datasketch's default sha1_hash32 gives (the first 4 digest bytes, little-endian), without struct.
-    return int.from_bytes(hashlib.sha1(data).digest()[:4], "little")
-
-
 def minhash_of(text: str, num_perm: int = 128, shingle: int = 5) -> MinHash:
-    """The MinHash signature of a text's shingle set (deterministic: fixed seed, datasketch's sha1 hash values).
+    """The MinHash signature of a text's shingle set (deterministic: fixed seed, datasketch's sha1_hash32 values).
 
-    Shingles are fed in chunks, so a session of a million words never makes a (shingles x num_perm) array of a GB;
-    the minimum over chunks is the minimum over all, so the signature is the same as one update with every shingle."""
+    Each shingle's hash value is what datasketch's default sha1_hash32 gives (the first 4 bytes of its UTF-8 SHA-1,
+    little-endian), read for a whole chunk at once with numpy; datasketch then only takes them as they are (int).
+    Chunks keep a session of a million words from making a (shingles x num_perm) array of a GB; the minimum over the
+    chunks is the minimum over all, so the signature is that of one update with every shingle."""
+    import numpy as np
     from datasketch import MinHash
 
-    signature = MinHash(num_perm=num_perm, seed=SEED, hashfunc=_sha1_hash32)
-    encoded = [s.encode("utf-8") for s in shingles(text, shingle)]
-    for start in range(0, len(encoded), _HASH_CHUNK):
-        signature.update_batch(encoded[start : start + _HASH_CHUNK])
+    signature = MinHash(num_perm=num_perm, seed=SEED, hashfunc=int)
+    sha1 = hashlib.sha1
+    found = list(shingles(text, shingle))
+    for start in range(0, len(found), _HASH_CHUNK):
+        prefixes = b"".join([sha1(s.encode("utf-8")).digest()[:4] for s in found[start : start + _HASH_CHUNK]])
+        signature.update_batch(np.frombuffer(prefixes, dtype="<u4").tolist())
     return signature
 
 
