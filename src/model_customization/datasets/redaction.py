@@ -174,11 +174,32 @@ _DS_KEY_RE = re.compile(r"(?:api|auth|service|account|db|database|priv|private|c
 _DS_RUN_RE = re.compile(r"[A-Za-z0-9+/=_]{20,}+")
 
 
+_DS_RUN_TABLE = bytes(ord("r") if chr(b) in string.ascii_letters + string.digits + "+/=_" else ord(" ") for b in range(256))
+_DS_DIGIT_TABLE = bytes(ord("0") if chr(b) in string.digits else ord(" ") for b in range(256))
+_DS_RUN_BYTES_RE = re.compile(rb"r+")
+
+
+def _has_run_with_digit(text: str) -> bool:
+    """Whether _DS_RUN_RE finds a run with a digit in it. The run's characters are ASCII, so the UTF-8 bytes of the
+    text have the same runs; they are found with bytes.find on the translated bytes instead of a regex pass."""
+    encoded = text.encode("utf-8", "surrogatepass")
+    runs = encoded.translate(_DS_RUN_TABLE)
+    digits = encoded.translate(_DS_DIGIT_TABLE)
+    needle = b"r" * 20
+    at = runs.find(needle)
+    while at != -1:
+        end = _DS_RUN_BYTES_RE.match(runs, at).end()  # type: ignore[union-attr]
+        if digits.find(b"0", at, end) != -1:
+            return True
+        at = runs.find(needle, end)
+    return False
+
+
 def _may_hold_secret(text: str) -> bool:
     low = text.lower()
     if any(k in low for k in _DS_KEYWORDS) or ("key" in low and _DS_KEY_RE.search(low)):
         return True
-    return any(any(c.isdigit() for c in run) for run in _DS_RUN_RE.findall(text))
+    return _has_run_with_digit(text)
 
 
 _DS_SKIP = {"IPPublicDetector", "PrivateKeyDetector"}  # handled by our own ip / private_key rules
@@ -628,13 +649,17 @@ class _Redactor:
         if not text:
             return text
         text = _PRIVATE_KEY_RE.sub(lambda m: self.placeholder("private_key", m.group(0).strip()), text)
+        may_hold_marker = True
         if "\n" in text:
             flat = text.replace("\n", "")  # a line break may split a marker too
-            if any(marker in flat for marker in _SECRET_MARKERS):
+            may_hold_marker = any(marker in flat for marker in _SECRET_MARKERS)
+            if may_hold_marker:
                 text = _WRAPPED_RE.sub(lambda m: self._wrapped(m) or m.group(0), text)
         if "://" in text:
             text = _URL_PASSWORD_RE.sub(lambda m: m.group(1) + self.placeholder("url_password", m.group(2)), text)
-        if any(marker in text for marker in _SECRET_MARKERS):
+        # No marker in the text with its line breaks taken out: none in the text, and the URL pass cannot make one
+        # (a placeholder holds none, and no marker spans its < or >), so the marker check need not look again.
+        if may_hold_marker and any(marker in text for marker in _SECRET_MARKERS):
             text = _SECRET_RE.sub(lambda m: self.placeholder("secret", m.group(0)), text)
         low = text.lower()
         for markers, pattern in _SECRET_VALUE_PATTERNS:
