@@ -5,9 +5,9 @@ Usage: python benchmarks/build_memory.py MEMORY_DIR [--home HOME] [--mode conver
 Runs build_dataset once in this process (run it as its own process, so the peak RSS is the build's) in a fresh
 data home (a temporary one unless --home is given), then prints one JSON line: input bytes and files, wall
 seconds, MB/s (input MB / wall), peak RSS of this process (ru_maxrss), the peak over time of the RSS and of the PSS
-summed over this process and all its descendants (the build's worker processes; sampled every 50 ms from /proc:
+summed over this process and all its descendants but the sampler (the build's workers; sampled every 50 ms from /proc:
 RSS counts pages a worker shares with the process it was forked from once per process, PSS splits them), counts.
---workers sets the build's worker processes (default: the product's default). --floor first runs
+--workers sets the build's worker processes (default: the product's default). --in-thread builds from a second thread, as the server does (its pool then starts from a fork server). --floor first runs
 baseline_build_floor.py on the same folder in a child process and adds its result and the ratio of the walls.
 """
 
@@ -53,30 +53,33 @@ def _memory_kb(pid: int) -> tuple[int, int]:
         return 0, 0
 
 
-class Sampler(threading.Thread):
-    """Peak of the summed RSS and PSS of this process and its descendants, sampled every 50 ms."""
-
-    def __init__(self) -> None:
-        super().__init__(daemon=True)
-        self.peak_rss_kb = self.peak_pss_kb = self.most_processes = 0
-        self.stopped = threading.Event()
-
-    def run(self) -> None:
-        while not self.stopped.wait(0.05):
-            pids = _descendants(os.getpid())
-            sizes = [_memory_kb(pid) for pid in pids]
-            self.peak_rss_kb = max(self.peak_rss_kb, sum(r for r, _ in sizes))
-            self.peak_pss_kb = max(self.peak_pss_kb, sum(p for _, p in sizes))
-            self.most_processes = max(self.most_processes, len(pids))
+def sample(pid: int) -> None:
+    """Run in a child process (python build_memory.py --sample PID): sample PID's tree every 50 ms until stdin closes,
+    then print the peaks. A process, not a thread, so that the build runs in a process with one thread, as the CLI."""
+    peak_rss = peak_pss = most = 0
+    done = threading.Event()
+    threading.Thread(target=lambda: (sys.stdin.read(), done.set()), daemon=True).start()
+    while not done.wait(0.05):
+        pids = _descendants(pid)
+        pids.remove(os.getpid()) if os.getpid() in pids else None
+        sizes = [_memory_kb(p) for p in pids]
+        peak_rss = max(peak_rss, sum(r for r, _ in sizes))
+        peak_pss = max(peak_pss, sum(p for _, p in sizes))
+        most = max(most, len(pids))
+    print(json.dumps({"peak_rss_kb": peak_rss, "peak_pss_kb": peak_pss, "processes": most}))
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--sample"]:
+        sample(int(sys.argv[2]))
+        return
     parser = argparse.ArgumentParser()
     parser.add_argument("memory")
     parser.add_argument("--home")
     parser.add_argument("--mode", default="conversation", choices=("conversation", "turns"))
     parser.add_argument("--workers", type=int)
     parser.add_argument("--floor", action="store_true")
+    parser.add_argument("--in-thread", action="store_true", help="build in a second thread, as the server does")
     args = parser.parse_args()
     floor = None
     if args.floor:
@@ -84,30 +87,36 @@ def main() -> None:
         floor = json.loads(subprocess.run([sys.executable, str(script), args.memory], check=True, capture_output=True, text=True).stdout)
     files = [p for p in Path(args.memory).rglob("*.jsonl")]
     size = sum(p.stat().st_size for p in files)
-    sampler = Sampler()
-    sampler.start()
+    sampler = subprocess.Popen([sys.executable, __file__, "--sample", str(os.getpid())], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     with tempfile.TemporaryDirectory() as tmp:
         ws = Workspace.open(args.home or tmp)
         start = time.perf_counter()
-        result = build_dataset(ws, [args.memory], example_mode=args.mode, workers=args.workers)
+        if args.in_thread:
+            box: list = []
+            worker = threading.Thread(target=lambda: box.append(build_dataset(ws, [args.memory], example_mode=args.mode, workers=args.workers)))
+            worker.start()
+            worker.join()
+            result = box[0]
+        else:
+            result = build_dataset(ws, [args.memory], example_mode=args.mode, workers=args.workers)
         wall = time.perf_counter() - start
         out_bytes = sum(p.stat().st_size for p in (ws.settings.datasets_dir / result.dataset_id).glob("*.jsonl"))
-    sampler.stopped.set()
-    sampler.join()
+    peaks = json.loads(sampler.communicate("")[0])
     self_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     children_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     print(json.dumps({
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "input_mb": round(size / 1e6, 1),
         "files": len(files),
+        "in_thread": args.in_thread,
         "workers": args.workers if args.workers is not None else os.environ.get("MODEL_CUSTOMIZATION_BUILD_WORKERS", "default"),
         "wall_s": round(wall, 2),
         "mb_per_s": round(size / 1e6 / wall, 2),
         "peak_rss_mb": round(self_kb / 1024, 1),
         "children_peak_rss_mb": round(children_kb / 1024, 1),
-        "peak_rss_sum_mb": round(sampler.peak_rss_kb / 1024, 1),
-        "peak_pss_sum_mb": round(sampler.peak_pss_kb / 1024, 1),
-        "processes": sampler.most_processes,
+        "peak_rss_sum_mb": round(peaks["peak_rss_kb"] / 1024, 1),
+        "peak_pss_sum_mb": round(peaks["peak_pss_kb"] / 1024, 1),
+        "processes": peaks["processes"],
         **({"floor": floor, "wall_vs_floor": round(wall / floor["wall_s"], 2)} if floor else {}),
         "dataset_id": result.dataset_id,
         "counts": result.counts,

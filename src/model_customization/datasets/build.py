@@ -377,7 +377,7 @@ class _Preparer:
             context = multiprocessing.get_context("fork")
         elif "forkserver" in methods:
             context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload([__name__])
+            context.set_forkserver_preload(["model_customization.datasets.build_preload"])
         else:
             context = multiprocessing.get_context("spawn")
         self.pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_start_worker)
