@@ -53,7 +53,7 @@ def _built(home: Path, memory: Path, workers: int, **options: object) -> tuple[o
         ws.store.close()
 
 
-@pytest.mark.parametrize("options", [{}, {"example_mode": "turns"}, {"method": "dpo"}, {"redact": False, "near_duplicate_threshold": None, "seed": 3}], ids=["sft", "turns", "dpo", "plain"])
+@pytest.mark.parametrize("options", [{}, {"example_mode": "turns"}, {"method": "dpo"}, {"method": "kto"}, {"redact": False, "near_duplicate_threshold": None, "seed": 3}], ids=["sft", "turns", "dpo", "kto", "plain"])
 def test_pool_builds_the_same_dataset_as_one_process(tmp_path: Path, memory: Path, monkeypatch: pytest.MonkeyPatch, options: dict) -> None:
     started = []
     start = build._Preparer._start
@@ -67,7 +67,9 @@ def test_pool_builds_the_same_dataset_as_one_process(tmp_path: Path, memory: Pat
     assert pooled.dataset_id == alone.dataset_id
     assert pooled.counts == alone.counts and pooled.dropped == alone.dropped
     assert pooled_files == alone_files  # splits, card.json and card.md, byte for byte
-    if options.get("method") != "dpo":
+    if options.get("method") == "kto":
+        assert alone.card["kto"]["desirable"] > 0 and alone.card["kto"]["undesirable"] > 0
+    if options.get("method") not in ("dpo", "kto"):
         assert alone.dropped.get("exact_duplicate", 0) >= 4  # the copied file
     if options == {}:
         assert alone.dropped.get("near_duplicate", 0) >= 1

@@ -133,7 +133,7 @@ def test_flags_follow_the_field_types():
     assert build["paths"].param_type_name == "argument" and build["paths"].nargs == -1  # a required list given positionally
     assert build["redact"].opts == ["--redact"] and build["redact"].secondary_opts == ["--no-redact"]  # bool -> --x/--no-x
     assert set(build["sources"].opts) == {"--source", "--sources"} and build["sources"].multiple  # list -> repeatable, old names kept
-    assert typing.get_args(build["method"].type_descriptor.annotation) == ("sft", "dpo")  # Literal -> choices
+    assert typing.get_args(build["method"].type_descriptor.annotation) == ("sft", "dpo", "kto")  # Literal -> choices
     assert build["seed"].default == 0 and build["near_duplicate_threshold"].default == "0.85"  # the model's defaults
 
 

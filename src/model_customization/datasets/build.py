@@ -32,6 +32,7 @@ from model_customization.datasets.curation import split_into_turn_examples
 from model_customization.datasets.dedupe import NearDuplicateFilter, exact_key, example_text, minhash_of
 from model_customization.datasets.examples import conversation_to_example, example_problem, message_to_dict
 from model_customization.datasets.filters import ConversationFilter
+from model_customization.datasets.outcomes import NO_SIGNAL, OutcomeLabeller, card_markdown_lines, labelled_example
 from model_customization.datasets.redaction import redact_conversation, redact_record, redact_text
 from model_customization.datasets.tokens import _encoding, count_chat_tokens
 from model_customization.errors import NotFoundError, UserError
@@ -156,14 +157,16 @@ def build_dataset(
     redact: bool = True,
     near_duplicate_threshold: float | None = 0.85,
     progress: ProgressFn | None = None,
+    labeller: OutcomeLabeller | None = None,
     workers: int | None = None,
 ) -> BuildResult:
     """Import memory and store a curated dataset version.
 
     method "sft" keeps conversations (whole, with weights, or one example per assistant turn with
     example_mode="turns"); method "dpo" keeps preference pairs: those the source states (OpenAI preference files,
-    ChatGPT regenerations with opposite ratings) and best-vs-worst attempts at the same task (tau-bench, ToolBench).
-    Redaction of secrets and personal data happens before anything is stored.
+    ChatGPT regenerations with opposite ratings) and best-vs-worst attempts at the same task (tau-bench, ToolBench);
+    method "kto" keeps each conversation with an outcome signal, labelled desirable or not (datasets/outcomes.py;
+    `labeller` holds its options). Redaction of secrets and personal data happens before anything is stored.
 
     workers: processes that redact, hash and count the records (see _Preparer); None reads
     MODEL_CUSTOMIZATION_BUILD_WORKERS, else one per CPU core. Any number gives the same dataset, byte for byte.
@@ -175,8 +178,10 @@ def build_dataset(
             f"validation_fraction ({validation_fraction}) and test_fraction ({test_fraction}) must each be in [0, 1) "
             "and leave some examples for training (their sum below 1)."
         )
-    if method not in ("sft", "dpo"):
-        raise UserError(f"Unknown method {method!r}: use 'sft' (conversations) or 'dpo' (preference pairs).")
+    if method not in ("sft", "dpo", "kto"):
+        raise UserError(f"Unknown method {method!r}: use 'sft' (conversations), 'dpo' (preference pairs) or 'kto' (conversations labelled by outcome).")
+    if method == "kto" and example_mode != "conversation":
+        raise UserError("A kto build labels whole sessions by their outcome: use example_mode='conversation' (the default).")
     if example_mode not in ("conversation", "turns"):
         raise UserError(f"Unknown example_mode {example_mode!r}: use 'conversation' or 'turns'.")
     if near_duplicate_threshold is not None and not 0 < near_duplicate_threshold <= 1:
@@ -200,7 +205,8 @@ def build_dataset(
                 return _build(
                     ws, resolved, work, spill, name=name, seed=seed, validation_fraction=validation_fraction,
                     test_fraction=test_fraction, method=method, example_mode=example_mode, filters=filters, redact=redact,
-                    near_duplicate_threshold=near_duplicate_threshold, progress=progress, workers=workers,
+                    near_duplicate_threshold=near_duplicate_threshold, progress=progress,
+                    labeller=(labeller or OutcomeLabeller()) if method == "kto" else None, workers=workers,
                 )
         finally:
             shutil.rmtree(work, ignore_errors=True)
@@ -231,6 +237,7 @@ def build_dataset_from_request(ws: Workspace, request: BuildDatasetRequest, prog
         ws, request.paths, name=request.name, seed=request.seed, validation_fraction=request.validation_fraction,
         test_fraction=request.test_fraction, method=request.method, example_mode=request.example_mode, filters=filters,
         redact=request.redact, near_duplicate_threshold=request.near_duplicate_threshold, progress=progress,
+        labeller=OutcomeLabeller(request.reward_threshold, request.transcript_signals),
     )
 
 
@@ -247,6 +254,7 @@ class _Prepared:
     key: str = ""  # exact_key of the whole conversation or pair
     signature: Any = None  # its MinHash when near-duplicate detection is on
     lines: list[tuple[bytes, int, bytes | None]] = field(default_factory=list)
+    signal: tuple[bool, str] | None = None  # kto: the outcome signal the example was labelled by
 
 
 @dataclass(frozen=True)
@@ -271,8 +279,9 @@ def _hashes(example: dict[str, Any], options: _PrepareOptions) -> tuple[str, Any
     return key, minhash_of(example_text(as_chat), options.num_perm, options.shingle)
 
 
-def _prepare_conversation(item: Conversation, options: _PrepareOptions) -> _Prepared:
-    """One conversation of an sft build: redacted, made an example (or per-turn examples), hashed and counted."""
+def _prepare_conversation(item: Conversation, options: _PrepareOptions, signal: tuple[bool, str] | None = None) -> _Prepared:
+    """One conversation of an sft build (or of a kto build, labelled by its outcome `signal`): redacted, made an
+    example (or per-turn examples), hashed and counted."""
     counts: Counter[str] = Counter()
     if options.redact:
         item, counts = redact_conversation(item)
@@ -280,12 +289,14 @@ def _prepare_conversation(item: Conversation, options: _PrepareOptions) -> _Prep
     problem = example_problem(whole)
     if problem:
         return _Prepared(item.session_id, counts, problem=problem)
+    if signal is not None:
+        whole = labelled_example(whole, signal[0])
     key, signature = _hashes(whole, options)
     if options.example_mode == "conversation":
         lines = [_line_of(whole, None)]
     else:
         lines = [_line_of(example, bytes.fromhex(exact_key(example))[:16]) for example in split_into_turn_examples(whole)]
-    return _Prepared(item.session_id, counts, key=key, signature=signature, lines=lines)
+    return _Prepared(item.session_id, counts, key=key, signature=signature, lines=lines, signal=signal)
 
 
 def _prepare_pair(pair: PreferencePair, options: _PrepareOptions) -> _Prepared:
@@ -298,11 +309,11 @@ def _prepare_pair(pair: PreferencePair, options: _PrepareOptions) -> _Prepared:
     return _Prepared(pair.session_id, counts, key=key, signature=signature, lines=[_line_of(example, None)])
 
 
-def _prepare(record: Conversation | PreferencePair, options: _PrepareOptions) -> _Prepared:
+def _prepare(record: Conversation | PreferencePair, options: _PrepareOptions, signal: tuple[bool, str] | None = None) -> _Prepared:
     """The per-record work of a build, in this process or a worker's (a pure function of its arguments)."""
     if isinstance(record, PreferencePair):
         return _prepare_pair(record, options)
-    return _prepare_conversation(record, options)
+    return _prepare_conversation(record, options, signal)
 
 
 WORKERS_ENV = "MODEL_CUSTOMIZATION_BUILD_WORKERS"
@@ -382,11 +393,11 @@ class _Preparer:
             context = multiprocessing.get_context("spawn")
         self.pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_start_worker)
 
-    def submit(self, record: Conversation | PreferencePair) -> None:
+    def submit(self, record: Conversation | PreferencePair, signal: tuple[bool, str] | None = None) -> None:
         if self.pool is None:
-            self.accept(_prepare(record, self.options))
+            self.accept(_prepare(record, self.options, signal))
             return
-        self.pending.append(self.pool.submit(_prepare, record, self.options))
+        self.pending.append(self.pool.submit(_prepare, record, self.options, signal))
         while len(self.pending) > 2 * self.workers:
             self.accept(self.pending.popleft().result())
 
@@ -417,6 +428,7 @@ def _build(
     redact: bool,
     near_duplicate_threshold: float | None,
     progress: ProgressFn | None,
+    labeller: OutcomeLabeller | None,
     workers: int | None,
 ) -> BuildResult:
     problems: list[str] = []
@@ -474,6 +486,8 @@ def _build(
                     continue
                 seen_turns.add(turn_key)
             keep(prepared.session_id, line, tokens)
+            if labeller and prepared.signal is not None:
+                labeller.kept(prepared.signal)
 
     passed_over: list[SkippedFile] = []
     with _Preparer(options, accept, workers) as preparer:
@@ -508,8 +522,11 @@ def _build(
                 else:
                     attempts.setdefault(item.task_id, []).append(item)
                 continue
-            # The place a method that keeps each conversation in its own way (labelled, unpaired) would branch.
-            preparer.submit(item)
+            signal = labeller.signal(item) if labeller else None  # kto: (desirable?, which signal said so)
+            if labeller and signal is None:
+                dropped[NO_SIGNAL] += 1
+                continue
+            preparer.submit(item, signal)
 
         for task_id, tried in attempts.items():
             pair = _attempt_pair(task_id, tried)
@@ -530,7 +547,10 @@ def _build(
             f"({conversations} conversations read, {problem_count} unreadable lines, {len(passed_over)} files skipped, "
             f"dropped: {dict(dropped) or 'none'})."
             f"{detail} Supported formats: {', '.join(SUPPORTED_FORMATS)}"
-            + (". A dpo build needs preference pairs or several rewarded attempts per task." if method == "dpo" else ".")
+            + {
+                "dpo": ". A dpo build needs preference pairs or several rewarded attempts per task.",
+                "kto": ". A kto build needs sessions with an outcome signal (a reward, rating, verdict, or an agent's errors, rejections or interruptions).",
+            }.get(method, ".")
         )[0])
 
     assignment = split_sessions(session_ids, seed, validation_fraction, test_fraction)
@@ -551,6 +571,7 @@ def _build(
         "unreadable": {"count": problem_count, "first": problems},
         "skipped_files": {"count": len(passed_over), "first": skipped},
         "sources": [{"path": p, "sha256": h} for p, h in sorted(source_files.items())],
+        **({"kto": labeller.card()} if labeller else {}),
         "options": {
             "seed": seed,
             "validation_fraction": validation_fraction,
@@ -603,7 +624,7 @@ def _store_written_splits(
         "id": dataset_id,
         "name": name or dataset_id,
         "method": method,
-        "format": "openai_dpo" if method == "dpo" else "openai_chat",
+        "format": {"dpo": "openai_dpo", "kto": "chat_kto"}.get(method, "openai_chat"),
         "counts": counts,
         **card_fields,
         "token_stats": {"o200k_base": token_stats or {s: _token_stats(work / f"{s}.jsonl") for s in SPLITS}},
@@ -780,6 +801,8 @@ def card_markdown(card: dict[str, Any]) -> str:
         lines.append(f"\n{len(card['sources']) - CARD_SOURCES_SHOWN:,} more source files: all of them, with their sha256, in datasets://{card['id']}/sources/1 and the pages after it.")
     if "constitution" in card:
         lines += _constitution_markdown(card["constitution"])
+    if "kto" in card:
+        lines += card_markdown_lines(card["kto"])
     lines += ["", "## Options", "", "```json", json.dumps(card["options"], indent=2), "```", ""]
     return "\n".join(lines)
 

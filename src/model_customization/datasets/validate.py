@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+from model_customization.datasets.outcomes import unpaired_findings
+
 MESSAGE_KEYS = {"role", "content", "name", "function_call", "weight", "tool_calls", "tool_call_id", "refusal"}
 EXAMPLE_KEYS = {"messages", "tools", "parallel_tool_calls", "functions"}
 PREFERENCE_KEYS = {"input", "preferred_output", "non_preferred_output"}
@@ -82,6 +84,8 @@ def _message_findings(messages: Any, where: str) -> list[tuple[str, str]]:
 def example_findings(row: Any) -> list[tuple[str, str]]:
     if not isinstance(row, dict):
         return [("data_type", f"the line is {type(row).__name__}, not an object")]
+    if "label" in row and "messages" in row:  # KTO: a chat example labelled desirable or undesirable
+        return unpaired_findings(row, _message_findings, EXAMPLE_KEYS)
     if PREFERENCE_KEYS & set(row):
         problems = []
         missing = PREFERENCE_KEYS - set(row)

@@ -177,7 +177,8 @@ def case_rows(ws: Workspace, dataset_id: str | None, split: str, suite_cases: li
             for index, case in enumerate(suite_cases)
         ]
     else:
-        split_cases = [prompt_and_reference(example) for example in read_split(ws, dataset_id, split)]
+        # A kto dataset's undesirable sessions are not answers to match: only its desirable ones are references.
+        split_cases = [prompt_and_reference(example) for example in read_split(ws, dataset_id, split) if example.get("label") is not False]
         results = [{"case": index, "prompt": prompt, "reference": reference, "outputs": {}} for index, (prompt, reference) in enumerate(split_cases)]
     return results[: max(limit, 0)] if limit is not None else results
 

@@ -26,7 +26,7 @@ from model_customization.workspace import Workspace
 from model_customization.timestamps import iso_or_none
 
 MIN_TRAIN_EXAMPLES = 10
-METHODS = ("sft", "dpo")
+METHODS = ("sft", "dpo", "kto")
 MAX_AUTOMATIC_RESUMES = 3  # a worker that keeps dying (e.g. killed for memory) must not be restarted forever
 ACTIVE_STATUSES = ("queued", "running")
 # Polling a cloud job: a transient failure (timeout, 5xx, dropped connection, rate limit) is retried this many times
@@ -78,7 +78,7 @@ def start_job(
         raise UserError("start_job needs a dataset_id (from build_dataset_from_memory or list_datasets), or resume=<job_id>.")
     trainer = _training_provider(provider)
     if method not in METHODS:
-        raise UserError(f"Method {method!r} is not supported. Use method='sft' (supervised) or 'dpo' (preference pairs).")
+        raise UserError(f"Method {method!r} is not supported. Use method='sft' (supervised), 'dpo' (preference pairs) or 'kto' (labelled sessions).")
     if not trainer.runs_locally:
         return _start_cloud_job(
             ws, dataset_id, provider=trainer, base_model=base_model, method=method, hyperparameters=hyperparameters,

@@ -38,9 +38,16 @@ class BuildDatasetRequest(BoundedRequest):
     validation_fraction: Annotated[float, Field(ge=0, lt=1, description="Share of sessions held out for validation loss.")] = 0.1
     test_fraction: Annotated[float, Field(ge=0, lt=1, description="Share of sessions held out for evaluate (the test split).")] = 0.1
     method: Annotated[
-        Literal["sft", "dpo"],
-        Field(description="sft: conversations; dpo: preference pairs (OpenAI preference files, ChatGPT regenerations rated up vs down, best vs worst rewarded attempts at one task)."),
+        Literal["sft", "dpo", "kto"],
+        Field(description="sft: conversations; dpo: preference pairs (OpenAI preference files, ChatGPT regenerations rated up vs down, best vs worst rewarded attempts at one task); kto: every session with an outcome signal, labelled desirable or undesirable (verdicts, ratings, rewards, an agent's errors, rejections and interruptions)."),
     ] = "sft"
+    reward_threshold: Annotated[
+        float, Field(description="kto: a session's reward at or above this is desirable, below it undesirable (0.5: the midpoint of 0-1 rewards).")
+    ] = 0.5
+    transcript_signals: Annotated[
+        bool,
+        Field(description="kto: label sessions that have no verdict, rating or reward by their transcript (tool errors, rejections, interruptions: undesirable; an agent's clean session: desirable). false: drop them."),
+    ] = True
     example_mode: Annotated[
         Literal["conversation", "turns"],
         Field(description="conversation: one example per session, every assistant turn learned; turns: one example per assistant turn."),

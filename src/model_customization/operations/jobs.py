@@ -33,7 +33,8 @@ class StartJobRequest(BoundedRequest):
     provider: Annotated[str, Field(description="A training provider's name (the provider registry lists them).")] = "local"
     base_model: Annotated[str | None, Field(description="The model to tune; a default per provider when omitted.")] = None
     method: Annotated[
-        Literal["sft", "dpo"], Field(description="'sft': supervised, loss on the assistant turns; 'dpo': preference pairs (a dataset built with method='dpo').")
+        Literal["sft", "dpo", "kto"],
+        Field(description="'sft': supervised, loss on the assistant turns; 'dpo': preference pairs (a dataset built with method='dpo'); 'kto': sessions labelled desirable or undesirable (a dataset built with method='kto')."),
     ] = "sft"
     hyperparameters: Annotated[dict[str, Any] | None, Field(description="The provider's own hyperparameters; omit for sensible defaults.")] = None
     resume: Annotated[str | None, Field(description="A failed or cancelled local job_id (continues from its last checkpoint), or a paused cloud job.")] = None

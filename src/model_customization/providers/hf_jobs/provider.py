@@ -24,7 +24,7 @@ class HfJobsProvider(HostedTrainingProvider):
     # "pause" stops the remote job and keeps its checkpoints in the repository; resume starts a new remote job from
     # the newest one. Its tuned models are local adapters (prompted and exported by the local provider).
     capabilities = frozenset({"train", "pause", "checkpoints"})
-    methods = ("sft", "dpo")
+    methods = ("sft", "dpo", "kto")
     paid = True
     hyperparameters_model = HfJobsHyperparameters
     job_options_note = " (its hyperparameters say where it runs: flavor and repository; the validation split always gives validation loss)"

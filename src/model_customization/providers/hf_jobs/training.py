@@ -143,7 +143,7 @@ class HfJobsJobs:
     # --- before any spending --------------------------------------------------------------------------------------
     def check_available(self, ws: Workspace, base_model: str | None, method: str) -> str:
         if method not in HfJobsProvider.methods:
-            raise UserError(f"hf-jobs jobs take method 'sft' or 'dpo'; got {method!r}.")
+            raise UserError(f"hf-jobs jobs take method {', '.join(repr(m) for m in HfJobsProvider.methods)}; got {method!r}.")
         require_sdk()
         token()  # a missing token is refused first
         return _check_base(base_model)

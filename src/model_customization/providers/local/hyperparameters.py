@@ -1,4 +1,4 @@
-"""Hyperparameters of a local LoRA or DPO job, validated before anything is written or started (no heavy imports)."""
+"""Hyperparameters of a local LoRA job (SFT, DPO or KTO), validated before anything is written or started (no heavy imports)."""
 
 from __future__ import annotations
 
@@ -33,6 +33,9 @@ class LocalHyperparameters(BaseModel):
     early_stopping_patience: int | None = Field(None, ge=1, description="Stop after this many validations without a better validation loss, and keep the best adapter. Default: off.")
     checkpoint_interval_steps: int = Field(50, ge=1, description="Save a resumable checkpoint every this many optimizer steps (and at each epoch end).")
     dpo_beta: float = Field(0.1, gt=0, le=10, description="DPO only: how strongly the tuned model may move away from the base model.")
+    kto_beta: float = Field(0.1, gt=0, le=10, description="KTO only: the scale of the implied reward (log-ratio to the starting model) in the loss; higher keeps the tuned model closer to it.")
+    desirable_weight: float = Field(1.0, gt=0, le=100, description="KTO only: weight of a desirable session's loss. With more undesirable sessions, raise it (weight x count of desirable about 1 to 4/3 times the undesirable's).")
+    undesirable_weight: float = Field(1.0, gt=0, le=100, description="KTO only: weight of an undesirable session's loss (see desirable_weight).")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when available, else CPU.")
     quantization: Literal["none", "4bit"] = Field("none", description="4bit: QLoRA (NF4 base weights via bitsandbytes, CUDA only).")
     gradient_checkpointing: bool = Field(False, description="Recompute activations to save memory (CUDA; on CPU it is about 6x slower).")

@@ -1,6 +1,7 @@
-"""What a local job minimises: supervised fine-tuning (SFT) on assistant tokens, or DPO on preference pairs.
+"""What a local job minimises: supervised fine-tuning (SFT) on assistant tokens, DPO on preference pairs, or KTO on
+sessions labelled desirable or undesirable.
 
-Both compute the language-model head only at the positions that carry a target, not at every position of the
+All compute the language-model head only at the positions that carry a target, not at every position of the
 padded batch: with a 49k-token vocabulary the head is a fifth of SmolLM2's compute and its logits the largest
 activation, and most positions of a chat (system, user, tool text, padding) are never scored.
 """
@@ -196,9 +197,123 @@ class PreferenceObjective:
         return total / max(len(items), 1)
 
 
+@dataclass
+class LabelledExample:
+    session: TokenizedExample  # the whole session, its assistant turns scored
+    mismatched: TokenizedExample  # its prompt followed by another example's completion: for the KL estimate
+    desirable: bool
+    reference: float | None = None  # log-probability of the scored tokens under the starting model
+    reference_mismatched: float | None = None
+
+
+def _split_at_completion(messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(prompt, completion): the completion starts at the first assistant turn that is trained (weight not 0)."""
+    first = next((i for i, m in enumerate(messages) if m["role"] == "assistant" and m.get("weight", 1) != 0), len(messages))
+    return messages[:first], messages[first:]
+
+
+class UnpairedPreferenceObjective(PreferenceObjective):
+    """Kahneman-Tversky Optimisation (Ethayarajh et al., 2024) on sessions labelled desirable or undesirable.
+
+    The implied reward of an example is r = log pi(y|x) - log pi_ref(y|x), summed over its trained assistant tokens,
+    where pi_ref is the model the job started from (scored once, before the first step, as for DPO). The reference
+    point z0 estimates KL(pi || pi_ref) from mismatched pairs: each example's prompt followed by another example's
+    completion (a fixed, seeded pairing, so that their reference log-probabilities too are computed once), averaged
+    over the batch under the current model without gradient, and clamped at 0. The loss of an example is
+    desirable_weight * (1 - sigmoid(beta (r - z0))) or undesirable_weight * (1 - sigmoid(beta (z0 - r))), averaged
+    over the batch, as in TRL's KTOTrainer. While the model equals the reference every term is half its weight.
+    """
+
+    unit = "labelled sessions"
+
+    def prepare(self, rows: list[dict[str, Any]]) -> tuple[list[LabelledExample], int, int]:  # type: ignore[override]
+        import random
+
+        kept: list[tuple[list[dict[str, Any]], list[dict[str, Any]], TokenizedExample, bool]] = []
+        truncated, skipped = 0, 0
+        for row in rows:
+            if not isinstance(row.get("label"), bool) or "messages" not in row:
+                raise UserError("KTO needs sessions labelled desirable or undesirable (messages and a true/false label); build a dataset with method='kto'.")
+            messages = to_plain_chat(row["messages"])
+            session = tokenize_chat(self.tokenizer, messages, self.hp.max_seq_length)
+            truncated += session.truncated
+            if _targets(session):
+                kept.append((*_split_at_completion(messages), session, row["label"]))
+            else:
+                skipped += 1
+        # Pair each prompt with the completion of the next example in a seeded shuffle (a derangement for n > 1).
+        order = list(range(len(kept)))
+        random.Random(self.hp.seed).shuffle(order)
+        partner = {order[k]: order[(k + 1) % len(order)] for k in range(len(order))}
+        items = []
+        for index, (prompt, _, session, desirable) in enumerate(kept):
+            other_completion = kept[partner[index]][1]
+            mismatched = tokenize_chat(self.tokenizer, prompt + other_completion, self.hp.max_seq_length)
+            items.append(LabelledExample(session, mismatched, desirable))
+        return items, truncated, skipped
+
+    def describe(self, items: list[LabelledExample]) -> str:
+        """A note on the balance of labels: the paper advises desirable_weight x desirable between 1 and 4/3 times
+        undesirable_weight x undesirable."""
+        desirable = sum(1 for e in items if e.desirable)
+        undesirable = len(items) - desirable
+        note = f"{desirable} desirable and {undesirable} undesirable sessions (weights {self.hp.desirable_weight:g} and {self.hp.undesirable_weight:g})"
+        if desirable and undesirable:
+            ratio = desirable * self.hp.desirable_weight / (undesirable * self.hp.undesirable_weight)
+            if not 1 <= ratio <= 4 / 3:
+                note += (
+                    f"; weighted they stand {ratio:.2f} to 1, outside the 1 to 4/3 the KTO paper advises: e.g. "
+                    f"undesirable_weight={desirable * self.hp.desirable_weight / undesirable:.3g} balances them"
+                )
+        else:
+            note += "; with one kind only, KTO learns from that kind alone"
+        return note
+
+    def length(self, example: LabelledExample) -> int:
+        return max(len(example.session.input_ids), len(example.mismatched.input_ids))
+
+    def weight(self, batch: list[LabelledExample]) -> int:
+        return len(batch)
+
+    def prepare_reference(self, model: Any, items: list[LabelledExample], batch_size: int) -> None:  # type: ignore[override]
+        import torch
+
+        model.eval()
+        with torch.no_grad():
+            for start in range(0, len(items), batch_size):
+                batch = items[start : start + batch_size]
+                logps = self._sequence_logps(model, [e.session for e in batch] + [e.mismatched for e in batch]).tolist()
+                for i, example in enumerate(batch):
+                    example.reference, example.reference_mismatched = logps[i], logps[len(batch) + i]
+        model.train()
+
+    def loss(self, model: Any, batch: list[LabelledExample]):
+        import torch
+
+        logps = self._sequence_logps(model, [e.session for e in batch])
+        with torch.no_grad():
+            mismatched = self._sequence_logps(model, [e.mismatched for e in batch])
+        device = logps.device
+        rewards = logps - torch.tensor([e.reference for e in batch], device=device)
+        scored = torch.tensor([_targets(e.mismatched) > 0 for e in batch], device=device)  # a prompt may fill the window
+        kl = (mismatched - torch.tensor([e.reference_mismatched for e in batch], device=device))[scored]
+        z0 = (kl.mean() if len(kl) else torch.zeros((), device=device)).clamp(min=0)
+        desirable = torch.tensor([e.desirable for e in batch], device=device)
+        beta = self.hp.kto_beta
+        losses = torch.where(
+            desirable,
+            self.hp.desirable_weight * (1 - torch.sigmoid(beta * (rewards - z0))),
+            self.hp.undesirable_weight * (1 - torch.sigmoid(beta * (z0 - rewards))),
+        )
+        tokens = sum(len(e.session.input_ids) + len(e.mismatched.input_ids) for e in batch)
+        return losses.mean(), tokens
+
+
 def for_method(method: str, tokenizer: Any, hp: LocalHyperparameters, device: str):
     if method == "sft":
         return SupervisedObjective(tokenizer, hp, device)
     if method == "dpo":
         return PreferenceObjective(tokenizer, hp, device)
-    raise UserError(f"Unknown training method {method!r}; use 'sft' or 'dpo'.")
+    if method == "kto":
+        return UnpairedPreferenceObjective(tokenizer, hp, device)
+    raise UserError(f"Unknown training method {method!r}; use 'sft', 'dpo' or 'kto'.")

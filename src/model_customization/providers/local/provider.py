@@ -1,4 +1,4 @@
-"""The local provider: LoRA (and DPO) training on this machine in detached worker processes, and chat with the
+"""The local provider: LoRA training (SFT, DPO or KTO) on this machine in detached worker processes, and chat with the
 embedded model, a tuned adapter or a Hugging Face model folder. Free.
 
 Its jobs are trained by the orchestrator's queue (jobs/orchestrator.py dispatches a worker for each, because this
@@ -24,7 +24,7 @@ class LocalProvider(Provider):
     name = "local"
     title = "Local"
     capabilities = frozenset({"train", "chat", "checkpoints", "export"})
-    methods = ("sft", "dpo")
+    methods = ("sft", "dpo", "kto")
     paid = False
     runs_locally = True
     answers_unclaimed_names = True

@@ -335,8 +335,10 @@ def train_job(ws: Workspace, job_id: str) -> None:
     if job.get("continue_from"):
         _continue_from(ws, model, job["continue_from"])
         jobs.add_event(job_id, f"starting from the adapter of {job['continue_from']}")
-    if job["method"] == "dpo":
-        jobs.add_event(job_id, "scoring the preference pairs with the starting model (the DPO reference)")
+    if job["method"] in ("dpo", "kto"):
+        jobs.add_event(job_id, f"scoring the {objective.unit} with the starting model (the {job['method'].upper()} reference)")
+    if hasattr(objective, "describe"):
+        jobs.add_event(job_id, objective.describe(train_set))
     objective.prepare_reference(model, train_set, hp.batch_size)
     objective.prepare_reference(model, validation_set, hp.batch_size)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
