@@ -7,6 +7,7 @@ renamed into place, so a crash never leaves a half-written dataset behind.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import heapq
 import html
@@ -19,7 +20,7 @@ import sys
 import tempfile
 import time
 from array import array
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
@@ -28,12 +29,12 @@ from pathlib import Path
 from typing import Any
 
 from model_customization.datasets.curation import split_into_turn_examples
-from model_customization.datasets.dedupe import NearDuplicateFilter, exact_key, example_text
+from model_customization.datasets.dedupe import NearDuplicateFilter, exact_key, example_text, minhash_of
 from model_customization.datasets.examples import conversation_to_example, example_problem, message_to_dict
 from model_customization.datasets.filters import ConversationFilter
 from model_customization.datasets.outcomes import NO_SIGNAL, OutcomeLabeller, card_markdown_lines, labelled_example
 from model_customization.datasets.redaction import redact_conversation, redact_record, redact_text
-from model_customization.datasets.tokens import count_chat_tokens
+from model_customization.datasets.tokens import _encoding, count_chat_tokens
 from model_customization.errors import NotFoundError, UserError
 from model_customization.memory.detect import SUPPORTED_FORMATS, iter_memory
 from model_customization.memory.records import Conversation, ImportProblem, Message, PreferencePair, SkippedFile
@@ -157,6 +158,7 @@ def build_dataset(
     near_duplicate_threshold: float | None = 0.85,
     progress: ProgressFn | None = None,
     labeller: OutcomeLabeller | None = None,
+    workers: int | None = None,
 ) -> BuildResult:
     """Import memory and store a curated dataset version.
 
@@ -165,6 +167,9 @@ def build_dataset(
     ChatGPT regenerations with opposite ratings) and best-vs-worst attempts at the same task (tau-bench, ToolBench);
     method "kto" keeps each conversation with an outcome signal, labelled desirable or not (datasets/outcomes.py;
     `labeller` holds its options). Redaction of secrets and personal data happens before anything is stored.
+
+    workers: processes that redact, hash and count the records (see _Preparer); None reads
+    MODEL_CUSTOMIZATION_BUILD_WORKERS, else one per CPU core. Any number gives the same dataset, byte for byte.
     """
     if not paths:
         raise UserError("No memory paths given. Pass one or more files or folders of transcripts (JSONL).")
@@ -201,7 +206,7 @@ def build_dataset(
                     ws, resolved, work, spill, name=name, seed=seed, validation_fraction=validation_fraction,
                     test_fraction=test_fraction, method=method, example_mode=example_mode, filters=filters, redact=redact,
                     near_duplicate_threshold=near_duplicate_threshold, progress=progress,
-                    labeller=(labeller or OutcomeLabeller()) if method == "kto" else None,
+                    labeller=(labeller or OutcomeLabeller()) if method == "kto" else None, workers=workers,
                 )
         finally:
             shutil.rmtree(work, ignore_errors=True)
@@ -236,6 +241,177 @@ def build_dataset_from_request(ws: Workspace, request: BuildDatasetRequest, prog
     )
 
 
+@dataclass
+class _Prepared:
+    """What the per-record work (redaction, example, hashes, token counts; a worker process may do it) hands back.
+
+    lines: (canonical JSON line, o200k tokens, exact key of a per-turn example or None) per candidate example, in
+    the order they would be kept. problem: why the example cannot be trained on (then nothing else is set)."""
+
+    session_id: str
+    redactions: Counter[str]
+    problem: str | None = None
+    key: str = ""  # exact_key of the whole conversation or pair
+    signature: Any = None  # its MinHash when near-duplicate detection is on
+    lines: list[tuple[bytes, int, bytes | None]] = field(default_factory=list)
+    signal: tuple[bool, str] | None = None  # kto: the outcome signal the example was labelled by
+
+
+@dataclass(frozen=True)
+class _PrepareOptions:
+    redact: bool
+    example_mode: str
+    near_duplicates: bool
+    num_perm: int = 128
+    shingle: int = 5
+
+
+def _line_of(example: dict[str, Any], turn_key: bytes | None) -> tuple[bytes, int, bytes | None]:
+    return _canonical(example).encode("utf-8") + b"\n", _example_tokens(example), turn_key
+
+
+def _hashes(example: dict[str, Any], options: _PrepareOptions) -> tuple[str, Any]:
+    """The exact key and (when asked for) the MinHash of a whole conversation or pair, before any per-turn split."""
+    key = exact_key(example)
+    if not options.near_duplicates:
+        return key, None
+    as_chat = example if "messages" in example else {"messages": example["input"]["messages"] + example["preferred_output"] + example["non_preferred_output"]}
+    return key, minhash_of(example_text(as_chat), options.num_perm, options.shingle)
+
+
+def _prepare_conversation(item: Conversation, options: _PrepareOptions, signal: tuple[bool, str] | None = None) -> _Prepared:
+    """One conversation of an sft build (or of a kto build, labelled by its outcome `signal`): redacted, made an
+    example (or per-turn examples), hashed and counted."""
+    counts: Counter[str] = Counter()
+    if options.redact:
+        item, counts = redact_conversation(item)
+    whole = conversation_to_example(item)
+    problem = example_problem(whole)
+    if problem:
+        return _Prepared(item.session_id, counts, problem=problem)
+    if signal is not None:
+        whole = labelled_example(whole, signal[0])
+    key, signature = _hashes(whole, options)
+    if options.example_mode == "conversation":
+        lines = [_line_of(whole, None)]
+    else:
+        lines = [_line_of(example, bytes.fromhex(exact_key(example))[:16]) for example in split_into_turn_examples(whole)]
+    return _Prepared(item.session_id, counts, key=key, signature=signature, lines=lines, signal=signal)
+
+
+def _prepare_pair(pair: PreferencePair, options: _PrepareOptions) -> _Prepared:
+    """One preference pair of a dpo build: redacted as one conversation, made an example, hashed and counted."""
+    counts: Counter[str] = Counter()
+    if options.redact:
+        pair, counts = _redact_pair(pair)
+    example = _pair_example(pair.prompt, pair.preferred, pair.non_preferred, pair.tools)
+    key, signature = _hashes(example, options)
+    return _Prepared(pair.session_id, counts, key=key, signature=signature, lines=[_line_of(example, None)])
+
+
+def _prepare(record: Conversation | PreferencePair, options: _PrepareOptions, signal: tuple[bool, str] | None = None) -> _Prepared:
+    """The per-record work of a build, in this process or a worker's (a pure function of its arguments)."""
+    if isinstance(record, PreferencePair):
+        return _prepare_pair(record, options)
+    return _prepare_conversation(record, options, signal)
+
+
+WORKERS_ENV = "MODEL_CUSTOMIZATION_BUILD_WORKERS"
+POOL_AFTER_BYTES = 4 << 20  # by default a pool starts once this much input was read: a small build is done sooner alone
+
+
+def build_workers(requested: int | None = None) -> tuple[int, bool]:
+    """(worker processes, whether they were asked for): the argument, else MODEL_CUSTOMIZATION_BUILD_WORKERS, else one
+    per CPU core this process may use. Asked-for workers start at once; the default ones after POOL_AFTER_BYTES."""
+    if requested is None:
+        raw = os.environ.get(WORKERS_ENV, "").strip()
+        if raw:
+            try:
+                requested = int(raw)
+            except ValueError:
+                raise UserError(f"{WORKERS_ENV}={raw[:40]!r} is not a number: set it to 1 (one process) or more.") from None
+    if requested is not None:
+        if requested < 1:
+            raise UserError(f"Build workers must be 1 (one process) or more, got {requested}.")
+        return requested, True
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        cores = os.cpu_count() or 1
+    return cores, False
+
+
+def _start_worker() -> None:
+    # The tables and modules the worker inherited are never freed in it: keeping them out of the collector's view
+    # keeps it from touching (and so copying) the pages it shares with the process it was forked from.
+    gc.freeze()
+
+
+class _Preparer:
+    """Runs _prepare on each submitted record, here or in a pool of worker processes, and hands the results to
+    `accept` in submission order, so that a pool decides duplicates exactly as one process does.
+
+    At most two records per worker are in flight, so memory does not grow with the input. The pool forks this
+    process when it has one thread (the CLI: the o200k tables loaded here are shared, not copied); in a process with
+    threads (the server) it uses a fork server, since forking a threaded process can copy a lock some thread holds."""
+
+    def __init__(self, options: _PrepareOptions, accept: Callable[[_Prepared], None], workers: int | None) -> None:
+        self.options = options
+        self.accept = accept
+        self.workers, self.asked = build_workers(workers)
+        self.bytes_read = 0
+        self.pool: Any = None
+        self.pending: deque[Any] = deque()
+
+    def __enter__(self) -> _Preparer:
+        if self.workers > 1 and self.asked:
+            self._start()
+        return self
+
+    def read(self, source: Path) -> None:
+        """A new source file was read: with the default workers, start the pool once enough input has been."""
+        try:
+            self.bytes_read += source.stat().st_size
+        except OSError:
+            pass
+        if self.pool is None and self.workers > 1 and self.bytes_read >= POOL_AFTER_BYTES:
+            self._start()
+
+    def _start(self) -> None:
+        import multiprocessing
+        import threading
+        from concurrent.futures import ProcessPoolExecutor
+
+        methods = multiprocessing.get_all_start_methods()
+        if "fork" in methods and threading.active_count() == 1:
+            _encoding("o200k_base")  # loaded once here and shared with every worker
+            context = multiprocessing.get_context("fork")
+        elif "forkserver" in methods:
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(["model_customization.datasets.build_preload"])
+        else:
+            context = multiprocessing.get_context("spawn")
+        self.pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_start_worker)
+
+    def submit(self, record: Conversation | PreferencePair, signal: tuple[bool, str] | None = None) -> None:
+        if self.pool is None:
+            self.accept(_prepare(record, self.options, signal))
+            return
+        self.pending.append(self.pool.submit(_prepare, record, self.options, signal))
+        while len(self.pending) > 2 * self.workers:
+            self.accept(self.pending.popleft().result())
+
+    def __exit__(self, kind: Any, error: Any, trace: Any) -> None:
+        try:
+            if error is None:
+                while self.pending:
+                    self.accept(self.pending.popleft().result())
+        finally:
+            if self.pool is not None:
+                self.pool.shutdown(wait=True, cancel_futures=True)
+                self.pool = None
+
+
 def _build(
     ws: Workspace,
     resolved: list[Path],
@@ -253,6 +429,7 @@ def _build(
     near_duplicate_threshold: float | None,
     progress: ProgressFn | None,
     labeller: OutcomeLabeller | None,
+    workers: int | None,
 ) -> BuildResult:
     problems: list[str] = []
     problem_count = 0
@@ -261,8 +438,10 @@ def _build(
     seen_exact: set[bytes] = set()  # 16-byte prefixes of the exact keys' sha256 digests
     seen_turns: set[bytes] = set()
     near = NearDuplicateFilter(threshold=near_duplicate_threshold) if near_duplicate_threshold else None
+    options = _PrepareOptions(redact, example_mode, near is not None)
     spill_path = work / "kept.jsonl"
     kept_sessions = array("l")  # per kept example, in order: the number of its session in session_ids
+    kept_tokens = array("q")  # per kept example, in order: its o200k tokens (for the card)
     session_ids: list[str] = []
     session_number: dict[str, int] = {}
     source_files: dict[str, str] = {}
@@ -270,104 +449,91 @@ def _build(
     attempts: dict[str, list[Conversation]] = {}
     conversations = 0
 
-    def keep(session_id: str, example: dict[str, Any]) -> None:
+    def keep(session_id: str, line: bytes, tokens: int) -> None:
         number = session_number.get(session_id)
         if number is None:
             number = session_number[session_id] = len(session_ids)
             session_ids.append(session_id)
-        spill.write(_canonical(example).encode("utf-8") + b"\n")
+        spill.write(line)
         kept_sessions.append(number)
+        kept_tokens.append(tokens)
 
-    def is_new(example: dict[str, Any]) -> bool:
+    def is_new(prepared: _Prepared) -> bool:
         """Exact, then near-duplicate check of a whole conversation or pair (before any per-turn split)."""
-        key = exact_key(example)
-        digest = bytes.fromhex(key)[:16]
+        digest = bytes.fromhex(prepared.key)[:16]
         if digest in seen_exact:
             dropped["exact_duplicate"] += 1
             return False
         seen_exact.add(digest)
-        if near is not None:
-            as_chat = example if "messages" in example else {"messages": example["input"]["messages"] + example["preferred_output"] + example["non_preferred_output"]}
-            if near.is_duplicate(key, example_text(as_chat)):
-                dropped["near_duplicate"] += 1
-                return False
+        if near is not None and near.is_duplicate(prepared.key, None, prepared.signature):
+            dropped["near_duplicate"] += 1
+            return False
         return True
 
-    def keep_pair(pair: PreferencePair) -> None:
-        if redact:
-            pair, counts = _redact_pair(pair)
-            redactions.update(counts)
-        example = _pair_example(pair.prompt, pair.preferred, pair.non_preferred, pair.tools)
-        if is_new(example):
-            keep(pair.session_id, example)
+    def accept(prepared: _Prepared) -> None:
+        """Take a prepared record's examples, in the order the records were read (so dedupe is deterministic)."""
+        redactions.update(prepared.redactions)
+        if prepared.problem:
+            dropped[prepared.problem] += 1
+            return
+        if not is_new(prepared):
+            return
+        for line, tokens, turn_key in prepared.lines:
+            if turn_key is not None:
+                # Sessions that open the same way give the same first-turn examples: keep one of each.
+                if turn_key in seen_turns:
+                    dropped["exact_duplicate_turn"] += 1
+                    continue
+                seen_turns.add(turn_key)
+            keep(prepared.session_id, line, tokens)
+            if labeller and prepared.signal is not None:
+                labeller.kept(prepared.signal)
 
     passed_over: list[SkippedFile] = []
-    for item in iter_memory(resolved, skipped=passed_over):
-        if isinstance(item, ImportProblem):
-            problem_count += 1
-            if len(problems) < MAX_REPORTED_PROBLEMS:
-                # An importer's message may quote the bad value (a role that is really a pasted key): redact it too.
-                message = redact_text(item.message)[0] if redact else item.message
-                problems.append(str(replace(item, message=message)))
-            continue
-        if item.source_file not in source_files:
-            source_files[item.source_file] = _sha256_file(Path(item.source_file))
-            if progress:
-                progress(conversations, redact_text(f"reading {Path(item.source_file).name}")[0])  # a file name may hold a secret
-        formats[item.source_format] += 1
-        if isinstance(item, PreferencePair):
+    with _Preparer(options, accept, workers) as preparer:
+        for item in iter_memory(resolved, skipped=passed_over):
+            if isinstance(item, ImportProblem):
+                problem_count += 1
+                if len(problems) < MAX_REPORTED_PROBLEMS:
+                    # An importer's message may quote the bad value (a role that is really a pasted key): redact it too.
+                    message = redact_text(item.message)[0] if redact else item.message
+                    problems.append(str(replace(item, message=message)))
+                continue
+            if item.source_file not in source_files:
+                source_files[item.source_file] = _sha256_file(Path(item.source_file))
+                preparer.read(Path(item.source_file))
+                if progress:
+                    progress(conversations, redact_text(f"reading {Path(item.source_file).name}")[0])  # a file name may hold a secret
+            formats[item.source_format] += 1
+            if isinstance(item, PreferencePair):
+                if method == "dpo":
+                    preparer.submit(item)
+                else:
+                    dropped["preference_pair"] += 1  # a supervised build has no use for them
+                continue
+            conversations += 1
+            reason = filters.reason(item) if filters else None
+            if reason:
+                dropped[f"filter:{reason}"] += 1
+                continue
             if method == "dpo":
-                keep_pair(item)
-            else:
-                dropped["preference_pair"] += 1  # a supervised build has no use for them
-            continue
-        conversations += 1
-        reason = filters.reason(item) if filters else None
-        if reason:
-            dropped[f"filter:{reason}"] += 1
-            continue
-        if method == "dpo":
-            if item.task_id is None:
-                dropped["no_preference_signal"] += 1
-            else:
-                attempts.setdefault(item.task_id, []).append(item)
-            continue
-        signal = labeller.signal(item) if labeller else None  # kto: (desirable?, which signal said so)
-        if labeller and signal is None:
-            dropped[NO_SIGNAL] += 1
-            continue
-        if redact:
-            item, counts = redact_conversation(item)
-            redactions.update(counts)
-        whole = conversation_to_example(item)
-        problem = example_problem(whole)
-        if problem:
-            dropped[problem] += 1
-            continue
-        if signal is not None:
-            whole = labelled_example(whole, signal[0])
-        if not is_new(whole):
-            continue
-        if example_mode == "conversation":
-            keep(item.session_id, whole)
-            if labeller and signal is not None:
-                labeller.kept(signal)
-            continue
-        for example in split_into_turn_examples(whole):
-            # Sessions that open the same way give the same first-turn examples: keep one of each.
-            key = bytes.fromhex(exact_key(example))[:16]
-            if key in seen_turns:
-                dropped["exact_duplicate_turn"] += 1
-            else:
-                seen_turns.add(key)
-                keep(item.session_id, example)
+                if item.task_id is None:
+                    dropped["no_preference_signal"] += 1
+                else:
+                    attempts.setdefault(item.task_id, []).append(item)
+                continue
+            signal = labeller.signal(item) if labeller else None  # kto: (desirable?, which signal said so)
+            if labeller and signal is None:
+                dropped[NO_SIGNAL] += 1
+                continue
+            preparer.submit(item, signal)
 
-    for task_id, tried in attempts.items():
-        pair = _attempt_pair(task_id, tried)
-        if pair is None:
-            dropped["no_preference_signal"] += len(tried)
-        else:
-            keep_pair(pair)
+        for task_id, tried in attempts.items():
+            pair = _attempt_pair(task_id, tried)
+            if pair is None:
+                dropped["no_preference_signal"] += len(tried)
+            else:
+                preparer.submit(pair)
 
     spill.close()
     skipped = [str(s) for s in passed_over[:MAX_REPORTED_PROBLEMS]]
@@ -418,7 +584,10 @@ def _build(
             "paths": [str(p) for p in resolved],
         },
     }
-    dataset_id, card, existed = _store_written_splits(ws, work, content_hash, counts, name=name, method=method, card_fields=card_fields)
+    token_stats = {split: _stats_of(array("q", (n for n, i in zip(kept_tokens, example_split, strict=True) if i == index))) for index, split in enumerate(SPLITS)}
+    dataset_id, card, existed = _store_written_splits(
+        ws, work, content_hash, counts, name=name, method=method, card_fields=card_fields, token_stats=token_stats
+    )
     # What the tool returns beside the card quotes file names and lines too: redacted the same way.
     shown_problems, shown_skipped = redact_record([problems, skipped])[0]
     return BuildResult(dataset_id, card["counts"], shown_problems, problem_count, dict(dropped), existed, card, shown_skipped, len(passed_over))
@@ -434,11 +603,13 @@ def _store_written_splits(
     method: str,
     card_fields: dict[str, Any],
     extra_files: dict[str, bytes] | None = None,
+    token_stats: dict[str, dict[str, Any]] | None = None,
 ) -> tuple[str, dict[str, Any], bool]:
     """Move work/<split>.jsonl (from _write_splits) into the dataset's folder with its card, and add the ledger row.
 
     Returns the dataset id, its card and whether it existed already (then nothing is written and the stored card is
-    returned). extra_files are written beside the splits (e.g. material the card refers to).
+    returned). extra_files are written beside the splits (e.g. material the card refers to). token_stats: the card's
+    o200k statistics per split when the caller counted them already; otherwise they are counted from the files.
     """
     from sqlalchemy.exc import IntegrityError  # the store has loaded SQLAlchemy by now
 
@@ -456,7 +627,7 @@ def _store_written_splits(
         "format": {"dpo": "openai_dpo", "kto": "chat_kto"}.get(method, "openai_chat"),
         "counts": counts,
         **card_fields,
-        "token_stats": {"o200k_base": {s: _token_stats(work / f"{s}.jsonl") for s in SPLITS}},
+        "token_stats": {"o200k_base": token_stats or {s: _token_stats(work / f"{s}.jsonl") for s in SPLITS}},
         "content_sha256": content_hash,
     })
 
@@ -593,6 +764,10 @@ def _token_stats(split_file: Path) -> dict[str, Any]:
     with split_file.open("rb") as handle:
         for line in handle:
             counts.append(_example_tokens(json.loads(line)))
+    return _stats_of(counts)
+
+
+def _stats_of(counts: array) -> dict[str, Any]:
     if not counts:
         return {"examples": 0, "total": 0, "mean": 0, "max": 0}
     return {"examples": len(counts), "total": sum(counts), "mean": round(sum(counts) / len(counts), 1), "max": max(counts)}

@@ -28,7 +28,9 @@ CHAR_SHINGLE = 3
 
 
 def normalise_text(text: str) -> str:
-    return _WS_RE.sub(" ", text.lower()).strip()
+    # The same as _WS_RE.sub(" ", text.lower()).strip() (str.split and the regex's \s both split on exactly the
+    # characters str.isspace accepts), without a regex pass over every character.
+    return " ".join(text.lower().split())
 
 
 def _normalise(value: Any) -> Any:
@@ -98,17 +100,16 @@ class NearDuplicateFilter:
         return len(self._hashes)
 
     def minhash(self, text: str) -> MinHash:
-        from datasketch import MinHash
+        return minhash_of(text, self.num_perm, self.shingle)
 
-        signature = MinHash(num_perm=self.num_perm, seed=SEED)
-        signature.update_batch([s.encode("utf-8") for s in sorted(shingles(text, self.shingle))])
-        return signature
+    def duplicate_of(self, key: str, text: str | None, signature: MinHash | None = None) -> str | None:
+        """The key of an earlier near-duplicate of `text` (nothing is stored then); else store it and return None.
 
-    def duplicate_of(self, key: str, text: str) -> str | None:
-        """The key of an earlier near-duplicate of `text` (nothing is stored then); else store it and return None."""
+        `signature` is minhash_of(text) computed elsewhere (a build's worker process): then text is not needed."""
         if key in self._hashes:
             raise ValueError(f"key {key!r} was already added; keys must be unique")
-        signature = self.minhash(text)
+        if signature is None:
+            signature = self.minhash(text or "")
         best: tuple[float, str] | None = None
         for candidate in self._lsh.query(signature):
             similarity = signature.jaccard(self._hashes[candidate])
@@ -120,9 +121,31 @@ class NearDuplicateFilter:
         self._hashes[key] = signature
         return None
 
-    def is_duplicate(self, key: str, text: str) -> bool:
+    def is_duplicate(self, key: str, text: str | None, signature: MinHash | None = None) -> bool:
         """True when a near-duplicate was already seen; otherwise `text` is remembered under `key` and False returned."""
-        return self.duplicate_of(key, text) is not None
+        return self.duplicate_of(key, text, signature) is not None
 
 
-__all__ = ["NearDuplicateFilter", "example_text", "exact_key", "normalise_text", "shingles"]
+_HASH_CHUNK = 8192  # shingles hashed into the signature at a time: the (shingles x num_perm) array stays ~8 MB
+
+
+def minhash_of(text: str, num_perm: int = 128, shingle: int = 5) -> MinHash:
+    """The MinHash signature of a text's shingle set (deterministic: fixed seed, datasketch's sha1_hash32 values).
+
+    Each shingle's hash value is what datasketch's default sha1_hash32 gives (the first 4 bytes of its UTF-8 SHA-1,
+    little-endian), read for a whole chunk at once with numpy; datasketch then only takes them as they are (int).
+    Chunks keep a session of a million words from making a (shingles x num_perm) array of a GB; the minimum over the
+    chunks is the minimum over all, so the signature is that of one update with every shingle."""
+    import numpy as np
+    from datasketch import MinHash
+
+    signature = MinHash(num_perm=num_perm, seed=SEED, hashfunc=int)
+    sha1 = hashlib.sha1
+    found = list(shingles(text, shingle))
+    for start in range(0, len(found), _HASH_CHUNK):
+        prefixes = b"".join([sha1(s.encode("utf-8")).digest()[:4] for s in found[start : start + _HASH_CHUNK]])
+        signature.update_batch(np.frombuffer(prefixes, dtype="<u4").tolist())
+    return signature
+
+
+__all__ = ["NearDuplicateFilter", "example_text", "exact_key", "minhash_of", "normalise_text", "shingles"]

@@ -126,7 +126,7 @@ _SECRET_VALUE_PATTERNS: list[tuple[tuple[str, ...], re.Pattern[str]]] = [  # (lo
     (("aws",), re.compile(r"(?i)aws.{0,20}?(?:secret|key).{0,20}?[\s'\"=:]([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+])")),
     (("bearer",), re.compile(r"(?i)\bbearer\s+([A-Za-z0-9\-._~+/]{8,}=*)")),
     (("authorization",), re.compile(r"(?i)\bauthorization:\s*basic\s+([A-Za-z0-9+/]{8,}=*)")),
-    (("pass", "pwd", "secret", "key", "token"), re.compile(
+    (("pass", "pwd", "secret", "key", "token"), _SECRET_KEYWORD_VALUE_RE := re.compile(
         r"(?i)(?<![A-Za-z0-9])(?:password|passwd|pwd|passphrase|secret|client[_-]?secret|api[_-]?key|"
         r"access[_-]?key|secret[_-]?key|access[_-]?token|auth[_-]?token|refresh[_-]?token)['\"]?\s*(?:[:=]|:=)\s*"
         r"['\"]?([^\s'\"<>,;()\[\]{}]{6,})"
@@ -174,11 +174,32 @@ _DS_KEY_RE = re.compile(r"(?:api|auth|service|account|db|database|priv|private|c
 _DS_RUN_RE = re.compile(r"[A-Za-z0-9+/=_]{20,}+")
 
 
+_DS_RUN_TABLE = bytes(ord("r") if chr(b) in string.ascii_letters + string.digits + "+/=_" else ord(" ") for b in range(256))
+_DS_DIGIT_TABLE = bytes(ord("0") if chr(b) in string.digits else ord(" ") for b in range(256))
+_DS_RUN_BYTES_RE = re.compile(rb"r+")
+
+
+def _has_run_with_digit(text: str) -> bool:
+    """Whether _DS_RUN_RE finds a run with a digit in it. The run's characters are ASCII, so the UTF-8 bytes of the
+    text have the same runs; they are found with bytes.find on the translated bytes instead of a regex pass."""
+    encoded = text.encode("utf-8", "surrogatepass")
+    runs = encoded.translate(_DS_RUN_TABLE)
+    digits = encoded.translate(_DS_DIGIT_TABLE)
+    needle = b"r" * 20
+    at = runs.find(needle)
+    while at != -1:
+        end = _DS_RUN_BYTES_RE.match(runs, at).end()  # type: ignore[union-attr]
+        if digits.find(b"0", at, end) != -1:
+            return True
+        at = runs.find(needle, end)
+    return False
+
+
 def _may_hold_secret(text: str) -> bool:
     low = text.lower()
     if any(k in low for k in _DS_KEYWORDS) or ("key" in low and _DS_KEY_RE.search(low)):
         return True
-    return any(any(c.isdigit() for c in run) for run in _DS_RUN_RE.findall(text))
+    return _has_run_with_digit(text)
 
 
 _DS_SKIP = {"IPPublicDetector", "PrivateKeyDetector"}  # handled by our own ip / private_key rules
@@ -296,6 +317,8 @@ _ENV_NAME_RE = re.compile(r"(?<![A-Za-z0-9_$])(USER|LOGNAME|USERNAME|HOSTNAME)=(
 _COMMAND_OUTPUT_RE = re.compile(
     r"(?m)(?:^|[$#%>][ \t])[ \t]*(whoami|id -un|hostname|hostname -s|uname -n)[ \t]*\n[ \t]*([A-Za-z0-9_][A-Za-z0-9_.-]*)[ \t]*$"
 )
+_NAME_COMMANDS = ("whoami", "id -un", "hostname", "uname -n")  # literals in every _COMMAND_OUTPUT_RE match
+_NAME_VARIABLES = ("USER=", "LOGNAME=", "USERNAME=", "HOSTNAME=")  # and in every _ENV_NAME_RE match
 _GIT_AUTHOR_RE = re.compile(r"(?m)^[ \t]*(?:Author|Commit):[ \t]+([^<>\n@]{2,80}?)[ \t]+<")
 _GIT_USER_NAME_RE = re.compile(r"user\.name(?:=|[ \t]+[\"'])([^\"'\n<>@]{2,80}?)(?=[\"']|[ \t]*$)", re.MULTILINE)
 _LAST_LOGIN_RE = re.compile(r"Last login: [^\n]{5,60}? from ([A-Za-z][A-Za-z0-9-]*(?:\.[A-Za-z0-9-]+)*)")
@@ -369,6 +392,170 @@ def _sub(pattern: re.Pattern[str], text: str, fn: Callable[[re.Match[str]], str 
         return text
     out.append(text[done:])
     return "".join(out)
+
+
+def _sub_at(
+    pattern: re.Pattern[str], text: str, fn: Callable[[re.Match[str]], str | None], starts: list[int] | None, *, retry_inside: bool = True
+) -> str:
+    """_sub (or, with retry_inside=False, pattern.sub keeping a match fn rejects) trying only the positions in `starts`
+    (ascending): the caller's cheap scan found them, and every place the pattern can match starts at one of them,
+    so the result is the same as searching every position; None means the scan could not tell, and every position
+    is searched."""
+    if starts is None:
+        return _sub(pattern, text, fn) if retry_inside else pattern.sub(lambda m: fn(m) or m.group(0), text)
+    out: list[str] = []
+    done = 0
+    position = 0
+    for start in starts:
+        if start < position:
+            continue
+        match = pattern.match(text, start)
+        if match is None:
+            continue
+        replacement = fn(match)
+        if replacement is None:
+            position = start + 1 if retry_inside else max(match.end(), start + 1)
+            continue
+        out.append(text[done:start])
+        out.append(replacement)
+        done = position = match.end()
+        if match.end() == start:
+            position += 1
+    if not out:
+        return text
+    out.append(text[done:])
+    return "".join(out)
+
+
+def _run_starts(finder: re.Pattern[str], text: str) -> list[int]:
+    """Where `finder`'s matches start. Used with a finder made only of characters that the detector's look-behind
+    refuses before its match, so no finder match can run over a place where a detector match starts."""
+    return [match.start() for match in finder.finditer(text)]
+
+
+# Characters that IGNORECASE matches to an ASCII letter (dotless i, dotted I, long s, Kelvin sign): with one of them
+# in a text, keyword positions found in its lower-case copy could miss a match, so the text is searched throughout.
+_FOLDS_TO_ASCII = ("\u0131", "\u0130", "\u017f", "\u212a")
+
+
+_last_classes: tuple[str, bytes | None] = ("", b"")  # the last text _classes was asked about, and its classes
+
+
+def _classes(text: str) -> bytes | None:
+    """The class of every character of an ASCII text (see _CLASS_TABLE), None for other texts. The passes of one
+    text ask in turn; a pass that replaced nothing hands the same string on, so it is translated once."""
+    global _last_classes
+    last = _last_classes  # one read and one write of a tuple: threads redacting at once never mix two texts
+    if last[0] is text:
+        return last[1]
+    classes = text.encode("ascii").translate(_CLASS_TABLE) if text.isascii() else None
+    _last_classes = (text, classes)
+    return classes
+
+
+def _keyword_starts(text: str, keywords: tuple[str, ...]) -> list[int] | None:
+    """Every position where one of `keywords` (lower case) starts in `text`, whatever its case; None when not sure."""
+    if any(char in text for char in _FOLDS_TO_ASCII):
+        return None
+    low = text.lower()  # the same length as text without U+0130, the one character whose lower case is two
+    starts: set[int] = set()
+    for keyword in keywords:
+        at = low.find(keyword)
+        while at != -1:
+            starts.add(at)
+            at = low.find(keyword, at + 1)
+    return sorted(starts)
+
+
+# Fast scans of an ASCII text: bytes.translate maps each character to its class in one C pass, and bytes.find
+# looks for runs of a class, which is some 20x faster than a regex looking at every position. A text with other
+# characters (whose \d may be a non-ASCII digit) is scanned with the regex finders below instead.
+def _class_table(classes: dict[str, str]) -> bytes:
+    table = bytearray(b" " * 256)
+    for members, code in classes.items():
+        for char in members:
+            table[ord(char)] = ord(code)
+    return bytes(table)
+
+
+_DIGITS = "0123456789"
+_CLASS_TABLE = _class_table({_DIGITS: "0", "ABCDEFabcdef": "h", "+": "+", "(": "(", ".": ".", ":": ":"})
+_TOKEN_TABLE = _class_table({string.ascii_letters + _DIGITS + "+/_-": "b"})  # the characters of a base64 run
+_MODE_TABLE = _class_table({"rwxsStTl-": "p"})  # the characters of an `ls -l` mode
+_RUN_OF = {code: re.compile(re.escape(code) + b"+") for code in (b"0", b"b")}
+
+
+def _class_runs(classes: bytes, code: bytes, least: int) -> list[int]:
+    """The starts of the runs of at least `least` bytes `code` in `classes` (bytes.find finds a run at its start,
+    since the search resumes after the previous run)."""
+    starts = []
+    needle = code * least
+    at = classes.find(needle)
+    while at != -1:
+        starts.append(at)
+        at = classes.find(needle, _RUN_OF[code].match(classes, at).end())  # type: ignore[union-attr]
+    return starts
+
+
+def _finds(classes: bytes, needle: bytes) -> list[int]:
+    found = []
+    at = classes.find(needle)
+    while at != -1:
+        found.append(at)
+        at = classes.find(needle, at + 1)
+    return found
+
+
+def _card_starts(text: str, classes: bytes | None) -> list[int]:
+    return _run_starts(_DIGITS_4_RE, text) if classes is None else _class_runs(classes, b"0", 4)
+
+
+def _phone_starts(text: str, classes: bytes | None) -> list[int]:
+    if classes is None:
+        return sorted({*_run_starts(_PHONE_SIGN_RE, text), *_run_starts(_DIGITS_3_RE, text)})
+    return sorted({*_class_runs(classes, b"0", 3), *_finds(classes, b"+0"), *_finds(classes, b"(0")})
+
+
+def _ipv4_starts(text: str, classes: bytes | None) -> list[int]:
+    if classes is None:
+        return _run_starts(_IPV4_START_RE, text)
+    # A match starts with one to three digits and a dot: up to two places before a digit followed by a dot.
+    return sorted({start for at in _finds(classes, b"0.") for start in (at - 2, at - 1, at) if start >= 0})
+
+
+def _ipv6_starts(text: str, classes: bytes | None) -> list[int]:
+    if classes is None:
+        return _run_starts(_IPV6_START_RE, text)
+    # A match starts with up to four hex digits, a colon, up to four more and a colon: two colons at most five apart.
+    starts: set[int] = set()
+    for at in _finds(classes, b":"):
+        if classes.find(b":", at + 1, at + 6) != -1:
+            starts.update(range(max(0, at - 4), at + 1))
+    return sorted(starts)
+
+
+def _base64_starts(text: str) -> list[int]:
+    if not text.isascii():
+        return _run_starts(_BASE64_START_RE, text)
+    return _class_runs(text.encode("ascii").translate(_TOKEN_TABLE), b"b", 16)
+
+
+def _may_list_files(text: str) -> bool:
+    """False when no `ls -l` mode (nine of r w x s S t T l -) can be in the text."""
+    return not text.isascii() or b"p" * 9 in text.encode("ascii").translate(_MODE_TABLE)
+
+
+# The literals each keyword-led pattern's match starts with (the start of every alternative of its keyword group).
+_VALUE_KEYWORD_STARTS = ("pass", "pwd", "secret", "client", "api", "access", "auth", "refresh")
+_PHRASE_KEYWORD_STARTS = ("pass", "pin code", "secret", "api", "access", "private", "auth", "refresh", "bearer", "token", "credential")
+# Runs where a match of the digit and token patterns can start (each is preceded by a character the pattern's
+# look-behind refuses, so it starts a maximal run of these characters).
+_DIGITS_4_RE = re.compile(r"\d{4,}")  # a card's first four digits
+_PHONE_SIGN_RE = re.compile(r"[+(]\d")  # +1 ..., (555) ...
+_DIGITS_3_RE = re.compile(r"\d{3,}")  # 555-..., 020 ... (also after a "(", which the look-behind allows)
+_IPV4_START_RE = re.compile(r"\d+\.")
+_IPV6_START_RE = re.compile(r"[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:")
+_BASE64_START_RE = re.compile(r"[A-Za-z0-9+/_-]{16,}")
 
 
 class _Redactor:
@@ -462,32 +649,37 @@ class _Redactor:
         if not text:
             return text
         text = _PRIVATE_KEY_RE.sub(lambda m: self.placeholder("private_key", m.group(0).strip()), text)
+        may_hold_marker = True
         if "\n" in text:
             flat = text.replace("\n", "")  # a line break may split a marker too
-            if any(marker in flat for marker in _SECRET_MARKERS):
+            may_hold_marker = any(marker in flat for marker in _SECRET_MARKERS)
+            if may_hold_marker:
                 text = _WRAPPED_RE.sub(lambda m: self._wrapped(m) or m.group(0), text)
         if "://" in text:
             text = _URL_PASSWORD_RE.sub(lambda m: m.group(1) + self.placeholder("url_password", m.group(2)), text)
-        if any(marker in text for marker in _SECRET_MARKERS):
+        # No marker in the text with its line breaks taken out: none in the text, and the URL pass cannot make one
+        # (a placeholder holds none, and no marker spans its < or >), so the marker check need not look again.
+        if may_hold_marker and any(marker in text for marker in _SECRET_MARKERS):
             text = _SECRET_RE.sub(lambda m: self.placeholder("secret", m.group(0)), text)
         low = text.lower()
         for markers, pattern in _SECRET_VALUE_PATTERNS:
             if any(marker in low for marker in markers):
-                text = _sub(pattern, text, self._secret_value)
+                starts = _keyword_starts(text, _VALUE_KEYWORD_STARTS) if pattern is _SECRET_KEYWORD_VALUE_RE else None
+                text = _sub_at(pattern, text, self._secret_value, starts)
         if any(marker in low for marker in _PHRASE_MARKERS):
-            text = _sub(_SECRET_PHRASE_RE, text, self._secret_value)
+            text = _sub_at(_SECRET_PHRASE_RE, text, self._secret_value, _keyword_starts(text, _PHRASE_KEYWORD_STARTS))
         text = self._detect_secrets(text)
         if self.depth == 0 and len(text) >= 16:
-            text = _BASE64_RUN_RE.sub(lambda m: self._base64(m) or m.group(0), text)
+            text = _sub_at(_BASE64_RUN_RE, text, self._base64, _base64_starts(text), retry_inside=False)
         if "@" in text:
             text = _sub(_PROMPT_RE, text, self._prompt)
             text = _sub(_EMAIL_RE, text, self._email)
-        text = _sub(_CARD_RE, text, self._card)
-        text = _sub(_PHONE_RE, text, self._phone)
+        text = _sub_at(_CARD_RE, text, self._card, _card_starts(text, _classes(text)))
+        text = _sub_at(_PHONE_RE, text, self._phone, _phone_starts(text, _classes(text)))
         if "." in text:
-            text = _sub(_IPV4_RE, text, self._ipv4)
+            text = _sub_at(_IPV4_RE, text, self._ipv4, _ipv4_starts(text, _classes(text)))
         if ":" in text:
-            text = _sub(_IPV6_RE, text, self._ipv6)
+            text = _sub_at(_IPV6_RE, text, self._ipv6, _ipv6_starts(text, _classes(text)))
         if "Users" in text or "/home/" in text:
             text = _sub(_HOME_RE, text, self._home)
         if "-home-" in text or "-Users-" in text:
@@ -497,9 +689,11 @@ class _Redactor:
     def _names(self, text: str) -> str:
         """The other shapes a user or host name comes in: `ls -l` columns, whoami/hostname output, USER=, git authors."""
         if "\n" in text or text[:1] in "-dlcbpsD \t":
-            text = _sub(_LS_LONG_RE, text, self._ls_columns)
-            text = _sub(_COMMAND_OUTPUT_RE, text, self._command_output)
-        if "=" in text:
+            if _may_list_files(text):
+                text = _sub(_LS_LONG_RE, text, self._ls_columns)
+            if any(command in text for command in _NAME_COMMANDS):
+                text = _sub(_COMMAND_OUTPUT_RE, text, self._command_output)
+        if "=" in text and any(variable in text for variable in _NAME_VARIABLES):
             text = _sub(_ENV_NAME_RE, text, self._env_name)
         if ":" in text and ("Author" in text or "Commit" in text):
             text = _sub(_GIT_AUTHOR_RE, text, lambda m: self._replace_group(m, 1, "home_path", self._full_name(m, 1)))

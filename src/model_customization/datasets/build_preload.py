@@ -1,0 +1,11 @@
+"""Imported by the fork server a dataset build's worker pool starts from (datasets/build.py, _Preparer): it loads
+what every worker needs once, so that the workers forked from the server share it instead of each loading its own
+(the o200k tables above all). Importing it anywhere else only costs that load."""
+
+from __future__ import annotations
+
+import model_customization.datasets.build  # noqa: F401  (the workers' code, and through it redaction and dedupe)
+from model_customization.datasets.tokens import _encoding
+
+_encoding("o200k_base")
+import datasketch  # noqa: E402, F401  (the MinHash the workers compute)

@@ -1,0 +1,115 @@
+"""A dataset built by a pool of worker processes is the dataset one process builds: the same id, the same bytes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+from model_customization.datasets import build
+from model_customization.datasets.build import build_dataset
+from model_customization.errors import UserError
+from model_customization.workspace import Workspace
+
+SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "memory-samples"
+TRAJECTORIES = Path(__file__).resolve().parent / "fixtures" / "trajectories"
+SECRETS = {"aws": "AKIAIOSFODNN7EXAMPLQ", "github": "ghp_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8", "email": "dana.whitfield@example.org"}
+
+
+@pytest.fixture(scope="module")
+def memory(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Several source formats, exact and near copies, secrets and personal data."""
+    folder = tmp_path_factory.mktemp("memory")
+    shutil.copytree(SAMPLES / "claude-code", folder / "claude-code")
+    shutil.copytree(SAMPLES / "openai-finetune", folder / "openai-finetune")
+    shutil.copytree(SAMPLES / "sharegpt", folder / "sharegpt")
+    shutil.copytree(TRAJECTORIES, folder / "trajectories")
+    # An exact copy of a whole file, so every conversation in it is an exact duplicate of an earlier one.
+    shutil.copy(SAMPLES / "openai-finetune" / "mlteam-ai_toy_chat_fine_tuning.jsonl", folder / "openai-finetune" / "zz-copy.jsonl")
+    rows = []
+    for i in range(12):
+        words = " ".join(f"step{j} checks the deployment log for service {j % 5}" for j in range(30))
+        rows.append({"messages": [
+            {"role": "system", "content": "You are the on-call assistant."},
+            {"role": "user", "content": f"Case {i}: key {SECRETS['aws']}, token {SECRETS['github']}, mail {SECRETS['email']}. {words}"},
+            {"role": "assistant", "content": f"Rotate {SECRETS['aws']} now; I will call +44 20 7946 0958 from 10.4.12.9. {words}"},
+        ]})
+    rows.append(json.loads(json.dumps(rows[3])))
+    rows[-1]["messages"][2]["content"] += " Done."  # a near copy of case 3
+    (folder / "seeded.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return folder
+
+
+def _built(home: Path, memory: Path, workers: int, **options: object) -> tuple[object, dict[str, bytes]]:
+    ws = Workspace.open(home)
+    try:
+        result = build_dataset(ws, [memory], workers=workers, **options)
+        folder = ws.settings.datasets_dir / result.dataset_id
+        return result, {f.name: f.read_bytes() for f in sorted(folder.iterdir())}
+    finally:
+        ws.store.close()
+
+
+@pytest.mark.parametrize("options", [{}, {"example_mode": "turns"}, {"method": "dpo"}, {"method": "kto"}, {"redact": False, "near_duplicate_threshold": None, "seed": 3}], ids=["sft", "turns", "dpo", "kto", "plain"])
+def test_pool_builds_the_same_dataset_as_one_process(tmp_path: Path, memory: Path, monkeypatch: pytest.MonkeyPatch, options: dict) -> None:
+    started = []
+    start = build._Preparer._start
+    monkeypatch.setattr(build._Preparer, "_start", lambda self: (started.append(self.workers), start(self))[1])
+
+    alone, alone_files = _built(tmp_path / "one", memory, 1, **options)
+    assert started == []  # one worker: no pool at all
+    pooled, pooled_files = _built(tmp_path / "pool", memory, 3, **options)
+    assert started == [3]
+
+    assert pooled.dataset_id == alone.dataset_id
+    assert pooled.counts == alone.counts and pooled.dropped == alone.dropped
+    assert pooled_files == alone_files  # splits, card.json and card.md, byte for byte
+    if options.get("method") == "kto":
+        assert alone.card["kto"]["desirable"] > 0 and alone.card["kto"]["undesirable"] > 0
+    if options.get("method") not in ("dpo", "kto"):
+        assert alone.dropped.get("exact_duplicate", 0) >= 4  # the copied file
+    if options == {}:
+        assert alone.dropped.get("near_duplicate", 0) >= 1
+        assert alone.card["redactions"]["secret"] > 0 and alone.card["redactions"]["email"] > 0
+        stored = b"".join(alone_files[f"{s}.jsonl"] for s in ("train", "validation", "test")).decode()
+        assert all(value not in stored for value in SECRETS.values())
+        tokens = alone.card["token_stats"]["o200k_base"]
+        assert [tokens[s]["examples"] for s in ("train", "validation", "test")] == [alone.counts[s] for s in ("train", "validation", "test")]
+
+
+def test_pool_from_a_process_with_threads_uses_a_fork_server(tmp_path: Path, memory: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server builds from a thread: its pool must not fork a process that has other threads (a lock one of them
+    holds would stay locked in the copy); it starts workers from a fork server and still builds the same bytes."""
+    import concurrent.futures
+
+    contexts = []
+
+    real = concurrent.futures.ProcessPoolExecutor
+
+    def spy(*args, **kwargs):
+        contexts.append(kwargs["mp_context"].get_start_method())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", spy)
+    monkeypatch.setattr(threading, "active_count", lambda: 2)
+    alone, alone_files = _built(tmp_path / "one", memory, 1)
+    pooled, pooled_files = _built(tmp_path / "pool", memory, 2)
+    assert contexts == ["forkserver"]
+    assert (pooled.dataset_id, pooled_files) == (alone.dataset_id, alone_files)
+
+
+def test_workers_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MODEL_CUSTOMIZATION_BUILD_WORKERS", "1")
+    assert build.build_workers() == (1, True)
+    assert build.build_workers(4) == (4, True)  # the argument wins
+    monkeypatch.setenv("MODEL_CUSTOMIZATION_BUILD_WORKERS", "many")
+    with pytest.raises(UserError, match="MODEL_CUSTOMIZATION_BUILD_WORKERS"):
+        build.build_workers()
+    monkeypatch.delenv("MODEL_CUSTOMIZATION_BUILD_WORKERS")
+    workers, asked = build.build_workers()
+    assert workers >= 1 and not asked  # by default: one per core, started once a build has read enough
+    with pytest.raises(UserError):
+        build.build_workers(0)
