@@ -72,3 +72,77 @@ def reward(answer: str | Mapping[str, Any], case: Mapping[str, Any], weights: Ma
     if total == 0:
         return 0.0, scores
     return min(max(sum(w * v for w, v in weighted) / total, 0.0), 1.0), scores
+
+
+# --- a suite as the cases of a GRPO job -------------------------------------------------------------------------
+def suite_dataset(
+    ws: Any, *, suite: str | None, agent: str | None, holdout_fraction: float, seed: int, weights: Mapping[str, float] | None
+) -> str:
+    """Store the cases of a suite file (or of the suite `agent` is judged on) as a GRPO dataset and return its id.
+
+    Each example is a case's prompt and what it expects; a seeded share (`holdout_fraction`) of the cases goes to the
+    test split, never trained on, so that evaluate(dataset_id=..., split='test') measures the tuned model on cases it
+    has not seen. The dataset is content-addressed: the same cases, seed and fraction give the same id, so a job
+    resumed or started again trains on exactly the cases it started with, even if the suite file changed since."""
+    import hashlib
+    import json
+    import random
+    from collections import Counter
+    from pathlib import Path
+
+    from model_customization.datasets.redaction import redact_record
+    from model_customization.datasets.build import get_dataset, read_split, store_examples
+    from model_customization.datasets.examples import prompt_and_reference
+    from model_customization.evaluation.suites import load_suite
+    from model_customization.paths import resolve_user_path
+
+    if suite and agent:
+        raise UserError("Give suite or agent, not both: agent uses the suite set for it with set_agent_suite.")
+    origin: dict[str, Any]
+    if agent:
+        from model_customization.deployments import agent_suite
+
+        row = agent_suite(ws, agent, None)
+        if row is None:
+            raise UserError(f"Agent {agent!r} has no suite; name its cases with set_agent_suite(agent={agent!r}, suite=...) or give suite=<file>.")
+        if row.get("suite"):
+            suite = row["suite"]
+        else:  # the agent is judged on a dataset's split: its last assistant turns are the references
+            get_dataset(ws, row["dataset_id"])
+            cases = []
+            for number, example in enumerate(read_split(ws, row["dataset_id"], row["split"]), start=1):
+                prompt, reference = prompt_and_reference(example)
+                cases.append({"messages": prompt, "reference": reference, "source": f"{row['dataset_id']}/{row['split']}:{number}"})
+            origin = {"agent": agent, "dataset_id": row["dataset_id"], "split": row["split"]}
+    if suite:
+        path = resolve_user_path(suite, what="Suite file")[1]
+        cases = load_suite(path)
+        origin = {"agent": agent, "suite": str(path)} if agent else {"suite": str(path)}
+    if not cases:
+        raise UserError("The suite has no cases to train on.")
+    resolved = reward_weights(weights)
+    for case in cases:
+        check_rewardable(case, resolved, case["source"])
+    order = list(range(len(cases)))
+    random.Random(seed).shuffle(order)
+    held_out = set(order[: int(round(len(cases) * holdout_fraction))])
+    # Redacted as every stored dataset is: it may be shipped to a provider's machines (hf-jobs) later.
+    redactions: Counter[str] = Counter()
+    examples = []
+    for index, case in enumerate(cases):
+        example, found = redact_record({"messages": case["messages"], "expects": case_expectations(case), "source": case["source"]})
+        redactions.update(found)
+        examples.append(("test" if index in held_out else "train", example))
+    source_text = json.dumps([example for _, example in examples], sort_keys=True).encode()
+    where = origin.get("suite") or f"{origin.get('dataset_id')} ({origin.get('split')} split)"
+    dataset_id, _, _ = store_examples(
+        ws, examples, name=f"grpo cases of {Path(where).name if origin.get('suite') else where}", method="grpo",
+        card_fields={
+            "format": "suite_cases", "conversations_read": len(cases), "formats": {"suite": len(cases)}, "dropped": {},
+            "duplicates_removed": {"exact": 0, "near": 0}, "redactions": dict(redactions), "unreadable": {"count": 0, "first": []},
+            "sources": [{"path": where, "sha256": hashlib.sha256(source_text).hexdigest()}],
+            "options": {"method": "grpo", **origin, "holdout_fraction": holdout_fraction, "seed": seed, "split": "held-out cases in test"},
+        },
+    )  # fmt: skip
+    return dataset_id
+
