@@ -143,7 +143,7 @@ class HfJobsJobs:
     # --- before any spending --------------------------------------------------------------------------------------
     def check_available(self, ws: Workspace, base_model: str | None, method: str) -> str:
         if method not in HfJobsProvider.methods:
-            raise UserError(f"hf-jobs jobs take method 'sft' or 'dpo'; got {method!r}.")
+            raise UserError(f"hf-jobs jobs take method {', '.join(repr(m) for m in HfJobsProvider.methods)}; got {method!r}.")
         require_sdk()
         token()  # a missing token is refused first
         return _check_base(base_model)
@@ -490,7 +490,7 @@ class HfJobsJobs:
         ws.store.jobs.add_event(job["id"], f"resumed as Hugging Face job {info.id}, continuing {where}")
 
 
-METRIC_FIELDS = ("step", "epoch", "train_loss", "validation_loss", "learning_rate", "tokens_per_second")
+METRIC_FIELDS = ("step", "epoch", "train_loss", "validation_loss", "learning_rate", "tokens_per_second", "reward_mean", "reward_std", "kl")
 
 
 def _mirror_metrics(ws: Workspace, job_id: str, rows: list[dict[str, Any]]) -> None:

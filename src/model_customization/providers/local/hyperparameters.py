@@ -86,3 +86,16 @@ def parse_hyperparameters(values: dict[str, Any] | None) -> LocalHyperparameters
         details = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'hyperparameters'}: {e['msg']}" for e in error.errors())
         allowed = ", ".join(LocalHyperparameters.model_fields)
         raise UserError(f"Invalid hyperparameters ({details}). Allowed keys: {allowed}.") from error
+
+
+def for_method(method: str, raw: dict[str, Any] | None) -> dict[str, Any]:
+    """The hyperparameters as given, for a job of this method: GRPO starts from its own learning rate, and the GRPO
+    fields are refused on other methods (they would be silently ignored)."""
+    given = dict(raw or {})
+    if method == "grpo":
+        given.setdefault("learning_rate", GRPO_LEARNING_RATE)
+    else:
+        misplaced = [name for name in GRPO_FIELDS if name in given]
+        if misplaced:
+            raise UserError(f"{', '.join(misplaced)} apply to method='grpo' only; leave them out of a {method} job.")
+    return given

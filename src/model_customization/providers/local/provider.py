@@ -15,7 +15,7 @@ from typing import Any
 
 from model_customization.errors import NotFoundError, UserError
 from model_customization.providers.base import DatasetMeasure, Provider
-from model_customization.providers.local.hyperparameters import GRPO_FIELDS, GRPO_LEARNING_RATE, LocalHyperparameters, parse_hyperparameters
+from model_customization.providers.local.hyperparameters import LocalHyperparameters, for_method, parse_hyperparameters
 from model_customization.providers.local.models import EMBEDDED_MODEL, check_base_model, check_chat_template, is_embedded
 from model_customization.workspace import Workspace
 
@@ -41,7 +41,7 @@ class LocalProvider(Provider):
         return is_embedded(base_model)
 
     def parse_hyperparameters(self, method: str, raw: dict[str, Any] | None) -> dict[str, Any]:
-        return parse_method_hyperparameters(method, raw).model_dump()
+        return parse_hyperparameters(for_method(method, raw)).model_dump()
 
     def check_training(self, ws: Workspace, base_model: str, hyperparameters: dict[str, Any], continue_from: str | None) -> None:
         """What only a local job needs: a chat template, and an adapter to continue that fits this base and rank."""
@@ -133,19 +133,6 @@ class LocalProvider(Provider):
         # generate stops at the end-of-turn token; using every token allowed means the answer was cut.
         stop_reason = "length" if result["completion_tokens"] >= max_tokens else "stop"
         return {**result, "stop_reason": result.get("stop_reason", stop_reason)}
-
-
-def parse_method_hyperparameters(method: str, raw: dict[str, Any] | None) -> LocalHyperparameters:
-    """The hyperparameters of a job of this method: GRPO starts from its own learning rate, and the GRPO fields are
-    refused on other methods (they would be silently ignored)."""
-    given = dict(raw or {})
-    if method == "grpo":
-        given.setdefault("learning_rate", GRPO_LEARNING_RATE)
-    else:
-        misplaced = [name for name in GRPO_FIELDS if name in given]
-        if misplaced:
-            raise UserError(f"{', '.join(misplaced)} apply to method='grpo' only; leave them out of a {method} job.")
-    return parse_hyperparameters(given)
 
 
 def _check_continue_from(ws: Workspace, model_id: str, base_model: str, hyperparameters: dict[str, Any]) -> None:
