@@ -56,7 +56,7 @@ def test_advantages_have_zero_mean_and_unit_spread_within_each_group(rewards):
     else:
         assert spread == pytest.approx(1.0, abs=1e-3)
         # Order kept: a better answer in the group always gets the larger advantage.
-        assert all((a > b) == (ra > rb) for a, ra in zip(advantages, rewards) for b, rb in zip(advantages, rewards) if ra != rb)
+        assert all((a > b) == (ra > rb) for a, ra in zip(advantages, rewards, strict=True) for b, rb in zip(advantages, rewards, strict=True) if ra != rb)
 
 
 # --- refusals before anything is stored --------------------------------------------------------------------------

@@ -4,9 +4,7 @@ GRPO's advantages are normalised within each group of answers to one prompt."""
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -63,7 +61,7 @@ def test_rewards_are_the_weighted_mean_of_evaluates_own_per_case_scores(ws, scri
     per_case = [json.loads(line) for line in (ws.settings.evals_dir / report["id"] / "cases.jsonl").read_text().splitlines()]
     assert len(per_case) == len(CASES)
     rewards_seen = set()
-    for row, case in zip(per_case, CASES):
+    for row, case in zip(per_case, CASES, strict=True):
         for model in models:
             stored = row["outputs"][model]
             value, scores = reward(stored["text"], case)

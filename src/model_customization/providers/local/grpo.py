@@ -116,19 +116,25 @@ class _Reference:
 
         from model_customization.providers.local.train import _trainable
 
-        with torch.no_grad():
-            if self.start_weights is None:  # a fresh LoRA: the start is the base itself
-                with self.model.disable_adapter():
+        was_training = self.model.training
+        self.model.eval()  # the reference is the model itself, without LoRA dropout
+        try:
+            with torch.no_grad():
+                if self.start_weights is None:  # a fresh LoRA: the start is the base itself
+                    with self.model.disable_adapter():
+                        return completion_logps(self.model, ids, mask, prompt_length)
+                params = _trainable(self.model)
+                current = {name: p.detach().clone() for name, p in params.items()}
+                try:
+                    for name, p in params.items():
+                        p.copy_(self.start_weights[name])
                     return completion_logps(self.model, ids, mask, prompt_length)
-            params = _trainable(self.model)
-            current = {name: p.detach().clone() for name, p in params.items()}
-            try:
-                for name, p in params.items():
-                    p.copy_(self.start_weights[name])
-                return completion_logps(self.model, ids, mask, prompt_length)
-            finally:
-                for name, p in params.items():
-                    p.copy_(current[name])
+                finally:
+                    for name, p in params.items():
+                        p.copy_(current[name])
+        finally:
+            if was_training:
+                self.model.train()
 
 
 def completion_logps(model: Any, ids: Any, mask: Any, prompt_length: int) -> Any:
@@ -136,7 +142,10 @@ def completion_logps(model: Any, ids: Any, mask: Any, prompt_length: int) -> Any
     whatever the padding gives; the caller masks them)."""
     import torch.nn.functional as F
 
-    logits = model(input_ids=ids, attention_mask=mask).logits[:, prompt_length - 1 : -1].float()
+    # Only the positions that predict answer tokens go through the language-model head (a fifth of the compute of
+    # a small model, and its largest activation): the prompt's own next-token logits are never needed.
+    keep = ids.shape[1] - prompt_length + 1
+    logits = model(input_ids=ids, attention_mask=mask, logits_to_keep=keep).logits[:, -keep:-1].float()
     targets = ids[:, prompt_length:]
     return -F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none").view(targets.shape)
 
