@@ -132,6 +132,8 @@ def test_grpo_resumed_after_kill_9_repeats_the_uninterrupted_rewards_and_losses(
     hp = {"epochs": 2, "batch_size": 1, "group_size": 4, "max_new_tokens": 6, "holdout_fraction": 0.25, "seed": 5, "checkpoint_interval_steps": 2, "lora_dropout": 0.1, "learning_rate": 5e-3}
     reference = start_job(ws, method="grpo", suite=str(suite), base_model=str(tiny_model), hyperparameters=hp)
     interrupted = start_job(ws, method="grpo", suite=str(suite), base_model=str(tiny_model), hyperparameters=hp)
+    # One local job at a time: the second waits in the queue as any other job does.
+    assert interrupted["status"] == "queued" and interrupted["queue_position"] == 1
     reference_done = wait_for_job(ws, reference["job_id"], timeout=300, poll=0.2)
     assert reference_done["status"] == "succeeded", reference_done
     total = reference_done["total_steps"]
