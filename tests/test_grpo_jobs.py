@@ -127,7 +127,7 @@ def test_a_small_grpo_job_trains_on_the_suite_and_holds_cases_out(ws, tmp_path):
 
 
 def test_grpo_resumed_after_kill_9_repeats_the_uninterrupted_rewards_and_losses(ws, tiny_model, tmp_path):
-    suite = _suite(tmp_path, 10)
+    suite = _suite(tmp_path, 4)
     # Small on purpose (each sampled token is a forward pass): 3 prompts x 2 epochs, one prompt per step.
     hp = {"epochs": 2, "batch_size": 1, "group_size": 4, "max_new_tokens": 6, "holdout_fraction": 0.25, "seed": 5, "checkpoint_interval_steps": 2, "lora_dropout": 0.1, "learning_rate": 5e-3}
     reference = start_job(ws, method="grpo", suite=str(suite), base_model=str(tiny_model), hyperparameters=hp)

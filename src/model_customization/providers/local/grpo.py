@@ -182,8 +182,10 @@ def group_loss(model: Any, reference: _Reference, ids: Any, mask: Any, prompt_le
     answer token) for one group."""
     import torch
 
-    policy = completion_logps(model, ids, mask, prompt_length)
+    # The reference first: scoring it may swap the LoRA weights in place, which must not happen between the
+    # policy's forward pass and its backward pass.
     reference_logps = reference.logps(ids, mask, prompt_length)
+    policy = completion_logps(model, ids, mask, prompt_length)
     old = policy.detach()  # the policy that sampled: one update per sample
     token_mask = mask[:, prompt_length:].float()
     lengths = token_mask.sum(dim=1).clamp(min=1.0)
