@@ -81,15 +81,38 @@ def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
     return path
 
 
+def _proc_cpu(pid: int | None) -> float | None:
+    """utime + stime of a live process from /proc/<pid>/stat, in seconds."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            fields = handle.read().rsplit(b")", 1)[1].split()
+    except (OSError, TypeError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _train(ws: Workspace, what: str, **arguments: Any) -> tuple[dict[str, Any], float | None, float]:
+    """(the finished job, its worker's CPU seconds, wall seconds). A data home given again (--home) keeps a job of the
+    same method started earlier on the same dataset (SFT) or from the same adapter (GRPO), finished or still running:
+    it is not trained twice. Its worker is then no child of this process, so its CPU time is read from /proc while it
+    runs (None when it had already finished)."""
     before, started = _children_cpu(), time.monotonic()
-    # A data home given again (--home) keeps a finished job on the same dataset: it is not trained twice. Its worker
-    # was another process's child, so its CPU time is not known here (None).
+    method = arguments.get("method", "sft")
     for earlier in ws.store.jobs.all():
-        if arguments.get("dataset_id") and earlier["dataset_id"] == arguments["dataset_id"] and earlier["method"] == arguments.get("method", "sft"):
-            done = wait_for_job(ws, earlier["id"], timeout=3 * 3600, poll=1.0)
+        same = earlier["dataset_id"] == arguments["dataset_id"] if arguments.get("dataset_id") else earlier.get("continue_from") == arguments.get("continue_from")
+        if earlier["method"] == method and same and earlier["status"] not in ("failed", "cancelled"):
+            seen: dict[str, float] = {}
+
+            def watch(summary: dict[str, Any], seen: dict[str, float] = seen) -> None:
+                row = ws.store.jobs.get(summary["job_id"]) or {}
+                cpu = _proc_cpu(row.get("worker_pid"))
+                if cpu is not None:
+                    seen["cpu"] = cpu
+
+            done = wait_for_job(ws, earlier["id"], timeout=3 * 3600, poll=1.0, on_poll=watch)
             if done["status"] == "succeeded":
-                return done, None, (earlier["finished_at"] or time.time()) - (earlier["started_at"] or earlier["created_at"])
+                wall = (ws.store.jobs.get(earlier["id"])["finished_at"] or time.time()) - (earlier["started_at"] or earlier["created_at"])
+                return done, seen.get("cpu"), wall
     job = start_job(ws, **arguments)
     done = wait_for_job(ws, job["job_id"], timeout=3 * 3600, poll=1.0)
     if done["status"] != "succeeded":
@@ -143,7 +166,7 @@ def main() -> None:
     eval_wall = time.monotonic() - started
     cases = [json.loads(line) for line in (ws.settings.evals_dir / report["id"] / "cases.jsonl").read_text().splitlines()]
     fields = {m: [_fields_correct(c["outputs"][m]["text"], c["reference"]) for c in cases] for m in (sft_model, grpo_model)}
-    fields_comparison = compare(fields[sft_model], fields[grpo_model])
+    [fields_comparison] = compare({sft_model: fields[sft_model], grpo_model: fields[grpo_model]}, baseline=sft_model)
 
     result = {
         "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),

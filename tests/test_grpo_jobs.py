@@ -159,3 +159,20 @@ def test_grpo_resumed_after_kill_9_repeats_the_uninterrupted_rewards_and_losses(
             assert abs(x - y) <= 1e-5 * max(1.0, abs(x)), (row_a, row_b)
     # The rewards moved: the groups were not all alike, so the run was a real policy-gradient run.
     assert any(h[3] > 0 for h in a) and any(h[4] > 0 for h in a[1:])
+
+
+def test_grpo_continuing_a_tuned_adapter_measures_kl_from_that_adapter(ws, tiny_model, tmp_path, demo_paths):
+    from model_customization.datasets.build import build_dataset
+
+    sft_data = build_dataset(ws, [p for p in demo_paths if "openai" in str(p)] or demo_paths).dataset_id
+    sft = wait_for_job(ws, start_job(ws, sft_data, base_model=str(tiny_model), hyperparameters={"epochs": 1, "batch_size": 8, "learning_rate": 5e-2})["job_id"], timeout=300, poll=0.2)
+    assert sft["status"] == "succeeded", sft
+    hp = {"epochs": 1, "batch_size": 1, "group_size": 3, "max_new_tokens": 6, "holdout_fraction": 0.0, "learning_rate": 5e-3, "lora_dropout": 0.0}
+    job = start_job(ws, method="grpo", suite=str(_suite(tmp_path, 2)), base_model=str(tiny_model), continue_from=sft["model_id"], hyperparameters=hp)
+    done = wait_for_job(ws, job["job_id"], timeout=300, poll=0.2)
+    assert done["status"] == "succeeded", done
+    history = _history(ws, done["job_id"])
+    # At the first step the policy is the tuned adapter itself: the KL to the reference is nothing. (Against the bare
+    # base, which the SFT job moved away from, it would not be.)
+    assert history[0][4] == pytest.approx(0.0, abs=1e-6) and len(history) == 2
+    assert any("which is also the KL reference" in e["message"] for e in check_job(ws, done["job_id"], events=30)["events"])
