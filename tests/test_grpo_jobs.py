@@ -110,7 +110,7 @@ def test_a_small_grpo_job_trains_on_the_suite_and_holds_cases_out(ws, tmp_path):
     assert dry["status"] == "dry_run" and dry["quote"]["prompts"] == 4 and dry["quote"]["held_out_cases"] == 2 and dry["quote"]["steps"] == 2
     started = start_job(ws, method="grpo", suite=str(suite), hyperparameters=hp)
     assert started["method"] == "grpo" and started["dataset_id"] == dry["dataset_id"]
-    done = wait_for_job(ws, started["job_id"], timeout=300, poll=0.2)
+    done = wait_for_job(ws, started["job_id"], timeout=900, poll=0.2)
     assert done["status"] == "succeeded", done
     history = _history(ws, done["job_id"])
     assert [h[0] for h in history] == [1, 2]
