@@ -90,7 +90,7 @@ def start_job(
             raise UserError("A GRPO job needs its reward: suite=<a .jsonl or .yaml suite file>, agent=<an agent with a suite set by set_agent_suite>, or the dataset_id of a GRPO dataset.")
         raise UserError("start_job needs a dataset_id (from build_dataset_from_memory or list_datasets), or resume=<job_id>.")
     trainer = _training_provider(provider)
-    if method not in trainer.methods:
+    if trainer.methods and method not in trainer.methods:  # a provider that declares no methods decides in check_available
         # Before anything is read, stored or uploaded: a provider that cannot train this way is told so at once.
         takers = ", ".join(p.name for p in providers("train") if method in p.methods)
         raise UserError(f"{trainer.title} jobs take method {' or '.join(repr(m) for m in trainer.methods)}, not {method!r}; {takers} can.")
