@@ -175,7 +175,9 @@ def job_start(
     dataset_id: Optional[str] = typer.Argument(None, help="The dataset to train on (not needed with --resume)."),
     provider: str = typer.Option("local", help=f"One of {describe_choices('train')}."),
     base_model: Optional[str] = typer.Option(None, help="Default per provider: " + "; ".join(f"{p.name} {p.base_model_help}" for p in providers("train")) + "."),
-    method: str = typer.Option("sft", help="sft (supervised) or dpo (preference pairs)."),
+    method: str = typer.Option("sft", help="sft (supervised), dpo (preference pairs) or grpo (rewards from a suite: --suite or --agent)."),
+    suite: Optional[str] = typer.Option(None, help="grpo: a .jsonl or .yaml suite file whose cases are the prompts and whose checks are the reward."),
+    agent: Optional[str] = typer.Option(None, help="grpo: the agent whose suite (agent suite) gives the prompts and reward."),
     resume: Optional[str] = typer.Option(None, help="A failed or cancelled local job, or a paused cloud job: continue it."),
     continue_from: Optional[str] = typer.Option(None, help="A tuned local model id whose adapter the new job starts from."),
     hp: Optional[list[str]] = typer.Option(
@@ -236,6 +238,7 @@ def job_start(
     given = dict(
         dataset_id=dataset_id, provider=provider, base_model=base_model, method=method, hyperparameters=hyperparameters, resume=resume,
         continue_from=continue_from, idempotency_key=idempotency_key, options=options, dry_run=dry_run, confirm_cost_usd=confirm_cost_usd,
+        suite=suite, agent=agent,
     )
     try:
         request = StartJobRequest.model_validate(given)

@@ -35,7 +35,7 @@ from model_customization.evaluation.perplexity import reference_log_likelihoods
 from model_customization.evaluation.pricing import CHAT_PRICES_READ_ON, CHAT_PRICES_SOURCE, PRICES_ENV, answer_cost_usd
 from model_customization.evaluation.report import write_evaluation_folder
 from model_customization.evaluation.results import comparisons, confidence_intervals, costs, get_evaluation, metric_means
-from model_customization.evaluation.suites import case_rows, cases_fingerprint, cases_sha256, load_suite, score_answer, suite_metrics
+from model_customization.evaluation.suites import case_rows, cases_fingerprint, dataset_cases, cases_sha256, load_suite, score_answer, suite_metrics
 from model_customization.paths import resolve_user_path
 from model_customization.evaluation.judges import judge_messages, pairwise_messages
 from model_customization.jobs.spending import NO_CONSENT, Allowance, Consent, approve_spend, authorize_chat_operation
@@ -286,6 +286,9 @@ def _plan(ws: Workspace, eval_id: str, plan: dict[str, Any]) -> _Prepared:
         raise UserError(f"batch_size must be at least 1 (got {plan['batch_size']}).")
     suite_path = Path(suite) if suite is not None else None
     suite_cases = load_suite(suite_path) if suite_path is not None else None
+    if suite_cases is None and dataset_id is not None:
+        get_dataset(ws, dataset_id)
+        suite_cases = dataset_cases(ws, dataset_id, split)  # a GRPO dataset's cases carry their own checks
     scored_metrics = suite_metrics(suite_cases) if suite_cases is not None else list(METRICS)
     comparable = [*scored_metrics, "judge_score"] if plan["judge"] is not None else list(scored_metrics)
     primary_metric = plan["primary_metric"]
@@ -615,7 +618,8 @@ def _finish(ws: Workspace, prepared: _Prepared) -> dict[str, Any]:
             "rule": "each case judged in both orders; a win counts only when both orders agree, anything else is a tie",
             "comparisons": [pairwise_summary(results, model_ids[0], candidate) for candidate in model_ids[1:]],
         }
-    summary_metrics = [*prepared.scored_metrics, *MEASUREMENTS] if prepared.suite_path is not None else list(METRICS)
+    with_checks = prepared.suite_path is not None or any("expects" in row for row in results)
+    summary_metrics = [*prepared.scored_metrics, *MEASUREMENTS] if with_checks else list(METRICS)
     summary = {p.model_id: {**metric_means(results, p.model_id, summary_metrics, judged=judge_by is not None), **costs(results, p)} for p in prepared.participants}
     plan = prepared.plan
     report = {

@@ -162,8 +162,18 @@ def _check_suite_case(case: Any, where: str) -> None:
         raise UserError(f"{where}: expected_tool_call must be {{name, arguments}}.")
 
 
+def dataset_cases(ws: Workspace, dataset_id: str, split: str) -> list[dict[str, Any]] | None:
+    """A GRPO dataset's split (suite cases stored by start_job) as suite cases, scored by their own checks; None for
+    any other dataset, whose cases are its conversations' last assistant turns."""
+    if get_dataset(ws, dataset_id)["card"].get("method") != "grpo":
+        return None
+    return [{"messages": row["messages"], **row["expects"], "source": row.get("source", "")} for row in read_split(ws, dataset_id, split)]
+
+
 def case_rows(ws: Workspace, dataset_id: str | None, split: str, suite_cases: list[dict[str, Any]] | None, limit: int | None) -> list[dict[str, Any]]:
     """The cases laid out for a run: prompt, reference, a suite case's expectations, and room for the outputs."""
+    if suite_cases is None and dataset_id is not None:
+        suite_cases = dataset_cases(ws, dataset_id, split)
     if suite_cases is not None:
         results: list[dict[str, Any]] = [
             {

@@ -26,7 +26,8 @@ from model_customization.workspace import Workspace
 from model_customization.timestamps import iso_or_none
 
 MIN_TRAIN_EXAMPLES = 10
-METHODS = ("sft", "dpo", "kto")
+METHODS = ("sft", "dpo", "kto", "grpo")
+MIN_GRPO_PROMPTS = 2  # GRPO learns from a verifier, not from demonstrations: a handful of cases is a start
 MAX_AUTOMATIC_RESUMES = 3  # a worker that keeps dying (e.g. killed for memory) must not be restarted forever
 ACTIVE_STATUSES = ("queued", "running")
 # Polling a cloud job: a transient failure (timeout, 5xx, dropped connection, rate limit) is retried this many times
@@ -66,19 +67,43 @@ def start_job(
     confirm_cost_usd: float | None = None,
     human_usd: float | None = None,
     human_via: str = "elicitation",
+    suite: str | None = None,
+    agent: str | None = None,
 ) -> dict[str, Any]:
     """Validate, record and queue a job (or put a stopped one back in the queue with `resume`); returns its status.
 
     Providers that run elsewhere go through the spending guard and an idempotency key (see _start_cloud_job); one
     that runs locally is queued for a worker on this machine. dry_run validates and quotes, and starts nothing.
+    method='grpo' takes its cases from `suite` (a suite file) or the suite `agent` is judged on, stored as a dataset
+    whose test split is held out (evaluation/rewards.py), or from such a dataset's id.
     """
     if resume:
+        if suite or agent:
+            raise UserError("A resumed job keeps its own cases; omit suite and agent.")
         return _resume(ws, resume, base_model=base_model, hyperparameters=hyperparameters, dataset_id=dataset_id)
-    if not dataset_id:
+    if method not in METHODS:
+        raise UserError(f"Method {method!r} is not supported. Use method='sft' (supervised), 'dpo' (preference pairs), 'kto' (sessions labelled by outcome) or 'grpo' (rewards from a suite).")
+    if (suite or agent) and method != "grpo":
+        raise UserError("suite and agent give the reward of a method='grpo' job; an sft, dpo or kto job trains on a dataset_id.")
+    if not dataset_id and not (suite or agent):
+        if method == "grpo":
+            raise UserError("A GRPO job needs its reward: suite=<a .jsonl or .yaml suite file>, agent=<an agent with a suite set by set_agent_suite>, or the dataset_id of a GRPO dataset.")
         raise UserError("start_job needs a dataset_id (from build_dataset_from_memory or list_datasets), or resume=<job_id>.")
     trainer = _training_provider(provider)
-    if method not in METHODS:
-        raise UserError(f"Method {method!r} is not supported. Use method='sft' (supervised), 'dpo' (preference pairs) or 'kto' (labelled sessions).")
+    if trainer.methods and method not in trainer.methods:  # a provider that declares no methods decides in check_available
+        # Before anything is read, stored or uploaded: a provider that cannot train this way is told so at once.
+        takers = ", ".join(p.name for p in providers("train") if method in p.methods)
+        raise UserError(f"{trainer.title} jobs take method {' or '.join(repr(m) for m in trainer.methods)}, not {method!r}; {takers} can.")
+    if method == "grpo" and not dataset_id:
+        from model_customization.evaluation.rewards import suite_dataset
+
+        # The base, the hyperparameters (holdout_fraction, seed, weights) and, for a local job, the chat template are
+        # checked before the suite's cases are stored as a dataset.
+        hp_given = trainer.parse_hyperparameters(method, hyperparameters)
+        checked_base = trainer.check_available(ws, base_model, method)
+        if trainer.runs_locally:
+            trainer.check_training(ws, checked_base, hp_given, continue_from)
+        dataset_id = suite_dataset(ws, suite=suite, agent=agent, holdout_fraction=hp_given["holdout_fraction"], seed=hp_given["seed"], weights=hp_given["reward_weights"])
     if not trainer.runs_locally:
         return _start_cloud_job(
             ws, dataset_id, provider=trainer, base_model=base_model, method=method, hyperparameters=hyperparameters,
@@ -155,7 +180,9 @@ def _check_dataset_for(ws: Workspace, dataset_id: str, method: str) -> dict[str,
             f"Start the job with method='{dataset_method}', or build a {method} dataset with build_dataset_from_memory(method='{method}')."
         )
     n_train = dataset["counts"].get("train", 0)
-    if n_train < MIN_TRAIN_EXAMPLES:
+    if method == "grpo" and n_train < MIN_GRPO_PROMPTS:
+        raise UserError(f"Dataset {dataset_id} has {n_train} training cases; GRPO needs at least {MIN_GRPO_PROMPTS}. Add cases to the suite or lower holdout_fraction.")
+    if method != "grpo" and n_train < MIN_TRAIN_EXAMPLES:
         raise UserError(
             f"Dataset {dataset_id} has {n_train} training examples; at least {MIN_TRAIN_EXAMPLES} are needed. "
             "Add more memory files and call build_dataset_from_memory again."
@@ -499,8 +526,19 @@ def summarize_job(ws: Workspace, job: dict[str, Any], events: int = 5) -> dict[s
         hyperparameters=job["hyperparameters"], queue_position=queue_position(ws, job), remote_id=job.get("remote_id"),
         remote_status=job.get("remote_status"), quote=details.get("quote"), spend=_spend_summary(ws, job), checkpoints=details.get("checkpoints"),
         events=[_event(e) for e in ws.store.jobs.events(job["id"], events)], resource_uri=f"jobs://{job['id']}",
-        notice=_notice(job),
+        notice=_notice(job), rewards=_latest_rewards(ws, job),
     ).model_dump()
+
+
+def _latest_rewards(ws: Workspace, job: dict[str, Any]) -> dict[str, float] | None:
+    """A GRPO job's newest step: its sampled answers' mean reward and spread, and the KL to the reference."""
+    if job["method"] != "grpo":
+        return None
+    rows = [m for m in ws.store.jobs.metrics(job["id"]) if m.get("reward_mean") is not None]
+    if not rows:
+        return None
+    last = max(rows, key=lambda m: m["step"])
+    return {"reward_mean": last["reward_mean"], "reward_std": last["reward_std"], "kl": last["kl"]}
 
 
 def _notice(job: dict[str, Any]) -> str | None:

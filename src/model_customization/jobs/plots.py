@@ -21,6 +21,7 @@ WIDTH_INCHES, HEIGHT_INCHES, DPI = 9.0, 5.0, 100  # 900 x 500 pixels
 SMOOTH_FROM_STEPS = 30
 
 TRAIN_COLOUR, VALIDATION_COLOUR, LR_COLOUR, EPOCH_COLOUR = "#1f77b4", "#d62728", "#7f7f7f", "#bbbbbb"
+REWARD_COLOUR = "#2ca02c"
 
 
 def loss_curve_png(ws: Workspace, job_id: str) -> bytes:
@@ -109,8 +110,18 @@ def _render(job: dict[str, Any], train: list[dict[str, Any]], validation: list[d
             ax.axvline(step, color=EPOCH_COLOUR, linestyle=":", linewidth=1.0, zorder=0)
             ax.text(step, 0.98, f" epoch {epoch}", transform=transform, va="top", ha="left", fontsize=8, color="#666666")
 
+    rewards = [(r["step"], r["reward_mean"], r.get("reward_std") or 0.0) for r in train if r.get("reward_mean") is not None]
     learning_rates = [(r["step"], r["learning_rate"]) for r in train if r["learning_rate"] is not None]
-    if learning_rates:
+    if rewards:  # GRPO: what the job optimises is the reward; the learning rate is in its hyperparameters
+        reward_ax = ax.twinx()
+        r_steps = [s for s, _, _ in rewards]
+        means = [m for _, m, _ in rewards]
+        reward_ax.fill_between(r_steps, [m - d for _, m, d in rewards], [m + d for _, m, d in rewards], color=REWARD_COLOUR, alpha=0.12, linewidth=0)
+        handles += reward_ax.plot(r_steps, means, color=REWARD_COLOUR, linewidth=1.6, label="reward (mean ± spread of the sampled answers)")
+        reward_ax.set_ylabel("reward", color=REWARD_COLOUR)
+        reward_ax.tick_params(axis="y", colors=REWARD_COLOUR, labelsize=8)
+        reward_ax.set_ylim(-0.02, 1.02)
+    elif learning_rates:
         lr_ax = ax.twinx()
         handles += lr_ax.plot(
             [s for s, _ in learning_rates], [lr for _, lr in learning_rates], color=LR_COLOUR, linestyle="--", linewidth=1.0, label="learning rate"

@@ -33,10 +33,19 @@ class StartJobRequest(BoundedRequest):
     provider: Annotated[str, Field(description="A training provider's name (the provider registry lists them).")] = "local"
     base_model: Annotated[str | None, Field(description="The model to tune; a default per provider when omitted.")] = None
     method: Annotated[
-        Literal["sft", "dpo", "kto"],
-        Field(description="'sft': supervised, loss on the assistant turns; 'dpo': preference pairs (a dataset built with method='dpo'); 'kto': sessions labelled desirable or undesirable (a dataset built with method='kto')."),
+        Literal["sft", "dpo", "kto", "grpo"],
+        Field(
+            description="'sft': supervised, loss on the assistant turns; 'dpo': preference pairs (a dataset built with method='dpo'); "
+            "'kto': sessions labelled desirable or undesirable (a dataset built with method='kto'); "
+            "'grpo': reinforcement learning whose reward is a suite's checks (give suite or agent)."
+        ),
     ] = "sft"
     hyperparameters: Annotated[dict[str, Any] | None, Field(description="The provider's own hyperparameters; omit for sensible defaults.")] = None
+    suite: Annotated[
+        str | None,
+        Field(description="method='grpo': a .jsonl or .yaml suite file (as evaluate takes it) whose cases are the prompts and whose checks are the reward; a share is held out for evaluate."),
+    ] = None
+    agent: Annotated[str | None, Field(description="method='grpo': instead of suite, the agent whose suite (set_agent_suite) gives the prompts and reward.")] = None
     resume: Annotated[str | None, Field(description="A failed or cancelled local job_id (continues from its last checkpoint), or a paused cloud job.")] = None
     continue_from: Annotated[
         str | None, Field(description="A tuned local model_id (ft-...) whose adapter this job starts from (same base, rank and target modules).")
@@ -69,6 +78,8 @@ class StartJobRequest(BoundedRequest):
             "options": self.options.model_dump(exclude_none=True) if self.options else None,
             "dry_run": self.dry_run,
             "confirm_cost_usd": self.confirm_cost_usd,
+            "suite": self.suite,
+            "agent": self.agent,
         }
 
 
@@ -167,6 +178,9 @@ class JobStatus(BaseModel):
     events: list[JobEvent] = Field(description="The latest events, oldest first.")
     resource_uri: str | None
     notice: str | None = Field(None, description="A warning from the provider about the job's base or tuned model, e.g. the date it shuts down.")
+    rewards: dict[str, float | None] | None = Field(
+        None, description="GRPO jobs: the latest step's mean reward of the sampled answers (0-1), their spread (reward_std) and the KL to the reference."
+    )
 
 
 class JobSummary(BaseModel):

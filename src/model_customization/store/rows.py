@@ -70,6 +70,9 @@ class JobMetricRow(TypedDict):
     validation_loss: float | None
     learning_rate: float | None
     tokens_per_second: float | None
+    reward_mean: float | None
+    reward_std: float | None
+    kl: float | None
     at: float
 
 

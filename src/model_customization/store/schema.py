@@ -80,6 +80,10 @@ job_metrics = Table(
     Column("validation_loss", Float),
     Column("learning_rate", Float),
     Column("tokens_per_second", Float),  # real (non-padding) tokens through the model per second of this step
+    # GRPO steps: the mean and spread of the sampled answers' rewards, and the mean KL to the reference per token.
+    Column("reward_mean", Float),
+    Column("reward_std", Float),
+    Column("kl", Float),
     Column("at", Float, nullable=False),
 )
 

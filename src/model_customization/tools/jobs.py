@@ -92,6 +92,10 @@ def register(server: MCPServer, ws: Workspace) -> None:
         nothing recorded, when the dataset has fewer than 10 training examples, the base model is unknown or not a
         causal LM, or it has no chat template. resume=<job_id> continues a failed or cancelled job from its
         checkpoint (a job whose worker dies is resumed automatically).
+        method='grpo' (local, hf-jobs) learns from a verifier instead of demonstrations: give suite=<file> or
+        agent=<name>; its cases are the prompts and their checks (regex, contains, JSON Schema, expected tool call,
+        reference) the reward; a share is held out as the dataset's test split for evaluate. check_job's rewards
+        show the latest step's mean reward, spread and KL.
         Cloud jobs (openai, bedrock) cost money: availability is checked before anything is uploaded, and the quote
         (dry_run=true shows it) must fit the operator's budgets or be confirmed by the user, whom the server asks
         through elicitation when the client supports it (confirm_cost_usd counts only where the operator allowed

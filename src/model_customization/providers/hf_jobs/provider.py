@@ -24,7 +24,7 @@ class HfJobsProvider(HostedTrainingProvider):
     # "pause" stops the remote job and keeps its checkpoints in the repository; resume starts a new remote job from
     # the newest one. Its tuned models are local adapters (prompted and exported by the local provider).
     capabilities = frozenset({"train", "pause", "checkpoints"})
-    methods = ("sft", "dpo", "kto")
+    methods = ("sft", "dpo", "kto", "grpo")  # the remote worker is ours: KTO and GRPO run there as they do here
     paid = True
     hyperparameters_model = HfJobsHyperparameters
     job_options_note = " (its hyperparameters say where it runs: flavor and repository; the validation split always gives validation loss)"
@@ -46,8 +46,9 @@ class HfJobsProvider(HostedTrainingProvider):
 
     def parse_hyperparameters(self, method: str, raw: dict[str, Any] | None) -> dict[str, Any]:
         from model_customization.providers.hf_jobs.hyperparameters import parse_hf_jobs_hyperparameters
+        from model_customization.providers.local.hyperparameters import for_method
 
-        return parse_hf_jobs_hyperparameters(raw).model_dump()
+        return parse_hf_jobs_hyperparameters(for_method(method, raw)).model_dump()
 
     def means_default_base(self, base_model: str) -> bool:
         from model_customization.providers.local.models import is_embedded

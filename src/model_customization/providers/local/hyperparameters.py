@@ -40,6 +40,14 @@ class LocalHyperparameters(BaseModel):
     quantization: Literal["none", "4bit"] = Field("none", description="4bit: QLoRA (NF4 base weights via bitsandbytes, CUDA only).")
     gradient_checkpointing: bool = Field(False, description="Recompute activations to save memory (CUDA; on CPU it is about 6x slower).")
     chat_template: str | None = Field(None, description="A Jinja chat template for a base model whose tokenizer has none.")
+    # --- GRPO (method='grpo') only: batch_size is the prompts per optimizer step, each answered group_size times ---
+    group_size: int = Field(4, ge=2, le=64, description="GRPO only: answers sampled per prompt; rewards are compared within this group.")
+    max_new_tokens: int = Field(64, ge=1, le=2048, description="GRPO only: the longest answer sampled (tokens).")
+    temperature: float = Field(1.0, gt=0, le=2, description="GRPO only: sampling temperature of the answers (above 0: a group needs different answers).")
+    grpo_beta: float = Field(0.04, ge=0, le=10, description="GRPO only: weight of the KL penalty that keeps the policy near the model the job started from.")
+    clip_epsilon: float = Field(0.2, gt=0, lt=1, description="GRPO only: the policy ratio is clipped to [1 - clip_epsilon, 1 + clip_epsilon].")
+    holdout_fraction: float = Field(0.2, ge=0, lt=1, description="GRPO only: share of the suite's cases kept out of training, for evaluate.")
+    reward_weights: dict[str, float] | None = Field(None, description="GRPO only: weight per metric in the reward, e.g. {\"schema_valid\": 1, \"json_valid\": 0}; unnamed metrics keep their defaults.")
 
     @field_validator("target_modules")
     @classmethod
@@ -51,11 +59,27 @@ class LocalHyperparameters(BaseModel):
             raise ValueError("names repeat")
         return names
 
+    @field_validator("reward_weights")
+    @classmethod
+    def _known_metrics(cls, weights: dict[str, float] | None) -> dict[str, float] | None:
+        if weights is not None:
+            from model_customization.evaluation.rewards import reward_weights
+
+            try:
+                reward_weights(weights)
+            except UserError as error:
+                raise ValueError(str(error)) from None
+        return weights
+
     @model_validator(mode="after")
     def _consistent(self) -> LocalHyperparameters:
         if self.quantization == "4bit" and self.device == "cpu":
             raise ValueError("quantization='4bit' (QLoRA) needs a CUDA GPU; use device='auto' or 'cuda', or quantization='none' on CPU")
         return self
+
+
+GRPO_FIELDS = ("group_size", "max_new_tokens", "temperature", "grpo_beta", "clip_epsilon", "holdout_fraction", "reward_weights")
+GRPO_LEARNING_RATE = 1e-4  # the default for method='grpo': policy-gradient steps are noisier than supervised ones
 
 
 def parse_hyperparameters(values: dict[str, Any] | None) -> LocalHyperparameters:
@@ -65,3 +89,16 @@ def parse_hyperparameters(values: dict[str, Any] | None) -> LocalHyperparameters
         details = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'hyperparameters'}: {e['msg']}" for e in error.errors())
         allowed = ", ".join(LocalHyperparameters.model_fields)
         raise UserError(f"Invalid hyperparameters ({details}). Allowed keys: {allowed}.") from error
+
+
+def for_method(method: str, raw: dict[str, Any] | None) -> dict[str, Any]:
+    """The hyperparameters as given, for a job of this method: GRPO starts from its own learning rate, and the GRPO
+    fields are refused on other methods (they would be silently ignored)."""
+    given = dict(raw or {})
+    if method == "grpo":
+        given.setdefault("learning_rate", GRPO_LEARNING_RATE)
+    else:
+        misplaced = [name for name in GRPO_FIELDS if name in given]
+        if misplaced:
+            raise UserError(f"{', '.join(misplaced)} apply to method='grpo' only; leave them out of a {method} job.")
+    return given

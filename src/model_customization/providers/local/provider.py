@@ -15,7 +15,7 @@ from typing import Any
 
 from model_customization.errors import NotFoundError, UserError
 from model_customization.providers.base import DatasetMeasure, Provider
-from model_customization.providers.local.hyperparameters import LocalHyperparameters, parse_hyperparameters
+from model_customization.providers.local.hyperparameters import LocalHyperparameters, for_method, parse_hyperparameters
 from model_customization.providers.local.models import EMBEDDED_MODEL, check_base_model, check_chat_template, is_embedded
 from model_customization.workspace import Workspace
 
@@ -24,7 +24,7 @@ class LocalProvider(Provider):
     name = "local"
     title = "Local"
     capabilities = frozenset({"train", "chat", "checkpoints", "export"})
-    methods = ("sft", "dpo", "kto")
+    methods = ("sft", "dpo", "kto", "grpo")
     paid = False
     runs_locally = True
     answers_unclaimed_names = True
@@ -41,7 +41,7 @@ class LocalProvider(Provider):
         return is_embedded(base_model)
 
     def parse_hyperparameters(self, method: str, raw: dict[str, Any] | None) -> dict[str, Any]:
-        return parse_hyperparameters(raw).model_dump()
+        return parse_hyperparameters(for_method(method, raw)).model_dump()
 
     def check_training(self, ws: Workspace, base_model: str, hyperparameters: dict[str, Any], continue_from: str | None) -> None:
         """What only a local job needs: a chat template, and an adapter to continue that fits this base and rank."""
@@ -50,6 +50,10 @@ class LocalProvider(Provider):
             _check_continue_from(ws, continue_from, base_model, hyperparameters)
 
     def quote(self, ws: Workspace, dataset_id: str, base_model: str, method: str, hyperparameters: dict[str, Any]) -> dict[str, Any]:
+        if method == "grpo":
+            from model_customization.providers.local.grpo import quote_grpo
+
+            return quote_grpo(ws, dataset_id, hyperparameters)
         from model_customization.datasets.inspect import inspect_dataset  # inspect asks the registry: a cycle at the top
 
         report = inspect_dataset(

@@ -297,6 +297,10 @@ def train_job(ws: Workspace, job_id: str) -> None:
     job = jobs.get(job_id)
     assert job is not None, job_id
     hp = parse_hyperparameters(job["hyperparameters"])
+    if job["method"] == "grpo":  # its own loop: it samples and scores answers instead of reading targets
+        from model_customization.providers.local.grpo import train_grpo
+
+        return train_grpo(ws, job_id)
     if rank == 0 and not jobs.claim(job_id, os.getpid()):
         return  # cancelled before the worker got going: nothing to do
     if rank != 0:

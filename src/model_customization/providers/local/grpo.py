@@ -1,0 +1,319 @@
+"""GRPO with verifiable rewards (Shao et al., 2024, DeepSeekMath): the local worker's loop for method='grpo'.
+
+Each optimizer step takes `batch_size` prompts (suite cases from the job's dataset: see evaluation/rewards.py) and,
+for each, samples `group_size` answers in one batched generate() call with the KV cache. Every answer is scored by
+the case's own checks (the same scores `evaluate` gives it) into a reward in [0, 1]; within each group the rewards
+become advantages (minus the group mean, divided by the group's standard deviation plus a small epsilon), so an
+answer is pushed up or down only relative to its siblings. The loss per answer token is the clipped surrogate
+
+    -min(ratio * A, clip(ratio, 1 - eps, 1 + eps) * A) + beta * KL_k3(policy || reference)
+
+with ratio = pi / pi_old against the policy that sampled (one update per sample: it is 1 and the clip never bites,
+but the gradient is the policy gradient and the code stays right if updates per sample are added), and KL_k3 the
+unbiased, always positive estimator exp(r - p) - (r - p) - 1 of the DeepSeekMath paper and TRL. The reference is the
+model the job started from: the base with the LoRA layers switched off (`disable_adapter`, no second copy), or, when
+the job continues a tuned adapter, that adapter's weights swapped in for the reference pass (a copy of the LoRA
+tensors only). Token losses are averaged per answer, then over the answers of the step.
+
+Exact resume: the prompts' order is a function of (seed, epoch) as in supervised training, and the sampling of each
+step is seeded from (seed, step), so a run killed and resumed from a checkpoint samples the same answers, gets the
+same rewards and takes the same steps as one that never stopped.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import resource
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from model_customization.datasets.build import read_split
+from model_customization.datasets.examples import to_plain_chat
+from model_customization.errors import UserError
+from model_customization.evaluation.rewards import reward, reward_weights
+from model_customization.providers.local.hyperparameters import LocalHyperparameters, parse_hyperparameters
+from model_customization.providers.local.models import ensure_base_model
+from model_customization.workspace import Workspace
+
+ADVANTAGE_EPSILON = 1e-4  # added to a group's reward spread: a group whose answers all scored alike gets advantage 0
+
+
+@dataclass
+class GrpoPrompt:
+    ids: list[int]  # the case's conversation rendered with the generation prompt
+    case: dict[str, Any]  # messages and what the case expects (a suite case)
+
+
+def group_advantages(rewards: list[float], epsilon: float = ADVANTAGE_EPSILON) -> list[float]:
+    """(r - mean) / (std + epsilon) within one group: zero mean, unit spread, all zeros when the rewards agree.
+    The population standard deviation, as in the DeepSeekMath paper's outcome supervision."""
+    mean = sum(rewards) / len(rewards)
+    spread = math.sqrt(sum((r - mean) ** 2 for r in rewards) / len(rewards))
+    return [(r - mean) / (spread + epsilon) for r in rewards]
+
+
+def step_seed(seed: int, step: int) -> int:
+    """The sampling seed of optimizer step `step` (0-based): the same in a resumed run as in an uninterrupted one."""
+    return (seed * 1_000_003 + step * 7_919 + 17) % (2**63 - 1)
+
+
+def quote_grpo(ws: Workspace, dataset_id: str, hyperparameters: dict[str, Any]) -> dict[str, Any]:
+    """Free on this machine; the work is counted in answers sampled and tokens through the model (each sampled token
+    is generated once and then scored by the policy and the reference)."""
+    from model_customization.datasets.build import get_dataset
+
+    from model_customization.datasets.quote import local_tokens_per_second
+
+    hp = parse_hyperparameters(hyperparameters)
+    dataset = get_dataset(ws, dataset_id)
+    speed, basis = local_tokens_per_second([])
+    prompts = dataset["counts"].get("train", 0)
+    steps = math.ceil(prompts / hp.batch_size) * hp.epochs
+    answers = prompts * hp.group_size * hp.epochs
+    return {
+        "provider": "local",
+        "method": "grpo",
+        "epochs": hp.epochs,
+        "prompts": prompts,
+        "held_out_cases": dataset["counts"].get("test", 0),
+        "steps": steps,
+        "sampled_answers": answers,
+        "max_sampled_tokens": answers * hp.max_new_tokens,
+        # hf-jobs prices its minutes from these two: tokens generated and scored, at the measured local speed.
+        "trained_tokens": answers * hp.max_new_tokens * 3,
+        "tokens_per_second": round(speed, 1),
+        "speed_basis": f"{basis}; each sampled token counted three times (generated, scored by the policy and by the reference)",
+        "estimated_cost_usd": 0.0,
+    }
+
+
+def _prompts(tokenizer: Any, rows: list[dict[str, Any]], hp: LocalHyperparameters) -> tuple[list[GrpoPrompt], int]:
+    """(the cases whose prompt leaves room for max_new_tokens within max_seq_length, how many were too long)."""
+    from model_customization.providers.local.chat import prompt_ids
+
+    kept, too_long = [], 0
+    for row in rows:
+        if "expects" not in row:
+            raise UserError("GRPO trains on suite cases: start the job with method='grpo' and suite=<file> (or agent=<name>), not on a supervised dataset.")
+        ids = prompt_ids(tokenizer, to_plain_chat(row["messages"]))
+        if len(ids) + hp.max_new_tokens > hp.max_seq_length:
+            too_long += 1
+            continue
+        kept.append(GrpoPrompt(ids, {"messages": row["messages"], **row["expects"]}))
+    return kept, too_long
+
+
+class _Reference:
+    """Log-probabilities under the model the job started from, without a second copy of the model."""
+
+    def __init__(self, model: Any, start_weights: dict[str, Any] | None) -> None:
+        self.model, self.start_weights = model, start_weights
+
+    def logps(self, ids: Any, mask: Any, prompt_length: int) -> Any:
+        import torch
+
+        from model_customization.providers.local.train import _trainable
+
+        was_training = self.model.training
+        self.model.eval()  # the reference is the model itself, without LoRA dropout
+        try:
+            with torch.no_grad():
+                if self.start_weights is None:  # a fresh LoRA: the start is the base itself
+                    with self.model.disable_adapter():
+                        return completion_logps(self.model, ids, mask, prompt_length)
+                params = _trainable(self.model)
+                current = {name: p.detach().clone() for name, p in params.items()}
+                try:
+                    for name, p in params.items():
+                        p.copy_(self.start_weights[name])
+                    return completion_logps(self.model, ids, mask, prompt_length)
+                finally:
+                    for name, p in params.items():
+                        p.copy_(current[name])
+        finally:
+            if was_training:
+                self.model.train()
+
+
+def completion_logps(model: Any, ids: Any, mask: Any, prompt_length: int) -> Any:
+    """Log-probability of each completion token [group, completion length] (positions after an answer's end hold
+    whatever the padding gives; the caller masks them)."""
+    import torch.nn.functional as F
+
+    # Only the positions that predict answer tokens go through the language-model head (a fifth of the compute of
+    # a small model, and its largest activation): the prompt's own next-token logits are never needed.
+    keep = ids.shape[1] - prompt_length + 1
+    logits = model(input_ids=ids, attention_mask=mask, logits_to_keep=keep).logits[:, -keep:-1].float()
+    targets = ids[:, prompt_length:]
+    return -F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none").view(targets.shape)
+
+
+def sample_group(model: Any, tokenizer: Any, prompt: list[int], hp: LocalHyperparameters, device: str) -> tuple[Any, Any, list[str]]:
+    """group_size answers to one prompt in one batched generate() with the KV cache: (token ids [group, prompt +
+    answer], attention mask that ends each answer at its end-of-turn token, the answers' texts)."""
+    import torch
+
+    eos = tokenizer.eos_token_id
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
+    ids = torch.tensor([prompt] * hp.group_size, device=device)
+    was_training = model.training
+    model.eval()  # no dropout while sampling: the answers come from the policy itself
+    with torch.no_grad():
+        output = model.generate(
+            input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=hp.max_new_tokens, do_sample=True,
+            temperature=hp.temperature, top_p=1.0, top_k=0, pad_token_id=pad, eos_token_id=eos, use_cache=True,
+        )
+    if was_training:
+        model.train()
+    completion = output[:, len(prompt) :]
+    # An answer runs to its first end-of-turn token (included: the model learns to stop) or to max_new_tokens.
+    is_end = completion == eos
+    ended = is_end.cumsum(dim=1)
+    keep = (ended == 0) | (is_end & (ended == 1))
+    mask = torch.cat([torch.ones((hp.group_size, len(prompt)), dtype=torch.long, device=device), keep.long()], dim=1)
+    texts = [tokenizer.decode(row[k.bool()].tolist(), skip_special_tokens=True).strip() for row, k in zip(completion, keep, strict=True)]
+    return output, mask, texts
+
+
+def group_loss(model: Any, reference: _Reference, ids: Any, mask: Any, prompt_length: int, advantages: list[float], hp: LocalHyperparameters) -> tuple[Any, float]:
+    """(the clipped-surrogate loss with the KL penalty, averaged per answer then over the group; the mean KL per
+    answer token) for one group."""
+    import torch
+
+    # The reference first: scoring it may swap the LoRA weights in place, which must not happen between the
+    # policy's forward pass and its backward pass.
+    reference_logps = reference.logps(ids, mask, prompt_length)
+    policy = completion_logps(model, ids, mask, prompt_length)
+    old = policy.detach()  # the policy that sampled: one update per sample
+    token_mask = mask[:, prompt_length:].float()
+    lengths = token_mask.sum(dim=1).clamp(min=1.0)
+    advantage = torch.tensor(advantages, device=policy.device, dtype=policy.dtype).unsqueeze(1)
+    ratio = torch.exp(policy - old)
+    clipped = torch.clamp(ratio, 1.0 - hp.clip_epsilon, 1.0 + hp.clip_epsilon)
+    surrogate = torch.minimum(ratio * advantage, clipped * advantage)
+    log_ratio = reference_logps - policy
+    kl = torch.exp(log_ratio) - log_ratio - 1.0
+    per_token = -(surrogate - hp.grpo_beta * kl)
+    per_answer = (per_token * token_mask).sum(dim=1) / lengths
+    mean_kl = ((kl.detach() * token_mask).sum(dim=1) / lengths).mean().item()
+    return per_answer.mean(), mean_kl
+
+
+def train_grpo(ws: Workspace, job_id: str) -> None:
+    """The worker's loop for a GRPO job: claim, load, sample, score, step, checkpoint, save (see the module doc)."""
+    import torch
+    from transformers import get_scheduler
+
+    from model_customization.providers.local import train as sft
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise UserError("GRPO jobs run in one process; start them without a multi-process launcher.")
+    jobs = ws.store.jobs
+    job = jobs.get(job_id)
+    assert job is not None, job_id
+    hp = parse_hyperparameters(job["hyperparameters"])
+    if not jobs.claim(job_id, os.getpid()):
+        return
+    device, dtype = sft.pick_device(hp)
+    jobs.add_event(job_id, f"worker started (pid {os.getpid()}, {device}, {str(dtype).removeprefix('torch.')}, {torch.get_num_threads()} threads)")
+    torch.manual_seed(hp.seed)
+    base_dir = ensure_base_model(ws.settings, job["base_model"])
+    tokenizer = sft.load_tokenizer(base_dir, hp, job["base_model"])
+    weights = reward_weights(hp.reward_weights)
+    prompts, too_long = _prompts(tokenizer, read_split(ws, job["dataset_id"], "train"), hp)
+    if too_long:
+        jobs.add_event(job_id, f"{too_long} cases skipped: prompt plus max_new_tokens={hp.max_new_tokens} exceeds max_seq_length={hp.max_seq_length}", "warning")
+    if not prompts:
+        raise UserError(f"No training case fits: every prompt plus max_new_tokens={hp.max_new_tokens} exceeds max_seq_length={hp.max_seq_length}. Raise max_seq_length or lower max_new_tokens.")
+
+    model = sft.load_for_training(base_dir, hp, device, dtype)
+    start_weights = None
+    if job.get("continue_from"):
+        sft._continue_from(ws, model, job["continue_from"])
+        start_weights = {name: p.detach().clone() for name, p in sft._trainable(model).items()}
+        jobs.add_event(job_id, f"starting from the adapter of {job['continue_from']}, which is also the KL reference")
+    reference = _Reference(model, start_weights)
+
+    steps_per_epoch = math.ceil(len(prompts) / hp.batch_size)
+    total_steps = steps_per_epoch * hp.epochs
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=hp.learning_rate, weight_decay=0.0)
+    schedule = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}[hp.lr_scheduler]
+    scheduler = get_scheduler(schedule, optimizer, num_warmup_steps=int(total_steps * hp.warmup_fraction), num_training_steps=total_steps)
+
+    position, best = sft.Position(), None
+    checkpoint = sft.latest_checkpoint(ws, job_id)
+    if checkpoint is not None:
+        position, best = sft._restore_checkpoint(checkpoint, model, optimizer, scheduler)
+        jobs.drop_metrics_after(job_id, position.step)
+        jobs.add_event(job_id, f"resumed from checkpoint at step {position.step} (epoch {position.epoch + 1}, batch {position.batch_index})")
+    jobs.update(job_id, total_steps=total_steps, step=position.step, epoch=position.epoch + position.batch_index / steps_per_epoch)
+    jobs.add_event(
+        job_id,
+        f"GRPO on {len(prompts)} prompts x {hp.group_size} answers, {hp.epochs} epochs, {total_steps} steps on {device}; "
+        f"reward: the suite's checks, weighted {', '.join(f'{k} {v:g}' for k, v in weights.items() if v > 0)}",
+    )
+
+    model.train()
+    started, steps_this_run = time.time(), 0
+    mean = spread = None
+    order = list(range(len(prompts)))
+    while position.epoch < hp.epochs:
+        batches = sft.epoch_batches(order, hp.batch_size, hp.seed, position.epoch, lambda i: len(prompts[i].ids))
+        while position.batch_index < len(batches):
+            batch = batches[position.batch_index]
+            step_started = time.perf_counter()
+            torch.manual_seed(step_seed(hp.seed, position.step))
+            all_rewards: list[float] = []
+            loss_sum = kl_sum = 0.0
+            tokens = 0
+            for index in batch:
+                prompt = prompts[index]
+                ids, mask, texts = sample_group(model, tokenizer, prompt.ids, hp, device)
+                rewards = [reward(text, prompt.case, weights)[0] for text in texts]
+                loss, kl = group_loss(model, reference, ids, mask, len(prompt.ids), group_advantages(rewards), hp)
+                (loss / len(batch)).backward()
+                loss_sum += loss.item()
+                kl_sum += kl
+                all_rewards += rewards
+                tokens += int(mask.sum().item())
+            torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            position.step += 1
+            position.batch_index += 1
+            steps_this_run += 1
+            mean = sum(all_rewards) / len(all_rewards)
+            spread = math.sqrt(sum((r - mean) ** 2 for r in all_rewards) / len(all_rewards))
+            train_loss = loss_sum / len(batch)
+            fractional_epoch = position.epoch + position.batch_index / len(batches)
+            elapsed = time.time() - started
+            jobs.record_step(
+                job_id,
+                {
+                    "step": position.step, "epoch": fractional_epoch, "train_loss": train_loss, "learning_rate": scheduler.get_last_lr()[0],
+                    "tokens_per_second": tokens / (time.perf_counter() - step_started), "reward_mean": mean, "reward_std": spread, "kl": kl_sum / len(batch),
+                },
+                step=position.step, epoch=fractional_epoch, train_loss=train_loss, eta_seconds=elapsed / steps_this_run * (total_steps - position.step),
+            )
+            at_epoch_end = position.batch_index >= len(batches)
+            if position.step % hp.checkpoint_interval_steps == 0 and not at_epoch_end:
+                sft._save_checkpoint(ws, job_id, model, optimizer, scheduler, position, best)
+        last = f": reward {mean:.3f} (spread {spread:.3f}) at its last step" if mean is not None and spread is not None else ""
+        jobs.add_event(job_id, f"epoch {position.epoch + 1}/{hp.epochs} done{last}")
+        position.epoch += 1
+        position.batch_index = 0
+        if position.epoch < hp.epochs:
+            sft._save_checkpoint(ws, job_id, model, optimizer, scheduler, position, best, epoch_end=True)
+
+    model_id = sft._save_adapter(ws, job, model, tokenizer, hp)
+    jobs.add_event(job_id, f"peak memory of the worker: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    if jobs.finish(job_id, "succeeded", model_id=model_id, eta_seconds=0.0):
+        from model_customization.datasets.build import get_dataset
+
+        cases = get_dataset(ws, job["dataset_id"])["counts"].get("test", 0)
+        advice = f"; evaluate(dataset_id={job['dataset_id']!r}, split='test', models=[base, {model_id!r}]) scores the {cases} held-out cases" if cases else ""
+        jobs.add_event(job_id, f"succeeded in {time.time() - started:.0f} s: model {model_id}{advice}")
+        sft._keep_epoch_adapters_only(sft.checkpoints_dir(ws, job_id), keep_newest=0)
