@@ -285,7 +285,7 @@ def run_ours(ws, model_dir: Path, dataset: dict, hp: dict, per_step_tokens: list
     metrics = [m for m in ws.store.jobs.metrics(job_id) if m.get("tokens_per_second")]
     if len(metrics) != len(per_step_tokens):
         raise RuntimeError(f"job {job_id} recorded {len(metrics)} steps, the batch order gives {len(per_step_tokens)}")
-    step_seconds = [tokens / m["tokens_per_second"] for tokens, m in zip(per_step_tokens, metrics)]
+    step_seconds = [tokens / m["tokens_per_second"] for tokens, m in zip(per_step_tokens, metrics, strict=True)]
     measured = slice(min(warmup, len(metrics) - 1), None)
     tokens, seconds = sum(per_step_tokens[measured]), sum(step_seconds[measured])
     wall_span = metrics[-1]["at"] - metrics[measured.start - 1]["at"] if measured.start else None
@@ -354,7 +354,7 @@ def compare_resume(uninterrupted: dict, resumed: dict) -> dict:
 
     k = resumed["stopped_after_step"]
     a, b = uninterrupted["train_losses"], resumed["train_losses"]
-    loss_diff = max(abs(x - y) for x, y in zip(a, b))
+    loss_diff = max(abs(x - y) for x, y in zip(a, b, strict=False))
     wa, wb = load_file(uninterrupted["adapter"]), load_file(resumed["adapter"])
     same_keys = set(wa) == set(wb)
     weight_diff = max(float((wa[n].float() - wb[n].float()).abs().max()) for n in wa) if same_keys else None
