@@ -57,3 +57,70 @@ def test_reduced_form_on_cpu(tmp_path: Path, model_cache: Path) -> None:
 
     table = (out / "gpu_lora.md").read_text()
     assert "| tiny (3M) | ours | float32 | off |" in table and "MATCHES" in table
+
+
+def _tiny_llama(folder: Path, tokenizer) -> Path:
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, tie_word_embeddings=True, pad_token_id=tokenizer.pad_token_id,
+    )
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def test_gradient_checkpointing_recomputes_and_gives_the_same_loss_and_gradients(ws, tmp_path: Path) -> None:
+    """The trainer's gradient checkpointing (non-reentrant, LoRA on a frozen base) really recomputes the layers in
+    the backward pass, and the loss and every LoRA gradient equal those of a pass that keeps its activations."""
+    import torch
+    from transformers import AutoTokenizer
+
+    from model_customization.providers.local import objectives
+    from model_customization.providers.local.hyperparameters import parse_hyperparameters
+    from model_customization.providers.local.models import EMBEDDED_MODEL, ensure_base_model
+    from model_customization.providers.local.train import load_for_training
+
+    tokenizer = AutoTokenizer.from_pretrained(ensure_base_model(ws.settings, EMBEDDED_MODEL))
+    folder = _tiny_llama(tmp_path / "tiny", tokenizer)
+    rows = [
+        {"messages": [{"role": "user", "content": f"Restart service {i} in staging"}, {"role": "assistant", "content": f"Restarting service {i} in staging now."}]}
+        for i in range(3)
+    ]
+    results = {}
+    for checkpointing in (False, True):
+        hp = parse_hyperparameters({"gradient_checkpointing": checkpointing, "device": "cpu", "max_seq_length": 64})
+        torch.manual_seed(0)
+        model = load_for_training(folder, hp, "cpu", torch.float32)
+        with torch.no_grad():  # LoRA B starts at zero, which would leave A without gradient: give both values
+            for name, param in model.named_parameters():
+                if "lora_B" in name:
+                    param.copy_(torch.randn(param.shape, generator=torch.Generator().manual_seed(len(name))) * 0.02)
+        model.train()
+        objective = objectives.for_method("sft", tokenizer, hp, "cpu")
+        items, _, _ = objective.prepare(rows)
+        calls = []
+        # Count the runs of a part inside the first layer (module hooks do not fire when torch recomputes).
+        inner = model.get_base_model().model.layers[0].mlp
+        inner_forward = inner.forward
+
+        def counted(*args, calls=calls, inner_forward=inner_forward, **kwargs):
+            calls.append(1)
+            return inner_forward(*args, **kwargs)
+
+        inner.forward = counted
+        loss, _ = objective.loss(model, items)
+        loss.backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+        results[checkpointing] = (loss.item(), grads, len(calls))
+
+    (loss_off, grads_off, calls_off), (loss_on, grads_on, calls_on) = results[False], results[True]
+    assert (calls_off, calls_on) == (1, 2)  # with checkpointing the layer ran again in the backward pass
+    assert loss_on == loss_off
+    assert grads_on.keys() == grads_off.keys() and len(grads_on) == 2 * 7 * 2  # A and B, 7 targets, 2 layers
+    for name, grad in grads_off.items():
+        assert grad.abs().max() > 0, name
+        torch.testing.assert_close(grads_on[name], grad, rtol=1e-5, atol=1e-7)
