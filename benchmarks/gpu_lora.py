@@ -373,6 +373,27 @@ def compare_resume(uninterrupted: dict, resumed: dict) -> dict:
     }
 
 
+def count_tokens_with_tiktoken(data_dir: Path) -> None:
+    """Where bpe-openai is not installed (the GPU machine: its compiled part is too big to carry), count the dataset
+    card's OpenAI tokens with tiktoken and bpe-openai's own BPE files: the same encodings, so the same counts."""
+    import base64
+    import gzip
+    from functools import lru_cache
+
+    import tiktoken
+    from tiktoken_ext import openai_public
+
+    from model_customization.datasets import tokens
+
+    def local_ranks(url: str, expected_hash: str | None = None) -> dict[bytes, int]:
+        stem = url.rsplit("/", 1)[-1].removesuffix(".tiktoken")
+        with gzip.open(data_dir / f"{stem}.tiktoken.gz", "rt", encoding="utf-8") as handle:
+            return {base64.b64decode(token): int(rank) for token, rank in (line.split() for line in handle if line.strip())}
+
+    openai_public.load_tiktoken_bpe = local_ranks
+    tokens._encoding = lru_cache(maxsize=4)(lambda name: tiktoken.Encoding(**getattr(openai_public, name)()))
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Report
 
@@ -430,11 +451,96 @@ def markdown(results: dict) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# What a GPU machine without network needs (see benchmarks/results/gpu-script.md for the device commands).
+
+# Imported by the trainer's path (job queue, ledger, dataset build) or by QLoRA, and missing from the GPU image;
+# pinned to the versions installed here, where the code is tested.
+CARRY_PACKAGES = (
+    "pydantic", "pydantic-core", "annotated-types", "typing-inspection", "platformdirs", "sqlalchemy", "greenlet",
+    "alembic", "mako", "gguf", "detect-secrets", "datasketch", "bpe-openai", "bitsandbytes",
+)
+GGUF_PART_BYTES = 40 * 2**20  # 40 + 40 + 14 MiB: each part travels in a call of its own, the last beside the rest
+PLATFORMS = ("manylinux_2_39_x86_64", "manylinux_2_35_x86_64", "manylinux_2_34_x86_64", "manylinux_2_31_x86_64", "manylinux_2_28_x86_64",
+             "manylinux_2_27_x86_64", "manylinux_2_24_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64", "manylinux1_x86_64")
+
+
+def write_carry(folder: Path, packages: list[str]) -> None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    from model_customization.config import Settings  # noqa: F401 - fails early outside the project's environment
+    from model_customization.providers.local.models import EMBEDDED_MODEL, embedded_gguf_path, ensure_base_model
+    from model_customization.workspace import Workspace
+
+    folder = folder.resolve()
+    site = folder / "site"
+    shutil.rmtree(site, ignore_errors=True)
+    pinned = []
+    for name in packages:
+        try:
+            pinned.append(f"{name}=={version(name)}")
+        except PackageNotFoundError:
+            pinned.append(name)  # not installed here (bitsandbytes): the newest
+    command = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--only-binary=:all:", "--target", str(site),
+               "--python-version", "3.12", "--implementation", "cp", "--abi", "cp312", "--abi", "abi3", "--abi", "none"]
+    for tag in PLATFORMS:
+        command += ["--platform", tag]
+    subprocess.run(command + ["--platform", "any", *pinned], check=True)
+    # What a call cannot carry (64 MiB in all) and the code does without: bitsandbytes' libraries for other CUDA and
+    # ROCm releases than the GPU image's 13.0 (about 120 MB); SQLAlchemy's optional compiled speed-ups (the same
+    # modules ship as Python); bpe-openai's 71 MB compiled tokenizer (its BPE files go to bpe-data, and tiktoken,
+    # which the image has, counts with them: see count_tokens_with_tiktoken).
+    for library in (site / "bitsandbytes").glob("libbitsandbytes_*.so"):
+        if "cuda130" not in library.name and "cpu" not in library.name:
+            library.unlink()
+    for compiled in (site / "sqlalchemy").rglob("*_cy.cpython-*.so"):
+        if compiled.with_name(compiled.name.split(".")[0] + ".py").is_file():
+            compiled.unlink()
+    bpe_data = folder / "bpe-data"
+    shutil.rmtree(bpe_data, ignore_errors=True)
+    bpe_data.mkdir()
+    for stem in ("o200k_base", "cl100k_base"):
+        shutil.copy2(site / "bpe_openai" / "data" / f"{stem}.tiktoken.gz", bpe_data)
+    shutil.rmtree(site / "bpe_openai")
+    for info in site.glob("bpe_openai-*.dist-info"):
+        shutil.rmtree(info)
+    for cache in site.rglob("__pycache__"):
+        shutil.rmtree(cache, ignore_errors=True)
+
+    # The embedded model's config and tokenizer (a few MB): with them the script can still train its architecture
+    # (random weights) when the GGUF did not travel.
+    ws = Workspace.open(Path(tempfile.mkdtemp(prefix="gpu-carry-home-")))
+    converted = ensure_base_model(ws.settings, EMBEDDED_MODEL)
+    config_dir = folder / "smollm2-config"
+    shutil.rmtree(config_dir, ignore_errors=True)
+    config_dir.mkdir(parents=True)
+    for item in converted.iterdir():
+        if item.suffix in (".json", ".jinja") or item.name.startswith("tokenizer"):
+            shutil.copy2(item, config_dir / item.name)
+
+    # The GGUF (98 MB) in parts small enough to travel one per call beside the rest.
+    import hashlib
+
+    gguf = embedded_gguf_path()
+    data = gguf.read_bytes()
+    for old in folder.glob("gguf-part-*"):
+        old.unlink()
+    for index, start in enumerate(range(0, len(data), GGUF_PART_BYTES), 1):
+        (folder / f"gguf-part-{index}").write_bytes(data[start : start + GGUF_PART_BYTES])
+    (folder / "gguf.sha256").write_text(f"{hashlib.sha256(data).hexdigest()}  {gguf.name}\n")
+    sizes = {p.name: p.stat().st_size for p in sorted(folder.iterdir()) if p.is_file()}
+    site_mb = sum(p.stat().st_size for p in site.rglob("*") if p.is_file()) / 2**20
+    print(json.dumps({"folder": str(folder), "site_mb": round(site_mb, 1), "files": sizes, "packages": pinned}, indent=2))
+
+
+# ---------------------------------------------------------------------------------------------------------------
 
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--worker-shim":
         worker_shim(sys.argv[2:])
+        return
+    if len(sys.argv) > 2 and sys.argv[1] == "--write-carry":
+        write_carry(Path(sys.argv[2]), [*CARRY_PACKAGES, *sys.argv[3:]])
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", help="folder for gpu_lora.json and gpu_lora.md")
@@ -450,6 +556,7 @@ def main() -> None:
     parser.add_argument("--skip", default="", help="comma-separated run labels to leave out, e.g. baseline,4bit,gc,resume")
     parser.add_argument("--work", help="folder for the data home and model folders (default: a temporary one)")
     parser.add_argument("--embedded-config", help="config and tokenizer of the embedded model, used with random weights when its GGUF is not installed")
+    parser.add_argument("--bpe-data", help="bpe-openai's BPE files, for counting tokens with tiktoken where bpe-openai is not installed")
     parser.add_argument("--run-timeout", type=float, default=300, help="seconds allowed per training run")
     args = parser.parse_args()
 
@@ -488,6 +595,13 @@ def main() -> None:
     from transformers import AutoTokenizer
 
     from model_customization.workspace import Workspace
+
+    try:
+        import bpe_openai  # noqa: F401
+    except ImportError:
+        if not args.bpe_data:
+            raise SystemExit("bpe-openai is not installed: give --bpe-data (its BPE files; tiktoken counts with them)") from None
+        count_tokens_with_tiktoken(Path(args.bpe_data))
 
     ws = Workspace.open(work / "home")
     log(f"device {device}{' ' + torch.cuda.get_device_name() if cuda else ''}; work folder {work}")
