@@ -545,10 +545,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", help="folder for gpu_lora.json and gpu_lora.md")
     parser.add_argument("--budget-s", type=float, default=480, help="stop starting runs that would end after this many seconds")
-    parser.add_argument("--models", help="comma-separated from embedded, llama-1b, tiny (default: embedded,llama-1b on CUDA, tiny on CPU)")
+    parser.add_argument("--models", help="comma-separated from embedded, llama-1b, tiny (default: llama-1b,embedded on CUDA, tiny on CPU)")
     parser.add_argument("--data", help="comma-separated memory sources: demo, tool_calls, json_intake or paths (default: demo,tool_calls,json_intake on CUDA, demo on CPU)")
-    parser.add_argument("--examples", type=int, help="training examples (default: 384 on CUDA, 12 on CPU)")
-    parser.add_argument("--batch-size", type=int, help="default 16 on CUDA, 2 on CPU")
+    parser.add_argument("--examples", type=int, help="training examples (default: 512 on CUDA, 12 on CPU)")
+    parser.add_argument("--batch-size", type=int, help="default 32 on CUDA, 2 on CPU")
     parser.add_argument("--max-length", type=int, help="default 1024 on CUDA, 128 on CPU")
     parser.add_argument("--epochs", type=int, help="default 1 on CUDA, 2 on CPU")
     parser.add_argument("--learning-rate", type=float, default=1e-3)
@@ -579,11 +579,11 @@ def main() -> None:
 
     cuda = torch.cuda.is_available()
     device = "cuda" if cuda else "cpu"
-    models = [m for m in (args.models or ("embedded,llama-1b" if cuda else "tiny")).split(",") if m]
+    models = [m for m in (args.models or ("llama-1b,embedded" if cuda else "tiny")).split(",") if m]
     data = [d for d in (args.data or ("demo,tool_calls,json_intake" if cuda else "demo")).split(",") if d]
-    batch_size = args.batch_size or (16 if cuda else 2)
+    batch_size = args.batch_size or (32 if cuda else 2)
     max_length = args.max_length or (1024 if cuda else 128)
-    examples = args.examples or (384 if cuda else 12)
+    examples = args.examples or (512 if cuda else 12)
     epochs = args.epochs or (1 if cuda else 2)
     warmup = args.warmup_steps if args.warmup_steps is not None else (2 if cuda else 1)
     skip = {s for s in args.skip.split(",") if s}
