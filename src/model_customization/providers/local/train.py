@@ -196,9 +196,12 @@ def load_for_training(base_dir: Path, hp: LocalHyperparameters, device: str, dty
     model = AutoModelForCausalLM.from_pretrained(base_dir, **kwargs)
     model.config.use_cache = False
     if hp.quantization == "4bit":
-        from peft import prepare_model_for_kbit_training
-
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=hp.gradient_checkpointing)
+        # Not peft's prepare_model_for_kbit_training: it upcasts every weight that is not 4-bit (embeddings, norms,
+        # the output head) to float32, and as this loop runs without autocast, the residual stream, attention and
+        # the head would then all run in float32 (twice the activation memory of bf16, no flash attention), which
+        # is what QLoRA is meant to save. bf16 compute needs no upcast (the norms already normalise in float32);
+        # what is left of it is freezing the base, and gradient checkpointing, set below as for plain LoRA.
+        model.requires_grad_(False)
     else:
         model.to(device)
     if hp.gradient_checkpointing:
