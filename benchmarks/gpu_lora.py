@@ -32,7 +32,7 @@ TFLOP/s). On CPU (the reduced form, for tests): float32, the measured float32 pe
 and the bf16/QLoRA rows say "skipped: needs CUDA".
 
 Writes OUT_DIR/gpu_lora.json (every number) and OUT_DIR/gpu_lora.md (the table), and prints the table last.
-`--write-carry DIR` instead prepares what a GPU machine without network needs (see benchmarks/results/gpu-script.md).
+`--write-carry DIR` instead prepares what a GPU machine without network needs (see BENCHMARKS.md, "The GPU path").
 """
 
 from __future__ import annotations
@@ -456,7 +456,7 @@ def markdown(results: dict) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# What a GPU machine without network needs (see benchmarks/results/gpu-script.md for the device commands).
+# What a GPU machine without network needs (see BENCHMARKS.md, "The GPU path" for the device commands).
 
 # Imported by the trainer's path (job queue, ledger, dataset build) or by QLoRA, and missing from the GPU image;
 # pinned to the versions installed here, where the code is tested.
