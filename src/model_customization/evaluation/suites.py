@@ -23,7 +23,7 @@ from model_customization.reading_limits import NotARegularFile, read_regular_byt
 from model_customization.workspace import Workspace
 
 # The keys a suite case may have besides messages, and an optional name for it.
-SUITE_EXPECTATIONS = ("reference", "json_schema", "regex", "contains", "expected_tool_call", "rubric")
+SUITE_EXPECTATIONS = ("reference", "json_schema", "regex", "contains", "expected_tool_call", "rubric", "tool_results")
 SUITE_KEYS = ("messages", *SUITE_EXPECTATIONS, "id")
 ROLES = ("system", "user", "assistant", "tool")
 
@@ -160,6 +160,12 @@ def _check_suite_case(case: Any, where: str) -> None:
     call = case.get("expected_tool_call")
     if "expected_tool_call" in case and not (isinstance(call, dict) and isinstance(call.get("name"), str)):
         raise UserError(f"{where}: expected_tool_call must be {{name, arguments}}.")
+    results = case.get("tool_results")
+    if "tool_results" in case and not (isinstance(results, dict) and results and all(isinstance(k, str) and k and isinstance(v, str) for k, v in results.items())):
+        raise UserError(
+            f"{where}: tool_results must map each tool name to the text its call returns, "
+            'e.g. {"get_weather": "12 C, light rain"}.'
+        )
 
 
 def dataset_cases(ws: Workspace, dataset_id: str, split: str) -> list[dict[str, Any]] | None:

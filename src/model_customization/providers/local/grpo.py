@@ -177,9 +177,108 @@ def sample_group(model: Any, tokenizer: Any, prompt: list[int], hp: LocalHyperpa
     return output, mask, texts
 
 
-def group_loss(model: Any, reference: _Reference, ids: Any, mask: Any, prompt_length: int, advantages: list[float], hp: LocalHyperparameters) -> tuple[Any, float]:
+NO_RESULT = "error: this case has no result for a call to {name!r}; no tool was run."  # what a call without a result gets back
+
+
+def tool_result(call: dict[str, Any], results: dict[str, str]) -> str:
+    """The text a tool call gets back in an episode: the case's result for that tool name, else NO_RESULT."""
+    name = call.get("name")
+    return results[name] if isinstance(name, str) and name in results else NO_RESULT.format(name=name)
+
+
+def _tool_turn_ids(tokenizer: Any, messages: list[dict[str, Any]], tool_messages: int) -> list[int] | None:
+    """The tokens that follow a sampled answer's end-of-turn token up to the next generation prompt: the rest of the
+    assistant turn's rendering, the tool messages and the assistant prompt (None when the chat template does not
+    render the conversation prefix by prefix or does not end turns with the eos token: the episode then ends)."""
+    from model_customization.providers.local.chat import _render
+
+    before = _render(tokenizer, messages[:-tool_messages])
+    after = _render(tokenizer, messages, add_generation_prompt=True)
+    end = before.rfind(tokenizer.eos_token) if tokenizer.eos_token else -1
+    if end < 0 or not after.startswith(before):
+        return None
+    return tokenizer(before[end + len(tokenizer.eos_token) :] + after[len(before) :], add_special_tokens=False)["input_ids"]
+
+
+def _continue(model: Any, tokenizer: Any, ids: list[int], hp: LocalHyperparameters, device: str) -> list[int]:
+    """One more assistant turn sampled after `ids`, up to and including its end-of-turn token."""
+    import torch
+
+    eos = tokenizer.eos_token_id
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        output = model.generate(
+            input_ids=torch.tensor([ids], device=device), attention_mask=torch.ones((1, len(ids)), dtype=torch.long, device=device),
+            max_new_tokens=hp.max_new_tokens, do_sample=True, temperature=hp.temperature, top_p=1.0, top_k=0,
+            pad_token_id=pad, eos_token_id=eos, use_cache=True,
+        )
+    if was_training:
+        model.train()
+    new = output[0, len(ids) :].tolist()
+    return new[: new.index(eos) + 1] if eos in new else new
+
+
+def sample_episodes(model: Any, tokenizer: Any, prompt: GrpoPrompt, hp: LocalHyperparameters, device: str) -> tuple[Any, Any, Any, list[Any]]:
+    """group_size episodes for one case: (token ids [group, prompt + episode], attention mask, loss mask over the
+    positions after the prompt, the answers to score).
+
+    Without tool_results in the case (or with max_tool_turns 0) an episode is one sampled answer (sample_group).
+    With them, an answer that ends its turn with tool calls gets the assistant turn and one tool message per call
+    (the case's result for that tool name, or NO_RESULT) appended, and the model samples its next turn, up to
+    max_tool_turns times. The first turn is sampled for the whole group in one batch; the continuations one episode
+    at a time, in the group's order, so the step's seed fixes them all. The loss mask covers the tokens the model
+    generated and leaves out the tool-result and template tokens between turns. An episode that called tools is
+    scored as {text: its last turn, tool_calls: every call it made}, as evaluate scores an answer with tool calls."""
+    import torch
+
+    from model_customization.evaluation.metrics import extract_tool_calls
+
+    output, mask, texts = sample_group(model, tokenizer, prompt.ids, hp, device)
+    length = len(prompt.ids)
+    results = prompt.case.get("tool_results")
+    if not results or hp.max_tool_turns == 0:
+        return output, mask, mask[:, length:], list(texts)
+    eos = tokenizer.eos_token_id
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
+    episodes: list[tuple[list[int], list[int]]] = []
+    answers: list[Any] = []
+    for row, keep, text in zip(output, mask, texts, strict=True):
+        generated = row[length:][keep[length:].bool()].tolist()
+        ids, trained = list(prompt.ids) + generated, [1] * len(generated)
+        messages = to_plain_chat(prompt.case["messages"])
+        made: list[dict[str, Any]] = []
+        for _ in range(hp.max_tool_turns):
+            calls = extract_tool_calls(text)
+            if not calls or not generated or generated[-1] != eos:
+                break
+            messages = [*messages, {"role": "assistant", "content": text}, *({"role": "tool", "content": tool_result(c, results)} for c in calls)]
+            bridge = _tool_turn_ids(tokenizer, messages, len(calls))
+            if bridge is None or len(ids) + len(bridge) + hp.max_new_tokens > hp.max_seq_length:
+                break
+            made += calls
+            ids += bridge
+            trained += [0] * len(bridge)
+            generated = _continue(model, tokenizer, ids, hp, device)
+            ids += generated
+            trained += [1] * len(generated)
+            text = tokenizer.decode(generated, skip_special_tokens=True).strip()
+        episodes.append((ids, trained))
+        answers.append({"text": text, "tool_calls": made + extract_tool_calls(text)} if made else text)
+    width = max(len(ids) for ids, _ in episodes)
+    padded = torch.tensor([ids + [pad] * (width - len(ids)) for ids, _ in episodes], device=device)
+    attention = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in episodes], device=device)
+    loss_mask = torch.tensor([trained + [0] * (width - length - len(trained)) for _, trained in episodes], device=device)
+    return padded, attention, loss_mask, answers
+
+
+def group_loss(
+    model: Any, reference: _Reference, ids: Any, mask: Any, prompt_length: int, advantages: list[float], hp: LocalHyperparameters, loss_mask: Any = None
+) -> tuple[Any, float]:
     """(the clipped-surrogate loss with the KL penalty, averaged per answer then over the group; the mean KL per
-    answer token) for one group."""
+    answer token) for one group. `loss_mask` [group, positions after the prompt] picks the tokens the model generated
+    (default: every attended position after the prompt); tool results and padding are left out."""
     import torch
 
     # The reference first: scoring it may swap the LoRA weights in place, which must not happen between the
@@ -187,7 +286,7 @@ def group_loss(model: Any, reference: _Reference, ids: Any, mask: Any, prompt_le
     reference_logps = reference.logps(ids, mask, prompt_length)
     policy = completion_logps(model, ids, mask, prompt_length)
     old = policy.detach()  # the policy that sampled: one update per sample
-    token_mask = mask[:, prompt_length:].float()
+    token_mask = (mask[:, prompt_length:] if loss_mask is None else loss_mask).float()
     lengths = token_mask.sum(dim=1).clamp(min=1.0)
     advantage = torch.tensor(advantages, device=policy.device, dtype=policy.dtype).unsqueeze(1)
     ratio = torch.exp(policy - old)
@@ -270,9 +369,9 @@ def train_grpo(ws: Workspace, job_id: str) -> None:
             tokens = 0
             for index in batch:
                 prompt = prompts[index]
-                ids, mask, texts = sample_group(model, tokenizer, prompt.ids, hp, device)
-                rewards = [reward(text, prompt.case, weights)[0] for text in texts]
-                loss, kl = group_loss(model, reference, ids, mask, len(prompt.ids), group_advantages(rewards), hp)
+                ids, mask, loss_mask, answers = sample_episodes(model, tokenizer, prompt, hp, device)
+                rewards = [reward(answer, prompt.case, weights)[0] for answer in answers]
+                loss, kl = group_loss(model, reference, ids, mask, len(prompt.ids), group_advantages(rewards), hp, loss_mask)
                 (loss / len(batch)).backward()
                 loss_sum += loss.item()
                 kl_sum += kl

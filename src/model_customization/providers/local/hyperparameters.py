@@ -46,6 +46,7 @@ class LocalHyperparameters(BaseModel):
     temperature: float = Field(1.0, gt=0, le=2, description="GRPO only: sampling temperature of the answers (above 0: a group needs different answers).")
     grpo_beta: float = Field(0.04, ge=0, le=10, description="GRPO only: weight of the KL penalty that keeps the policy near the model the job started from.")
     clip_epsilon: float = Field(0.2, gt=0, lt=1, description="GRPO only: the policy ratio is clipped to [1 - clip_epsilon, 1 + clip_epsilon].")
+    max_tool_turns: int = Field(2, ge=0, le=8, description="GRPO only: in a case with tool_results, how many times one answer may call a tool and get the result back before its episode ends (0: single-turn).")
     holdout_fraction: float = Field(0.2, ge=0, lt=1, description="GRPO only: share of the suite's cases kept out of training, for evaluate.")
     reward_weights: dict[str, float] | None = Field(None, description="GRPO only: weight per metric in the reward, e.g. {\"schema_valid\": 1, \"json_valid\": 0}; unnamed metrics keep their defaults.")
 
@@ -78,7 +79,7 @@ class LocalHyperparameters(BaseModel):
         return self
 
 
-GRPO_FIELDS = ("group_size", "max_new_tokens", "temperature", "grpo_beta", "clip_epsilon", "holdout_fraction", "reward_weights")
+GRPO_FIELDS = ("group_size", "max_new_tokens", "temperature", "grpo_beta", "clip_epsilon", "max_tool_turns", "holdout_fraction", "reward_weights")
 GRPO_LEARNING_RATE = 1e-4  # the default for method='grpo': policy-gradient steps are noisier than supervised ones
 
 
