@@ -148,3 +148,16 @@ def test_an_episodes_reward_is_the_scorers_and_the_loss_counts_generated_tokens_
     with_results = ((per_token * everything).sum(1) / everything.sum(1)).mean().item()
     assert kl == pytest.approx(only_generated, rel=1e-4)
     assert abs(kl - with_results) > 1e-4 * abs(kl)  # the mask bites: tool-result tokens would change it
+
+
+def test_a_grpo_job_keeps_the_cases_tool_results_for_its_worker(ws, tmp_path: Path):
+    from model_customization.datasets.build import read_split
+    from model_customization.jobs.orchestrator import start_job
+
+    suite = tmp_path / "tools.jsonl"
+    suite.write_text("".join(json.dumps({**CASE, "id": f"c{i}"}) + "\n" for i in range(3)), encoding="utf-8")
+    dry = start_job(ws, method="grpo", suite=str(suite), hyperparameters={"holdout_fraction": 0.0, "max_tool_turns": 3}, dry_run=True)
+    rows = read_split(ws, dry["dataset_id"], "train")
+    assert len(rows) == 3 and all(row["expects"]["tool_results"] == {"get_weather": WEATHER} for row in rows)
+    with pytest.raises(UserError, match="max_tool_turns"):
+        start_job(ws, method="grpo", suite=str(suite), hyperparameters={"max_tool_turns": 9}, dry_run=True)
