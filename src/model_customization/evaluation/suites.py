@@ -2,7 +2,8 @@
 
 A suite case has `messages` and any of `reference`, `json_schema`, `regex`, `contains`, `expected_tool_call` and
 `rubric`; each answer gets every metric its case provides for (metrics.score_case), and a rubric is shown to the
-judge. A dataset case's prompt is the conversation up to its last assistant turn and the reference is that turn.
+judge. `tool_results` ({tool name: the text a call to it returns}) is for GRPO's multi-turn episodes: a sampled answer
+that calls a tool gets that text back as a tool message and goes on (providers/local/grpo.py); evaluate ignores it. A dataset case's prompt is the conversation up to its last assistant turn and the reference is that turn.
 """
 
 from __future__ import annotations

@@ -15,6 +15,11 @@ model the job started from: the base with the LoRA layers switched off (`disable
 the job continues a tuned adapter, that adapter's weights swapped in for the reference pass (a copy of the LoRA
 tensors only). Token losses are averaged per answer, then over the answers of the step.
 
+Multi-turn with tools: when a case has `tool_results`, an answer that ends its turn with tool calls gets each call's
+result (or NO_RESULT) back as a tool message and the model samples on, up to max_tool_turns times (sample_episodes).
+Only the tokens the model generated are in the loss; the tool messages between turns are context only. The whole
+episode is rewarded: the tool-call checks see every call it made, the text checks its last turn.
+
 Exact resume: the prompts' order is a function of (seed, epoch) as in supervised training, and the sampling of each
 step is seeded from (seed, step), so a run killed and resumed from a checkpoint samples the same answers, gets the
 same rewards and takes the same steps as one that never stopped.
