@@ -112,6 +112,32 @@ def test_two_gates_at_once_each_keep_their_own_rules(ws, tmp_path, monkeypatch):
     assert {p: json.dumps(r) for p, r in together.items()} == {p: json.dumps(r) for p, r in alone.items()}
 
 
+def test_a_refused_fork_gives_the_one_process_report(ws, tmp_path, monkeypatch):
+    # A library's at-fork guard may refuse a fork (filelock does while another thread changes a descriptor's
+    # ownership, as when two gates fork at once): the gate measures in this process instead, with the same report.
+    import os
+
+    file = tmp_path / "mixed.jsonl"
+    _mixed_file(file)
+    monkeypatch.setenv("MODEL_CUSTOMIZATION_ALLOWED_ROOTS", str(tmp_path))
+    monkeypatch.setattr(tokens, "PARALLEL_MIN_BYTES", 1 << 60)
+    one_process = inspect_dataset(ws, path=str(file), provider="openai")
+
+    refused = []
+
+    def refuse() -> int:
+        refused.append(1)
+        raise RuntimeError("os.fork is unsafe while filelock is changing descriptor ownership")
+
+    monkeypatch.setattr(os, "fork", refuse)
+    monkeypatch.setattr(tokens, "_worker_count", lambda: 2)
+    monkeypatch.setattr(tokens, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(tokens, "BATCH_BYTES", 3000)
+    tokens._cache.clear()
+    assert json.dumps(inspect_dataset(ws, path=str(file), provider="openai")) == json.dumps(one_process)
+    assert len(refused) >= 4  # each attempt to start the workers was refused before the fallback
+
+
 def test_a_stored_dataset_is_measured_the_same_by_the_pool(ws, tmp_path, monkeypatch, demo_paths):
     from model_customization.datasets.build import build_dataset
 

@@ -187,6 +187,32 @@ def _worker_count() -> int:
         return os.cpu_count() or 1
 
 
+class ForkRefused(Exception):
+    """The gate's workers could not be forked; nothing has been read yet, so the caller measures in this process."""
+
+
+def _ready() -> None:
+    """A task that does nothing: submitting it makes the pool fork its workers (all at once, with fork)."""
+
+
+def _started_pool(executor: Any, context: Any, workers: int, job: tuple[Any, ...]) -> Any:
+    """A pool whose workers are already forked. A fork can be refused at that moment by a library's at-fork guard
+    (filelock refuses while another thread of a server changes a descriptor's ownership): tried a few times, then
+    ForkRefused, before any line of the file was read."""
+    import random
+    import time
+
+    for attempt in range(4):
+        pool = executor(workers, mp_context=context, initializer=_start_worker, initargs=job)
+        try:
+            pool.submit(_ready).result()
+            return pool
+        except RuntimeError:
+            pool.shutdown(wait=True, cancel_futures=True)
+            time.sleep(random.uniform(0.02, 0.1) * (attempt + 1))  # two gates forking at once: not in step again
+    raise ForkRefused
+
+
 def _parallel_results(rows: Any, encoding: str, check: Any) -> Iterator[tuple[Any, ...]]:
     """_measure_batch's results for every batch of rows.raw_batches(), in file order, from a pool of forked workers
     (forked, so that check, often a closure, reaches them without pickling); at most two batches per worker are in
@@ -204,7 +230,7 @@ def _parallel_results(rows: Any, encoding: str, check: Any) -> Iterator[tuple[An
         # Each pool's own job, given to its workers as they start (not a global set here: two gates may run at once
         # in a server's threads, and a worker may fork at any submit).
         job = (encoding, check, rows.max_line_bytes)
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"), initializer=_start_worker, initargs=job) as pool:
+        with _started_pool(ProcessPoolExecutor, multiprocessing.get_context("fork"), workers, job) as pool:
             pending: deque[Any] = deque()
             for batch in rows.raw_batches(BATCH_BYTES):
                 pending.append(pool.submit(_measure_batch, batch))
@@ -237,13 +263,17 @@ def measure_chat_rows(rows: Any, encoding: str, check: Any = None) -> tuple[list
             tokens.setdefault(split, []).append(n)
             measured.extend(extra)
 
-    if hasattr(rows, "raw_batches") and _worker_count() > 1 and rows.total_bytes() >= PARALLEL_MIN_BYTES:
-        for result in _parallel_results(rows, encoding, check):
-            if result[0] == "problem":
-                rows.problems.append(result[1])
-            else:
-                record(*result[1:])
-    else:
+    parallel = hasattr(rows, "raw_batches") and _worker_count() > 1 and rows.total_bytes() >= PARALLEL_MIN_BYTES
+    if parallel:
+        try:
+            for result in _parallel_results(rows, encoding, check):
+                if result[0] == "problem":
+                    rows.problems.append(result[1])
+                else:
+                    record(*result[1:])
+        except ForkRefused:  # raised before the first batch: nothing recorded yet
+            parallel = False
+    if not parallel:
         for split, line, row in rows:
             record(split, line, *_measure_row(split, line, row, encoding, check))
     findings, counts = validator.finish()

@@ -17,9 +17,12 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.add_column("job_metrics", sa.Column("reward_mean", sa.Float, nullable=True))
-    op.add_column("job_metrics", sa.Column("reward_std", sa.Float, nullable=True))
-    op.add_column("job_metrics", sa.Column("kl", sa.Float, nullable=True))
+    # Only the columns the table lacks: a ledger stamped at an older revision may already have them (one made by a
+    # newer version's create_all and stamped back by hand, as a restore or a test does).
+    present = {column["name"] for column in sa.inspect(op.get_bind()).get_columns("job_metrics")}
+    for name in ("reward_mean", "reward_std", "kl"):
+        if name not in present:
+            op.add_column("job_metrics", sa.Column(name, sa.Float, nullable=True))
 
 
 def downgrade() -> None:
