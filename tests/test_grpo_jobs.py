@@ -42,7 +42,12 @@ def _wait_for(predicate, timeout: float, what: str):
 
 
 def _history(ws, job_id: str) -> list[tuple[int, float, float, float, float]]:
-    return [(m["step"], m["train_loss"], m["reward_mean"], m["reward_std"], m["kl"]) for m in sorted(ws.store.jobs.metrics(job_id), key=lambda m: m["step"])]
+    rows = [m for m in ws.store.jobs.metrics(job_id) if m["train_loss"] is not None]
+    return [(m["step"], m["train_loss"], m["reward_mean"], m["reward_std"], m["kl"]) for m in sorted(rows, key=lambda m: m["step"])]
+
+
+def _validations(ws, job_id: str) -> list[tuple[int, float]]:
+    return [(m["step"], m["validation_reward"]) for m in ws.store.jobs.metrics(job_id) if m["validation_reward"] is not None]
 
 
 # --- advantages ----------------------------------------------------------------------------------------------------
@@ -104,10 +109,13 @@ def test_a_small_grpo_job_trains_on_the_suite_and_holds_cases_out(ws, tmp_path):
     from model_customization.evaluation.runner import evaluate
     from model_customization.jobs.plots import loss_curve_png
 
-    suite = _suite(tmp_path, 6)
-    hp = {"epochs": 1, "batch_size": 2, "group_size": 3, "max_new_tokens": 6, "holdout_fraction": 0.34, "seed": 1, "learning_rate": 1e-4}
+    suite = _suite(tmp_path, 7)
+    hp = {"epochs": 1, "batch_size": 2, "group_size": 3, "max_new_tokens": 6, "holdout_fraction": 0.29, "validation_fraction": 0.15, "seed": 1, "learning_rate": 1e-4}
     dry = start_job(ws, method="grpo", suite=str(suite), hyperparameters=hp, dry_run=True)
     assert dry["status"] == "dry_run" and dry["quote"]["prompts"] == 4 and dry["quote"]["held_out_cases"] == 2 and dry["quote"]["steps"] == 2
+    from model_customization.datasets.build import get_dataset
+
+    assert get_dataset(ws, dry["dataset_id"])["counts"] == {"train": 4, "validation": 1, "test": 2}
     started = start_job(ws, method="grpo", suite=str(suite), hyperparameters=hp)
     assert started["method"] == "grpo" and started["dataset_id"] == dry["dataset_id"]
     done = wait_for_job(ws, started["job_id"], timeout=900, poll=0.2)
@@ -116,20 +124,34 @@ def test_a_small_grpo_job_trains_on_the_suite_and_holds_cases_out(ws, tmp_path):
     assert [h[0] for h in history] == [1, 2]
     for _, loss, mean, spread, kl in history:
         assert 0.0 <= mean <= 1.0 and spread >= 0.0 and kl >= 0.0 and math.isfinite(loss)
-    assert done["rewards"] == {"reward_mean": history[-1][2], "reward_std": history[-1][3], "kl": history[-1][4]}
+    # The validation case is answered at the start and after each step (2 steps: about ten times per job is each step).
+    validations = _validations(ws, done["job_id"])
+    assert [s for s, _ in validations] == [0, 1, 2] and all(0.0 <= v <= 1.0 for _, v in validations)
+    assert done["rewards"] == {
+        "reward_mean": history[-1][2], "reward_std": history[-1][3], "kl": history[-1][4],
+        "validation_reward": validations[-1][1], "best_validation_reward": max(v for _, v in validations),
+    }
     assert loss_curve_png(ws, done["job_id"]).startswith(b"\x89PNG")
     messages = [e["message"] for e in check_job(ws, done["job_id"], events=50)["events"]]
     assert any("GRPO on 4 prompts x 3 answers" in m for m in messages)
     assert any("scores the 2 held-out cases" in m for m in messages)
+    # The adapter kept is the best validation step's, the later one on a tie.
+    best_step = max(validations, key=lambda sv: (sv[1], sv[0]))[0]
+    kept = {0: "keeping the starting adapter", 2: "keeping the last step's adapter"}.get(best_step, f"keeping the adapter of step {best_step}")
+    assert any(m.startswith(kept) for m in messages), messages
     # The held-out cases are the dataset's test split; evaluate scores them by their own checks.
     report = evaluate(ws, done["dataset_id"], ["SmolLM2-135M-Instruct", done["model_id"]], split="test", max_tokens=6)
     assert report["cases"] == 2 and "contains" in report["summary"][done["model_id"]] and "regex_match" in report["summary"][done["model_id"]]
 
 
 def test_grpo_resumed_after_kill_9_repeats_the_uninterrupted_rewards_and_losses(ws, tiny_model, tmp_path):
-    suite = _suite(tmp_path, 4)
-    # Small on purpose (each sampled token is a forward pass): 3 prompts x 2 epochs, one prompt per step.
-    hp = {"epochs": 2, "batch_size": 1, "group_size": 4, "max_new_tokens": 6, "holdout_fraction": 0.25, "seed": 5, "checkpoint_interval_steps": 2, "lora_dropout": 0.1, "learning_rate": 5e-3}
+    suite = _suite(tmp_path, 5)
+    # Small on purpose (each sampled token is a forward pass): 3 prompts x 2 epochs, one prompt per step, and one
+    # validation case answered at the start and after every step (the best step's adapter is restored on resume).
+    hp = {
+        "epochs": 2, "batch_size": 1, "group_size": 4, "max_new_tokens": 6, "holdout_fraction": 0.2, "validation_fraction": 0.2, "seed": 5,
+        "checkpoint_interval_steps": 2, "lora_dropout": 0.1, "learning_rate": 5e-3,
+    }
     reference = start_job(ws, method="grpo", suite=str(suite), base_model=str(tiny_model), hyperparameters=hp)
     interrupted = start_job(ws, method="grpo", suite=str(suite), base_model=str(tiny_model), hyperparameters=hp)
     # One local job at a time: the second waits in the queue as any other job does.
@@ -157,6 +179,14 @@ def test_grpo_resumed_after_kill_9_repeats_the_uninterrupted_rewards_and_losses(
     for row_a, row_b in zip(a, b, strict=True):
         for x, y in zip(row_a[1:], row_b[1:], strict=True):
             assert abs(x - y) <= 1e-5 * max(1.0, abs(x)), (row_a, row_b)
+    va, vb = _validations(ws, reference["job_id"]), _validations(ws, job_id)
+    assert [s for s, _ in vb] == [s for s, _ in va] == list(range(total + 1)), "each validation recorded once"
+    assert all(abs(x - y) <= 1e-6 for (_, x), (_, y) in zip(va, vb, strict=True))
+
+    def kept(job):
+        return [e["message"] for e in check_job(ws, job, events=80)["events"] if e["message"].startswith("keeping ")]
+
+    assert kept(job_id) == kept(reference["job_id"]) and len(kept(job_id)) == 1
     # The rewards moved: the groups were not all alike, so the run was a real policy-gradient run.
     assert any(h[3] > 0 for h in a) and any(h[4] > 0 for h in a[1:])
 

@@ -76,13 +76,15 @@ def reward(answer: str | Mapping[str, Any], case: Mapping[str, Any], weights: Ma
 
 # --- a suite as the cases of a GRPO job -------------------------------------------------------------------------
 def suite_dataset(
-    ws: Any, *, suite: str | None, agent: str | None, holdout_fraction: float, seed: int, weights: Mapping[str, float] | None
+    ws: Any, *, suite: str | None, agent: str | None, holdout_fraction: float, seed: int, weights: Mapping[str, float] | None,
+    validation_fraction: float = 0.0,
 ) -> str:
     """Store the cases of a suite file (or of the suite `agent` is judged on) as a GRPO dataset and return its id.
 
     Each example is a case's prompt and what it expects; a seeded share (`holdout_fraction`) of the cases goes to the
     test split, never trained on, so that evaluate(dataset_id=..., split='test') measures the tuned model on cases it
-    has not seen. The dataset is content-addressed: the same cases, seed and fraction give the same id, so a job
+    has not seen; the next seeded share (`validation_fraction`) goes to the validation split, which the job answers
+    greedily now and then to keep the adapter of its best step (a guard against a policy that collapses). The dataset is content-addressed: the same cases, seed and fraction give the same id, so a job
     resumed or started again trains on exactly the cases it started with, even if the suite file changed since."""
     import hashlib
     import json
@@ -125,14 +127,16 @@ def suite_dataset(
         check_rewardable(case, resolved, case["source"])
     order = list(range(len(cases)))
     random.Random(seed).shuffle(order)
-    held_out = set(order[: int(round(len(cases) * holdout_fraction))])
+    n_test = int(round(len(cases) * holdout_fraction))
+    held_out = set(order[:n_test])
+    validation = set(order[n_test : n_test + int(round(len(cases) * validation_fraction))])
     # Redacted as every stored dataset is: it may be shipped to a provider's machines (hf-jobs) later.
     redactions: Counter[str] = Counter()
     examples = []
     for index, case in enumerate(cases):
         example, found = redact_record({"messages": case["messages"], "expects": case_expectations(case), "source": case["source"]})
         redactions.update(found)
-        examples.append(("test" if index in held_out else "train", example))
+        examples.append(("test" if index in held_out else "validation" if index in validation else "train", example))
     source_text = json.dumps([example for _, example in examples], sort_keys=True).encode()
     where = origin.get("suite") or f"{origin.get('dataset_id')} ({origin.get('split')} split)"
     dataset_id, _, _ = store_examples(
@@ -141,7 +145,8 @@ def suite_dataset(
             "format": "suite_cases", "conversations_read": len(cases), "formats": {"suite": len(cases)}, "dropped": {},
             "duplicates_removed": {"exact": 0, "near": 0}, "redactions": dict(redactions), "unreadable": {"count": 0, "first": []},
             "sources": [{"path": where, "sha256": hashlib.sha256(source_text).hexdigest()}],
-            "options": {"method": "grpo", **origin, "holdout_fraction": holdout_fraction, "seed": seed, "split": "held-out cases in test"},
+            "options": {"method": "grpo", **origin, "holdout_fraction": holdout_fraction, "seed": seed, "split": "held-out cases in test",
+                        **({"validation_fraction": validation_fraction} if validation_fraction else {})},
         },
     )  # fmt: skip
     return dataset_id

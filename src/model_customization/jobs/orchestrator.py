@@ -103,7 +103,9 @@ def start_job(
         checked_base = trainer.check_available(ws, base_model, method)
         if trainer.runs_locally:
             trainer.check_training(ws, checked_base, hp_given, continue_from)
-        dataset_id = suite_dataset(ws, suite=suite, agent=agent, holdout_fraction=hp_given["holdout_fraction"], seed=hp_given["seed"], weights=hp_given["reward_weights"])
+        dataset_id = suite_dataset(ws, suite=suite, agent=agent, holdout_fraction=hp_given["holdout_fraction"], seed=hp_given["seed"], weights=hp_given["reward_weights"],
+            validation_fraction=hp_given.get("validation_fraction", 0.0),
+        )
     if not trainer.runs_locally:
         return _start_cloud_job(
             ws, dataset_id, provider=trainer, base_model=base_model, method=method, hyperparameters=hyperparameters,
@@ -181,7 +183,7 @@ def _check_dataset_for(ws: Workspace, dataset_id: str, method: str) -> dict[str,
         )
     n_train = dataset["counts"].get("train", 0)
     if method == "grpo" and n_train < MIN_GRPO_PROMPTS:
-        raise UserError(f"Dataset {dataset_id} has {n_train} training cases; GRPO needs at least {MIN_GRPO_PROMPTS}. Add cases to the suite or lower holdout_fraction.")
+        raise UserError(f"Dataset {dataset_id} has {n_train} training cases; GRPO needs at least {MIN_GRPO_PROMPTS}. Add cases to the suite or lower holdout_fraction (or validation_fraction).")
     if method != "grpo" and n_train < MIN_TRAIN_EXAMPLES:
         raise UserError(
             f"Dataset {dataset_id} has {n_train} training examples; at least {MIN_TRAIN_EXAMPLES} are needed. "
@@ -531,14 +533,21 @@ def summarize_job(ws: Workspace, job: dict[str, Any], events: int = 5) -> dict[s
 
 
 def _latest_rewards(ws: Workspace, job: dict[str, Any]) -> dict[str, float] | None:
-    """A GRPO job's newest step: its sampled answers' mean reward and spread, and the KL to the reference."""
+    """A GRPO job's newest step: its sampled answers' mean reward and spread, and the KL to the reference; with
+    validation cases, the newest and the best validation reward (the best step's adapter is the one kept)."""
     if job["method"] != "grpo":
         return None
-    rows = [m for m in ws.store.jobs.metrics(job["id"]) if m.get("reward_mean") is not None]
+    metrics = ws.store.jobs.metrics(job["id"])
+    rows = [m for m in metrics if m.get("reward_mean") is not None]
     if not rows:
         return None
     last = max(rows, key=lambda m: m["step"])
-    return {"reward_mean": last["reward_mean"], "reward_std": last["reward_std"], "kl": last["kl"]}
+    summary = {"reward_mean": last["reward_mean"], "reward_std": last["reward_std"], "kl": last["kl"]}
+    validations = [m for m in metrics if m.get("validation_reward") is not None]
+    if validations:
+        summary["validation_reward"] = max(validations, key=lambda m: m["step"])["validation_reward"]
+        summary["best_validation_reward"] = max(m["validation_reward"] for m in validations)
+    return summary
 
 
 def _notice(job: dict[str, Any]) -> str | None:

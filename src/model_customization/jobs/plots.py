@@ -32,7 +32,7 @@ def loss_curve_png(ws: Workspace, job_id: str) -> bytes:
     # By step: a resumed job's rows after its checkpoint are dropped and written again, so id order may not be step order.
     rows = sorted(ws.store.jobs.metrics(job_id), key=lambda r: r["step"])
     train = [r for r in rows if r["train_loss"] is not None]
-    validation = [r for r in rows if r["validation_loss"] is not None and r["train_loss"] is None]
+    validation = [r for r in rows if r["train_loss"] is None and (r["validation_loss"] is not None or r.get("validation_reward") is not None)]
     if not train and not validation:
         if job["status"] in TERMINAL_STATUSES:
             raise UserError(
@@ -96,6 +96,8 @@ def _render(job: dict[str, Any], train: list[dict[str, Any]], validation: list[d
             handles += ax.plot(steps, smooth(losses, window), color=TRAIN_COLOUR, linewidth=2.0, label=f"train loss (mean of {window} steps)")
         else:
             handles += ax.plot(steps, losses, color=TRAIN_COLOUR, linewidth=1.6, marker="o", markersize=3, label="train loss")
+    validation_rewards = [(r["step"], r["validation_reward"]) for r in validation if r.get("validation_reward") is not None]
+    validation = [r for r in validation if r["validation_loss"] is not None]
     if validation:
         v_steps = [r["step"] for r in validation]
         v_losses = [_finite(r["validation_loss"]) for r in validation]
@@ -118,6 +120,11 @@ def _render(job: dict[str, Any], train: list[dict[str, Any]], validation: list[d
         means = [m for _, m, _ in rewards]
         reward_ax.fill_between(r_steps, [m - d for _, m, d in rewards], [m + d for _, m, d in rewards], color=REWARD_COLOUR, alpha=0.12, linewidth=0)
         handles += reward_ax.plot(r_steps, means, color=REWARD_COLOUR, linewidth=1.6, label="reward (mean ± spread of the sampled answers)")
+        if validation_rewards:
+            handles += reward_ax.plot(
+                [s for s, _ in validation_rewards], [v for _, v in validation_rewards], color=VALIDATION_COLOUR, linewidth=1.4, marker="D",
+                markersize=6, label="validation reward (greedy answers)",
+            )
         reward_ax.set_ylabel("reward", color=REWARD_COLOUR)
         reward_ax.tick_params(axis="y", colors=REWARD_COLOUR, labelsize=8)
         reward_ax.set_ylim(-0.02, 1.02)

@@ -179,7 +179,7 @@ class JobStatus(BaseModel):
     resource_uri: str | None
     notice: str | None = Field(None, description="A warning from the provider about the job's base or tuned model, e.g. the date it shuts down.")
     rewards: dict[str, float | None] | None = Field(
-        None, description="GRPO jobs: the latest step's mean reward of the sampled answers (0-1), their spread (reward_std) and the KL to the reference."
+        None, description="GRPO jobs: the latest step's mean reward of the sampled answers (0-1), their spread (reward_std) and the KL to the reference; with validation cases, the latest and best validation_reward (greedy answers; the best step's adapter is kept)."
     )
 
 

@@ -109,7 +109,7 @@ def register(server: MCPServer, ws: Workspace) -> None:
         with _resource_errors():
             summary = orchestrator.check_job(ws, job_id, events=50)
         summary["metrics"] = [
-            {k: m[k] for k in ("step", "epoch", "train_loss", "validation_loss", "learning_rate", *(("reward_mean", "reward_std", "kl") if summary["method"] == "grpo" else ()))}
+            {k: m[k] for k in ("step", "epoch", "train_loss", "validation_loss", "learning_rate", *(("reward_mean", "reward_std", "kl", "validation_reward") if summary["method"] == "grpo" else ()))}
             for m in ws.store.jobs.metrics(job_id)
         ]
         return _json(summary)

@@ -39,7 +39,7 @@ from model_customization.store.spending import SpendingRepository
 from model_customization.store.status import DEFAULT_LEASE_SECONDS
 
 # The newest migration in store/migrations/versions; a store already there opens without importing Alembic.
-HEAD_REVISION = "0004_grpo_metrics"
+HEAD_REVISION = "0005_grpo_validation_reward"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 

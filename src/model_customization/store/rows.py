@@ -73,6 +73,7 @@ class JobMetricRow(TypedDict):
     reward_mean: float | None
     reward_std: float | None
     kl: float | None
+    validation_reward: float | None
     at: float
 
 

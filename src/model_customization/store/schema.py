@@ -84,6 +84,7 @@ job_metrics = Table(
     Column("reward_mean", Float),
     Column("reward_std", Float),
     Column("kl", Float),
+    Column("validation_reward", Float),  # GRPO: mean reward of the greedy answers to the validation cases
     Column("at", Float, nullable=False),
 )
 

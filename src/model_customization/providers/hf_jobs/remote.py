@@ -73,7 +73,7 @@ class Supervisor:
         self.events_seen = len(events)
         metrics = jobs.metrics(self.job_id)
         for row in metrics[self.metrics_seen:]:
-            say("metric", **{k: row.get(k) for k in ("step", "epoch", "train_loss", "validation_loss", "learning_rate", "tokens_per_second", "reward_mean", "reward_std", "kl")})
+            say("metric", **{k: row.get(k) for k in ("step", "epoch", "train_loss", "validation_loss", "learning_rate", "tokens_per_second", "reward_mean", "reward_std", "kl", "validation_reward")})
         self.metrics_seen = len(metrics)
         job = jobs.get(self.job_id) or {}
         progress = (job.get("status"), job.get("step"), job.get("total_steps"), job.get("eta_seconds"))

@@ -490,7 +490,7 @@ class HfJobsJobs:
         ws.store.jobs.add_event(job["id"], f"resumed as Hugging Face job {info.id}, continuing {where}")
 
 
-METRIC_FIELDS = ("step", "epoch", "train_loss", "validation_loss", "learning_rate", "tokens_per_second", "reward_mean", "reward_std", "kl")
+METRIC_FIELDS = ("step", "epoch", "train_loss", "validation_loss", "learning_rate", "tokens_per_second", "reward_mean", "reward_std", "kl", "validation_reward")
 
 
 def _mirror_metrics(ws: Workspace, job_id: str, rows: list[dict[str, Any]]) -> None:

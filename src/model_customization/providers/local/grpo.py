@@ -155,20 +155,30 @@ def completion_logps(model: Any, ids: Any, mask: Any, prompt_length: int) -> Any
     return -F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none").view(targets.shape)
 
 
-def sample_group(model: Any, tokenizer: Any, prompt: list[int], hp: LocalHyperparameters, device: str) -> tuple[Any, Any, list[str]]:
+def _sampling(hp: LocalHyperparameters, greedy: bool) -> dict[str, Any]:
+    """generate()'s options: the policy's own distribution at hp.temperature, or its most likely tokens (validation)."""
+    if greedy:
+        return {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+    return {"do_sample": True, "temperature": hp.temperature, "top_p": 1.0, "top_k": 0}
+
+
+def sample_group(
+    model: Any, tokenizer: Any, prompt: list[int], hp: LocalHyperparameters, device: str, *, group_size: int | None = None, greedy: bool = False
+) -> tuple[Any, Any, list[str]]:
     """group_size answers to one prompt in one batched generate() with the KV cache: (token ids [group, prompt +
     answer], attention mask that ends each answer at its end-of-turn token, the answers' texts)."""
     import torch
 
     eos = tokenizer.eos_token_id
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
-    ids = torch.tensor([prompt] * hp.group_size, device=device)
+    group = group_size or hp.group_size
+    ids = torch.tensor([prompt] * group, device=device)
     was_training = model.training
     model.eval()  # no dropout while sampling: the answers come from the policy itself
     with torch.no_grad():
         output = model.generate(
-            input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=hp.max_new_tokens, do_sample=True,
-            temperature=hp.temperature, top_p=1.0, top_k=0, pad_token_id=pad, eos_token_id=eos, use_cache=True,
+            input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=hp.max_new_tokens,
+            pad_token_id=pad, eos_token_id=eos, use_cache=True, **_sampling(hp, greedy),
         )
     if was_training:
         model.train()
@@ -177,7 +187,7 @@ def sample_group(model: Any, tokenizer: Any, prompt: list[int], hp: LocalHyperpa
     is_end = completion == eos
     ended = is_end.cumsum(dim=1)
     keep = (ended == 0) | (is_end & (ended == 1))
-    mask = torch.cat([torch.ones((hp.group_size, len(prompt)), dtype=torch.long, device=device), keep.long()], dim=1)
+    mask = torch.cat([torch.ones((group, len(prompt)), dtype=torch.long, device=device), keep.long()], dim=1)
     texts = [tokenizer.decode(row[k.bool()].tolist(), skip_special_tokens=True).strip() for row, k in zip(completion, keep, strict=True)]
     return output, mask, texts
 
@@ -205,7 +215,7 @@ def _tool_turn_ids(tokenizer: Any, messages: list[dict[str, Any]], tool_messages
     return tokenizer(before[end + len(tokenizer.eos_token) :] + after[len(before) :], add_special_tokens=False)["input_ids"]
 
 
-def _continue(model: Any, tokenizer: Any, ids: list[int], hp: LocalHyperparameters, device: str) -> list[int]:
+def _continue(model: Any, tokenizer: Any, ids: list[int], hp: LocalHyperparameters, device: str, greedy: bool = False) -> list[int]:
     """One more assistant turn sampled after `ids`, up to and including its end-of-turn token."""
     import torch
 
@@ -216,8 +226,7 @@ def _continue(model: Any, tokenizer: Any, ids: list[int], hp: LocalHyperparamete
     with torch.no_grad():
         output = model.generate(
             input_ids=torch.tensor([ids], device=device), attention_mask=torch.ones((1, len(ids)), dtype=torch.long, device=device),
-            max_new_tokens=hp.max_new_tokens, do_sample=True, temperature=hp.temperature, top_p=1.0, top_k=0,
-            pad_token_id=pad, eos_token_id=eos, use_cache=True,
+            max_new_tokens=hp.max_new_tokens, pad_token_id=pad, eos_token_id=eos, use_cache=True, **_sampling(hp, greedy),
         )
     if was_training:
         model.train()
@@ -225,7 +234,9 @@ def _continue(model: Any, tokenizer: Any, ids: list[int], hp: LocalHyperparamete
     return new[: new.index(eos) + 1] if eos in new else new
 
 
-def sample_episodes(model: Any, tokenizer: Any, prompt: GrpoPrompt, hp: LocalHyperparameters, device: str) -> tuple[Any, Any, Any, list[Any]]:
+def sample_episodes(
+    model: Any, tokenizer: Any, prompt: GrpoPrompt, hp: LocalHyperparameters, device: str, *, group_size: int | None = None, greedy: bool = False
+) -> tuple[Any, Any, Any, list[Any]]:
     """group_size episodes for one case: (token ids [group, prompt + episode], attention mask, loss mask over the
     positions after the prompt, the answers to score).
 
@@ -240,7 +251,7 @@ def sample_episodes(model: Any, tokenizer: Any, prompt: GrpoPrompt, hp: LocalHyp
 
     from model_customization.evaluation.metrics import extract_tool_calls
 
-    output, mask, texts = sample_group(model, tokenizer, prompt.ids, hp, device)
+    output, mask, texts = sample_group(model, tokenizer, prompt.ids, hp, device, group_size=group_size, greedy=greedy)
     length = len(prompt.ids)
     results = prompt.case.get("tool_results")
     if not results or hp.max_tool_turns == 0:
@@ -265,7 +276,7 @@ def sample_episodes(model: Any, tokenizer: Any, prompt: GrpoPrompt, hp: LocalHyp
             made += calls
             ids += bridge
             trained += [0] * len(bridge)
-            generated = _continue(model, tokenizer, ids, hp, device)
+            generated = _continue(model, tokenizer, ids, hp, device, greedy)
             ids += generated
             trained += [1] * len(generated)
             text = tokenizer.decode(generated, skip_special_tokens=True).strip()
@@ -276,6 +287,46 @@ def sample_episodes(model: Any, tokenizer: Any, prompt: GrpoPrompt, hp: LocalHyp
     attention = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in episodes], device=device)
     loss_mask = torch.tensor([trained + [0] * (width - length - len(trained)) for _, trained in episodes], device=device)
     return padded, attention, loss_mask, answers
+
+
+VALIDATION_BATCH = 8  # validation cases answered in one left-padded generate() call
+
+
+def validation_reward(model: Any, tokenizer: Any, prompts: list[GrpoPrompt], hp: LocalHyperparameters, device: str, weights: dict[str, float]) -> float:
+    """The mean reward of the policy's greedy answers to the validation cases: what the job keeps the best adapter by.
+    Greedy (not sampled) so that it measures the policy's most likely answer, the one evaluate and a deployment see,
+    and so that it needs no random numbers (the sampling of the next step is unchanged by a validation). A case with
+    tool_results plays its whole episode (sample_episodes, greedy); the others are answered in left-padded batches."""
+    import torch
+
+    rewards: list[float] = []
+    plain = [p for p in prompts if not (p.case.get("tool_results") and hp.max_tool_turns)]
+    for prompt in prompts:
+        if prompt not in plain:
+            _, _, _, [answer] = sample_episodes(model, tokenizer, prompt, hp, device, group_size=1, greedy=True)
+            rewards.append(reward(answer, prompt.case, weights)[0])
+    eos = tokenizer.eos_token_id
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
+    was_training = model.training
+    model.eval()
+    try:
+        for start in range(0, len(plain), VALIDATION_BATCH):
+            batch = plain[start : start + VALIDATION_BATCH]
+            width = max(len(p.ids) for p in batch)
+            ids = torch.tensor([[pad] * (width - len(p.ids)) + p.ids for p in batch], device=device)
+            mask = torch.tensor([[0] * (width - len(p.ids)) + [1] * len(p.ids) for p in batch], device=device)
+            with torch.no_grad():
+                output = model.generate(
+                    input_ids=ids, attention_mask=mask, max_new_tokens=hp.max_new_tokens, pad_token_id=pad, eos_token_id=eos,
+                    use_cache=True, **_sampling(hp, greedy=True),
+                )
+            for prompt, row in zip(batch, output[:, width:].tolist(), strict=True):
+                answer = tokenizer.decode(row[: row.index(eos)] if eos in row else row, skip_special_tokens=True).strip()
+                rewards.append(reward(answer, prompt.case, weights)[0])
+    finally:
+        if was_training:
+            model.train()
+    return sum(rewards) / len(rewards)
 
 
 def group_loss(
@@ -331,6 +382,10 @@ def train_grpo(ws: Workspace, job_id: str) -> None:
         jobs.add_event(job_id, f"{too_long} cases skipped: prompt plus max_new_tokens={hp.max_new_tokens} exceeds max_seq_length={hp.max_seq_length}", "warning")
     if not prompts:
         raise UserError(f"No training case fits: every prompt plus max_new_tokens={hp.max_new_tokens} exceeds max_seq_length={hp.max_seq_length}. Raise max_seq_length or lower max_new_tokens.")
+    from model_customization.datasets.build import get_dataset
+
+    has_validation = get_dataset(ws, job["dataset_id"])["counts"].get("validation", 0) > 0
+    validation_prompts = _prompts(tokenizer, read_split(ws, job["dataset_id"], "validation"), hp)[0] if has_validation else []
 
     model = sft.load_for_training(base_dir, hp, device, dtype)
     start_weights = None
@@ -358,6 +413,28 @@ def train_grpo(ws: Workspace, job_id: str) -> None:
         f"GRPO on {len(prompts)} prompts x {hp.group_size} answers, {hp.epochs} epochs, {total_steps} steps on {device}; "
         f"reward: the suite's checks, weighted {', '.join(f'{k} {v:g}' for k, v in weights.items() if v > 0)}",
     )
+    # The guard against a policy that collapses (RL on few prompts can, suddenly): the validation cases are answered
+    # greedily at the start and every `interval` steps, and the adapter of the best validation step is the one kept.
+    interval = hp.eval_interval_steps or max(1, round(total_steps / 10))
+    if validation_prompts and position.step == 0:
+        jobs.add_event(job_id, f"validation: {len(validation_prompts)} held cases answered greedily at the start and every {interval} steps; the adapter of the best step is kept")
+    elif not validation_prompts and position.step == 0:
+        jobs.add_event(job_id, "no validation cases (validation_fraction is 0 or the suite is small): nothing guards against a collapse, and the last step's adapter is kept", "warning")
+
+    def validate() -> bool:
+        """Score the validation cases, remember the best step's adapter; True when early stopping says stop."""
+        nonlocal best
+        value = validation_reward(model, tokenizer, validation_prompts, hp, device, weights)
+        jobs.add_metric(job_id, step=position.step, epoch=position.epoch + position.batch_index / steps_per_epoch, validation_reward=value)
+        improved = position.best_validation_reward is None or value > position.best_validation_reward
+        if position.best_validation_reward is None or value >= position.best_validation_reward:  # a tie goes to the later step
+            position.best_validation_reward, position.best_step = value, position.step
+            best = {k: v.detach().cpu().clone() for k, v in sft._trainable(model).items()}
+        position.validations_without_improvement = 0 if improved else position.validations_without_improvement + 1
+        return bool(hp.early_stopping_patience and position.validations_without_improvement >= hp.early_stopping_patience)
+
+    if validation_prompts and position.step == 0:
+        validate()
 
     model.train()
     started, steps_this_run = time.time(), 0
@@ -403,8 +480,18 @@ def train_grpo(ws: Workspace, job_id: str) -> None:
                 step=position.step, epoch=fractional_epoch, train_loss=train_loss, eta_seconds=elapsed / steps_this_run * (total_steps - position.step),
             )
             at_epoch_end = position.batch_index >= len(batches)
+            if validation_prompts and (position.step % interval == 0 or position.step == total_steps):
+                position.stopped_early = validate()
+                if position.stopped_early:
+                    break
             if position.step % hp.checkpoint_interval_steps == 0 and not at_epoch_end:
                 sft._save_checkpoint(ws, job_id, model, optimizer, scheduler, position, best)
+        if position.stopped_early:
+            jobs.add_event(
+                job_id, f"early stopping at step {position.step}: {hp.early_stopping_patience} validations without a better reward "
+                f"(best {position.best_validation_reward:.3f} at step {position.best_step})",
+            )
+            break
         last = f": reward {mean:.3f} (spread {spread:.3f}) at its last step" if mean is not None and spread is not None else ""
         jobs.add_event(job_id, f"epoch {position.epoch + 1}/{hp.epochs} done{last}")
         position.epoch += 1
@@ -412,6 +499,17 @@ def train_grpo(ws: Workspace, job_id: str) -> None:
         if position.epoch < hp.epochs:
             sft._save_checkpoint(ws, job_id, model, optimizer, scheduler, position, best, epoch_end=True)
 
+    if best is not None and position.best_step is not None and position.best_step != position.step:
+        with torch.no_grad():
+            for name, param in sft._trainable(model).items():
+                param.copy_(best[name].to(param.device))
+        what = "the starting adapter" if position.best_step == 0 else f"the adapter of step {position.best_step}"
+        jobs.add_event(
+            job_id, f"keeping {what}: its validation reward {position.best_validation_reward:.3f} is the best seen "
+            f"(step {position.step} scored lower)",
+        )
+    elif best is not None:
+        jobs.add_event(job_id, f"keeping the last step's adapter: its validation reward {position.best_validation_reward:.3f} is the best seen")
     model_id = sft._save_adapter(ws, job, model, tokenizer, hp)
     jobs.add_event(job_id, f"peak memory of the worker: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
     if jobs.finish(job_id, "succeeded", model_id=model_id, eta_seconds=0.0):

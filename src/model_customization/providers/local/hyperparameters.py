@@ -29,7 +29,7 @@ class LocalHyperparameters(BaseModel):
     target_modules: list[str] = Field(list(DEFAULT_TARGET_MODULES), min_length=1, description="Names of the linear layers that get LoRA adapters.")
     max_seq_length: int = Field(512, ge=16, le=32768, description="Longer examples are truncated; examples with no trained token left are skipped.")
     seed: int = Field(0, ge=0, description="Same seed, same data order and initialisation: a resumed run repeats the uninterrupted one.")
-    eval_interval_steps: int | None = Field(None, ge=1, description="Validation loss every this many optimizer steps (and at each epoch end). Default: at each epoch end only.")
+    eval_interval_steps: int | None = Field(None, ge=1, description="Validation loss (GRPO: validation reward) every this many optimizer steps (and at each epoch end). Default: at each epoch end only; GRPO about ten times per job.")
     early_stopping_patience: int | None = Field(None, ge=1, description="Stop after this many validations without a better validation loss, and keep the best adapter. Default: off.")
     checkpoint_interval_steps: int = Field(50, ge=1, description="Save a resumable checkpoint every this many optimizer steps (and at each epoch end).")
     dpo_beta: float = Field(0.1, gt=0, le=10, description="DPO only: how strongly the tuned model may move away from the base model.")
@@ -48,6 +48,7 @@ class LocalHyperparameters(BaseModel):
     clip_epsilon: float = Field(0.2, gt=0, lt=1, description="GRPO only: the policy ratio is clipped to [1 - clip_epsilon, 1 + clip_epsilon].")
     max_tool_turns: int = Field(2, ge=0, le=8, description="GRPO only: in a case with tool_results, how many times one answer may call a tool and get the result back before its episode ends (0: single-turn).")
     holdout_fraction: float = Field(0.2, ge=0, lt=1, description="GRPO only: share of the suite's cases kept out of training, for evaluate.")
+    validation_fraction: float = Field(0.1, ge=0, lt=1, description="GRPO only: share of the suite's cases kept out of training and answered greedily every eval_interval_steps (default: about ten times per job); the adapter of the step with the best mean reward on them is the one kept, and early_stopping_patience stops a job whose reward there stops rising. 0: no guard, the last step's adapter is kept.")
     reward_weights: dict[str, float] | None = Field(None, description="GRPO only: weight per metric in the reward, e.g. {\"schema_valid\": 1, \"json_valid\": 0}; unnamed metrics keep their defaults.")
 
     @field_validator("target_modules")
@@ -74,12 +75,14 @@ class LocalHyperparameters(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> LocalHyperparameters:
+        if self.holdout_fraction + self.validation_fraction >= 1:
+            raise ValueError(f"holdout_fraction + validation_fraction must leave cases to train on (got {self.holdout_fraction} + {self.validation_fraction})")
         if self.quantization == "4bit" and self.device == "cpu":
             raise ValueError("quantization='4bit' (QLoRA) needs a CUDA GPU; use device='auto' or 'cuda', or quantization='none' on CPU")
         return self
 
 
-GRPO_FIELDS = ("group_size", "max_new_tokens", "temperature", "grpo_beta", "clip_epsilon", "max_tool_turns", "holdout_fraction", "reward_weights")
+GRPO_FIELDS = ("group_size", "max_new_tokens", "temperature", "grpo_beta", "clip_epsilon", "max_tool_turns", "holdout_fraction", "validation_fraction", "reward_weights")
 GRPO_LEARNING_RATE = 1e-4  # the default for method='grpo': policy-gradient steps are noisier than supervised ones
 
 

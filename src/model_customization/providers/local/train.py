@@ -48,6 +48,9 @@ class Position:
     validations_without_improvement: int = 0
     stopped_early: bool = False
     history: list[float] = field(default_factory=list)  # validation losses so far
+    # GRPO: the best mean reward of the greedy answers to the validation cases, and the step whose adapter gave it.
+    best_validation_reward: float | None = None
+    best_step: int | None = None
 
 
 def epoch_batches(items: list[Any], batch_size: int, seed: int, epoch: int, length) -> list[list[Any]]:
