@@ -12,31 +12,29 @@ workspace, errors and exit codes, --json, and flags made from an operation's inp
 from __future__ import annotations
 
 import os
+import sys
+from typing import Any
 
-import typer
 
-from model_customization.cli import server
-from model_customization.cli.agents import agent_app
-from model_customization.cli.datasets import dataset_app
-from model_customization.cli.evaluation import eval_app
-from model_customization.cli.files import files_app
-from model_customization.cli.jobs import job_app
-from model_customization.cli.memory import memory_app
-from model_customization.cli.models import model_app
+def __getattr__(name: str) -> Any:
+    if name == "app":  # built on first use: `serve` starts without typer, rich and every command group
+        from model_customization.cli.commands import app
 
-app = typer.Typer(help="Turn agent memory into fine-tuned models: datasets, LoRA jobs, evaluation, prompting, MCP server.", no_args_is_help=True)
-server.register(app)
-app.add_typer(memory_app, name="memory")
-app.add_typer(dataset_app, name="dataset")
-app.add_typer(job_app, name="job")
-app.add_typer(eval_app, name="eval")
-app.add_typer(model_app, name="model")
-app.add_typer(files_app, name="files")
-app.add_typer(agent_app, name="agent")
+        return app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    arguments = sys.argv[1:]
+    # `model-customization serve` is what uvx configurations launch on every session: it goes straight to the server's
+    # own entry point (the same options), so the client does not wait for the human CLI's libraries to load.
+    if arguments[:1] == ["serve"] and not {"--help", "-h"} & set(arguments[1:]):
+        from model_customization.server.__main__ import main as serve
+
+        sys.exit(serve(arguments[1:]))
+    from model_customization.cli.commands import app
+
     app()
 
 

@@ -21,7 +21,6 @@ from mcp.shared.exceptions import MCPError
 from mcp.types import INVALID_PARAMS
 from pydantic import Field
 
-from model_customization.memory.catalog import agent_folders_sentence
 from model_customization.providers.registry import find_provider, provider_names
 from model_customization.workspace import Workspace
 
@@ -73,6 +72,8 @@ def specialize_agent_text(
         "",
     ]
     if not paths:
+        from model_customization.memory.catalog import agent_folders_sentence  # every importer: loaded when asked, not at start-up
+
         lines += [
             f"0. Find the memory: {call('find_memory', {})}.",
             "   It lists, per agent and folder, the sessions, bytes, first and last date, and whether the folder is "
