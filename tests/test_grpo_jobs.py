@@ -8,7 +8,6 @@ import json
 import math
 import os
 import signal
-import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from model_customization.jobs.orchestrator import check_job, start_job, wait_for
 from model_customization.jobs.processes import worker_alive
 from model_customization.providers.local.grpo import group_advantages
 from model_customization.providers.local.train import latest_checkpoint
+from waiting import wait_for
 
 # Random text from the tiny model contains some of these letters and not others: rewards differ within a group.
 LETTERS = ["a", "e", "o", "s", "t", "n"]
@@ -31,14 +31,6 @@ def _suite(tmp_path: Path, count: int = 10) -> Path:
     path = tmp_path / "letters.jsonl"
     path.write_text("".join(json.dumps(c) + "\n" for c in cases), encoding="utf-8")
     return path
-
-
-def _wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-    return value
 
 
 def _history(ws, job_id: str) -> list[tuple[int, float, float, float, float]]:
@@ -162,10 +154,10 @@ def test_grpo_resumed_after_kill_9_repeats_the_uninterrupted_rewards_and_losses(
     assert total == 6
 
     job_id = interrupted["job_id"]
-    _wait_for(lambda: (ws.store.jobs.get(job_id)["step"] or 0) >= 3, 240, "step 3")
+    wait_for(lambda: (ws.store.jobs.get(job_id)["step"] or 0) >= 3, 240, "step 3")
     pid = ws.store.jobs.get(job_id)["worker_pid"]
     os.kill(pid, signal.SIGKILL)
-    _wait_for(lambda: not worker_alive(pid, job_id), 30, "the killed worker to go")
+    wait_for(lambda: not worker_alive(pid, job_id), 30, "the killed worker to go")
     assert ws.store.jobs.get(job_id)["step"] < total, "the kill must land mid-training"
     checkpoint = latest_checkpoint(ws, job_id)
     assert checkpoint is not None and int(checkpoint.name[5:]) >= 2

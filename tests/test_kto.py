@@ -24,6 +24,7 @@ from model_customization.memory.records import Conversation
 from model_customization.operations.datasets import BuildDatasetRequest
 from model_customization.providers.local.train import latest_checkpoint
 from model_customization.providers.registry import providers
+from waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures"
@@ -217,14 +218,6 @@ def test_kto_loss_of_the_reference_with_a_mismatched_kl_pair(tiny_model):
 
 
 # --- a local job end to end, killed and resumed -------------------------------------------------------------------
-def _wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-    return value
-
-
 def test_a_kto_job_killed_mid_run_resumes_and_repeats_the_uninterrupted_run(ws, tiny_model, tmp_path):
     built = build_dataset(ws, [_style_sessions(tmp_path / "sessions.json", n=40)], method="kto")
     hp = {"epochs": 2, "batch_size": 2, "checkpoint_interval_steps": 3, "lora_dropout": 0.1, "seed": 5, "learning_rate": 5e-3}
@@ -233,10 +226,10 @@ def test_a_kto_job_killed_mid_run_resumes_and_repeats_the_uninterrupted_run(ws, 
     reference_done = wait_for_job(ws, reference["job_id"], timeout=300, poll=0.2)
     assert reference_done["status"] == "succeeded", reference_done
     job_id = interrupted["job_id"]
-    _wait_for(lambda: (ws.store.jobs.get(job_id)["step"] or 0) >= 5, 240, "step 5")
+    wait_for(lambda: (ws.store.jobs.get(job_id)["step"] or 0) >= 5, 240, "step 5")
     pid = ws.store.jobs.get(job_id)["worker_pid"]
     os.kill(pid, signal.SIGKILL)
-    _wait_for(lambda: not worker_alive(pid, job_id), 30, "the killed worker to go")
+    wait_for(lambda: not worker_alive(pid, job_id), 30, "the killed worker to go")
     assert ws.store.jobs.get(job_id)["step"] < reference_done["total_steps"]
     checkpoint = latest_checkpoint(ws, job_id)
     assert checkpoint is not None

@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ from model_customization.jobs.orchestrator import MAX_AUTOMATIC_RESUMES, cancel_
 from model_customization.jobs.processes import worker_alive
 from model_customization.providers.local.train import latest_checkpoint
 from model_customization.server.app import build_server
+from waiting import wait_for
 
 # Dropout on, so a resume that lost the RNG state would show; checkpoints often, validations mid-epoch.
 RESUMABLE = {"epochs": 2, "batch_size": 2, "checkpoint_interval_steps": 4, "eval_interval_steps": 10, "lora_dropout": 0.1, "seed": 3}
@@ -36,22 +36,12 @@ def dataset_id(ws, demo_paths) -> str:
     return build_dataset(ws, [p for p in demo_paths if "openai" in str(p)] or demo_paths).dataset_id
 
 
-def _wait_for(predicate, timeout: float, what: str, poll: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(poll)
-
-
 def _kill_worker_after(ws, job_id: str, step: int) -> int:
     """kill -9 the job's worker once it has passed `step` (so a checkpoint exists) and wait until it is gone."""
-    _wait_for(lambda: (ws.store.jobs.get(job_id)["step"] or 0) >= step, 240, f"step {step}")
+    wait_for(lambda: (ws.store.jobs.get(job_id)["step"] or 0) >= step, 240, f"step {step}")
     pid = ws.store.jobs.get(job_id)["worker_pid"]
     os.kill(pid, signal.SIGKILL)
-    _wait_for(lambda: not worker_alive(pid, job_id), 30, "the killed worker to go")
+    wait_for(lambda: not worker_alive(pid, job_id), 30, "the killed worker to go")
     return pid
 
 
@@ -124,8 +114,8 @@ def test_second_job_waits_in_the_queue_then_runs(ws, tiny_model, dataset_id):
     assert ws.store.jobs.get(second["job_id"])["worker_pid"] is None, "no worker while the slot is taken"
     assert first["queue_position"] is None and ws.store.jobs.get(first["job_id"])["worker_pid"]
     # Nobody polls: the first job's worker starts the second when it finishes.
-    _wait_for(lambda: ws.store.jobs.get(first["job_id"])["status"] == "succeeded", 240, "the first job")
-    _wait_for(lambda: ws.store.jobs.get(second["job_id"])["worker_pid"], 30, "the second job's worker")
+    wait_for(lambda: ws.store.jobs.get(first["job_id"])["status"] == "succeeded", 240, "the first job")
+    wait_for(lambda: ws.store.jobs.get(second["job_id"])["worker_pid"], 30, "the second job's worker")
     done = wait_for_job(ws, second["job_id"], timeout=240, poll=0.2)
     assert done["status"] == "succeeded"
     first_row, second_row = ws.store.jobs.get(first["job_id"]), ws.store.jobs.get(second["job_id"])
@@ -135,7 +125,7 @@ def test_second_job_waits_in_the_queue_then_runs(ws, tiny_model, dataset_id):
 def test_cancel_keeps_the_checkpoint_and_resume_continues_from_it(ws, tiny_model, dataset_id, embedded_base):
     job = start_job(ws, dataset_id, base_model=str(tiny_model), hyperparameters={**RESUMABLE, "epochs": 1})
     job_id = job["job_id"]
-    _wait_for(lambda: latest_checkpoint(ws, job_id), 240, "a checkpoint")
+    wait_for(lambda: latest_checkpoint(ws, job_id), 240, "a checkpoint")
     cancelled = cancel_job(ws, job_id)
     assert cancelled["status"] == "cancelled"
     assert not worker_alive(ws.store.jobs.get(job_id)["worker_pid"], job_id), "cancel stops the worker at once"
@@ -186,7 +176,7 @@ async def test_server_killed_while_a_job_trains_and_a_new_server_sees_it_live(ws
         stderr=subprocess.DEVNULL,
     )
     try:
-        _wait_for(lambda: _connectable(port) or server.poll() is not None, 60, "the server to listen", poll=0.2)
+        wait_for(lambda: _connectable(port) or server.poll() is not None, 60, "the server to listen", poll=0.2)
         async with Client(f"http://127.0.0.1:{port}/mcp") as client:
             started = await client.call_tool(
                 "start_job", {"dataset_id": dataset_id, "base_model": str(tiny_model), "hyperparameters": {"epochs": 6, "batch_size": 2}}
@@ -198,11 +188,11 @@ async def test_server_killed_while_a_job_trains_and_a_new_server_sees_it_live(ws
         server.wait(timeout=20)
     pid = ws.store.jobs.get(job_id)["worker_pid"]
     assert worker_alive(pid, job_id), "the worker outlives the server"
-    step_then = _wait_for(lambda: ws.store.jobs.get(job_id)["step"], 120, "a first step")
+    step_then = wait_for(lambda: ws.store.jobs.get(job_id)["step"], 120, "a first step")
     async with Client(build_server(home=ws.settings.home)) as client:
         live = (await client.call_tool("check_job", {"job_id": job_id})).structured_content
         assert live["status"] == "running" and ws.store.jobs.get(job_id)["worker_pid"] == pid, "the same worker, not a new one"
-        _wait_for(lambda: ws.store.jobs.get(job_id)["step"] > step_then, 120, "progress after the restart")
+        wait_for(lambda: ws.store.jobs.get(job_id)["step"] > step_then, 120, "progress after the restart")
         later = (await client.call_tool("check_job", {"job_id": job_id})).structured_content
         assert later["step"] > step_then and later["status"] == "running"
     cancel_job(ws, job_id)
