@@ -30,7 +30,7 @@ from model_customization.errors import NotFoundError, TransientError, UserError
 from model_customization.evaluation.judges import PAIRWISE_SYSTEM, judge_answer, judge_pair, pairwise_summary, parse_judge_rating, parse_pairwise_choice
 from model_customization.evaluation.limits import DEFAULT_CONCURRENCY, MAX_CONCURRENCY
 from model_customization.evaluation.metrics import MEASUREMENTS, METRICS
-from model_customization.evaluation.participants import Participant, resolve_participant
+from model_customization.evaluation.participants import Participant, resolve_participant, tools_keyword
 from model_customization.evaluation.perplexity import reference_log_likelihoods
 from model_customization.evaluation.pricing import CHAT_PRICES_READ_ON, CHAT_PRICES_SOURCE, PRICES_ENV, answer_cost_usd
 from model_customization.evaluation.report import write_evaluation_folder
@@ -411,14 +411,14 @@ class _Run:
         `tools`: the case's tools, offered to the model (providers/chat.py chat_with_provider)."""
         if participant.is_local:
             with self.local_lock:
-                return chat_with_provider(self.ws, participant.provider, participant.name, messages, max_tokens=max_tokens, temperature=0.0, seed=0, tools=tools)
+                return chat_with_provider(self.ws, participant.provider, participant.name, messages, max_tokens=max_tokens, temperature=0.0, seed=0, **tools_keyword(tools))
         gate = self.gates.setdefault(participant.provider, _ProviderGate(requests_per_minute(participant.provider)))
         for attempt in range(self.retries + 1):
             gate.wait_turn()
             try:
                 return chat_with_provider(
                     self.ws, participant.provider, participant.name, messages, max_tokens=max_tokens, temperature=0.0, seed=0, allowance=self.prepared.allowance,
-                    tools=tools,
+                    **tools_keyword(tools),
                 )
             except TransientError as error:
                 if attempt == self.retries:
@@ -523,7 +523,7 @@ class _Run:
 
     async def _cloud_answer(self, participant: Participant, row: dict[str, Any]) -> None:
         def answer() -> dict[str, Any]:
-            return self._output(participant, row, self.call(participant, row["prompt"], self.prepared.plan["max_tokens"], tools=case_tools(row)))
+            return self._output(participant, row, self.call(participant, row["prompt"], self.prepared.plan["max_tokens"], **tools_keyword(case_tools(row))))
 
         try:
             output = await anyio.to_thread.run_sync(answer, limiter=self.threads)
