@@ -303,3 +303,23 @@ def test_a_provider_without_native_tools_gets_them_described(ws, monkeypatch):
     monkeypatch.setattr(type(answering), "chat", lambda self, ws_, name, messages, **kwargs: fake_chat(ws_, name, messages, **kwargs))
     router.chat_with_provider(ws, "anthropic", "claude-x", CASE["messages"], max_tokens=4, tools=CASE["tools"])
     assert sent["messages"][0] == {"role": "system", "content": describe_tools(CASE["tools"])} and "tools" not in sent["kwargs"]
+
+
+def test_a_together_model_gets_the_tools_as_its_apis_tools_and_its_calls_come_back(ws, monkeypatch):
+    import dataclasses
+
+    from together_fake import serving
+
+    from model_customization.evaluation.metrics import extract_tool_calls
+    from model_customization.providers.chat import chat
+
+    model = "meta-llama/Llama-3.3-70B-Instruct-Turbo"
+    with serving(monkeypatch, "together-test-key-0123456789abcdef", ws=ws) as fake:
+        ws.settings = dataclasses.replace(ws.settings, budget_per_job_usd=1.0, budget_per_day_usd=1000.0)
+        monkeypatch.setenv("MODEL_CUSTOMIZATION_CHAT_PRICES", json.dumps({model: [0.88, 0.88]}))
+        fake.chat_reply = lambda name, messages: {"content": "", "tool_calls": [{"name": "get_weather", "arguments": '{"city": "Oslo"}'}]}
+        answer = chat(ws, model, CASE["messages"], max_tokens=20, tools=CASE["tools"])
+        (sent,) = fake.bodies("POST", "/chat/completions")
+    assert sent["tools"] == CASE["tools"] and sent["messages"] == CASE["messages"]  # native: no description added
+    assert answer["stop_reason"] == "tool_calls"
+    assert extract_tool_calls(answer) == [{"name": "get_weather", "arguments": {"city": "Oslo"}}]
