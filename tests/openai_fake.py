@@ -231,7 +231,7 @@ class FakeOpenAI:
         self.off_spec_statuses = {"paused"}  # OpenAI serves 'paused' (after POST .../pause), its schema's enum lacks it
         self.off_spec_served: set[str] = set()
         self.violations: list[str] = []
-        self.chat_reply: Callable[[str, list[dict[str, Any]]], str] = lambda model, messages: f"reply from {model}"
+        self.chat_reply: Callable[[str, list[dict[str, Any]]], str | dict[str, Any]] = lambda model, messages: f"reply from {model}"
         self.validated = 0
 
     # --- set-up helpers for tests -----------------------------------------------------------------------------------
@@ -447,14 +447,19 @@ class FakeOpenAI:
                 return self._error(404, "The API deployment for this resource does not exist.", code="DeploymentNotFound")
         elif body["model"] not in self.models:
             return self._error(404, f"The model '{body['model']}' does not exist", code="model_not_found", param="model")
-        text = self.chat_reply(body["model"], body["messages"])
+        reply = self.chat_reply(body["model"], body["messages"])
+        # A reply is the answer's text, or {"content", "tool_calls"} for an answer that calls the request's tools.
+        text, calls = (reply.get("content") or "", reply.get("tool_calls")) if isinstance(reply, dict) else (reply, None)
+        message: dict[str, Any] = {"role": "assistant", "content": text if not calls else reply.get("content"), "refusal": None, "annotations": []}
+        if calls:
+            message["tool_calls"] = [{"id": self._id("call"), "type": "function", "function": call} for call in calls]
         prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body["messages"]) + 3 * len(body["messages"])
         completion = {
             "id": self._id("chatcmpl"),
             "object": "chat.completion",
             "created": self._now(),
             "model": body["model"],
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text, "refusal": None, "annotations": []}, "finish_reason": "stop", "logprobs": None}],
+            "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if calls else "stop", "logprobs": None}],
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(text.split()), "total_tokens": prompt_tokens + len(text.split())},
         }
         return self._json("POST", "/chat/completions", completion)

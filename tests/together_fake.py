@@ -185,7 +185,7 @@ class FakeTogether:
         self.total_steps = 6
         self.adapter_archive: bytes | None = None  # what GET /finetune/download?checkpoint=adapter serves
         self.chat_models: set[str] = {"meta-llama/Llama-3.3-70B-Instruct-Turbo"}
-        self.chat_reply: Callable[[str, list[dict[str, Any]]], str] = lambda model, messages: f"together reply from {model}"
+        self.chat_reply: Callable[[str, list[dict[str, Any]]], str | dict[str, Any]] = lambda model, messages: f"together reply from {model}"
         self.estimates = True  # POST /fine-tunes/estimate-price answers with an estimate
         self.violations: list[str] = []
 
@@ -494,11 +494,16 @@ class FakeTogether:
     def _post_chat_completions(self, params: dict[str, str], query: dict[str, str], body: dict[str, Any]) -> httpx.Response:
         if body["model"] not in self.chat_models:
             return self._error(404, f"Unable to access model {body['model']}.")
-        text = self.chat_reply(body["model"], body["messages"])
+        reply = self.chat_reply(body["model"], body["messages"])
+        # A reply is the answer's text, or {"content", "tool_calls"} for an answer that calls the request's tools.
+        text, calls = (reply.get("content") or "", reply.get("tool_calls")) if isinstance(reply, dict) else (reply, None)
+        message: dict[str, Any] = {"role": "assistant", "content": text}
+        if calls:
+            message["tool_calls"] = [{"index": i, "id": f"call-{next(self._ids)}", "type": "function", "function": call} for i, call in enumerate(calls)]
         prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body["messages"]) + 3 * len(body["messages"])
         completion = {
             "id": f"chat-{next(self._ids)}", "object": "chat.completion", "created": int(self._now().timestamp()), "model": body["model"], "prompt": [],
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if calls else "stop"}],
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(text.split()), "total_tokens": prompt_tokens + len(text.split())},
         }
         return self._json("POST", "/chat/completions", completion)

@@ -42,17 +42,24 @@ def resolve_participant(ws: Workspace, model: str) -> Participant:
     return Participant(get_provider(provider).evaluation_key(ws, model, name), provider, name)
 
 
-# (participant, messages, max_tokens) -> the chat router's answer {text, seconds, prompt_tokens, ...}
-CallFn = Callable[[Participant, list[dict[str, Any]], int], dict[str, Any]]
+# (participant, messages, max_tokens) -> the chat router's answer {text, seconds, prompt_tokens, ...}; a case's
+# answer call also passes its tools as the keyword `tools` (judges never do).
+CallFn = Callable[..., dict[str, Any]]
+
+
+def tools_keyword(tools: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """{"tools": tools} for a case with tools, else nothing: a call without tools looks as it always did (to a
+    provider's chat, or a stand-in for it)."""
+    return {"tools": tools} if tools else {}
 
 
 def direct_call(ws: Workspace) -> CallFn:
     """One greedy call through the chat router, with no rate limit or retry (the runner's own call adds those)."""
 
-    def call(participant: Participant, messages: list[dict[str, Any]], max_tokens: int) -> dict[str, Any]:
+    def call(participant: Participant, messages: list[dict[str, Any]], max_tokens: int, tools: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         if not is_paid(participant.provider):
-            return chat_with_provider(ws, participant.provider, participant.name, messages, max_tokens=max_tokens, temperature=0.0, seed=0)
+            return chat_with_provider(ws, participant.provider, participant.name, messages, max_tokens=max_tokens, temperature=0.0, seed=0, **tools_keyword(tools))
         # A paid call on its own: quoted, approved by the budgets and counted like a prompt.
-        return chat(ws, f"{participant.provider}:{participant.name}", messages, max_tokens=max_tokens, temperature=0.0, seed=0)
+        return chat(ws, f"{participant.provider}:{participant.name}", messages, max_tokens=max_tokens, temperature=0.0, seed=0, **tools_keyword(tools))
 
     return call

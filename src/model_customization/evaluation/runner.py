@@ -30,12 +30,12 @@ from model_customization.errors import NotFoundError, TransientError, UserError
 from model_customization.evaluation.judges import PAIRWISE_SYSTEM, judge_answer, judge_pair, pairwise_summary, parse_judge_rating, parse_pairwise_choice
 from model_customization.evaluation.limits import DEFAULT_CONCURRENCY, MAX_CONCURRENCY
 from model_customization.evaluation.metrics import MEASUREMENTS, METRICS
-from model_customization.evaluation.participants import Participant, resolve_participant
+from model_customization.evaluation.participants import Participant, resolve_participant, tools_keyword
 from model_customization.evaluation.perplexity import reference_log_likelihoods
 from model_customization.evaluation.pricing import CHAT_PRICES_READ_ON, CHAT_PRICES_SOURCE, PRICES_ENV, answer_cost_usd
 from model_customization.evaluation.report import write_evaluation_folder
 from model_customization.evaluation.results import comparisons, confidence_intervals, costs, get_evaluation, metric_means
-from model_customization.evaluation.suites import case_rows, cases_fingerprint, dataset_cases, cases_sha256, load_suite, score_answer, suite_metrics
+from model_customization.evaluation.suites import case_rows, case_tools, cases_fingerprint, dataset_cases, cases_sha256, load_suite, score_answer, suite_metrics
 from model_customization.paths import resolve_user_path
 from model_customization.evaluation.judges import judge_messages, pairwise_messages
 from model_customization.jobs.spending import NO_CONSENT, Allowance, Consent, approve_spend, authorize_chat_operation
@@ -156,12 +156,12 @@ def _paid_calls_quote(prepared: _Prepared) -> tuple[str, float | None]:
     providers: set[str] = set()
     total, unknown = 0.0, False
 
-    def add(participant: Participant, messages: list[dict[str, Any]], tokens: int) -> None:
+    def add(participant: Participant, messages: list[dict[str, Any]], tokens: int, tools: list[dict[str, Any]] | None = None) -> None:
         nonlocal total, unknown
         if not is_paid(participant.provider):
             return
         providers.add(participant.provider)
-        bound = chat_quote_usd(participant.provider, participant.name, messages, tokens)
+        bound = chat_quote_usd(participant.provider, participant.name, messages, tokens, tools)
         if bound is None:
             unknown = True
         else:
@@ -171,7 +171,7 @@ def _paid_calls_quote(prepared: _Prepared) -> tuple[str, float | None]:
         rubric = row.get("expects", {}).get("rubric")
         for participant in prepared.participants:
             if participant.model_id not in row["outputs"]:
-                add(participant, row["prompt"], max_tokens)
+                add(participant, row["prompt"], max_tokens, case_tools(row))
             if prepared.judge_by is not None and participant.model_id not in row.get("judged", {}):
                 judge = prepared.judge_by
                 add(judge, judge_messages(row["prompt"], row["reference"], longest_answer, rubric), judge.judge_max_tokens)
@@ -406,17 +406,19 @@ class _Run:
         self.model_ids = [p.model_id for p in (*prepared.participants, prepared.judge_by, prepared.pairwise_by) if p is not None]
 
     # --- provider calls (in worker threads) --------------------------------------------------------------------
-    def call(self, participant: Participant, messages: list[dict[str, Any]], max_tokens: int) -> dict[str, Any]:
-        """One answer, spaced to the provider's rate limit; a transient failure is retried with growing waits."""
+    def call(self, participant: Participant, messages: list[dict[str, Any]], max_tokens: int, tools: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """One answer, spaced to the provider's rate limit; a transient failure is retried with growing waits.
+        `tools`: the case's tools, offered to the model (providers/chat.py chat_with_provider)."""
         if participant.is_local:
             with self.local_lock:
-                return chat_with_provider(self.ws, participant.provider, participant.name, messages, max_tokens=max_tokens, temperature=0.0, seed=0)
+                return chat_with_provider(self.ws, participant.provider, participant.name, messages, max_tokens=max_tokens, temperature=0.0, seed=0, **tools_keyword(tools))
         gate = self.gates.setdefault(participant.provider, _ProviderGate(requests_per_minute(participant.provider)))
         for attempt in range(self.retries + 1):
             gate.wait_turn()
             try:
                 return chat_with_provider(
-                    self.ws, participant.provider, participant.name, messages, max_tokens=max_tokens, temperature=0.0, seed=0, allowance=self.prepared.allowance
+                    self.ws, participant.provider, participant.name, messages, max_tokens=max_tokens, temperature=0.0, seed=0, allowance=self.prepared.allowance,
+                    **tools_keyword(tools),
                 )
             except TransientError as error:
                 if attempt == self.retries:
@@ -498,7 +500,9 @@ class _Run:
 
         def generate() -> list[dict[str, Any]]:
             with self.local_lock:
-                answers = generate_greedy_batch(self.ws, participant.name, [r["prompt"] for r in rows], max_tokens=max_tokens, batch_size=len(rows))
+                answers = generate_greedy_batch(
+                    self.ws, participant.name, [r["prompt"] for r in rows], max_tokens=max_tokens, batch_size=len(rows), tools=[case_tools(r) for r in rows]
+                )
             return [self._output(participant, row, answer) for row, answer in zip(rows, answers)]
 
         outputs = await anyio.to_thread.run_sync(generate, limiter=self.threads)
@@ -519,7 +523,7 @@ class _Run:
 
     async def _cloud_answer(self, participant: Participant, row: dict[str, Any]) -> None:
         def answer() -> dict[str, Any]:
-            return self._output(participant, row, self.call(participant, row["prompt"], self.prepared.plan["max_tokens"]))
+            return self._output(participant, row, self.call(participant, row["prompt"], self.prepared.plan["max_tokens"], **tools_keyword(case_tools(row))))
 
         try:
             output = await anyio.to_thread.run_sync(answer, limiter=self.threads)

@@ -3,7 +3,11 @@
 A suite case has `messages` and any of `reference`, `json_schema`, `regex`, `contains`, `expected_tool_call` and
 `rubric`; each answer gets every metric its case provides for (metrics.score_case), and a rubric is shown to the
 judge. `tool_results` ({tool name: the text a call to it returns}) is for GRPO's multi-turn episodes: a sampled answer
-that calls a tool gets that text back as a tool message and goes on (providers/local/grpo.py); evaluate ignores it. A dataset case's prompt is the conversation up to its last assistant turn and the reference is that turn.
+that calls a tool gets that text back as a tool message and goes on (providers/local/grpo.py); evaluate ignores it.
+`tools` (OpenAI function tools, [{type: "function", function: {name, description?, parameters?}}]) are the tools the
+model is shown: a local model sees them through its chat template (providers/local/chat.py render_prompt), a hosted
+one gets them as the API's `tools`, in evaluate and in GRPO alike. A dataset case's prompt is the conversation up to
+its last assistant turn and the reference is that turn.
 """
 
 from __future__ import annotations
@@ -23,10 +27,15 @@ from model_customization.paths import check_readable, resolve_user_path
 from model_customization.reading_limits import NotARegularFile, read_regular_bytes
 from model_customization.workspace import Workspace
 
-# The keys a suite case may have besides messages, and an optional name for it.
-SUITE_EXPECTATIONS = ("reference", "json_schema", "regex", "contains", "expected_tool_call", "rubric", "tool_results")
+# The keys a suite case may have besides messages, and an optional name for it. They travel together as a case's
+# "expects" (evaluate's rows, GRPO's stored cases, the cases' sha256): the checks, and what the case gives the
+# model besides its messages (tool_results, tools).
+SUITE_EXPECTATIONS = ("reference", "json_schema", "regex", "contains", "expected_tool_call", "rubric", "tool_results", "tools")
 SUITE_KEYS = ("messages", *SUITE_EXPECTATIONS, "id")
 ROLES = ("system", "user", "assistant", "tool")
+# OpenAI's rule for a function's name (chat completions, FunctionObject.name).
+TOOL_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+TOOL_FUNCTION_KEYS = ("name", "description", "parameters", "strict")
 
 
 def suite_metrics(cases: list[dict[str, Any]]) -> list[str]:
@@ -167,6 +176,52 @@ def _check_suite_case(case: Any, where: str) -> None:
             f"{where}: tool_results must map each tool name to the text its call returns, "
             'e.g. {"get_weather": "12 C, light rain"}.'
         )
+    if "tools" in case:
+        names = check_tools(case["tools"], where)
+        if isinstance(call, dict) and call["name"] not in names:
+            raise UserError(f"{where}: expected_tool_call names {call['name']!r}, which is not among the case's tools ({', '.join(names)}).")
+        for name in sorted(set(results or {}) - set(names)):
+            raise UserError(f"{where}: tool_results has a result for {name!r}, which is not among the case's tools ({', '.join(names)}).")
+
+
+def check_tools(tools: Any, where: str) -> list[str]:
+    """The names of a case's tools, checked against OpenAI's function-tool shape; a UserError says which tool (by
+    position and name) and what is wrong with it."""
+    example = '{"type": "function", "function": {"name": "get_weather", "description": "...", "parameters": {"type": "object", ...}}}'
+    if not isinstance(tools, list) or not tools:
+        raise UserError(f"{where}: tools must be a non-empty list of function tools, each like {example}.")
+    names: list[str] = []
+    for position, tool in enumerate(tools):
+        label = f"tools[{position}]"
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if isinstance(function, dict) and isinstance(function.get("name"), str):
+            label += f" ({function['name']!r})"
+        if not isinstance(tool, dict) or tool.get("type") != "function" or not isinstance(function, dict):
+            raise UserError(f"{where}: {label} must be a function tool, {example}.")
+        unknown = sorted(set(tool) - {"type", "function"}) or sorted(set(function) - set(TOOL_FUNCTION_KEYS))
+        if unknown:
+            raise UserError(f"{where}: {label} has unknown key(s) {', '.join(map(repr, unknown))}; a function has {', '.join(TOOL_FUNCTION_KEYS)}.")
+        name = function.get("name")
+        if not isinstance(name, str) or not TOOL_NAME.fullmatch(name):
+            raise UserError(f"{where}: {label} needs a name of 1 to 64 letters, digits, '_' or '-' (got {name!r}).")
+        if name in names:
+            raise UserError(f"{where}: {label}: two tools are named {name!r}; each tool needs its own name.")
+        if "description" in function and not isinstance(function["description"], str):
+            raise UserError(f"{where}: {label}: description must be text.")
+        if "strict" in function and not isinstance(function["strict"], (bool, type(None))):
+            raise UserError(f"{where}: {label}: strict must be true or false.")
+        if "parameters" in function:
+            parameters = function["parameters"]
+            if not isinstance(parameters, dict):
+                raise UserError(f"{where}: {label}: parameters must be a JSON Schema object, e.g. {{\"type\": \"object\", \"properties\": {{...}}}}.")
+            import jsonschema
+
+            try:
+                jsonschema.validators.validator_for(parameters).check_schema(parameters)
+            except jsonschema.SchemaError as error:
+                raise UserError(f"{where}: {label}: parameters is not a valid JSON Schema: {error.message}.") from None
+        names.append(name)
+    return names
 
 
 def dataset_cases(ws: Workspace, dataset_id: str, split: str) -> list[dict[str, Any]] | None:
@@ -218,10 +273,17 @@ def cases_fingerprint(ws: Workspace, *, dataset_id: str | None = None, split: st
     return {"cases": len(results), "cases_sha256": cases_sha256(results)}
 
 
+def case_tools(row: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """The tools a case row offers the model (a suite case's `tools`), or None."""
+    return (row.get("expects") or {}).get("tools") or None
+
+
 def score_answer(answer: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
-    """A suite case gets every metric it provides for; a dataset case the reference metrics."""
+    """A suite case gets every metric it provides for; a dataset case the reference metrics. Tool calls the model
+    made natively (a hosted API's tool_calls) are kept with the answer's text."""
     if "expects" in row:
         scores = score_case(answer, row["expects"])
     else:
         scores = {name: fn(answer["text"], row["reference"]) for name, fn in METRICS.items()}
-    return {"text": answer["text"], "seconds": answer["seconds"], **scores}
+    calls = {"tool_calls": answer["tool_calls"]} if answer.get("tool_calls") else {}
+    return {"text": answer["text"], "seconds": answer["seconds"], **calls, **scores}

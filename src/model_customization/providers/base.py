@@ -81,6 +81,9 @@ class Provider:
     job_options_note: ClassVar[str] = ""  # how it treats what job_options leaves out, e.g. " (and uses the validation split ...)"
     hyperparameters_example: ClassVar[str] = ""  # the CLI's --hp form, e.g. "--hp n_epochs=3 --hp learning_rate_multiplier=0.5"
     chat_module: ClassVar[str] = ""  # the module whose chat() answers prompts, when the provider chats remotely
+    # Its chat() takes `tools` (OpenAI function tools) and shows them to the model natively (an API's `tools`, a chat
+    # template); when False, the chat router describes the tools in the system message instead.
+    chat_tools: ClassVar[bool] = False
     sdk_packages: ClassVar[tuple[str, ...]] = ()  # what `pip install` adds when chat finds them missing
     STATUS_MAP: ClassVar[dict[str, str]] = {}  # the provider's status word -> ours
     # Texts the start_job schema, the prompts and docs/reference.md use.
@@ -206,15 +209,17 @@ class Provider:
         return typed.strip()
 
     def chat(
-        self, ws: Workspace, model: str, messages: list[dict[str, Any]], *, max_tokens: int, temperature: float, seed: int
+        self, ws: Workspace, model: str, messages: list[dict[str, Any]], *, max_tokens: int, temperature: float, seed: int,
+        tools: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
-        """One answer: {model, text, prompt_tokens, completion_tokens, seconds, stop_reason}; cloud calls cost money.
+        """One answer: {model, text, prompt_tokens, completion_tokens, seconds, stop_reason, tool_calls?}; cloud calls
+        cost money. `tools` come only to a provider that declares chat_tools.
 
         The default hands the call to `chat_module`'s chat(), imported here so that its SDK loads on the first prompt."""
         if not self.chat_module:
             raise UserError(f"Prompting {self.name} models is not available in this installation (the {self.title} provider cannot chat).")
         answering = importlib.import_module(self.chat_module)
-        return answering.chat(ws, model, messages, max_tokens=max_tokens, temperature=temperature, seed=seed)
+        return answering.chat(ws, model, messages, max_tokens=max_tokens, temperature=temperature, seed=seed, **({"tools": tools} if tools else {}))
 
 
 class HostedTrainingProvider(Provider):

@@ -4,6 +4,11 @@ The model's own chat template renders the conversation. Each message's tokens ar
 prefixes of the conversation and taking the difference, which works for any template where a longer conversation
 starts with the rendering of a shorter one (ChatML, Llama, Mistral and most others). An assistant message counts
 towards the loss (with its end-of-turn marker) unless its `weight` is 0.
+
+Tools (OpenAI function tools) go to the template as its `tools` argument when the template shows them; a template
+that ignores them (the embedded SmolLM2's ChatML) gets them described in the system message instead
+(datasets/tool_text.py). Every local path renders through `_render`, so GRPO's training prompts and evaluate's
+prompts of one case are the same tokens.
 """
 
 from __future__ import annotations
@@ -11,7 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from model_customization.datasets.tool_text import with_tools_described
 from model_customization.errors import UserError
+
+# A tool no real conversation has: if its name shows in a rendering, the template renders `tools`.
+_PROBE_TOOL = {"type": "function", "function": {"name": "probe_tool_4c1e9a", "description": "probe", "parameters": {"type": "object", "properties": {}}}}
+_TEMPLATE_SHOWS_TOOLS: dict[str, bool] = {}  # chat template text -> whether it renders the `tools` argument
 
 
 @dataclass
@@ -25,9 +35,31 @@ class TokenizedExample:
         return sum(1 for label in self.labels if label != -100)
 
 
-def _render(tokenizer: Any, messages: list[dict[str, Any]], add_generation_prompt: bool = False) -> str:
+def template_shows_tools(tokenizer: Any) -> bool:
+    """Whether the tokenizer's chat template renders the tools passed as apply_chat_template(tools=...)."""
+    template = getattr(tokenizer, "chat_template", None)
+    if not isinstance(template, str):
+        return False
+    if template not in _TEMPLATE_SHOWS_TOOLS:
+        try:
+            shown = tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], tools=[_PROBE_TOOL], tokenize=False, add_generation_prompt=True)
+        except Exception:  # a template that fails on tools (jinja errors of any kind) does not show them
+            shown = ""
+        _TEMPLATE_SHOWS_TOOLS[template] = _PROBE_TOOL["function"]["name"] in shown
+    return _TEMPLATE_SHOWS_TOOLS[template]
+
+
+def _render(tokenizer: Any, messages: list[dict[str, Any]], add_generation_prompt: bool = False, tools: list[dict[str, Any]] | None = None) -> str:
     clean = [{"role": m["role"], "content": m["content"]} for m in messages]
-    return tokenizer.apply_chat_template(clean, tokenize=False, add_generation_prompt=add_generation_prompt)
+    if tools and template_shows_tools(tokenizer):
+        return tokenizer.apply_chat_template(clean, tools=tools, tokenize=False, add_generation_prompt=add_generation_prompt)
+    return tokenizer.apply_chat_template(with_tools_described(clean, tools), tokenize=False, add_generation_prompt=add_generation_prompt)
+
+
+def render_prompt(tokenizer: Any, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> str:
+    """The text a local model answers: the conversation and its tools through the model's chat template, ending
+    with the assistant's generation prompt. GRPO's prompts, evaluate's and prompt_model's all come from here."""
+    return _render(tokenizer, messages, add_generation_prompt=True, tools=tools)
 
 
 def require_chat_template(tokenizer: Any, model_name: str) -> None:
@@ -35,18 +67,19 @@ def require_chat_template(tokenizer: Any, model_name: str) -> None:
         raise UserError(f"{model_name} has no chat template in its tokenizer; a chat model is needed for local fine-tuning.")
 
 
-def tokenize_chat(tokenizer: Any, messages: list[dict[str, Any]], max_length: int) -> TokenizedExample:
-    """Token ids and labels for one conversation (messages with role, content and optional weight)."""
+def tokenize_chat(tokenizer: Any, messages: list[dict[str, Any]], max_length: int, tools: list[dict[str, Any]] | None = None) -> TokenizedExample:
+    """Token ids and labels for one conversation (messages with role, content and optional weight), with its tools
+    rendered as _render renders them."""
     input_ids: list[int] = []
     labels: list[int] = []
     rendered = ""
     for index, message in enumerate(messages):
         if message["role"] == "assistant":
-            prompt = _render(tokenizer, messages[:index], add_generation_prompt=True) if index else ""
-            full = _render(tokenizer, messages[: index + 1])
+            prompt = _render(tokenizer, messages[:index], add_generation_prompt=True, tools=tools) if index else ""
+            full = _render(tokenizer, messages[: index + 1], tools=tools)
             segments = [(prompt[len(rendered):], False), (full[len(prompt):], message.get("weight", 1) != 0)]
         else:
-            full = _render(tokenizer, messages[: index + 1])
+            full = _render(tokenizer, messages[: index + 1], tools=tools)
             segments = [(full[len(rendered):], False)]
         if not full.startswith(rendered):
             raise UserError("The model's chat template does not render conversations prefix by prefix; cannot mask the loss.")
@@ -61,6 +94,6 @@ def tokenize_chat(tokenizer: Any, messages: list[dict[str, Any]], max_length: in
     return TokenizedExample(input_ids[:max_length], labels[:max_length], truncated)
 
 
-def prompt_ids(tokenizer: Any, messages: list[dict[str, Any]]) -> list[int]:
-    """Token ids of a conversation followed by the assistant generation prompt (for inference)."""
-    return tokenizer(_render(tokenizer, messages, add_generation_prompt=True), add_special_tokens=False)["input_ids"]
+def prompt_ids(tokenizer: Any, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> list[int]:
+    """Token ids of a conversation (and its tools) followed by the assistant generation prompt (for inference)."""
+    return tokenizer(render_prompt(tokenizer, messages, tools), add_special_tokens=False)["input_ids"]

@@ -102,7 +102,8 @@ def _prompts(tokenizer: Any, rows: list[dict[str, Any]], hp: LocalHyperparameter
     for row in rows:
         if "expects" not in row:
             raise UserError("GRPO trains on suite cases: start the job with method='grpo' and suite=<file> (or agent=<name>), not on a supervised dataset.")
-        ids = prompt_ids(tokenizer, to_plain_chat(row["messages"]))
+        # The case's tools are rendered as evaluate renders them (chat.render_prompt): the prompt trained on is the one scored.
+        ids = prompt_ids(tokenizer, to_plain_chat(row["messages"]), row["expects"].get("tools"))
         if len(ids) + hp.max_new_tokens > hp.max_seq_length:
             too_long += 1
             continue
@@ -201,14 +202,15 @@ def tool_result(call: dict[str, Any], results: dict[str, str]) -> str:
     return results[name] if isinstance(name, str) and name in results else NO_RESULT.format(name=name)
 
 
-def _tool_turn_ids(tokenizer: Any, messages: list[dict[str, Any]], tool_messages: int) -> list[int] | None:
+def _tool_turn_ids(tokenizer: Any, messages: list[dict[str, Any]], tool_messages: int, tools: list[dict[str, Any]] | None = None) -> list[int] | None:
     """The tokens that follow a sampled answer's end-of-turn token up to the next generation prompt: the rest of the
     assistant turn's rendering, the tool messages and the assistant prompt (None when the chat template does not
-    render the conversation prefix by prefix or does not end turns with the eos token: the episode then ends)."""
-    from model_customization.providers.local.chat import _render
+    render the conversation prefix by prefix or does not end turns with the eos token: the episode then ends). Both
+    renderings carry the case's tools, as its prompt did."""
+    from model_customization.providers.local.chat import _render, render_prompt
 
-    before = _render(tokenizer, messages[:-tool_messages])
-    after = _render(tokenizer, messages, add_generation_prompt=True)
+    before = _render(tokenizer, messages[:-tool_messages], tools=tools)
+    after = render_prompt(tokenizer, messages, tools)
     end = before.rfind(tokenizer.eos_token) if tokenizer.eos_token else -1
     if end < 0 or not after.startswith(before):
         return None
@@ -270,7 +272,7 @@ def sample_episodes(
             if not calls or not generated or generated[-1] != eos:
                 break
             messages = [*messages, {"role": "assistant", "content": text}, *({"role": "tool", "content": tool_result(c, results)} for c in calls)]
-            bridge = _tool_turn_ids(tokenizer, messages, len(calls))
+            bridge = _tool_turn_ids(tokenizer, messages, len(calls), prompt.case.get("tools"))
             if bridge is None or len(ids) + len(bridge) + hp.max_new_tokens > hp.max_seq_length:
                 break
             made += calls

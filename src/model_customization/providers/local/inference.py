@@ -113,7 +113,9 @@ def generate(
     max_tokens: int = 128,
     temperature: float = 0.0,
     seed: int = 0,
+    tools: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
+    """One answer to a conversation; `tools` (OpenAI function tools) are shown to the model as chat.render_prompt shows them."""
     if not messages:
         raise UserError("Nothing to answer: give a prompt or at least one message.")
     if max_tokens < 1 or max_tokens > 4096:
@@ -126,7 +128,7 @@ def generate(
 
     from model_customization.providers.local.chat import prompt_ids
 
-    ids = torch.tensor([prompt_ids(tokenizer, messages)])
+    ids = torch.tensor([prompt_ids(tokenizer, messages, tools)])
     context = context_tokens(loaded)
     if context is not None and ids.shape[1] >= context:
         # Past its context a model answers garbage, slowly: refused before generating anything.
@@ -156,9 +158,11 @@ def generate(
 
 
 def generate_greedy_batch(
-    ws: Workspace, model: str, conversations: list[list[dict[str, Any]]], *, max_tokens: int = 64, batch_size: int = 8
+    ws: Workspace, model: str, conversations: list[list[dict[str, Any]]], *, max_tokens: int = 64, batch_size: int = 8,
+    tools: list[list[dict[str, Any]] | None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Greedy answers to many conversations, several at a time (left-padded): the evaluation path.
+    """Greedy answers to many conversations, several at a time (left-padded): the evaluation path. `tools` holds each
+    conversation's tools (None for one without), rendered as chat.render_prompt renders them.
 
     On CPU a batch of 8 costs little more than one sequence, because generating one token is bound by memory
     traffic and per-call overhead rather than arithmetic.
@@ -171,8 +175,11 @@ def generate_greedy_batch(
     loaded, tokenizer = _load(ws, resolved)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     answers: list[dict[str, Any]] = []
+    tools = tools if tools is not None else [None] * len(conversations)
+    if len(tools) != len(conversations):
+        raise ValueError(f"{len(tools)} tool lists for {len(conversations)} conversations")
     for start in range(0, len(conversations), batch_size):
-        prompts = [prompt_ids(tokenizer, c) for c in conversations[start : start + batch_size]]
+        prompts = [prompt_ids(tokenizer, c, t) for c, t in zip(conversations[start : start + batch_size], tools[start : start + batch_size], strict=True)]
         width = max(len(p) for p in prompts)
         ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
         mask = torch.zeros((len(prompts), width), dtype=torch.long)

@@ -27,6 +27,7 @@ class LocalProvider(Provider):
     methods = ("sft", "dpo", "kto", "grpo")
     paid = False
     runs_locally = True
+    chat_tools = True  # the model's chat template shows them (chat.render_prompt)
     answers_unclaimed_names = True
     hyperparameters_model = LocalHyperparameters
     training_summary = "LoRA training on this machine, free"
@@ -126,10 +127,13 @@ class LocalProvider(Provider):
 
         return engine_for(ws, model)
 
-    def chat(self, ws: Workspace, model: str, messages: list[dict[str, Any]], *, max_tokens: int, temperature: float, seed: int) -> dict[str, Any]:
+    def chat(
+        self, ws: Workspace, model: str, messages: list[dict[str, Any]], *, max_tokens: int, temperature: float, seed: int,
+        tools: list[dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
         from model_customization.providers.local.inference import generate
 
-        result = generate(ws, model, messages, max_tokens=max_tokens, temperature=temperature, seed=seed)
+        result = generate(ws, model, messages, max_tokens=max_tokens, temperature=temperature, seed=seed, tools=tools)
         # generate stops at the end-of-turn token; using every token allowed means the answer was cut.
         stop_reason = "length" if result["completion_tokens"] >= max_tokens else "stop"
         return {**result, "stop_reason": result.get("stop_reason", stop_reason)}

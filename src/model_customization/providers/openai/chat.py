@@ -30,10 +30,12 @@ def _clean(message: dict[str, Any]) -> dict[str, Any]:
 
 
 def chat(
-    ws: Workspace, model: str, messages: list[dict[str, Any]], *, max_tokens: int, temperature: float, seed: int | None, endpoint: Endpoint = OPENAI
+    ws: Workspace, model: str, messages: list[dict[str, Any]], *, max_tokens: int, temperature: float, seed: int | None, endpoint: Endpoint = OPENAI,
+    tools: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The model's reply to a conversation (which may open with a system message): model, text, prompt_tokens,
-    completion_tokens, seconds, and stop_reason (OpenAI's finish_reason).
+    completion_tokens, seconds, and stop_reason (OpenAI's finish_reason). `tools` (function tools) are sent as the
+    request's `tools`; the calls the model makes come back as tool_calls [{id, type, function: {name, arguments}}].
 
     On an endpoint with deployments (Azure) the request names the model's deployment when the config file maps one."""
     import openai
@@ -50,6 +52,8 @@ def chat(
     request["max_completion_tokens" if newer else "max_tokens"] = max_tokens
     if seed is not None:
         request["seed"] = seed
+    if tools:
+        request["tools"] = tools
     client = openai_client(endpoint)
     started = time.perf_counter()
     try:
@@ -72,7 +76,7 @@ def chat(
     message = choice.message
     text = message.content if message.content is not None else (getattr(message, "refusal", None) or "")
     usage = completion.usage
-    return {
+    answer = {
         "model": completion.model or model,
         "text": text,
         "prompt_tokens": usage.prompt_tokens if usage else None,
@@ -80,3 +84,11 @@ def chat(
         "seconds": round(seconds, 3),
         "stop_reason": choice.finish_reason,  # stop | length (cut at max_tokens) | content_filter | tool_calls
     }
+    calls = [
+        {"id": call.id, "type": "function", "function": {"name": call.function.name, "arguments": call.function.arguments}}
+        for call in message.tool_calls or []
+        if getattr(call, "function", None) is not None  # custom tools (free text) are not function calls
+    ]
+    if calls:
+        answer["tool_calls"] = calls
+    return answer

@@ -44,6 +44,7 @@ class OpenAICompatibleProvider(HostedTrainingProvider):
     job_options = frozenset({"suffix", "seed", "metadata", "integrations", "use_validation"})
     hyperparameters_example = "--hp n_epochs=3 --hp learning_rate_multiplier=0.5"
     chat_module = "model_customization.providers.openai.chat"
+    chat_tools = True  # chat completions' `tools`
     sdk_packages = ("openai",)
     STATUS_MAP = {
         "validating_files": "validating",
@@ -203,11 +204,14 @@ class OpenAICompatibleProvider(HostedTrainingProvider):
             return None
         return own.shutdown(model)
 
-    def chat(self, ws: Workspace, model: str, messages: list[dict[str, Any]], *, max_tokens: int, temperature: float, seed: int) -> dict[str, Any]:
+    def chat(
+        self, ws: Workspace, model: str, messages: list[dict[str, Any]], *, max_tokens: int, temperature: float, seed: int,
+        tools: list[dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
         from model_customization.providers.openai.chat import chat
 
         self.check_chat_model(ws, model)  # a model past its shutdown date is refused before anything is sent
-        return chat(ws, model, messages, max_tokens=max_tokens, temperature=temperature, seed=seed, endpoint=self.endpoint())
+        return chat(ws, model, messages, max_tokens=max_tokens, temperature=temperature, seed=seed, endpoint=self.endpoint(), tools=tools)
 
     def chat_price(self, model: str) -> tuple[float, float] | None:
         """(input, output) USD per million tokens from the endpoint's own table, or None."""

@@ -28,8 +28,12 @@ def _clean(message: dict[str, Any]) -> dict[str, Any]:
     return cleaned
 
 
-def chat(ws: Workspace, model: str, messages: list[dict[str, Any]], *, max_tokens: int, temperature: float, seed: int | None) -> dict[str, Any]:
-    """The model's reply: model, text, prompt_tokens, completion_tokens, seconds, stop_reason (Together's finish_reason)."""
+def chat(
+    ws: Workspace, model: str, messages: list[dict[str, Any]], *, max_tokens: int, temperature: float, seed: int | None,
+    tools: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The model's reply: model, text, prompt_tokens, completion_tokens, seconds, stop_reason (Together's finish_reason).
+    `tools` (function tools) go as the request's `tools`; the calls the model makes come back as tool_calls."""
     together = sdk()  # a missing SDK is a UserError naming the extra
 
     if not messages:
@@ -37,6 +41,8 @@ def chat(ws: Workspace, model: str, messages: list[dict[str, Any]], *, max_token
     request: dict[str, Any] = {"model": model, "messages": [_clean(m) for m in messages], "max_tokens": max_tokens, "temperature": temperature}
     if seed is not None:
         request["seed"] = seed
+    if tools:
+        request["tools"] = tools
     client = together_client()
     started = time.perf_counter()
     try:
@@ -51,7 +57,7 @@ def chat(ws: Workspace, model: str, messages: list[dict[str, Any]], *, max_token
     choice = completion.choices[0]
     text = (choice.message.content if choice.message is not None else None) or ""
     usage = completion.usage
-    return {
+    answer = {
         "model": completion.model or model,
         "text": text,
         "prompt_tokens": usage.prompt_tokens if usage else None,
@@ -59,3 +65,11 @@ def chat(ws: Workspace, model: str, messages: list[dict[str, Any]], *, max_token
         "seconds": round(seconds, 3),
         "stop_reason": choice.finish_reason,
     }
+    calls = [
+        {"id": call.id, "type": "function", "function": {"name": call.function.name, "arguments": call.function.arguments}}
+        for call in (getattr(choice.message, "tool_calls", None) or [])
+        if getattr(call, "function", None) is not None
+    ]
+    if calls:
+        answer["tool_calls"] = calls
+    return answer

@@ -38,6 +38,7 @@ class TogetherProvider(HostedTrainingProvider):
     job_options_note = " (seed is Together's random_seed; the suffix gets a tag of ours appended)"
     hyperparameters_example = "--hp n_epochs=3 --hp learning_rate=0.00001 --hp lora_r=16"
     chat_module = "model_customization.providers.together.chat"
+    chat_tools = True  # chat completions' `tools` (OpenAI-compatible)
     sdk_packages = ("together",)
     STATUS_MAP = {
         "pending": "queued",
