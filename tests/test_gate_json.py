@@ -10,7 +10,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from model_customization.datasets.validate import parse_line, row_digest
+from model_customization.datasets.validate import load_json_line, parse_line, parse_line_digest, row_digest
 
 _SCALARS = (
     st.none()
@@ -46,10 +46,14 @@ def _check(raw: bytes) -> None:
     if kind == "recursion":
         return
     row, problem = parse_line("train", 1, raw, 1 << 30)
+    row_too, digest, problem_too = parse_line_digest("train", 1, raw, 1 << 30)  # the workers' way
     if kind == "error":
         assert row is None and problem is not None and problem.message == expected
+        assert row_too is None and problem_too == problem
     elif raw.strip():
         assert problem is None and _same(row, expected)
+        assert problem_too is None and _same(row_too, expected)
+        assert digest == row_digest(expected) == load_json_line(raw)[1]  # the digest read along equals row_digest
 
 
 @settings(max_examples=400, deadline=None)
@@ -76,6 +80,9 @@ def test_known_differences_of_orjson_read_as_json():
         _check(raw)
     row, _ = parse_line("train", 1, b'{"a": 18446744073709551616}', 1 << 30)
     assert row == {"a": 2**64} and type(row["a"]) is int
+    # A float written with an exponent and one that was an integer over 64 bits: not the same row.
+    assert load_json_line(b'{"a": 1.8446744073709552e19}')[1] != load_json_line(b'{"a": 18446744073709551616}')[1]
+    assert load_json_line(b'{"a": 1e19, "b": "x"}')[1] == load_json_line(b'{"b":"x","a":1E+19}')[1]
 
 
 def _shuffled(value, rng):

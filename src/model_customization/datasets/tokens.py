@@ -85,6 +85,8 @@ _PIECE_TOKEN_LIMIT = 200_000  # bpe_openai's chunk limit (configuration.DEFAULT_
 
 
 def _count_text(text: str, encoding: str) -> int:
+    if len(text) <= _CHUNK_CHARS:
+        return _count_piece(text, encoding)
     total, start = 0, 0
     while start < len(text):
         end = start + _CHUNK_CHARS
@@ -113,8 +115,14 @@ def count_chat_tokens(messages: list[dict[str, Any]], encoding: str, tools: list
     import json
 
     total = REPLY_PRIMING_TOKENS
+    cache = _cache.get(encoding)
     for message in messages:
-        total += TOKENS_PER_MESSAGE + count_text(_message_text(message), encoding)
+        text = _message_text(message)
+        n = None if cache is None else cache.get(text)  # (count_text's look-up, without its call for a known text)
+        if n is None:
+            n = count_text(text, encoding)
+            cache = _cache[encoding]
+        total += TOKENS_PER_MESSAGE + n
         if message.get("name"):
             total += TOKENS_PER_NAME
     if tools:
@@ -148,12 +156,14 @@ def _start_worker(encoding: str, check: Any, max_line_bytes: int) -> None:
     _pool_job = (encoding, check, max_line_bytes)
 
 
-def _measure_row(split: str, line: int, row: Any, encoding: str, check: Any, plain_floats: bool | None = None) -> tuple[list[Any], bytes, int | None, list[Any]]:
-    """(findings, digest, tokens or None when the row has an error, check's findings) for one parsed row."""
+def _measure_row(split: str, line: int, row: Any, encoding: str, check: Any, digest: bytes | None = None) -> tuple[list[Any], bytes, int | None, list[Any]]:
+    """(findings, digest, tokens or None when the row has an error, check's findings) for one parsed row; digest:
+    its row_digest when the caller has it already."""
     from model_customization.datasets.validate import row_digest, row_findings
 
     findings = row_findings(split, line, row)
-    digest = row_digest(row, plain_floats)
+    if digest is None:
+        digest = row_digest(row)
     for finding in findings:
         if finding.severity == "error":
             return findings, digest, None, []
@@ -189,17 +199,17 @@ def _measure_range(split: str, descriptor: int, start: int, length: int, first_l
     """In a worker: the lines of a range of a file this process inherited open (_range_lines), parsed and measured;
     ("problem", finding), ("row", split, line, findings, digest, tokens, check's findings), or nothing for a blank
     line."""
-    from model_customization.datasets.validate import parse_line_plain
+    from model_customization.datasets.validate import parse_line_digest
 
     assert _pool_job is not None
     encoding, check, max_line_bytes = _pool_job
     out: list[tuple[Any, ...]] = []
     for line, raw in _range_lines(descriptor, start, length, first_line, max_line_bytes):
-        row, plain, problem = parse_line_plain(split, line, raw, max_line_bytes)
+        row, digest, problem = parse_line_digest(split, line, raw, max_line_bytes)
         if problem is not None:
             out.append(("problem", problem))
         elif row is not None:
-            out.append(("row", split, line, *_measure_row(split, line, row, encoding, check, plain)))
+            out.append(("row", split, line, *_measure_row(split, line, row, encoding, check, digest)))
     return out
 
 
