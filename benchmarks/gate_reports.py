@@ -1,12 +1,13 @@
 """Dump inspect_dataset's full reports for a fixed set of inputs, to compare the gate before and after a change.
 
-Usage: python benchmarks/gate_reports.py HOME OUT.jsonl [EXTRA.jsonl ...] [--only-extra]
+Usage: python benchmarks/gate_reports.py HOME OUT.jsonl [EXTRA.jsonl ...] [--only-extra] [--force-pool]
 
 HOME is a data home that keeps the two datasets this builds (the demo memory; every shared memory sample), so a
 second run compares the same stored datasets. Inputs: those two datasets, every JSONL file under tests/ and
 /work/shared (as path=), and any EXTRA files; targets: openai (gpt-4.1-mini), bedrock and together (their default
 models) and local (the embedded model; stored datasets and fixtures only, not EXTRA files, which may be large).
-Reports list every finding (not only the first 50). Each report is written as one JSON line {"input", "target", "report" or "error"}; `diff` two outputs.
+Reports list every finding (not only the first 50). --force-pool: every input goes through the gate's pool of two
+workers, in ranges of about 4 KB cut from scans of 512-byte blocks (so lines span blocks and ranges). Each report is written as one JSON line {"input", "target", "report" or "error"}; `diff` two outputs.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ TARGETS = {"openai": "gpt-4.1-mini", "bedrock": None, "together": None, "local":
 
 def main() -> None:
     only_extra = "--only-extra" in sys.argv
-    args = [a for a in sys.argv[1:] if a != "--only-extra"]
+    force_pool = "--force-pool" in sys.argv
+    args = [a for a in sys.argv[1:] if a not in ("--only-extra", "--force-pool")]
     home, out, extra = Path(args[0]), Path(args[1]), [Path(p).resolve() for p in args[2:]]
     roots = [str(REPO), str(SHARED.resolve()), *(str(p.parent) for p in extra)]
     os.environ["MODEL_CUSTOMIZATION_ALLOWED_ROOTS"] = os.pathsep.join(roots + [os.environ.get("MODEL_CUSTOMIZATION_ALLOWED_ROOTS", "")])
@@ -34,6 +36,11 @@ def main() -> None:
     from model_customization.workspace import Workspace
 
     inspect_module.MAX_FINDINGS = 10**9  # every finding, in the report's order, not only the first 50
+    if force_pool:
+        from model_customization.datasets import tokens
+
+        tokens.PARALLEL_MIN_BYTES, tokens.BATCH_BYTES, tokens._SCAN_BYTES = 0, 4096, 512
+        tokens._worker_count = lambda: 2
     ws = Workspace.open(str(home))
     ids_file = home / "gate_reports_datasets.json"
     if ids_file.exists():

@@ -157,3 +157,45 @@ def test_counting_equals_the_length_of_the_encoding(text):
     # Lone surrogates included: encode_ordinary replaces them, and the count must do the same.
     for name in ("o200k_base", "cl100k_base"):
         assert tokens._count_text(text, name) == len(tokens._encoding(name).encode_ordinary(text))
+
+
+_LINE_PIECES = st.sampled_from([b"", b"\n", b"x", b"{}", b"abc" * 7, b"y" * 40, b"\r", b"\n\n"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(_LINE_PIECES, max_size=40).map(b"".join),
+    st.integers(1, 50),  # the line limit
+    st.integers(1, 64),  # the parent's scan block
+    st.integers(1, 200),  # the size of a worker's range
+)
+def test_ranges_of_lines_read_the_lines_the_one_process_reader_reads(tmp_path_factory, data, max_line_bytes, scan_bytes, range_bytes):
+    # The workers read the file by ranges of whole lines that the parent cut; together they must give exactly the
+    # lines (and line numbers, and overlong lines' lengths) that one process reading line by line gives, whatever
+    # the block and range sizes, with or without a last newline, with lines longer than a block or than the limit.
+    import os
+
+    from model_customization.paths import iter_limited_lines
+
+    file = tmp_path_factory.mktemp("ranges") / "f.jsonl"
+    file.write_bytes(data)
+    with file.open("rb") as handle:
+        expected = list(iter_limited_lines(handle, max_line_bytes))
+    real_scan = tokens._SCAN_BYTES
+    tokens._SCAN_BYTES = scan_bytes
+    try:
+        got = []
+        descriptor = os.open(file, os.O_RDONLY)
+        try:
+            for item in tokens._line_ranges("train", descriptor, max_line_bytes, range_bytes):
+                if item[0] == "overlong":
+                    got.append((item[2], item[3]))
+                else:
+                    _, _, fd, start, length, first_line = item
+                    assert length <= range_bytes + max_line_bytes + scan_bytes  # memory stays bounded: no range holds an overlong line
+                    got.extend(tokens._range_lines(fd, start, length, first_line, max_line_bytes))
+        finally:
+            os.close(descriptor)
+    finally:
+        tokens._SCAN_BYTES = real_scan
+    assert got == expected

@@ -14,7 +14,7 @@ import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from model_customization.datasets.build import SPLITS, get_dataset
 from model_customization.datasets.redaction import redact_record
@@ -30,8 +30,8 @@ MAX_FINDINGS = 50
 
 class FileRows:
     """The (split, line, row) triples of JSONL files, in order; the lines that are not rows (too long, not JSON) are
-    collected in `problems` as they are met. measure_chat_rows may instead take the raw lines in batches
-    (raw_batches) and parse them in worker processes, appending to `problems` in the same line order."""
+    collected in `problems` as they are met. measure_chat_rows may instead open the files (open) and have worker
+    processes read and parse ranges of their lines, appending to `problems` in the same line order."""
 
     def __init__(self, files: list[tuple[str, Path]], *, stored: bool) -> None:
         self.files = files
@@ -48,11 +48,14 @@ class FileRows:
                 pass
         return total
 
+    def open(self, file: Path) -> BinaryIO:
+        # A stored split is the server's own file and may be larger than the memory limit (it is streamed); a
+        # caller's file is checked again on the descriptor that is read (it could have been swapped since).
+        return open_regular_file(file, what="File", max_bytes=sys.maxsize if self.stored else None, fenced=not self.stored)
+
     def _lines(self) -> Iterator[tuple[str, int, bytes | int]]:
         for split, file in self.files:
-            # A stored split is the server's own file and may be larger than the memory limit (it is streamed); a
-            # caller's file is checked again on the descriptor that is read (it could have been swapped since).
-            with open_regular_file(file, what="File", max_bytes=sys.maxsize if self.stored else None, fenced=not self.stored) as handle:
+            with self.open(file) as handle:
                 for line_no, raw in iter_limited_lines(handle, self.max_line_bytes):
                     yield split, line_no, raw
 
@@ -63,19 +66,6 @@ class FileRows:
                 self.problems.append(problem)
             elif row is not None:
                 yield split, line_no, row
-
-    def raw_batches(self, batch_bytes: int) -> Iterator[list[tuple[str, int, bytes | int]]]:
-        """The lines (an overlong line as its length) in batches of about batch_bytes, in file order."""
-        batch: list[tuple[str, int, bytes | int]] = []
-        size = 0
-        for item in self._lines():
-            batch.append(item)
-            size += len(item[2]) if isinstance(item[2], bytes) else 64
-            if size >= batch_bytes:
-                yield batch
-                batch, size = [], 0
-        if batch:
-            yield batch
 
 
 def _rows(ws: Workspace, dataset_id: str | None, path: str | None) -> tuple[str, FileRows]:

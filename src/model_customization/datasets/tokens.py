@@ -3,8 +3,9 @@ download), and the local model's own tokenizer for local jobs."""
 
 from __future__ import annotations
 
-from functools import lru_cache
+import os
 from collections.abc import Iterator
+from functools import lru_cache
 from typing import Any
 
 from model_customization.errors import UserError
@@ -84,6 +85,8 @@ _PIECE_TOKEN_LIMIT = 200_000  # bpe_openai's chunk limit (configuration.DEFAULT_
 
 
 def _count_text(text: str, encoding: str) -> int:
+    if len(text) <= _CHUNK_CHARS:
+        return _count_piece(text, encoding)
     total, start = 0, 0
     while start < len(text):
         end = start + _CHUNK_CHARS
@@ -112,8 +115,14 @@ def count_chat_tokens(messages: list[dict[str, Any]], encoding: str, tools: list
     import json
 
     total = REPLY_PRIMING_TOKENS
+    cache = _cache.get(encoding)
     for message in messages:
-        total += TOKENS_PER_MESSAGE + count_text(_message_text(message), encoding)
+        text = _message_text(message)
+        n = None if cache is None else cache.get(text)  # (count_text's look-up, without its call for a known text)
+        if n is None:
+            n = count_text(text, encoding)
+            cache = _cache[encoding]
+        total += TOKENS_PER_MESSAGE + n
         if message.get("name"):
             total += TOKENS_PER_NAME
     if tools:
@@ -135,9 +144,10 @@ def chat_messages(row: dict[str, Any]) -> list[Any]:
 
 
 # Files at least this large are measured by a pool of worker processes when there are several cores (starting the
-# pool costs tens of milliseconds); lines go to the workers in batches of about BATCH_BYTES.
+# pool costs tens of milliseconds); each worker reads ranges of whole lines of about BATCH_BYTES from the file itself.
 PARALLEL_MIN_BYTES = 8 << 20
 BATCH_BYTES = 1 << 20
+_SCAN_BYTES = 1 << 20  # the parent finds the line ends in blocks of this size
 _pool_job: tuple[str, Any, int] | None = None  # in a worker: (encoding, check, max_line_bytes), set as it starts
 
 
@@ -146,33 +156,104 @@ def _start_worker(encoding: str, check: Any, max_line_bytes: int) -> None:
     _pool_job = (encoding, check, max_line_bytes)
 
 
-def _measure_row(split: str, line: int, row: Any, encoding: str, check: Any) -> tuple[list[Any], bytes, int | None, list[Any]]:
-    """(findings, digest, tokens or None when the row has an error, check's findings) for one parsed row."""
+def _measure_row(split: str, line: int, row: Any, encoding: str, check: Any, digest: bytes | None = None) -> tuple[list[Any], bytes, int | None, list[Any]]:
+    """(findings, digest, tokens or None when the row has an error, check's findings) for one parsed row; digest:
+    its row_digest when the caller has it already."""
     from model_customization.datasets.validate import row_digest, row_findings
 
     findings = row_findings(split, line, row)
-    digest = row_digest(row)
-    if any(f.severity == "error" for f in findings):
-        return findings, digest, None, []
+    if digest is None:
+        digest = row_digest(row)
+    for finding in findings:
+        if finding.severity == "error":
+            return findings, digest, None, []
     n = count_chat_tokens(chat_messages(row), encoding, (row.get("input") or row).get("tools"))
     return findings, digest, n, list(check(split, line, row, n)) if check is not None else []
 
 
-def _measure_batch(batch: list[tuple[str, int, bytes | int]]) -> list[tuple[Any, ...]]:
-    """In a worker: each line of the batch parsed and measured; ("problem", finding), ("row", split, line,
-    findings, digest, tokens, check's findings), or nothing for a blank line."""
-    from model_customization.datasets.validate import parse_line
+def _read_range(descriptor: int, start: int, length: int) -> bytes:
+    parts, done = [], 0
+    while done < length:
+        part = os.pread(descriptor, length - done, start + done)
+        if not part:  # the file shrank since it was scanned: what is there
+            break
+        parts.append(part)
+        done += len(part)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def _range_lines(descriptor: int, start: int, length: int, first_line: int, max_line_bytes: int) -> Iterator[tuple[int, bytes | int]]:
+    """(line number, line) for the lines of bytes [start, start + length) of an open file, split as
+    paths.iter_limited_lines splits them (at b"\n" only, the newline kept; a line longer than max_line_bytes as its
+    length, without the newline)."""
+    import io
+
+    line = first_line
+    for raw in io.BytesIO(_read_range(descriptor, start, length)):
+        length_without_newline = len(raw) - 1 if raw[-1:] == b"\n" else len(raw)
+        yield line, (length_without_newline if length_without_newline > max_line_bytes else raw)
+        line += 1
+
+
+def _measure_range(split: str, descriptor: int, start: int, length: int, first_line: int) -> list[tuple[Any, ...]]:
+    """In a worker: the lines of a range of a file this process inherited open (_range_lines), parsed and measured;
+    ("problem", finding), ("row", split, line, findings, digest, tokens, check's findings), or nothing for a blank
+    line."""
+    from model_customization.datasets.validate import parse_line_digest
 
     assert _pool_job is not None
     encoding, check, max_line_bytes = _pool_job
     out: list[tuple[Any, ...]] = []
-    for split, line, raw in batch:
-        row, problem = parse_line(split, line, raw, max_line_bytes)
+    for line, raw in _range_lines(descriptor, start, length, first_line, max_line_bytes):
+        row, digest, problem = parse_line_digest(split, line, raw, max_line_bytes)
         if problem is not None:
             out.append(("problem", problem))
         elif row is not None:
-            out.append(("row", split, line, *_measure_row(split, line, row, encoding, check)))
+            out.append(("row", split, line, *_measure_row(split, line, row, encoding, check, digest)))
     return out
+
+
+def _line_ranges(split: str, descriptor: int, max_line_bytes: int, range_bytes: int) -> Iterator[tuple[Any, ...]]:
+    """The file cut at line ends into ("range", split, descriptor, start, length, first line number) of about
+    range_bytes each, in order; a line longer than max_line_bytes that does not lie inside one scanned block comes
+    as ("overlong", split, line number, length) instead, so no worker ever holds it. Only newlines are looked for
+    here (bytes.find and count): the lines themselves are read by the workers."""
+    position = 0  # bytes scanned
+    range_start, range_line = 0, 1  # the pending range: its first byte and the number of its first line
+    lines_in_range = 0  # complete lines between range_start and line_start
+    line_start = 0  # first byte of the line being scanned
+
+    def pending(end: int) -> Iterator[tuple[Any, ...]]:
+        if end > range_start:
+            yield ("range", split, descriptor, range_start, end - range_start, range_line)
+
+    while True:
+        block = os.pread(descriptor, _SCAN_BYTES, position)
+        if not block:
+            break
+        first_newline = block.find(b"\n")
+        if first_newline < 0:
+            position += len(block)
+            continue
+        line_end = position + first_newline
+        if line_end - line_start > max_line_bytes:
+            yield from pending(line_start)
+            yield ("overlong", split, range_line + lines_in_range, line_end - line_start)
+            range_start, range_line, lines_in_range = line_end + 1, range_line + lines_in_range + 1, 0
+        else:
+            lines_in_range += 1
+        last_newline = block.rfind(b"\n")
+        lines_in_range += block.count(b"\n", first_newline + 1)
+        line_start = position + last_newline + 1
+        position += len(block)
+        if line_start - range_start >= range_bytes:
+            yield from pending(line_start)
+            range_start, range_line, lines_in_range = line_start, range_line + lines_in_range, 0
+    if position - line_start > max_line_bytes:  # a last line without a newline
+        yield from pending(line_start)
+        yield ("overlong", split, range_line + lines_in_range, position - line_start)
+    else:
+        yield from pending(position)
 
 
 def _worker_count() -> int:
@@ -214,32 +295,54 @@ def _started_pool(executor: Any, context: Any, workers: int, job: tuple[Any, ...
 
 
 def _parallel_results(rows: Any, encoding: str, check: Any) -> Iterator[tuple[Any, ...]]:
-    """_measure_batch's results for every batch of rows.raw_batches(), in file order, from a pool of forked workers
-    (forked, so that check, often a closure, reaches them without pickling); at most two batches per worker are in
-    flight, so memory stays flat whatever the file's size."""
+    """_measure_range's results for every range of lines of rows' files, in file order, from a pool of forked
+    workers. The files are opened (and checked) here before the workers are forked, so each worker reads its ranges
+    from the same open descriptors with pread: only offsets go to the workers, not lines. Forked, too, so that check,
+    often a closure, reaches them without pickling, and the tokenizer loaded here is shared. At most two ranges per
+    worker are in flight, so memory stays flat whatever the file's size."""
+    import contextlib
     import gc
     import multiprocessing
     from collections import deque
     from concurrent.futures import ProcessPoolExecutor
 
+    from model_customization.datasets.validate import Finding
+    from model_customization.paths import overlong_line_message
+
     workers = _worker_count()
-    # Objects that exist now are left out of the workers' garbage collections: a collection writes to every object
-    # it visits, which would copy the parent's memory into each worker page by page.
-    gc.freeze()
-    try:
-        # Each pool's own job, given to its workers as they start (not a global set here: two gates may run at once
-        # in a server's threads, and a worker may fork at any submit).
-        job = (encoding, check, rows.max_line_bytes)
-        with _started_pool(ProcessPoolExecutor, multiprocessing.get_context("fork"), workers, job) as pool:
-            pending: deque[Any] = deque()
-            for batch in rows.raw_batches(BATCH_BYTES):
-                pending.append(pool.submit(_measure_batch, batch))
-                if len(pending) >= 2 * workers:
-                    yield from pending.popleft().result()
-            while pending:
-                yield from pending.popleft().result()
-    finally:
-        gc.unfreeze()
+    _counter(encoding)  # loaded once here, before the fork, rather than in every worker
+    with contextlib.ExitStack() as files:
+        opened = [(split, files.enter_context(rows.open(file))) for split, file in rows.files]
+        # Objects that exist now are left out of the workers' garbage collections: a collection writes to every
+        # object it visits, which would copy the parent's memory into each worker page by page.
+        gc.freeze()
+        try:
+            # Each pool's own job, given to its workers as they start (not a global set here: two gates may run at
+            # once in a server's threads, and a worker may fork at any submit).
+            job = (encoding, check, rows.max_line_bytes)
+            with _started_pool(ProcessPoolExecutor, multiprocessing.get_context("fork"), workers, job) as pool:
+                pending: deque[Any] = deque()
+                in_flight = 0
+                for split, handle in opened:
+                    for item in _line_ranges(split, handle.fileno(), rows.max_line_bytes, BATCH_BYTES):
+                        if item[0] == "overlong":
+                            _, split_, line, length = item
+                            problem = Finding(split_, line, "error", "line_too_long", overlong_line_message(length, rows.max_line_bytes))
+                            pending.append([("problem", problem)])
+                        else:
+                            pending.append(pool.submit(_measure_range, *item[1:]))
+                            in_flight += 1
+                        while in_flight >= 2 * workers or (pending and isinstance(pending[0], list)):
+                            done = pending.popleft()
+                            if not isinstance(done, list):
+                                in_flight -= 1
+                                done = done.result()
+                            yield from done
+                while pending:
+                    done = pending.popleft()
+                    yield from (done if isinstance(done, list) else done.result())
+        finally:
+            gc.unfreeze()
 
 
 def measure_chat_rows(rows: Any, encoding: str, check: Any = None) -> tuple[list[Any], dict[str, int], dict[str, list[int]]]:
@@ -263,7 +366,7 @@ def measure_chat_rows(rows: Any, encoding: str, check: Any = None) -> tuple[list
             tokens.setdefault(split, []).append(n)
             measured.extend(extra)
 
-    parallel = hasattr(rows, "raw_batches") and _worker_count() > 1 and rows.total_bytes() >= PARALLEL_MIN_BYTES
+    parallel = hasattr(rows, "open") and _worker_count() > 1 and rows.total_bytes() >= PARALLEL_MIN_BYTES
     if parallel:
         try:
             for result in _parallel_results(rows, encoding, check):
