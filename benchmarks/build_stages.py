@@ -55,7 +55,7 @@ def main() -> None:
     if "--hash" in sys.argv:
         digest = hashlib.sha256()
         counts: Counter[str] = Counter()
-        for line, (_, found) in zip(lines, redacted):
+        for line, (_, found) in zip(lines, redacted, strict=True):
             digest.update(line + b"\n")
             counts.update(found)
         out["redacted_sha256"] = digest.hexdigest()

@@ -8,7 +8,9 @@ import random
 import pytest
 
 from model_customization.datasets import redaction
-from model_customization.datasets.dedupe import NearDuplicateFilter, minhash_of, shingles
+import pickle
+
+from model_customization.datasets.dedupe import LSH_THRESHOLD_CAP, NearDuplicateFilter, lsh_bands, minhash_of, shingles
 from model_customization.datasets.redaction import redact_conversation
 from model_customization.memory.records import Conversation, Message
 
@@ -39,6 +41,57 @@ def test_minhash_signatures_still_find_near_duplicates() -> None:
     assert not seen.is_duplicate("a", None, minhash_of(base))
     assert seen.is_duplicate("b", None, minhash_of(near))
     assert not seen.is_duplicate("c", None, minhash_of(other))
+
+
+@pytest.mark.parametrize("num_perm", [16, 128])
+def test_lsh_bands_are_the_ones_datasketch_chooses(num_perm: int) -> None:
+    from datasketch.lsh import _optimal_param
+
+    for threshold in (0.3, 0.5, 0.7, 0.8, 0.85, 0.9, 0.95):
+        assert lsh_bands(threshold, num_perm) == _optimal_param(threshold, num_perm, 0.5, 0.5), threshold
+
+
+def _datasketch_duplicates(texts: list[str], threshold: float) -> list[str | None]:
+    """What the filter answered when it was datasketch's MinHash and MinHashLSH: the reference for the same decisions."""
+    from datasketch import MinHash, MinHashLSH
+    from datasketch.hashfunc import sha1_hash32
+
+    lsh = MinHashLSH(threshold=min(threshold, LSH_THRESHOLD_CAP), num_perm=128)
+    stored: dict[str, MinHash] = {}
+    answers: list[str | None] = []
+    for index, text in enumerate(texts):
+        signature = MinHash(num_perm=128, seed=1, hashfunc=sha1_hash32)
+        signature.update_batch([s.encode("utf-8") for s in shingles(text)])
+        scored = [(signature.jaccard(stored[c]), c) for c in lsh.query(signature)]
+        best = max((pair for pair in scored if pair[0] >= threshold), default=None)
+        answers.append(best[1] if best else None)
+        if best is None:
+            lsh.insert(str(index), signature)
+            stored[str(index)] = signature
+    return answers
+
+
+@pytest.mark.parametrize("threshold", [0.5, 0.85, 1.0])
+def test_near_duplicate_decisions_are_datasketchs(threshold: float) -> None:
+    rng = random.Random(7)
+    vocabulary = [f"w{i}" for i in range(300)]
+    originals = [[rng.choice(vocabulary) for _ in range(rng.choice([8, 60, 300]))] for _ in range(25)]
+    texts = []
+    for words in originals * 3:  # each original, then two rounds of copies with more and more words changed
+        changed = list(words)
+        for _ in range(rng.randint(0, max(1, len(words) // 4))):
+            changed[rng.randrange(len(changed))] = rng.choice(vocabulary)
+        texts.append(" ".join(changed))
+    ours = NearDuplicateFilter(threshold=threshold)
+    answers = [ours.duplicate_of(str(i), text) for i, text in enumerate(texts)]
+    assert answers == _datasketch_duplicates(texts, threshold)
+    assert 0 < sum(a is not None for a in answers) < len(texts)
+
+
+def test_a_signature_survives_the_trip_to_a_worker_and_back() -> None:
+    signature = minhash_of("one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen")
+    back = pickle.loads(pickle.dumps(signature))
+    assert back.hashvalues.tolist() == signature.hashvalues.tolist() and back.jaccard(signature) == 1.0
 
 
 def _conversation(session: str, *texts: str) -> Conversation:
