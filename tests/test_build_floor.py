@@ -43,6 +43,22 @@ def test_minhash_signatures_still_find_near_duplicates() -> None:
     assert not seen.is_duplicate("c", None, minhash_of(other))
 
 
+def _shingles_as_documented(text: str, shingle: int = 5) -> set[str]:
+    normalised = " ".join(text.lower().split())
+    words = normalised.split(" ") if normalised else []
+    if len(words) >= 3 * shingle:
+        return {" ".join(words[i : i + shingle]) for i in range(len(words) - shingle + 1)}
+    return {normalised} if len(normalised) <= 3 else {normalised[i : i + 3] for i in range(len(normalised) - 2)}
+
+
+def test_shingles_are_the_documented_ones() -> None:
+    rng = random.Random(1)
+    alphabet = ["a", "B", " ", "\t", "\n", "\u00a0", "\u2028", "x", "\u0130", "\u00df", "\x1c", "\u3000", "word "]
+    for _ in range(2000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 90)))
+        assert shingles(text) == _shingles_as_documented(text), repr(text)
+
+
 @pytest.mark.parametrize("num_perm", [16, 128])
 def test_lsh_bands_are_the_ones_datasketch_chooses(num_perm: int) -> None:
     from datasketch.lsh import _optimal_param

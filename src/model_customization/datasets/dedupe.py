@@ -65,11 +65,11 @@ def example_text(example: dict[str, Any]) -> str:
 
 def shingles(text: str, shingle: int = 5) -> set[str]:
     """The shingle set of a text (see the module docstring for the short-text fallback)."""
-    normalised = normalise_text(text)
-    words = normalised.split(" ") if normalised else []
+    words = text.lower().split()  # the words of normalise_text(text), without joining them and splitting again
     if len(words) >= 3 * shingle:
         # zip of the shifted word lists gives each window once, without a slice per position.
         return set(map(" ".join, zip(*(words[offset:] for offset in range(shingle)), strict=False)))
+    normalised = " ".join(words)
     if len(normalised) <= CHAR_SHINGLE:
         return {normalised}
     return {normalised[i : i + CHAR_SHINGLE] for i in range(len(normalised) - CHAR_SHINGLE + 1)}
