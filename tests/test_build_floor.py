@@ -15,8 +15,16 @@ from model_customization.datasets.redaction import redact_conversation
 from model_customization.memory.records import Conversation, Message
 
 
+def _datasketch_2() -> None:
+    """The reference below is datasketch 2's default (affine32) scheme; datasketch 1 had only the older one."""
+    datasketch = pytest.importorskip("datasketch")
+    if int(datasketch.__version__.split(".")[0]) < 2:
+        pytest.skip("the reference signatures are datasketch 2's affine32 scheme")
+
+
 def _datasketch_signature(text: str) -> list[int]:
     """The signature datasketch itself computes: its default scheme, each shingle's sha1_hash32 value fed to update_batch."""
+    _datasketch_2()
     from datasketch import MinHash
     from datasketch.hashfunc import sha1_hash32
 
@@ -61,6 +69,7 @@ def test_shingles_are_the_documented_ones() -> None:
 
 @pytest.mark.parametrize("num_perm", [16, 128])
 def test_lsh_bands_are_the_ones_datasketch_chooses(num_perm: int) -> None:
+    _datasketch_2()
     from datasketch.lsh import _optimal_param
 
     for threshold in (0.3, 0.5, 0.7, 0.8, 0.85, 0.9, 0.95):
@@ -69,6 +78,7 @@ def test_lsh_bands_are_the_ones_datasketch_chooses(num_perm: int) -> None:
 
 def _datasketch_duplicates(texts: list[str], threshold: float) -> list[str | None]:
     """What the filter answered when it was datasketch's MinHash and MinHashLSH: the reference for the same decisions."""
+    _datasketch_2()
     from datasketch import MinHash, MinHashLSH
     from datasketch.hashfunc import sha1_hash32
 
