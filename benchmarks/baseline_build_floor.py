@@ -5,7 +5,7 @@ Usage: python benchmarks/baseline_build_floor.py MEMORY_DIR
 One process, nothing else: every `*.jsonl` file below MEMORY_DIR is read line by line with `json.loads`; the text of
 each message (a string content, or each block's text, tool input as compact JSON, tool result content) is encoded
 once with bpe-openai's o200k_base (`encode_ordinary`, in 200k-character pieces as the product counts long texts).
-No redaction, no dedupe, no output. Prints one JSON line: input MB, wall seconds (loading the encoding included,
+No redaction, no dedupe, no output. Prints one JSON line: input MB, wall seconds, CPU seconds (loading the encoding included,
 as a build has to load it too; also given apart), MB/s, peak RSS, texts and tokens.
 """
 
@@ -66,6 +66,7 @@ def main() -> None:
         "wall_s": round(wall, 2),
         "encoding_load_s": round(loaded, 2),
         "mb_per_s": round(size / 1e6 / wall, 2),
+        "cpu_s": round(sum(resource.getrusage(resource.RUSAGE_SELF)[:2]), 2),  # user + system, the start-up included
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "texts": texts,
         "tokens": tokens,

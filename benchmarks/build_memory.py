@@ -4,7 +4,8 @@ Usage: python benchmarks/build_memory.py MEMORY_DIR [--home HOME] [--mode conver
 
 Runs build_dataset once in this process (run it as its own process, so the peak RSS is the build's) in a fresh
 data home (a temporary one unless --home is given), then prints one JSON line: input bytes and files, wall
-seconds, MB/s (input MB / wall), peak RSS of this process (ru_maxrss), the peak over time of the RSS and of the PSS
+seconds, MB/s (input MB / wall), CPU seconds of the build summed over its processes (less skewed than the wall
+when other work shares the machine: on N idle cores the wall cannot be below cpu_s / N), peak RSS of this process (ru_maxrss), the peak over time of the RSS and of the PSS
 summed over this process and all its descendants but the sampler (the build's workers; sampled every 50 ms from /proc:
 RSS counts pages a worker shares with the process it was forked from once per process, PSS splits them), counts.
 --workers sets the build's worker processes (default: the product's default). --in-thread builds from a second thread, as the server does (its pool then starts from a fork server). --floor first runs
@@ -69,6 +70,13 @@ def sample(pid: int) -> None:
     print(json.dumps({"peak_rss_kb": peak_rss, "peak_pss_kb": peak_pss, "processes": most}))
 
 
+def _cpu_seconds() -> float:
+    """User + system CPU seconds of this process and of its children that have ended (the build's workers, once the
+    pool is shut down; the floor's run ended before the build started and is taken off by the caller's difference)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def main() -> None:
     if sys.argv[1:2] == ["--sample"]:
         sample(int(sys.argv[2]))
@@ -90,6 +98,7 @@ def main() -> None:
     sampler = subprocess.Popen([sys.executable, __file__, "--sample", str(os.getpid())], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     with tempfile.TemporaryDirectory() as tmp:
         ws = Workspace.open(args.home or tmp)
+        cpu_before = _cpu_seconds()
         start = time.perf_counter()
         if args.in_thread:
             box: list = []
@@ -100,6 +109,7 @@ def main() -> None:
         else:
             result = build_dataset(ws, [args.memory], example_mode=args.mode, workers=args.workers)
         wall = time.perf_counter() - start
+        cpu = _cpu_seconds() - cpu_before  # before the sampler ends: its own time is not the build's
         out_bytes = sum(p.stat().st_size for p in (ws.settings.datasets_dir / result.dataset_id).glob("*.jsonl"))
     peaks = json.loads(sampler.communicate("")[0])
     self_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -112,6 +122,7 @@ def main() -> None:
         "workers": args.workers if args.workers is not None else os.environ.get("MODEL_CUSTOMIZATION_BUILD_WORKERS", "default"),
         "wall_s": round(wall, 2),
         "mb_per_s": round(size / 1e6 / wall, 2),
+        "cpu_s": round(cpu, 2),
         "peak_rss_mb": round(self_kb / 1024, 1),
         "children_peak_rss_mb": round(children_kb / 1024, 1),
         "peak_rss_sum_mb": round(peaks["peak_rss_kb"] / 1024, 1),

@@ -8,4 +8,4 @@ import model_customization.datasets.build  # noqa: F401  (the workers' code, and
 from model_customization.datasets.tokens import _encoding
 
 _encoding("o200k_base")
-import datasketch  # noqa: E402, F401  (the MinHash the workers compute)
+import numpy  # noqa: E402, F401  (the MinHash the workers compute)

@@ -2,7 +2,8 @@
 
 `exact_key(example)` is a hash of the example with every string lowercased and its whitespace collapsed, so two
 examples that differ only in case or spacing share a key. `NearDuplicateFilter` finds examples whose texts are
-similar (estimated Jaccard similarity of their shingle sets >= threshold) with MinHash + LSH (datasketch).
+similar (estimated Jaccard similarity of their shingle sets >= threshold) with MinHash + LSH banding, computed as
+datasketch computes them (numpy only; tests compare the two).
 
 Shingles: the text is lowercased and its whitespace collapsed. A text of at least 3 * `shingle` words is shingled
 into word `shingle`-grams (5 by default); shorter texts into character 3-grams of the normalised text (word 5-grams
@@ -17,10 +18,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from datasketch import MinHash
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Any
 
 _WS_RE = re.compile(r"\s+")
 SEED = 1
@@ -65,10 +65,11 @@ def example_text(example: dict[str, Any]) -> str:
 
 def shingles(text: str, shingle: int = 5) -> set[str]:
     """The shingle set of a text (see the module docstring for the short-text fallback)."""
-    normalised = normalise_text(text)
-    words = normalised.split(" ") if normalised else []
+    words = text.lower().split()  # the words of normalise_text(text), without joining them and splitting again
     if len(words) >= 3 * shingle:
-        return {" ".join(words[i : i + shingle]) for i in range(len(words) - shingle + 1)}
+        # zip of the shifted word lists gives each window once, without a slice per position.
+        return set(map(" ".join, zip(*(words[offset:] for offset in range(shingle)), strict=False)))
+    normalised = " ".join(words)
     if len(normalised) <= CHAR_SHINGLE:
         return {normalised}
     return {normalised[i : i + CHAR_SHINGLE] for i in range(len(normalised) - CHAR_SHINGLE + 1)}
@@ -77,8 +78,78 @@ def shingles(text: str, shingle: int = 5) -> set[str]:
 LSH_THRESHOLD_CAP = 0.95
 
 
+class MinHash:
+    """A MinHash signature: per permutation, the least permuted hash of a shingle set (see minhash_of).
+
+    The same values datasketch's MinHash gives with its default (affine32) scheme, seed SEED and sha1_hash32 shingle
+    hashes; made here with numpy alone, because importing datasketch imports scipy (for its LSH parameters), which
+    took longer than a build's whole parse of a 50 MB corpus."""
+
+    __slots__ = ("hashvalues",)
+
+    def __init__(self, hashvalues: Any) -> None:
+        self.hashvalues = hashvalues
+
+    def digest(self) -> Any:
+        return self.hashvalues.copy()
+
+    def jaccard(self, other: MinHash) -> float:
+        """Estimated Jaccard similarity: the share of permutations whose minima agree."""
+        if len(other.hashvalues) != len(self.hashvalues):
+            raise ValueError("cannot compare MinHash signatures of different numbers of permutations")
+        import numpy as np
+
+        return float(np.count_nonzero(self.hashvalues == other.hashvalues)) / len(self.hashvalues)
+
+    def __getstate__(self) -> Any:
+        return self.hashvalues
+
+    def __setstate__(self, hashvalues: Any) -> None:
+        self.hashvalues = hashvalues
+
+
+@lru_cache(maxsize=8)
+def _permutations(num_perm: int, seed: int) -> tuple[Any, Any]:
+    """datasketch's affine32 permutations h -> a * h + b (mod 2**32), drawn as it draws them (odd a)."""
+    import numpy as np  # imported here: server start-up does not need it
+
+    generator = np.random.RandomState(seed)
+    a = generator.randint(0, 1 << 31, num_perm, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
+    b = generator.randint(0, 1 << 32, num_perm, dtype=np.uint32)
+    return a, b
+
+
+@lru_cache(maxsize=8)
+def lsh_bands(threshold: float, num_perm: int) -> tuple[int, int]:
+    """(bands, rows per band) for an LSH index at `threshold`: the choice datasketch's MinHashLSH makes (false
+    positives and false negatives weighted equally), so that candidates, and so the duplicates found, are the same.
+
+    Both error areas are integrals of polynomials of degree bands * rows <= num_perm, which Gauss-Legendre
+    quadrature with num_perm / 2 + 1 nodes integrates exactly (up to rounding), where datasketch calls scipy's quad."""
+    import numpy as np  # imported here: server start-up does not need it
+
+    nodes, weights = np.polynomial.legendre.leggauss(num_perm // 2 + 1)
+
+    def integral(f: Callable[[Any], Any], low: float, high: float) -> float:
+        half = (high - low) / 2
+        return float(half * np.dot(weights, f(half * nodes + (low + high) / 2)))
+
+    best, chosen = float("inf"), (0, 0)
+    for bands in range(1, num_perm + 1):
+        for rows in range(1, num_perm // bands + 1):
+            false_positive = integral(lambda s, b=bands, r=rows: 1 - (1 - s**r) ** b, 0.0, threshold)
+            false_negative = integral(lambda s, b=bands, r=rows: (1 - s**r) ** b, threshold, 1.0)
+            error = 0.5 * false_positive + 0.5 * false_negative
+            if error < best:
+                best, chosen = error, (bands, rows)
+    return chosen
+
+
 class NearDuplicateFilter:
-    """Streaming near-duplicate filter: feed examples in order; later near-copies of earlier ones are reported."""
+    """Streaming near-duplicate filter: feed examples in order; later near-copies of earlier ones are reported.
+
+    MinHash + LSH banding: two signatures are candidates when all rows of some band agree (lsh_bands chooses the
+    bands); a candidate is a duplicate when its estimated Jaccard similarity reaches the threshold."""
 
     def __init__(self, threshold: float = 0.85, num_perm: int = 128, shingle: int = 5) -> None:
         if not 0 < threshold <= 1:
@@ -88,12 +159,12 @@ class NearDuplicateFilter:
         self.threshold = threshold
         self.num_perm = num_perm
         self.shingle = shingle
-        from datasketch import MinHashLSH  # imported here: half a second that server start-up does not need
-
-        # datasketch cannot band a threshold above ~0.97 (it needs at least two bands; 1.0 is a legal setting here).
+        # Banding cannot serve a threshold above ~0.97 (it needs at least two bands; 1.0 is a legal setting here).
         # Every candidate's Jaccard similarity is checked against the real threshold, so a lower LSH threshold only
         # finds more candidates to check, never more duplicates.
-        self._lsh = MinHashLSH(threshold=min(threshold, LSH_THRESHOLD_CAP), num_perm=num_perm)
+        bands, rows = lsh_bands(min(threshold, LSH_THRESHOLD_CAP), num_perm)
+        self._bands = [(band * rows, (band + 1) * rows) for band in range(bands)]
+        self._buckets: list[dict[bytes, list[str]]] = [{} for _ in self._bands]
         self._hashes: dict[str, MinHash] = {}
 
     def __len__(self) -> int:
@@ -101,6 +172,12 @@ class NearDuplicateFilter:
 
     def minhash(self, text: str) -> MinHash:
         return minhash_of(text, self.num_perm, self.shingle)
+
+    def _band_keys(self, signature: MinHash) -> list[bytes]:
+        values = signature.hashvalues
+        if len(values) != self.num_perm:
+            raise ValueError(f"signature has {len(values)} permutations, this filter {self.num_perm}")
+        return [values[start:end].tobytes() for start, end in self._bands]
 
     def duplicate_of(self, key: str, text: str | None, signature: MinHash | None = None) -> str | None:
         """The key of an earlier near-duplicate of `text` (nothing is stored then); else store it and return None.
@@ -110,14 +187,17 @@ class NearDuplicateFilter:
             raise ValueError(f"key {key!r} was already added; keys must be unique")
         if signature is None:
             signature = self.minhash(text or "")
+        band_keys = self._band_keys(signature)
+        candidates = {found for bucket, band_key in zip(self._buckets, band_keys, strict=True) for found in bucket.get(band_key, ())}
         best: tuple[float, str] | None = None
-        for candidate in self._lsh.query(signature):
+        for candidate in candidates:
             similarity = signature.jaccard(self._hashes[candidate])
             if similarity >= self.threshold and (best is None or (similarity, candidate) > best):
                 best = (similarity, candidate)
         if best is not None:
             return best[1]
-        self._lsh.insert(key, signature)
+        for bucket, band_key in zip(self._buckets, band_keys, strict=True):
+            bucket.setdefault(band_key, []).append(key)
         self._hashes[key] = signature
         return None
 
@@ -126,26 +206,45 @@ class NearDuplicateFilter:
         return self.duplicate_of(key, text, signature) is not None
 
 
-_HASH_CHUNK = 8192  # shingles hashed into the signature at a time: the (shingles x num_perm) array stays ~8 MB
+_HASH_CHUNK = 8192  # shingles hashed into the signature at a time: the (shingles x num_perm) array stays ~4 MB
+# The MurmurHash3 32-bit finalizer's shifts and multipliers: the affine32 scheme mixes each shingle hash with it once
+# before applying the permutations.
+_FMIX32 = (16, 0x85EBCA6B, 13, 0xC2B2AE35, 16)
+
+
+def _affine32_minimum(values: Any, a: Any, b: Any) -> Any:
+    """Per permutation, min over `values` (uint32) of a * fmix32(value) + b in uint32 arithmetic (which wraps: that
+    is the scheme's modulo 2**32), as datasketch's MinHash.update_batch computes it."""
+    import numpy as np  # imported here: server start-up does not need it
+
+    shift1, multiplier1, shift2, multiplier2, shift3 = (np.uint32(c) for c in _FMIX32)
+    mixed = values ^ (values >> shift1)
+    mixed *= multiplier1
+    mixed ^= mixed >> shift2
+    mixed *= multiplier2
+    mixed ^= mixed >> shift3
+    permuted = mixed[:, None] * a
+    permuted += b
+    return permuted.min(axis=0)
 
 
 def minhash_of(text: str, num_perm: int = 128, shingle: int = 5) -> MinHash:
-    """The MinHash signature of a text's shingle set (deterministic: fixed seed, datasketch's sha1_hash32 values).
+    """The MinHash signature of a text's shingle set (deterministic: fixed seed).
 
-    Each shingle's hash value is what datasketch's default sha1_hash32 gives (the first 4 bytes of its UTF-8 SHA-1,
-    little-endian), read for a whole chunk at once with numpy; datasketch then only takes them as they are (int).
-    Chunks keep a session of a million words from making a (shingles x num_perm) array of a GB; the minimum over the
-    chunks is the minimum over all, so the signature is that of one update with every shingle."""
-    import numpy as np
-    from datasketch import MinHash
+    The values datasketch's MinHash(num_perm, seed=SEED) gives after update_batch with every shingle (its default
+    sha1_hash32 hash: the first 4 bytes of the shingle's UTF-8 SHA-1, little-endian; its affine32 permutations; a
+    test compares them). Chunks keep a session of a million words from making a (shingles x num_perm) array of a GB;
+    the minimum over the chunks is the minimum over all."""
+    import numpy as np  # imported here: server start-up does not need it
 
-    signature = MinHash(num_perm=num_perm, seed=SEED, hashfunc=int)
+    a, b = _permutations(num_perm, SEED)
     sha1 = hashlib.sha1
     found = list(shingles(text, shingle))
+    minimum = np.full(num_perm, (1 << 32) - 1, dtype=np.uint32)
     for start in range(0, len(found), _HASH_CHUNK):
         prefixes = b"".join([sha1(s.encode("utf-8")).digest()[:4] for s in found[start : start + _HASH_CHUNK]])
-        signature.update_batch(np.frombuffer(prefixes, dtype="<u4").tolist())
-    return signature
+        minimum = np.minimum(minimum, _affine32_minimum(np.frombuffer(prefixes, dtype="<u4").astype(np.uint32), a, b))
+    return MinHash(minimum)
 
 
-__all__ = ["NearDuplicateFilter", "example_text", "exact_key", "minhash_of", "normalise_text", "shingles"]
+__all__ = ["MinHash", "NearDuplicateFilter", "example_text", "exact_key", "minhash_of", "normalise_text", "shingles"]

@@ -58,6 +58,7 @@ which dataset cards already count by.)
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import json
 import re
@@ -558,6 +559,14 @@ _IPV6_START_RE = re.compile(r"[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:")
 _BASE64_START_RE = re.compile(r"[A-Za-z0-9+/_-]{16,}")
 
 
+# Digests (blake2b, 16 bytes) of texts in which the detectors found nothing (see _Redactor.text), shared by every
+# redaction in this process. Only texts long enough for a scan to cost more than hashing them; bounded in entries
+# (about 6 MB when full), cleared whole when full.
+_CLEAN_MIN_CHARS = 256
+_CLEAN_MAX_ENTRIES = 100_000
+_clean_texts: set[bytes] = set()
+
+
 class _Redactor:
     """Placeholder bookkeeping for one conversation."""
 
@@ -646,6 +655,26 @@ class _Redactor:
     # -- the text pipeline ------------------------------------------------------------------------------------------
 
     def text(self, text: str) -> str:
+        """The text with every shape the detectors know replaced by its placeholder (see the module docstring).
+
+        What the detectors find depends on the text alone: the conversation's state only numbers the placeholders
+        of what was found. So a text in which nothing was found (no placeholder asked for, hence nothing learned
+        and nothing counted) is remembered by its digest, and the next time any conversation holds it (a file read
+        again, a system reminder, a tool definition) it is handed back without another scan."""
+        if self.depth or len(text) < _CLEAN_MIN_CHARS:
+            return self._detect(text)
+        digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+        if digest in _clean_texts:
+            return text
+        found_before = self.counts.total()
+        out = self._detect(text)
+        if self.counts.total() == found_before and out == text:
+            if len(_clean_texts) >= _CLEAN_MAX_ENTRIES:
+                _clean_texts.clear()
+            _clean_texts.add(digest)
+        return out
+
+    def _detect(self, text: str) -> str:
         if not text:
             return text
         text = _PRIVATE_KEY_RE.sub(lambda m: self.placeholder("private_key", m.group(0).strip()), text)

@@ -1,0 +1,172 @@
+"""The build's fast paths give exactly what the slow ones gave: MinHash signatures and redaction of repeated texts."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+
+import pytest
+
+from model_customization.datasets import redaction
+import pickle
+
+from model_customization.datasets.dedupe import LSH_THRESHOLD_CAP, NearDuplicateFilter, lsh_bands, minhash_of, shingles
+from model_customization.datasets.redaction import redact_conversation
+from model_customization.memory.records import Conversation, Message
+
+
+def _datasketch_2() -> None:
+    """The reference below is datasketch 2's default (affine32) scheme; datasketch 1 had only the older one."""
+    datasketch = pytest.importorskip("datasketch")
+    if int(datasketch.__version__.split(".")[0]) < 2:
+        pytest.skip("the reference signatures are datasketch 2's affine32 scheme")
+
+
+def _datasketch_signature(text: str) -> list[int]:
+    """The signature datasketch itself computes: its default scheme, each shingle's sha1_hash32 value fed to update_batch."""
+    _datasketch_2()
+    from datasketch import MinHash
+    from datasketch.hashfunc import sha1_hash32
+
+    signature = MinHash(num_perm=128, seed=1, hashfunc=sha1_hash32)
+    signature.update_batch([s.encode("utf-8") for s in shingles(text)])
+    return signature.hashvalues.tolist()
+
+
+@pytest.mark.parametrize("words", [0, 3, 14, 15, 200, 20_000])  # empty, character shingles, word shingles, several chunks
+def test_minhash_is_datasketchs_signature(words: int) -> None:
+    rng = random.Random(words)
+    vocabulary = ["alpha", "beta", "gamma", "delta", "Straße", "naïve", "x1", "ü", "42", "tab\tbed"]
+    text = " ".join(rng.choice(vocabulary) + str(rng.randint(0, 500)) for _ in range(words))
+    assert minhash_of(text).hashvalues.tolist() == _datasketch_signature(text)
+
+
+def test_minhash_signatures_still_find_near_duplicates() -> None:
+    base = " ".join(f"word{i}" for i in range(400))
+    near = base.replace("word17 ", "changed ")
+    other = " ".join(f"other{i}" for i in range(400))
+    seen = NearDuplicateFilter(threshold=0.85)
+    assert not seen.is_duplicate("a", None, minhash_of(base))
+    assert seen.is_duplicate("b", None, minhash_of(near))
+    assert not seen.is_duplicate("c", None, minhash_of(other))
+
+
+def _shingles_as_documented(text: str, shingle: int = 5) -> set[str]:
+    normalised = " ".join(text.lower().split())
+    words = normalised.split(" ") if normalised else []
+    if len(words) >= 3 * shingle:
+        return {" ".join(words[i : i + shingle]) for i in range(len(words) - shingle + 1)}
+    return {normalised} if len(normalised) <= 3 else {normalised[i : i + 3] for i in range(len(normalised) - 2)}
+
+
+def test_shingles_are_the_documented_ones() -> None:
+    rng = random.Random(1)
+    alphabet = ["a", "B", " ", "\t", "\n", "\u00a0", "\u2028", "x", "\u0130", "\u00df", "\x1c", "\u3000", "word "]
+    for _ in range(2000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 90)))
+        assert shingles(text) == _shingles_as_documented(text), repr(text)
+
+
+@pytest.mark.parametrize("num_perm", [16, 128])
+def test_lsh_bands_are_the_ones_datasketch_chooses(num_perm: int) -> None:
+    _datasketch_2()
+    from datasketch.lsh import _optimal_param
+
+    for threshold in (0.3, 0.5, 0.7, 0.8, 0.85, 0.9, 0.95):
+        assert lsh_bands(threshold, num_perm) == _optimal_param(threshold, num_perm, 0.5, 0.5), threshold
+
+
+def _datasketch_duplicates(texts: list[str], threshold: float) -> list[str | None]:
+    """What the filter answered when it was datasketch's MinHash and MinHashLSH: the reference for the same decisions."""
+    _datasketch_2()
+    from datasketch import MinHash, MinHashLSH
+    from datasketch.hashfunc import sha1_hash32
+
+    lsh = MinHashLSH(threshold=min(threshold, LSH_THRESHOLD_CAP), num_perm=128)
+    stored: dict[str, MinHash] = {}
+    answers: list[str | None] = []
+    for index, text in enumerate(texts):
+        signature = MinHash(num_perm=128, seed=1, hashfunc=sha1_hash32)
+        signature.update_batch([s.encode("utf-8") for s in shingles(text)])
+        scored = [(signature.jaccard(stored[c]), c) for c in lsh.query(signature)]
+        best = max((pair for pair in scored if pair[0] >= threshold), default=None)
+        answers.append(best[1] if best else None)
+        if best is None:
+            lsh.insert(str(index), signature)
+            stored[str(index)] = signature
+    return answers
+
+
+@pytest.mark.parametrize("threshold", [0.5, 0.85, 1.0])
+def test_near_duplicate_decisions_are_datasketchs(threshold: float) -> None:
+    rng = random.Random(7)
+    vocabulary = [f"w{i}" for i in range(300)]
+    originals = [[rng.choice(vocabulary) for _ in range(rng.choice([8, 60, 300]))] for _ in range(25)]
+    texts = []
+    for words in originals * 3:  # each original, then two rounds of copies with more and more words changed
+        changed = list(words)
+        for _ in range(rng.randint(0, max(1, len(words) // 4))):
+            changed[rng.randrange(len(changed))] = rng.choice(vocabulary)
+        texts.append(" ".join(changed))
+    ours = NearDuplicateFilter(threshold=threshold)
+    answers = [ours.duplicate_of(str(i), text) for i, text in enumerate(texts)]
+    assert answers == _datasketch_duplicates(texts, threshold)
+    assert 0 < sum(a is not None for a in answers) < len(texts)
+
+
+def test_a_signature_survives_the_trip_to_a_worker_and_back() -> None:
+    signature = minhash_of("one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen")
+    back = pickle.loads(pickle.dumps(signature))
+    assert back.hashvalues.tolist() == signature.hashvalues.tolist() and back.jaccard(signature) == 1.0
+
+
+def _conversation(session: str, *texts: str) -> Conversation:
+    return Conversation(session, [Message("user" if i % 2 == 0 else "assistant", t) for i, t in enumerate(texts)], "f.jsonl", 1, "test")
+
+
+FILE_BODY = "def load_config(path):\n    return read(path)\n" * 20  # long enough to be remembered when clean
+
+
+@pytest.fixture()
+def fresh_memory(monkeypatch: pytest.MonkeyPatch) -> set[bytes]:
+    memory: set[bytes] = set()
+    monkeypatch.setattr(redaction, "_clean_texts", memory)
+    return memory
+
+
+def test_a_clean_text_is_remembered_and_handed_back_unchanged(fresh_memory: set[bytes]) -> None:
+    first, counts = redact_conversation(_conversation("s1", FILE_BODY))
+    assert first.messages[0].content == FILE_BODY and not counts
+    assert hashlib.blake2b(FILE_BODY.encode(), digest_size=16).digest() in fresh_memory
+    again, counts = redact_conversation(_conversation("s2", FILE_BODY))
+    assert again.messages[0].content == FILE_BODY and not counts
+
+
+def test_a_text_with_findings_is_never_remembered_and_counts_every_time(fresh_memory: set[bytes]) -> None:
+    secretive = FILE_BODY + "contact me at jane.doe@example.com, key sk-ant-api03-abcdefghijklmnop1234567890\n"
+    for session in ("s1", "s2"):
+        redacted, counts = redact_conversation(_conversation(session, secretive, secretive))
+        assert "jane.doe@example.com" not in redacted.messages[0].content
+        assert "<EMAIL_1>" in redacted.messages[1].content and "<SECRET_1>" in redacted.messages[1].content
+        assert counts == {"email": 2, "secret": 2}
+    assert not fresh_memory
+
+
+def test_a_remembered_text_still_gets_the_names_its_conversation_learned(fresh_memory: set[bytes]) -> None:
+    mentions = FILE_BODY + "ask marcorossi about it\n"
+    redact_conversation(_conversation("s1", mentions))  # no name known there: clean, remembered
+    assert fresh_memory
+    redacted, counts = redact_conversation(_conversation("s2", "see /home/marcorossi/project", mentions))
+    assert "marcorossi" not in redacted.messages[1].content
+    assert redacted.messages[1].content.endswith("ask <USER_1> about it\n")
+    assert counts["home_path"] == 2
+
+
+def test_memory_gives_the_same_output_as_scanning_every_time(fresh_memory: set[bytes], monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = random.Random(3)
+    pieces = [FILE_BODY, "Server at 10.2.3.4 said hi. " * 12, "nothing here at all, only prose. " * 10, "user@box:~$ whoami\nmarco\n" * 12]
+    conversations = [_conversation(f"s{i}", *rng.choices(pieces, k=6)) for i in range(12)]
+    remembered = [redact_conversation(c) for c in conversations]
+    monkeypatch.setattr(redaction, "_CLEAN_MIN_CHARS", 10**9)  # nothing remembered: every text scanned
+    scanned = [redact_conversation(c) for c in conversations]
+    assert [(r.messages, n) for r, n in remembered] == [(r.messages, n) for r, n in scanned]
