@@ -134,3 +134,18 @@ def test_deferred_manager_keeps_sdk_semantics():
     assert [tool.name for tool in manager.list_tools()] == ["renamed"]
     with pytest.raises(Exception, match="Unknown tool"):
         manager.remove_tool("first")
+
+
+def test_every_entry_point_shares_the_cache(monkeypatch):
+    """`model-customization serve` loads the CLI package and `model-customization-server` loads server.__main__:
+    neither defines a tool, so both find the list the other stored (with different keys they would evict each
+    other's file and every start would rebuild the tools)."""
+    import sys
+
+    import model_customization.cli  # noqa: F401
+    import model_customization.server.__main__  # noqa: F401
+
+    with_launchers = tool_registry._our_source_digest()
+    for name in tool_registry.ENTRY_MODULES:
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    assert tool_registry._our_source_digest() == with_launchers

@@ -88,12 +88,19 @@ class DeferredToolManager(ToolManager):
         return entries
 
 
+# The launchers (`model-customization serve` goes through the CLI package; `model-customization-server` may be
+# imported by name or run as __main__): which of them is loaded says nothing about the tools.
+ENTRY_MODULES = frozenset({"model_customization.cli", "model_customization.server.__main__", "model_customization.__main__"})
+
+
 def _our_source_digest() -> str:
     """A digest of every model_customization module loaded now: at the end of build_server, these are the modules
     the tool definitions can depend on (anything a signature or a result type refers to is imported by then)."""
     digest = hashlib.sha256()
     for name in sorted(sys.modules):
         if name != "model_customization" and not name.startswith("model_customization."):
+            continue
+        if name in ENTRY_MODULES:  # how the server was launched defines no tool: every entry point shares one cache
             continue
         path = getattr(sys.modules[name], "__file__", None)
         if not path:
