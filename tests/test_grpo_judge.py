@@ -206,7 +206,8 @@ def test_the_quote_counts_one_judge_call_per_group_at_the_judge_models_prices(ws
     two = start_job(ws, method="grpo", suite=suite, dry_run=True, hyperparameters={**hp, "epochs": 2})["quote"]
     judge = one["judge"]
     assert judge["model"] == f"openai:{JUDGE_MODEL}" and judge["provider"] == "openai" and judge["paid"]
-    assert judge["calls"] == 6 and judge["calls_per_step"] == 2 and two["judge"]["calls"] == 12
+    # One call per group (each case once per epoch), and at most one more where a reply cannot be read.
+    assert judge["calls"] == 6 and judge["calls_per_step"] == 2 and judge["max_calls"] == 12 and two["judge"]["calls"] == 12
     assert one["estimated_cost_usd"] == judge["cost_bound_usd"] > 0
     assert two["estimated_cost_usd"] == pytest.approx(2 * one["estimated_cost_usd"])
     # At the judge model's prices: three times the price, three times the quote.
@@ -260,3 +261,231 @@ def test_a_judge_whose_key_is_missing_is_refused_before_anything_is_stored(ws, t
     with pytest.raises(UserError, match="ANTHROPIC_API_KEY"):
         start_job(ws, method="grpo", suite=str(_rubric_suite(tmp_path, 4)), hyperparameters={"judge_model": "anthropic:claude-haiku-4-5"})
     assert ws.store.jobs.all() == [] and ws.store.datasets.all() == []
+
+
+# --- end to end: the worker (another process) calls a scripted judge over HTTP -------------------------------------
+ANSWER_BLOCK = re.compile(r"<answer_(\d+)>\n(.*?)\n</answer_\1>", re.DOTALL)
+
+
+def answers_shown(messages: list[dict[str, Any]]) -> list[str]:
+    return [text for _, text in ANSWER_BLOCK.findall(messages[-1]["content"])]
+
+
+def hashed_scores(answers: list[str]) -> list[float]:
+    """A deterministic judge: each answer's score is a function of its text alone."""
+    return [int(hashlib.sha256(a.encode()).hexdigest()[:4], 16) % 11 / 10 for a in answers]
+
+
+class JudgeServer:
+    """tests/openai_fake.py's FakeOpenAI (every request and response checked against OpenAI's published spec) behind a
+    real socket on 127.0.0.1, so that a worker process reaches it through OPENAI_BASE_URL as it would reach OpenAI."""
+
+    def __init__(self, script) -> None:
+        from tests.openai_fake import FakeOpenAI
+
+        self.fake = FakeOpenAI(FAKE_KEY)
+        self.fake.add_model(JUDGE_MODEL)
+        self.script, self.replies, self.lock = script, [], threading.Lock()
+
+        def reply(model: str, messages: list[dict[str, Any]]) -> str:
+            with self.lock:
+                text = self.script(len(self.replies) + 1, answers_shown(messages))
+                self.replies.append((answers_shown(messages), text))
+                return text
+
+        self.fake.chat_reply = reply
+        fake = self.fake
+
+        class Handler(BaseHTTPRequestHandler):
+            def _serve(self) -> None:
+                import httpx2
+
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                url = f"http://{self.headers.get('host')}{self.path}"
+                response = fake.handler(httpx2.Request(self.command, url, headers=dict(self.headers.items()), content=body))
+                content = response.content
+                self.send_response(response.status_code)
+                for name, value in response.headers.items():
+                    if name.lower() not in ("content-length", "transfer-encoding", "connection", "content-encoding"):
+                        self.send_header(name, value)
+                self.send_header("content-length", str(len(content)))
+                self.end_headers()
+                self.wfile.write(content)
+
+            do_GET = do_POST = do_DELETE = _serve
+
+            def log_message(self, *args: Any) -> None:
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def chat_calls(self) -> int:
+        return self.fake.count("POST", "/chat/completions")
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        assert self.fake.violations == [], self.fake.violations
+
+
+@pytest.fixture
+def judge_server(monkeypatch: pytest.MonkeyPatch, judge_key):
+    servers: list[JudgeServer] = []
+
+    def start(script) -> JudgeServer:
+        server = JudgeServer(script)
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)  # the worker inherits the environment
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def _history(ws, job_id: str) -> list[tuple[int, float, float, float, float]]:
+    rows = [m for m in ws.store.jobs.metrics(job_id) if m["train_loss"] is not None]
+    return [(m["step"], m["train_loss"], m["reward_mean"], m["reward_std"], m["kl"]) for m in sorted(rows, key=lambda m: m["step"])]
+
+
+def _secret_free(ws, job_id: str) -> None:
+    """The judge's key is in none of what the job leaves: events, details, the worker's log, the verdicts."""
+    events = " ".join(e["message"] for e in ws.store.jobs.events(job_id, limit=None))
+    folder = ws.settings.jobs_dir / job_id
+    files = " ".join(p.read_text(encoding="utf-8", errors="replace") for p in (folder / "worker.log", folder / "judge_verdicts.jsonl") if p.is_file())
+    for text in (events, json.dumps(ws.store.jobs.get(job_id)["details"]), files):
+        assert FAKE_KEY not in text
+
+
+def test_a_grpo_job_learns_from_the_judge_alone_and_pays_from_its_approval(ws, tmp_path, judge_server):
+    def script(call: int, answers: list[str]) -> str:
+        if call in (1, 4, 5):  # the first group's first reply, and both replies for the third group, are unreadable
+            return "I think answer 2 is the best one."
+        return json.dumps({"scores": [{"answer": n, "reason": "scripted", "score": s} for n, s in enumerate(hashed_scores(answers), start=1)]})
+
+    server = judge_server(script)
+    suite = _rubric_suite(tmp_path, 4)
+    hp = {"epochs": 1, "batch_size": 2, "group_size": 3, "max_new_tokens": 6, "holdout_fraction": 0, "validation_fraction": 0, "seed": 3,
+          "judge_model": f"openai:{JUDGE_MODEL}", "judge_rubric": "unused: every case has its own"}  # fmt: skip
+    started = start_job(ws, method="grpo", suite=str(suite), hyperparameters=hp)
+    done = wait_for_job(ws, started["job_id"], timeout=900, poll=0.2)
+    assert done["status"] == "succeeded", (done["error"], [e["message"] for e in ws.store.jobs.events(done["job_id"], limit=None)])
+    job_id = done["job_id"]
+
+    # One call per group, and one more for each unreadable reply: 4 groups, 3 bad replies.
+    assert server.chat_calls() == 6 and len(server.replies) == 6
+    # The requests came from the worker with the key, to the judge model, greedy; validated against the spec.
+    body = next(b for m, t, b in server.fake.request_bodies if t == "/chat/completions")
+    assert body["model"] == JUDGE_MODEL and body["temperature"] == 0.0
+    assert {h.get("authorization") for h in server.fake.auth_headers} == {f"Bearer {FAKE_KEY}"}
+    # Each group's answers were shown together; the case's own rubric, not the job's.
+    assert all(len(answers) == 3 for answers, _ in server.replies)
+    assert "Names a page and a symptom." in next(b for m, t, b in server.fake.request_bodies if t == "/chat/completions")["messages"][1]["content"]
+
+    # A rubric-only suite: each answer's reward is the judge's score; the unscored group's rewards are 0.
+    scored = [hashed_scores(answers) for answers, text in server.replies if text.startswith("{")]
+    history = _history(ws, job_id)
+    assert [h[0] for h in history] == [1, 2]
+    assert history[0][2] == pytest.approx(sum(scored[0] + scored[1]) / 6)
+    assert history[1][2] == pytest.approx(sum([0.0] * 3 + scored[2]) / 6)
+    assert all(math.isfinite(h[1]) and h[4] >= 0 for h in history)
+
+    messages = [e["message"] for e in check_job(ws, job_id, events=80)["events"]]
+    assert any(m.startswith("judge calls approved (budget)") for m in messages)
+    assert any(m.startswith("judge error at step 2:") and "this group gives no update" in m for m in messages)
+    assert any("judge 1" in m and m.startswith("GRPO on 4 prompts") for m in messages)
+    [summary] = [m for m in messages if m.startswith(f"judge openai:{JUDGE_MODEL}: ")]
+    assert "6 calls this run, 1 groups unscored" in summary
+
+    # The money: every call drew from the approval, and the bill (the fake's reported tokens at the judge's price)
+    # replaced the approval in the daily budget when the job succeeded; no more than was approved.
+    spending = ws.store.jobs.get(job_id)["details"]["judge_spending"]
+    [row] = [r for r in _spend_rows(ws) if r["job_id"] == f"{job_id}-judge"]
+    assert spending["calls"] == 6 and 0 < spending["billed_usd"] <= spending["drawn_usd"] <= spending["approved_usd"] == row["committed_usd"]
+    assert row["actual_usd"] == pytest.approx(spending["billed_usd"])
+    assert row["quoted_usd"] == start_job(ws, method="grpo", suite=str(suite), hyperparameters=hp, dry_run=True)["quote"]["estimated_cost_usd"]
+    _secret_free(ws, job_id)
+
+
+def test_a_judge_call_beyond_the_approval_is_not_sent_and_stops_the_job(ws, tmp_path, judge_server, monkeypatch):
+    server = judge_server(lambda call, answers: json.dumps({"scores": hashed_scores(answers)}))
+    suite = _rubric_suite(tmp_path, 4)
+    hp = {"epochs": 1, "batch_size": 2, "group_size": 2, "max_new_tokens": 4, "holdout_fraction": 0, "validation_fraction": 0, "judge_model": f"openai:{JUDGE_MODEL}"}
+    monkeypatch.setattr("model_customization.jobs.orchestrator.dispatch", lambda ws: [])
+    job_id = start_job(ws, method="grpo", suite=str(suite), hyperparameters=hp)["job_id"]
+    # The approval shrinks after the start (as if its quote had been short): the first call no longer fits.
+    job = ws.store.jobs.get(job_id)
+    ws.store.jobs.update(job_id, details={**job["details"], "judge_spending": {**job["details"]["judge_spending"], "approved_usd": 1e-9}})
+    monkeypatch.undo()
+    from model_customization.jobs.orchestrator import dispatch
+
+    dispatch(ws)
+    done = wait_for_job(ws, job_id, timeout=600, poll=0.2)
+    assert done["status"] == "failed"
+    assert f"The judge openai:{JUDGE_MODEL} could not score step 1's answers" in done["error"] and "would pass the" in done["error"]
+    assert server.chat_calls() == 0, "a call that does not fit the approval is never sent"
+    _secret_free(ws, job_id)
+
+
+def _wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+    return value
+
+
+def test_a_judged_grpo_run_resumed_after_kill_9_repeats_the_uninterrupted_one_without_paying_twice(ws, tiny_model, tmp_path, judge_server):
+    from model_customization.jobs.processes import worker_alive
+    from model_customization.providers.local.train import latest_checkpoint
+
+    server = judge_server(lambda call, answers: json.dumps({"scores": hashed_scores(answers)}))  # deterministic
+    suite = _rubric_suite(tmp_path, 5, checked=4)  # checks and the judge together; one case has the judge alone
+    hp = {
+        "epochs": 2, "batch_size": 1, "group_size": 4, "max_new_tokens": 6, "holdout_fraction": 0.0, "validation_fraction": 0.4, "seed": 5,
+        "checkpoint_interval_steps": 2, "lora_dropout": 0.1, "learning_rate": 5e-3, "judge_model": f"openai:{JUDGE_MODEL}", "judge_weight": 2,
+    }
+    reference = start_job(ws, method="grpo", suite=str(suite), base_model=str(tiny_model), hyperparameters=hp)
+    interrupted = start_job(ws, method="grpo", suite=str(suite), base_model=str(tiny_model), hyperparameters=hp)
+    reference_done = wait_for_job(ws, reference["job_id"], timeout=600, poll=0.2)
+    assert reference_done["status"] == "succeeded", reference_done["error"]
+    total = reference_done["total_steps"]
+    assert total == 6
+    calls_reference = server.chat_calls()
+    assert calls_reference == 6, "one judge call per group: 3 cases x 2 epochs"
+
+    job_id = interrupted["job_id"]
+    _wait_for(lambda: (ws.store.jobs.get(job_id)["step"] or 0) >= 3, 300, "step 3")
+    pid = ws.store.jobs.get(job_id)["worker_pid"]
+    os.kill(pid, signal.SIGKILL)
+    _wait_for(lambda: not worker_alive(pid, job_id), 30, "the killed worker to go")
+    assert ws.store.jobs.get(job_id)["step"] < total, "the kill must land mid-training"
+    checkpoint = latest_checkpoint(ws, job_id)
+    assert checkpoint is not None
+    check_job(ws, job_id)  # notices the dead worker and resumes the job from its checkpoint
+    done = wait_for_job(ws, job_id, timeout=600, poll=0.2)
+    assert done["status"] == "succeeded", done["error"]
+
+    a, b = _history(ws, reference["job_id"]), _history(ws, job_id)
+    assert [h[0] for h in b] == list(range(1, total + 1))
+    for row_a, row_b in zip(a, b, strict=True):
+        for x, y in zip(row_a[1:], row_b[1:], strict=True):
+            assert abs(x - y) <= 1e-5 * max(1.0, abs(x)), (row_a, row_b)
+    assert any(h[3] > 0 for h in a), "the judge's scores spread the rewards within a group"
+    # The groups judged before the kill were not asked (or paid for) again: their verdicts were kept.
+    assert server.chat_calls() - calls_reference <= calls_reference + 1
+    events = [e["message"] for e in ws.store.jobs.events(job_id, limit=None)]
+    assert any("verdicts kept from before a resume" in m for m in events), events
+    # Validation scores the checks only: the judge's scores are relative to a group.
+    assert any(m.startswith("validation scores the suite's checks only") for m in events)
+
+    def kept(job):
+        return [e["message"] for e in ws.store.jobs.events(job, limit=None) if e["message"].startswith("keeping ")]
+
+    assert kept(job_id) == kept(reference["job_id"]) and len(kept(job_id)) == 1
+    spending = ws.store.jobs.get(job_id)["details"]["judge_spending"]
+    assert 0 < spending["billed_usd"] <= spending["approved_usd"]
+    _secret_free(ws, job_id)

@@ -227,6 +227,7 @@ DEFAULT_GROUP_RUBRIC = (
 )
 # A cloud judge gets room to give a short reason per answer (and for models that think first); a local judge, which
 # would otherwise ramble on CPU, gets room for the JSON and little more.
+GROUP_JUDGE_ASKS = 2  # a reply that cannot be read is asked for once more; the quote counts both asks
 GROUP_JUDGE_TOKENS = {"local": (24, 24), "cloud": (1024, 64)}  # (base, per answer beyond eight)
 
 
@@ -325,7 +326,7 @@ def judge_group(
     max_tokens = group_judge_max_tokens(judge, len(texts))
     replies: list[str] = []
     error = None
-    for _ in range(2):
+    for _ in range(GROUP_JUDGE_ASKS):
         reply = (call or direct_call(ws))(judge, messages, max_tokens)["text"]
         replies.append(reply)
         try:

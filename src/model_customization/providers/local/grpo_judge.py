@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from model_customization.errors import TransientError, UserError
-from model_customization.evaluation.judges import judge_group
+from model_customization.evaluation.judges import GROUP_JUDGE_ASKS, judge_group
 from model_customization.evaluation.participants import Participant, resolve_participant
 from model_customization.evaluation.pricing import chat_price
 from model_customization.evaluation.rewards import reward
@@ -173,10 +173,10 @@ def with_checks(ws: Workspace, job_id: str, prompts: list[Any], weights: dict[st
 
 
 def quote_judge(ws: Workspace, dataset_id: str, hp: Any, epochs_steps: tuple[int, int]) -> dict[str, Any]:
-    """What a job's judge calls can cost at most: one call per group (each training case once per epoch), each at its
-    upper bound (the prompt as the judge sees it with every answer at its longest, and the judge's whole reply
-    allowance) at the judge model's prices (evaluation/pricing.py). A retried reply draws from the same approval;
-    one that would not fit leaves its group unscored rather than stopping the job. None: the price is unknown."""
+    """What a job's judge calls can cost at most: one call per group (each training case once per epoch) and one more
+    where its reply cannot be read (judge_group asks twice at most), each at its upper bound (the prompt as the judge
+    sees it with every answer at its longest, and the judge's whole reply allowance) at the judge model's prices
+    (evaluation/pricing.py). A call the provider fails is not billed and draws nothing. None: the price is unknown."""
     from model_customization.datasets.build import read_split
     from model_customization.evaluation.judges import JUDGE_ANSWER_CHARS, group_judge_max_tokens, group_messages
     from model_customization.providers.chat import chat_quote_usd
@@ -194,15 +194,16 @@ def quote_judge(ws: Workspace, dataset_id: str, hp: Any, epochs_steps: tuple[int
         messages = group_messages(row["messages"], [longest] * hp.group_size, expects.get("rubric") or hp.judge_rubric, expects.get("reference"))
         bound = chat_quote_usd(judge.provider, judge.name, messages, max_tokens)
         groups += epochs
-        total = None if total is None or bound is None else total + bound * epochs
+        total = None if total is None or bound is None else total + bound * epochs * GROUP_JUDGE_ASKS
     return {
         "model": judge.model_id,
         "provider": judge.provider,
         "paid": is_paid(judge.provider),
         "calls": groups,
         "calls_per_step": round(groups / steps, 2) if steps else 0,
+        "max_calls": groups * GROUP_JUDGE_ASKS,
         "max_tokens_per_call": max_tokens,
         "cost_bound_usd": None if total is None else round(total, 6),
-        "basis": "one call per group of answers, each at its upper bound (the judge's prompt with every answer at its longest, and its whole reply); "
-        "a retry after an unreadable reply draws from the same approval",
+        "basis": "one call per group of answers and one more if its reply cannot be read, each at its upper bound (the judge's prompt with every "
+        "answer at its longest, and its whole reply); the bill, usually far less, replaces this in the daily budget when the job succeeds",
     }
