@@ -410,12 +410,12 @@ def test_a_grpo_job_learns_from_the_judge_alone_and_pays_from_its_approval(ws, t
     _secret_free(ws, job_id)
 
 
-def test_a_judge_call_beyond_the_approval_is_not_sent_and_stops_the_job(ws, tmp_path, judge_server, monkeypatch):
+def test_a_judge_call_beyond_the_approval_is_not_sent_and_stops_the_job(ws, tiny_model, tmp_path, judge_server, monkeypatch):
     server = judge_server(lambda call, answers: json.dumps({"scores": hashed_scores(answers)}))
     suite = _rubric_suite(tmp_path, 4)
     hp = {"epochs": 1, "batch_size": 2, "group_size": 2, "max_new_tokens": 4, "holdout_fraction": 0, "validation_fraction": 0, "judge_model": f"openai:{JUDGE_MODEL}"}
     monkeypatch.setattr("model_customization.jobs.orchestrator.dispatch", lambda ws: [])
-    job_id = start_job(ws, method="grpo", suite=str(suite), hyperparameters=hp)["job_id"]
+    job_id = start_job(ws, method="grpo", suite=str(suite), base_model=str(tiny_model), hyperparameters=hp)["job_id"]
     # The approval shrinks after the start (as if its quote had been short): the first call no longer fits.
     job = ws.store.jobs.get(job_id)
     ws.store.jobs.update(job_id, details={**job["details"], "judge_spending": {**job["details"]["judge_spending"], "approved_usd": 1e-9}})
