@@ -37,7 +37,7 @@ def _allowed_roots(tmp_path_factory: pytest.TempPathFactory):
                  "gpt-9-imaginary", "gpt-imaginary", "gpt-9-mini", "gpt-3.5-turbo", "gpt-3.5-turbo-0125", "claude-tuned-elsewhere",
                  "anthropic.claude-3-haiku-20240307-v1:0", "scripted",
                  "claude-fast", "claude-slow", "claude-other", "first-judge", "second-judge", "longer-judge", "muddled-judge", "terse", "thorough",
-                 "claude-plain", "claude-leaky", "toy-mini"]
+                 "claude-plain", "claude-leaky", "toy-mini", "judge-mini"]
         patch.setenv("MODEL_CUSTOMIZATION_CHAT_PRICES", json.dumps({name: [3, 15] for name in names}))
         yield
 

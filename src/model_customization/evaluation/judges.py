@@ -8,6 +8,7 @@ evaluation asks again.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -203,3 +204,133 @@ def pairwise_summary(results: list[dict[str, Any]], baseline: str, candidate: st
         "significant": test["significant"],
         "verdict": test["verdict"],
     }
+
+
+# --- the group judge: a GRPO reward that ranks a group's answers against each other (as OpenPipe's RULER does) ---
+# One request shows the conversation, the rubric and every answer of the group, labelled; the judge gives each a
+# score from 0 to 1 in JSON. Seeing the answers side by side lets a judge grade relatively (which of these is better
+# and by how much), which is what group advantages need: only the differences within a group move the policy.
+GROUP_SYSTEM = (
+    "You score several candidate answers given at the same point of a conversation, by comparing them with each "
+    "other. Give each a score from 0 to 1: correct facts and decisions first, then progress towards what the user "
+    "asked, then completeness and the expected format. When a rubric is shown, score by it; when a reference answer is "
+    "shown, it is one good answer, not the only one. Spread the scores to reflect real differences: a clearly better "
+    "answer scores clearly higher, answers of the same quality score the same. Their order, labels and length say "
+    "nothing about their quality.\n"
+    'Reply with JSON only, in this shape: {"scores": [{"answer": 1, "reason": "<a few words>", "score": 0.7}, ...]} '
+    "with one entry per answer, in the order shown."
+)
+DEFAULT_GROUP_RUBRIC = (
+    "An answer that does what the user asked, correctly and in the form asked for, scores high. One that makes "
+    "progress but is incomplete or partly wrong scores in between. One that is wrong, off-topic, empty, or repeats "
+    "itself scores low."
+)
+# A cloud judge gets room to give a short reason per answer (and for models that think first); a local judge, which
+# would otherwise ramble on CPU, gets room for the JSON and little more.
+GROUP_JUDGE_ASKS = 2  # a reply that cannot be read is asked for once more; the quote counts both asks
+GROUP_JUDGE_TOKENS = {"local": (24, 24), "cloud": (1024, 64)}  # (base, per answer beyond eight)
+
+
+def group_judge_max_tokens(judge: Participant, group_size: int) -> int:
+    base, per_answer = GROUP_JUDGE_TOKENS["local" if judge.is_local else "cloud"]
+    return base + per_answer * (group_size if judge.is_local else max(0, group_size - 8))
+
+
+def answer_as_text(answer: str | dict[str, Any]) -> str:
+    """What a judge is shown of an answer: its text, and the tool calls an episode made (one JSON line each)."""
+    if isinstance(answer, str):
+        return answer
+    import json
+
+    calls = [json.dumps(c, ensure_ascii=False, sort_keys=True) for c in answer.get("tool_calls") or []]
+    text = answer.get("text") or ""
+    return "\n".join([*(f"[tool call] {c}" for c in calls), text]).strip()
+
+
+def group_messages(prompt: list[dict[str, Any]], answers: list[str], rubric: str | None = None, reference: str | None = None) -> list[dict[str, str]]:
+    """The one request that asks a judge to score every answer of a group."""
+    shown = "".join(f"<answer_{n}>\n{_cut(text) or '(empty)'}\n</answer_{n}>\n\n" for n, text in enumerate(answers, start=1))
+    ask = f"Score each of the {len(answers)} answers from 0 to 1. Reply with the JSON object only."
+    return _request(GROUP_SYSTEM, prompt, reference, rubric or DEFAULT_GROUP_RUBRIC, shown, ask)
+
+
+def _json_objects(text: str) -> list[Any]:
+    """Every JSON object that starts somewhere in `text` (a reply may wrap it in a code fence or a sentence)."""
+    import json
+
+    decoder, found, start = json.JSONDecoder(), [], text.find("{")
+    while start >= 0:
+        try:
+            value, end = decoder.raw_decode(text, start)
+        except ValueError:
+            start = text.find("{", start + 1)
+            continue
+        found.append(value)
+        start = text.find("{", end)
+    return found
+
+
+def parse_group_scores(reply: str, count: int) -> list[float]:
+    """The `count` scores (0-1, in answer order) in a group judge's reply; ValueError says what was wrong.
+
+    Takes {"scores": [{"answer": n, "score": s}, ...]} (labels 1..count, each once, any order) or {"scores": [s, ...]}."""
+    text = (reply or "").strip()
+    if not text:
+        raise ValueError("the judge's reply was empty")
+    candidates = [value for value in _json_objects(text) if isinstance(value, dict) and "scores" in value]
+    if not candidates:
+        raise ValueError('the judge\'s reply has no JSON object with "scores"')
+    entries = candidates[-1]["scores"]  # a judge that corrects itself: its last object stands
+    if not isinstance(entries, list):
+        raise ValueError('"scores" is not a list')
+    if len(entries) != count:
+        raise ValueError(f"the judge scored {len(entries)} answers, not the {count} it was shown")
+    by_label: dict[int, Any] = {}
+    for position, entry in enumerate(entries, start=1):
+        if isinstance(entry, dict):
+            label, value = entry.get("answer", position), entry.get("score")
+        else:
+            label, value = position, entry
+        if isinstance(label, str) and label.strip().isdigit():
+            label = int(label.strip())
+        if not isinstance(label, int) or isinstance(label, bool) or not 1 <= label <= count:
+            raise ValueError(f"the judge labelled a score {label!r}; the answers are 1 to {count}")
+        if label in by_label:
+            raise ValueError(f"the judge scored answer {label} twice")
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+            raise ValueError(f"answer {label}'s score is {value!r}, not a number")
+        if not 0 <= value <= 1:
+            raise ValueError(f"answer {label}'s score {value} is outside 0-1")
+        by_label[label] = float(value)
+    return [by_label[n] for n in range(1, count + 1)]
+
+
+def judge_group(
+    ws: Workspace,
+    judge: Participant,
+    prompt: list[dict[str, Any]],
+    answers: list[str | dict[str, Any]],
+    *,
+    rubric: str | None = None,
+    reference: str | None = None,
+    call: CallFn | None = None,
+) -> dict[str, Any]:
+    """{scores (0-1 per answer) | None, error | None, replies, calls} from one judge call for a whole group.
+
+    A reply that cannot be read (no JSON, a missing or repeated answer, a score outside 0-1) is asked once more; a
+    second bad reply gives scores None and the error, which the caller counts. A call the provider refuses (UserError,
+    such as one that would pass the approved spending) or that fails for now (TransientError) is raised: the caller
+    decides whether that stops its work."""
+    texts = [answer_as_text(a) for a in answers]
+    messages = group_messages(prompt, texts, rubric, reference)
+    max_tokens = group_judge_max_tokens(judge, len(texts))
+    replies: list[str] = []
+    error = None
+    for _ in range(GROUP_JUDGE_ASKS):
+        reply = (call or direct_call(ws))(judge, messages, max_tokens)["text"]
+        replies.append(reply)
+        try:
+            return {"scores": parse_group_scores(reply, len(texts)), "error": None, "replies": replies, "calls": len(replies)}
+        except ValueError as bad:
+            error = str(bad)
+    return {"scores": None, "error": error, "replies": replies, "calls": len(replies)}

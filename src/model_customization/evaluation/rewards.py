@@ -34,11 +34,18 @@ REWARD_WEIGHTS: dict[str, float] = {
 }
 
 
-def reward_weights(overrides: Mapping[str, float] | None = None) -> dict[str, float]:
-    """The default weights with the caller's overrides; UserError for an unknown metric or a negative weight."""
+# Not a metric: the weight of an LLM judge's 0-1 score in the reward, present only when a GRPO job has a judge
+# (its judge_weight hyperparameter); evaluate's scores never hold it.
+JUDGE = "judge"
+
+
+def reward_weights(overrides: Mapping[str, float] | None = None, *, judge_weight: float | None = None) -> dict[str, float]:
+    """The default weights with the caller's overrides, and the judge's weight (JUDGE) when a judge takes part;
+    UserError for an unknown metric or a negative weight."""
     weights = dict(REWARD_WEIGHTS)
-    for name, value in (overrides or {}).items():
-        if name not in REWARD_WEIGHTS:
+    extra = {JUDGE: judge_weight} if judge_weight is not None else {}
+    for name, value in {**(overrides or {}), **extra}.items():
+        if name not in REWARD_WEIGHTS and name != JUDGE:
             raise UserError(f"reward_weights names {name!r}, which is not a 0-1 metric; use any of {', '.join(REWARD_WEIGHTS)}.")
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value <= 100:
             raise UserError(f"reward_weights[{name!r}] must be a number from 0 to 100 (got {value!r}).")
@@ -54,6 +61,8 @@ def case_expectations(case: Mapping[str, Any]) -> dict[str, Any]:
 def check_rewardable(case: Mapping[str, Any], weights: Mapping[str, float], where: str) -> None:
     """UserError when no weighted metric applies to the case (only a rubric, or all its metrics weighted 0): every
     answer would get the same reward and nothing could be learnt from it."""
+    if weights.get(JUDGE, 0.0) > 0:  # a judge rewards any case, a rubric-only one included (see judge_weight)
+        return
     probe = score_case("", case_expectations(case))
     if not any(weights.get(name, 0.0) > 0 for name in probe if name in weights):
         raise UserError(
@@ -62,12 +71,21 @@ def check_rewardable(case: Mapping[str, Any], weights: Mapping[str, float], wher
         )
 
 
-def reward(answer: str | Mapping[str, Any], case: Mapping[str, Any], weights: Mapping[str, float] | None = None) -> tuple[float, dict[str, float]]:
+def reward(
+    answer: str | Mapping[str, Any], case: Mapping[str, Any], weights: Mapping[str, float] | None = None, *, judge_score: float | None = None
+) -> tuple[float, dict[str, float]]:
     """(reward in [0, 1], the per-metric scores it was made from) for an answer (text, or a dict with text and
-    tool_calls) to a suite case. The scores are score_case's, the same function evaluate scores suite answers with."""
-    weights = reward_weights(weights) if weights is None or set(weights) != set(REWARD_WEIGHTS) else weights
+    tool_calls) to a suite case. The scores are score_case's, the same function evaluate scores suite answers with.
+
+    With a judge's score (0-1) and a judge weight in `weights` (JUDGE), the judge counts as one more check: (the
+    checks weighted + judge weight x judge_score) / (their weights + judge weight), so a case with no check is
+    rewarded by the judge alone. The judge's score is then among the scores returned, as "judge"."""
+    weights = reward_weights(weights) if weights is None or not set(REWARD_WEIGHTS) <= set(weights) else weights
     scores = score_case(answer, case_expectations(case))
     weighted = [(weights[name], value) for name, value in scores.items() if weights.get(name, 0.0) > 0]
+    if judge_score is not None and weights.get(JUDGE, 0.0) > 0:
+        weighted.append((weights[JUDGE], judge_score))
+        scores = {**scores, JUDGE: judge_score}
     total = sum(w for w, _ in weighted)
     if total == 0:
         return 0.0, scores

@@ -94,6 +94,12 @@ def start_job(
         # Before anything is read, stored or uploaded: a provider that cannot train this way is told so at once.
         takers = ", ".join(p.name for p in providers("train") if method in p.methods)
         raise UserError(f"{trainer.title} jobs take method {' or '.join(repr(m) for m in trainer.methods)}, not {method!r}; {takers} can.")
+    judged = method == "grpo" and bool((hyperparameters or {}).get("judge_model"))
+    if judged and not trainer.runs_locally:
+        # The judge is called from the training loop, which needs the judge's key and this ledger's spending approval:
+        # neither goes to another provider's machines.
+        local = ", ".join(p.name for p in providers("train") if p.runs_locally and "grpo" in p.methods)
+        raise UserError(f"judge_model is called from a GRPO job trained on this machine ({local}); a {trainer.title} job cannot call it. Leave judge_model out, or use provider={local.split(', ')[0]!r}.")
     if method == "grpo" and not dataset_id:
         from model_customization.evaluation.rewards import suite_dataset
 
@@ -103,7 +109,11 @@ def start_job(
         checked_base = trainer.check_available(ws, base_model, method)
         if trainer.runs_locally:
             trainer.check_training(ws, checked_base, hp_given, continue_from)
-        dataset_id = suite_dataset(ws, suite=suite, agent=agent, holdout_fraction=hp_given["holdout_fraction"], seed=hp_given["seed"], weights=hp_given["reward_weights"],
+        if judged:
+            _check_judge(ws, hp_given)  # the judge's name and key are checked before the cases are stored
+        # With a judge, a case with no check of its own (a rubric, or nothing) is rewarded by the judge.
+        weights = {**(hp_given["reward_weights"] or {}), "judge": hp_given["judge_weight"]} if judged else hp_given["reward_weights"]
+        dataset_id = suite_dataset(ws, suite=suite, agent=agent, holdout_fraction=hp_given["holdout_fraction"], seed=hp_given["seed"], weights=weights,
             validation_fraction=hp_given.get("validation_fraction", 0.0),
         )
     if not trainer.runs_locally:
@@ -112,9 +122,12 @@ def start_job(
             key=idempotency_key, options=options or {}, dry_run=dry_run,
             consent=Consent(human_usd=human_usd, human_via=human_via, argument_usd=confirm_cost_usd),
         )
-    if idempotency_key or options or confirm_cost_usd is not None or human_usd is not None:
+    if idempotency_key or options or ((confirm_cost_usd is not None or human_usd is not None) and not judged):
         remote = ", ".join(p.name for p in _remote_trainers())
-        raise UserError(f"idempotency_key, provider options and confirm_cost_usd apply to cloud providers ({remote}); {trainer.name} jobs are free. Omit them.")
+        raise UserError(
+            f"idempotency_key, provider options and confirm_cost_usd apply to cloud providers ({remote}) and to a GRPO job's paid judge_model; "
+            f"this {trainer.name} job is free. Omit them."
+        )
     _check_dataset_for(ws, dataset_id, method)
     canonical_base = trainer.check_available(ws, base_model, method)
     hp = trainer.parse_hyperparameters(method, hyperparameters)
@@ -124,6 +137,10 @@ def start_job(
         return _dry_run_summary(trainer.name, canonical_base, dataset_id, method, hp, quote)
 
     job_id = "job-" + secrets.token_hex(6)
+    details = None
+    if judged:  # approved and counted before the job exists: a refusal records nothing
+        consent = Consent(human_usd=human_usd, human_via=human_via, argument_usd=confirm_cost_usd)
+        details = _approve_judge(ws, job_id, trainer.quote(ws, dataset_id, canonical_base, method, hp), consent)
     ws.store.jobs.add(
         {
             "id": job_id,
@@ -137,10 +154,43 @@ def start_job(
             "launcher": ws.settings.worker_launcher,
             "attempts": 0,
             "queued_at": time.time(),
+            "details": details,
         }
     )
+    if details and JUDGE_SPENDING in details:
+        approved = details[JUDGE_SPENDING]
+        ws.store.jobs.add_event(
+            job_id, f"judge calls approved ({approved['approved_by']}): at most {approved['quoted_usd']} USD to {approved['provider']}; each call draws from it before it is sent"
+        )
     dispatch(ws)
     return check_job(ws, job_id)
+
+
+JUDGE_SPENDING = "judge_spending"  # the job's details key the worker draws its judge calls from (grpo_judge.py)
+
+
+def _check_judge(ws: Workspace, hp: dict[str, Any]) -> None:
+    """Refuse an unknown judge model or one whose key is missing, before anything is stored."""
+    from model_customization.evaluation.participants import resolve_participant
+
+    resolve_participant(ws, hp["judge_model"])
+
+
+def _approve_judge(ws: Workspace, job_id: str, quote: dict[str, Any], consent: Consent) -> dict[str, Any] | None:
+    """The spending guard for a GRPO job's paid judge: its quoted calls approved (budgets, a person, or an allowed
+    argument) and recorded under the ledger's spending lock; the job's details then hold what its worker may draw."""
+    judge = quote["judge"]
+    if not judge["paid"] or judge["cost_bound_usd"] == 0:
+        return None
+    spend_id = f"{job_id}-judge"
+    approval = commit_spend(ws, spend_id, judge["provider"], judge["cost_bound_usd"], consent, what="GRPO job's judge calls")
+    approved = approval.committed_usd if judge["cost_bound_usd"] is not None else None  # None: a person accepted an unknown price
+    return {
+        JUDGE_SPENDING: {
+            "spend_id": spend_id, "provider": judge["provider"], "model": judge["model"], "quoted_usd": judge["cost_bound_usd"],
+            "approved_usd": approved, "approved_by": approval.approved_by, "drawn_usd": 0.0, "billed_usd": 0.0, "calls": 0, "unpriced_calls": 0,
+        }
+    }
 
 
 def confirmation_needed(

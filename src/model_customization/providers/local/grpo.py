@@ -65,8 +65,9 @@ def step_seed(seed: int, step: int) -> int:
 
 
 def quote_grpo(ws: Workspace, dataset_id: str, hyperparameters: dict[str, Any]) -> dict[str, Any]:
-    """Free on this machine; the work is counted in answers sampled and tokens through the model (each sampled token
-    is generated once and then scored by the policy and the reference)."""
+    """Free on this machine, but for a paid judge's calls (judge_model: quoted by quote_judge, at most); the work is
+    counted in answers sampled and tokens through the model (each sampled token is generated once and then scored by
+    the policy and the reference)."""
     from model_customization.datasets.build import get_dataset
 
     from model_customization.datasets.quote import local_tokens_per_second
@@ -77,6 +78,11 @@ def quote_grpo(ws: Workspace, dataset_id: str, hyperparameters: dict[str, Any]) 
     prompts = dataset["counts"].get("train", 0)
     steps = math.ceil(prompts / hp.batch_size) * hp.epochs
     answers = prompts * hp.group_size * hp.epochs
+    judge = None
+    if hp.judge_model:  # the only part of a local GRPO job that may cost money
+        from model_customization.providers.local.grpo_judge import quote_judge
+
+        judge = quote_judge(ws, dataset_id, hp, (hp.epochs, steps))
     return {
         "provider": "local",
         "method": "grpo",
@@ -90,7 +96,8 @@ def quote_grpo(ws: Workspace, dataset_id: str, hyperparameters: dict[str, Any]) 
         "trained_tokens": answers * hp.max_new_tokens * 3,
         "tokens_per_second": round(speed, 1),
         "speed_basis": f"{basis}; each sampled token counted three times (generated, scored by the policy and by the reference)",
-        "estimated_cost_usd": 0.0,
+        "estimated_cost_usd": 0.0 if judge is None else judge["cost_bound_usd"],
+        **({"judge": judge} if judge is not None else {}),
     }
 
 
@@ -378,7 +385,11 @@ def train_grpo(ws: Workspace, job_id: str) -> None:
     torch.manual_seed(hp.seed)
     base_dir = ensure_base_model(ws.settings, job["base_model"])
     tokenizer = sft.load_tokenizer(base_dir, hp, job["base_model"])
-    weights = reward_weights(hp.reward_weights)
+    # An LLM judge, when the job has one, scores each group's answers beside the checks (providers/local/grpo_judge.py).
+    from model_customization.providers.local.grpo_judge import GroupJudge, with_checks
+
+    judge = GroupJudge.open(ws, job)
+    weights = reward_weights(hp.reward_weights, judge_weight=hp.judge_weight if judge else None)
     prompts, too_long = _prompts(tokenizer, read_split(ws, job["dataset_id"], "train"), hp)
     if too_long:
         jobs.add_event(job_id, f"{too_long} cases skipped: prompt plus max_new_tokens={hp.max_new_tokens} exceeds max_seq_length={hp.max_seq_length}", "warning")
@@ -388,6 +399,8 @@ def train_grpo(ws: Workspace, job_id: str) -> None:
 
     has_validation = get_dataset(ws, job["dataset_id"])["counts"].get("validation", 0) > 0
     validation_prompts = _prompts(tokenizer, read_split(ws, job["dataset_id"], "validation"), hp)[0] if has_validation else []
+    if judge is not None:  # validation is by the checks alone (see with_checks): cases without one cannot tell steps apart
+        validation_prompts = with_checks(ws, job_id, validation_prompts, weights)
 
     model = sft.load_for_training(base_dir, hp, device, dtype)
     start_weights = None
@@ -454,8 +467,12 @@ def train_grpo(ws: Workspace, job_id: str) -> None:
             for index in batch:
                 prompt = prompts[index]
                 ids, mask, loss_mask, answers = sample_episodes(model, tokenizer, prompt, hp, device)
-                rewards = [reward(answer, prompt.case, weights)[0] for answer in answers]
-                loss, kl = group_loss(model, reference, ids, mask, len(prompt.ids), group_advantages(rewards), hp, loss_mask)
+                if judge is None:
+                    rewards, judged = [reward(answer, prompt.case, weights)[0] for answer in answers], True
+                else:
+                    rewards, judged = judge.rewards(position.step + 1, index, prompt.case, answers, weights)
+                advantages = group_advantages(rewards) if judged else [0.0] * len(rewards)  # an unscored group teaches nothing
+                loss, kl = group_loss(model, reference, ids, mask, len(prompt.ids), advantages, hp, loss_mask)
                 (loss / len(batch)).backward()
                 loss_sum += loss.item()
                 kl_sum += kl
@@ -465,6 +482,8 @@ def train_grpo(ws: Workspace, job_id: str) -> None:
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
+            if judge is not None:
+                judge.step_done()
             position.step += 1
             position.batch_index += 1
             steps_this_run += 1
@@ -516,6 +535,9 @@ def train_grpo(ws: Workspace, job_id: str) -> None:
     jobs.add_event(job_id, f"peak memory of the worker: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
     if jobs.finish(job_id, "succeeded", model_id=model_id, eta_seconds=0.0):
         from model_customization.datasets.build import get_dataset
+
+        if judge is not None:
+            judge.finish()
 
         cases = get_dataset(ws, job["dataset_id"])["counts"].get("test", 0)
         advice = f"; evaluate(dataset_id={job['dataset_id']!r}, split='test', models=[base, {model_id!r}]) scores the {cases} held-out cases" if cases else ""

@@ -50,6 +50,9 @@ class LocalHyperparameters(BaseModel):
     holdout_fraction: float = Field(0.2, ge=0, lt=1, description="GRPO only: share of the suite's cases kept out of training, for evaluate.")
     validation_fraction: float = Field(0.1, ge=0, lt=1, description="GRPO only: share of the suite's cases kept out of training and answered greedily every eval_interval_steps (default: about ten times per job); the adapter of the step with the best mean reward on them is the one kept, and early_stopping_patience stops a job whose reward there stops rising. 0: no guard, the last step's adapter is kept.")
     reward_weights: dict[str, float] | None = Field(None, description="GRPO only: weight per metric in the reward, e.g. {\"schema_valid\": 1, \"json_valid\": 0}; unnamed metrics keep their defaults.")
+    judge_model: str | None = Field(None, description="GRPO only: an LLM judge that scores each group's answers against each other (0-1, one call per group), named as evaluate's judge (e.g. 'gpt-4.1-mini', 'anthropic:claude-haiku-4-5', or a local model). A paid judge's calls are quoted and approved when the job starts.")
+    judge_weight: float = Field(1.0, gt=0, le=100, description="GRPO only, with judge_model: the judge's weight in the reward beside the checks' (reward = (checks weighted + judge_weight x judge score) / total weight); a suite case with no check is rewarded by the judge alone.")
+    judge_rubric: str | None = Field(None, min_length=1, max_length=3000, description="GRPO only, with judge_model: what a good answer is, shown to the judge for cases without their own rubric.")
 
     @field_validator("target_modules")
     @classmethod
@@ -67,22 +70,38 @@ class LocalHyperparameters(BaseModel):
         if weights is not None:
             from model_customization.evaluation.rewards import reward_weights
 
+            if "judge" in weights:
+                raise ValueError("the judge's weight is judge_weight (with judge_model), not a key of reward_weights")
             try:
                 reward_weights(weights)
             except UserError as error:
                 raise ValueError(str(error)) from None
         return weights
 
+    @field_validator("judge_model")
+    @classmethod
+    def _judge_named(cls, name: str | None) -> str | None:
+        if name is not None and not name.strip():
+            raise ValueError("name a judge model, or leave judge_model out")
+        return name.strip() if name is not None else None
+
     @model_validator(mode="after")
     def _consistent(self) -> LocalHyperparameters:
         if self.holdout_fraction + self.validation_fraction >= 1:
             raise ValueError(f"holdout_fraction + validation_fraction must leave cases to train on (got {self.holdout_fraction} + {self.validation_fraction})")
+        # By value, not by whether it was given: a stored job's hyperparameters hold every field at its default.
+        judge_options = [name for name, unset in (("judge_weight", 1.0), ("judge_rubric", None)) if getattr(self, name) != unset]
+        if self.judge_model is None and judge_options:
+            raise ValueError(f"{' and '.join(judge_options)} apply only with judge_model (the LLM judge they configure)")
         if self.quantization == "4bit" and self.device == "cpu":
             raise ValueError("quantization='4bit' (QLoRA) needs a CUDA GPU; use device='auto' or 'cuda', or quantization='none' on CPU")
         return self
 
 
-GRPO_FIELDS = ("group_size", "max_new_tokens", "temperature", "grpo_beta", "clip_epsilon", "max_tool_turns", "holdout_fraction", "validation_fraction", "reward_weights")
+GRPO_FIELDS = (
+    "group_size", "max_new_tokens", "temperature", "grpo_beta", "clip_epsilon", "max_tool_turns", "holdout_fraction", "validation_fraction", "reward_weights",
+    "judge_model", "judge_weight", "judge_rubric",
+)
 GRPO_LEARNING_RATE = 1e-4  # the default for method='grpo': policy-gradient steps are noisier than supervised ones
 
 
