@@ -14,7 +14,6 @@ import os
 import re
 import signal
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from model_customization.evaluation.participants import Participant
 from model_customization.evaluation.rewards import JUDGE, reward, reward_weights
 from model_customization.jobs.orchestrator import check_job, start_job, wait_for_job
 from model_customization.providers.local.hyperparameters import for_method, parse_hyperparameters
+from waiting import wait_for
 
 JUDGE_MODEL = "judge-mini"  # priced in tests/conftest.py; served by the fake below
 FAKE_KEY = "sk-judge-test-0123456789abcdef"
@@ -430,14 +430,6 @@ def test_a_judge_call_beyond_the_approval_is_not_sent_and_stops_the_job(ws, tiny
     _secret_free(ws, job_id)
 
 
-def _wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-    return value
-
-
 def test_a_judged_grpo_run_resumed_after_kill_9_repeats_the_uninterrupted_one_without_paying_twice(ws, tiny_model, tmp_path, judge_server):
     from model_customization.jobs.processes import worker_alive
     from model_customization.providers.local.train import latest_checkpoint
@@ -458,10 +450,10 @@ def test_a_judged_grpo_run_resumed_after_kill_9_repeats_the_uninterrupted_one_wi
     assert calls_reference == 6, "one judge call per group: 3 cases x 2 epochs"
 
     job_id = interrupted["job_id"]
-    _wait_for(lambda: (ws.store.jobs.get(job_id)["step"] or 0) >= 3, 300, "step 3")
+    wait_for(lambda: (ws.store.jobs.get(job_id)["step"] or 0) >= 3, 300, "step 3")
     pid = ws.store.jobs.get(job_id)["worker_pid"]
     os.kill(pid, signal.SIGKILL)
-    _wait_for(lambda: not worker_alive(pid, job_id), 30, "the killed worker to go")
+    wait_for(lambda: not worker_alive(pid, job_id), 30, "the killed worker to go")
     assert ws.store.jobs.get(job_id)["step"] < total, "the kill must land mid-training"
     checkpoint = latest_checkpoint(ws, job_id)
     assert checkpoint is not None
