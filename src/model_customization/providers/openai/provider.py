@@ -211,7 +211,7 @@ class OpenAICompatibleProvider(HostedTrainingProvider):
         from model_customization.providers.openai.chat import chat
 
         self.check_chat_model(ws, model)  # a model past its shutdown date is refused before anything is sent
-        return chat(ws, model, messages, max_tokens=max_tokens, temperature=temperature, seed=seed, endpoint=self.endpoint(), tools=tools)
+        return chat(ws, model, messages, max_tokens=max_tokens, temperature=temperature, seed=seed, endpoint=self.endpoint(), **({"tools": tools} if tools else {}))
 
     def chat_price(self, model: str) -> tuple[float, float] | None:
         """(input, output) USD per million tokens from the endpoint's own table, or None."""
