@@ -138,6 +138,38 @@ def test_a_refused_fork_gives_the_one_process_report(ws, tmp_path, monkeypatch):
     assert len(refused) >= 4  # each attempt to start the workers was refused before the fallback
 
 
+def test_a_fork_refused_halfway_leaves_no_worker_behind(ws, tmp_path, monkeypatch):
+    # Two gates forking at once: the first worker of a pool forks, the second is refused. The one forked must not be
+    # left waiting for work (the interpreter would wait for it at exit, forever).
+    import multiprocessing
+    import os
+
+    file = tmp_path / "mixed.jsonl"
+    _mixed_file(file)
+    monkeypatch.setenv("MODEL_CUSTOMIZATION_ALLOWED_ROOTS", str(tmp_path))
+    monkeypatch.setattr(tokens, "PARALLEL_MIN_BYTES", 1 << 60)
+    one_process = inspect_dataset(ws, path=str(file), provider="openai")
+
+    real_fork, forks = os.fork, []
+
+    def every_second_refused() -> int:
+        forks.append(1)
+        if len(forks) % 2 == 0:
+            raise RuntimeError("os.fork is unsafe while filelock is changing descriptor ownership")
+        return real_fork()
+
+    before = {p.pid for p in multiprocessing.active_children()}
+    monkeypatch.setattr(os, "fork", every_second_refused)
+    monkeypatch.setattr(tokens, "_worker_count", lambda: 2)
+    monkeypatch.setattr(tokens, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(tokens, "BATCH_BYTES", 3000)
+    tokens._cache.clear()
+    assert json.dumps(inspect_dataset(ws, path=str(file), provider="openai")) == json.dumps(one_process)
+    assert len(forks) >= 8  # four pools, each with one worker forked and one refused, before the fallback
+    left = [p for p in multiprocessing.active_children() if p.pid not in before]
+    assert left == [], f"workers left running: {left}"
+
+
 def test_a_stored_dataset_is_measured_the_same_by_the_pool(ws, tmp_path, monkeypatch, demo_paths):
     from model_customization.datasets.build import build_dataset
 
