@@ -185,8 +185,10 @@ def run_load(home: Path, job_ids: list[str], clients: int, calls: int, processes
     }
 
 
-def time_to_first_tools_list(command: list[str], env: dict[str, str]) -> float:
-    """Seconds from spawn to the tools/list answer, speaking JSON-RPC over the process's stdio."""
+def time_to_first_tools_list(command: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """(seconds from spawn to the tools/list answer, CPU seconds the process used in all), speaking JSON-RPC over the
+    process's stdio. CPU seconds (user + system, to its exit) depend much less than wall time on other work sharing
+    the machine; they include the process's shutdown after the answer, the same for every command."""
     started = time.perf_counter()
     process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True, bufsize=1)
     try:
@@ -209,11 +211,12 @@ def time_to_first_tools_list(command: list[str], env: dict[str, str]) -> float:
         tools = answer(2)["result"]["tools"]
         elapsed = time.perf_counter() - started
         assert tools, "tools/list answered with no tools"
-        return elapsed
     finally:
         process.stdin.close()
         process.terminate()
-        process.wait(timeout=30)
+        _, _, usage = os.wait4(process.pid, 0)
+        process.returncode = 0  # reaped here: keep Popen from waiting for it again
+    return elapsed, usage.ru_utime + usage.ru_stime
 
 
 def run_cold_start(home: Path, rounds: int) -> dict:
@@ -221,7 +224,9 @@ def run_cold_start(home: Path, rounds: int) -> dict:
 
     Our server keeps its tools/list answer in <home>/cache (server/tool_registry.py): `server` and `cli_serve` start
     with it in place, as every start after a home's first does; `server_first_start` removes it before each start."""
-    env = {k: v for k, v in os.environ.items() if k != "MODEL_CUSTOMIZATION_HTTP_TOKENS"}
+    # PYTHONDONTWRITEBYTECODE (set on some development machines) would make every start compile our modules from
+    # source, while the SDK's came compiled with its install: an installed package has its .pyc files too.
+    env = {k: v for k, v in os.environ.items() if k not in ("MODEL_CUSTOMIZATION_HTTP_TOKENS", "PYTHONDONTWRITEBYTECODE")}
     server = [sys.executable, "-m", "model_customization.server", "--home", str(home)]
     commands = {
         "bare": [sys.executable, "-c", BARE_SERVER],
@@ -230,7 +235,7 @@ def run_cold_start(home: Path, rounds: int) -> dict:
         "server_first_start": server,
     }
 
-    def start(name: str) -> float:
+    def start(name: str) -> tuple[float, float]:
         if name == "server_first_start":
             shutil.rmtree(home / "cache", ignore_errors=True)
         return time_to_first_tools_list(commands[name], env)
@@ -238,16 +243,22 @@ def run_cold_start(home: Path, rounds: int) -> dict:
     for name in commands:  # warm-ups: file cache and .pyc files
         start(name)
     times: dict[str, list[float]] = {name: [] for name in commands}
+    cpu: dict[str, list[float]] = {name: [] for name in commands}
     for _ in range(rounds):
         for name in commands:
-            times[name].append(start(name))
-    bare = statistics.median(times["bare"])
-    report: dict = {"rounds": rounds, "bare_median_s": round(bare, 3)}
+            wall, used = start(name)
+            times[name].append(wall)
+            cpu[name].append(used)
+    bare, bare_cpu = statistics.median(times["bare"]), statistics.median(cpu["bare"])
+    report: dict = {"rounds": rounds, "bare_median_s": round(bare, 3), "bare_median_cpu_s": round(bare_cpu, 3)}
     for name in ("server", "cli_serve", "server_first_start"):
         report[f"{name}_median_s"] = round(statistics.median(times[name]), 3)
         report[f"{name}_ratio_of_medians"] = round(statistics.median(times[name]) / bare, 2)
         report[f"{name}_median_round_ratio"] = round(statistics.median(o / b for o, b in zip(times[name], times["bare"])), 2)
+        report[f"{name}_median_cpu_s"] = round(statistics.median(cpu[name]), 3)
+        report[f"{name}_cpu_ratio_of_medians"] = round(statistics.median(cpu[name]) / bare_cpu, 2)
     report["seconds"] = {name: [round(t, 3) for t in values] for name, values in times.items()}
+    report["cpu_seconds"] = {name: [round(t, 3) for t in values] for name, values in cpu.items()}
     return report
 
 

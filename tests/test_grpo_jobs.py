@@ -6,18 +6,15 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import signal
 from pathlib import Path
 
 import pytest
 
 from model_customization.errors import UserError
 from model_customization.jobs.orchestrator import check_job, start_job, wait_for_job
-from model_customization.jobs.processes import worker_alive
 from model_customization.providers.local.grpo import group_advantages
 from model_customization.providers.local.train import latest_checkpoint
-from waiting import wait_for
+from waiting import kill_worker_after
 
 # Random text from the tiny model contains some of these letters and not others: rewards differ within a group.
 LETTERS = ["a", "e", "o", "s", "t", "n"]
@@ -154,10 +151,7 @@ def test_grpo_resumed_after_kill_9_repeats_the_uninterrupted_rewards_and_losses(
     assert total == 6
 
     job_id = interrupted["job_id"]
-    wait_for(lambda: (ws.store.jobs.get(job_id)["step"] or 0) >= 3, 240, "step 3")
-    pid = ws.store.jobs.get(job_id)["worker_pid"]
-    os.kill(pid, signal.SIGKILL)
-    wait_for(lambda: not worker_alive(pid, job_id), 30, "the killed worker to go")
+    kill_worker_after(ws, job_id, 3)
     assert ws.store.jobs.get(job_id)["step"] < total, "the kill must land mid-training"
     checkpoint = latest_checkpoint(ws, job_id)
     assert checkpoint is not None and int(checkpoint.name[5:]) >= 2

@@ -10,9 +10,7 @@ import dataclasses
 import hashlib
 import json
 import math
-import os
 import re
-import signal
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -26,7 +24,7 @@ from model_customization.evaluation.participants import Participant
 from model_customization.evaluation.rewards import JUDGE, reward, reward_weights
 from model_customization.jobs.orchestrator import check_job, start_job, wait_for_job
 from model_customization.providers.local.hyperparameters import for_method, parse_hyperparameters
-from waiting import wait_for
+from waiting import kill_worker_after
 
 JUDGE_MODEL = "judge-mini"  # priced in tests/conftest.py; served by the fake below
 FAKE_KEY = "sk-judge-test-0123456789abcdef"
@@ -431,7 +429,6 @@ def test_a_judge_call_beyond_the_approval_is_not_sent_and_stops_the_job(ws, tiny
 
 
 def test_a_judged_grpo_run_resumed_after_kill_9_repeats_the_uninterrupted_one_without_paying_twice(ws, tiny_model, tmp_path, judge_server):
-    from model_customization.jobs.processes import worker_alive
     from model_customization.providers.local.train import latest_checkpoint
 
     server = judge_server(lambda call, answers: json.dumps({"scores": hashed_scores(answers)}))  # deterministic
@@ -450,10 +447,7 @@ def test_a_judged_grpo_run_resumed_after_kill_9_repeats_the_uninterrupted_one_wi
     assert calls_reference == 6, "one judge call per group: 3 cases x 2 epochs"
 
     job_id = interrupted["job_id"]
-    wait_for(lambda: (ws.store.jobs.get(job_id)["step"] or 0) >= 3, 300, "step 3")
-    pid = ws.store.jobs.get(job_id)["worker_pid"]
-    os.kill(pid, signal.SIGKILL)
-    wait_for(lambda: not worker_alive(pid, job_id), 30, "the killed worker to go")
+    kill_worker_after(ws, job_id, 3, timeout=300)
     assert ws.store.jobs.get(job_id)["step"] < total, "the kill must land mid-training"
     checkpoint = latest_checkpoint(ws, job_id)
     assert checkpoint is not None

@@ -5,8 +5,6 @@ kill -9 and repeats the uninterrupted run, and the hosted providers that refuse 
 from __future__ import annotations
 
 import json
-import os
-import signal
 import time
 from collections import Counter
 from pathlib import Path
@@ -18,13 +16,12 @@ from model_customization.datasets.inspect import inspect_dataset
 from model_customization.datasets.outcomes import OutcomeLabeller
 from model_customization.errors import UserError
 from model_customization.jobs.orchestrator import check_job, start_job, wait_for_job
-from model_customization.jobs.processes import worker_alive
 from model_customization.memory.detect import iter_memory
 from model_customization.memory.records import Conversation
 from model_customization.operations.datasets import BuildDatasetRequest
 from model_customization.providers.local.train import latest_checkpoint
 from model_customization.providers.registry import providers
-from waiting import wait_for
+from waiting import kill_worker_after
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures"
@@ -226,10 +223,7 @@ def test_a_kto_job_killed_mid_run_resumes_and_repeats_the_uninterrupted_run(ws, 
     reference_done = wait_for_job(ws, reference["job_id"], timeout=300, poll=0.2)
     assert reference_done["status"] == "succeeded", reference_done
     job_id = interrupted["job_id"]
-    wait_for(lambda: (ws.store.jobs.get(job_id)["step"] or 0) >= 5, 240, "step 5")
-    pid = ws.store.jobs.get(job_id)["worker_pid"]
-    os.kill(pid, signal.SIGKILL)
-    wait_for(lambda: not worker_alive(pid, job_id), 30, "the killed worker to go")
+    kill_worker_after(ws, job_id, 5)
     assert ws.store.jobs.get(job_id)["step"] < reference_done["total_steps"]
     checkpoint = latest_checkpoint(ws, job_id)
     assert checkpoint is not None

@@ -4,7 +4,6 @@ a server killed while a job trains, and the refusals that must come before any t
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -20,7 +19,7 @@ from model_customization.jobs.orchestrator import MAX_AUTOMATIC_RESUMES, cancel_
 from model_customization.jobs.processes import worker_alive
 from model_customization.providers.local.train import latest_checkpoint
 from model_customization.server.app import build_server
-from waiting import wait_for
+from waiting import kill_worker_after, wait_for
 
 # Dropout on, so a resume that lost the RNG state would show; checkpoints often, validations mid-epoch.
 RESUMABLE = {"epochs": 2, "batch_size": 2, "checkpoint_interval_steps": 4, "eval_interval_steps": 10, "lora_dropout": 0.1, "seed": 3}
@@ -34,15 +33,6 @@ def anyio_backend():
 @pytest.fixture
 def dataset_id(ws, demo_paths) -> str:
     return build_dataset(ws, [p for p in demo_paths if "openai" in str(p)] or demo_paths).dataset_id
-
-
-def _kill_worker_after(ws, job_id: str, step: int) -> int:
-    """kill -9 the job's worker once it has passed `step` (so a checkpoint exists) and wait until it is gone."""
-    wait_for(lambda: (ws.store.jobs.get(job_id)["step"] or 0) >= step, 240, f"step {step}")
-    pid = ws.store.jobs.get(job_id)["worker_pid"]
-    os.kill(pid, signal.SIGKILL)
-    wait_for(lambda: not worker_alive(pid, job_id), 30, "the killed worker to go")
-    return pid
 
 
 def _losses(ws, job_id: str) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
@@ -66,7 +56,7 @@ def test_kill_9_mid_epoch_resumes_and_repeats_the_uninterrupted_run(ws, tiny_mod
 
     job_id = interrupted["job_id"]
     total = ws.store.jobs.get(job_id)["total_steps"] or reference_done["total_steps"]
-    killed_pid = _kill_worker_after(ws, job_id, 6)
+    killed_pid = kill_worker_after(ws, job_id, 6)
     assert ws.store.jobs.get(job_id)["step"] < total, "the kill must land mid-training"
     checkpoint = latest_checkpoint(ws, job_id)
     assert checkpoint is not None and int(checkpoint.name[5:]) >= 4
@@ -91,7 +81,7 @@ def test_kill_9_mid_epoch_resumes_and_repeats_the_uninterrupted_run(ws, tiny_mod
     assert [s for s, _ in train_b] == list(range(1, total + 1)), "each step recorded once, none lost or doubled"
     assert [s for s, _ in train_a] == [s for s, _ in train_b]
     assert [s for s, _ in validation_a] == [s for s, _ in validation_b] and len(validation_a) >= 3
-    for (_, a), (_, b) in zip(train_a + validation_a, train_b + validation_b):
+    for (_, a), (_, b) in zip(train_a + validation_a, train_b + validation_b, strict=True):
         assert abs(a - b) <= 1e-5 * max(1.0, abs(a)), (a, b)
     tensors_a, tensors_b = _adapter(ws, reference_done["model_id"]), _adapter(ws, done["model_id"])
     assert tensors_a.keys() == tensors_b.keys()
@@ -154,7 +144,7 @@ def test_cancel_keeps_the_checkpoint_and_resume_continues_from_it(ws, tiny_model
 def test_a_worker_that_keeps_dying_is_not_restarted_forever(ws, tiny_model, dataset_id):
     job = start_job(ws, dataset_id, base_model=str(tiny_model), hyperparameters={"epochs": 50, "batch_size": 2})
     ws.store.jobs.update(job["job_id"], attempts=MAX_AUTOMATIC_RESUMES)
-    _kill_worker_after(ws, job["job_id"], 1)
+    kill_worker_after(ws, job["job_id"], 1)
     summary = check_job(ws, job["job_id"])
     assert summary["status"] == "failed"
     assert f"launched {MAX_AUTOMATIC_RESUMES} times" in summary["error"] and "worker.log" in summary["error"]

@@ -4,6 +4,7 @@ them), so that GRPO trains on exactly the prompt evaluate scores; sent to a host
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -323,3 +324,107 @@ def test_a_together_model_gets_the_tools_as_its_apis_tools_and_its_calls_come_ba
     assert sent["tools"] == CASE["tools"] and sent["messages"] == CASE["messages"]  # native: no description added
     assert answer["stop_reason"] == "tool_calls"
     assert extract_tool_calls(answer) == [{"name": "get_weather", "arguments": {"city": "Oslo"}}]
+
+
+# --- 4. a training example's tools: trained with, counted and evaluated as they are asked ------------------------------
+TOOL_EXAMPLE = {
+    "messages": [
+        {"role": "user", "content": "What is the weather in Oslo?"},
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\": \"Oslo\"}"}}]},
+    ],
+    "tools": [WEATHER_TOOL, TIME_TOOL],
+}
+
+
+def _hyperparameters(**values):
+    from model_customization.providers.local.hyperparameters import parse_hyperparameters
+
+    return parse_hyperparameters({"max_seq_length": 4096, **values})
+
+
+def test_sft_trains_an_example_on_the_prompt_inference_gives_with_its_tools(tokenizer):
+    from model_customization.datasets.examples import to_plain_chat
+    from model_customization.providers.local.chat import prompt_ids
+    from model_customization.providers.local.objectives import SupervisedObjective
+
+    objective = SupervisedObjective(tokenizer, _hyperparameters(), "cpu")
+    (with_tools, without), truncated, skipped = objective.prepare([TOOL_EXAMPLE, {"messages": TOOL_EXAMPLE["messages"]}])
+    assert (truncated, skipped) == (0, 0)
+    asked = prompt_ids(tokenizer, to_plain_chat(TOOL_EXAMPLE["messages"][:1]), TOOL_EXAMPLE["tools"])
+    # The untrained part is exactly what the model is later asked (tools described the same way), then the answer.
+    assert with_tools.input_ids[: len(asked)] == asked and set(with_tools.labels[: len(asked)]) == {-100}
+    assert "get_weather" in tokenizer.decode(with_tools.input_ids[: len(asked)])
+    assert without.input_ids[: len(prompt_ids(tokenizer, to_plain_chat(TOOL_EXAMPLE["messages"][:1])))] == prompt_ids(tokenizer, to_plain_chat(TOOL_EXAMPLE["messages"][:1]))
+    assert "get_time" not in tokenizer.decode(without.input_ids)
+    # The answer itself is what is learnt, with or without the tools in the prompt.
+    trained = [t for t, label in zip(with_tools.input_ids, with_tools.labels, strict=True) if label != -100]
+    assert trained == [t for t, label in zip(without.input_ids, without.labels, strict=True) if label != -100]
+
+
+def test_dpo_and_kto_rows_are_tokenized_with_their_tools(tokenizer):
+    from model_customization.providers.local.objectives import PreferenceObjective, UnpairedPreferenceObjective
+
+    answer = TOOL_EXAMPLE["messages"][1]
+    pair_row = {"input": {"messages": TOOL_EXAMPLE["messages"][:1], "tools": TOOL_EXAMPLE["tools"]}, "preferred_output": [answer], "non_preferred_output": [{"role": "assistant", "content": "I cannot tell."}]}
+    (pair,), _, _ = PreferenceObjective(tokenizer, _hyperparameters(), "cpu").prepare([pair_row])
+    assert "get_time" in tokenizer.decode(pair.chosen.input_ids) and "get_time" in tokenizer.decode(pair.rejected.input_ids)
+    sessions = [{**TOOL_EXAMPLE, "label": True}, {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."}], "label": False}]
+    examples, _, _ = UnpairedPreferenceObjective(tokenizer, _hyperparameters(), "cpu").prepare(sessions)
+    by_label = {e.desirable: e for e in examples}
+    assert "get_time" in tokenizer.decode(by_label[True].session.input_ids)
+    assert "get_time" not in tokenizer.decode(by_label[False].session.input_ids)
+    # A mismatched pair keeps its prompt's tools: the other session's completion is the only change.
+    assert "get_time" in tokenizer.decode(by_label[True].mismatched.input_ids)
+    assert "get_time" not in tokenizer.decode(by_label[False].mismatched.input_ids)
+
+
+def test_evaluating_a_dataset_offers_each_example_its_tools(ws, monkeypatch):
+    from openai_fake import serving
+
+    from model_customization.datasets.build import store_examples
+    from model_customization.evaluation.runner import evaluate
+    from model_customization.evaluation.suites import case_rows, cases_sha256
+    from model_customization.jobs.spending import Consent
+
+    plain = {"messages": [{"role": "user", "content": "Say rain."}, {"role": "assistant", "content": "rain"}]}
+    card = {"conversations_read": 2, "sources": [], "formats": {}, "dropped": {}, "unreadable": {"count": 0, "first": []}, "options": {}}
+    dataset_id, _, _ = store_examples(ws, [("test", TOOL_EXAMPLE), ("test", plain)], name="tools", method="sft", card_fields=card)
+    rows = case_rows(ws, dataset_id, "test", None, None)
+    assert sorted(bool(row.get("tools")) for row in rows) == [False, True]
+    # Cases without tools hash as before (the hash that names an evaluation's cases); tools change it.
+    def hash_before_tools(cases: list[dict]) -> str:
+        return hashlib.sha256(json.dumps([[r["prompt"], r["reference"], r.get("expects")] for r in cases], sort_keys=True).encode()).hexdigest()
+
+    without_tools = [r for r in rows if not r.get("tools")]
+    assert cases_sha256(without_tools) == hash_before_tools(without_tools)
+    assert cases_sha256(rows) != hash_before_tools(rows)
+
+    def reply(model: str, messages: list[dict]) -> str | dict:
+        if "weather in Oslo" in messages[-1]["content"]:
+            return {"content": None, "tool_calls": [{"name": "get_weather", "arguments": json.dumps({"city": "Oslo"})}]}
+        return "rain"
+
+    with serving(monkeypatch, "sk-test-tools-0123456789abcdef", ws=ws) as fake:
+        fake.chat_reply = reply
+        evaluate(ws, dataset_id, ["openai:gpt-4.1-mini-2025-04-14", "openai:gpt-4.1-2025-04-14"], max_tokens=16, consent=Consent(human_usd=1.0))
+        bodies = [body for _, template, body in fake.request_bodies if template == "/chat/completions"]
+    assert not fake.violations
+    assert len(bodies) == 4
+    for body in bodies:
+        if body["messages"][-1]["content"] == "What is the weather in Oslo?":
+            assert body["tools"] == TOOL_EXAMPLE["tools"]
+        else:
+            assert "tools" not in body
+
+
+def test_the_local_gate_counts_an_examples_tools_as_training_will(ws, embedded_base: Path, tmp_path: Path):
+    from model_customization.datasets.inspect import inspect_dataset
+
+    plain = {"messages": TOOL_EXAMPLE["messages"]}
+    reports = {}
+    for name, example in (("with", TOOL_EXAMPLE), ("without", plain)):
+        path = tmp_path / f"{name}.jsonl"
+        path.write_text("\n".join(json.dumps(example) for _ in range(10)) + "\n")
+        reports[name] = inspect_dataset(ws, path=str(path), provider="local", model=str(embedded_base), max_seq_length=4096, epochs=1)
+    # The tools' description is part of every example's prompt, as SFT will train on it.
+    assert reports["with"]["token_stats"]["train"]["total"] > reports["without"]["token_stats"]["train"]["total"] + 10 * 50

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from typing import Any, Callable
 
@@ -13,3 +15,15 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str, poll: floa
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(poll)
     return value
+
+
+def kill_worker_after(ws: Any, job_id: str, step: int, timeout: float = 240) -> int:
+    """kill -9 a local job's worker once it has passed `step` (so a checkpoint exists) and wait until it is gone;
+    returns its pid."""
+    from model_customization.jobs.processes import worker_alive
+
+    wait_for(lambda: (ws.store.jobs.get(job_id)["step"] or 0) >= step, timeout, f"step {step}")
+    pid = ws.store.jobs.get(job_id)["worker_pid"]
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not worker_alive(pid, job_id), 30, "the killed worker to go")
+    return pid

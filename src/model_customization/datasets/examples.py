@@ -99,6 +99,16 @@ def to_plain_chat(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return plain
 
 
+def example_tools(example: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """The function tools an example offers the model (its `tools`), or None. Training, the local token counts and
+    evaluation all show them to the model as inference does (providers/local/chat.py), so that a model is trained
+    on the same prompt it is later asked."""
+    tools = example.get("tools")
+    if not isinstance(tools, list):
+        return None
+    return [tool for tool in tools if isinstance(tool, dict)] or None
+
+
 def prompt_and_reference(example: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
     """Split an example for evaluation: everything before the last assistant turn, and that turn's text."""
     messages = example["messages"]

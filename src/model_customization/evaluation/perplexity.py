@@ -18,6 +18,7 @@ from typing import Any
 
 from model_customization.datasets.examples import to_plain_chat
 from model_customization.errors import UserError
+from model_customization.evaluation.suites import case_tools
 from model_customization.providers.local.chat import tokenize_chat
 from model_customization.providers.local.inference import _load, resolve_model
 from model_customization.providers.local.objectives import _scored_logits
@@ -63,7 +64,7 @@ def reference_log_likelihoods(
 
     loaded, tokenizer = _load(ws, resolve_model(ws, model))
     limit = max_length or getattr(loaded.config, "max_position_embeddings", None) or 1_000_000
-    examples = [tokenize_chat(tokenizer, _case_messages(case), limit) for case in cases]
+    examples = [tokenize_chat(tokenizer, _case_messages(case), limit, case_tools(case) if isinstance(case, Mapping) else None) for case in cases]
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     device = str(next(loaded.parameters()).device)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from model_customization.datasets.build import get_dataset, read_split
-from model_customization.datasets.examples import prompt_and_reference
+from model_customization.datasets.examples import example_tools, prompt_and_reference
 from model_customization.datasets.redaction import redact_text
 from model_customization.errors import UserError
 from model_customization.evaluation.metrics import METRICS, schema_validator, score_case
@@ -250,13 +250,20 @@ def case_rows(ws: Workspace, dataset_id: str | None, split: str, suite_cases: li
         ]
     else:
         # A kto dataset's undesirable sessions are not answers to match: only its desirable ones are references.
-        split_cases = [prompt_and_reference(example) for example in read_split(ws, dataset_id, split) if example.get("label") is not False]
-        results = [{"case": index, "prompt": prompt, "reference": reference, "outputs": {}} for index, (prompt, reference) in enumerate(split_cases)]
+        examples = [example for example in read_split(ws, dataset_id, split) if example.get("label") is not False]
+        results = []
+        for index, example in enumerate(examples):
+            prompt, reference = prompt_and_reference(example)
+            row: dict[str, Any] = {"case": index, "prompt": prompt, "reference": reference, "outputs": {}}
+            if tools := example_tools(example):  # the tools the example offered, as the model was trained with them
+                row["tools"] = tools
+            results.append(row)
     return results[: max(limit, 0)] if limit is not None else results
 
 
 def cases_sha256(results: list[dict[str, Any]]) -> str:
-    return hashlib.sha256(json.dumps([[r["prompt"], r["reference"], r.get("expects")] for r in results], sort_keys=True).encode()).hexdigest()
+    # A dataset case's tools count only where there are some, so that the sha256 of cases without tools is unchanged.
+    return hashlib.sha256(json.dumps([[r["prompt"], r["reference"], r.get("expects")] + ([r["tools"]] if r.get("tools") else []) for r in results], sort_keys=True).encode()).hexdigest()
 
 
 def cases_fingerprint(ws: Workspace, *, dataset_id: str | None = None, split: str = "test", suite: str | Path | None = None) -> dict[str, Any]:
@@ -274,8 +281,8 @@ def cases_fingerprint(ws: Workspace, *, dataset_id: str | None = None, split: st
 
 
 def case_tools(row: dict[str, Any]) -> list[dict[str, Any]] | None:
-    """The tools a case row offers the model (a suite case's `tools`), or None."""
-    return (row.get("expects") or {}).get("tools") or None
+    """The tools a case row offers the model (a suite case's `tools`, or a dataset example's), or None."""
+    return (row.get("expects") or {}).get("tools") or row.get("tools") or None
 
 
 def score_answer(answer: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:

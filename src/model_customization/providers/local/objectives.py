@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from model_customization.datasets.examples import to_plain_chat
+from model_customization.datasets.examples import example_tools, to_plain_chat
 from model_customization.errors import UserError
 from model_customization.providers.local.chat import TokenizedExample, tokenize_chat
 from model_customization.providers.local.hyperparameters import LocalHyperparameters
@@ -69,7 +69,7 @@ class SupervisedObjective:
         """(examples with at least one scored token, how many were truncated, how many were skipped)."""
         items, truncated, skipped = [], 0, 0
         for row in rows:
-            example = tokenize_chat(self.tokenizer, to_plain_chat(row["messages"]), self.hp.max_seq_length)
+            example = tokenize_chat(self.tokenizer, to_plain_chat(row["messages"]), self.hp.max_seq_length, example_tools(row))
             truncated += example.truncated
             if _targets(example):
                 items.append(example)
@@ -127,19 +127,19 @@ class PreferenceObjective:
         self.tokenizer, self.hp, self.device = tokenizer, hp, device
         self.pad_id = tokenizer.pad_token_id
 
-    def _tokenize(self, context: list[dict[str, Any]], reply: dict[str, Any]) -> TokenizedExample:
+    def _tokenize(self, context: list[dict[str, Any]], reply: dict[str, Any], tools: list[dict[str, Any]] | None = None) -> TokenizedExample:
         # Only the reply is scored: earlier assistant turns of the context get weight 0.
         messages = [{**m, "weight": 0} if m["role"] == "assistant" else m for m in to_plain_chat(context)]
         messages += [{**m, "weight": 1} for m in to_plain_chat([reply])]
-        return tokenize_chat(self.tokenizer, messages, self.hp.max_seq_length)
+        return tokenize_chat(self.tokenizer, messages, self.hp.max_seq_length, tools)
 
     def prepare(self, rows: list[dict[str, Any]]) -> tuple[list[PreferencePair], int, int]:
         items, truncated, skipped = [], 0, 0
         for row in rows:
             if "preferred_output" not in row:
                 raise UserError("DPO needs a preference dataset (input, preferred_output, non_preferred_output); build one with method='dpo'.")
-            context = row["input"]["messages"]
-            pair = PreferencePair(self._tokenize(context, row["preferred_output"][0]), self._tokenize(context, row["non_preferred_output"][0]))
+            context, tools = row["input"]["messages"], example_tools(row["input"])
+            pair = PreferencePair(self._tokenize(context, row["preferred_output"][0], tools), self._tokenize(context, row["non_preferred_output"][0], tools))
             truncated += pair.chosen.truncated or pair.rejected.truncated
             if _targets(pair.chosen) and _targets(pair.rejected):
                 items.append(pair)
@@ -229,16 +229,16 @@ class UnpairedPreferenceObjective(PreferenceObjective):
     def prepare(self, rows: list[dict[str, Any]]) -> tuple[list[LabelledExample], int, int]:  # type: ignore[override]
         import random
 
-        kept: list[tuple[list[dict[str, Any]], list[dict[str, Any]], TokenizedExample, bool]] = []
+        kept: list[tuple[list[dict[str, Any]], list[dict[str, Any]], TokenizedExample, bool, list[dict[str, Any]] | None]] = []
         truncated, skipped = 0, 0
         for row in rows:
             if not isinstance(row.get("label"), bool) or "messages" not in row:
                 raise UserError("KTO needs sessions labelled desirable or undesirable (messages and a true/false label); build a dataset with method='kto'.")
-            messages = to_plain_chat(row["messages"])
-            session = tokenize_chat(self.tokenizer, messages, self.hp.max_seq_length)
+            messages, tools = to_plain_chat(row["messages"]), example_tools(row)
+            session = tokenize_chat(self.tokenizer, messages, self.hp.max_seq_length, tools)
             truncated += session.truncated
             if _targets(session):
-                kept.append((*_split_at_completion(messages), session, row["label"]))
+                kept.append((*_split_at_completion(messages), session, row["label"], tools))
             else:
                 skipped += 1
         # Pair each prompt with the completion of the next example in a seeded shuffle (a derangement for n > 1).
@@ -246,9 +246,10 @@ class UnpairedPreferenceObjective(PreferenceObjective):
         random.Random(self.hp.seed).shuffle(order)
         partner = {order[k]: order[(k + 1) % len(order)] for k in range(len(order))}
         items = []
-        for index, (prompt, _, session, desirable) in enumerate(kept):
+        for index, (prompt, _, session, desirable, tools) in enumerate(kept):
             other_completion = kept[partner[index]][1]
-            mismatched = tokenize_chat(self.tokenizer, prompt + other_completion, self.hp.max_seq_length)
+            # The prompt keeps its own tools: the mismatch is only in the completion.
+            mismatched = tokenize_chat(self.tokenizer, prompt + other_completion, self.hp.max_seq_length, tools)
             items.append(LabelledExample(session, mismatched, desirable))
         return items, truncated, skipped
 

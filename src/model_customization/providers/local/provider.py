@@ -78,7 +78,7 @@ class LocalProvider(Provider):
         an example longer than max_seq_length is reported as truncated (an error when no assistant token is left)."""
         from transformers import AutoTokenizer
 
-        from model_customization.datasets.examples import to_plain_chat
+        from model_customization.datasets.examples import example_tools, to_plain_chat
         from model_customization.datasets.render import is_preference
         from model_customization.datasets.validate import Finding, validate_rows
         from model_customization.providers.local.chat import tokenize_chat
@@ -95,11 +95,11 @@ class LocalProvider(Provider):
             if is_preference(row):
                 findings.append(Finding(split, line, "error", "unsupported_method", "preference examples need a DPO job; local jobs take supervised examples"))
                 continue
-            tokenized = tokenize_chat(tokenizer, to_plain_chat(row["messages"]), 10**9)
+            tokenized = tokenize_chat(tokenizer, to_plain_chat(row["messages"]), 10**9, example_tools(row))
             tokens.setdefault(split, []).append(len(tokenized.input_ids))
             if len(tokenized.input_ids) > max_seq_length:
                 truncated += 1
-                clipped = tokenize_chat(tokenizer, to_plain_chat(row["messages"]), max_seq_length)
+                clipped = tokenize_chat(tokenizer, to_plain_chat(row["messages"]), max_seq_length, example_tools(row))
                 severity = "error" if clipped.trained_tokens == 0 else "warning"
                 findings.append(Finding(split, line, severity, "truncated", f"{len(tokenized.input_ids)} tokens, cut to max_seq_length={max_seq_length}" + (" leaving no assistant token to learn" if severity == "error" else "")))
         extra = {"tokenizer": f"{model} (its own tokenizer and chat template)", "truncated_examples": truncated, "max_seq_length": max_seq_length}
