@@ -161,16 +161,25 @@ class PreferenceObjective:
         token_logps = -F.cross_entropy(logits, targets, reduction="none")
         return torch.zeros(len(examples), device=token_logps.device).index_add(0, rows, token_logps)
 
-    def prepare_reference(self, model: Any, items: list[PreferencePair], batch_size: int) -> None:
+    def _scored_twice(self, item: PreferencePair) -> tuple[TokenizedExample, TokenizedExample]:
+        """The two sequences of an item whose log-probabilities under the starting model the loss needs."""
+        return item.chosen, item.rejected
+
+    def _keep_reference(self, item: PreferencePair, first: float, second: float) -> None:
+        item.reference_chosen, item.reference_rejected = first, second
+
+    def prepare_reference(self, model: Any, items: list[Any], batch_size: int) -> None:
+        """Score each item's two sequences once under the model the job starts from (the reference)."""
         import torch
 
         model.eval()
         with torch.no_grad():
             for start in range(0, len(items), batch_size):
                 batch = items[start : start + batch_size]
-                logps = self._sequence_logps(model, [p.chosen for p in batch] + [p.rejected for p in batch]).tolist()
-                for i, pair in enumerate(batch):
-                    pair.reference_chosen, pair.reference_rejected = logps[i], logps[len(batch) + i]
+                pairs = [self._scored_twice(item) for item in batch]
+                logps = self._sequence_logps(model, [first for first, _ in pairs] + [second for _, second in pairs]).tolist()
+                for i, item in enumerate(batch):
+                    self._keep_reference(item, logps[i], logps[len(batch) + i])
         model.train()
 
     def loss(self, model: Any, batch: list[PreferencePair]):
@@ -276,17 +285,11 @@ class UnpairedPreferenceObjective(PreferenceObjective):
     def weight(self, batch: list[LabelledExample]) -> int:
         return len(batch)
 
-    def prepare_reference(self, model: Any, items: list[LabelledExample], batch_size: int) -> None:  # type: ignore[override]
-        import torch
+    def _scored_twice(self, item: LabelledExample) -> tuple[TokenizedExample, TokenizedExample]:  # type: ignore[override]
+        return item.session, item.mismatched
 
-        model.eval()
-        with torch.no_grad():
-            for start in range(0, len(items), batch_size):
-                batch = items[start : start + batch_size]
-                logps = self._sequence_logps(model, [e.session for e in batch] + [e.mismatched for e in batch]).tolist()
-                for i, example in enumerate(batch):
-                    example.reference, example.reference_mismatched = logps[i], logps[len(batch) + i]
-        model.train()
+    def _keep_reference(self, item: LabelledExample, first: float, second: float) -> None:  # type: ignore[override]
+        item.reference, item.reference_mismatched = first, second
 
     def loss(self, model: Any, batch: list[LabelledExample]):
         import torch
