@@ -8,7 +8,8 @@ the redacted conversations (every field, as JSON) and the Counter of kinds, conv
 every message text and tool-argument string on its own through redact_text. --inputs adds the texts and
 conversations recorded from a test run by redaction_inputs_plugin.py. Prints one JSON line: a sha256 over all outputs
 and counts for each side, the number of mismatches (the first few shown), and the process CPU seconds each side took
-over the conversations of the first DIR (each side with an empty clean-text cache; the reference first).
+over the conversations of the first DIR (each side with empty clean-text caches; the reference first, then the
+current code, --rounds times, so that a change in the machine's load between the two shows up in the list).
 Exit status 1 on any mismatch.
 """
 
@@ -65,6 +66,7 @@ def main() -> None:
     parser.add_argument("dirs", nargs="+")
     parser.add_argument("--ref", default="main")
     parser.add_argument("--inputs", action="append", default=[])
+    parser.add_argument("--rounds", type=int, default=1, help="timed passes of each side, alternating")
     args = parser.parse_args()
     reference = load_reference(args.ref)
 
@@ -78,13 +80,15 @@ def main() -> None:
         groups.append(data["conversations"])
         extra_texts.extend(data["texts"])
 
-    seconds = {}
-    for name, module in (("reference", reference), ("current", current)):
-        module._clean_texts.clear()
-        start = time.process_time()
-        for conv in groups[0]:
-            module.redact_conversation(conv)
-        seconds[name] = round(time.process_time() - start, 3)
+    seconds: dict[str, list[float]] = {"reference": [], "current": []}
+    for _round in range(args.rounds):
+        for name, module in (("reference", reference), ("current", current)):
+            module._clean_texts.clear()
+            getattr(module, "_clean_short_texts", set()).clear()
+            start = time.process_time()
+            for conv in groups[0]:
+                module.redact_conversation(conv)
+            seconds[name].append(round(time.process_time() - start, 3))
 
     digests = {"reference": hashlib.sha256(), "current": hashlib.sha256()}
     mismatches: list[str] = []
@@ -129,6 +133,7 @@ def main() -> None:
                 "mismatches": len(mismatches),
                 "first_mismatches": mismatches[:5],
                 "redaction_cpu_seconds_first_dir": seconds,
+                "ratio_of_minimums": round(min(seconds["reference"]) / max(min(seconds["current"]), 1e-9), 2),
             }
         )
     )
