@@ -122,9 +122,8 @@ _SECRET_MARKERS = (
     "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "glpat-", "npm_", "hf_", "AIza", "xox", "hooks.slack.com",
     "eyJ",
 )
-# One search for all of them. Each alternative starts at the marker's least common character (- _ A x J .) and looks
-# back for the rest, so the search skips in C over everything else instead of trying every letter; it finds a match
-# exactly where some marker occurs (the tests check it against the plain `in` tests).
+# One search for all of them (used on the short runs where a vendor token can be, and on texts that are not ASCII):
+# it finds a match exactly where some marker occurs (the tests check it against the plain `in` tests).
 _MARKER_RE = re.compile(
     r"-(?<=sk-)|-(?<=glpat-)|_(?<=sk_)|_(?<=rk_)|_(?<=gh[pousr]_)|_(?<=github_pat_)|_(?<=npm_)|_(?<=hf_)"
     r"|A(?:KIA|SIA|BIA|CCA|GPA|IDA|ROA|IPA|NPA|NVA|PKA|Iza)|x(?=ox)|J(?<=eyJ)|\.(?<=hooks\.)slack\.com"
@@ -501,8 +500,9 @@ def _finds(classes: bytes, needle: bytes) -> list[int]:
     return found
 
 
-# On the classes (digits are "0", a space or dash is " ", a dot "."), whole runs of digits that may begin a card or a
-# phone. Each starts with its literal "0", so the search skips to the next digit in C.
+# On the classes (digits are "0", a dot ".", a space, a dash and most other characters " "), whole runs of digits
+# that may begin a card or a phone (the callers check the real separator). Each pattern starts with its literal "0",
+# so the search skips to the next digit in C.
 _CARD_RUN_RE = re.compile(rb"0(?<!00)(?:0{12,18}|000(?= ))(?!0)")
 _PHONE_RUN_RE = re.compile(rb"0(?<!00)(?:00(?=[ .])|0{2,4}(?= ))")
 
@@ -547,8 +547,8 @@ _IPV6_COLONS_RE = re.compile(rb":(?=[0h]{0,4}:)")  # on the classes: a colon, up
 def _ipv6_starts(text: str, classes: bytes | None) -> list[int]:
     if classes is None:
         return _run_starts(_IPV6_START_RE, text)
-    # A match starts with up to four hex digits, a colon, up to four more and a colon; its look-behind refuses a
-    # colon or hex digit before it, so its first colon is never the second of an earlier pair.
+    # A match starts with up to four hex digits, a colon, up to four more and a colon: up to four places before
+    # every colon that such a pair begins with (the look-ahead finds every one, overlapping or not).
     starts: set[int] = set()
     for found in _IPV6_COLONS_RE.finditer(classes):
         at = found.start()
