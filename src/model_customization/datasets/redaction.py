@@ -122,6 +122,12 @@ _SECRET_MARKERS = (
     "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "glpat-", "npm_", "hf_", "AIza", "xox", "hooks.slack.com",
     "eyJ",
 )
+# One search for all of them (used on the short runs where a vendor token can be, and on texts that are not ASCII):
+# it finds a match exactly where some marker occurs (the tests check it against the plain `in` tests).
+_MARKER_RE = re.compile(
+    r"-(?<=sk-)|-(?<=glpat-)|_(?<=sk_)|_(?<=rk_)|_(?<=gh[pousr]_)|_(?<=github_pat_)|_(?<=npm_)|_(?<=hf_)"
+    r"|A(?:KIA|SIA|BIA|CCA|GPA|IDA|ROA|IPA|NPA|NVA|PKA|Iza)|x(?=ox)|J(?<=eyJ)|\.(?<=hooks\.)slack\.com"
+)
 # Values introduced by a keyword: AWS secret keys, bearer/basic tokens, `password: hunter2`.
 _SECRET_VALUE_PATTERNS: list[tuple[tuple[str, ...], re.Pattern[str]]] = [  # (lowercase markers, pattern)
     (("aws",), re.compile(r"(?i)aws.{0,20}?(?:secret|key).{0,20}?[\s'\"=:]([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+])")),
@@ -171,7 +177,8 @@ _SCHEMA_VALUE_KEYS = {"default", "const", "enum", "examples", "example"}
 # cannot produce a finding, and skipping them is most of redaction's speed. Checked with `in` and a possessive run
 # regex, which are about 20x faster than one case-insensitive alternation over the text.
 _DS_KEYWORDS = ("pass", "pwd", "secret", "contrase", "://")
-_DS_KEY_RE = re.compile(r"(?:api|auth|service|account|db|database|priv|private|client)_?key")
+_DS_KEY_WORDS = ("api", "auth", "service", "account", "db", "database", "priv", "private", "client")
+_DS_KEY_RE = re.compile(r"(?:" + "|".join(_DS_KEY_WORDS) + r")_?key")
 _DS_RUN_RE = re.compile(r"[A-Za-z0-9+/=_]{20,}+")
 
 
@@ -454,20 +461,6 @@ def _classes(text: str) -> bytes | None:
     return classes
 
 
-def _keyword_starts(text: str, keywords: tuple[str, ...]) -> list[int] | None:
-    """Every position where one of `keywords` (lower case) starts in `text`, whatever its case; None when not sure."""
-    if any(char in text for char in _FOLDS_TO_ASCII):
-        return None
-    low = text.lower()  # the same length as text without U+0130, the one character whose lower case is two
-    starts: set[int] = set()
-    for keyword in keywords:
-        at = low.find(keyword)
-        while at != -1:
-            starts.add(at)
-            at = low.find(keyword, at + 1)
-    return sorted(starts)
-
-
 # Fast scans of an ASCII text: bytes.translate maps each character to its class in one C pass, and bytes.find
 # looks for runs of a class, which is some 20x faster than a regex looking at every position. A text with other
 # characters (whose \d may be a non-ASCII digit) is scanned with the regex finders below instead.
@@ -483,7 +476,7 @@ _DIGITS = "0123456789"
 _CLASS_TABLE = _class_table({_DIGITS: "0", "ABCDEFabcdef": "h", "+": "+", "(": "(", ".": ".", ":": ":"})
 _TOKEN_TABLE = _class_table({string.ascii_letters + _DIGITS + "+/_-": "b"})  # the characters of a base64 run
 _MODE_TABLE = _class_table({"rwxsStTl-": "p"})  # the characters of an `ls -l` mode
-_RUN_OF = {code: re.compile(re.escape(code) + b"+") for code in (b"0", b"b")}
+_RUN_OF = {code: re.compile(re.escape(code) + b"+") for code in (b"0", b"b", b"s")}
 
 
 def _class_runs(classes: bytes, code: bytes, least: int) -> list[int]:
@@ -507,31 +500,59 @@ def _finds(classes: bytes, needle: bytes) -> list[int]:
     return found
 
 
+# On the classes (digits are "0", a dot ".", a space, a dash and most other characters " "), whole runs of digits
+# that may begin a card or a phone (the callers check the real separator). Each pattern starts with its literal "0",
+# so the search skips to the next digit in C.
+_CARD_RUN_RE = re.compile(rb"0(?<!00)(?:0{12,18}|000(?= ))(?!0)")
+_PHONE_RUN_RE = re.compile(rb"0(?<!00)(?:00(?=[ .])|0{2,4}(?= ))")
+
+
 def _card_starts(text: str, classes: bytes | None) -> list[int]:
-    return _run_starts(_DIGITS_4_RE, text) if classes is None else _class_runs(classes, b"0", 4)
+    if classes is None:
+        return _run_starts(_DIGITS_4_RE, text)
+    # A card's look-behind and look-ahead refuse a digit on either side, so its first run of digits is a whole run:
+    # 13 to 19 digits, or four followed by the group separator (a space or a dash); the first digit is 2 to 6.
+    return [
+        run.start()
+        for run in _CARD_RUN_RE.finditer(classes)
+        if text[run.start()] in "23456" and (run.end() - run.start() > 4 or text[run.end()] in " -")
+    ]
 
 
 def _phone_starts(text: str, classes: bytes | None) -> list[int]:
     if classes is None:
         return sorted({*_run_starts(_PHONE_SIGN_RE, text), *_run_starts(_DIGITS_3_RE, text)})
-    return sorted({*_class_runs(classes, b"0", 3), *_finds(classes, b"+0"), *_finds(classes, b"(0")})
+    # A phone that starts with a digit starts a whole run (its look-behind refuses a digit): three digits and a
+    # separator (555-123-4567), or a 0 and two to four more digits and a space or dash (020 7946 0958).
+    digit_led = [
+        run.start()
+        for run in _PHONE_RUN_RE.finditer(classes)
+        if (run.end() - run.start() == 3 and text[run.end()] in "-. ")
+        or (text[run.start()] == "0" and text[run.end()] in " -")
+    ]
+    signs = _finds(classes, b"+0") + _finds(classes, b"(0")
+    return sorted({*digit_led, *signs}) if signs else digit_led
 
 
 def _ipv4_starts(text: str, classes: bytes | None) -> list[int]:
     if classes is None:
         return _run_starts(_IPV4_START_RE, text)
-    # A match starts with one to three digits and a dot: up to two places before a digit followed by a dot.
-    return sorted({start for at in _finds(classes, b"0.") for start in (at - 2, at - 1, at) if start >= 0})
+    # A match starts with one to three digits, a dot and a digit: up to two places before a digit-dot-digit.
+    return sorted({start for at in _finds(classes, b"0.0") for start in (at - 2, at - 1, at) if start >= 0})
+
+
+_IPV6_COLONS_RE = re.compile(rb":(?=[0h]{0,4}:)")  # on the classes: a colon, up to four hex digits and a colon
 
 
 def _ipv6_starts(text: str, classes: bytes | None) -> list[int]:
     if classes is None:
         return _run_starts(_IPV6_START_RE, text)
-    # A match starts with up to four hex digits, a colon, up to four more and a colon: two colons at most five apart.
+    # A match starts with up to four hex digits, a colon, up to four more and a colon: up to four places before
+    # every colon that such a pair begins with (the look-ahead finds every one, overlapping or not).
     starts: set[int] = set()
-    for at in _finds(classes, b":"):
-        if classes.find(b":", at + 1, at + 6) != -1:
-            starts.update(range(max(0, at - 4), at + 1))
+    for found in _IPV6_COLONS_RE.finditer(classes):
+        at = found.start()
+        starts.update(range(max(0, at - 4), at + 1))
     return sorted(starts)
 
 
@@ -546,9 +567,14 @@ def _may_list_files(text: str) -> bool:
     return not text.isascii() or b"p" * 9 in text.encode("ascii").translate(_MODE_TABLE)
 
 
-# The literals each keyword-led pattern's match starts with (the start of every alternative of its keyword group).
-_VALUE_KEYWORD_STARTS = ("pass", "pwd", "secret", "client", "api", "access", "auth", "refresh")
-_PHRASE_KEYWORD_STARTS = ("pass", "pin code", "secret", "api", "access", "private", "auth", "refresh", "bearer", "token", "credential")
+# Where each keyword-led pattern's match can start: at a keyword its alternatives begin with, or at a word that comes
+# before one (with a separator or none: "api_key", "apikey", "access token"). Both are found from the positions of
+# the keywords the gates look for anyway, so no other word is searched for.
+_VALUE_STARTS = (("pass", "pwd", "secret"), {"secret": ("client",), "key": ("api", "access"), "token": ("access", "auth", "refresh")})
+_PHRASE_STARTS = (
+    ("pass", "pin code", "secret", "token", "credential"),
+    {"key": ("api", "access", "private"), "token": ("access", "auth", "refresh", "bearer")},
+)
 # Runs where a match of the digit and token patterns can start (each is preceded by a character the pattern's
 # look-behind refuses, so it starts a maximal run of these characters).
 _DIGITS_4_RE = re.compile(r"\d{4,}")  # a card's first four digits
@@ -559,12 +585,173 @@ _IPV6_START_RE = re.compile(r"[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:")
 _BASE64_START_RE = re.compile(r"[A-Za-z0-9+/_-]{16,}")
 
 
+# Every keyword a detector's gate asks about (in the lower-case text): the value patterns', the phrase's and
+# detect-secrets' (_SECRET_VALUE_PATTERNS, _PHRASE_MARKERS, _DS_KEYWORDS and the "key" of _DS_KEY_RE).
+_GATE_KEYWORDS = tuple(
+    dict.fromkeys([*(m for markers, _ in _SECRET_VALUE_PATTERNS for m in markers), *_PHRASE_MARKERS, *_DS_KEYWORDS, "key"])
+)
+_GATE_KEYWORD_RE = re.compile("|".join(re.escape(keyword) for keyword in _GATE_KEYWORDS))
+# Marker classes: with line breaks deleted and letters reduced to their case, every vendor marker holds one of
+# _MARKER_CLASS_NEEDLES (sk- sk_ rk_ gh?_ glpat- npm_ hf_ github_pat_ -> "aa-"; AKIA... -> "AAAA"; AIza -> "AAaa";
+# eyJ -> "aaA"; xox -> "xax"; hooks.slack.com -> "aaaaa.aaaaa.aaa"), so a text without any of them holds no marker.
+_MARKER_TABLE = _class_table(
+    {string.ascii_lowercase: "a", string.ascii_uppercase: "A", "-_": "-", ".": ".", "x": "x"}
+)
+_MARKER_CLASS_NEEDLES = (b"aa-", b"AAAA", b"AAaa", b"aaA", b"xax", b"aaaaa.aaaaa.aaa")
+
+
+def _marker_in_flat(text: str) -> bool:
+    """Whether a vendor marker occurs in the text with its line breaks taken out (a break may split a marker)."""
+    if text.isascii():
+        marker_classes = text.encode("ascii").translate(_MARKER_TABLE, b"\n")
+        if not any(needle in marker_classes for needle in _MARKER_CLASS_NEEDLES):
+            return False
+    flat = text.replace("\n", "")
+    return any(marker in flat for marker in _SECRET_MARKERS)
+
+
+_WRAP_TABLE = _class_table({string.ascii_letters + _DIGITS + "_+/=.-": "w", " \t": " ", "\n": "\n"})
+# A line that is nothing but a run of two or more token characters (spaces and tabs around it), the shape every
+# continuation line of _WRAPPED_RE has.
+_WRAP_SHAPE_RE = re.compile(rb"\n *ww+ *(?:\n|\Z)")
+
+
+def _may_wrap(text: str) -> bool:
+    """False when _WRAPPED_RE cannot match: no line of the text is a lone run of token characters."""
+    if not text.isascii():
+        return True
+    return _WRAP_SHAPE_RE.search(text.encode("ascii").translate(_WRAP_TABLE)) is not None
+
+
+_VENDOR_RUN_TABLE = _class_table({string.ascii_letters + _DIGITS + "_-": "s"})
+
+
+def _may_hold_vendor_token(text: str) -> bool:
+    """Whether _SECRET_RE may match: a vendor marker in the text (what decided it before), looked for only where a
+    match could be. Every pattern but two matches inside a run of 15 or more of [A-Za-z0-9_-] (a marker and at least
+    ten more), so the marker is looked for in those runs; the two others hold "hooks.slack.com" or ".eyJ"."""
+    if "hooks.slack.com" in text or ".eyJ" in text:
+        return True
+    if not text.isascii():
+        return _MARKER_RE.search(text) is not None
+    runs = text.encode("ascii").translate(_VENDOR_RUN_TABLE)
+    needle = b"s" * 15
+    at = runs.find(needle)
+    while at != -1:
+        end = _RUN_OF[b"s"].match(runs, at).end()  # type: ignore[union-attr]
+        if _MARKER_RE.search(text[at:end]):
+            return True
+        at = runs.find(needle, end)
+    return False
+
+
+class _Scan:
+    """What the detectors' cheap checks found in one text, each part looked for once, on first use, and shared by
+    every detector that asks about the same string (a detector that replaced something hands on a new string, and
+    the next one to ask scans that one)."""
+
+    __slots__ = ("text", "low", "present", "_found", "_first", "_ds_starts")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        low = self.low = text.lower()
+        # Which gate keywords the text holds: one regex search answers "none" for a short text (most are), `in`
+        # tests (each a C pass) are cheaper for a long one.
+        self._found: dict[str, list[int]] = {}
+        self._first: dict[str, int] = {}  # where a gate keyword found present was first seen
+        if len(low) < 512 and _GATE_KEYWORD_RE.search(low) is None:
+            self.present: frozenset[str] | set[str] = frozenset()
+        else:
+            present = self.present = set()
+            found = self._found
+            for keyword in _GATE_KEYWORDS:
+                at = low.find(keyword)
+                if at == -1:
+                    found[keyword] = []
+                else:
+                    present.add(keyword)
+                    self._first[keyword] = at
+        self._ds_starts: list[int] | None | bool = False  # False: not looked for yet
+
+    def positions(self, keyword: str) -> list[int]:
+        """Where `keyword` (lower case) starts in the lower-case text."""
+        found = self._found.get(keyword)
+        if found is None:
+            low = self.low
+            found = []
+            at = self._first.get(keyword)
+            if at is None:  # (a gate keyword known to be absent has its empty list already)
+                at = low.find(keyword)
+            while at != -1:
+                found.append(at)
+                at = low.find(keyword, at + 1)
+            self._found[keyword] = found
+        return found
+
+    def has(self, keywords: tuple[str, ...]) -> bool:
+        """Whether one of `keywords` (all in _GATE_KEYWORDS) is in the lower-case text."""
+        return not self.present.isdisjoint(keywords)
+
+    def starts(self, spec: tuple[tuple[str, ...], dict[str, tuple[str, ...]]]) -> list[int] | None:
+        """Every place a keyword-led pattern can match (see _VALUE_STARTS), ascending; None when not sure."""
+        if any(char in self.text for char in _FOLDS_TO_ASCII):
+            return None
+        leading, prefixed = spec
+        low = self.low
+        starts = {at for keyword in leading for at in self.positions(keyword)}
+        for keyword, words in prefixed.items():
+            for at in self.positions(keyword):
+                for word in words:
+                    for start in (at - len(word), at - len(word) - 1):  # "api" + "key" or "api" + "_" + "key"
+                        if start >= 0 and low.startswith(word, start):
+                            starts.add(start)
+        return sorted(starts)
+
+    def ds_starts(self) -> list[int] | None:
+        """Where the text holds what _may_hold_secret looks for (a keyword, a `...key`, a 20+ run with a digit),
+        in order; None for a text that is not ASCII (its lower case may not line up with it)."""
+        if self._ds_starts is not False:
+            return self._ds_starts  # type: ignore[return-value]
+        text = self.text
+        if not text.isascii():
+            self._ds_starts = None
+            return None
+        present = self.present
+        starts = [at for keyword in _DS_KEYWORDS if keyword in present for at in self.positions(keyword)]
+        if "key" in present:  # a `..._key` of _DS_KEY_RE: its "key" is on the same line
+            low = self.low
+            starts.extend(
+                at
+                for at in self.positions("key")
+                if any(low[max(0, at - len(word) - 1) : at].endswith((word, word + "_")) for word in _DS_KEY_WORDS)
+            )
+        encoded = text.encode("ascii")
+        runs = encoded.translate(_DS_RUN_TABLE)
+        needle = b"r" * 20
+        at = runs.find(needle)
+        if at != -1:
+            digits = _classes(text) or b""
+            while at != -1:
+                end = _DS_RUN_BYTES_RE.match(runs, at).end()  # type: ignore[union-attr]
+                if digits.find(b"0", at, end) != -1:
+                    starts.append(at)
+                at = runs.find(needle, end)
+        starts.sort()
+        self._ds_starts = starts
+        return starts
+
+
 # Digests (blake2b, 16 bytes) of texts in which the detectors found nothing (see _Redactor.text), shared by every
 # redaction in this process. Only texts long enough for a scan to cost more than hashing them; bounded in entries
 # (about 6 MB when full), cleared whole when full.
 _CLEAN_MIN_CHARS = 256
 _CLEAN_MAX_ENTRIES = 100_000
 _clean_texts: set[bytes] = set()
+# Shorter texts in which nothing was found, kept as they are (a set of strings: their hash is cached on the string,
+# so asking costs less than one scan). Tool arguments and short replies repeat a great deal ("file_path", a test
+# command, "Run the tests"). Bounded in entries (under 256 characters each, so a few MB when full), cleared when full.
+_CLEAN_SHORT_MAX_ENTRIES = 20_000
+_clean_short_texts: set[str] = set()
 
 
 class _Redactor:
@@ -577,6 +764,13 @@ class _Redactor:
         self.sweep_values: dict[str, str] = {}
         self.names: dict[str, str] = {}  # a learned user or host name, as it may be written -> its placeholder
         self.depth = depth  # 1 while looking inside a decoded base64 run (never decoded again)
+        self._last_scan: _Scan | None = None
+
+    def _scan(self, text: str) -> _Scan:
+        scan = self._last_scan
+        if scan is None or scan.text is not text:
+            scan = self._last_scan = _Scan(text)
+        return scan
 
     def reserve_existing(self, text: str) -> None:
         for label, number in PLACEHOLDER_RE.findall(text):
@@ -661,8 +855,18 @@ class _Redactor:
         of what was found. So a text in which nothing was found (no placeholder asked for, hence nothing learned
         and nothing counted) is remembered by its digest, and the next time any conversation holds it (a file read
         again, a system reminder, a tool definition) it is handed back without another scan."""
-        if self.depth or len(text) < _CLEAN_MIN_CHARS:
+        if self.depth:
             return self._detect(text)
+        if len(text) < _CLEAN_MIN_CHARS:
+            if text in _clean_short_texts:
+                return text
+            found_before = self.counts.total()
+            out = self._detect(text)
+            if self.counts.total() == found_before and out == text:
+                if len(_clean_short_texts) >= _CLEAN_SHORT_MAX_ENTRIES:
+                    _clean_short_texts.clear()
+                _clean_short_texts.add(text)
+            return out
         digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
         if digest in _clean_texts:
             return text
@@ -675,28 +879,32 @@ class _Redactor:
         return out
 
     def _detect(self, text: str) -> str:
+        """Every detector over the text, in order (see _detect_plain, which this equals): each one runs only where
+        the text's scan found a place it could match, and a text with none of them is handed back untouched."""
         if not text:
             return text
-        text = _PRIVATE_KEY_RE.sub(lambda m: self.placeholder("private_key", m.group(0).strip()), text)
-        may_hold_marker = True
-        if "\n" in text:
-            flat = text.replace("\n", "")  # a line break may split a marker too
-            may_hold_marker = any(marker in flat for marker in _SECRET_MARKERS)
-            if may_hold_marker:
-                text = _WRAPPED_RE.sub(lambda m: self._wrapped(m) or m.group(0), text)
+        if "-----BEGIN" in text:
+            text = _PRIVATE_KEY_RE.sub(lambda m: self.placeholder("private_key", m.group(0).strip()), text)
+        # A wrapped token is looked for only when a vendor marker is there with the line breaks taken out (and
+        # then only if a line is nothing but a run of token characters, without which _WRAPPED_RE finds nothing).
+        if "\n" in text and _may_wrap(text) and _marker_in_flat(text):
+            text = _sub_at(_WRAPPED_RE, text, self._wrapped, None, retry_inside=False)
         if "://" in text:
             text = _URL_PASSWORD_RE.sub(lambda m: m.group(1) + self.placeholder("url_password", m.group(2)), text)
-        # No marker in the text with its line breaks taken out: none in the text, and the URL pass cannot make one
-        # (a placeholder holds none, and no marker spans its < or >), so the marker check need not look again.
-        if may_hold_marker and any(marker in text for marker in _SECRET_MARKERS):
+        if _may_hold_vendor_token(text):
             text = _SECRET_RE.sub(lambda m: self.placeholder("secret", m.group(0)), text)
-        low = text.lower()
         for markers, pattern in _SECRET_VALUE_PATTERNS:
-            if any(marker in low for marker in markers):
-                starts = _keyword_starts(text, _VALUE_KEYWORD_STARTS) if pattern is _SECRET_KEYWORD_VALUE_RE else None
-                text = _sub_at(pattern, text, self._secret_value, starts)
-        if any(marker in low for marker in _PHRASE_MARKERS):
-            text = _sub_at(_SECRET_PHRASE_RE, text, self._secret_value, _keyword_starts(text, _PHRASE_KEYWORD_STARTS))
+            scan = self._scan(text)
+            if not scan.has(markers):
+                continue
+            if pattern is _SECRET_KEYWORD_VALUE_RE:
+                if ":" in text or "=" in text:  # the pattern's assignment sign
+                    text = _sub_at(pattern, text, self._secret_value, scan.starts(_VALUE_STARTS))
+            else:
+                text = _sub_at(pattern, text, self._secret_value, None)
+        scan = self._scan(text)
+        if scan.has(_PHRASE_MARKERS):
+            text = _sub_at(_SECRET_PHRASE_RE, text, self._secret_value, scan.starts(_PHRASE_STARTS))
         text = self._detect_secrets(text)
         if self.depth == 0 and len(text) >= 16:
             text = _sub_at(_BASE64_RUN_RE, text, self._base64, _base64_starts(text), retry_inside=False)
@@ -714,6 +922,43 @@ class _Redactor:
         if "-home-" in text or "-Users-" in text:
             text = _sub(_ENCODED_HOME_RE, text, self._home)
         return self._names(text)
+
+    def _detect_plain(self, text: str) -> str:
+        """What _detect does, written plainly: every detector searched for over the whole text, in order. Slow; the
+        definition _detect must equal (the tests compare the two). Only the choices that decide what is found are
+        kept: a wrapped token is looked for only when a vendor marker is in the text with its line breaks taken out,
+        detect-secrets reads only the lines _may_hold_secret passes and none longer than 4000 characters, a Mac's
+        host name only in a text that holds ".local" in lower case, and the text of a decoded base64 run is not
+        decoded again."""
+        if not text:
+            return text
+        text = _PRIVATE_KEY_RE.sub(lambda m: self.placeholder("private_key", m.group(0).strip()), text)
+        if any(marker in text.replace("\n", "") for marker in _SECRET_MARKERS):
+            text = _WRAPPED_RE.sub(lambda m: self._wrapped(m) or m.group(0), text)
+        text = _URL_PASSWORD_RE.sub(lambda m: m.group(1) + self.placeholder("url_password", m.group(2)), text)
+        text = _SECRET_RE.sub(lambda m: self.placeholder("secret", m.group(0)), text)
+        for _markers, pattern in _SECRET_VALUE_PATTERNS:
+            text = _sub(pattern, text, self._secret_value)
+        text = _sub(_SECRET_PHRASE_RE, text, self._secret_value)
+        lines = text.split("\n")
+        for index, line in enumerate(lines):
+            if len(line) <= 4000 and _may_hold_secret(line):
+                lines[index] = self._secrets_in_line(line)
+        text = "\n".join(lines)
+        if self.depth == 0:
+            text = _BASE64_RUN_RE.sub(lambda m: self._base64(m) or m.group(0), text)
+        for pattern, fn in (
+            (_PROMPT_RE, self._prompt), (_EMAIL_RE, self._email), (_CARD_RE, self._card), (_PHONE_RE, self._phone),
+            (_IPV4_RE, self._ipv4), (_IPV6_RE, self._ipv6), (_HOME_RE, self._home), (_ENCODED_HOME_RE, self._home),
+            (_LS_LONG_RE, self._ls_columns), (_COMMAND_OUTPUT_RE, self._command_output), (_ENV_NAME_RE, self._env_name),
+        ):
+            text = _sub(pattern, text, fn)
+        text = _sub(_GIT_AUTHOR_RE, text, lambda m: self._replace_group(m, 1, "home_path", self._full_name(m, 1)))
+        text = _sub(_GIT_USER_NAME_RE, text, lambda m: self._replace_group(m, 1, "home_path", self._full_name(m, 1)))
+        text = _sub(_LAST_LOGIN_RE, text, lambda m: self._replace_group(m, 1, "host_name", m.group(1)))
+        if ".local" in text:  # the pattern ignores case, but a Mac's name is looked for only after a lower-case .local
+            text = _sub(_MAC_HOST_RE, text, lambda m: self._replace_group(m, 1, "host_name", m.group(1)))
+        return text
 
     def _names(self, text: str) -> str:
         """The other shapes a user or host name comes in: `ls -l` columns, whoami/hostname output, USER=, git authors."""
@@ -793,22 +1038,45 @@ class _Redactor:
         return whole[: start - offset] + self.placeholder("secret", value) + whole[end - offset :]
 
     def _detect_secrets(self, text: str) -> str:
-        if not _may_hold_secret(text):
+        """detect-secrets on the lines that may hold a secret (_may_hold_secret), none longer than 4000 characters
+        (very long lines are data blobs; the regex passes above already ran over them). The scan's positions say
+        which lines those are, so the other lines are not looked at again."""
+        starts = self._scan(text).ds_starts()
+        if starts is None:  # not ASCII: each line is asked on its own
+            if not _may_hold_secret(text):
+                return text
+            indices: Collection[int] = range(text.count("\n") + 1)
+            lines = text.split("\n")
+            indices = [index for index in indices if _may_hold_secret(lines[index])]
+        elif not starts:
             return text
-        lines = text.split("\n")
+        else:
+            lines = text.split("\n")
+            indices, line, done = [], 0, 0
+            for at in starts:
+                line += text.count("\n", done, at)
+                done = at
+                if not indices or indices[-1] != line:
+                    indices.append(line)
         changed = False
-        for index, line in enumerate(lines):
-            if len(line) > 4000 or not _may_hold_secret(line):
-                continue  # very long lines are data blobs; the regex passes above already ran over them
-            for value in sorted(set(_detect_secrets_in_line(line)), key=len, reverse=True):
-                if value in line:
-                    occurrences = line.count(value)
-                    placeholder = self.placeholder("secret", value)
-                    self.counts["secret"] += occurrences - 1
-                    line = line.replace(value, placeholder)
-                    changed = True
-            lines[index] = line
+        for index in indices:
+            line = lines[index]
+            if len(line) > 4000:
+                continue
+            redacted = self._secrets_in_line(line)
+            if redacted is not line:
+                lines[index] = redacted
+                changed = True
         return "\n".join(lines) if changed else text
+
+    def _secrets_in_line(self, line: str) -> str:
+        for value in sorted(set(_detect_secrets_in_line(line)), key=len, reverse=True):
+            if value in line:
+                occurrences = line.count(value)
+                placeholder = self.placeholder("secret", value)
+                self.counts["secret"] += occurrences - 1
+                line = line.replace(value, placeholder)
+        return line
 
     def _wrapped(self, match: re.Match[str]) -> str | None:
         """A vendor token broken over lines: the lines it spans become one placeholder (of the joined value).
@@ -840,7 +1108,7 @@ class _Redactor:
         decoded = _decode_base64_text(match.group(0))
         if decoded is None:
             return None
-        inner = _Redactor(depth=1)
+        inner = type(self)(depth=1)
         inner.text(decoded)
         if not any(inner.counts[kind] for kind in _BASE64_SECRET_KINDS):
             return None
@@ -913,6 +1181,13 @@ class _Redactor:
         if self.names:
             text = _names_pattern(tuple(sorted(self.names, key=len, reverse=True))).sub(swap, text)
         return text
+
+
+class _PlainRedactor(_Redactor):
+    """A _Redactor that searches plainly (_detect_plain): the reference the tests hold the fast path to."""
+
+    def _detect(self, text: str) -> str:
+        return self._detect_plain(text)
 
 
 def _text_index(offsets: list[tuple[int, int]], index: int) -> int:
