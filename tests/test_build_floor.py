@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from model_customization.datasets import redaction
 import pickle
 
 from model_customization.datasets import dedupe
-from model_customization.datasets.dedupe import NearDuplicateFilter, lsh_bands, minhash_of, shingle_hashes, shingles
+from model_customization.datasets.dedupe import NearDuplicateFilter, exact_key, lsh_bands, minhash_of, shingle_hashes, shingles
 from model_customization.datasets.redaction import redact_conversation
 from model_customization.memory.records import Conversation, Message
 
@@ -220,3 +223,40 @@ def test_memory_gives_the_same_output_as_scanning_every_time(fresh_memory: set[b
     monkeypatch.setattr(redaction, "_CLEAN_MIN_CHARS", 10**9)  # nothing remembered: every text scanned
     scanned = [redact_conversation(c) for c in conversations]
     assert [(r.messages, n) for r, n in remembered] == [(r.messages, n) for r, n in scanned]
+
+
+def _exact_key_by_json(example: object) -> str:
+    """exact_key as it was: json.dumps of the normalised example, nothing else."""
+    canonical = json.dumps(dedupe._normalise(example), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+_JSON_TEXT = st.text(alphabet=st.characters(codec="utf-8") | st.sampled_from(["\x00", "\x1f", "\x7f", "\u2028", "\\", '"', " ", "\t", "\n", "É", "😀"]))
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=True) | _JSON_TEXT,
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(_JSON_TEXT | st.integers(-3, 3), children, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(_JSON_VALUES)
+def test_exact_key_is_the_json_keys_value_whatever_the_example_holds(value: object) -> None:
+    """The fast path (orjson) gives the key json gave, for floats, big ints, non-str keys, control characters and
+    non-ASCII text too, or fails where json failed (a key mixing ints and strings cannot be sorted by either)."""
+    example = {"messages": [{"role": "user", "content": "Hello  World"}], "extra": value}
+    try:
+        expected = _exact_key_by_json(example)
+    except (TypeError, ValueError) as error:
+        with pytest.raises(type(error)):
+            exact_key(example)
+        return
+    assert exact_key(example) == expected
+
+
+def test_exact_key_of_lone_surrogates_fails_as_json_did() -> None:
+    example = {"messages": [{"role": "user", "content": "broken \ud800 text"}]}
+    with pytest.raises(UnicodeEncodeError):
+        _exact_key_by_json(example)
+    with pytest.raises(UnicodeEncodeError):
+        exact_key(example)

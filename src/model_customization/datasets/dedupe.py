@@ -33,19 +33,41 @@ def normalise_text(text: str) -> str:
     return " ".join(text.lower().split())
 
 
-def _normalise(value: Any) -> Any:
+def _normalise(value: Any, other: list[Any] | None = None) -> Any:
+    """value with every string normalised; anything but str, list, dict, int, bool and None found inside is appended
+    to `other` (floats above all: see exact_key)."""
     if isinstance(value, str):
         return normalise_text(value)
     if isinstance(value, list):
-        return [_normalise(v) for v in value]
+        return [_normalise(v, other) for v in value]
     if isinstance(value, dict):
-        return {k: _normalise(v) for k, v in value.items()}
+        return {k: _normalise(v, other) for k, v in value.items()}
+    if other is not None and type(value) not in _PLAIN_SCALARS:
+        other.append(value)
     return value
 
 
+_PLAIN_SCALARS = (int, bool, type(None))
+
+
 def exact_key(example: dict[str, Any]) -> str:
-    """sha256 of the example (messages, tools, weights: everything) with strings lowercased and whitespace collapsed."""
-    canonical = json.dumps(_normalise(example), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    """sha256 of the example (messages, tools, weights: everything) with strings lowercased and whitespace collapsed.
+
+    The hash is of json.dumps(sort_keys=True, ensure_ascii=False, separators=(",", ":")) of the normalised example.
+    orjson writes the same bytes for strings, ints up to 64 bits, booleans, None, lists and dicts with str keys (keys
+    sorted by code point, which UTF-8 byte order is), about ten times faster; json writes anything else: floats
+    (json's repr "1e-05" against orjson's "1e-5", NaN against null), larger ints, non-str keys (orjson refuses them
+    and lone surrogates, json then decides as before), any other type."""
+    import orjson
+
+    other: list[Any] = []
+    normalised = _normalise(example, other)
+    if not other:
+        try:
+            return hashlib.sha256(orjson.dumps(normalised, option=orjson.OPT_SORT_KEYS)).hexdigest()
+        except TypeError:  # orjson.JSONEncodeError: a key not a str, an int over 64 bits, a lone surrogate
+            pass
+    canonical = json.dumps(normalised, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
