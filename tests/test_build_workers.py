@@ -43,7 +43,7 @@ def memory(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def _built(home: Path, memory: Path, workers: int, **options: object) -> tuple[object, dict[str, bytes]]:
+def _built(home: Path, memory: Path, workers: int | None, **options: object) -> tuple[object, dict[str, bytes]]:
     ws = Workspace.open(home)
     try:
         result = build_dataset(ws, [memory], workers=workers, **options)
@@ -200,3 +200,26 @@ def test_a_refused_fork_leaves_no_worker_behind_and_builds_in_this_process(tmp_p
     assert len(forks) >= 6  # three pools, each with one worker forked and one refused, before going on alone
     assert [p for p in multiprocessing.active_children() if p.pid not in before] == []
     assert (pooled.dataset_id, pooled_files) == (alone.dataset_id, alone_files)
+
+
+def test_default_workers_start_once_enough_is_planned_and_then_take_every_file(tmp_path: Path, memory: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the default workers, a small import is read in this process (no pool to start); a large one is read
+    wholly by the pool, the files planned before it started included, so this process never prepares a record."""
+    alone, alone_files = _built(tmp_path / "one", memory, 1)
+    read_here: list[Path] = []
+    real = build._unit_events
+    monkeypatch.setattr(build, "_unit_events", lambda unit, job: (read_here.append(unit.path), real(unit, job))[1])
+    monkeypatch.setattr(build, "build_workers", lambda requested=None: (2, False))
+    started = []
+    start = build._Reader._start
+    monkeypatch.setattr(build._Reader, "_start", lambda self: (started.append(self.workers), start(self))[1])
+
+    monkeypatch.setattr(build, "POOL_AFTER_BYTES", 1 << 40)  # never reached: a small import
+    small, small_files = _built(tmp_path / "small", memory, None)
+    assert started == [] and len(read_here) >= 10
+
+    read_here.clear()
+    monkeypatch.setattr(build, "POOL_AFTER_BYTES", 60_000)  # reached after a few files
+    large, large_files = _built(tmp_path / "large", memory, None)
+    assert started == [2] and read_here == []
+    assert (small.dataset_id, small_files) == (large.dataset_id, large_files) == (alone.dataset_id, alone_files)

@@ -438,29 +438,52 @@ class _Reader:
         self.job = job
         self.handle = handle
         self.workers, self.asked = build_workers(workers)
-        self.planned = 0
+        self.planned = 0  # bytes of the files planned so far
+        self.waiting: list[ReadUnit | ImportProblem | PassedOver] = []  # planned, not yet read (see add)
         self.pool: Any = None
         self.pending: deque[Any] = deque()  # futures, or lists of events made here, in plan order
         self.in_flight = 0
 
     def __enter__(self) -> _Reader:
+        if self.workers > 1 and self.asked:
+            self._start()
         return self
 
     def add(self, item: ReadUnit | ImportProblem | PassedOver) -> None:
+        """The next item of the plan. With default workers, items wait (unread: a few paths) until POOL_AFTER_BYTES
+        of files are planned; then the pool starts and takes them all, else (a small import) they are read here. So
+        a large build reads nothing in this process before its pool starts (from a server thread, this process
+        then never loads the o200k tables its fork server's workers have)."""
+        if self.pool is None and self.workers > 1 and not self.asked:
+            self.waiting.append(item)
+            if isinstance(item, ReadUnit):
+                self.planned += self._size(item)
+            if self.planned >= POOL_AFTER_BYTES:
+                self._start()  # on refusal, workers drops to 1 and the waiting items are read here
+                self._release()
+            return None
+        return self._read(item)
+
+    def _release(self) -> None:
+        waiting, self.waiting = self.waiting, []
+        for item in waiting:
+            self._read(item)
+
+    @staticmethod
+    def _size(item: ReadUnit) -> int:
+        if item.kind == "folder":
+            return 0
+        try:
+            return item.path.stat().st_size
+        except OSError:
+            return 0  # read_unit reports it
+
+    def _read(self, item: ReadUnit | ImportProblem | PassedOver) -> None:
         if isinstance(item, ImportProblem):
             return self._queue([("problem", item)])
         if isinstance(item, PassedOver):
             return self._queue([("skipped", file) for file in item.files])
-        size = 0
-        if item.kind != "folder":
-            try:
-                size = item.path.stat().st_size
-            except OSError:
-                pass  # read_unit reports it
-        self.planned += size
-        if self.pool is None and self.workers > 1 and (self.asked or self.planned >= POOL_AFTER_BYTES):
-            self._start()
-        if self.pool is None or item.kind == "folder" or size > BIG_UNIT_BYTES:
+        if self.pool is None or item.kind == "folder" or self._size(item) > BIG_UNIT_BYTES:
             self._drain()
             for event in _unit_events(item, self.job):
                 self.handle(event)
@@ -527,6 +550,7 @@ class _Reader:
     def __exit__(self, kind: Any, error: Any, trace: Any) -> None:
         try:
             if error is None:
+                self._release()  # a small import: read here
                 self._drain()
         finally:
             if self.pool is not None:
