@@ -43,7 +43,7 @@ def memory(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def _built(home: Path, memory: Path, workers: int, **options: object) -> tuple[object, dict[str, bytes]]:
+def _built(home: Path, memory: Path, workers: int | None, **options: object) -> tuple[object, dict[str, bytes]]:
     ws = Workspace.open(home)
     try:
         result = build_dataset(ws, [memory], workers=workers, **options)
@@ -56,8 +56,8 @@ def _built(home: Path, memory: Path, workers: int, **options: object) -> tuple[o
 @pytest.mark.parametrize("options", [{}, {"example_mode": "turns"}, {"method": "dpo"}, {"method": "kto"}, {"redact": False, "near_duplicate_threshold": None, "seed": 3}], ids=["sft", "turns", "dpo", "kto", "plain"])
 def test_pool_builds_the_same_dataset_as_one_process(tmp_path: Path, memory: Path, monkeypatch: pytest.MonkeyPatch, options: dict) -> None:
     started = []
-    start = build._Preparer._start
-    monkeypatch.setattr(build._Preparer, "_start", lambda self: (started.append(self.workers), start(self))[1])
+    start = build._Reader._start
+    monkeypatch.setattr(build._Reader, "_start", lambda self: (started.append(self.workers), start(self))[1])
 
     alone, alone_files = _built(tmp_path / "one", memory, 1, **options)
     assert started == []  # one worker: no pool at all
@@ -113,3 +113,113 @@ def test_workers_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     assert workers >= 1 and not asked  # by default: one per core, started once a build has read enough
     with pytest.raises(UserError):
         build.build_workers(0)
+
+
+def test_the_workers_read_the_files_and_the_builder_only_merges(tmp_path: Path, memory: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a pool, every file is parsed, redacted and hashed in a worker: this process reads none of them."""
+    read_here: list[Path] = []
+    real = build._unit_events
+
+    def spy(unit, job):
+        read_here.append(unit.path)
+        return real(unit, job)
+
+    monkeypatch.setattr(build, "_unit_events", spy)  # the workers forked later inherit it, but their lists are theirs
+    _built(tmp_path / "one", memory, 1)
+    files = len(read_here)
+    assert files >= 10
+    read_here.clear()
+    _built(tmp_path / "pool", memory, 2)
+    assert read_here == []
+
+
+def test_a_large_file_read_here_between_pooled_ones_keeps_the_bytes(tmp_path: Path, memory: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Files over BIG_UNIT_BYTES are read in this process, record by record, after the pooled files before them
+    are merged: the order, and so the dataset and its card, stay those of one process."""
+    alone, alone_files = _built(tmp_path / "one", memory, 1)
+    monkeypatch.setattr(build, "BIG_UNIT_BYTES", 20_000)  # a few of the sample files are larger
+    sizes = [f.stat().st_size for f in memory.rglob("*") if f.is_file()]
+    assert any(s > 20_000 for s in sizes) and any(s <= 20_000 for s in sizes)
+    pooled, pooled_files = _built(tmp_path / "pool", memory, 2)
+    assert (pooled.dataset_id, pooled_files) == (alone.dataset_id, alone_files)
+
+
+def test_progress_is_reported_as_one_process_reports_it(tmp_path: Path, memory: Path) -> None:
+    reports: dict[int, list[tuple[int, str]]] = {}
+    for workers in (1, 2):
+        ws = Workspace.open(tmp_path / str(workers))
+        try:
+            seen: list[tuple[int, str]] = []
+            build_dataset(ws, [memory], workers=workers, progress=lambda n, message, seen=seen: seen.append((n, message)))
+            reports[workers] = seen
+        finally:
+            ws.store.close()
+    assert len(reports[1]) >= 10 and reports[2] == reports[1]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_an_error_in_a_worker_names_the_file_and_line(tmp_path: Path, memory: Path, monkeypatch: pytest.MonkeyPatch, workers: int) -> None:
+    import multiprocessing
+
+    real = build._prepare
+
+    def failing(record, options, signal=None):
+        if "Case 5:" in str(getattr(record, "messages", [None])[1:2]):
+            raise ValueError("the hash table is full")
+        return real(record, options, signal)
+
+    monkeypatch.setattr(build, "_prepare", failing)
+    before = {p.pid for p in multiprocessing.active_children()}
+    ws = Workspace.open(tmp_path / "home")
+    try:
+        with pytest.raises(build.BuildReadError, match=r"ValueError while building from .*seeded\.jsonl, line 6: the hash table is full"):
+            build_dataset(ws, [memory], workers=workers)
+    finally:
+        ws.store.close()
+    assert [p for p in multiprocessing.active_children() if p.pid not in before] == []
+
+
+def test_a_refused_fork_leaves_no_worker_behind_and_builds_in_this_process(tmp_path: Path, memory: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A library's at-fork guard may refuse a fork halfway through starting the pool (filelock does while another
+    thread changes a descriptor's ownership): the workers already forked are ended and the build goes on here."""
+    import multiprocessing
+    import os
+
+    alone, alone_files = _built(tmp_path / "one", memory, 1)
+    real_fork, forks = os.fork, []
+
+    def every_second_refused() -> int:
+        forks.append(1)
+        if len(forks) % 2 == 0:
+            raise RuntimeError("os.fork is unsafe while filelock is changing descriptor ownership")
+        return real_fork()
+
+    before = {p.pid for p in multiprocessing.active_children()}
+    monkeypatch.setattr(os, "fork", every_second_refused)
+    pooled, pooled_files = _built(tmp_path / "pool", memory, 2)
+    assert len(forks) >= 6  # three pools, each with one worker forked and one refused, before going on alone
+    assert [p for p in multiprocessing.active_children() if p.pid not in before] == []
+    assert (pooled.dataset_id, pooled_files) == (alone.dataset_id, alone_files)
+
+
+def test_default_workers_start_once_enough_is_planned_and_then_take_every_file(tmp_path: Path, memory: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the default workers, a small import is read in this process (no pool to start); a large one is read
+    wholly by the pool, the files planned before it started included, so this process never prepares a record."""
+    alone, alone_files = _built(tmp_path / "one", memory, 1)
+    read_here: list[Path] = []
+    real = build._unit_events
+    monkeypatch.setattr(build, "_unit_events", lambda unit, job: (read_here.append(unit.path), real(unit, job))[1])
+    monkeypatch.setattr(build, "build_workers", lambda requested=None: (2, False))
+    started = []
+    start = build._Reader._start
+    monkeypatch.setattr(build._Reader, "_start", lambda self: (started.append(self.workers), start(self))[1])
+
+    monkeypatch.setattr(build, "POOL_AFTER_BYTES", 1 << 40)  # never reached: a small import
+    small, small_files = _built(tmp_path / "small", memory, None)
+    assert started == [] and len(read_here) >= 10
+
+    read_here.clear()
+    monkeypatch.setattr(build, "POOL_AFTER_BYTES", 60_000)  # reached after a few files
+    large, large_files = _built(tmp_path / "large", memory, None)
+    assert started == [2] and read_here == []
+    assert (small.dataset_id, small_files) == (large.dataset_id, large_files) == (alone.dataset_id, alone_files)

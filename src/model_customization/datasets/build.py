@@ -36,7 +36,8 @@ from model_customization.datasets.outcomes import NO_SIGNAL, OutcomeLabeller, ca
 from model_customization.datasets.redaction import redact_conversation, redact_record, redact_text
 from model_customization.datasets.tokens import _encoding, count_chat_tokens
 from model_customization.errors import NotFoundError, UserError
-from model_customization.memory.detect import SUPPORTED_FORMATS, iter_memory
+from model_customization.memory.cass_memory import load_outcome_signals, outcome_files
+from model_customization.memory.detect import SUPPORTED_FORMATS, PassedOver, ReadUnit, plan_memory, read_unit
 from model_customization.memory.records import Conversation, ImportProblem, Message, PreferencePair, SkippedFile
 from model_customization.operations.datasets import BuildDatasetRequest
 from model_customization.paths import check_readable
@@ -168,7 +169,7 @@ def build_dataset(
     method "kto" keeps each conversation with an outcome signal, labelled desirable or not (datasets/outcomes.py;
     `labeller` holds its options). Redaction of secrets and personal data happens before anything is stored.
 
-    workers: processes that redact, hash and count the records (see _Preparer); None reads
+    workers: processes that read, redact, hash and count the files (see _Reader); None reads
     MODEL_CUSTOMIZATION_BUILD_WORKERS, else one per CPU core. Any number gives the same dataset, byte for byte.
     """
     if not paths:
@@ -341,44 +342,180 @@ def build_workers(requested: int | None = None) -> tuple[int, bool]:
     return cores, False
 
 
-def _start_worker() -> None:
+BIG_UNIT_BYTES = 64 << 20  # a file this large is read here, record by record, so its results never pile up at once
+
+
+@dataclass(frozen=True)
+class _ReadJob:
+    """What reading any file of a build needs (given to each worker once, as it starts)."""
+
+    options: _PrepareOptions
+    method: str
+    filters: ConversationFilter | None
+    labeller: OutcomeLabeller | None  # only its signal() runs in a worker (a pure function); kept() counts here
+    signals: Any  # the cass-memory outcome signals to apply to each conversation (OutcomeSignals), or None
+
+
+class BuildReadError(RuntimeError):
+    """An unexpected error while reading and preparing a record; the message names the file and the line."""
+
+
+def _unit_events(unit: ReadUnit, job: _ReadJob) -> Iterator[tuple[Any, ...]]:
+    """Read one unit of the import and do every record's work on it (redaction, examples, hashes, token counts),
+    here or in a worker: events for the build, in record order, holding only small results (no conversation,
+    except the attempts a dpo build pairs up). The events say what the build loop did with each record when it
+    read the records itself."""
+    skipped: list[SkippedFile] = []
+    hashed: set[str] = set()
+    where = (str(unit.path), 0)
+    try:
+        for item in read_unit(unit, {}, skipped):
+            if isinstance(item, ImportProblem):
+                yield ("problem", item)
+                continue
+            where = (item.source_file, item.source_line)
+            if job.signals and isinstance(item, Conversation):
+                job.signals.apply(item)
+            if item.source_file not in hashed:
+                hashed.add(item.source_file)
+                yield ("source", item.source_file, _sha256_file(Path(item.source_file)))
+            yield ("format", item.source_format)
+            if isinstance(item, PreferencePair):
+                yield ("prepared", _prepare(item, job.options)) if job.method == "dpo" else ("dropped", "preference_pair")
+                continue
+            yield ("conversation",)
+            reason = job.filters.reason(item) if job.filters else None
+            if reason:
+                yield ("dropped", f"filter:{reason}")
+            elif job.method == "dpo":
+                yield ("attempt", item) if item.task_id is not None else ("dropped", "no_preference_signal")
+            else:
+                signal = job.labeller.signal(item) if job.labeller else None  # kto: (desirable?, which signal said so)
+                if job.labeller and signal is None:
+                    yield ("dropped", NO_SIGNAL)
+                else:
+                    yield ("prepared", _prepare(item, job.options, signal))
+    except (UserError, BuildReadError, OSError):  # the domain's own messages; OSErrors name their file
+        raise
+    except Exception as error:
+        raise BuildReadError(f"{type(error).__name__} while building from {where[0]}, line {where[1]}: {error}") from error
+    for file in skipped:
+        yield ("skipped", file)
+
+
+_worker_job: _ReadJob | None = None  # set in each worker as it starts
+
+
+def _start_worker(job: _ReadJob | None) -> None:
+    global _worker_job
+    _worker_job = job
     # The tables and modules the worker inherited are never freed in it: keeping them out of the collector's view
     # keeps it from touching (and so copying) the pages it shares with the process it was forked from.
     gc.freeze()
 
 
-class _Preparer:
-    """Runs _prepare on each submitted record, here or in a pool of worker processes, and hands the results to
-    `accept` in submission order, so that a pool decides duplicates exactly as one process does.
+def _read_in_worker(unit: ReadUnit) -> list[tuple[Any, ...]]:
+    assert _worker_job is not None, "a build worker started without its job"
+    return list(_unit_events(unit, _worker_job))
 
-    At most two records per worker are in flight, so memory does not grow with the input. The pool forks this
-    process when it has one thread (the CLI: the o200k tables loaded here are shared, not copied); in a process with
-    threads (the server) it uses a fork server, since forking a threaded process can copy a lock some thread holds."""
 
-    def __init__(self, options: _PrepareOptions, accept: Callable[[_Prepared], None], workers: int | None) -> None:
-        self.options = options
-        self.accept = accept
+def _ready() -> None:
+    """A task that does nothing: submitting it makes the pool start its workers (all at once, with fork)."""
+
+
+class _Reader:
+    """Reads the import's units (memory.detect.plan_memory) here or in a pool of worker processes, and hands their
+    events to `handle` in plan order, so that a pool decides duplicates, splits and the card exactly as one process.
+
+    Workers read whole files: this process only walks the folders and merges small results. At most two files per
+    worker are in flight, and a file over BIG_UNIT_BYTES (or a folder a format reads whole) is read here record by
+    record, so memory does not grow with the input. The pool forks this process when it has one thread (the CLI:
+    the o200k tables loaded here are shared, not copied); in a process with threads (the server) it uses a fork
+    server, since forking a threaded process can copy a lock some thread holds. A fork refused (a library's at-fork
+    guard) leaves no worker behind and the build goes on in this process."""
+
+    def __init__(self, job: _ReadJob, handle: Callable[[tuple[Any, ...]], None], workers: int | None) -> None:
+        self.job = job
+        self.handle = handle
         self.workers, self.asked = build_workers(workers)
-        self.bytes_read = 0
+        self.planned = 0  # bytes of the files planned so far
+        self.waiting: list[ReadUnit | ImportProblem | PassedOver] = []  # planned, not yet read (see add)
         self.pool: Any = None
-        self.pending: deque[Any] = deque()
+        self.pending: deque[Any] = deque()  # futures, or lists of events made here, in plan order
+        self.in_flight = 0
 
-    def __enter__(self) -> _Preparer:
+    def __enter__(self) -> _Reader:
         if self.workers > 1 and self.asked:
             self._start()
         return self
 
-    def read(self, source: Path) -> None:
-        """A new source file was read: with the default workers, start the pool once enough input has been."""
+    def add(self, item: ReadUnit | ImportProblem | PassedOver) -> None:
+        """The next item of the plan. With default workers, items wait (unread: a few paths) until POOL_AFTER_BYTES
+        of files are planned; then the pool starts and takes them all, else (a small import) they are read here. So
+        a large build reads nothing in this process before its pool starts (from a server thread, this process
+        then never loads the o200k tables its fork server's workers have)."""
+        if self.pool is None and self.workers > 1 and not self.asked:
+            self.waiting.append(item)
+            if isinstance(item, ReadUnit):
+                self.planned += self._size(item)
+            if self.planned >= POOL_AFTER_BYTES:
+                self._start()  # on refusal, workers drops to 1 and the waiting items are read here
+                self._release()
+            return None
+        return self._read(item)
+
+    def _release(self) -> None:
+        waiting, self.waiting = self.waiting, []
+        for item in waiting:
+            self._read(item)
+
+    @staticmethod
+    def _size(item: ReadUnit) -> int:
+        if item.kind == "folder":
+            return 0
         try:
-            self.bytes_read += source.stat().st_size
+            return item.path.stat().st_size
         except OSError:
-            pass
-        if self.pool is None and self.workers > 1 and self.bytes_read >= POOL_AFTER_BYTES:
-            self._start()
+            return 0  # read_unit reports it
+
+    def _read(self, item: ReadUnit | ImportProblem | PassedOver) -> None:
+        if isinstance(item, ImportProblem):
+            return self._queue([("problem", item)])
+        if isinstance(item, PassedOver):
+            return self._queue([("skipped", file) for file in item.files])
+        if self.pool is None or item.kind == "folder" or self._size(item) > BIG_UNIT_BYTES:
+            self._drain()
+            for event in _unit_events(item, self.job):
+                self.handle(event)
+            return None
+        self.pending.append(self.pool.submit(_read_in_worker, item))
+        self.in_flight += 1
+        while self.in_flight >= 2 * self.workers:
+            self._next()
+        return None
+
+    def _queue(self, events: list[tuple[Any, ...]]) -> None:
+        if self.pending:
+            self.pending.append(events)
+        else:
+            for event in events:
+                self.handle(event)
+
+    def _next(self) -> None:
+        done = self.pending.popleft()
+        if not isinstance(done, list):
+            self.in_flight -= 1
+            done = done.result()
+        for event in done:
+            self.handle(event)
+
+    def _drain(self) -> None:
+        while self.pending:
+            self._next()
 
     def _start(self) -> None:
         import multiprocessing
+        import random
         import threading
         from concurrent.futures import ProcessPoolExecutor
 
@@ -391,21 +528,30 @@ class _Preparer:
             context.set_forkserver_preload(["model_customization.datasets.build_preload"])
         else:
             context = multiprocessing.get_context("spawn")
-        self.pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_start_worker)
-
-    def submit(self, record: Conversation | PreferencePair, signal: tuple[bool, str] | None = None) -> None:
-        if self.pool is None:
-            self.accept(_prepare(record, self.options, signal))
+        for attempt in range(3):
+            pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_start_worker, initargs=(self.job,))
+            try:
+                pool.submit(_ready).result()
+            except RuntimeError:
+                # A fork refused halfway leaves the workers forked before it waiting for work that never comes (the
+                # pool's manager thread never started, so shutdown cannot stop them): end them here.
+                forked = list((getattr(pool, "_processes", None) or {}).values())
+                for process in forked:
+                    process.terminate()
+                pool.shutdown(wait=True, cancel_futures=True)
+                for process in forked:
+                    process.join(timeout=10)
+                time.sleep(random.uniform(0.02, 0.1) * (attempt + 1))
+                continue
+            self.pool = pool
             return
-        self.pending.append(self.pool.submit(_prepare, record, self.options, signal))
-        while len(self.pending) > 2 * self.workers:
-            self.accept(self.pending.popleft().result())
+        self.workers = 1  # forks refused three times: this build goes on in this process
 
     def __exit__(self, kind: Any, error: Any, trace: Any) -> None:
         try:
             if error is None:
-                while self.pending:
-                    self.accept(self.pending.popleft().result())
+                self._release()  # a small import: read here
+                self._drain()
         finally:
             if self.pool is not None:
                 self.pool.shutdown(wait=True, cancel_futures=True)
@@ -490,50 +636,53 @@ def _build(
                 labeller.kept(prepared.signal)
 
     passed_over: list[SkippedFile] = []
-    with _Preparer(options, accept, workers) as preparer:
-        for item in iter_memory(resolved, skipped=passed_over):
-            if isinstance(item, ImportProblem):
-                problem_count += 1
-                if len(problems) < MAX_REPORTED_PROBLEMS:
-                    # An importer's message may quote the bad value (a role that is really a pasted key): redact it too.
-                    message = redact_text(item.message)[0] if redact else item.message
-                    problems.append(str(replace(item, message=message)))
-                continue
-            if item.source_file not in source_files:
-                source_files[item.source_file] = _sha256_file(Path(item.source_file))
-                preparer.read(Path(item.source_file))
-                if progress:
-                    progress(conversations, redact_text(f"reading {Path(item.source_file).name}")[0])  # a file name may hold a secret
-            formats[item.source_format] += 1
-            if isinstance(item, PreferencePair):
-                if method == "dpo":
-                    preparer.submit(item)
-                else:
-                    dropped["preference_pair"] += 1  # a supervised build has no use for them
-                continue
-            conversations += 1
-            reason = filters.reason(item) if filters else None
-            if reason:
-                dropped[f"filter:{reason}"] += 1
-                continue
-            if method == "dpo":
-                if item.task_id is None:
-                    dropped["no_preference_signal"] += 1
-                else:
-                    attempts.setdefault(item.task_id, []).append(item)
-                continue
-            signal = labeller.signal(item) if labeller else None  # kto: (desirable?, which signal said so)
-            if labeller and signal is None:
-                dropped[NO_SIGNAL] += 1
-                continue
-            preparer.submit(item, signal)
+    signals, signal_problems = load_outcome_signals(outcome_files(resolved))
+    job = _ReadJob(options, method, filters, labeller, signals)
 
-        for task_id, tried in attempts.items():
-            pair = _attempt_pair(task_id, tried)
-            if pair is None:
-                dropped["no_preference_signal"] += len(tried)
-            else:
-                preparer.submit(pair)
+    def problem(item: ImportProblem) -> None:
+        nonlocal problem_count
+        problem_count += 1
+        if len(problems) < MAX_REPORTED_PROBLEMS:
+            # An importer's message may quote the bad value (a role that is really a pasted key): redact it too.
+            message = redact_text(item.message)[0] if redact else item.message
+            problems.append(str(replace(item, message=message)))
+
+    def handle(event: tuple[Any, ...]) -> None:
+        """What the build does with each event of _unit_events, in the order the records were read."""
+        nonlocal conversations
+        kind = event[0]
+        if kind == "prepared":
+            accept(event[1])
+        elif kind == "format":
+            formats[event[1]] += 1
+        elif kind == "conversation":
+            conversations += 1
+        elif kind == "dropped":
+            dropped[event[1]] += 1
+        elif kind == "source":
+            if event[1] not in source_files:
+                source_files[event[1]] = event[2]
+                if progress:
+                    progress(conversations, redact_text(f"reading {Path(event[1]).name}")[0])  # a file name may hold a secret
+        elif kind == "problem":
+            problem(event[1])
+        elif kind == "skipped":
+            passed_over.append(event[1])
+        elif kind == "attempt":
+            attempts.setdefault(event[1].task_id, []).append(event[1])
+
+    for item in signal_problems:  # problems in the outcome files come first, as iter_memory gives them
+        problem(item)
+    with _Reader(job, handle, workers) as reader:
+        for unit in plan_memory(resolved):
+            reader.add(unit)
+
+    for task_id, tried in attempts.items():  # a dpo build's attempts at each task, paired once all were read
+        pair = _attempt_pair(task_id, tried)
+        if pair is None:
+            dropped["no_preference_signal"] += len(tried)
+        else:
+            accept(_prepare(pair, options))
 
     spill.close()
     skipped = [str(s) for s in passed_over[:MAX_REPORTED_PROBLEMS]]

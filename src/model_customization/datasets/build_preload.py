@@ -1,4 +1,4 @@
-"""Imported by the fork server a dataset build's worker pool starts from (datasets/build.py, _Preparer): it loads
+"""Imported by the fork server a dataset build's worker pool starts from (datasets/build.py, _Reader): it loads
 what every worker needs once, so that the workers forked from the server share it instead of each loading its own
 (the o200k tables above all). Importing it anywhere else only costs that load."""
 

@@ -244,17 +244,37 @@ def iter_memory(paths: Sequence[Path], *, skipped: list[SkippedFile] | None = No
     return with_outcome_signals(paths, _iter_files(paths, options, skipped))  # cass-memory verdicts on the sessions they name
 
 
-def _iter_files(paths: list[Path], options: dict[str, Any], skipped: list[SkippedFile] | None) -> Iterator[Record]:
+@dataclass(frozen=True)
+class ReadUnit:
+    """One piece of an import that can be read on its own, in any process: a file given ("file"), a file met on a
+    folder walk ("walked"), or a folder a folder format reads whole ("folder", with its verdict)."""
+
+    path: Path
+    kind: str
+    verdict: Verdict | None = None
+
+
+@dataclass(frozen=True)
+class PassedOver:
+    """Files a folder walk passed over, reported when the walk of that folder ends (as iter_memory reports them)."""
+
+    files: tuple[SkippedFile, ...]
+
+
+def plan_memory(paths: Sequence[Path]) -> Iterator[ReadUnit | ImportProblem | PassedOver]:
+    """The import of `paths` as iter_memory makes it, cut into units read by read_unit, in the same order (a
+    dataset build hands the units to worker processes). Outcome signals (cass-memory) are not applied here."""
     for path in paths:
+        path = Path(path)
         if not path.is_dir():
             if not path.is_file():  # a FIFO would block the reader forever and a device never ends: never opened
                 yield ImportProblem(str(path), 0, f"not a regular file ({file_kind(path)}): only regular files are read")
                 continue
-            yield from _iter_file(path, options, judge(path), walked=False, skipped=skipped)
+            yield ReadUnit(path, "file")
             continue
         verdict = judge(path)
         if verdict.format is not None:
-            yield from _iterate(path, verdict, options)
+            yield ReadUnit(path, "folder", verdict)
             continue
         # Folders are walked without following links that point outside the allowed roots (paths.py); those are
         # reported instead.
@@ -264,11 +284,32 @@ def _iter_files(paths: list[Path], options: dict[str, Any], skipped: list[Skippe
             if refused:
                 yield ImportProblem(str(file), 0, refused)
             elif file.is_dir():
-                yield from _iterate(file, judge(file), options)
+                yield ReadUnit(file, "folder", judge(file))
             else:
-                yield from _iter_file(file, options, None, walked=True, skipped=skipped)
-        if skipped is not None:
-            skipped.extend(SkippedFile(str(p), reason) for p, reason in passed_over)
+                yield ReadUnit(file, "walked")
+        if passed_over:
+            yield PassedOver(tuple(SkippedFile(str(p), reason) for p, reason in passed_over))
+
+
+def read_unit(unit: ReadUnit, options: dict[str, Any], skipped: list[SkippedFile] | None) -> Iterator[Record]:
+    """The records of one unit of plan_memory (files it passes over appended to `skipped`)."""
+    if unit.kind == "folder":
+        yield from _iterate(unit.path, unit.verdict or judge(unit.path), options)
+    elif unit.kind == "file":
+        yield from _iter_file(unit.path, options, judge(unit.path), walked=False, skipped=skipped)
+    else:
+        yield from _iter_file(unit.path, options, None, walked=True, skipped=skipped)
+
+
+def _iter_files(paths: list[Path], options: dict[str, Any], skipped: list[SkippedFile] | None) -> Iterator[Record]:
+    for item in plan_memory(paths):
+        if isinstance(item, ReadUnit):
+            yield from read_unit(item, options, skipped)
+        elif isinstance(item, PassedOver):
+            if skipped is not None:
+                skipped.extend(item.files)
+        else:
+            yield item
 
 
 def _claims_folder(folder: Path) -> bool:
