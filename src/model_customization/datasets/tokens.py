@@ -4,7 +4,8 @@ download), and the local model's own tokenizer for local jobs."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
 from functools import lru_cache
 from typing import Any
 
@@ -50,10 +51,13 @@ def _counter(name: str):
 _CACHE_MAX_CHARS = 16_000_000
 _cache: dict[str, dict[str, int]] = {}
 _cache_chars = 0
+# The same for the lines of long texts (_count_lines), apart: the lines that repeat are what makes those texts cheap,
+# and a stream of texts seen once would otherwise push them out.
+_line_cache: dict[str, dict[str, int]] = {}
+_line_cache_chars = 0
 
 
 def count_text(text: str, encoding: str) -> int:
-    global _cache_chars
     cache = _cache.get(encoding)
     if cache is None:
         cache = _cache[encoding] = {}
@@ -61,17 +65,79 @@ def count_text(text: str, encoding: str) -> int:
         known = cache.get(text)
         if known is not None:
             return known
-    total = _count_text(text, encoding)
-    if _cache_chars + len(text) > _CACHE_MAX_CHARS:
-        for counts in _cache.values():
-            counts.clear()
-        _cache_chars = 0
-    cache[text] = total
-    _cache_chars += len(text)
+    if len(text) >= _LINES_MIN_CHARS and encoding in _LINE_CUT_ENCODINGS and "\n" in text and _MARK not in text:
+        lines = _line_cache.get(encoding)
+        if lines is None:
+            lines = _line_cache[encoding] = {}
+        return _count_text(text, encoding, lines)  # its lines are remembered, not the whole text
+    if len(text) < _LINES_MIN_CHARS:  # the common text: one call (far below the tokenizer's limits)
+        try:
+            total = _counter(encoding)(text)
+        except UnicodeEncodeError:
+            total = _count_text(text, encoding)
+    else:
+        total = _count_text(text, encoding)
+    _remember(cache, text, total)
     return total
 
 
-def _count_piece(piece: str, encoding: str) -> int:
+def _remember(cache: dict[str, int], text: str, total: int) -> None:
+    global _cache_chars
+    if _cache_chars + len(text) > _CACHE_MAX_CHARS:
+        for counts in _cache.values():
+            counts.clear()  # (in place: callers holding a cache dict keep the live one)
+        _cache_chars = 0
+    cache[text] = total
+    _cache_chars += len(text)
+
+
+def _remember_line(cache: dict[str, int], line: str, total: int) -> None:
+    global _line_cache_chars
+    if _line_cache_chars + len(line) > _CACHE_MAX_CHARS:
+        for counts in _line_cache.values():
+            counts.clear()
+        _line_cache_chars = 0
+    cache[line] = total
+    _line_cache_chars += len(line)
+
+
+# Long texts of many lines (tool outputs, the same files read again and again in a transcript) are counted line by
+# line, each line's count remembered: a line seen before costs a look-up instead of the BPE. This is exact because
+# the BPE never merges across two pieces of the pretokenizer, and the o200k and cl100k pretokenizers always end a
+# piece right after a newline that is followed by a character that is neither whitespace nor "/" (or by spaces or
+# tabs and then such a character): no pattern of theirs matches a newline followed by such a character (only
+# punctuation + [\r\n/]* and the whitespace patterns match a newline, and `\s*[\r\n]+` ends at the run's last
+# newline), and none looks behind, so the text after the cut is split as it would be alone.
+_LINE_CUT = re.compile(r"\n(?=[^\s/]|[ \t]+\S)")
+_LINE_CUT_ENCODINGS = frozenset({"o200k_base", "cl100k_base"})
+_LINES_MIN_CHARS = 1024
+_MARK = "\0"  # put after each cut, then split on (a text that has one is counted whole)
+
+
+def _count_lines(piece: str, encoding: str, cache: dict[str, int]) -> int | None:
+    """The count of piece as the sum of its lines' counts (see _LINE_CUT); None where the count of the whole piece
+    must decide (a line the tokenizer refuses, with lone surrogates; a line over the tokenizer's piece limit)."""
+    count = _counter(encoding)
+    total = 0
+    for line in _LINE_CUT.sub("\n" + _MARK, piece).split(_MARK):
+        n = cache.get(line)
+        if n is None:
+            try:
+                n = count(line)
+            except UnicodeEncodeError:
+                return None
+            if n > _PIECE_TOKEN_LIMIT:
+                return None
+            _remember_line(cache, line, n)
+        total += n
+    return total
+
+
+def _count_piece(piece: str, encoding: str, lines: dict[str, int] | None = None) -> int:
+    if lines is not None:  # a long text of many lines (count_text): counted line by line
+        n = _count_lines(piece, encoding, lines)
+        if n is not None and n <= _PIECE_TOKEN_LIMIT:
+            return n
     try:
         n = _counter(encoding)(piece)
     except UnicodeEncodeError:  # lone surrogates: encode_ordinary replaces them, and so its count does
@@ -84,9 +150,10 @@ def _count_piece(piece: str, encoding: str) -> int:
 _PIECE_TOKEN_LIMIT = 200_000  # bpe_openai's chunk limit (configuration.DEFAULT_CHUNK_LIMIT)
 
 
-def _count_text(text: str, encoding: str) -> int:
+def _count_text(text: str, encoding: str, lines: dict[str, int] | None = None) -> int:
+    """lines: the cache to count the text's lines with, for a long text of many lines (None: whole pieces)."""
     if len(text) <= _CHUNK_CHARS:
-        return _count_piece(text, encoding)
+        return _count_piece(text, encoding, lines)
     total, start = 0, 0
     while start < len(text):
         end = start + _CHUNK_CHARS
@@ -94,7 +161,7 @@ def _count_text(text: str, encoding: str) -> int:
             # Cut just before a whitespace run so no word is split (a split word would count as extra tokens).
             cut = text.rfind(" ", start, end)
             end = cut if cut > start else end
-        total += _count_piece(text[start:end], encoding)
+        total += _count_piece(text[start:end], encoding, lines)
         start = end
     return total
 
@@ -147,7 +214,10 @@ def chat_messages(row: dict[str, Any]) -> list[Any]:
 # pool costs tens of milliseconds); each worker reads ranges of whole lines of about BATCH_BYTES from the file itself.
 PARALLEL_MIN_BYTES = 8 << 20
 BATCH_BYTES = 1 << 20
-_SCAN_BYTES = 1 << 20  # the parent finds the line ends in blocks of this size
+# Towards the end of the work the ranges shrink (each a share of what is left, down to _MIN_RANGE_BYTES), so that the
+# workers finish together rather than one waiting for the other's last megabyte.
+_MIN_RANGE_BYTES = 64 << 10
+_SCAN_BYTES = 64 << 10  # the parent finds the line ends in blocks of this size (ranges end at a block's last line)
 _pool_job: tuple[str, Any, int] | None = None  # in a worker: (encoding, check, max_line_bytes), set as it starts
 
 
@@ -161,14 +231,53 @@ def _measure_row(split: str, line: int, row: Any, encoding: str, check: Any, dig
     its row_digest when the caller has it already."""
     from model_customization.datasets.validate import row_digest, row_findings
 
-    findings = row_findings(split, line, row)
     if digest is None:
         digest = row_digest(row)
+    n = _plain_chat_tokens(row, encoding)
+    if n is not None:  # nothing for the format checks to find
+        return [], digest, n, list(check(split, line, row, n)) if check is not None else []
+    findings = row_findings(split, line, row)
     for finding in findings:
         if finding.severity == "error":
             return findings, digest, None, []
     n = count_chat_tokens(chat_messages(row), encoding, (row.get("input") or row).get("tools"))
     return findings, digest, n, list(check(split, line, row, n)) if check is not None else []
+
+
+def _plain_chat_tokens(row: Any, encoding: str) -> int | None:
+    """count_chat_tokens of a plain chat example, the common row: an object with only "messages", a non-empty list
+    of messages with only role, content and name, a role other than tool and a non-empty text, among them a user
+    and an assistant message. For such a row the format checks (validate.row_findings) find nothing, so they are
+    not run; None for any other row, which is checked and counted the general way."""
+    if type(row) is not dict or len(row) != 1:
+        return None
+    messages = row.get("messages")
+    if type(messages) is not list or not messages:
+        return None
+    from model_customization.datasets.validate import PLAIN_MESSAGE_KEYS, PLAIN_MESSAGE_ROLES
+
+    cache = _cache.get(encoding)
+    total = REPLY_PRIMING_TOKENS
+    user = assistant = False
+    for message in messages:
+        if type(message) is not dict or not message.keys() <= PLAIN_MESSAGE_KEYS:
+            return None
+        role, content = message.get("role"), message.get("content")
+        if type(role) is not str or role not in PLAIN_MESSAGE_ROLES or type(content) is not str or not content:
+            return None
+        if role == "user":
+            user = True
+        elif role == "assistant":
+            assistant = True
+        text = role + "\n" + content  # _message_text's text for such a message
+        n = None if cache is None else cache.get(text)
+        if n is None:
+            n = count_text(text, encoding)
+            cache = _cache[encoding]
+        total += TOKENS_PER_MESSAGE + n
+        if message.get("name"):
+            total += TOKENS_PER_NAME
+    return total if user and assistant else None
 
 
 def _read_range(descriptor: int, start: int, length: int) -> bytes:
@@ -213,11 +322,13 @@ def _measure_range(split: str, descriptor: int, start: int, length: int, first_l
     return out
 
 
-def _line_ranges(split: str, descriptor: int, max_line_bytes: int, range_bytes: int) -> Iterator[tuple[Any, ...]]:
+def _line_ranges(split: str, descriptor: int, max_line_bytes: int, range_bytes: int | Callable[[int], int]) -> Iterator[tuple[Any, ...]]:
     """The file cut at line ends into ("range", split, descriptor, start, length, first line number) of about
     range_bytes each, in order; a line longer than max_line_bytes that does not lie inside one scanned block comes
     as ("overlong", split, line number, length) instead, so no worker ever holds it. Only newlines are looked for
-    here (bytes.find and count): the lines themselves are read by the workers."""
+    here (bytes.find and count): the lines themselves are read by the workers. range_bytes may be a function of the
+    bytes scanned so far (ranges that shrink towards the end of the work)."""
+    size_at = range_bytes if callable(range_bytes) else (lambda _position: range_bytes)
     position = 0  # bytes scanned
     range_start, range_line = 0, 1  # the pending range: its first byte and the number of its first line
     lines_in_range = 0  # complete lines between range_start and line_start
@@ -246,7 +357,7 @@ def _line_ranges(split: str, descriptor: int, max_line_bytes: int, range_bytes: 
         lines_in_range += block.count(b"\n", first_newline + 1)
         line_start = position + last_newline + 1
         position += len(block)
-        if line_start - range_start >= range_bytes:
+        if line_start - range_start >= size_at(line_start):
             yield from pending(line_start)
             range_start, range_line, lines_in_range = line_start, range_line + lines_in_range, 0
     if position - line_start > max_line_bytes:  # a last line without a newline
@@ -330,8 +441,13 @@ def _parallel_results(rows: Any, encoding: str, check: Any) -> Iterator[tuple[An
             with _started_pool(ProcessPoolExecutor, multiprocessing.get_context("fork"), workers, job) as pool:
                 pending: deque[Any] = deque()
                 in_flight = 0
+                left = sum(os.fstat(handle.fileno()).st_size for _, handle in opened)  # bytes not yet scanned
+
+                def range_size(position: int) -> int:
+                    return min(BATCH_BYTES, max(_MIN_RANGE_BYTES, (left - position) // (4 * workers)))
+
                 for split, handle in opened:
-                    for item in _line_ranges(split, handle.fileno(), rows.max_line_bytes, BATCH_BYTES):
+                    for item in _line_ranges(split, handle.fileno(), rows.max_line_bytes, range_size):
                         if item[0] == "overlong":
                             _, split_, line, length = item
                             problem = Finding(split_, line, "error", "line_too_long", overlong_line_message(length, rows.max_line_bytes))
@@ -345,6 +461,7 @@ def _parallel_results(rows: Any, encoding: str, check: Any) -> Iterator[tuple[An
                                 in_flight -= 1
                                 done = done.result()
                             yield from done
+                    left -= os.fstat(handle.fileno()).st_size
                 while pending:
                     done = pending.popleft()
                     yield from (done if isinstance(done, list) else done.result())
