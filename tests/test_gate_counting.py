@@ -1,0 +1,138 @@
+"""The gate's cheaper ways of measuring give exactly the answers of the general way: long texts counted line by line
+(with remembered line counts) as the tokenizer counts the whole text, plain chat rows measured without the format
+checks as the checks and the general count measure them, and ranges that shrink towards the end of a file read by
+the pool give the one-process report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from model_customization.datasets import tokens
+from model_customization.datasets.inspect import inspect_dataset
+from model_customization.datasets.validate import row_findings
+
+# What a pretokenizer treats specially around a line end: newlines and carriage returns, spaces and tabs before a
+# word, "/" (o200k's punctuation takes newlines and slashes after it), Unicode spaces and line separators that one
+# regex dialect counts as whitespace and another not, digits, marks, contractions, lone surrogates.
+_PIECES = [
+    "\n", "\n\n", "\r\n", "\r", " ", "  ", "\t", "/", "//", ".", "...", "-", "{", "}", "_", "x", "Word", "word",
+    "é", "\u0301", "1", "12345", "²", "日本", "🙂", "'s", "'S", "\u00a0", "\u2028", "\x85", "\x0b", "\x1c",
+    "\ud800", "def f(x):", "    return x", "token ",
+]  # fmt: skip
+_TEXTS = st.lists(st.sampled_from(_PIECES), max_size=80).map("".join)
+_LINES_SEEN: dict[str, dict[str, int]] = {"o200k_base": {}, "cl100k_base": {}}  # shared across examples: cached lines
+
+
+@settings(max_examples=400, deadline=None)
+@given(_TEXTS)
+def test_a_text_counted_line_by_line_has_the_count_of_the_whole_text(text):
+    for name in ("o200k_base", "cl100k_base"):
+        expected = len(tokens._encoding(name).encode_ordinary(text))
+        assert tokens._count_text(text, name, _LINES_SEEN[name]) == expected
+        assert tokens._count_text(text, name, _LINES_SEEN[name]) == expected  # again, from the remembered lines
+
+
+def test_long_texts_of_many_lines_are_counted_from_remembered_lines(monkeypatch):
+    # A transcript's tool output: the same file read twice inside longer texts. The second time, its lines are known.
+    tokens._cache.clear()
+    tokens._line_cache.clear()
+    source = "".join(f"def handler_{i}(request):\n    return render(request, 'page_{i}.html')\n\n" for i in range(60))
+    first, second = "user\n" + source + "Look at this.", "tool\nThe file again:\n" + source
+    calls = []
+    real = tokens._counter("o200k_base")
+    monkeypatch.setattr(tokens, "_counter", lambda name: lambda text: calls.append(text) or real(text))
+    encoding = tokens._encoding("o200k_base")
+    assert tokens.count_text(first, "o200k_base") == len(encoding.encode_ordinary(first))
+    counted_before = sum(map(len, calls))
+    assert tokens.count_text(second, "o200k_base") == len(encoding.encode_ordinary(second))
+    assert sum(map(len, calls)) - counted_before < 40  # only "tool\n" and "The file again:\n" were new
+    assert first not in tokens._cache["o200k_base"]  # the lines are remembered, not the long text
+
+
+_ROLES = st.sampled_from(["system", "developer", "user", "assistant", "tool", "function", "robot", 3, None])
+_CONTENT = st.one_of(st.sampled_from(["", "hi", "The answer is 4.", "line one\nline two"]), st.none(), st.just([{"type": "text", "text": "x"}]), st.integers())
+_OPTIONAL_KEYS = {"name": st.sampled_from(["", "ann", 0, 1]), "weight": st.sampled_from([0, 1, 2]), "extra": st.just(1), "tool_calls": st.just([])}
+# Mostly messages the fast path takes (so that rows of only such messages are common), with one odd thing at times.
+_PLAIN = st.fixed_dictionaries({"role": st.sampled_from(["system", "user", "assistant"]), "content": st.sampled_from(["hi", "The answer is 4."])})
+_MESSAGE = st.one_of(
+    _PLAIN,
+    _PLAIN,
+    _PLAIN,
+    st.fixed_dictionaries({"role": st.sampled_from(["user", "assistant"]), "content": st.just("ok")}, optional=_OPTIONAL_KEYS),
+    st.fixed_dictionaries({"role": _ROLES, "content": _CONTENT}, optional=_OPTIONAL_KEYS),
+    st.sampled_from(["not a message", 7]),
+)
+_ROW = st.one_of(
+    st.fixed_dictionaries({"messages": st.lists(_MESSAGE, min_size=1, max_size=6)}),
+    st.fixed_dictionaries({"messages": st.lists(_MESSAGE, max_size=6)}, optional={"tools": st.just([{"type": "function", "function": {"name": "f"}}]), "label": st.booleans(), "input": st.just({})}),
+    st.fixed_dictionaries({"messages": st.sampled_from([[], "x", None])}),
+    st.sampled_from([[1], "row"]),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_ROW)
+def test_a_plain_chat_row_is_measured_as_the_checks_and_the_general_count_measure_it(row):
+    fast = tokens._plain_chat_tokens(row, "o200k_base")
+    findings = row_findings("train", 1, row)
+    if fast is None:
+        # Only rows the checks have something to say about, or rows with more than plain messages, go the general way.
+        plain = isinstance(row, dict) and set(row) == {"messages"} and isinstance(row["messages"], list) and row["messages"] and all(
+            isinstance(m, dict) and set(m) <= {"role", "content", "name"} and m.get("role") in ("system", "user", "assistant") and isinstance(m.get("content"), str) and m["content"] for m in row["messages"]
+        )  # fmt: skip
+        assert findings or not plain
+        return
+    assert findings == []
+    assert fast == tokens.count_chat_tokens(tokens.chat_messages(row), "o200k_base", row.get("tools"))
+
+
+def test_plain_chat_rows_are_the_common_rows():
+    # The fast path must actually take ordinary rows, with names too (or the test above proves nothing).
+    row = {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "2+2?", "name": "ann"}, {"role": "assistant", "content": "4"}]}
+    assert tokens._plain_chat_tokens(row, "o200k_base") == tokens.count_chat_tokens(row["messages"], "o200k_base")
+    assert tokens._plain_chat_tokens({"messages": row["messages"][:2]}, "o200k_base") is None  # no assistant: checked the general way
+
+
+def test_ranges_that_shrink_towards_the_end_give_the_one_process_report(ws, tmp_path: Path, monkeypatch):
+    lines = []
+    for i in range(600):
+        if i % 97 == 5:
+            lines.append('{"messages": [')  # not JSON
+        elif i % 89 == 7:
+            lines.append(lines[0])  # a duplicate of the first line, far from it
+        else:
+            lines.append(json.dumps({"messages": [{"role": "user", "content": f"question {i} " + "why " * (i % 13)}, {"role": "assistant", "content": f"answer {i}\n  indented\nnext line"}]}))
+    file = tmp_path / "chat.jsonl"
+    file.write_text("\n".join(lines) + "\n")
+    monkeypatch.setenv("MODEL_CUSTOMIZATION_ALLOWED_ROOTS", str(tmp_path))
+    monkeypatch.setattr("model_customization.datasets.inspect.MAX_FINDINGS", 10**6)
+    monkeypatch.setattr(tokens, "PARALLEL_MIN_BYTES", 1 << 60)
+    one_process = inspect_dataset(ws, path=str(file), provider="openai")
+
+    lengths = []
+    real = tokens._line_ranges
+
+    def recorded(*args):
+        for item in real(*args):
+            if item[0] == "range":
+                lengths.append(item[4])
+            yield item
+
+    monkeypatch.setattr(tokens, "_line_ranges", recorded)
+    monkeypatch.setattr(tokens, "_worker_count", lambda: 2)
+    monkeypatch.setattr(tokens, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(tokens, "BATCH_BYTES", 8000)
+    monkeypatch.setattr(tokens, "_MIN_RANGE_BYTES", 500)
+    monkeypatch.setattr(tokens, "_SCAN_BYTES", 256)
+    tokens._cache.clear()
+    tokens._line_cache.clear()
+    pooled = inspect_dataset(ws, path=str(file), provider="openai")
+
+    assert json.dumps(pooled) == json.dumps(one_process)
+    assert pooled["finding_counts"]["invalid_json"] == 7 and pooled["finding_counts"]["duplicate_example"] >= 6
+    assert max(lengths[:3]) >= 8000 > 2 * max(lengths[-3:])  # full ranges first, small ones at the end
+    assert sum(lengths) == file.stat().st_size
