@@ -1,5 +1,5 @@
-"""The gate's cheaper ways of measuring give exactly the answers of the general way: long texts counted line by line
-(with remembered line counts) as the tokenizer counts the whole text, plain chat rows measured without the format
+"""The gate's cheaper ways of measuring give exactly the answers of the general way: long texts seen again counted
+from a cache keyed by their digest, plain chat rows measured without the format
 checks as the checks and the general count measure them, and ranges that shrink towards the end of a file read by
 the pool give the one-process report."""
 
@@ -15,42 +15,33 @@ from model_customization.datasets import tokens
 from model_customization.datasets.inspect import inspect_dataset
 from model_customization.datasets.validate import row_findings
 
-# What a pretokenizer treats specially around a line end: newlines and carriage returns, spaces and tabs before a
-# word, "/" (o200k's punctuation takes newlines and slashes after it), Unicode spaces and line separators that one
-# regex dialect counts as whitespace and another not, digits, marks, contractions, lone surrogates.
-_PIECES = [
-    "\n", "\n\n", "\r\n", "\r", " ", "  ", "\t", "/", "//", ".", "...", "-", "{", "}", "_", "x", "Word", "word",
-    "é", "\u0301", "1", "12345", "²", "日本", "🙂", "'s", "'S", "\u00a0", "\u2028", "\x85", "\x0b", "\x1c",
-    "\ud800", "def f(x):", "    return x", "token ",
-]  # fmt: skip
-_TEXTS = st.lists(st.sampled_from(_PIECES), max_size=80).map("".join)
-_LINES_SEEN: dict[str, dict[str, int]] = {"o200k_base": {}, "cl100k_base": {}}  # shared across examples: cached lines
-
-
-@settings(max_examples=400, deadline=None)
-@given(_TEXTS)
-def test_a_text_counted_line_by_line_has_the_count_of_the_whole_text(text):
-    for name in ("o200k_base", "cl100k_base"):
-        expected = len(tokens._encoding(name).encode_ordinary(text))
-        assert tokens._count_text(text, name, _LINES_SEEN[name]) == expected
-        assert tokens._count_text(text, name, _LINES_SEEN[name]) == expected  # again, from the remembered lines
-
-
-def test_long_texts_of_many_lines_are_counted_from_remembered_lines(monkeypatch):
-    # A transcript's tool output: the same file read twice inside longer texts. The second time, its lines are known.
+def test_a_long_text_seen_again_is_not_counted_again(monkeypatch):
+    # A transcript's tool output read twice: the second time its count comes from the cache of long texts, keyed by
+    # a digest (the text itself is not held), and equals the tokenizer's count of the text.
     tokens._cache.clear()
-    tokens._line_cache.clear()
-    source = "".join(f"def handler_{i}(request):\n    return render(request, 'page_{i}.html')\n\n" for i in range(60))
-    first, second = "user\n" + source + "Look at this.", "tool\nThe file again:\n" + source
+    tokens._long_cache.clear()
+    source = "".join(f"def handler_{i}(request):\n    return render(request, 'page_{i}.html')\n\n" for i in range(80))
+    assert len(source) >= tokens._LONG_TEXT_CHARS
     calls = []
     real = tokens._counter("o200k_base")
     monkeypatch.setattr(tokens, "_counter", lambda name: lambda text: calls.append(text) or real(text))
-    encoding = tokens._encoding("o200k_base")
-    assert tokens.count_text(first, "o200k_base") == len(encoding.encode_ordinary(first))
-    counted_before = sum(map(len, calls))
-    assert tokens.count_text(second, "o200k_base") == len(encoding.encode_ordinary(second))
-    assert sum(map(len, calls)) - counted_before < 40  # only "tool\n" and "The file again:\n" were new
-    assert first not in tokens._cache["o200k_base"]  # the lines are remembered, not the long text
+    expected = len(tokens._encoding("o200k_base").encode_ordinary(source))
+    assert tokens.count_text(source, "o200k_base") == expected
+    assert tokens.count_text(source, "o200k_base") == expected
+    assert tokens.count_text(source + "x", "o200k_base") == len(tokens._encoding("o200k_base").encode_ordinary(source + "x"))
+    assert calls == [source, source + "x"]  # the same text once, a different one counted
+    assert source not in tokens._cache["o200k_base"]
+    surrogate = source + "\ud800"  # a lone surrogate: digested as it is, counted as encode_ordinary counts it
+    assert tokens.count_text(surrogate, "o200k_base") == len(tokens._encoding("o200k_base").encode_ordinary(surrogate))
+
+
+def test_the_cache_of_long_texts_is_bounded(monkeypatch):
+    monkeypatch.setattr(tokens, "_LONG_CACHE_MAX_TEXTS", 3)
+    tokens._long_cache.clear()
+    texts = [f"{i} " + "word " * 1000 for i in range(7)]
+    for text in texts:
+        assert tokens.count_text(text, "cl100k_base") == len(tokens._encoding("cl100k_base").encode_ordinary(text))
+    assert 0 < len(tokens._long_cache["cl100k_base"]) <= 3
 
 
 _ROLES = st.sampled_from(["system", "developer", "user", "assistant", "tool", "function", "robot", 3, None])
@@ -129,7 +120,7 @@ def test_ranges_that_shrink_towards_the_end_give_the_one_process_report(ws, tmp_
     monkeypatch.setattr(tokens, "_MIN_RANGE_BYTES", 500)
     monkeypatch.setattr(tokens, "_SCAN_BYTES", 256)
     tokens._cache.clear()
-    tokens._line_cache.clear()
+    tokens._long_cache.clear()
     pooled = inspect_dataset(ws, path=str(file), provider="openai")
 
     assert json.dumps(pooled) == json.dumps(one_process)

@@ -4,7 +4,6 @@ download), and the local model's own tokenizer for local jobs."""
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Iterator
 from functools import lru_cache
 from typing import Any
@@ -51,31 +50,27 @@ def _counter(name: str):
 _CACHE_MAX_CHARS = 16_000_000
 _cache: dict[str, dict[str, int]] = {}
 _cache_chars = 0
-# The same for the lines of long texts (_count_lines), apart: the lines that repeat are what makes those texts cheap,
-# and a stream of texts seen once would otherwise push them out.
-_line_cache: dict[str, dict[str, int]] = {}
-_line_cache_chars = 0
+# Long texts (a transcript's tool outputs, files read again) are remembered by a digest of the text instead, so that
+# a few large texts seen once do not push everything else out of the cache above, and the memory held is per text,
+# not per character. A 128-bit BLAKE2b digest: telling two texts apart as surely as the SHA-256 digests that find
+# duplicate examples, at about a thirtieth of the tokenizer's time per character.
+_LONG_TEXT_CHARS = 4096
+_LONG_CACHE_MAX_TEXTS = 200_000
+_long_cache: dict[str, dict[bytes, int]] = {}
 
 
 def count_text(text: str, encoding: str) -> int:
     cache = _cache.get(encoding)
     if cache is None:
         cache = _cache[encoding] = {}
-    else:
-        known = cache.get(text)
-        if known is not None:
-            return known
-    if len(text) >= _LINES_MIN_CHARS and encoding in _LINE_CUT_ENCODINGS and "\n" in text and _MARK not in text:
-        lines = _line_cache.get(encoding)
-        if lines is None:
-            lines = _line_cache[encoding] = {}
-        return _count_text(text, encoding, lines)  # its lines are remembered, not the whole text
-    if len(text) < _LINES_MIN_CHARS:  # the common text: one call (far below the tokenizer's limits)
-        try:
-            total = _counter(encoding)(text)
-        except UnicodeEncodeError:
-            total = _count_text(text, encoding)
-    else:
+    if len(text) >= _LONG_TEXT_CHARS:
+        return _count_long_text(text, encoding)
+    known = cache.get(text)
+    if known is not None:
+        return known
+    try:  # the common text: one call (a text this short is far below the tokenizer's limits)
+        total = _counter(encoding)(text)
+    except UnicodeEncodeError:
         total = _count_text(text, encoding)
     _remember(cache, text, total)
     return total
@@ -91,53 +86,24 @@ def _remember(cache: dict[str, int], text: str, total: int) -> None:
     _cache_chars += len(text)
 
 
-def _remember_line(cache: dict[str, int], line: str, total: int) -> None:
-    global _line_cache_chars
-    if _line_cache_chars + len(line) > _CACHE_MAX_CHARS:
-        for counts in _line_cache.values():
-            counts.clear()
-        _line_cache_chars = 0
-    cache[line] = total
-    _line_cache_chars += len(line)
+def _count_long_text(text: str, encoding: str) -> int:
+    import hashlib
 
-
-# Long texts of many lines (tool outputs, the same files read again and again in a transcript) are counted line by
-# line, each line's count remembered: a line seen before costs a look-up instead of the BPE. This is exact because
-# the BPE never merges across two pieces of the pretokenizer, and the o200k and cl100k pretokenizers always end a
-# piece right after a newline that is followed by a character that is neither whitespace nor "/" (or by spaces or
-# tabs and then such a character): no pattern of theirs matches a newline followed by such a character (only
-# punctuation + [\r\n/]* and the whitespace patterns match a newline, and `\s*[\r\n]+` ends at the run's last
-# newline), and none looks behind, so the text after the cut is split as it would be alone.
-_LINE_CUT = re.compile(r"\n(?=[^\s/]|[ \t]+\S)")
-_LINE_CUT_ENCODINGS = frozenset({"o200k_base", "cl100k_base"})
-_LINES_MIN_CHARS = 1024
-_MARK = "\0"  # put after each cut, then split on (a text that has one is counted whole)
-
-
-def _count_lines(piece: str, encoding: str, cache: dict[str, int]) -> int | None:
-    """The count of piece as the sum of its lines' counts (see _LINE_CUT); None where the count of the whole piece
-    must decide (a line the tokenizer refuses, with lone surrogates; a line over the tokenizer's piece limit)."""
-    count = _counter(encoding)
-    total = 0
-    for line in _LINE_CUT.sub("\n" + _MARK, piece).split(_MARK):
-        n = cache.get(line)
-        if n is None:
-            try:
-                n = count(line)
-            except UnicodeEncodeError:
-                return None
-            if n > _PIECE_TOKEN_LIMIT:
-                return None
-            _remember_line(cache, line, n)
-        total += n
+    cache = _long_cache.get(encoding)
+    if cache is None:
+        cache = _long_cache[encoding] = {}
+    key = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+    total = cache.get(key)
+    if total is None:
+        total = _count_text(text, encoding)
+        if sum(map(len, _long_cache.values())) >= _LONG_CACHE_MAX_TEXTS:
+            for counts in _long_cache.values():
+                counts.clear()
+        cache[key] = total
     return total
 
 
-def _count_piece(piece: str, encoding: str, lines: dict[str, int] | None = None) -> int:
-    if lines is not None:  # a long text of many lines (count_text): counted line by line
-        n = _count_lines(piece, encoding, lines)
-        if n is not None and n <= _PIECE_TOKEN_LIMIT:
-            return n
+def _count_piece(piece: str, encoding: str) -> int:
     try:
         n = _counter(encoding)(piece)
     except UnicodeEncodeError:  # lone surrogates: encode_ordinary replaces them, and so its count does
@@ -150,10 +116,9 @@ def _count_piece(piece: str, encoding: str, lines: dict[str, int] | None = None)
 _PIECE_TOKEN_LIMIT = 200_000  # bpe_openai's chunk limit (configuration.DEFAULT_CHUNK_LIMIT)
 
 
-def _count_text(text: str, encoding: str, lines: dict[str, int] | None = None) -> int:
-    """lines: the cache to count the text's lines with, for a long text of many lines (None: whole pieces)."""
+def _count_text(text: str, encoding: str) -> int:
     if len(text) <= _CHUNK_CHARS:
-        return _count_piece(text, encoding, lines)
+        return _count_piece(text, encoding)
     total, start = 0, 0
     while start < len(text):
         end = start + _CHUNK_CHARS
@@ -161,7 +126,7 @@ def _count_text(text: str, encoding: str, lines: dict[str, int] | None = None) -
             # Cut just before a whitespace run so no word is split (a split word would count as extra tokens).
             cut = text.rfind(" ", start, end)
             end = cut if cut > start else end
-        total += _count_piece(text[start:end], encoding, lines)
+        total += _count_piece(text[start:end], encoding)
         start = end
     return total
 
