@@ -127,3 +127,26 @@ def test_ranges_that_shrink_towards_the_end_give_the_one_process_report(ws, tmp_
     assert pooled["finding_counts"]["invalid_json"] == 7 and pooled["finding_counts"]["duplicate_example"] >= 6
     assert max(lengths[:3]) >= 8000 > 2 * max(lengths[-3:])  # full ranges first, small ones at the end
     assert sum(lengths) == file.stat().st_size
+
+
+def test_workers_that_die_as_they_start_give_the_one_process_report(ws, tmp_path: Path, monkeypatch):
+    # The pool is not waited for before the first ranges are sent; a worker that dies as it starts (here: its
+    # initializer fails) is found before any result is given, and the file is measured in this process instead.
+    file = tmp_path / "chat.jsonl"
+    file.write_text("".join(json.dumps({"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}]}) + "\n" for i in range(300)))
+    monkeypatch.setenv("MODEL_CUSTOMIZATION_ALLOWED_ROOTS", str(tmp_path))
+    monkeypatch.setattr(tokens, "PARALLEL_MIN_BYTES", 1 << 60)
+    one_process = inspect_dataset(ws, path=str(file), provider="openai")
+
+    def dying(*args):
+        raise OSError("no memory for the worker")
+
+    pools = []
+    real = tokens._parallel_results
+    monkeypatch.setattr(tokens, "_parallel_results", lambda *a: pools.append(1) or real(*a))
+    monkeypatch.setattr(tokens, "_start_worker", dying)
+    monkeypatch.setattr(tokens, "_worker_count", lambda: 2)
+    monkeypatch.setattr(tokens, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(tokens, "BATCH_BYTES", 2000)
+    assert json.dumps(inspect_dataset(ws, path=str(file), provider="openai")) == json.dumps(one_process)
+    assert pools == [1]

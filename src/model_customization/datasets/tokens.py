@@ -352,18 +352,19 @@ def _ready() -> None:
     """A task that does nothing: submitting it makes the pool fork its workers (all at once, with fork)."""
 
 
-def _started_pool(executor: Any, context: Any, workers: int, job: tuple[Any, ...]) -> Any:
-    """A pool whose workers are already forked. A fork can be refused at that moment by a library's at-fork guard
-    (filelock refuses while another thread of a server changes a descriptor's ownership): tried a few times, then
-    ForkRefused, before any line of the file was read."""
+def _started_pool(executor: Any, context: Any, workers: int, job: tuple[Any, ...]) -> tuple[Any, Any]:
+    """(a pool whose workers are already forked, the future of a first task that does nothing). A fork can be
+    refused at that moment by a library's at-fork guard (filelock refuses while another thread of a server changes a
+    descriptor's ownership): tried a few times, then ForkRefused, before any line of the file was read. The first
+    task is not waited for here, so the workers start on the first ranges while they come up; its future says
+    whether they did (a worker that died as it started breaks the pool)."""
     import random
     import time
 
     for attempt in range(4):
         pool = executor(workers, mp_context=context, initializer=_start_worker, initargs=job)
         try:
-            pool.submit(_ready).result()
-            return pool
+            return pool, pool.submit(_ready)  # forks every worker now, or raises
         except RuntimeError:
             # A fork refused halfway leaves the workers forked before it waiting for work: the pool's manager thread
             # never started, so shutdown cannot tell them to stop, and the interpreter would wait for them at exit.
@@ -403,7 +404,27 @@ def _parallel_results(rows: Any, encoding: str, check: Any) -> Iterator[tuple[An
             # Each pool's own job, given to its workers as they start (not a global set here: two gates may run at
             # once in a server's threads, and a worker may fork at any submit).
             job = (encoding, check, rows.max_line_bytes)
-            with _started_pool(ProcessPoolExecutor, multiprocessing.get_context("fork"), workers, job) as pool:
+            pool, ready = _started_pool(ProcessPoolExecutor, multiprocessing.get_context("fork"), workers, job)
+
+            def results_of(done: Any) -> list[Any]:
+                nonlocal ready
+                if ready is not None:  # before the first result is given: did the workers start?
+                    try:
+                        ready.result()
+                    except RuntimeError:  # (BrokenProcessPool) nothing has been given yet: measured here instead
+                        raise ForkRefused from None
+                    ready = None
+                return done if isinstance(done, list) else done.result()
+
+            def submitted(item: tuple[Any, ...]) -> Any:
+                try:
+                    return pool.submit(_measure_range, *item[1:])
+                except RuntimeError:  # (BrokenProcessPool) a worker died as it started
+                    if ready is not None:
+                        raise ForkRefused from None
+                    raise
+
+            with pool:
                 pending: deque[Any] = deque()
                 in_flight = 0
                 left = sum(os.fstat(handle.fileno()).st_size for _, handle in opened)  # bytes not yet scanned
@@ -418,18 +439,16 @@ def _parallel_results(rows: Any, encoding: str, check: Any) -> Iterator[tuple[An
                             problem = Finding(split_, line, "error", "line_too_long", overlong_line_message(length, rows.max_line_bytes))
                             pending.append([("problem", problem)])
                         else:
-                            pending.append(pool.submit(_measure_range, *item[1:]))
+                            pending.append(submitted(item))
                             in_flight += 1
                         while in_flight >= 2 * workers or (pending and isinstance(pending[0], list)):
                             done = pending.popleft()
                             if not isinstance(done, list):
                                 in_flight -= 1
-                                done = done.result()
-                            yield from done
+                            yield from results_of(done)
                     left -= os.fstat(handle.fileno()).st_size
                 while pending:
-                    done = pending.popleft()
-                    yield from (done if isinstance(done, list) else done.result())
+                    yield from results_of(pending.popleft())
         finally:
             gc.unfreeze()
 
