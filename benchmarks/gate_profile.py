@@ -6,7 +6,8 @@ Usage: python benchmarks/gate_profile.py FILE.jsonl [--encoding o200k_base]
 One process, each stage over every line or row of the file: reading the lines; parsing as the gate does it
 (validate.parse_line: orjson, json where it could differ) and with json alone, as before; the format checks
 (row_findings); the duplicate digest as the gate does it (row_digest) and as before (json sorted, SHA-256); token
-counting as the gate does it (count_chat_tokens, with its cache, emptied first); the tokenizer alone on the same
+counting as the gate does it (count_chat_tokens, with its caches, emptied first); the rows measured as a worker
+measures them (format checks and count, plain chat rows without the checks); the tokenizer alone on the same
 message texts (no cache); the merge in file order (RowValidator.record); and what the cookbook's counting costs on
 the same rows (an encode of every value of every message, then of the assistant contents).
 
@@ -42,6 +43,7 @@ def main() -> None:
     def stage(name, work):
         tokens._cache.clear()
         tokens._cache_chars = 0
+        getattr(tokens, "_long_cache", {}).clear()
         start = time.process_time()
         result = work()
         stages[name] = round(time.process_time() - start, 3)
@@ -56,6 +58,8 @@ def main() -> None:
     stage("duplicate digest (before: json sorted, SHA-256)", lambda: [hashlib.sha256(json.dumps(r, sort_keys=True).encode()).digest() for r in rows])
     chats = [r for r in rows if isinstance(r.get("messages"), list) and not any(f.severity == "error" for f in row_findings("train", 1, r))]
     stage("token counts (gate, cached)", lambda: [tokens.count_chat_tokens(tokens.chat_messages(r), args.encoding, r.get("tools")) for r in chats])
+    if hasattr(tokens, "_plain_chat_tokens"):
+        stage("rows measured as a worker does (plain rows without the checks; checks + count otherwise)", lambda: [tokens._measure_row("train", 1, r, args.encoding, None, b"") for r in rows])
     texts = [tokens._message_text(m) for r in chats for m in r["messages"]]
     stage("tokenizer alone (count, no cache)", lambda: [count(t[i : i + tokens._CHUNK_CHARS]) for t in texts for i in range(0, len(t), tokens._CHUNK_CHARS)])
 
@@ -79,6 +83,7 @@ def main() -> None:
     os.environ.setdefault("MODEL_CUSTOMIZATION_ALLOWED_ROOTS", str(Path(args.file).resolve().parent))
     rows_of_file = FileRows([("train", Path(args.file))], stored=True)
     tokens._cache.clear()
+    getattr(tokens, "_long_cache", {}).clear()
     before, start = os.times(), time.perf_counter()
     tokens.measure_chat_rows(rows_of_file, args.encoding)
     wall, after = time.perf_counter() - start, os.times()

@@ -4,7 +4,7 @@ download), and the local model's own tokenizer for local jobs."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import lru_cache
 from typing import Any
 
@@ -50,24 +50,56 @@ def _counter(name: str):
 _CACHE_MAX_CHARS = 16_000_000
 _cache: dict[str, dict[str, int]] = {}
 _cache_chars = 0
+# Long texts (a transcript's tool outputs, files read again) are remembered by a digest of the text instead, so that
+# a few large texts seen once do not push everything else out of the cache above, and the memory held is per text,
+# not per character. A 128-bit BLAKE2b digest: telling two texts apart as surely as the SHA-256 digests that find
+# duplicate examples, at about a thirtieth of the tokenizer's time per character.
+_LONG_TEXT_CHARS = 4096
+_LONG_CACHE_MAX_TEXTS = 200_000
+_long_cache: dict[str, dict[bytes, int]] = {}
 
 
 def count_text(text: str, encoding: str) -> int:
-    global _cache_chars
     cache = _cache.get(encoding)
     if cache is None:
         cache = _cache[encoding] = {}
-    else:
-        known = cache.get(text)
-        if known is not None:
-            return known
-    total = _count_text(text, encoding)
+    if len(text) >= _LONG_TEXT_CHARS:
+        return _count_long_text(text, encoding)
+    known = cache.get(text)
+    if known is not None:
+        return known
+    try:  # the common text: one call (a text this short is far below the tokenizer's limits)
+        total = _counter(encoding)(text)
+    except UnicodeEncodeError:
+        total = _count_text(text, encoding)
+    _remember(cache, text, total)
+    return total
+
+
+def _remember(cache: dict[str, int], text: str, total: int) -> None:
+    global _cache_chars
     if _cache_chars + len(text) > _CACHE_MAX_CHARS:
         for counts in _cache.values():
-            counts.clear()
+            counts.clear()  # (in place: callers holding a cache dict keep the live one)
         _cache_chars = 0
     cache[text] = total
     _cache_chars += len(text)
+
+
+def _count_long_text(text: str, encoding: str) -> int:
+    import hashlib
+
+    cache = _long_cache.get(encoding)
+    if cache is None:
+        cache = _long_cache[encoding] = {}
+    key = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+    total = cache.get(key)
+    if total is None:
+        total = _count_text(text, encoding)
+        if sum(map(len, _long_cache.values())) >= _LONG_CACHE_MAX_TEXTS:
+            for counts in _long_cache.values():
+                counts.clear()
+        cache[key] = total
     return total
 
 
@@ -147,7 +179,10 @@ def chat_messages(row: dict[str, Any]) -> list[Any]:
 # pool costs tens of milliseconds); each worker reads ranges of whole lines of about BATCH_BYTES from the file itself.
 PARALLEL_MIN_BYTES = 8 << 20
 BATCH_BYTES = 1 << 20
-_SCAN_BYTES = 1 << 20  # the parent finds the line ends in blocks of this size
+# Towards the end of the work the ranges shrink (each a share of what is left, down to _MIN_RANGE_BYTES), so that the
+# workers finish together rather than one waiting for the other's last megabyte.
+_MIN_RANGE_BYTES = 64 << 10
+_SCAN_BYTES = 64 << 10  # the parent finds the line ends in blocks of this size (ranges end at a block's last line)
 _pool_job: tuple[str, Any, int] | None = None  # in a worker: (encoding, check, max_line_bytes), set as it starts
 
 
@@ -161,14 +196,53 @@ def _measure_row(split: str, line: int, row: Any, encoding: str, check: Any, dig
     its row_digest when the caller has it already."""
     from model_customization.datasets.validate import row_digest, row_findings
 
-    findings = row_findings(split, line, row)
     if digest is None:
         digest = row_digest(row)
+    n = _plain_chat_tokens(row, encoding)
+    if n is not None:  # nothing for the format checks to find
+        return [], digest, n, list(check(split, line, row, n)) if check is not None else []
+    findings = row_findings(split, line, row)
     for finding in findings:
         if finding.severity == "error":
             return findings, digest, None, []
     n = count_chat_tokens(chat_messages(row), encoding, (row.get("input") or row).get("tools"))
     return findings, digest, n, list(check(split, line, row, n)) if check is not None else []
+
+
+def _plain_chat_tokens(row: Any, encoding: str) -> int | None:
+    """count_chat_tokens of a plain chat example, the common row: an object with only "messages", a non-empty list
+    of messages with only role, content and name, a role other than tool and a non-empty text, among them a user
+    and an assistant message. For such a row the format checks (validate.row_findings) find nothing, so they are
+    not run; None for any other row, which is checked and counted the general way."""
+    if type(row) is not dict or len(row) != 1:
+        return None
+    messages = row.get("messages")
+    if type(messages) is not list or not messages:
+        return None
+    from model_customization.datasets.validate import PLAIN_MESSAGE_KEYS, PLAIN_MESSAGE_ROLES
+
+    cache = _cache.get(encoding)
+    total = REPLY_PRIMING_TOKENS
+    user = assistant = False
+    for message in messages:
+        if type(message) is not dict or not message.keys() <= PLAIN_MESSAGE_KEYS:
+            return None
+        role, content = message.get("role"), message.get("content")
+        if type(role) is not str or role not in PLAIN_MESSAGE_ROLES or type(content) is not str or not content:
+            return None
+        if role == "user":
+            user = True
+        elif role == "assistant":
+            assistant = True
+        text = role + "\n" + content  # _message_text's text for such a message
+        n = None if cache is None else cache.get(text)
+        if n is None:
+            n = count_text(text, encoding)
+            cache = _cache[encoding]
+        total += TOKENS_PER_MESSAGE + n
+        if message.get("name"):
+            total += TOKENS_PER_NAME
+    return total if user and assistant else None
 
 
 def _read_range(descriptor: int, start: int, length: int) -> bytes:
@@ -213,11 +287,13 @@ def _measure_range(split: str, descriptor: int, start: int, length: int, first_l
     return out
 
 
-def _line_ranges(split: str, descriptor: int, max_line_bytes: int, range_bytes: int) -> Iterator[tuple[Any, ...]]:
+def _line_ranges(split: str, descriptor: int, max_line_bytes: int, range_bytes: int | Callable[[int], int]) -> Iterator[tuple[Any, ...]]:
     """The file cut at line ends into ("range", split, descriptor, start, length, first line number) of about
     range_bytes each, in order; a line longer than max_line_bytes that does not lie inside one scanned block comes
     as ("overlong", split, line number, length) instead, so no worker ever holds it. Only newlines are looked for
-    here (bytes.find and count): the lines themselves are read by the workers."""
+    here (bytes.find and count): the lines themselves are read by the workers. range_bytes may be a function of the
+    bytes scanned so far (ranges that shrink towards the end of the work)."""
+    size_at = range_bytes if callable(range_bytes) else (lambda _position: range_bytes)
     position = 0  # bytes scanned
     range_start, range_line = 0, 1  # the pending range: its first byte and the number of its first line
     lines_in_range = 0  # complete lines between range_start and line_start
@@ -246,7 +322,7 @@ def _line_ranges(split: str, descriptor: int, max_line_bytes: int, range_bytes: 
         lines_in_range += block.count(b"\n", first_newline + 1)
         line_start = position + last_newline + 1
         position += len(block)
-        if line_start - range_start >= range_bytes:
+        if line_start - range_start >= size_at(line_start):
             yield from pending(line_start)
             range_start, range_line, lines_in_range = line_start, range_line + lines_in_range, 0
     if position - line_start > max_line_bytes:  # a last line without a newline
@@ -276,18 +352,19 @@ def _ready() -> None:
     """A task that does nothing: submitting it makes the pool fork its workers (all at once, with fork)."""
 
 
-def _started_pool(executor: Any, context: Any, workers: int, job: tuple[Any, ...]) -> Any:
-    """A pool whose workers are already forked. A fork can be refused at that moment by a library's at-fork guard
-    (filelock refuses while another thread of a server changes a descriptor's ownership): tried a few times, then
-    ForkRefused, before any line of the file was read."""
+def _started_pool(executor: Any, context: Any, workers: int, job: tuple[Any, ...]) -> tuple[Any, Any]:
+    """(a pool whose workers are already forked, the future of a first task that does nothing). A fork can be
+    refused at that moment by a library's at-fork guard (filelock refuses while another thread of a server changes a
+    descriptor's ownership): tried a few times, then ForkRefused, before any line of the file was read. The first
+    task is not waited for here, so the workers start on the first ranges while they come up; its future says
+    whether they did (a worker that died as it started breaks the pool)."""
     import random
     import time
 
     for attempt in range(4):
         pool = executor(workers, mp_context=context, initializer=_start_worker, initargs=job)
         try:
-            pool.submit(_ready).result()
-            return pool
+            return pool, pool.submit(_ready)  # forks every worker now, or raises
         except RuntimeError:
             # A fork refused halfway leaves the workers forked before it waiting for work: the pool's manager thread
             # never started, so shutdown cannot tell them to stop, and the interpreter would wait for them at exit.
@@ -327,27 +404,51 @@ def _parallel_results(rows: Any, encoding: str, check: Any) -> Iterator[tuple[An
             # Each pool's own job, given to its workers as they start (not a global set here: two gates may run at
             # once in a server's threads, and a worker may fork at any submit).
             job = (encoding, check, rows.max_line_bytes)
-            with _started_pool(ProcessPoolExecutor, multiprocessing.get_context("fork"), workers, job) as pool:
+            pool, ready = _started_pool(ProcessPoolExecutor, multiprocessing.get_context("fork"), workers, job)
+
+            def results_of(done: Any) -> list[Any]:
+                nonlocal ready
+                if ready is not None:  # before the first result is given: did the workers start?
+                    try:
+                        ready.result()
+                    except RuntimeError:  # (BrokenProcessPool) nothing has been given yet: measured here instead
+                        raise ForkRefused from None
+                    ready = None
+                return done if isinstance(done, list) else done.result()
+
+            def submitted(item: tuple[Any, ...]) -> Any:
+                try:
+                    return pool.submit(_measure_range, *item[1:])
+                except RuntimeError:  # (BrokenProcessPool) a worker died as it started
+                    if ready is not None:
+                        raise ForkRefused from None
+                    raise
+
+            with pool:
                 pending: deque[Any] = deque()
                 in_flight = 0
+                left = sum(os.fstat(handle.fileno()).st_size for _, handle in opened)  # bytes not yet scanned
+
+                def range_size(position: int) -> int:
+                    return min(BATCH_BYTES, max(_MIN_RANGE_BYTES, (left - position) // (4 * workers)))
+
                 for split, handle in opened:
-                    for item in _line_ranges(split, handle.fileno(), rows.max_line_bytes, BATCH_BYTES):
+                    for item in _line_ranges(split, handle.fileno(), rows.max_line_bytes, range_size):
                         if item[0] == "overlong":
                             _, split_, line, length = item
                             problem = Finding(split_, line, "error", "line_too_long", overlong_line_message(length, rows.max_line_bytes))
                             pending.append([("problem", problem)])
                         else:
-                            pending.append(pool.submit(_measure_range, *item[1:]))
+                            pending.append(submitted(item))
                             in_flight += 1
                         while in_flight >= 2 * workers or (pending and isinstance(pending[0], list)):
                             done = pending.popleft()
                             if not isinstance(done, list):
                                 in_flight -= 1
-                                done = done.result()
-                            yield from done
+                            yield from results_of(done)
+                    left -= os.fstat(handle.fileno()).st_size
                 while pending:
-                    done = pending.popleft()
-                    yield from (done if isinstance(done, list) else done.result())
+                    yield from results_of(pending.popleft())
         finally:
             gc.unfreeze()
 

@@ -24,9 +24,10 @@ EXAMPLE_KEYS = {"messages", "tools", "parallel_tool_calls", "functions"}
 PREFERENCE_KEYS = {"input", "preferred_output", "non_preferred_output"}
 ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
 MIN_TRAIN_EXAMPLES = 10
-# A message with only these keys, one of these roles and a non-empty text content passes every message check.
-_PLAIN_KEYS = {"role", "content", "name"}
-_PLAIN_ROLES = ROLES - {"tool"}  # (a tool result is checked against the calls before it)
+# A message with only these keys, one of these roles and a non-empty text content passes every message check
+# (tokens._plain_chat_tokens counts rows of only such messages without running the checks).
+PLAIN_MESSAGE_KEYS = frozenset({"role", "content", "name"})
+PLAIN_MESSAGE_ROLES = frozenset(ROLES - {"tool"})  # (a tool result is checked against the calls before it)
 WARNINGS = {"unrecognized_key", "example_missing_user_message", "duplicate_example"}
 
 
@@ -52,7 +53,7 @@ def _message_findings(messages: Any, where: str) -> list[tuple[str, str]]:
     for index, message in enumerate(messages):
         if type(message) is dict:
             role, content = message.get("role"), message.get("content")
-            if type(role) is str and role in _PLAIN_ROLES and type(content) is str and content and message.keys() <= _PLAIN_KEYS:
+            if type(role) is str and role in PLAIN_MESSAGE_ROLES and type(content) is str and content and message.keys() <= PLAIN_MESSAGE_KEYS:
                 continue  # the common message, with nothing to report: none of the checks below applies
         if not isinstance(message, dict):
             problems.append(("data_type", f"{where} message {index} is {type(message).__name__}, not an object"))

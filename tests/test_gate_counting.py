@@ -1,0 +1,159 @@
+"""The gate's cheaper ways of measuring give exactly the answers of the general way: long texts seen again counted
+from a cache keyed by their digest, plain chat rows measured without the format checks as the checks and the
+general count measure them, ranges that shrink towards the end of a file and a pool not waited for before work is
+sent give the one-process report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from model_customization.datasets import tokens
+from model_customization.datasets.inspect import inspect_dataset
+from model_customization.datasets.validate import row_findings
+
+
+def test_a_long_text_seen_again_is_not_counted_again(monkeypatch):
+    # A transcript's tool output read twice: the second time its count comes from the cache of long texts, keyed by
+    # a digest (the text itself is not held), and equals the tokenizer's count of the text.
+    tokens._cache.clear()
+    tokens._long_cache.clear()
+    source = "".join(f"def handler_{i}(request):\n    return render(request, 'page_{i}.html')\n\n" for i in range(80))
+    assert len(source) >= tokens._LONG_TEXT_CHARS
+    calls = []
+    real = tokens._counter("o200k_base")
+    monkeypatch.setattr(tokens, "_counter", lambda name: lambda text: calls.append(text) or real(text))
+    expected = len(tokens._encoding("o200k_base").encode_ordinary(source))
+    assert tokens.count_text(source, "o200k_base") == expected
+    assert tokens.count_text(source, "o200k_base") == expected
+    assert tokens.count_text(source + "x", "o200k_base") == len(tokens._encoding("o200k_base").encode_ordinary(source + "x"))
+    assert calls == [source, source + "x"]  # the same text once, a different one counted
+    assert source not in tokens._cache["o200k_base"]
+    surrogate = source + "\ud800"  # a lone surrogate: digested as it is, counted as encode_ordinary counts it
+    assert tokens.count_text(surrogate, "o200k_base") == len(tokens._encoding("o200k_base").encode_ordinary(surrogate))
+
+
+def test_the_cache_of_long_texts_is_bounded(monkeypatch):
+    monkeypatch.setattr(tokens, "_LONG_CACHE_MAX_TEXTS", 3)
+    tokens._long_cache.clear()
+    texts = [f"{i} " + "word " * 1000 for i in range(7)]
+    for text in texts:
+        assert tokens.count_text(text, "cl100k_base") == len(tokens._encoding("cl100k_base").encode_ordinary(text))
+    assert 0 < len(tokens._long_cache["cl100k_base"]) <= 3
+
+
+_ROLES = st.sampled_from(["system", "developer", "user", "assistant", "tool", "function", "robot", 3, None])
+_CONTENT = st.one_of(st.sampled_from(["", "hi", "The answer is 4.", "line one\nline two"]), st.none(), st.just([{"type": "text", "text": "x"}]), st.integers())
+_OPTIONAL_KEYS = {"name": st.sampled_from(["", "ann", 0, 1]), "weight": st.sampled_from([0, 1, 2]), "extra": st.just(1), "tool_calls": st.just([])}
+# Mostly messages the fast path takes (so that rows of only such messages are common), with one odd thing at times.
+_PLAIN = st.fixed_dictionaries({"role": st.sampled_from(["system", "user", "assistant"]), "content": st.sampled_from(["hi", "The answer is 4."])})
+_MESSAGE = st.one_of(
+    _PLAIN,
+    _PLAIN,
+    _PLAIN,
+    st.fixed_dictionaries({"role": st.sampled_from(["user", "assistant"]), "content": st.just("ok")}, optional=_OPTIONAL_KEYS),
+    st.fixed_dictionaries({"role": _ROLES, "content": _CONTENT}, optional=_OPTIONAL_KEYS),
+    st.sampled_from(["not a message", 7]),
+)
+_ROW = st.one_of(
+    st.fixed_dictionaries({"messages": st.lists(_MESSAGE, min_size=1, max_size=6)}),
+    st.fixed_dictionaries({"messages": st.lists(_MESSAGE, max_size=6)}, optional={"tools": st.just([{"type": "function", "function": {"name": "f"}}]), "label": st.booleans(), "input": st.just({})}),
+    st.fixed_dictionaries({"messages": st.sampled_from([[], "x", None])}),
+    st.sampled_from([[1], "row"]),
+)
+
+
+def _only_plain_messages(row) -> bool:
+    if not (isinstance(row, dict) and set(row) == {"messages"} and isinstance(row["messages"], list) and row["messages"]):
+        return False
+    return all(
+        isinstance(m, dict) and set(m) <= {"role", "content", "name"} and m.get("role") in ("system", "user", "assistant") and isinstance(m.get("content"), str) and m["content"]
+        for m in row["messages"]
+    )
+
+
+@settings(max_examples=500, deadline=None)
+@given(_ROW)
+def test_a_plain_chat_row_is_measured_as_the_checks_and_the_general_count_measure_it(row):
+    fast = tokens._plain_chat_tokens(row, "o200k_base")
+    findings = row_findings("train", 1, row)
+    if fast is None:
+        # Only rows the checks have something to say about, or rows with more than plain messages, go the general way.
+        assert findings or not _only_plain_messages(row)
+        return
+    assert findings == []
+    assert fast == tokens.count_chat_tokens(tokens.chat_messages(row), "o200k_base", row.get("tools"))
+
+
+def test_plain_chat_rows_are_the_common_rows():
+    # The fast path must actually take ordinary rows, with names too (or the test above proves nothing).
+    row = {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "2+2?", "name": "ann"}, {"role": "assistant", "content": "4"}]}
+    assert tokens._plain_chat_tokens(row, "o200k_base") == tokens.count_chat_tokens(row["messages"], "o200k_base")
+    assert tokens._plain_chat_tokens({"messages": row["messages"][:2]}, "o200k_base") is None  # no assistant: checked the general way
+
+
+def test_ranges_that_shrink_towards_the_end_give_the_one_process_report(ws, tmp_path: Path, monkeypatch):
+    lines = []
+    for i in range(600):
+        if i % 97 == 5:
+            lines.append('{"messages": [')  # not JSON
+        elif i % 89 == 7:
+            lines.append(lines[0])  # a duplicate of the first line, far from it
+        else:
+            lines.append(json.dumps({"messages": [{"role": "user", "content": f"question {i} " + "why " * (i % 13)}, {"role": "assistant", "content": f"answer {i}\n  indented\nnext line"}]}))
+    file = tmp_path / "chat.jsonl"
+    file.write_text("\n".join(lines) + "\n")
+    monkeypatch.setenv("MODEL_CUSTOMIZATION_ALLOWED_ROOTS", str(tmp_path))
+    monkeypatch.setattr("model_customization.datasets.inspect.MAX_FINDINGS", 10**6)
+    monkeypatch.setattr(tokens, "PARALLEL_MIN_BYTES", 1 << 60)
+    one_process = inspect_dataset(ws, path=str(file), provider="openai")
+
+    lengths = []
+    real = tokens._line_ranges
+
+    def recorded(*args):
+        for item in real(*args):
+            if item[0] == "range":
+                lengths.append(item[4])
+            yield item
+
+    monkeypatch.setattr(tokens, "_line_ranges", recorded)
+    monkeypatch.setattr(tokens, "_worker_count", lambda: 2)
+    monkeypatch.setattr(tokens, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(tokens, "BATCH_BYTES", 8000)
+    monkeypatch.setattr(tokens, "_MIN_RANGE_BYTES", 500)
+    monkeypatch.setattr(tokens, "_SCAN_BYTES", 256)
+    tokens._cache.clear()
+    tokens._long_cache.clear()
+    pooled = inspect_dataset(ws, path=str(file), provider="openai")
+
+    assert json.dumps(pooled) == json.dumps(one_process)
+    assert pooled["finding_counts"]["invalid_json"] == 7 and pooled["finding_counts"]["duplicate_example"] >= 6
+    assert max(lengths[:3]) >= 8000 > 2 * max(lengths[-3:])  # full ranges first, small ones at the end
+    assert sum(lengths) == file.stat().st_size
+
+
+def test_workers_that_die_as_they_start_give_the_one_process_report(ws, tmp_path: Path, monkeypatch):
+    # The pool is not waited for before the first ranges are sent; a worker that dies as it starts (here: its
+    # initializer fails) is found before any result is given, and the file is measured in this process instead.
+    file = tmp_path / "chat.jsonl"
+    file.write_text("".join(json.dumps({"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}]}) + "\n" for i in range(300)))
+    monkeypatch.setenv("MODEL_CUSTOMIZATION_ALLOWED_ROOTS", str(tmp_path))
+    monkeypatch.setattr(tokens, "PARALLEL_MIN_BYTES", 1 << 60)
+    one_process = inspect_dataset(ws, path=str(file), provider="openai")
+
+    def dying(*args):
+        raise OSError("no memory for the worker")
+
+    pools = []
+    real = tokens._parallel_results
+    monkeypatch.setattr(tokens, "_parallel_results", lambda *a: pools.append(1) or real(*a))
+    monkeypatch.setattr(tokens, "_start_worker", dying)
+    monkeypatch.setattr(tokens, "_worker_count", lambda: 2)
+    monkeypatch.setattr(tokens, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(tokens, "BATCH_BYTES", 2000)
+    assert json.dumps(inspect_dataset(ws, path=str(file), provider="openai")) == json.dumps(one_process)
+    assert pools == [1]
