@@ -260,3 +260,17 @@ def test_exact_key_of_lone_surrogates_fails_as_json_did() -> None:
         _exact_key_by_json(example)
     with pytest.raises(UnicodeEncodeError):
         exact_key(example)
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(_JSON_VALUES)
+def test_a_datasets_lines_are_the_json_bytes_whatever_the_example_holds(value: object) -> None:
+    """canonical_json (orjson where it writes the same bytes) gives json.dumps' line, or fails as json did."""
+    example = {"messages": [{"role": "user", "content": "Hello  World"}], "extra": value}
+    try:
+        expected = json.dumps(example, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    except (TypeError, ValueError) as error:
+        with pytest.raises(type(error)):
+            dedupe.canonical_json(example)
+        return
+    assert dedupe.canonical_json(example) == expected

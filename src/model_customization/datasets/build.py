@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from model_customization.datasets.curation import split_into_turn_examples
-from model_customization.datasets.dedupe import NearDuplicateFilter, exact_key, example_text, minhash_of
+from model_customization.datasets.dedupe import NearDuplicateFilter, canonical_json, exact_key, example_text, minhash_of
 from model_customization.datasets.examples import conversation_to_example, example_problem, message_to_dict
 from model_customization.datasets.filters import ConversationFilter
 from model_customization.datasets.outcomes import NO_SIGNAL, OutcomeLabeller, card_markdown_lines, labelled_example
@@ -268,7 +268,7 @@ class _PrepareOptions:
 
 
 def _line_of(example: dict[str, Any], turn_key: bytes | None) -> tuple[bytes, int, bytes | None]:
-    return _canonical(example).encode("utf-8") + b"\n", _example_tokens(example), turn_key
+    return canonical_json(example) + b"\n", _example_tokens(example), turn_key
 
 
 def _hashes(example: dict[str, Any], options: _PrepareOptions) -> tuple[str, Any]:
@@ -838,7 +838,7 @@ def store_examples(
             spill_path = work / "kept.jsonl"
             with spill_path.open("wb") as spill:
                 for _, example in examples:
-                    spill.write(_canonical(example).encode("utf-8") + b"\n")
+                    spill.write(canonical_json(example) + b"\n")
             content_hash = _write_splits(spill_path, example_split, work)
             return _store_written_splits(
                 ws, work, content_hash, counts, name=name, method=method, card_fields=card_fields, extra_files=extra_files
