@@ -157,3 +157,42 @@ def test_workers_that_die_as_they_start_give_the_one_process_report(ws, tmp_path
     monkeypatch.setattr(tokens, "BATCH_BYTES", 2000)
     assert json.dumps(inspect_dataset(ws, path=str(file), provider="openai")) == json.dumps(one_process)
     assert pools == [1]
+
+
+def test_bounded_count_caches_hold_no_more_than_asked(monkeypatch):
+    # A build's workers count far more distinct texts than the gate: they ask for smaller caches (memory at 1 GB).
+    monkeypatch.setattr(tokens, "_CACHE_MAX_CHARS", tokens._CACHE_MAX_CHARS)
+    monkeypatch.setattr(tokens, "_LONG_CACHE_MAX_TEXTS", tokens._LONG_CACHE_MAX_TEXTS)
+    monkeypatch.setattr(tokens, "_cache_chars", 0)
+    tokens._cache.clear()
+    tokens._long_cache.clear()
+    for i in range(50):
+        tokens.count_text(f"short text number {i}", "o200k_base")
+    tokens.bound_count_caches(200, 2)
+    assert tokens._cache_chars <= 200  # what it held beyond the new bound was let go
+    for i in range(60):
+        text = f"another short text {i}"
+        assert tokens.count_text(text, "o200k_base") == len(tokens._encoding("o200k_base").encode_ordinary(text))
+        assert tokens._cache_chars <= 200
+    for i in range(5):
+        tokens.count_text(f"{i} " + "word " * 1000, "o200k_base")
+        assert sum(map(len, tokens._long_cache.values())) <= 2
+
+
+def test_a_build_worker_starts_with_the_builds_bounds():
+    import multiprocessing
+
+    from model_customization.datasets import build
+
+    def child(queue):
+        build._start_worker(None)
+        queue.put((tokens._CACHE_MAX_CHARS, tokens._LONG_CACHE_MAX_TEXTS))
+
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    process = context.Process(target=child, args=(queue,))
+    process.start()
+    bounds = queue.get(timeout=60)
+    process.join(timeout=60)
+    assert bounds == (build.WORKER_COUNT_CACHE_CHARS, build.WORKER_COUNT_CACHE_LONG_TEXTS)
+    assert bounds[0] < tokens._CACHE_MAX_CHARS and bounds[1] < tokens._LONG_CACHE_MAX_TEXTS  # this process keeps the gate's

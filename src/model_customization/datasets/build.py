@@ -34,7 +34,7 @@ from model_customization.datasets.examples import conversation_to_example, examp
 from model_customization.datasets.filters import ConversationFilter
 from model_customization.datasets.outcomes import NO_SIGNAL, OutcomeLabeller, card_markdown_lines, labelled_example
 from model_customization.datasets.redaction import redact_conversation, redact_record, redact_text
-from model_customization.datasets.tokens import _encoding, count_chat_tokens
+from model_customization.datasets.tokens import _encoding, bound_count_caches, count_chat_tokens
 from model_customization.errors import NotFoundError, UserError
 from model_customization.memory.cass_memory import load_outcome_signals, outcome_files
 from model_customization.memory.detect import SUPPORTED_FORMATS, PassedOver, ReadUnit, plan_memory, read_unit
@@ -404,11 +404,15 @@ def _unit_events(unit: ReadUnit, job: _ReadJob) -> Iterator[tuple[Any, ...]]:
 
 
 _worker_job: _ReadJob | None = None  # set in each worker as it starts
+# Token-count caches of a build's worker (see tokens.bound_count_caches): what keeps a 1 GB build under 300 MB.
+WORKER_COUNT_CACHE_CHARS = 6_000_000
+WORKER_COUNT_CACHE_LONG_TEXTS = 60_000
 
 
 def _start_worker(job: _ReadJob | None) -> None:
     global _worker_job
     _worker_job = job
+    bound_count_caches(WORKER_COUNT_CACHE_CHARS, WORKER_COUNT_CACHE_LONG_TEXTS)
     # The tables and modules the worker inherited are never freed in it: keeping them out of the collector's view
     # keeps it from touching (and so copying) the pages it shares with the process it was forked from.
     gc.freeze()

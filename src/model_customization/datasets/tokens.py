@@ -59,6 +59,22 @@ _LONG_CACHE_MAX_TEXTS = 200_000
 _long_cache: dict[str, dict[bytes, int]] = {}
 
 
+def bound_count_caches(max_chars: int, max_long_texts: int) -> None:
+    """Hold at most max_chars characters of short texts and max_long_texts digests of long ones in this process's
+    caches (emptied when full). A build's workers call it: they count far more distinct texts than the gate, and the
+    defaults, sized for the gate's repeats, would hold about 20 MB more per worker (1 GB of transcripts measured at
+    307 MB summed PSS with them, 293 MB with 6M characters and 60k texts, at the same speed)."""
+    global _CACHE_MAX_CHARS, _LONG_CACHE_MAX_TEXTS, _cache_chars
+    _CACHE_MAX_CHARS, _LONG_CACHE_MAX_TEXTS = max_chars, max_long_texts
+    if _cache_chars > max_chars:
+        for counts in _cache.values():
+            counts.clear()
+        _cache_chars = 0
+    if sum(map(len, _long_cache.values())) > max_long_texts:
+        for digests in _long_cache.values():
+            digests.clear()
+
+
 def count_text(text: str, encoding: str) -> int:
     cache = _cache.get(encoding)
     if cache is None:
