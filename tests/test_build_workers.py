@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from forking import refuse_every_second_fork
 
 from model_customization.datasets import build
 from model_customization.datasets.build import build_dataset
@@ -183,19 +184,10 @@ def test_a_refused_fork_leaves_no_worker_behind_and_builds_in_this_process(tmp_p
     """A library's at-fork guard may refuse a fork halfway through starting the pool (filelock does while another
     thread changes a descriptor's ownership): the workers already forked are ended and the build goes on here."""
     import multiprocessing
-    import os
 
     alone, alone_files = _built(tmp_path / "one", memory, 1)
-    real_fork, forks = os.fork, []
-
-    def every_second_refused() -> int:
-        forks.append(1)
-        if len(forks) % 2 == 0:
-            raise RuntimeError("os.fork is unsafe while filelock is changing descriptor ownership")
-        return real_fork()
-
     before = {p.pid for p in multiprocessing.active_children()}
-    monkeypatch.setattr(os, "fork", every_second_refused)
+    forks = refuse_every_second_fork(monkeypatch)
     pooled, pooled_files = _built(tmp_path / "pool", memory, 2)
     assert len(forks) >= 6  # three pools, each with one worker forked and one refused, before going on alone
     assert [p for p in multiprocessing.active_children() if p.pid not in before] == []

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from forking import refuse_every_second_fork
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -142,7 +143,6 @@ def test_a_fork_refused_halfway_leaves_no_worker_behind(ws, tmp_path, monkeypatc
     # Two gates forking at once: the first worker of a pool forks, the second is refused. The one forked must not be
     # left waiting for work (the interpreter would wait for it at exit, forever).
     import multiprocessing
-    import os
 
     file = tmp_path / "mixed.jsonl"
     _mixed_file(file)
@@ -150,16 +150,8 @@ def test_a_fork_refused_halfway_leaves_no_worker_behind(ws, tmp_path, monkeypatc
     monkeypatch.setattr(tokens, "PARALLEL_MIN_BYTES", 1 << 60)
     one_process = inspect_dataset(ws, path=str(file), provider="openai")
 
-    real_fork, forks = os.fork, []
-
-    def every_second_refused() -> int:
-        forks.append(1)
-        if len(forks) % 2 == 0:
-            raise RuntimeError("os.fork is unsafe while filelock is changing descriptor ownership")
-        return real_fork()
-
     before = {p.pid for p in multiprocessing.active_children()}
-    monkeypatch.setattr(os, "fork", every_second_refused)
+    forks = refuse_every_second_fork(monkeypatch)
     monkeypatch.setattr(tokens, "_worker_count", lambda: 2)
     monkeypatch.setattr(tokens, "PARALLEL_MIN_BYTES", 0)
     monkeypatch.setattr(tokens, "BATCH_BYTES", 3000)

@@ -251,6 +251,13 @@ def test_a_grpo_step_on_the_embedded_model_shows_the_tools_and_plays_the_tool_tu
 
 
 # --- 2 and 3: a hosted model gets the tools as the API's `tools` ---------------------------------------------------------
+def _weather_reply(model: str, messages: list[dict]) -> str | dict:
+    """A hosted model that calls get_weather for Oslo's weather question and says "rain" to anything else."""
+    if "weather in Oslo" in messages[-1]["content"]:
+        return {"content": None, "tool_calls": [{"name": "get_weather", "arguments": json.dumps({"city": "Oslo"})}]}
+    return "rain"
+
+
 def test_evaluate_sends_a_cases_tools_to_a_hosted_model_and_scores_its_native_tool_calls(ws, tmp_path: Path, monkeypatch):
     from openai_fake import serving
 
@@ -264,13 +271,8 @@ def test_evaluate_sends_a_cases_tools_to_a_hosted_model_and_scores_its_native_to
     plain = {"messages": [{"role": "user", "content": "Say rain."}], "contains": "rain"}
     suite = _write(tmp_path / "tools.jsonl", [CASE, plain])
 
-    def reply(model: str, messages: list[dict]) -> str | dict:
-        if "weather in Oslo" in messages[-1]["content"]:
-            return {"content": None, "tool_calls": [{"name": "get_weather", "arguments": json.dumps({"city": "Oslo"})}]}
-        return "rain"
-
     with serving(monkeypatch, "sk-test-tools-0123456789abcdef", ws=ws) as fake:
-        fake.chat_reply = reply
+        fake.chat_reply = _weather_reply
         # The fake's budgets are 0: a person approves the run (as elicitation would ask them).
         report = evaluate(ws, None, ["openai:gpt-4.1-mini-2025-04-14", "openai:gpt-4.1-2025-04-14"], suite=str(suite), max_tokens=16, consent=Consent(human_usd=1.0))
         bodies = [body for _, template, body in fake.request_bodies if template == "/chat/completions"]
@@ -399,13 +401,8 @@ def test_evaluating_a_dataset_offers_each_example_its_tools(ws, monkeypatch):
     assert cases_sha256(without_tools) == hash_before_tools(without_tools)
     assert cases_sha256(rows) != hash_before_tools(rows)
 
-    def reply(model: str, messages: list[dict]) -> str | dict:
-        if "weather in Oslo" in messages[-1]["content"]:
-            return {"content": None, "tool_calls": [{"name": "get_weather", "arguments": json.dumps({"city": "Oslo"})}]}
-        return "rain"
-
     with serving(monkeypatch, "sk-test-tools-0123456789abcdef", ws=ws) as fake:
-        fake.chat_reply = reply
+        fake.chat_reply = _weather_reply
         evaluate(ws, dataset_id, ["openai:gpt-4.1-mini-2025-04-14", "openai:gpt-4.1-2025-04-14"], max_tokens=16, consent=Consent(human_usd=1.0))
         bodies = [body for _, template, body in fake.request_bodies if template == "/chat/completions"]
     assert not fake.violations

@@ -537,14 +537,9 @@ class _Reader:
             try:
                 pool.submit(_ready).result()
             except RuntimeError:
-                # A fork refused halfway leaves the workers forked before it waiting for work that never comes (the
-                # pool's manager thread never started, so shutdown cannot stop them): end them here.
-                forked = list((getattr(pool, "_processes", None) or {}).values())
-                for process in forked:
-                    process.terminate()
-                pool.shutdown(wait=True, cancel_futures=True)
-                for process in forked:
-                    process.join(timeout=10)
+                from model_customization.datasets.pools import end_half_started_pool
+
+                end_half_started_pool(pool)  # a fork refused halfway: the workers forked before it are ended
                 time.sleep(random.uniform(0.02, 0.1) * (attempt + 1))
                 continue
             self.pool = pool

@@ -382,14 +382,9 @@ def _started_pool(executor: Any, context: Any, workers: int, job: tuple[Any, ...
         try:
             return pool, pool.submit(_ready)  # forks every worker now, or raises
         except RuntimeError:
-            # A fork refused halfway leaves the workers forked before it waiting for work: the pool's manager thread
-            # never started, so shutdown cannot tell them to stop, and the interpreter would wait for them at exit.
-            forked = list((getattr(pool, "_processes", None) or {}).values())
-            for process in forked:
-                process.terminate()
-            pool.shutdown(wait=True, cancel_futures=True)
-            for process in forked:
-                process.join(timeout=10)
+            from model_customization.datasets.pools import end_half_started_pool
+
+            end_half_started_pool(pool)
             time.sleep(random.uniform(0.02, 0.1) * (attempt + 1))  # two gates forking at once: not in step again
     raise ForkRefused
 
