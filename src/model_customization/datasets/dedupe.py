@@ -2,8 +2,8 @@
 
 `exact_key(example)` is a hash of the example with every string lowercased and its whitespace collapsed, so two
 examples that differ only in case or spacing share a key. `NearDuplicateFilter` finds examples whose texts are
-similar (estimated Jaccard similarity of their shingle sets >= threshold) with MinHash (one permutation hashing with
-densification: one hash per shingle, see minhash_of) + LSH banding with the bands datasketch would choose.
+similar (estimated Jaccard similarity of their shingle sets >= threshold) with MinHash + LSH banding, computed as
+datasketch computes them (numpy only; tests compare the two).
 
 Shingles: the text is lowercased and its whitespace collapsed. A text of at least 3 * `shingle` words is shingled
 into word `shingle`-grams (5 by default); shorter texts into character 3-grams of the normalised text (word 5-grams
@@ -127,8 +127,11 @@ LSH_THRESHOLD_CAP = 0.95
 
 
 class MinHash:
-    """A MinHash signature: num_perm uint32 values (see minhash_of); two texts' values agree, position by position,
-    about as often as their shingle sets' Jaccard similarity."""
+    """A MinHash signature: per permutation, the least permuted hash of a shingle set (see minhash_of).
+
+    The same values datasketch's MinHash gives with its default (affine32) scheme, seed SEED and sha1_hash32 shingle
+    hashes; made here with numpy alone, because importing datasketch imports scipy (for its LSH parameters), which
+    took longer than a build's whole parse of a 50 MB corpus."""
 
     __slots__ = ("hashvalues",)
 
@@ -151,6 +154,17 @@ class MinHash:
 
     def __setstate__(self, hashvalues: Any) -> None:
         self.hashvalues = hashvalues
+
+
+@lru_cache(maxsize=8)
+def _permutations(num_perm: int, seed: int) -> tuple[Any, Any]:
+    """datasketch's affine32 permutations h -> a * h + b (mod 2**32), drawn as it draws them (odd a)."""
+    import numpy as np  # imported here: server start-up does not need it
+
+    generator = np.random.RandomState(seed)
+    a = generator.randint(0, 1 << 31, num_perm, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
+    b = generator.randint(0, 1 << 32, num_perm, dtype=np.uint32)
+    return a, b
 
 
 @lru_cache(maxsize=8)
@@ -240,131 +254,45 @@ class NearDuplicateFilter:
         return self.duplicate_of(key, text, signature) is not None
 
 
-# Shingle hashes. A shingle of word 5-grams is a span of the normalised text's UTF-8 bytes (the words are joined by
-# single spaces, and no word holds a 0x20 byte), so every shingle's hash is computed at once from prefix sums in
-# numpy: the polynomial hash sum(byte[i] * P**(i - start)) mod 2**64 of the span, then mixed by MurmurHash3's 64-bit
-# finaliser. Prefix sums run over windows of at most _WINDOW bytes (the powers of P are kept for one window only);
-# a shingle longer than a window (a 256 KB "word") is hashed on its own with blake2b, which is then its hash wherever
-# it occurs (the choice depends on the shingle alone). Character 3-grams are hashed from their code points.
-_P = 0x100000001B3  # odd, so invertible modulo 2**64
-_WINDOW = 1 << 18
-_FMIX64 = (33, 0xFF51AFD7ED558CCD, 33, 0xC4CEB9FE1A85EC53, 33)
-_BIN_BITS = 7  # log2 of the largest num_perm the one-permutation scheme serves through the top bits of a hash
+_HASH_CHUNK = 8192  # shingles hashed into the signature at a time: the (shingles x num_perm) array stays ~4 MB
+# The MurmurHash3 32-bit finalizer's shifts and multipliers: the affine32 scheme mixes each shingle hash with it once
+# before applying the permutations.
+_FMIX32 = (16, 0x85EBCA6B, 13, 0xC2B2AE35, 16)
 
 
-@lru_cache(maxsize=1)
-def _powers() -> tuple[Any, Any]:
-    """P**i and P**-i modulo 2**64 for i in [0, _WINDOW] (uint64 products wrap: that is the modulo)."""
+def _affine32_minimum(values: Any, a: Any, b: Any) -> Any:
+    """Per permutation, min over `values` (uint32) of a * fmix32(value) + b in uint32 arithmetic (which wraps: that
+    is the scheme's modulo 2**32), as datasketch's MinHash.update_batch computes it."""
     import numpy as np  # imported here: server start-up does not need it
 
-    def powers_of(base: int) -> Any:
-        out = np.empty(_WINDOW + 1, dtype=np.uint64)
-        out[0] = 1
-        out[1:] = base
-        return np.cumprod(out, out=out)
-
-    return powers_of(_P), powers_of(pow(_P, -1, 1 << 64))
-
-
-def _fmix64(values: Any) -> Any:
-    import numpy as np
-
-    shift1, multiplier1, shift2, multiplier2, shift3 = (np.uint64(c) for c in _FMIX64)
-    values ^= values >> shift1
-    values *= multiplier1
-    values ^= values >> shift2
-    values *= multiplier2
-    values ^= values >> shift3
-    return values
-
-
-def _span_hashes(data: bytes, starts: Any, ends: Any) -> Any:
-    """The polynomial hash (before mixing) of each span data[starts[i]:ends[i]]; spans ordered by start and end."""
-    import numpy as np
-
-    powers, inverse_powers = _powers()
-    raw = np.frombuffer(data, dtype=np.uint8)
-    out = np.empty(len(starts), dtype=np.uint64)
-    first = 0
-    while first < len(starts):
-        base = int(starts[first])
-        if int(ends[first]) - base > _WINDOW:  # one shingle longer than a window: its own hash
-            digest = hashlib.blake2b(data[base : int(ends[first])], digest_size=8).digest()
-            out[first] = int.from_bytes(digest, "little")
-            first += 1
-            continue
-        # The spans that end inside this window [base, base + _WINDOW] (ends grow with starts).
-        last = int(np.searchsorted(ends, base + _WINDOW, side="right"))
-        top = int(ends[last - 1])
-        prefix = np.zeros(top - base + 1, dtype=np.uint64)
-        np.cumsum(raw[base:top] * powers[: top - base], out=prefix[1:])
-        local_starts = starts[first:last] - base
-        out[first:last] = (prefix[ends[first:last] - base] - prefix[local_starts]) * inverse_powers[local_starts]
-        first = last
-    return out
-
-
-def shingle_hashes(text: str, shingle: int = 5) -> Any:
-    """A 64-bit hash of each shingle of `text` (uint64 array; a shingle occurring twice appears twice), the same
-    shingles `shingles` gives: word shingles hash their UTF-8 bytes, character 3-grams their code points."""
-    import numpy as np
-
-    words = text.lower().split()
-    if len(words) >= 3 * shingle:
-        data = " ".join(words).encode("utf-8", "surrogatepass")
-        spaces = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 32)
-        starts = np.concatenate(([0], spaces + 1))[: len(words) - shingle + 1]
-        ends = np.concatenate((spaces, [len(data)]))[shingle - 1 :]
-        return _fmix64(_span_hashes(data, starts, ends))
-    points = np.frombuffer(" ".join(words).encode("utf-32-le", "surrogatepass"), dtype=np.uint32).astype(np.uint64)
-    if len(points) <= CHAR_SHINGLE:  # the whole text is the one shingle; its length keeps "" and "a" apart
-        raw = sum(int(c) * _P ** (CHAR_SHINGLE - i) for i, c in enumerate(points)) + len(points)
-        return _fmix64(np.array([raw % (1 << 64)], dtype=np.uint64))
-    grams = len(points) - CHAR_SHINGLE + 1
-    raw = np.full(grams, CHAR_SHINGLE, dtype=np.uint64)  # the length term, as for a whole short text
-    for offset in range(CHAR_SHINGLE):
-        raw += points[offset : offset + grams] * np.uint64(pow(_P, CHAR_SHINGLE - offset, 1 << 64))
-    return _fmix64(raw)
-
-
-@lru_cache(maxsize=8)
-def _borrow_order(num_perm: int, seed: int) -> Any:
-    """Per bin, the other bins in the order an empty bin tries them (a fixed random order: densification)."""
-    import numpy as np
-
-    generator = np.random.RandomState(seed)
-    order = np.empty((num_perm, num_perm - 1), dtype=np.intp)
-    for bin_ in range(num_perm):
-        others = np.array([b for b in range(num_perm) if b != bin_], dtype=np.intp)
-        order[bin_] = generator.permutation(others)
-    return order
+    shift1, multiplier1, shift2, multiplier2, shift3 = (np.uint32(c) for c in _FMIX32)
+    mixed = values ^ (values >> shift1)
+    mixed *= multiplier1
+    mixed ^= mixed >> shift2
+    mixed *= multiplier2
+    mixed ^= mixed >> shift3
+    permuted = mixed[:, None] * a
+    permuted += b
+    return permuted.min(axis=0)
 
 
 def minhash_of(text: str, num_perm: int = 128, shingle: int = 5) -> MinHash:
-    """The MinHash signature of a text's shingle set (deterministic: fixed seed), by one permutation hashing with
-    optimal densification (Shrivastava, ICML 2017).
+    """The MinHash signature of a text's shingle set (deterministic: fixed seed).
 
-    Each shingle's 64-bit hash goes to one of num_perm bins by its top bits; a bin's value is its least hash (the
-    next 32 bits of it). An empty bin takes the value of the first non-empty bin in its fixed borrowing order. For
-    two sets, each bin's values agree with probability equal to their Jaccard similarity (the first bin of the
-    borrowing order that is non-empty in the union decides, and its least hash over the union is shared exactly when
-    it belongs to both sets), as with num_perm independent permutations, at the cost of one hash per shingle instead
-    of num_perm. num_perm must be a power of two up to 128."""
-    import numpy as np
+    The values datasketch's MinHash(num_perm, seed=SEED) gives after update_batch with every shingle (its default
+    sha1_hash32 hash: the first 4 bytes of the shingle's UTF-8 SHA-1, little-endian; its affine32 permutations; a
+    test compares them). Chunks keep a session of a million words from making a (shingles x num_perm) array of a GB;
+    the minimum over the chunks is the minimum over all."""
+    import numpy as np  # imported here: server start-up does not need it
 
-    if num_perm & (num_perm - 1) or not 1 < num_perm <= 1 << _BIN_BITS:
-        raise ValueError(f"num_perm must be a power of two from 2 to {1 << _BIN_BITS}, got {num_perm}")
-    hashes = np.sort(shingle_hashes(text, shingle))
-    bin_shift = 64 - (num_perm.bit_length() - 1)
-    edges = np.append(np.searchsorted(hashes, np.arange(num_perm, dtype=np.uint64) << np.uint64(bin_shift)), len(hashes))
-    filled = edges[:-1] < edges[1:]
-    least = hashes[np.minimum(edges[:-1], len(hashes) - 1)]
-    values = ((least >> np.uint64(bin_shift - 32)) & np.uint64(0xFFFFFFFF)).astype(np.uint32)
-    if not filled.all():
-        empty = np.flatnonzero(~filled)
-        order = _borrow_order(num_perm, SEED)[empty]
-        values[empty] = values[order[np.arange(len(empty)), filled[order].argmax(axis=1)]]
-    return MinHash(values)
+    a, b = _permutations(num_perm, SEED)
+    sha1 = hashlib.sha1
+    found = list(shingles(text, shingle))
+    minimum = np.full(num_perm, (1 << 32) - 1, dtype=np.uint32)
+    for start in range(0, len(found), _HASH_CHUNK):
+        prefixes = b"".join([sha1(s.encode("utf-8")).digest()[:4] for s in found[start : start + _HASH_CHUNK]])
+        minimum = np.minimum(minimum, _affine32_minimum(np.frombuffer(prefixes, dtype="<u4").astype(np.uint32), a, b))
+    return MinHash(minimum)
 
 
-__all__ = ["MinHash", "NearDuplicateFilter", "canonical_json", "example_text", "exact_key", "minhash_of", "normalise_text", "shingle_hashes", "shingles"]
+__all__ = ["MinHash", "NearDuplicateFilter", "canonical_json", "example_text", "exact_key", "minhash_of", "normalise_text", "shingles"]
