@@ -158,9 +158,17 @@ def test_progress_is_reported_as_one_process_reports_it(tmp_path: Path, memory: 
     assert len(reports[1]) >= 10 and reports[2] == reports[1]
 
 
+def _as_from_one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Build as the CLI does, from a process with one thread, so that the pool forks this process (and its patched
+    functions): a thread another test left running would otherwise make it use a fork server."""
+    monkeypatch.setattr(threading, "active_count", lambda: 1)
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_an_error_in_a_worker_names_the_file_and_line(tmp_path: Path, memory: Path, monkeypatch: pytest.MonkeyPatch, workers: int) -> None:
     import multiprocessing
+
+    _as_from_one_thread(monkeypatch)
 
     real = build._prepare
 
@@ -184,6 +192,8 @@ def test_a_refused_fork_leaves_no_worker_behind_and_builds_in_this_process(tmp_p
     """A library's at-fork guard may refuse a fork halfway through starting the pool (filelock does while another
     thread changes a descriptor's ownership): the workers already forked are ended and the build goes on here."""
     import multiprocessing
+
+    _as_from_one_thread(monkeypatch)
 
     alone, alone_files = _built(tmp_path / "one", memory, 1)
     before = {p.pid for p in multiprocessing.active_children()}

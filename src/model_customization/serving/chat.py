@@ -47,6 +47,7 @@ class PreparedChat:
     seed: int
     stop: tuple[str, ...]
     tool_names: frozenset[str] = frozenset()  # tools whose calls are read back; empty: the text is the answer
+    tools: list[dict[str, Any]] | None = None  # the tools a local model is shown, as training and evaluate show them
     engine: Any = None  # a local model's BatchingEngine
     include_usage_chunk: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
@@ -85,6 +86,7 @@ def prepare_chat(ws: Workspace, request: ChatCompletionRequest) -> PreparedChat:
     include_usage = bool((request.stream_options or {}).get("include_usage"))
     return PreparedChat(
         requested=request.model, model=name, provider=provider, messages=messages, max_tokens=max_tokens,
+        tools=list(request.tools) if tool_names else None,
         # OpenAI's default temperature is 1; a fixed default seed keeps even sampled answers repeatable
         temperature=request.temperature if request.temperature is not None else DEFAULT_TEMPERATURE,
         seed=(request.seed or 0) % (2**63), stop=stop, tool_names=tool_names, engine=engine, include_usage_chunk=include_usage,
@@ -97,7 +99,7 @@ def start_local(prepared: PreparedChat, on_text: Callable[[str], None] | None = 
     from model_customization.providers.local.batching import Generation, prompt_token_ids
 
     generation = Generation(
-        prompt_token_ids(prepared.engine, prepared.messages), prepared.max_tokens, temperature=prepared.temperature,
+        prompt_token_ids(prepared.engine, prepared.messages, prepared.tools), prepared.max_tokens, temperature=prepared.temperature,
         seed=prepared.seed, stop=prepared.stop, on_text=on_text,
     )  # fmt: skip
     prepared.extra["generation"] = generation

@@ -269,8 +269,8 @@ def engine_for(ws: Workspace, model: str) -> tuple[BatchingEngine, str]:
     return engine, resolved.model_id
 
 
-def prompt_token_ids(engine: BatchingEngine, messages: list[dict[str, Any]]) -> list[int]:
-    """The conversation in the model's chat template, ending with the assistant's generation prompt."""
+def prompt_token_ids(engine: BatchingEngine, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> list[int]:
+    """The conversation (and its tools) in the model's chat template, ending with the assistant's generation prompt."""
     from model_customization.providers.local.chat import prompt_ids
 
-    return prompt_ids(engine.tokenizer, messages)
+    return prompt_ids(engine.tokenizer, messages, tools)
