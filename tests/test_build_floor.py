@@ -26,14 +26,32 @@ def _datasketch_2() -> None:
         pytest.skip("the reference signatures are datasketch 2's affine32 scheme")
 
 
-def _datasketch_signature(text: str) -> list[int]:
-    """The signature datasketch itself computes: its default scheme, each shingle's sha1_hash32 value fed to update_batch."""
-    _datasketch_2()
-    from datasketch import MinHash
+def _word_shingle_hash32(shingle: bytes) -> int:
+    """The documented hash of a word shingle, one shingle at a time in plain integers (the reference for the
+    vectorised one): each word's 8-byte BLAKE2b digest, little-endian, combined as h * multiplier + word mod 2**64,
+    folded to 32 bits."""
+    combined = 0
+    for word in shingle.decode("utf-8", "surrogatepass").split(" "):
+        word_hash = int.from_bytes(hashlib.blake2b(word.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
+        combined = (combined * dedupe.WORD_MULTIPLIER + word_hash) % 2**64
+    return (combined ^ (combined >> 32)) % 2**32
+
+
+def _reference_hashfunc(text: str, shingle: int = 5):
+    """datasketch's hashfunc for text's shingles: sha1_hash32 (its default) for character shingles, the word hash above
+    for word shingles."""
     from datasketch.hashfunc import sha1_hash32
 
-    signature = MinHash(num_perm=128, seed=1, hashfunc=sha1_hash32)
-    signature.update_batch([s.encode("utf-8") for s in shingles(text)])
+    return _word_shingle_hash32 if len(text.split()) >= 3 * shingle else sha1_hash32
+
+
+def _datasketch_signature(text: str, shingle: int = 5) -> list[int]:
+    """The signature datasketch itself computes: its default scheme, each shingle's documented hash fed to update_batch."""
+    _datasketch_2()
+    from datasketch import MinHash
+
+    signature = MinHash(num_perm=128, seed=1, hashfunc=_reference_hashfunc(text, shingle))
+    signature.update_batch([s.encode("utf-8", "surrogatepass") for s in shingles(text, shingle)])
     return signature.hashvalues.tolist()
 
 
@@ -43,6 +61,23 @@ def test_minhash_is_datasketchs_signature(words: int) -> None:
     vocabulary = ["alpha", "beta", "gamma", "delta", "Straße", "naïve", "x1", "ü", "42", "tab\tbed"]
     text = " ".join(rng.choice(vocabulary) + str(rng.randint(0, 500)) for _ in range(words))
     assert minhash_of(text).hashvalues.tolist() == _datasketch_signature(text)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.text(min_size=1, max_size=6).filter(lambda w: not any(c.isspace() for c in w)), min_size=0, max_size=60), st.integers(1, 6))
+def test_minhash_is_datasketchs_signature_for_any_words_and_shingle_size(words: list[str], shingle: int) -> None:
+    # Any characters (lone surrogates, case-folding ones like "İ" whose lower case is two characters) and any shingle
+    # size: the vectorised windows are the documented shingles, each hashed as the reference hashes it.
+    text = " ".join(words)
+    assert minhash_of(text, shingle=shingle).hashvalues.tolist() == _datasketch_signature(text, shingle)
+
+
+def test_word_shingle_hashes_do_not_collide_on_reordered_or_repeated_words() -> None:
+    # The combination is ordered: the same words in another order, or one word repeated, are other shingles.
+    shingles_seen = [" ".join(p) for p in __import__("itertools").permutations(["a", "b", "c", "d", "e"])]
+    shingles_seen += ["a a a a a", "a a a a b", "b a a a a", "aa a a a", "a a a a aa"]
+    values = {_word_shingle_hash32(s.encode()) for s in shingles_seen}
+    assert len(values) == len(shingles_seen)
 
 
 def test_minhash_signatures_still_find_near_duplicates() -> None:
@@ -84,13 +119,12 @@ def _datasketch_duplicates(texts: list[str], threshold: float) -> list[str | Non
     """What the filter answered when it was datasketch's MinHash and MinHashLSH: the reference for the same decisions."""
     _datasketch_2()
     from datasketch import MinHash, MinHashLSH
-    from datasketch.hashfunc import sha1_hash32
 
     lsh = MinHashLSH(threshold=min(threshold, LSH_THRESHOLD_CAP), num_perm=128)
     stored: dict[str, MinHash] = {}
     answers: list[str | None] = []
     for index, text in enumerate(texts):
-        signature = MinHash(num_perm=128, seed=1, hashfunc=sha1_hash32)
+        signature = MinHash(num_perm=128, seed=1, hashfunc=_reference_hashfunc(text))
         signature.update_batch([s.encode("utf-8") for s in shingles(text)])
         scored = [(signature.jaccard(stored[c]), c) for c in lsh.query(signature)]
         best = max((pair for pair in scored if pair[0] >= threshold), default=None)

@@ -2,8 +2,8 @@
 
 `exact_key(example)` is a hash of the example with every string lowercased and its whitespace collapsed, so two
 examples that differ only in case or spacing share a key. `NearDuplicateFilter` finds examples whose texts are
-similar (estimated Jaccard similarity of their shingle sets >= threshold) with MinHash + LSH banding, computed as
-datasketch computes them (numpy only; tests compare the two).
+similar (estimated Jaccard similarity of their shingle sets >= threshold) with MinHash + LSH banding: datasketch's
+signatures and LSH (its affine32 scheme, seed 1), computed with numpy alone (tests compare the two).
 
 Shingles: the text is lowercased and its whitespace collapsed. A text of at least 3 * `shingle` words is shingled
 into word `shingle`-grams (5 by default); shorter texts into character 3-grams of the normalised text (word 5-grams
@@ -11,6 +11,15 @@ of a 12-word text are too few and too brittle: one changed word removes half of 
 shingle, so all empty texts are duplicates of each other. MinHash uses a fixed seed, so results are deterministic
 across runs and processes. LSH candidates are confirmed against the stored MinHashes, so a reported duplicate always
 has an estimated similarity of at least `threshold`.
+
+Shingle hashes (the 32-bit values datasketch's `hashfunc` gives, before its permutations):
+- a character shingle: datasketch's default sha1_hash32, the first 4 bytes of its UTF-8 SHA-1, little-endian;
+- a word shingle: from its words' hashes, each the 8-byte BLAKE2b digest of the word's UTF-8 (lone surrogates passed
+  through) read little-endian. With h = 0, then h = h * WORD_MULTIPLIER + word_hash (mod 2**64) for each word in
+  order, the shingle's value is (h XOR h >> 32) mod 2**32. Each word is hashed once per text and every window
+  combined at once in numpy (a SHA-1 per word shingle was most of a build's MinHash time). For random word hashes
+  two different shingles collide in h with probability about 2**-63, so the 32-bit values collide as rarely as
+  SHA-1's prefixes do, and the estimate is as unbiased as datasketch's with its default hash.
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ from typing import Any
 _WS_RE = re.compile(r"\s+")
 SEED = 1
 CHAR_SHINGLE = 3
+WORD_MULTIPLIER = 0x9E3779B97F4A7C15  # odd, so each step h -> h * WORD_MULTIPLIER + word is a bijection of h
 
 
 def normalise_text(text: str) -> str:
@@ -129,8 +139,8 @@ LSH_THRESHOLD_CAP = 0.95
 class MinHash:
     """A MinHash signature: per permutation, the least permuted hash of a shingle set (see minhash_of).
 
-    The same values datasketch's MinHash gives with its default (affine32) scheme, seed SEED and sha1_hash32 shingle
-    hashes; made here with numpy alone, because importing datasketch imports scipy (for its LSH parameters), which
+    The same values datasketch's MinHash gives with its default (affine32) scheme, seed SEED and the shingle hashes of
+    the module docstring; made here with numpy alone, because importing datasketch imports scipy (for its LSH parameters), which
     took longer than a build's whole parse of a 50 MB corpus."""
 
     __slots__ = ("hashvalues",)
@@ -276,22 +286,45 @@ def _affine32_minimum(values: Any, a: Any, b: Any) -> Any:
     return permuted.min(axis=0)
 
 
+def _word_shingle_values(words: list[str], shingle: int) -> Any:
+    """The 32-bit hash of every word `shingle`-gram window of `words`, in order (see the module docstring)."""
+    import numpy as np  # imported here: server start-up does not need it
+
+    index: dict[str, int] = {}
+    positions = [index.setdefault(word, len(index)) for word in words]  # each distinct word hashed once
+    blake2b = hashlib.blake2b
+    digests = b"".join([blake2b(word.encode("utf-8", "surrogatepass"), digest_size=8).digest() for word in index])
+    word_hashes = np.frombuffer(digests, dtype="<u8").astype(np.uint64)[np.array(positions, dtype=np.intp)]
+    windows = len(words) - shingle + 1
+    combined = word_hashes[:windows].copy()
+    multiplier = np.uint64(WORD_MULTIPLIER)
+    for offset in range(1, shingle):
+        combined *= multiplier  # wraps: arithmetic mod 2**64
+        combined += word_hashes[offset : offset + windows]
+    combined ^= combined >> np.uint64(32)
+    return combined.astype(np.uint32)
+
+
 def minhash_of(text: str, num_perm: int = 128, shingle: int = 5) -> MinHash:
     """The MinHash signature of a text's shingle set (deterministic: fixed seed).
 
-    The values datasketch's MinHash(num_perm, seed=SEED) gives after update_batch with every shingle (its default
-    sha1_hash32 hash: the first 4 bytes of the shingle's UTF-8 SHA-1, little-endian; its affine32 permutations; a
-    test compares them). Chunks keep a session of a million words from making a (shingles x num_perm) array of a GB;
-    the minimum over the chunks is the minimum over all."""
+    The values datasketch's MinHash(num_perm, seed=SEED, hashfunc=<the shingle hash of the module docstring>) gives
+    after update_batch with every shingle (its default affine32 permutations; a test compares them). A repeated
+    shingle is hashed again, which changes no minimum. Chunks keep a session of a million words from making a
+    (shingles x num_perm) array of a GB; the minimum over the chunks is the minimum over all."""
     import numpy as np  # imported here: server start-up does not need it
 
     a, b = _permutations(num_perm, SEED)
-    sha1 = hashlib.sha1
-    found = list(shingles(text, shingle))
+    words = text.lower().split()  # the words of normalise_text(text), as shingles() splits them
+    if len(words) >= 3 * shingle:
+        values = _word_shingle_values(words, shingle)
+    else:
+        sha1 = hashlib.sha1
+        prefixes = b"".join([sha1(s.encode("utf-8")).digest()[:4] for s in shingles(text, shingle)])
+        values = np.frombuffer(prefixes, dtype="<u4").astype(np.uint32)
     minimum = np.full(num_perm, (1 << 32) - 1, dtype=np.uint32)
-    for start in range(0, len(found), _HASH_CHUNK):
-        prefixes = b"".join([sha1(s.encode("utf-8")).digest()[:4] for s in found[start : start + _HASH_CHUNK]])
-        minimum = np.minimum(minimum, _affine32_minimum(np.frombuffer(prefixes, dtype="<u4").astype(np.uint32), a, b))
+    for start in range(0, len(values), _HASH_CHUNK):
+        minimum = np.minimum(minimum, _affine32_minimum(values[start : start + _HASH_CHUNK], a, b))
     return MinHash(minimum)
 
 
