@@ -24,7 +24,7 @@ from model_customization.datasets import build
 from model_customization.datasets.dedupe import example_text, exact_key, minhash_of
 from model_customization.datasets.examples import conversation_to_example
 from model_customization.datasets.redaction import redact_conversation
-from model_customization.datasets.tokens import _encoding
+from model_customization.datasets.tokens import _counter
 from model_customization.memory.detect import iter_memory
 from model_customization.memory.records import Conversation
 
@@ -48,7 +48,7 @@ def main() -> None:
     timed("minhash", lambda example: minhash_of(example_text(example)), examples)
     lines = timed("canonical_json", lambda example: build._canonical(example).encode("utf-8"), examples)
     start = time.process_time()
-    _encoding("o200k_base")
+    _counter("o200k_base")
     times["o200k_load"] = round(time.process_time() - start, 2)
     timed("tokens", build._example_tokens, examples)
     out: dict = {"conversations": len(conversations), "seconds": times, "total": round(sum(times.values()), 2)}

@@ -81,6 +81,19 @@ def test_pool_builds_the_same_dataset_as_one_process(tmp_path: Path, memory: Pat
         assert [tokens[s]["examples"] for s in ("train", "validation", "test")] == [alone.counts[s] for s in ("train", "validation", "test")]
 
 
+def test_forked_workers_leave_the_counting_to_this_process(tmp_path: Path, memory: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Workers forked from the build process start before it loads the o200k tables: it counts each example it keeps,
+    once (a dropped duplicate is never counted), and the card's statistics are those of one process."""
+    counted: list[bytes] = []
+    real = build._line_tokens
+    monkeypatch.setattr(build, "_line_tokens", lambda line: (counted.append(line), real(line))[1])
+    alone, alone_files = _built(tmp_path / "one", memory, 1)
+    assert counted == []  # one process counts as it prepares
+    pooled, pooled_files = _built(tmp_path / "pool", memory, 2)
+    assert len(counted) == sum(pooled.counts.values()) and len(set(counted)) == len(counted)
+    assert pooled_files["card.json"] == alone_files["card.json"]
+
+
 def test_pool_from_a_process_with_threads_uses_a_fork_server(tmp_path: Path, memory: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A server builds from a thread: its pool must not fork a process that has other threads (a lock one of them
     holds would stay locked in the copy); it starts workers from a fork server and still builds the same bytes."""
@@ -96,10 +109,13 @@ def test_pool_from_a_process_with_threads_uses_a_fork_server(tmp_path: Path, mem
 
     monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", spy)
     monkeypatch.setattr(threading, "active_count", lambda: 2)
+    counted: list[bytes] = []
+    monkeypatch.setattr(build, "_line_tokens", lambda line: counted.append(line))
     alone, alone_files = _built(tmp_path / "one", memory, 1)
     pooled, pooled_files = _built(tmp_path / "pool", memory, 2)
     assert contexts == ["forkserver"]
     assert (pooled.dataset_id, pooled_files) == (alone.dataset_id, alone_files)
+    assert counted == []  # the fork server's workers have the tables and count; this process never loads them
 
 
 def test_workers_setting(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -225,3 +241,33 @@ def test_default_workers_start_once_enough_is_planned_and_then_take_every_file(t
     large, large_files = _built(tmp_path / "large", memory, None)
     assert started == [2] and read_here == []
     assert (small.dataset_id, small_files) == (large.dataset_id, large_files) == (alone.dataset_id, alone_files)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("method", ["sft", "dpo"])
+def test_a_lone_surrogate_leaves_its_record_out_and_names_the_line(tmp_path: Path, workers: int, method: str) -> None:
+    """JSON allows an escape like \\ud800 alone (half a character, often an emoji cut in two); no dataset line can hold
+    it. The record is left out with a problem naming its file and line, and the build goes on with the others."""
+    folder = tmp_path / "memory"
+    folder.mkdir()
+    for number in range(2):  # two files, so a pool of two has one each
+        lines = []
+        for i in range(12):
+            text = f"file {number} case {i}: " + ("broken \ud83d here" if i == 4 else "fine") + " " + " ".join(f"w{number}x{i}x{j}" for j in range(20))
+            if method == "sft":
+                lines.append({"messages": [{"role": "user", "content": text}, {"role": "assistant", "content": f"answer {number} {i}"}]})
+            else:
+                lines.append({
+                    "input": {"messages": [{"role": "user", "content": f"question {number} {i}"}]},
+                    "preferred_output": [{"role": "assistant", "content": text}],
+                    "non_preferred_output": [{"role": "assistant", "content": f"worse {number} {i}"}],
+                })
+        (folder / f"part{number}.jsonl").write_text("".join(json.dumps(row) + "\n" for row in lines), encoding="utf-8")
+    assert "\\ud83d" in (folder / "part0.jsonl").read_text(encoding="utf-8")  # written as JSON writes it: an escape
+
+    result, files = _built(tmp_path / "home", folder, workers, method=method)
+    assert sum(result.counts.values()) == 22
+    assert result.dropped.get(build.NOT_UNICODE) == 2
+    named = [p for p in result.problems if "lone surrogate" in p and "\\ud83d" in p]
+    assert [p.split(": ")[0] for p in named] == [f"{folder / 'part0.jsonl'}:5", f"{folder / 'part1.jsonl'}:5"]
+    assert all(b"broken" not in body for body in files.values())

@@ -34,7 +34,7 @@ from model_customization.datasets.examples import conversation_to_example, examp
 from model_customization.datasets.filters import ConversationFilter
 from model_customization.datasets.outcomes import NO_SIGNAL, OutcomeLabeller, card_markdown_lines, labelled_example
 from model_customization.datasets.redaction import redact_conversation, redact_record, redact_text
-from model_customization.datasets.tokens import _encoding, bound_count_caches, count_chat_tokens
+from model_customization.datasets.tokens import _counter, bound_count_caches, count_chat_tokens
 from model_customization.errors import NotFoundError, UserError
 from model_customization.memory.cass_memory import load_outcome_signals, outcome_files
 from model_customization.memory.detect import SUPPORTED_FORMATS, PassedOver, ReadUnit, plan_memory, read_unit
@@ -246,15 +246,16 @@ def build_dataset_from_request(ws: Workspace, request: BuildDatasetRequest, prog
 class _Prepared:
     """What the per-record work (redaction, example, hashes, token counts; a worker process may do it) hands back.
 
-    lines: (canonical JSON line, o200k tokens, exact key of a per-turn example or None) per candidate example, in
-    the order they would be kept. problem: why the example cannot be trained on (then nothing else is set)."""
+    lines: (canonical JSON line, o200k tokens or None when the build process counts them (see _PrepareOptions), exact
+    key of a per-turn example or None) per candidate example, in the order they would be kept. problem: why the
+    example cannot be trained on (then nothing else is set)."""
 
     session_id: str
     redactions: Counter[str]
     problem: str | None = None
     key: str = ""  # exact_key of the whole conversation or pair
     signature: Any = None  # its MinHash when near-duplicate detection is on
-    lines: list[tuple[bytes, int, bytes | None]] = field(default_factory=list)
+    lines: list[tuple[bytes, int | None, bytes | None]] = field(default_factory=list)
     signal: tuple[bool, str] | None = None  # kto: the outcome signal the example was labelled by
 
 
@@ -265,10 +266,13 @@ class _PrepareOptions:
     near_duplicates: bool
     num_perm: int = 128
     shingle: int = 5
+    # False in the workers a build forks from its own process: they start before the o200k tables are loaded (the
+    # build process loads them while the workers parse) and the build process counts the examples it keeps.
+    count_tokens: bool = True
 
 
-def _line_of(example: dict[str, Any], turn_key: bytes | None) -> tuple[bytes, int, bytes | None]:
-    return canonical_json(example) + b"\n", _example_tokens(example), turn_key
+def _line_of(example: dict[str, Any], turn_key: bytes | None, options: _PrepareOptions) -> tuple[bytes, int | None, bytes | None]:
+    return canonical_json(example) + b"\n", _example_tokens(example) if options.count_tokens else None, turn_key
 
 
 def _hashes(example: dict[str, Any], options: _PrepareOptions) -> tuple[str, Any]:
@@ -294,9 +298,9 @@ def _prepare_conversation(item: Conversation, options: _PrepareOptions, signal: 
         whole = labelled_example(whole, signal[0])
     key, signature = _hashes(whole, options)
     if options.example_mode == "conversation":
-        lines = [_line_of(whole, None)]
+        lines = [_line_of(whole, None, options)]
     else:
-        lines = [_line_of(example, bytes.fromhex(exact_key(example))[:16]) for example in split_into_turn_examples(whole)]
+        lines = [_line_of(example, bytes.fromhex(exact_key(example))[:16], options) for example in split_into_turn_examples(whole)]
     return _Prepared(item.session_id, counts, key=key, signature=signature, lines=lines, signal=signal)
 
 
@@ -307,7 +311,7 @@ def _prepare_pair(pair: PreferencePair, options: _PrepareOptions) -> _Prepared:
         pair, counts = _redact_pair(pair)
     example = _pair_example(pair.prompt, pair.preferred, pair.non_preferred, pair.tools)
     key, signature = _hashes(example, options)
-    return _Prepared(pair.session_id, counts, key=key, signature=signature, lines=[_line_of(example, None)])
+    return _Prepared(pair.session_id, counts, key=key, signature=signature, lines=[_line_of(example, None, options)])
 
 
 def _prepare(record: Conversation | PreferencePair, options: _PrepareOptions, signal: tuple[bool, str] | None = None) -> _Prepared:
@@ -315,6 +319,27 @@ def _prepare(record: Conversation | PreferencePair, options: _PrepareOptions, si
     if isinstance(record, PreferencePair):
         return _prepare_pair(record, options)
     return _prepare_conversation(record, options, signal)
+
+
+NOT_UNICODE = "not_unicode_text"
+
+
+def _prepared_events(record: Conversation | PreferencePair, options: _PrepareOptions, signal: tuple[bool, str] | None = None) -> list[tuple[Any, ...]]:
+    """The events of one record's work: ("prepared", ...), or, for a record whose text holds a lone surrogate (JSON
+    allows an escape like \\ud800 alone; it is not Unicode text and no dataset line can hold it), a problem naming
+    its file and line and a drop, so that one broken character does not stop the build."""
+    try:
+        return [("prepared", _prepare(record, options, signal))]
+    except UnicodeEncodeError as error:
+        if not isinstance(error.object, str) or not 0xD800 <= ord(error.object[error.start]) <= 0xDFFF:
+            raise
+        character = f"\\u{ord(error.object[error.start]):04x}"
+        message = (
+            f"a text of this {'preference pair' if isinstance(record, PreferencePair) else 'conversation'} holds a lone "
+            f"surrogate ({character}: half of a character, which is not Unicode text); it was left out. Fix or remove "
+            "that escape in the file."
+        )
+        return [("problem", ImportProblem(record.source_file, record.source_line, message)), ("dropped", NOT_UNICODE)]
 
 
 WORKERS_ENV = "MODEL_CUSTOMIZATION_BUILD_WORKERS"
@@ -343,6 +368,7 @@ def build_workers(requested: int | None = None) -> tuple[int, bool]:
 
 
 BIG_UNIT_BYTES = 64 << 20  # a file this large is read here, record by record, so its results never pile up at once
+IN_FLIGHT_PER_WORKER = 2  # files a worker may have been handed and not yet given back
 
 
 @dataclass(frozen=True)
@@ -381,7 +407,7 @@ def _unit_events(unit: ReadUnit, job: _ReadJob) -> Iterator[tuple[Any, ...]]:
                 yield ("source", item.source_file, _sha256_file(Path(item.source_file)))
             yield ("format", item.source_format)
             if isinstance(item, PreferencePair):
-                yield ("prepared", _prepare(item, job.options)) if job.method == "dpo" else ("dropped", "preference_pair")
+                yield from _prepared_events(item, job.options) if job.method == "dpo" else [("dropped", "preference_pair")]
                 continue
             yield ("conversation",)
             reason = job.filters.reason(item) if job.filters else None
@@ -394,7 +420,7 @@ def _unit_events(unit: ReadUnit, job: _ReadJob) -> Iterator[tuple[Any, ...]]:
                 if job.labeller and signal is None:
                     yield ("dropped", NO_SIGNAL)
                 else:
-                    yield ("prepared", _prepare(item, job.options, signal))
+                    yield from _prepared_events(item, job.options, signal)
     except (UserError, BuildReadError, OSError):  # the domain's own messages; OSErrors name their file
         raise
     except Exception as error:
@@ -404,7 +430,8 @@ def _unit_events(unit: ReadUnit, job: _ReadJob) -> Iterator[tuple[Any, ...]]:
 
 
 _worker_job: _ReadJob | None = None  # set in each worker as it starts
-# Token-count caches of a build's worker (see tokens.bound_count_caches): what keeps a 1 GB build under 300 MB.
+# Token-count caches of whichever process counts a pooled build's examples (see tokens.bound_count_caches): what
+# keeps a 1 GB build under 300 MB.
 WORKER_COUNT_CACHE_CHARS = 6_000_000
 WORKER_COUNT_CACHE_LONG_TEXTS = 60_000
 
@@ -447,6 +474,8 @@ class _Reader:
         self.pool: Any = None
         self.pending: deque[Any] = deque()  # futures, or lists of events made here, in plan order
         self.in_flight = 0
+        self.tables_to_load = False  # this process counts the workers' examples and has not loaded the o200k tables yet
+        self.cache_bounds: tuple[int, int] | None = None  # this process's count-cache bounds before the build's
 
     def __enter__(self) -> _Reader:
         if self.workers > 1 and self.asked:
@@ -494,7 +523,7 @@ class _Reader:
             return None
         self.pending.append(self.pool.submit(_read_in_worker, item))
         self.in_flight += 1
-        while self.in_flight >= 2 * self.workers:
+        while self.in_flight >= IN_FLIGHT_PER_WORKER * self.workers:
             self._next()
         return None
 
@@ -508,6 +537,9 @@ class _Reader:
     def _next(self) -> None:
         done = self.pending.popleft()
         if not isinstance(done, list):
+            if self.tables_to_load:
+                self.tables_to_load = False
+                _counter("o200k_base")  # the workers have files to read meanwhile: load the tables before waiting
             self.in_flight -= 1
             done = done.result()
         for event in done:
@@ -524,16 +556,23 @@ class _Reader:
         from concurrent.futures import ProcessPoolExecutor
 
         methods = multiprocessing.get_all_start_methods()
+        worker_job = self.job
         if "fork" in methods and threading.active_count() == 1:
-            _encoding("o200k_base")  # loaded once here and shared with every worker
+            # The workers start at once, without the o200k tables; this process loads them while the workers read
+            # the first files and counts the examples it keeps (loading them first kept both cores waiting ~0.7 s).
+            worker_job = replace(self.job, options=replace(self.job.options, count_tokens=False))
+            self.tables_to_load = True
             context = multiprocessing.get_context("fork")
         elif "forkserver" in methods:
+            # The fork server has the tables (build_preload): its workers count, this process never loads them.
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(["model_customization.datasets.build_preload"])
         else:
+            worker_job = replace(self.job, options=replace(self.job.options, count_tokens=False))  # not a load each
+            self.tables_to_load = True
             context = multiprocessing.get_context("spawn")
         for attempt in range(3):
-            pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_start_worker, initargs=(self.job,))
+            pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_start_worker, initargs=(worker_job,))
             try:
                 pool.submit(_ready).result()
             except RuntimeError:
@@ -543,7 +582,10 @@ class _Reader:
                 time.sleep(random.uniform(0.02, 0.1) * (attempt + 1))
                 continue
             self.pool = pool
+            if self.tables_to_load:  # this process counts what the workers would have: with their cache bounds
+                self.cache_bounds = bound_count_caches(WORKER_COUNT_CACHE_CHARS, WORKER_COUNT_CACHE_LONG_TEXTS)
             return
+        self.tables_to_load = False
         self.workers = 1  # forks refused three times: this build goes on in this process
 
     def __exit__(self, kind: Any, error: Any, trace: Any) -> None:
@@ -555,6 +597,9 @@ class _Reader:
             if self.pool is not None:
                 self.pool.shutdown(wait=True, cancel_futures=True)
                 self.pool = None
+            if self.cache_bounds is not None:
+                bound_count_caches(*self.cache_bounds)
+                self.cache_bounds = None
 
 
 def _build(
@@ -594,7 +639,9 @@ def _build(
     attempts: dict[str, list[Conversation]] = {}
     conversations = 0
 
-    def keep(session_id: str, line: bytes, tokens: int) -> None:
+    def keep(session_id: str, line: bytes, tokens: int | None) -> None:
+        if tokens is None:  # prepared by a worker that does not count (see _PrepareOptions.count_tokens)
+            tokens = _line_tokens(line)
         number = session_number.get(session_id)
         if number is None:
             number = session_number[session_id] = len(session_ids)
@@ -681,7 +728,8 @@ def _build(
         if pair is None:
             dropped["no_preference_signal"] += len(tried)
         else:
-            accept(_prepare(pair, options))
+            for event in _prepared_events(pair, options):
+                handle(event)
 
     spill.close()
     skipped = [str(s) for s in passed_over[:MAX_REPORTED_PROBLEMS]]
@@ -903,6 +951,18 @@ def _write_splits(spill_path: Path, example_split: Sequence[int], work: Path) ->
 def _example_tokens(example: dict[str, Any]) -> int:
     messages = example["messages"] if "messages" in example else example["input"]["messages"] + example["preferred_output"] + example["non_preferred_output"]
     return count_chat_tokens(messages, "o200k_base")
+
+
+def _line_tokens(line: bytes) -> int:
+    """The o200k tokens of a dataset line's example, parsed by orjson (json where it refuses a value json wrote:
+    NaN, an int over 64 bits)."""
+    import orjson
+
+    try:
+        example = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        example = json.loads(line)
+    return _example_tokens(example)
 
 
 def _token_stats(split_file: Path) -> dict[str, Any]:

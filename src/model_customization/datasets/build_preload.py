@@ -5,7 +5,7 @@ what every worker needs once, so that the workers forked from the server share i
 from __future__ import annotations
 
 import model_customization.datasets.build  # noqa: F401  (the workers' code, and through it redaction and dedupe)
-from model_customization.datasets.tokens import _encoding
+from model_customization.datasets.tokens import _counter
 
-_encoding("o200k_base")
+_counter("o200k_base")  # the tokenizer the workers count with
 import numpy  # noqa: E402, F401  (the MinHash the workers compute)

@@ -39,9 +39,11 @@ def _encoding(name: str):
 def _counter(name: str):
     """The Rust tokenizer's count (the same BPE the encoding runs, without building the list of token ids in
     Python: about 40% less time than len(encode_ordinary(...)))."""
-    from bpe_openai._bindings import tokenizer_for_encoding
+    from bpe_openai._bindings import supported_encodings, tokenizer_for_encoding
 
-    _encoding(name)  # refuses an unknown name the way get_encoding does
+    if name not in supported_encodings():
+        _encoding(name)  # refuses an unknown name the way get_encoding does
+    # Not get_encoding's Python Encoding (12 MB more for o200k): only the rare fallbacks of _count_piece need it.
     return tokenizer_for_encoding(name).count
 
 
@@ -59,12 +61,14 @@ _LONG_CACHE_MAX_TEXTS = 200_000
 _long_cache: dict[str, dict[bytes, int]] = {}
 
 
-def bound_count_caches(max_chars: int, max_long_texts: int) -> None:
+def bound_count_caches(max_chars: int, max_long_texts: int) -> tuple[int, int]:
     """Hold at most max_chars characters of short texts and max_long_texts digests of long ones in this process's
-    caches (emptied when full). A build's workers call it: they count far more distinct texts than the gate, and the
-    defaults, sized for the gate's repeats, would hold about 20 MB more per worker (1 GB of transcripts measured at
-    307 MB summed PSS with them, 293 MB with 6M characters and 60k texts, at the same speed)."""
+    caches (emptied when full); returns the bounds before, to restore them. A build's token counting calls it: it
+    counts far more distinct texts than the gate, and the defaults, sized for the gate's repeats, would hold about
+    20 MB more per counting process (1 GB of transcripts measured at 307 MB summed PSS with them, 293 MB with 6M
+    characters and 60k texts, at the same speed)."""
     global _CACHE_MAX_CHARS, _LONG_CACHE_MAX_TEXTS, _cache_chars
+    before = _CACHE_MAX_CHARS, _LONG_CACHE_MAX_TEXTS
     _CACHE_MAX_CHARS, _LONG_CACHE_MAX_TEXTS = max_chars, max_long_texts
     if _cache_chars > max_chars:
         for counts in _cache.values():
@@ -73,6 +77,7 @@ def bound_count_caches(max_chars: int, max_long_texts: int) -> None:
     if sum(map(len, _long_cache.values())) > max_long_texts:
         for digests in _long_cache.values():
             digests.clear()
+    return before
 
 
 def count_text(text: str, encoding: str) -> int:
