@@ -196,3 +196,40 @@ def test_a_build_worker_starts_with_the_builds_bounds():
     process.join(timeout=60)
     assert bounds == (build.WORKER_COUNT_CACHE_CHARS, build.WORKER_COUNT_CACHE_LONG_TEXTS)
     assert bounds[0] < tokens._CACHE_MAX_CHARS and bounds[1] < tokens._LONG_CACHE_MAX_TEXTS  # this process keeps the gate's
+
+
+_COUNT_IN_A_FRESH_PROCESS = """
+import json, sys
+{before}
+from model_customization.datasets import tokens
+texts = ["Hello, world!", "def f(x):\\n    return x ** 2\\n", "Ünïcödé 😀 and 漢字", " spaced   out\\t\\n", ""]
+counts = [tokens._counter("o200k_base")(t) for t in texts]
+package_loaded = "bpe_openai" in sys.modules
+import bpe_openai  # imported afterwards, the package works with the extension module already loaded
+encoding = bpe_openai.get_encoding("o200k_base")
+print(json.dumps({{"counts": counts, "expected": [len(encoding.encode_ordinary(t)) for t in texts],
+                  "package_loaded": package_loaded}}))
+"""
+
+
+def _count_in_a_fresh_process(before: str = "") -> dict:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _COUNT_IN_A_FRESH_PROCESS.format(before=before)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_counting_loads_only_the_tokenizer_not_the_package():
+    # bpe-openai's package import decodes three encodings' tables in Python (0.75 CPU-s, 70 MB) that counting never
+    # uses: the counter loads the Rust module alone, and its counts are the package encoding's.
+    result = _count_in_a_fresh_process()
+    assert result["counts"] == result["expected"] and result["counts"][0] > 0
+    assert result["package_loaded"] is False
+
+
+def test_counting_falls_back_to_the_package_import_when_the_module_cannot_be_found_alone():
+    result = _count_in_a_fresh_process("import importlib.util\nimportlib.util.find_spec = lambda name, *a: None")
+    assert result["counts"] == result["expected"]
+    assert result["package_loaded"] is True

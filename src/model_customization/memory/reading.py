@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import orjson
+
 from model_customization.paths import iter_limited_lines, memory_limits, overlong_line_message
 from model_customization.reading_limits import open_regular_file, read_regular_bytes
 
@@ -64,8 +66,25 @@ def iter_lines(path: Path, data: bytes | None = None) -> Iterator[tuple[int, byt
                 yield line_no, raw
 
 
+# orjson reads a line about twice as fast as json, and to the same objects, except where it refuses what json reads
+# (NaN, 1e400, lone surrogate escapes, a byte-order mark: then json reads it) and for integers beyond 64 bits, which
+# it reads as floats: a line with a run of 19 digits or more (anywhere, a string's included) is read by json. The
+# runs are found by mapping every digit to "0" and anything else to " " (a regex search took four times orjson's time).
+_DIGITS_ONLY = bytes(ord("0") if chr(byte).isdigit() and byte < 128 else ord(" ") for byte in range(256))
+_LONG_DIGIT_RUN = b"0" * 19
+
+
 def parse_json_line(raw: bytes, line_no: int) -> dict[str, Any]:
     """Decode and parse one JSONL line into an object, or raise RecordError saying what was wrong."""
+    if _LONG_DIGIT_RUN not in raw.translate(_DIGITS_ONLY):
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass  # json reads it, or says what is wrong as it always has
+        else:
+            if not isinstance(obj, dict):
+                raise RecordError(f"expected a JSON object, got {json_type(obj)}")
+            return obj
     try:
         # A byte-order mark is only legitimate at the very start of the file.
         text = raw.decode("utf-8-sig" if line_no == 1 else "utf-8")
