@@ -415,6 +415,7 @@ def iter_files_within_roots(
     *,
     claim_folder: Callable[[Path], bool] | None = None,
     skipped: list[tuple[Path, str]] | None = None,
+    passed_folders: dict[Path, str] | None = None,
 ) -> Iterator[tuple[Path, str | None]]:
     """(file, None) for each file with one of `suffixes` below `folder`, sorted; (path, reason) for each symbolic
     link below it (to a file or a folder) that points outside the allowed roots, which is not followed.
@@ -422,8 +423,10 @@ def iter_files_within_roots(
     Links to folders inside the roots are followed (each real folder once, so link cycles end). A folder that
     `claim_folder` accepts is yielded as (folder, None) instead of being entered (a format whose unit is a folder).
     Files passed over for their suffix, and folders never entered (SKIPPED_FOLDER_NAMES), are appended to `skipped`
-    as (path, reason) when a list is given."""
+    as (path, reason) when a list is given. `passed_folders`: real folders never entered, with the reason reported
+    (a build passes its own data home: its datasets and work files are not memory)."""
     roots = allowed_roots()
+    passed = passed_folders or {}
     denied = _denied_paths()
     found: list[tuple[Path, str | None]] = []
     visited: set[Path] = set()
@@ -444,6 +447,10 @@ def iter_files_within_roots(
             if real_current in visited:
                 continue
             visited.add(real_current)
+            if real_current in passed:
+                if skipped is not None:
+                    skipped.append((current, passed[real_current]))
+                continue
             try:
                 entries = sorted(os.scandir(fd), key=lambda e: e.name)
             except OSError:

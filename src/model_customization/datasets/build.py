@@ -713,7 +713,7 @@ def _build(
             if event[1] not in source_files:
                 source_files[event[1]] = event[2]
                 if progress:
-                    progress(conversations, redact_text(f"reading {Path(event[1]).name}")[0])  # a file name may hold a secret
+                    progress(conversations, redact_text(unicode_safe(f"reading {Path(event[1]).name}"))[0])  # a file name may hold a secret
         elif kind == "problem":
             problem(event[1])
         elif kind == "skipped":
@@ -726,7 +726,9 @@ def _build(
     # Opening the ledger (SQLAlchemy, the schema check: ~0.6 s from a fresh CLI) is done while a pool's workers read,
     # not after them, when it would be the only work left.
     with _Reader(job, handle, workers, while_waiting=lambda: ws.store) as reader:
-        for unit in plan_memory(resolved):
+        # A folder walked that holds this data home (a project folder with the home inside it, or ~) does not read
+        # the home: earlier datasets are not memory, and this build's own work files are being written there.
+        for unit in plan_memory(resolved, {ws.settings.home.resolve(): "the data home of model-customization (its datasets and work files are not memory)"}):
             reader.add(unit)
 
     for task_id, tried in attempts.items():  # a dpo build's attempts at each task, paired once all were read
@@ -791,7 +793,7 @@ def _build(
         ws, work, content_hash, counts, name=name, method=method, card_fields=card_fields, token_stats=token_stats
     )
     # What the tool returns beside the card quotes file names and lines too: redacted the same way.
-    shown_problems, shown_skipped = redact_record([problems, skipped])[0]
+    shown_problems, shown_skipped = redact_record(unicode_safe([problems, skipped]))[0]
     return BuildResult(dataset_id, card["counts"], shown_problems, problem_count, dict(dropped), existed, card, shown_skipped, len(passed_over))
 
 
@@ -822,7 +824,7 @@ def _store_written_splits(
 
     # The one place a card is made: everything in it (the name, source file names, problems, options, any field
     # added later) is redacted here, before card.json, card.md and the ledger row are written from it.
-    card, _ = redact_record({
+    card, _ = redact_record(unicode_safe({
         "id": dataset_id,
         "name": name or dataset_id,
         "method": method,
@@ -831,7 +833,7 @@ def _store_written_splits(
         **card_fields,
         "token_stats": {"o200k_base": token_stats or {s: _token_stats(work / f"{s}.jsonl") for s in SPLITS}},
         "content_sha256": content_hash,
-    })
+    }))
 
     final_dir = ws.settings.datasets_dir / dataset_id
     # Builds of the same content may finish at once (threads of one server, servers sharing a home): they take turns
@@ -1058,6 +1060,30 @@ def _constitution_markdown(constitution: dict[str, Any]) -> list[str]:
             lines.append(f"- critique ({_one_line(step['principle'], 60)}): {_one_line(step['critique'])}")
             lines.append(f"- revision: {_one_line(step['revision'])}")
     return lines
+
+
+def unicode_safe(value: Any) -> Any:
+    """value with every string (and key) that UTF-8 cannot encode written with backslash escapes: a file name that
+    is not UTF-8 (Python holds its bytes as lone surrogates: `chats\\xff.jsonl` is shown so) or a lone surrogate from
+    a JSON escape (shown as `\\ud83d`). Cards, ledger rows, problems and progress messages hold file names; one such
+    name stopped a build at its very end."""
+    if isinstance(value, str):
+        if value.isascii():
+            return value
+        try:
+            value.encode("utf-8")
+            return value
+        except UnicodeEncodeError:
+            pass
+        try:
+            return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        except UnicodeEncodeError:  # a surrogate that is not an undecodable byte
+            return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {unicode_safe(k): unicode_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [unicode_safe(v) for v in value]
+    return value
 
 
 def _one_line(text: str, limit: int = 200) -> str:

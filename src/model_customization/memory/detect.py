@@ -261,9 +261,10 @@ class PassedOver:
     files: tuple[SkippedFile, ...]
 
 
-def plan_memory(paths: Sequence[Path]) -> Iterator[ReadUnit | ImportProblem | PassedOver]:
+def plan_memory(paths: Sequence[Path], passed_folders: dict[Path, str] | None = None) -> Iterator[ReadUnit | ImportProblem | PassedOver]:
     """The import of `paths` as iter_memory makes it, cut into units read by read_unit, in the same order (a
-    dataset build hands the units to worker processes). Outcome signals (cass-memory) are not applied here."""
+    dataset build hands the units to worker processes). Outcome signals (cass-memory) are not applied here.
+    passed_folders: real folders a walk does not enter, with the reason (see paths.iter_files_within_roots)."""
     for path in paths:
         path = Path(path)
         if not path.is_dir():
@@ -280,7 +281,7 @@ def plan_memory(paths: Sequence[Path]) -> Iterator[ReadUnit | ImportProblem | Pa
         # reported instead.
         passed_over: list[tuple[Path, str]] = []
         claim = _claims_folder if any(f.sniff_folder is not None for f in FORMATS) else None
-        for file, refused in iter_files_within_roots(path, _memory_suffixes(), claim_folder=claim, skipped=passed_over):
+        for file, refused in iter_files_within_roots(path, _memory_suffixes(), claim_folder=claim, skipped=passed_over, passed_folders=passed_folders):
             if refused:
                 yield ImportProblem(str(file), 0, refused)
             elif file.is_dir():
