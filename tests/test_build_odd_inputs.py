@@ -62,3 +62,23 @@ def test_a_walked_folder_holding_the_data_home_does_not_read_it(tmp_path: Path) 
         assert any(str(home) in line and "data home" in line for line in second.skipped)
     finally:
         ws.store.close()
+
+
+def test_the_local_gate_and_the_files_api_refuse_a_lone_surrogate_instead_of_crashing(ws, tmp_path: Path, monkeypatch) -> None:
+    # A local model's tokenizer cannot read a lone surrogate (it raised a TypeError from inside the gate): the row
+    # is an error naming its line; the other rows are measured as usual.
+    from model_customization.datasets.inspect import inspect_dataset
+    from model_customization.serving.files import FileProblem, check_training_file
+
+    rows = [{"messages": [{"role": "user", "content": f"question {i}"}, {"role": "assistant", "content": f"answer {i}"}]} for i in range(12)]
+    lines = [json.dumps(r) for r in rows]
+    lines[4] = lines[4].replace("question 4", "question \\ud83d 4")
+    file = tmp_path / "chats.jsonl"
+    file.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    monkeypatch.setenv("MODEL_CUSTOMIZATION_ALLOWED_ROOTS", str(tmp_path))
+    report = inspect_dataset(ws, path=str(file), provider="local")
+    assert [(f["line"], f["code"]) for f in report["findings"] if f["severity"] == "error"] == [(5, "not_unicode")]
+    assert "\\ud83d" in next(f["message"] for f in report["findings"] if f["code"] == "not_unicode")
+    assert report["token_stats"]["train"]["examples"] == 11
+    with pytest.raises(FileProblem, match=r"line 5: a string holds a lone surrogate"):
+        check_training_file(ws, "chats.jsonl", file.read_bytes())

@@ -52,6 +52,10 @@ def _mixed_file(path: Path) -> dict[str, int]:
             add(json.dumps({"messages": [{"role": "user", "content": "t"}, bad_call, {"role": "tool", "tool_call_id": "c9", "content": "r"}, {"role": "assistant", "content": "ok"}]}))
         elif i == 31:
             add(json.dumps({"input": {"messages": [{"role": "user", "content": "q"}]}, "preferred_output": [{"role": "assistant", "content": "good"}], "non_preferred_output": [{"role": "assistant", "content": "bad"}]}))
+        elif i == 37:
+            add(json.dumps(chat(i)).replace("question 37", "question \\ud83d 37"), "lone_surrogate")  # an emoji cut in half
+        elif i == 41:
+            add(json.dumps(chat(i)).replace("question 41", "question \\ud83d\\ude00 41"), "surrogate_pair")  # a whole one
         elif i == 350:
             add(json.dumps(chat(0)), "duplicate_far")  # the first line again, many batches later
         elif i == 351:
@@ -88,8 +92,9 @@ def test_the_pool_of_workers_gives_the_one_process_report(ws, tmp_path, monkeypa
     assert pools == [1]
     assert json.dumps(pooled) == json.dumps(one_process)  # same findings, same order (dicts too), same numbers
     found = {(f["line"], f["code"]) for f in pooled["findings"]}
-    for mark, code in [("invalid_json", "invalid_json"), ("not_utf8", "invalid_json"), ("too_long", "line_too_long"), ("data_type", "data_type"), ("bad_row", "unrecognized_role")]:
+    for mark, code in [("invalid_json", "invalid_json"), ("not_utf8", "invalid_json"), ("too_long", "line_too_long"), ("data_type", "data_type"), ("bad_row", "unrecognized_role"), ("lone_surrogate", "not_unicode")]:
         assert (marks[mark], code) in found
+    assert not any(line == marks["surrogate_pair"] for line, _ in found)
     duplicates = {f["line"]: f["message"] for f in pooled["findings"] if f["code"] == "duplicate_example"}
     assert f"train line {marks['first']}:" in duplicates[marks["duplicate_far"]]
     assert marks["duplicate_reordered"] in duplicates

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
@@ -208,17 +209,49 @@ def load_json_line(raw: bytes) -> tuple[Any, bytes]:
     return row, row_digest(row)
 
 
+# A JSON escape of a surrogate (U+D800-U+DFFF): a pair of them is one character; one alone is not Unicode text.
+_SURROGATE_ESCAPE_RE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _first_lone_surrogate(value: Any) -> str | None:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+            return None
+        except UnicodeEncodeError as error:
+            return f"\\u{ord(value[error.start]):04x}"
+    if isinstance(value, dict):
+        return next((found for item in value.items() for found in map(_first_lone_surrogate, item) if found), None)
+    if isinstance(value, list):
+        return next((found for found in map(_first_lone_surrogate, value) if found), None)
+    return None
+
+
+def lone_surrogate_finding(split: str, line: int, raw: bytes, row: Any) -> Finding | None:
+    """An error for a row whose JSON holds a lone surrogate escape (valid JSON, often an emoji cut in half): no
+    tokenizer reads it (a local model's crashed the gate) and no UTF-8 file can hold it. Only lines with such an
+    escape are walked."""
+    if _SURROGATE_ESCAPE_RE.search(raw) is None:
+        return None
+    found = _first_lone_surrogate(row)
+    if found is None:
+        return None
+    return Finding(split, line, "error", "not_unicode", f"a string holds a lone surrogate ({found}: half of a character, which is not Unicode text); fix or remove that escape")
+
+
 def parse_line(split: str, line: int, raw: bytes | int, max_line_bytes: int) -> tuple[Any, Finding | None]:
-    """(row, None) for a line of JSON; (None, finding) for a line too long to read (raw is then its length) or not
-    JSON; (None, None) for a blank line."""
+    """(row, None) for a line of JSON; (None, finding) for a line too long to read (raw is then its length), not
+    JSON, or holding a lone surrogate; (None, None) for a blank line."""
     if isinstance(raw, int):
         return None, Finding(split, line, "error", "line_too_long", overlong_line_message(raw, max_line_bytes))
     if not raw.strip():
         return None, None
     try:
-        return json_loads(raw), None
+        row = json_loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         return None, Finding(split, line, "error", "invalid_json", f"not valid JSON in UTF-8 ({error})")
+    problem = lone_surrogate_finding(split, line, raw, row)
+    return (None, problem) if problem else (row, None)
 
 
 def parse_line_digest(split: str, line: int, raw: bytes | int, max_line_bytes: int) -> tuple[Any, bytes | None, Finding | None]:
@@ -228,9 +261,10 @@ def parse_line_digest(split: str, line: int, raw: bytes | int, max_line_bytes: i
         return row, None, problem
     try:
         row, digest = load_json_line(raw)
-        return row, digest, None
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         return None, None, Finding(split, line, "error", "invalid_json", f"not valid JSON in UTF-8 ({error})")
+    problem = lone_surrogate_finding(split, line, raw, row)
+    return (None, None, problem) if problem else (row, digest, None)
 
 
 def json_loads(raw: bytes) -> Any:

@@ -92,7 +92,7 @@ def upload_file(ws: Workspace, filename: str, purpose: str, data: bytes) -> dict
 def check_training_file(ws: Workspace, name: str, data: bytes) -> tuple[list[dict[str, Any]], str]:
     """(the examples, 'sft' or 'dpo') of a training file, or FileProblem naming each bad line (up to MAX_REPORTED)."""
     from model_customization.datasets.render import is_preference
-    from model_customization.datasets.validate import Finding
+    from model_customization.datasets.validate import Finding, lone_surrogate_finding
     from model_customization.paths import memory_limits, overlong_line_message
     from model_customization.providers.registry import get_provider
 
@@ -106,9 +106,15 @@ def check_training_file(ws: Workspace, name: str, data: bytes) -> tuple[list[dic
             problems.append(Finding("train", line_no, "error", "line_too_long", overlong_line_message(len(raw), max_line)))
             continue
         try:
-            rows.append(("train", line_no, json.loads(raw.decode("utf-8"))))
+            row = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
             problems.append(Finding("train", line_no, "error", "invalid_json", f"not valid JSON in UTF-8 ({error})"))
+            continue
+        surrogate = lone_surrogate_finding("train", line_no, raw, row)
+        if surrogate:
+            problems.append(surrogate)
+        else:
+            rows.append(("train", line_no, row))
     if not rows and not problems:
         raise FileProblem(f"{name} holds no examples: a training file is JSON Lines, one example per line.")
     # The gate inspect_dataset applies: the row checks and the local provider's measure (its tokenizer and chat
