@@ -84,6 +84,7 @@ def test_pool_builds_the_same_dataset_as_one_process(tmp_path: Path, memory: Pat
 def test_forked_workers_leave_the_counting_to_this_process(tmp_path: Path, memory: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Workers forked from the build process start before it loads the o200k tables: it counts each example it keeps,
     once (a dropped duplicate is never counted), and the card's statistics are those of one process."""
+    _as_from_one_thread(monkeypatch)  # forked workers (a thread another test left would make it a fork server)
     counted: list[bytes] = []
     real = build._line_tokens
     monkeypatch.setattr(build, "_line_tokens", lambda line: (counted.append(line), real(line))[1])
