@@ -1,6 +1,7 @@
 """The gate reads rows with orjson and digests them with orjson's sorted text where that is exact: every row must
-come out as json.loads would give it (value, key order, or the same error), and two rows must get the same digest
-exactly when json.dumps(sort_keys=True) gives them the same text (the duplicate check)."""
+come out as json.loads would give it (value, key order, or the same error; a row holding a lone surrogate is
+refused as not_unicode), and two rows must get the same digest exactly when json.dumps(sort_keys=True) gives them
+the same text (the duplicate check)."""
 
 from __future__ import annotations
 
@@ -36,6 +37,14 @@ def _json_reference(raw: bytes):
     return "row", value
 
 
+def _lone_surrogate(value) -> str | None:
+    """The escape of the first lone surrogate json.dumps would write for value (in its order: keys before their
+    values), or None: the gate refuses such a row (not_unicode), since no tokenizer can read it."""
+    text = json.dumps(value, ensure_ascii=False)
+    found = next((c for c in text if 0xD800 <= ord(c) <= 0xDFFF), None)
+    return None if found is None else f"\\u{ord(found):04x}"
+
+
 def _same(a, b) -> bool:
     # repr shows int vs float, -0.0, key order and NaN alike (NaN != NaN)
     return repr(a) == repr(b)
@@ -50,6 +59,10 @@ def _check(raw: bytes) -> None:
     if kind == "error":
         assert row is None and problem is not None and problem.message == expected
         assert row_too is None and problem_too == problem
+    elif raw.strip() and _lone_surrogate(expected):
+        assert row is None and problem is not None and problem.code == "not_unicode"
+        assert f"({_lone_surrogate(expected)}:" in problem.message
+        assert (row_too, digest, problem_too) == (None, None, problem)
     elif raw.strip():
         assert problem is None and _same(row, expected)
         assert problem_too is None and _same(row_too, expected)
