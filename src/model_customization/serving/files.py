@@ -92,8 +92,8 @@ def upload_file(ws: Workspace, filename: str, purpose: str, data: bytes) -> dict
 def check_training_file(ws: Workspace, name: str, data: bytes) -> tuple[list[dict[str, Any]], str]:
     """(the examples, 'sft' or 'dpo') of a training file, or FileProblem naming each bad line (up to MAX_REPORTED)."""
     from model_customization.datasets.render import is_preference
-    from model_customization.datasets.validate import Finding, lone_surrogate_finding
-    from model_customization.paths import memory_limits, overlong_line_message
+    from model_customization.datasets.validate import Finding, parse_line
+    from model_customization.paths import memory_limits
     from model_customization.providers.registry import get_provider
 
     max_line = memory_limits().max_line_bytes
@@ -102,18 +102,11 @@ def check_training_file(ws: Workspace, name: str, data: bytes) -> tuple[list[dic
     for line_no, raw in enumerate(data.split(b"\n"), start=1):
         if not raw.strip():
             continue
-        if len(raw) > max_line:
-            problems.append(Finding("train", line_no, "error", "line_too_long", overlong_line_message(len(raw), max_line)))
-            continue
-        try:
-            row = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            problems.append(Finding("train", line_no, "error", "invalid_json", f"not valid JSON in UTF-8 ({error})"))
-            continue
-        surrogate = lone_surrogate_finding("train", line_no, raw, row)
-        if surrogate:
-            problems.append(surrogate)
-        else:
+        # The gate's reading of a line: too long, not JSON in UTF-8, a lone surrogate, or the row.
+        row, problem = parse_line("train", line_no, len(raw) if len(raw) > max_line else raw, max_line)
+        if problem is not None:
+            problems.append(problem)
+        elif row is not None:
             rows.append(("train", line_no, row))
     if not rows and not problems:
         raise FileProblem(f"{name} holds no examples: a training file is JSON Lines, one example per line.")
