@@ -162,6 +162,32 @@ def test_a_large_file_read_here_between_pooled_ones_keeps_the_bytes(tmp_path: Pa
     assert (pooled.dataset_id, pooled_files) == (alone.dataset_id, alone_files)
 
 
+@pytest.mark.parametrize("budget", ["count", "bytes"])
+def test_files_in_flight_stay_within_their_bounds(tmp_path: Path, memory: Path, monkeypatch: pytest.MonkeyPatch, budget: str) -> None:
+    """The pool is handed files ahead of the merging, up to IN_FLIGHT_PER_WORKER per worker while their input is
+    under IN_FLIGHT_BYTES (what keeps memory flat), and always one per worker, however large: the same dataset."""
+    alone, alone_files = _built(tmp_path / "one", memory, 1)
+    monkeypatch.setattr(build, "IN_FLIGHT_PER_WORKER", 3)
+    monkeypatch.setattr(build, "IN_FLIGHT_BYTES", 1 << 40 if budget == "count" else 1)
+    seen: list[tuple[int, int]] = []
+    real = build._Reader._next
+
+    def spy(self):
+        if self.pending and not isinstance(self.pending[0][0], list):
+            seen.append((self.in_flight, self.in_flight_bytes))
+        return real(self)
+
+    monkeypatch.setattr(build._Reader, "_next", spy)
+    pooled, pooled_files = _built(tmp_path / "pool", memory, 2)
+    assert (pooled.dataset_id, pooled_files) == (alone.dataset_id, alone_files)
+    assert len(seen) >= 10
+    if budget == "count":
+        assert max(files for files, _ in seen) == 6  # two workers, three each: not held back by the oldest file
+    else:
+        assert max(files for files, _ in seen) == 2  # over the byte budget: one file per worker
+        assert all(size > 0 for _, size in seen)
+
+
 def test_progress_is_reported_as_one_process_reports_it(tmp_path: Path, memory: Path) -> None:
     reports: dict[int, list[tuple[int, str]]] = {}
     for workers in (1, 2):

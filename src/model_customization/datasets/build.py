@@ -368,7 +368,12 @@ def build_workers(requested: int | None = None) -> tuple[int, bool]:
 
 
 BIG_UNIT_BYTES = 64 << 20  # a file this large is read here, record by record, so its results never pile up at once
-IN_FLIGHT_PER_WORKER = 2  # files a worker may have been handed and not yet given back
+# Files handed to the pool and not yet merged here, per worker. Results are merged in plan order, so a long file
+# (or this process, busy counting) holds back the merging of those after it; with room for many, the workers read on
+# meanwhile (with two per worker they sat idle about a quarter of the time). IN_FLIGHT_BYTES, of input, bounds the
+# results that may pile up; each worker may still have one file in flight, whatever its size.
+IN_FLIGHT_PER_WORKER = 16
+IN_FLIGHT_BYTES = 32 << 20
 
 
 @dataclass(frozen=True)
@@ -459,9 +464,9 @@ class _Reader:
     events to `handle` in plan order, so that a pool decides duplicates, splits and the card exactly as one process.
 
     Workers read whole files: this process only walks the folders, merges small results and (forked workers) counts
-    the tokens of the examples kept. At most IN_FLIGHT_PER_WORKER files per worker are in flight, and a file over
-    BIG_UNIT_BYTES (or a folder a format reads whole) is read here record by record, so memory does not grow with
-    the input. The pool forks this process when it has one thread (the CLI); in a process with threads (the server)
+    the tokens of the examples kept. At most IN_FLIGHT_PER_WORKER files per worker, and IN_FLIGHT_BYTES of them, are
+    in flight, and a file over BIG_UNIT_BYTES (or a folder a format reads whole) is read here record by record, so
+    memory does not grow with the input. The pool forks this process when it has one thread (the CLI); in a process with threads (the server)
     it uses a fork server, since forking a threaded process can copy a lock some thread holds. A fork refused (a
     library's at-fork guard) leaves no worker behind and the build goes on in this process."""
 
@@ -473,8 +478,9 @@ class _Reader:
         self.planned = 0  # bytes of the files planned so far
         self.waiting: list[ReadUnit | ImportProblem | PassedOver] = []  # planned, not yet read (see add)
         self.pool: Any = None
-        self.pending: deque[Any] = deque()  # futures, or lists of events made here, in plan order
-        self.in_flight = 0
+        self.pending: deque[tuple[Any, int]] = deque()  # (future, or list of events made here; input bytes), in plan order
+        self.in_flight = 0  # files handed to the pool and not merged yet
+        self.in_flight_bytes = 0  # and their size
         self.tables_to_load = False  # this process counts the workers' examples and has not loaded the o200k tables yet
         self.cache_bounds: tuple[int, int] | None = None  # this process's count-cache bounds before the build's
 
@@ -517,26 +523,30 @@ class _Reader:
             return self._queue([("problem", item)])
         if isinstance(item, PassedOver):
             return self._queue([("skipped", file) for file in item.files])
-        if self.pool is None or item.kind == "folder" or self._size(item) > BIG_UNIT_BYTES:
+        size = self._size(item)
+        if self.pool is None or item.kind == "folder" or size > BIG_UNIT_BYTES:
             self._drain()
             for event in _unit_events(item, self.job):
                 self.handle(event)
             return None
-        self.pending.append(self.pool.submit(_read_in_worker, item))
+        self.pending.append((self.pool.submit(_read_in_worker, item), size))
         self.in_flight += 1
-        while self.in_flight >= IN_FLIGHT_PER_WORKER * self.workers:
+        self.in_flight_bytes += size
+        while self.in_flight >= self.workers and (
+            self.in_flight >= IN_FLIGHT_PER_WORKER * self.workers or self.in_flight_bytes >= IN_FLIGHT_BYTES
+        ):
             self._next()
         return None
 
     def _queue(self, events: list[tuple[Any, ...]]) -> None:
         if self.pending:
-            self.pending.append(events)
+            self.pending.append((events, 0))
         else:
             for event in events:
                 self.handle(event)
 
     def _next(self) -> None:
-        done = self.pending.popleft()
+        done, size = self.pending.popleft()
         if not isinstance(done, list):
             if self.tables_to_load:
                 self.tables_to_load = False
@@ -545,6 +555,7 @@ class _Reader:
                 self.while_waiting, warm_up = None, self.while_waiting
                 warm_up()
             self.in_flight -= 1
+            self.in_flight_bytes -= size
             done = done.result()
         for event in done:
             self.handle(event)
