@@ -290,11 +290,12 @@ def _word_shingle_values(words: list[str], shingle: int) -> Any:
     """The 32-bit hash of every word `shingle`-gram window of `words`, in order (see the module docstring)."""
     import numpy as np  # imported here: server start-up does not need it
 
-    index: dict[str, int] = {}
-    positions = [index.setdefault(word, len(index)) for word in words]  # each distinct word hashed once
+    distinct = dict.fromkeys(words)  # each distinct word is hashed once
     blake2b = hashlib.blake2b
-    digests = b"".join([blake2b(word.encode("utf-8", "surrogatepass"), digest_size=8).digest() for word in index])
-    word_hashes = np.frombuffer(digests, dtype="<u8").astype(np.uint64)[np.array(positions, dtype=np.intp)]
+    digests = b"".join([blake2b(word.encode("utf-8", "surrogatepass"), digest_size=8).digest() for word in distinct])
+    index = dict(zip(distinct, range(len(distinct)), strict=True))
+    positions = np.fromiter(map(index.__getitem__, words), dtype=np.intp, count=len(words))  # no Python loop per word
+    word_hashes = np.frombuffer(digests, dtype="<u8").astype(np.uint64)[positions]
     windows = len(words) - shingle + 1
     combined = word_hashes[:windows].copy()
     multiplier = np.uint64(WORD_MULTIPLIER)
