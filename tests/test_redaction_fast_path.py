@@ -191,7 +191,7 @@ def all_match_starts(pattern: re.Pattern[str], text: str) -> list[int]:
 digit_texts = st.lists(
     st.one_of(
         st.text(alphabet="0123456789", min_size=1, max_size=20),
-        st.sampled_from([" ", "-", ".", "+", "(", ")", ":", "::", "a", "F", "_", "\n", "/", "x", "\u0663"]),
+        st.sampled_from([" ", "-", ".", "+", "(", ")", ":", "::", "a", "F", "_", "\n", "/", "x", "\u0663", "\u2192", "\u00e9", "\u00a0", "?"]),
     ),
     max_size=14,
 ).map("".join)
@@ -200,7 +200,8 @@ digit_texts = st.lists(
 @FUZZ
 @given(digit_texts)
 def test_digit_scans_hold_every_place_a_pattern_matches(text: str) -> None:
-    classes = R._classes(text)  # None for a text that is not ASCII: the starts come from regex finders then
+    classes = R._classes(text)  # None for a text with a digit other than 0-9: the starts come from regex finders then
+    assert (classes is None) == any(char.isdecimal() and not char.isascii() for char in text)
     for pattern, starts in (
         (R._CARD_RE, R._card_starts(text, classes)),
         (R._PHONE_RE, R._phone_starts(text, classes)),
@@ -244,7 +245,7 @@ def test_keyword_starts_hold_every_place_a_pattern_matches(text: str) -> None:
 
 
 @FUZZ
-@given(st.lists(st.one_of(st.sampled_from(SECRETS + NEAR_MISSES), st.text(alphabet="skrAKIJxoyeh_-.\n ", max_size=12)), max_size=8).map("".join))
+@given(st.lists(st.one_of(st.sampled_from(SECRETS + NEAR_MISSES + ODD), st.text(alphabet="skrAKIJxoyeh_-.\n ", max_size=12)), max_size=8).map("".join))
 def test_vendor_marker_checks(text: str) -> None:
     flat = text.replace("\n", "")
     assert R._marker_in_flat(text) == any(marker in flat for marker in R._SECRET_MARKERS)
@@ -256,14 +257,40 @@ def test_vendor_marker_checks(text: str) -> None:
 
 
 @FUZZ
-@given(st.lists(st.sampled_from(SECRETS + NEAR_MISSES + ["\n", "word ", "abc://x", "db_key", "PrivKey", "0" * 21, "key", "api_key", "apikey", "service_", "account", "_key", "client", "Passwd", "contraseña"]), max_size=10).map("".join))
+@given(st.lists(st.sampled_from(SECRETS + NEAR_MISSES + ODD + ["\n", "word ", "abc://x", "db_key", "PrivKey", "0" * 21, "key", "api_key", "apikey", "service_", "account", "_key", "client", "Passwd", "contraseña", "\u212aey", "PR\u0130V_KEY"]), max_size=10).map("".join))
 def test_detect_secrets_lines_are_the_lines_that_may_hold_one(text: str) -> None:
     starts = R._Scan(text).ds_starts()
-    if starts is None:  # a text that is not ASCII: its lines are asked one by one (the fuzz test above covers it)
-        assert not text.isascii()
+    if starts is None:  # a lower case longer than the text (U+0130): its lines are asked one by one (the fuzz test above covers it)
+        assert len(text.lower()) != len(text)
         return
     flagged = {text.count("\n", 0, at) for at in starts}
     assert flagged == {index for index, line in enumerate(text.split("\n")) if R._may_hold_secret(line)}
+
+
+token_texts = st.lists(
+    st.one_of(
+        st.text(alphabet="abcXYZ0189+/_-=", min_size=1, max_size=24),
+        st.sampled_from([" ", "\n", "\t", ".", "?", "\u2192", "\u00e9", "\u0663", "\u00a0", "\u2028", "\u212a", "\u0130", "\ud800", "日本"]),
+        st.sampled_from(["-rw-r--r--  1 marco staff 1234 Jan  1 12:00 f", "drwxr-xr-x 2 root root 4096 Jan 1 d", "rwxrwxrwx"]),
+    ),
+    max_size=12,
+).map("".join)
+
+
+@FUZZ
+@given(token_texts)
+def test_token_scans_of_any_text_hold_every_place_a_pattern_matches(text: str) -> None:
+    """The ASCII view (one byte per character, "?" for the others) finds runs of ASCII classes in any text: the
+    base64 runs, `ls -l` modes, wrapped-token lines and vendor-token runs of a text with arrows, accents, other
+    digits or a lone surrogate are found where the patterns match."""
+    assert len(R._ascii_view(text)) == len(text)
+    assert set(all_match_starts(R._BASE64_RUN_RE, text)) <= set(R._base64_starts(text)), text
+    if R._LS_LONG_RE.search(text):
+        assert R._may_list_files(text)
+    if R._WRAPPED_RE.search(text):
+        assert R._may_wrap(text)
+    if R._SECRET_RE.search(text):
+        assert R._may_hold_vendor_token(text)
 
 
 def test_short_clean_texts_are_remembered_and_texts_with_findings_are_not() -> None:

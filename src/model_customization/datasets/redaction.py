@@ -446,24 +446,44 @@ def _run_starts(finder: re.Pattern[str], text: str) -> list[int]:
 _FOLDS_TO_ASCII = ("\u0131", "\u0130", "\u017f", "\u212a")
 
 
+_last_view: tuple[str, bytes] = ("", b"")  # the last text _ascii_view was asked about, and its view
 _last_classes: tuple[str, bytes | None] = ("", b"")  # the last text _classes was asked about, and its classes
+_NON_ASCII_DIGIT_RE = re.compile(r"[^\x00-\x7f\D]")  # a character \d matches that is not 0-9
+
+
+def _ascii_view(text: str) -> bytes:
+    """The text as one byte per character: itself for an ASCII text, else with "?" for every other character, so
+    positions in it are positions in the text. A scan for runs of ASCII classes finds the same runs in it (no other
+    character is in such a class; "?" is in none of them). The passes of one text ask in turn: a pass that replaced
+    nothing hands the same string on, so it is encoded once."""
+    global _last_view
+    last = _last_view  # one read and one write of a tuple: threads redacting at once never mix two texts
+    if last[0] is text:
+        return last[1]
+    view = text.encode("ascii", "replace")
+    _last_view = (text, view)
+    return view
 
 
 def _classes(text: str) -> bytes | None:
-    """The class of every character of an ASCII text (see _CLASS_TABLE), None for other texts. The passes of one
-    text ask in turn; a pass that replaced nothing hands the same string on, so it is translated once."""
+    """The class of every character of the text (see _CLASS_TABLE), other characters than ASCII in no class; None
+    for a text holding a digit other than 0-9, which \\d matches and the classes do not show (then the regex finders
+    below are used). Asked in turn by the passes of one text, like _ascii_view."""
     global _last_classes
-    last = _last_classes  # one read and one write of a tuple: threads redacting at once never mix two texts
+    last = _last_classes
     if last[0] is text:
         return last[1]
-    classes = text.encode("ascii").translate(_CLASS_TABLE) if text.isascii() else None
+    if text.isascii() or _NON_ASCII_DIGIT_RE.search(text) is None:
+        classes: bytes | None = _ascii_view(text).translate(_CLASS_TABLE)
+    else:
+        classes = None
     _last_classes = (text, classes)
     return classes
 
 
-# Fast scans of an ASCII text: bytes.translate maps each character to its class in one C pass, and bytes.find
-# looks for runs of a class, which is some 20x faster than a regex looking at every position. A text with other
-# characters (whose \d may be a non-ASCII digit) is scanned with the regex finders below instead.
+# Fast scans of a text's ASCII view: bytes.translate maps each character to its class in one C pass, and bytes.find
+# looks for runs of a class, which is some 20x faster than a regex looking at every position. A text holding a digit
+# other than 0-9 (which \d matches) is scanned for digit shapes with the regex finders below instead.
 def _class_table(classes: dict[str, str]) -> bytes:
     table = bytearray(b" " * 256)
     for members, code in classes.items():
@@ -557,14 +577,12 @@ def _ipv6_starts(text: str, classes: bytes | None) -> list[int]:
 
 
 def _base64_starts(text: str) -> list[int]:
-    if not text.isascii():
-        return _run_starts(_BASE64_START_RE, text)
-    return _class_runs(text.encode("ascii").translate(_TOKEN_TABLE), b"b", 16)
+    return _class_runs(_ascii_view(text).translate(_TOKEN_TABLE), b"b", 16)  # the run's characters are all ASCII
 
 
 def _may_list_files(text: str) -> bool:
     """False when no `ls -l` mode (nine of r w x s S t T l -) can be in the text."""
-    return not text.isascii() or b"p" * 9 in text.encode("ascii").translate(_MODE_TABLE)
+    return b"p" * 9 in _ascii_view(text).translate(_MODE_TABLE)
 
 
 # Where each keyword-led pattern's match can start: at a keyword its alternatives begin with, or at a word that comes
@@ -582,7 +600,6 @@ _PHONE_SIGN_RE = re.compile(r"[+(]\d")  # +1 ..., (555) ...
 _DIGITS_3_RE = re.compile(r"\d{3,}")  # 555-..., 020 ... (also after a "(", which the look-behind allows)
 _IPV4_START_RE = re.compile(r"\d+\.")
 _IPV6_START_RE = re.compile(r"[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:")
-_BASE64_START_RE = re.compile(r"[A-Za-z0-9+/_-]{16,}")
 
 
 # Every keyword a detector's gate asks about (in the lower-case text): the value patterns', the phrase's and
@@ -602,10 +619,9 @@ _MARKER_CLASS_NEEDLES = (b"aa-", b"AAAA", b"AAaa", b"aaA", b"xax", b"aaaaa.aaaaa
 
 def _marker_in_flat(text: str) -> bool:
     """Whether a vendor marker occurs in the text with its line breaks taken out (a break may split a marker)."""
-    if text.isascii():
-        marker_classes = text.encode("ascii").translate(_MARKER_TABLE, b"\n")
-        if not any(needle in marker_classes for needle in _MARKER_CLASS_NEEDLES):
-            return False
+    marker_classes = _ascii_view(text).translate(_MARKER_TABLE, b"\n")
+    if not any(needle in marker_classes for needle in _MARKER_CLASS_NEEDLES):
+        return False
     flat = text.replace("\n", "")
     return any(marker in flat for marker in _SECRET_MARKERS)
 
@@ -618,9 +634,7 @@ _WRAP_SHAPE_RE = re.compile(rb"\n *ww+ *(?:\n|\Z)")
 
 def _may_wrap(text: str) -> bool:
     """False when _WRAPPED_RE cannot match: no line of the text is a lone run of token characters."""
-    if not text.isascii():
-        return True
-    return _WRAP_SHAPE_RE.search(text.encode("ascii").translate(_WRAP_TABLE)) is not None
+    return _WRAP_SHAPE_RE.search(_ascii_view(text).translate(_WRAP_TABLE)) is not None
 
 
 _VENDOR_RUN_TABLE = _class_table({string.ascii_letters + _DIGITS + "_-": "s"})
@@ -632,9 +646,7 @@ def _may_hold_vendor_token(text: str) -> bool:
     ten more), so the marker is looked for in those runs; the two others hold "hooks.slack.com" or ".eyJ"."""
     if "hooks.slack.com" in text or ".eyJ" in text:
         return True
-    if not text.isascii():
-        return _MARKER_RE.search(text) is not None
-    runs = text.encode("ascii").translate(_VENDOR_RUN_TABLE)
+    runs = _ascii_view(text).translate(_VENDOR_RUN_TABLE)
     needle = b"s" * 15
     at = runs.find(needle)
     while at != -1:
@@ -709,11 +721,13 @@ class _Scan:
 
     def ds_starts(self) -> list[int] | None:
         """Where the text holds what _may_hold_secret looks for (a keyword, a `...key`, a 20+ run with a digit),
-        in order; None for a text that is not ASCII (its lower case may not line up with it)."""
+        in order; None for a text whose lower case is longer than it (U+0130 lowers to two characters), so that
+        positions in the lower case are not positions in the text. (Lowering a character does not depend on the
+        lines around it, and the keywords are ASCII, so a keyword found in the text's lower case is in its line's.)"""
         if self._ds_starts is not False:
             return self._ds_starts  # type: ignore[return-value]
         text = self.text
-        if not text.isascii():
+        if len(self.low) != len(text):
             self._ds_starts = None
             return None
         present = self.present
@@ -725,12 +739,13 @@ class _Scan:
                 for at in self.positions("key")
                 if any(low[max(0, at - len(word) - 1) : at].endswith((word, word + "_")) for word in _DS_KEY_WORDS)
             )
-        encoded = text.encode("ascii")
-        runs = encoded.translate(_DS_RUN_TABLE)
+        # The runs and their digits are ASCII: the same in the text's ASCII view as in its UTF-8 (_has_run_with_digit).
+        view = _ascii_view(text)
+        runs = view.translate(_DS_RUN_TABLE)
         needle = b"r" * 20
         at = runs.find(needle)
         if at != -1:
-            digits = _classes(text) or b""
+            digits = _classes(text) or view.translate(_DS_DIGIT_TABLE)
             while at != -1:
                 end = _DS_RUN_BYTES_RE.match(runs, at).end()  # type: ignore[union-attr]
                 if digits.find(b"0", at, end) != -1:
@@ -1042,7 +1057,7 @@ class _Redactor:
         (very long lines are data blobs; the regex passes above already ran over them). The scan's positions say
         which lines those are, so the other lines are not looked at again."""
         starts = self._scan(text).ds_starts()
-        if starts is None:  # not ASCII: each line is asked on its own
+        if starts is None:  # positions in the lower case are not positions in the text: each line is asked on its own
             if not _may_hold_secret(text):
                 return text
             indices: Collection[int] = range(text.count("\n") + 1)
