@@ -84,6 +84,7 @@ def main() -> None:
     for _round in range(args.rounds):
         for name, module in (("reference", reference), ("current", current)):
             module._clean_texts.clear()
+            getattr(module, "_ds_line_cache", {}).clear()
             getattr(module, "_clean_short_texts", set()).clear()
             start = time.process_time()
             for conv in groups[0]:

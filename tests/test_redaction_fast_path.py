@@ -304,6 +304,25 @@ def test_short_clean_texts_are_remembered_and_texts_with_findings_are_not() -> N
     assert dirty not in R._clean_short_texts
 
 
+def test_a_line_detect_secrets_saw_is_not_handed_to_it_again(monkeypatch) -> None:
+    """detect-secrets is a pure function of the line: a flagged line that comes again (in another text, another
+    conversation) gets the first answer without the plugins, and the same placeholders as the first time."""
+    R._ds_line_cache.clear()
+    calls: list[str] = []
+    real = R._detect_secrets_found
+    monkeypatch.setattr(R, "_detect_secrets_found", lambda line: (calls.append(line), real(line))[1])
+    flagged = 'const k = "a8Fj3kL9mQ2xZ7pW4vB6nR1tY5uC0dE"'  # only detect-secrets finds it (high entropy)
+    first, _ = redact_text(f"step one\n{flagged}\nthen 5 passed")
+    second, _ = redact_text(f"other text\n{flagged}\nthen 5 passed")
+    assert first.split("\n")[1] == 'const k = "<SECRET_1>"'
+    assert first.split("\n")[1] == second.split("\n")[1]
+    assert calls.count(flagged) == 1 and calls.count("then 5 passed") == 1
+    long_line = "password " + "x" * 300  # longer than the cached lines: asked each time
+    redact_text(long_line + "\na")
+    redact_text(long_line + "\nb")
+    assert calls.count(long_line) == 2
+
+
 def test_vendor_tokens_wrapped_at_every_place() -> None:
     """A vendor token broken over lines at each of its places, alone, before more lines, or before words."""
     tokens = [secret for secret in SECRETS[:15] if "\n" not in secret and "://" not in secret]
