@@ -9,29 +9,48 @@ assistant texts given a non-ASCII phrase, seeded) measures the texts real transc
 ensure_ascii=False, as Claude Code writes them.
 """
 
-import json, sys, os, random
+from __future__ import annotations
+
+import json
+import random
+import sys
 from pathlib import Path
-src, dst = Path(sys.argv[1]), Path(sys.argv[2])
-rng = random.Random(0)
+
+# Non-ASCII phrases of the kind agents and test runners print.
 EXTRA = ["✓ passed", "✗ failed", "— note", "café", "naïve", "日本語のテキスト", "🚀 deployed", "…", "“quoted”", "→ next"]
-def arrows(text):
-    lines = text.split("\n")
-    out = [f"{i:>6}\u2192{l}" for i, l in enumerate(lines, 1)]
+
+
+def numbered(text: str, rng: random.Random) -> str:
+    """The text as the Read tool shows a file: right-aligned line numbers, an arrow, the line; half get a phrase."""
+    lines = [f"{number:>6}\u2192{line}" for number, line in enumerate(text.split("\n"), 1)]
     if rng.random() < 0.5:
-        out.insert(rng.randrange(len(out)+1), rng.choice(EXTRA))
-    return "\n".join(out)
-for f in src.rglob("*.jsonl"):
-    t = dst / f.relative_to(src); t.parent.mkdir(parents=True, exist_ok=True)
-    with f.open() as a, t.open("w") as b:
-        for line in a:
-            o = json.loads(line)
-            m = o.get("message")
-            if o.get("type") == "user" and isinstance(m, dict) and isinstance(m.get("content"), list):
-                for blk in m["content"]:
-                    if isinstance(blk, dict) and blk.get("type") == "tool_result" and isinstance(blk.get("content"), str) and rng.random() < 0.7:
-                        blk["content"] = arrows(blk["content"])
-            if o.get("type") == "assistant" and isinstance(m, dict) and isinstance(m.get("content"), list):
-                for blk in m["content"]:
-                    if isinstance(blk, dict) and blk.get("type") == "text" and rng.random() < 0.2:
-                        blk["text"] += " " + rng.choice(EXTRA)
-            b.write(json.dumps(o, ensure_ascii=False) + "\n")
+        lines.insert(rng.randrange(len(lines) + 1), rng.choice(EXTRA))
+    return "\n".join(lines)
+
+
+def blocks(record: dict, kind: str) -> list[dict]:
+    message = record.get("message")
+    content = message.get("content") if isinstance(message, dict) else None
+    return [b for b in content if isinstance(b, dict) and b.get("type") == kind] if isinstance(content, list) else []
+
+
+def main() -> None:
+    source, target = Path(sys.argv[1]), Path(sys.argv[2])
+    rng = random.Random(0)
+    for path in sorted(source.rglob("*.jsonl")):
+        out_path = target / path.relative_to(source)
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open(encoding="utf-8") as lines, out_path.open("w", encoding="utf-8") as out:
+            for line in lines:
+                record = json.loads(line)
+                for block in blocks(record, "tool_result") if record.get("type") == "user" else []:
+                    if isinstance(block.get("content"), str) and rng.random() < 0.7:
+                        block["content"] = numbered(block["content"], rng)
+                for block in blocks(record, "text") if record.get("type") == "assistant" else []:
+                    if rng.random() < 0.2:
+                        block["text"] += " " + rng.choice(EXTRA)
+                out.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+if __name__ == "__main__":
+    main()
