@@ -733,11 +733,15 @@ class _Scan:
         low = self.low
         starts = {at for keyword in leading for at in self.positions(keyword)}
         for keyword, words in prefixed.items():
+            reach = max(map(len, words)) + 1
             for at in self.positions(keyword):
-                for word in words:
-                    for start in (at - len(word), at - len(word) - 1):  # "api" + "key" or "api" + "_" + "key"
-                        if start >= 0 and low.startswith(word, start):
-                            starts.add(start)
+                before = low[max(0, at - reach) : at]
+                # "api" + "key" or "api" + "_" + "key": two C calls rule out every word for most keywords
+                if before.endswith(words) or before[:-1].endswith(words):
+                    for word in words:
+                        for start in (at - len(word), at - len(word) - 1):
+                            if start >= 0 and low.startswith(word, start):
+                                starts.add(start)
         return sorted(starts)
 
     def ds_starts(self) -> list[int] | None:
