@@ -505,8 +505,8 @@ def _classes(text: str) -> bytes | None:
 # Fast scans of a text's ASCII view: bytes.translate maps each character to its class in one C pass, and bytes.find
 # looks for runs of a class, which is some 20x faster than a regex looking at every position. A text holding a digit
 # other than 0-9 (which \d matches) is scanned for digit shapes with the regex finders below instead.
-def _class_table(classes: dict[str, str]) -> bytes:
-    table = bytearray(b" " * 256)
+def _class_table(classes: dict[str, str], other: str = " ") -> bytes:
+    table = bytearray(other.encode("ascii") * 256)
     for members, code in classes.items():
         for char in members:
             table[ord(char)] = ord(code)
@@ -514,7 +514,7 @@ def _class_table(classes: dict[str, str]) -> bytes:
 
 
 _DIGITS = "0123456789"
-_CLASS_TABLE = _class_table({_DIGITS: "0", "ABCDEFabcdef": "h", "+": "+", "(": "(", ".": ".", ":": ":"})
+_CLASS_TABLE = _class_table({_DIGITS: "0", "ABCDEFabcdef": "h", "+": "+", "(": "(", ".": ".", ":": ":", " ": " ", "-": "-"}, "~")
 _TOKEN_TABLE = _class_table({string.ascii_letters + _DIGITS + "+/_-": "b"})  # the characters of a base64 run
 _MODE_TABLE = _class_table({"rwxsStTl-": "p"})  # the characters of an `ls -l` mode
 _RUN_OF = {code: re.compile(re.escape(code) + b"+") for code in (b"0", b"b", b"s")}
@@ -541,11 +541,12 @@ def _finds(classes: bytes, needle: bytes) -> list[int]:
     return found
 
 
-# On the classes (digits are "0", a dot ".", a space, a dash and most other characters " "), whole runs of digits
-# that may begin a card or a phone (the callers check the real separator). Each pattern starts with its literal "0",
-# so the search skips to the next digit in C.
-_CARD_RUN_RE = re.compile(rb"0(?<!00)(?:0{12,18}|000(?= ))(?!0)")
-_PHONE_RUN_RE = re.compile(rb"0(?<!00)(?:00(?=[ .])|0{2,4}(?= ))")
+# On the classes (digits are "0"; a dot, a space and a dash are themselves; most other characters "~"), whole runs of
+# digits that may begin a card or a phone, with the separator after them (the callers check the first digit). Each
+# pattern starts with its literal "0", so the search skips to the next digit in C; a run followed by anything else
+# (the arrow after a line number of Claude Code's Read output) is no candidate.
+_CARD_RUN_RE = re.compile(rb"0(?<!00)(?:0{12,18}(?!0)|000(?=[ -]))")
+_PHONE_RUN_RE = re.compile(rb"0(?<!00)(?:00(?=[ .-])|0{2,4}(?=[ -]))")
 
 
 def _card_starts(text: str, classes: bytes | None) -> list[int]:
@@ -556,7 +557,7 @@ def _card_starts(text: str, classes: bytes | None) -> list[int]:
     return [
         run.start()
         for run in _CARD_RUN_RE.finditer(classes)
-        if text[run.start()] in "23456" and (run.end() - run.start() > 4 or text[run.end()] in " -")
+        if text[run.start()] in "23456"
     ]
 
 
@@ -568,8 +569,7 @@ def _phone_starts(text: str, classes: bytes | None) -> list[int]:
     digit_led = [
         run.start()
         for run in _PHONE_RUN_RE.finditer(classes)
-        if (run.end() - run.start() == 3 and text[run.end()] in "-. ")
-        or (text[run.start()] == "0" and text[run.end()] in " -")
+        if run.end() - run.start() == 3 or text[run.start()] == "0"
     ]
     signs = _finds(classes, b"+0") + _finds(classes, b"(0")
     return sorted({*digit_led, *signs}) if signs else digit_led
