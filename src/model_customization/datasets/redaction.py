@@ -647,9 +647,9 @@ def _marker_in_flat(text: str) -> bool:
     return any(marker in flat for marker in _SECRET_MARKERS)
 
 
-_WRAP_TABLE = _class_table({string.ascii_letters + _DIGITS + "_+/=.-": "w", " \t": " ", "\n": "\n"})
+_WRAP_TABLE = _class_table({string.ascii_letters + _DIGITS + "_+/=.-": "w", " \t": " ", "\n": "\n"}, "~")
 # A line that is nothing but a run of two or more token characters (spaces and tabs around it), the shape every
-# continuation line of _WRAPPED_RE has.
+# continuation line of _WRAPPED_RE has (any other character, "\r" or the arrow after a line number, breaks it).
 _WRAP_SHAPE_RE = re.compile(rb"\n *ww+ *(?:\n|\Z)")
 
 
