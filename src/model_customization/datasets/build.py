@@ -33,7 +33,7 @@ from model_customization.datasets.dedupe import NearDuplicateFilter, canonical_j
 from model_customization.datasets.examples import conversation_to_example, example_problem, message_to_dict
 from model_customization.datasets.filters import ConversationFilter
 from model_customization.datasets.outcomes import NO_SIGNAL, OutcomeLabeller, card_markdown_lines, labelled_example
-from model_customization.datasets.redaction import redact_conversation, redact_record, redact_text
+from model_customization.datasets.redaction import load_detect_secrets, redact_conversation, redact_record, redact_text
 from model_customization.datasets.tokens import _counter, bound_count_caches, count_chat_tokens
 from model_customization.errors import NotFoundError, UserError
 from model_customization.memory.cass_memory import load_outcome_signals, outcome_files
@@ -577,6 +577,10 @@ class _Reader:
             # the first files and counts the examples it keeps (loading them first kept both cores waiting ~0.7 s).
             worker_job = replace(self.job, options=replace(self.job.options, count_tokens=False))
             self.tables_to_load = True
+            if self.job.options.redact:
+                # Loaded here once and shared, not by each worker at its first line with a URL or a "pass" in it:
+                # the same wall time (both workers would spend it at once), ~12 MB and 0.15 s less in all.
+                load_detect_secrets()
             context = multiprocessing.get_context("fork")
         elif "forkserver" in methods:
             # The fork server has the tables (build_preload): its workers count, this process never loads them.

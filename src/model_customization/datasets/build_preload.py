@@ -9,6 +9,6 @@ from model_customization.datasets.tokens import _counter
 
 _counter("o200k_base")  # the tokenizer the workers count with
 import numpy  # noqa: E402, F401  (the MinHash the workers compute)
-from model_customization.datasets.redaction import _detect_secrets_plugins  # noqa: E402
+from model_customization.datasets.redaction import load_detect_secrets  # noqa: E402
 
-_detect_secrets_plugins()  # with the requests it imports: ~12 MB and 0.15 s each worker would spend on its own
+load_detect_secrets()  # with the requests it imports: ~12 MB and 0.15 s each worker would spend on its own

@@ -239,6 +239,12 @@ def _detect_secrets_plugins() -> list[Any]:
     return plugins
 
 
+def load_detect_secrets() -> None:
+    """Load detect-secrets' plugins now (a process about to fork workers that redact, or their fork server), so that
+    the workers share them instead of each loading its own."""
+    _detect_secrets_plugins()
+
+
 def _ds_false_positive(plugin: Any, secret: str, line: str) -> bool:
     """detect-secrets' default heuristic filters, plus ours (git SHAs, placeholders)."""
     from detect_secrets.filters import heuristic
