@@ -22,7 +22,7 @@ walls = collections.defaultdict(list)
 for side, row in rows:
     walls[side].append(row["wall_s"])
 for side, values in walls.items():
-    print(side, "wall_s", values, "median", statistics.median(values))
+    print(side, "wall_s", values, "median", round(statistics.median(values), 2))
 for side in ("before", "now"):
     ratios = [round(a / f, 2) for a, f in zip(walls[side], walls["floor"])]
     print(side, "ratio to the floor of its round", ratios, "median", statistics.median(ratios))
