@@ -464,11 +464,11 @@ class _Reader:
     events to `handle` in plan order, so that a pool decides duplicates, splits and the card exactly as one process.
 
     Workers read whole files: this process only walks the folders, merges small results and (forked workers) counts
-    the tokens of the examples kept. At most IN_FLIGHT_PER_WORKER files per worker, and IN_FLIGHT_BYTES of them, are
-    in flight, and a file over BIG_UNIT_BYTES (or a folder a format reads whole) is read here record by record, so
-    memory does not grow with the input. The pool forks this process when it has one thread (the CLI); in a process with threads (the server)
-    it uses a fork server, since forking a threaded process can copy a lock some thread holds. A fork refused (a
-    library's at-fork guard) leaves no worker behind and the build goes on in this process."""
+    the tokens of the examples kept. At most IN_FLIGHT_PER_WORKER files per worker, and IN_FLIGHT_BYTES of them, are in
+    flight, and a file over BIG_UNIT_BYTES (or a folder a format reads whole) is read here record by record, so memory
+    does not grow with the input. The pool forks this process when it has one thread (the CLI); in a process with
+    threads (the server) it uses a fork server, since forking a threaded process can copy a lock some thread holds. A
+    fork refused (a library's at-fork guard) leaves no worker behind and the build goes on in this process."""
 
     def __init__(self, job: _ReadJob, handle: Callable[[tuple[Any, ...]], None], workers: int | None, while_waiting: Callable[[], Any] | None = None) -> None:
         self.job = job
