@@ -128,10 +128,42 @@ def test_the_fork_server_preloads_what_every_worker_needs() -> None:
     probe = (
         "import sys, model_customization.datasets.build_preload\n"
         "from model_customization.datasets import redaction, tokens\n"
-        "print(redaction._detect_secrets_plugins.cache_info().currsize, tokens._counter.cache_info().currsize, 'numpy' in sys.modules)"
+        "print(redaction._detect_secrets_plugins.cache_info().currsize, tokens._counter.cache_info().currsize, 'numpy' in sys.modules,"
+        " redaction._shared_clean is not None)"
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split()
-    assert out == ["1", "1", "True"]
+    assert out == ["1", "1", "True", "True"]
+
+
+def _read_and_probe_the_shared_table(unit):  # (at module level: the pool sends it to its workers by name)
+    """A worker's read, with one more event: whether it had the table of clean texts and how many digests it held."""
+    from model_customization.datasets import redaction
+
+    events = _real_read_in_worker(unit)
+    shared = redaction._shared_clean
+    held = 0 if shared is None else sum(shared._table[at : at + 16] != bytes(16) for at in range(0, len(shared._table), 16))
+    return [*events, ("format", f"probe {shared is not None} {held}")]  # rides into the card's formats
+
+
+_real_read_in_worker = build._read_in_worker
+
+
+def test_forked_workers_share_the_texts_they_found_clean(tmp_path: Path, memory: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While its workers read, a build that redacts keeps the digests of clean texts in a table they share (a file
+    read again in another session is scanned by one of them only); the table is freed with the pool."""
+    from model_customization.datasets import redaction
+
+    _as_from_one_thread(monkeypatch)
+    monkeypatch.setattr(build, "_read_in_worker", _read_and_probe_the_shared_table)
+    ws = Workspace.open(tmp_path / "home")
+    try:
+        result = build_dataset(ws, [memory], workers=2)
+    finally:
+        ws.store.close()
+    probes = [key.split()[1:] for key in result.card["formats"] if key.startswith("probe ")]
+    assert probes and all(shared == "True" for shared, _ in probes)
+    assert max(int(held) for _, held in probes) > 0  # the workers wrote what they found clean into it
+    assert redaction._shared_clean is None  # freed with the pool
 
 
 def test_workers_setting(monkeypatch: pytest.MonkeyPatch) -> None:

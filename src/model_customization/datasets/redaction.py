@@ -69,6 +69,7 @@ from dataclasses import replace
 from functools import lru_cache
 from typing import Any
 
+from model_customization.datasets.shared_digests import SharedDigests
 from model_customization.memory.records import Conversation, ToolCall
 
 KINDS = ("secret", "private_key", "url_password", "email", "phone", "card", "ip", "home_path", "host_name")
@@ -798,6 +799,27 @@ _clean_texts: set[bytes] = set()
 # command, "Run the tests"). Bounded in entries (under 256 characters each, so a few MB when full), cleared when full.
 _CLEAN_SHORT_MAX_ENTRIES = 20_000
 _clean_short_texts: set[str] = set()
+# Set by share_clean_texts() in a process about to fork a build's workers (or in their fork server): the digests of
+# clean texts then live in a table the workers share instead of _clean_texts, so that a text one worker found clean
+# (a file read again in another session) is not scanned again by the other. Split between two workers' own sets, a
+# 52.9 MB corpus had 20% more characters scanned.
+_shared_clean: SharedDigests | None = None
+SHARED_CLEAN_SLOTS = 1 << 18  # 4 MB at most, shared: less than one worker's _clean_texts when full
+
+
+def share_clean_texts() -> None:
+    """From now on, remember clean texts where the processes this one forks share them (see _shared_clean)."""
+    global _shared_clean
+    if _shared_clean is None:
+        _shared_clean = SharedDigests(SHARED_CLEAN_SLOTS)
+
+
+def unshare_clean_texts() -> None:
+    """Back to this process's own memory of clean texts (its forked workers are gone): the shared table is freed."""
+    global _shared_clean
+    shared, _shared_clean = _shared_clean, None
+    if shared is not None:
+        shared.close()
 
 
 class _Redactor:
@@ -914,14 +936,18 @@ class _Redactor:
                 _clean_short_texts.add(text)
             return out
         digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
-        if digest in _clean_texts:
+        shared = _shared_clean
+        if digest in (_clean_texts if shared is None else shared):
             return text
         found_before = self.counts.total()
         out = self._detect(text)
         if self.counts.total() == found_before and out == text:
-            if len(_clean_texts) >= _CLEAN_MAX_ENTRIES:
-                _clean_texts.clear()
-            _clean_texts.add(digest)
+            if shared is not None:
+                shared.add(digest)
+            else:
+                if len(_clean_texts) >= _CLEAN_MAX_ENTRIES:
+                    _clean_texts.clear()
+                _clean_texts.add(digest)
         return out
 
     def _detect(self, text: str) -> str:
