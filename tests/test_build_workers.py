@@ -129,10 +129,10 @@ def test_the_fork_server_preloads_what_every_worker_needs() -> None:
         "import sys, model_customization.datasets.build_preload\n"
         "from model_customization.datasets import redaction, tokens\n"
         "print(redaction._detect_secrets_plugins.cache_info().currsize, tokens._counter.cache_info().currsize, 'numpy' in sys.modules,"
-        " redaction._shared_clean is not None)"
+        " redaction._shared_clean is not None, tokens._shared_counts is not None)"
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split()
-    assert out == ["1", "1", "True", "True"]
+    assert out == ["1", "1", "True", "True", "True"]
 
 
 def _read_and_probe_the_shared_table(unit):  # (at module level: the pool sends it to its workers by name)

@@ -101,6 +101,42 @@ def test_the_pool_of_workers_gives_the_one_process_report(ws, tmp_path, monkeypa
     assert pooled["token_stats"]["train"]["examples"] > 380
 
 
+def test_the_workers_share_the_counts_of_long_texts(ws, tmp_path, monkeypatch):
+    """Each worker of a gate's pool starts with the pool's table of long texts' counts (a system prompt counted by
+    one is not counted again by the other), and the table is freed with the pool; the report is the same."""
+    import os
+
+    long_prompt = "You review pull requests for the payments team. " * 120  # over 4096 characters: counted by digest
+    file = tmp_path / "long.jsonl"
+    file.write_text("".join(json.dumps({"messages": [
+        {"role": "system", "content": long_prompt},
+        {"role": "user", "content": f"review change {i}"},
+        {"role": "assistant", "content": f"change {i} looks fine"},
+    ]}) + "\n" for i in range(60)))  # fmt: skip
+    monkeypatch.setenv("MODEL_CUSTOMIZATION_ALLOWED_ROOTS", str(tmp_path))
+    monkeypatch.setattr(tokens, "PARALLEL_MIN_BYTES", 1 << 60)
+    one_process = inspect_dataset(ws, path=str(file), provider="openai")
+
+    seen = tmp_path / "workers.txt"
+    real_start = tokens._start_worker
+
+    def start(*job):
+        real_start(*job)
+        with open(seen, "a") as out:  # in the worker
+            out.write(f"{os.getpid()} {type(tokens._shared_counts).__name__}\n")
+
+    monkeypatch.setattr(tokens, "_start_worker", start)
+    monkeypatch.setattr(tokens, "_worker_count", lambda: 2)
+    monkeypatch.setattr(tokens, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(tokens, "BATCH_BYTES", 20000)
+    tokens._long_cache.clear()
+    pooled = inspect_dataset(ws, path=str(file), provider="openai")
+    assert json.dumps(pooled) == json.dumps(one_process)
+    workers = seen.read_text().split("\n")[:-1]
+    assert len(workers) == 2 and all(line.endswith(" SharedCounts") for line in workers)
+    assert tokens._shared_counts is None  # this process never used it: only its workers
+
+
 def test_two_gates_at_once_each_keep_their_own_rules(ws, tmp_path, monkeypatch):
     # A server runs tools in threads: two pools at the same time must each give their workers their own check.
     from concurrent.futures import ThreadPoolExecutor

@@ -10,7 +10,7 @@ import pytest
 
 from model_customization.datasets import redaction
 from model_customization.datasets.redaction import redact_conversation
-from model_customization.datasets.shared_digests import SharedDigests
+from model_customization.datasets.shared_digests import SharedCounts, SharedDigests
 from model_customization.memory.records import Conversation, Message
 
 
@@ -94,3 +94,51 @@ def test_a_text_a_forked_worker_found_clean_is_not_scanned_again(monkeypatch: py
     assert redaction._shared_clean is None
     redact_conversation(conversation)  # back to this process's own memory, which never saw it
     assert scanned.count(FILE_BODY) == 1
+
+
+def test_a_count_put_is_found_for_its_digest_and_name_only() -> None:
+    table = SharedCounts(256)
+    for n in range(100):
+        table.put(_digest(n), "o200k_base", n * 7)
+    assert [table.get(_digest(n), "o200k_base") for n in range(100)] == [n * 7 for n in range(100)]
+    assert table.get(_digest(3), "cl100k_base") is None  # another encoding's count of the same text
+    assert table.get(_digest(500), "o200k_base") is None
+    table.put(_digest(3), "o200k_base", 99)  # put again: the new count
+    assert table.get(_digest(3), "o200k_base") == 99
+
+
+def test_a_torn_or_overwritten_count_is_a_miss_not_a_wrong_count() -> None:
+    table = SharedCounts(1)
+    table.put(_digest(1), "o200k_base", 1234)
+    entry = bytearray(table._table[0:32])
+    entry[16:24] = (4321).to_bytes(8, "little")  # another process's count half-written over this one
+    table._table[0:32] = bytes(entry)
+    assert table.get(_digest(1), "o200k_base") is None
+    rng = random.Random(2)
+    for n in range(200):  # far more than the 8 slots: every get is a right count or a miss
+        table.put(rng.randbytes(16), "x", n)
+    rng = random.Random(2)
+    assert all(table.get(rng.randbytes(16), "x") in (None, n) for n in range(200))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="shared by fork")
+def test_a_long_text_a_forked_worker_counted_is_not_counted_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    from model_customization.datasets import tokens
+
+    text = "The quick brown fox jumps over the lazy dog. " * 200  # long: counted by digest
+    monkeypatch.setattr(tokens, "_long_cache", {})
+    counted: list[str] = []
+    real = tokens._count_text
+    monkeypatch.setattr(tokens, "_count_text", lambda t, e: (counted.append(t), real(t, e))[1])
+    tokens.share_long_counts()
+    try:
+        child = os.fork()
+        if child == 0:  # pragma: no cover (the child: a gate's worker)
+            tokens.count_text(text, "o200k_base")
+            os._exit(0)
+        os.waitpid(child, 0)
+        assert tokens.count_text(text, "o200k_base") == real(text, "o200k_base")
+        assert counted == []  # found in the table: this process never counted it
+    finally:
+        tokens.unshare_long_counts()
+    assert tokens._shared_counts is None

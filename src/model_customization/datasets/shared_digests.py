@@ -1,5 +1,6 @@
-"""A set of 16-byte digests in memory that forked processes share: what one build worker learned (a text in which
-redaction found nothing), the others know too.
+"""Tables in memory that forked processes share, so that what one worker learned the others know too: a set of
+16-byte digests (SharedDigests: texts in which redaction found nothing) and a map from digests to counts
+(SharedCounts: a long text's tokens).
 
 A fixed table of slots in an anonymous shared mapping (made before the fork; each child maps the same pages). A digest
 lives in one of WINDOW slots from the slot its first 8 bytes name; when those are all taken, one of them is written
@@ -15,6 +16,7 @@ over, no longer one), never one that was not.
 
 from __future__ import annotations
 
+import hashlib
 import mmap
 
 DIGEST_BYTES = 16
@@ -61,4 +63,71 @@ class SharedDigests:
         self._table.close()
 
 
-__all__ = ["DIGEST_BYTES", "SharedDigests"]
+_ENTRY = 32  # SharedCounts: key (16 bytes), count (8), check (8)
+_EMPTY_KEY = bytes(DIGEST_BYTES)
+
+
+class SharedCounts:
+    """A shared map from (16-byte digest, name) to a count, for forked processes: a gate's workers give each other
+    the token counts of the long texts they counted (a system prompt, a tool definition, a file read again).
+
+    Laid out as SharedDigests, with 32-byte entries: the key (the digest mixed with the name, e.g. an encoding), the
+    count and a check of both. An entry read while another process writes it, or written over meanwhile, fails the
+    check and is a miss: a count handed back is always one that was put for that key."""
+
+    def __init__(self, slots: int) -> None:
+        if slots < 1 or slots & (slots - 1):
+            raise ValueError(f"slots must be a power of two, got {slots}")
+        self.slots = slots
+        self._mask = slots - 1
+        self._table = mmap.mmap(-1, (slots + WINDOW - 1) * _ENTRY)
+
+    @staticmethod
+    def _key(digest: bytes, name: str) -> bytes:
+        key = hashlib.blake2b(digest + name.encode(), digest_size=DIGEST_BYTES).digest()
+        return key if key != _EMPTY_KEY else b"\x01" + key[1:]
+
+    @staticmethod
+    def _check(key: bytes, count: bytes) -> bytes:
+        return hashlib.blake2b(key + count, digest_size=8).digest()
+
+    def _window(self, key: bytes) -> tuple[int, bytes]:
+        start = (int.from_bytes(key[:8], "little") & self._mask) * _ENTRY
+        return start, self._table[start : start + WINDOW * _ENTRY]
+
+    @staticmethod
+    def _slot(window: bytes, key: bytes) -> int:
+        at = window.find(key)
+        while at != -1 and at % _ENTRY:  # not at an entry's start: part of a count or a check
+            at = window.find(key, at + 1)
+        return at
+
+    def get(self, digest: bytes, name: str) -> int | None:
+        key = self._key(digest, name)
+        window = self._window(key)[1]
+        at = self._slot(window, key)
+        if at == -1:
+            return None
+        count = window[at + DIGEST_BYTES : at + 24]
+        if window[at + 24 : at + _ENTRY] != self._check(key, count):
+            return None  # torn or written over: a miss
+        return int.from_bytes(count, "little")
+
+    def put(self, digest: bytes, name: str, count: int) -> None:
+        if not 0 <= count < 1 << 63:
+            raise ValueError(f"a count is a non-negative 64-bit number, got {count}")
+        key = self._key(digest, name)
+        start, window = self._window(key)
+        at = self._slot(window, key)
+        if at == -1:
+            at = self._slot(window, _EMPTY_KEY)
+        if at == -1:  # the window is full: write over the entry the key's next byte picks
+            at = (key[8] % WINDOW) * _ENTRY
+        value = count.to_bytes(8, "little")
+        self._table[start + at : start + at + _ENTRY] = key + value + self._check(key, value)
+
+    def close(self) -> None:
+        self._table.close()
+
+
+__all__ = ["DIGEST_BYTES", "SharedCounts", "SharedDigests"]

@@ -145,6 +145,31 @@ def _remember(cache: dict[str, int], text: str, total: int) -> None:
     _cache_chars += len(text)
 
 
+# In a worker forked from a process that counts with others (a gate's pool, a build's fork server): the counts of
+# long texts every worker of it has counted, so that a system prompt or a file read again is counted once in all,
+# not once per worker (see share_long_counts).
+_shared_counts: Any = None
+SHARED_COUNT_SLOTS = 1 << 16  # 2 MB at most
+
+
+def share_long_counts() -> None:
+    """From now on this process, and those it forks, put and find long texts' counts in one shared table (a
+    build's fork server: every worker it forks counts)."""
+    global _shared_counts
+    if _shared_counts is None:
+        from model_customization.datasets.shared_digests import SharedCounts
+
+        _shared_counts = SharedCounts(SHARED_COUNT_SLOTS)
+
+
+def unshare_long_counts() -> None:
+    """Back to this process's own counts; the shared table is freed."""
+    global _shared_counts
+    table, _shared_counts = _shared_counts, None
+    if table is not None:
+        table.close()
+
+
 def _count_long_text(text: str, encoding: str) -> int:
     import hashlib
 
@@ -154,7 +179,12 @@ def _count_long_text(text: str, encoding: str) -> int:
     key = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
     total = cache.get(key)
     if total is None:
-        total = _count_text(text, encoding)
+        shared = _shared_counts
+        total = shared.get(key, encoding) if shared is not None else None
+        if total is None:
+            total = _count_text(text, encoding)
+            if shared is not None:
+                shared.put(key, encoding, total)
         if sum(map(len, _long_cache.values())) >= _LONG_CACHE_MAX_TEXTS:
             for counts in _long_cache.values():
                 counts.clear()
@@ -245,9 +275,10 @@ _SCAN_BYTES = 64 << 10  # the parent finds the line ends in blocks of this size 
 _pool_job: tuple[str, Any, int] | None = None  # in a worker: (encoding, check, max_line_bytes), set as it starts
 
 
-def _start_worker(encoding: str, check: Any, max_line_bytes: int) -> None:
-    global _pool_job
+def _start_worker(encoding: str, check: Any, max_line_bytes: int, shared_counts: Any = None) -> None:
+    global _pool_job, _shared_counts
     _pool_job = (encoding, check, max_line_bytes)
+    _shared_counts = shared_counts  # its pool's own table (two gates in a server's threads each have theirs)
 
 
 def _measure_row(split: str, line: int, row: Any, encoding: str, check: Any, digest: bytes | None = None) -> tuple[list[Any], bytes, int | None, list[Any]]:
@@ -457,7 +488,12 @@ def _parallel_results(rows: Any, encoding: str, check: Any) -> Iterator[tuple[An
         try:
             # Each pool's own job, given to its workers as they start (not a global set here: two gates may run at
             # once in a server's threads, and a worker may fork at any submit).
-            job = (encoding, check, rows.max_line_bytes)
+            # The workers give each other the counts of the long texts they count (a fork shares the table's pages).
+            from model_customization.datasets.shared_digests import SharedCounts
+
+            shared_counts = SharedCounts(SHARED_COUNT_SLOTS)
+            files.callback(shared_counts.close)  # freed once the pool is done (the workers have their own mappings)
+            job = (encoding, check, rows.max_line_bytes, shared_counts)
             pool, ready = _started_pool(ProcessPoolExecutor, multiprocessing.get_context("fork"), workers, job)
 
             def results_of(done: Any) -> list[Any]:
