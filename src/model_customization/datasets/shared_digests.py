@@ -20,54 +20,59 @@ import hashlib
 import mmap
 
 DIGEST_BYTES = 16
-WINDOW = 8  # slots a digest may live in: one read of 128 bytes finds it
+WINDOW = 8  # slots a key may live in: one read of WINDOW slots finds it
 _EMPTY = bytes(DIGEST_BYTES)
 
 
-class SharedDigests:
+class _SharedSlots:
+    """Slots of `entry` bytes, each starting with a 16-byte key (all zero: empty), in an anonymous shared mapping."""
+
+    entry = DIGEST_BYTES
+
     def __init__(self, slots: int) -> None:
         if slots < 1 or slots & (slots - 1):
             raise ValueError(f"slots must be a power of two, got {slots}")
         self.slots = slots
         self._mask = slots - 1
         # WINDOW - 1 slots more, so that a window starting at the last slot does not wrap around.
-        self._table = mmap.mmap(-1, (slots + WINDOW - 1) * DIGEST_BYTES)  # MAP_SHARED | MAP_ANONYMOUS: kept across fork
+        self._table = mmap.mmap(-1, (slots + WINDOW - 1) * self.entry)  # MAP_SHARED | MAP_ANONYMOUS: kept across fork
 
-    def _window(self, digest: bytes) -> tuple[int, bytes]:
-        start = (int.from_bytes(digest[:8], "little") & self._mask) * DIGEST_BYTES
-        return start, self._table[start : start + WINDOW * DIGEST_BYTES]
+    def _window(self, key: bytes) -> tuple[int, bytes]:
+        start = (int.from_bytes(key[:8], "little") & self._mask) * self.entry
+        return start, self._table[start : start + WINDOW * self.entry]
 
-    @staticmethod
-    def _slot(window: bytes, digest: bytes) -> int:
-        """The offset of the slot of `window` that holds `digest`, or -1."""
-        at = window.find(digest)
-        while at != -1 and at % DIGEST_BYTES:  # found across two slots: not a slot's value
-            at = window.find(digest, at + 1)
+    def _slot(self, window: bytes, key: bytes) -> int:
+        """The offset in `window` of the slot whose key is `key`, or -1."""
+        at = window.find(key)
+        while at != -1 and at % self.entry:  # found across two slots, or in a slot's value: not a key
+            at = window.find(key, at + 1)
         return at
 
+    def _write(self, key: bytes, value: bytes) -> None:
+        """Put key + value in the key's slot, else an empty one of its window, else the one its 9th byte picks."""
+        start, window = self._window(key)
+        at = self._slot(window, key)
+        if at == -1:
+            at = self._slot(window, _EMPTY)
+        if at == -1:  # the window is full: written over
+            at = (key[8] % WINDOW) * self.entry
+        self._table[start + at : start + at + self.entry] = key + value
+
+    def close(self) -> None:
+        self._table.close()
+
+
+class SharedDigests(_SharedSlots):
     def __contains__(self, digest: bytes) -> bool:
         return self._slot(self._window(digest)[1], digest) != -1
 
     def add(self, digest: bytes) -> None:
         if len(digest) != DIGEST_BYTES or digest == _EMPTY:
             raise ValueError(f"a digest is {DIGEST_BYTES} bytes, not all zero")
-        start, window = self._window(digest)
-        if self._slot(window, digest) != -1:
-            return
-        at = self._slot(window, _EMPTY)
-        if at == -1:  # the window is full: write over the slot the digest's next byte picks
-            at = (digest[8] % WINDOW) * DIGEST_BYTES
-        self._table[start + at : start + at + DIGEST_BYTES] = digest
-
-    def close(self) -> None:
-        self._table.close()
+        self._write(digest, b"")
 
 
-_ENTRY = 32  # SharedCounts: key (16 bytes), count (8), check (8)
-_EMPTY_KEY = bytes(DIGEST_BYTES)
-
-
-class SharedCounts:
+class SharedCounts(_SharedSlots):
     """A shared map from (16-byte digest, name) to a count, for forked processes: a gate's workers give each other
     the token counts of the long texts they counted (a system prompt, a tool definition, a file read again).
 
@@ -75,32 +80,16 @@ class SharedCounts:
     count and a check of both. An entry read while another process writes it, or written over meanwhile, fails the
     check and is a miss: a count handed back is always one that was put for that key."""
 
-    def __init__(self, slots: int) -> None:
-        if slots < 1 or slots & (slots - 1):
-            raise ValueError(f"slots must be a power of two, got {slots}")
-        self.slots = slots
-        self._mask = slots - 1
-        self._table = mmap.mmap(-1, (slots + WINDOW - 1) * _ENTRY)
+    entry = 32  # key (16 bytes), count (8), check (8)
 
     @staticmethod
     def _key(digest: bytes, name: str) -> bytes:
         key = hashlib.blake2b(digest + name.encode(), digest_size=DIGEST_BYTES).digest()
-        return key if key != _EMPTY_KEY else b"\x01" + key[1:]
+        return key if key != _EMPTY else b"\x01" + key[1:]
 
     @staticmethod
     def _check(key: bytes, count: bytes) -> bytes:
         return hashlib.blake2b(key + count, digest_size=8).digest()
-
-    def _window(self, key: bytes) -> tuple[int, bytes]:
-        start = (int.from_bytes(key[:8], "little") & self._mask) * _ENTRY
-        return start, self._table[start : start + WINDOW * _ENTRY]
-
-    @staticmethod
-    def _slot(window: bytes, key: bytes) -> int:
-        at = window.find(key)
-        while at != -1 and at % _ENTRY:  # not at an entry's start: part of a count or a check
-            at = window.find(key, at + 1)
-        return at
 
     def get(self, digest: bytes, name: str) -> int | None:
         key = self._key(digest, name)
@@ -109,7 +98,7 @@ class SharedCounts:
         if at == -1:
             return None
         count = window[at + DIGEST_BYTES : at + 24]
-        if window[at + 24 : at + _ENTRY] != self._check(key, count):
+        if window[at + 24 : at + 32] != self._check(key, count):
             return None  # torn or written over: a miss
         return int.from_bytes(count, "little")
 
@@ -117,17 +106,8 @@ class SharedCounts:
         if not 0 <= count < 1 << 63:
             raise ValueError(f"a count is a non-negative 64-bit number, got {count}")
         key = self._key(digest, name)
-        start, window = self._window(key)
-        at = self._slot(window, key)
-        if at == -1:
-            at = self._slot(window, _EMPTY_KEY)
-        if at == -1:  # the window is full: write over the entry the key's next byte picks
-            at = (key[8] % WINDOW) * _ENTRY
         value = count.to_bytes(8, "little")
-        self._table[start + at : start + at + _ENTRY] = key + value + self._check(key, value)
-
-    def close(self) -> None:
-        self._table.close()
+        self._write(key, value + self._check(key, value))
 
 
 __all__ = ["DIGEST_BYTES", "SharedCounts", "SharedDigests"]
