@@ -24,7 +24,7 @@ from model_customization.evaluation.participants import Participant
 from model_customization.evaluation.rewards import JUDGE, reward, reward_weights
 from model_customization.jobs.orchestrator import check_job, start_job, wait_for_job
 from model_customization.providers.local.hyperparameters import for_method, parse_hyperparameters
-from waiting import kill_worker_after
+from waiting import wait_for
 
 JUDGE_MODEL = "judge-mini"  # priced in tests/conftest.py; served by the fake below
 FAKE_KEY = "sk-judge-test-0123456789abcdef"
@@ -429,12 +429,28 @@ def test_a_judge_call_beyond_the_approval_is_not_sent_and_stops_the_job(ws, tiny
 
 
 def test_a_judged_grpo_run_resumed_after_kill_9_repeats_the_uninterrupted_one_without_paying_twice(ws, tiny_model, tmp_path, judge_server):
+    import os
+    import signal
+
+    from model_customization.jobs.processes import worker_alive
     from model_customization.providers.local.train import latest_checkpoint
 
-    server = judge_server(lambda call, answers: json.dumps({"scores": hashed_scores(answers)}))  # deterministic
+    # 3 training cases in batches of 2: steps of 2 and 1 groups, 4 steps, 6 judge calls a run. The interrupted job's
+    # 5th call (the 11th in all, in the second epoch) is held until the test has killed its worker: the kill lands
+    # after a verdict newer than the checkpoint at step 2 was kept, whatever the machine's speed (a kill after polling
+    # for a step lands wherever the worker has got to by then, past the next checkpoint on a fast machine).
+    held, released = threading.Event(), threading.Event()
+
+    def script(call: int, answers: list[str]) -> str:
+        if call == 11 and not released.is_set():
+            held.set()
+            released.wait(120)
+        return json.dumps({"scores": hashed_scores(answers)})  # deterministic
+
+    server = judge_server(script)
     suite = _rubric_suite(tmp_path, 5, checked=4)  # checks and the judge together; one case has the judge alone
     hp = {
-        "epochs": 2, "batch_size": 1, "group_size": 4, "max_new_tokens": 6, "holdout_fraction": 0.0, "validation_fraction": 0.4, "seed": 5,
+        "epochs": 2, "batch_size": 2, "group_size": 4, "max_new_tokens": 6, "holdout_fraction": 0.0, "validation_fraction": 0.4, "seed": 5,
         "checkpoint_interval_steps": 2, "lora_dropout": 0.1, "learning_rate": 5e-3, "judge_model": f"openai:{JUDGE_MODEL}", "judge_weight": 2,
     }
     reference = start_job(ws, method="grpo", suite=str(suite), base_model=str(tiny_model), hyperparameters=hp)
@@ -442,13 +458,19 @@ def test_a_judged_grpo_run_resumed_after_kill_9_repeats_the_uninterrupted_one_wi
     reference_done = wait_for_job(ws, reference["job_id"], timeout=600, poll=0.2)
     assert reference_done["status"] == "succeeded", reference_done["error"]
     total = reference_done["total_steps"]
-    assert total == 6
+    assert total == 4
     calls_reference = server.chat_calls()
     assert calls_reference == 6, "one judge call per group: 3 cases x 2 epochs"
 
     job_id = interrupted["job_id"]
-    kill_worker_after(ws, job_id, 3, timeout=300)
-    assert ws.store.jobs.get(job_id)["step"] < total, "the kill must land mid-training"
+    try:
+        wait_for(held.is_set, 300, "the interrupted job's fifth judge call")
+        assert ws.store.jobs.get(job_id)["step"] < total, "the kill must land mid-training"
+        pid = ws.store.jobs.get(job_id)["worker_pid"]
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: not worker_alive(pid, job_id), 30, "the killed worker to go")
+    finally:
+        released.set()
     checkpoint = latest_checkpoint(ws, job_id)
     assert checkpoint is not None
     check_job(ws, job_id)  # notices the dead worker and resumes the job from its checkpoint

@@ -8,6 +8,7 @@ export_model turns into an Ollama model.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -142,7 +143,11 @@ def test_pause_and_resume_continue_from_the_checkpoint_in_the_repository(ws, hub
     hub.on_commit = lambda paths: hub.suspend_running() if any("/checkpoints/step-" in p for p in paths) else None
     hp = {**FAST, "batch_size": 4, "checkpoint_interval_steps": 5}
     job = orchestrator.start_job(ws, dataset_id, provider="hf-jobs", base_model=str(tiny_model), hyperparameters=hp, confirm_cost_usd=100)
-    hub.wait_for(lambda: any("/checkpoints/step-0000005/" in p for p in hub.uploaded_paths()))
+    # The first to arrive: step 5's, unless training (fast on this machine) pruned it before the supervisor, which
+    # looks every quarter second, sent it; then a later one, and the run continues from that one.
+    hub.wait_for(lambda: any("/checkpoints/step-" in p for p in hub.uploaded_paths()))
+    step = min(int(p.split("/checkpoints/step-")[1][:7]) for p in hub.uploaded_paths() if "/checkpoints/step-" in p)
+    assert step % 5 == 0
     first_remote = job["remote_id"]
     paused = orchestrator.pause_job(ws, job["job_id"])
     assert paused["status"] == "paused" and hub.jobs[first_remote].stage == "CANCELED"
@@ -154,8 +159,8 @@ def test_pause_and_resume_continue_from_the_checkpoint_in_the_repository(ws, hub
     done = _wait(ws, job["job_id"], ("succeeded", "failed"))
     assert done["status"] == "succeeded", "\n".join(_events(ws, job["job_id"]))
     events = _events(ws, job["job_id"])
-    assert any("continuing from runs/" in m and "step-0000005" in m for m in events)
-    assert "remote: resumed from checkpoint at step 5 (epoch 1, batch 5)" in events
+    assert any("continuing from runs/" in m and f"step-{step:07d}" in m for m in events)
+    assert f"remote: resumed from checkpoint at step {step} (epoch 1, batch {step})" in events
     steps = [m["step"] for m in ws.store.jobs.metrics(job["job_id"]) if m["train_loss"] is not None]
     assert steps == list(range(1, done["total_steps"] + 1))  # no step twice, none missing
     assert ws.store.models.get(done["model_id"])["job_id"] == job["job_id"]
@@ -356,3 +361,33 @@ def test_a_paused_job_can_be_cancelled(ws, held, dataset_id, tiny_model):
     assert cancelled["status"] == "cancelled" and held.posts("cancel_job") == 1
     with pytest.raises(UserError, match="already ended"):
         orchestrator.cancel_job(ws, job["job_id"])
+
+
+def test_a_checkpoint_pruned_while_it_is_sent_still_arrives_whole(tmp_path):
+    """The remote supervisor sends each checkpoint from hard links made when it found it: training pruning the folder
+    meanwhile (it keeps only its newest checkpoints) leaves what is being sent whole."""
+    from model_customization.providers.hf_jobs import remote
+
+    checkpoint = tmp_path / "checkpoints" / "step-0000005"
+    checkpoint.mkdir(parents=True)
+    files = {"state.json": b'{"step": 5}', "adapter.safetensors": bytes(range(256)) * 64, "optimizer.pt": b"\x00\x01" * 1000}
+    for name, data in files.items():
+        (checkpoint / name).write_bytes(data)
+    sent: dict[str, bytes] = {}
+
+    class Api:
+        def upload_folder(self, repo_id, folder_path, path_in_repo, commit_message):
+            shutil.rmtree(checkpoint)  # pruned by training while the upload runs
+            sent.update({p.name: p.read_bytes() for p in Path(folder_path).iterdir()})
+
+    class Ws:
+        class settings:
+            jobs_dir = tmp_path.parent / tmp_path.name
+
+    (tmp_path / "job-1").mkdir()
+    (tmp_path / "checkpoints").rename(tmp_path / "job-1" / "checkpoints")
+    checkpoint = tmp_path / "job-1" / "checkpoints" / "step-0000005"
+    supervisor = remote.Supervisor(Ws, Api(), "tester/runs", "runs/job-1", "job-1")
+    supervisor.upload_checkpoints()
+    assert sent == files and supervisor.uploaded == {"step-0000005"}
+    assert list((tmp_path / "job-1" / "checkpoints").iterdir()) == []  # the links went with the upload

@@ -54,6 +54,26 @@ def _download_folder(api: Any, repo: str, prefix: str, target: Path) -> Path:
     return target
 
 
+def _linked_copy(folder: Path) -> Path:
+    """A copy of `folder`'s files (a checkpoint: flat) made of hard links, in a new temporary folder beside it (the same
+    file system); a copy where links cannot be made. Its files stay whole when the original is deleted."""
+    staging = Path(tempfile.mkdtemp(prefix=".upload-", dir=folder.parent))
+    copy = staging / folder.name
+    try:
+        shutil.copytree(folder, copy, copy_function=_link_or_copy)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return copy
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
 class Supervisor:
     """Reads the worker's ledger and tells the log what is new; uploads new checkpoints."""
 
@@ -88,11 +108,18 @@ class Supervisor:
             if checkpoint.name in self.uploaded or not complete:
                 continue
             path = f"{self.run}/checkpoints/{checkpoint.name}"
+            snapshot = None
             try:
-                self.api.upload_folder(repo_id=self.repo, folder_path=str(checkpoint), path_in_repo=path, commit_message=f"checkpoint {checkpoint.name}")
-            except Exception as error:  # noqa: BLE001 - pruned under us, or a network blip: the next one will do
+                # Uploaded from hard links made now: training prunes all but its newest checkpoints, and on a fast
+                # GPU it would delete this one while it is still being sent (then no checkpoint ever arrived).
+                snapshot = _linked_copy(checkpoint)
+                self.api.upload_folder(repo_id=self.repo, folder_path=str(snapshot), path_in_repo=path, commit_message=f"checkpoint {checkpoint.name}")
+            except Exception as error:  # noqa: BLE001 - pruned before it was linked, or a network blip: the next one will do
                 say("event", level="warning", message=f"checkpoint {checkpoint.name} not uploaded: {type(error).__name__}")
                 continue
+            finally:
+                if snapshot is not None:
+                    shutil.rmtree(snapshot.parent, ignore_errors=True)
             self.uploaded.add(checkpoint.name)
             say("checkpoint", step=int(checkpoint.name[5:]), path=path, epoch_end=(checkpoint / "epoch-end").is_file())
 
