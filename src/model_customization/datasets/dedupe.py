@@ -272,7 +272,11 @@ _FMIX32 = (16, 0x85EBCA6B, 13, 0xC2B2AE35, 16)
 
 def _affine32_minimum(values: Any, a: Any, b: Any) -> Any:
     """Per permutation, min over `values` (uint32) of a * fmix32(value) + b in uint32 arithmetic (which wraps: that
-    is the scheme's modulo 2**32), as datasketch's MinHash.update_batch computes it."""
+    is the scheme's modulo 2**32), as datasketch's MinHash.update_batch computes it.
+
+    Laid out as (permutations x values), so that each permutation's minimum runs along contiguous memory (numpy's
+    vectorised reduction): about 3x faster than (values x permutations) reduced over its first axis, the same values.
+    _HASH_CHUNK values at a time, so the products stay ~4 MB whatever the text's length."""
     import numpy as np  # imported here: server start-up does not need it
 
     shift1, multiplier1, shift2, multiplier2, shift3 = (np.uint32(c) for c in _FMIX32)
@@ -281,9 +285,17 @@ def _affine32_minimum(values: Any, a: Any, b: Any) -> Any:
     mixed ^= mixed >> shift2
     mixed *= multiplier2
     mixed ^= mixed >> shift3
-    permuted = mixed[:, None] * a
-    permuted += b
-    return permuted.min(axis=0)
+    a_column, b_column = a[:, None], b[:, None]
+    minimum = np.full(len(a), (1 << 32) - 1, dtype=np.uint32)
+    # One buffer for every chunk: a new 4 MB array per chunk costs its page faults each time, as much as the work.
+    products = np.empty((len(a), min(len(mixed), _HASH_CHUNK)), dtype=np.uint32)
+    for start in range(0, len(mixed), _HASH_CHUNK):
+        chunk = mixed[None, start : start + _HASH_CHUNK]
+        permuted = products[:, : chunk.shape[1]]
+        np.multiply(a_column, chunk, out=permuted)
+        permuted += b_column
+        np.minimum(minimum, permuted.min(axis=1), out=minimum)
+    return minimum
 
 
 def _word_shingle_values(words: list[str], shingle: int) -> Any:
@@ -323,10 +335,7 @@ def minhash_of(text: str, num_perm: int = 128, shingle: int = 5) -> MinHash:
         sha1 = hashlib.sha1
         prefixes = b"".join([sha1(s.encode("utf-8")).digest()[:4] for s in shingles(text, shingle)])
         values = np.frombuffer(prefixes, dtype="<u4").astype(np.uint32)
-    minimum = np.full(num_perm, (1 << 32) - 1, dtype=np.uint32)
-    for start in range(0, len(values), _HASH_CHUNK):
-        minimum = np.minimum(minimum, _affine32_minimum(values[start : start + _HASH_CHUNK], a, b))
-    return MinHash(minimum)
+    return MinHash(_affine32_minimum(values, a, b))
 
 
 __all__ = ["MinHash", "NearDuplicateFilter", "canonical_json", "example_text", "exact_key", "minhash_of", "normalise_text", "shingles"]
