@@ -30,8 +30,7 @@ def test_a_long_text_seen_again_is_not_counted_again(monkeypatch):
     assert tokens.count_text(source, "o200k_base") == expected
     assert tokens.count_text(source, "o200k_base") == expected
     assert tokens.count_text(source + "x", "o200k_base") == len(tokens._encoding("o200k_base").encode_ordinary(source + "x"))
-    # The same text once, line by line (each distinct line once); of a different one only the line that is new.
-    assert calls[:-1] == list(dict.fromkeys(tokens._line_blocks(source))) and calls[-1] == "x"
+    assert calls == [source, source + "x"]  # the same text once, a different one counted
     assert source not in tokens._cache["o200k_base"]
     surrogate = source + "\ud800"  # a lone surrogate: digested as it is, counted as encode_ordinary counts it
     assert tokens.count_text(surrogate, "o200k_base") == len(tokens._encoding("o200k_base").encode_ordinary(surrogate))
@@ -44,85 +43,6 @@ def test_the_cache_of_long_texts_is_bounded(monkeypatch):
     for text in texts:
         assert tokens.count_text(text, "cl100k_base") == len(tokens._encoding("cl100k_base").encode_ordinary(text))
     assert 0 < len(tokens._long_cache["cl100k_base"]) <= 3
-
-
-# Characters that meet at a line break in the encodings' patterns: line breaks and carriage returns, spaces and tabs
-# before a line, the "/" that one alternative runs on over, apostrophes of contractions, digits, other Unicode spaces
-# and letters, punctuation, a lone surrogate.
-_AT_LINE_BREAKS = ["\n", "\n", "\n", " ", "  ", "\t", "\r", "/", "//", ".", "?!", "-", "a", "B", "1", "12345", "foo", "'s", "'S", "é", "字", "→", "\u2028", "\u00a0", "\u3000", "\u0085", "\x0b", "\x0c", "\x1c", "\ud800", "\n/", "\n ", "\n\t"]
-
-
-def _encode_count(text: str, encoding: str) -> int:
-    return len(tokens._encoding(encoding).encode_ordinary(text))
-
-
-@settings(max_examples=3000, deadline=None)
-@given(st.lists(st.sampled_from(_AT_LINE_BREAKS), max_size=40).map("".join), st.sampled_from(sorted(tokens._LINE_ENCODINGS)))
-def test_a_text_counts_as_the_sum_of_its_line_blocks(text, encoding):
-    blocks = tokens._line_blocks(text)
-    assert "".join(blocks) == text
-    assert sum(_encode_count(block, encoding) for block in blocks) == _encode_count(text, encoding)
-
-
-def _strings(value):
-    if isinstance(value, str):
-        yield value
-        if value[:1] in "[{":
-            try:
-                yield from _strings(json.loads(value))
-            except ValueError:
-                pass
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _strings(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _strings(item)
-
-
-def test_the_texts_of_real_transcripts_count_the_same_line_by_line():
-    # Every text of several lines in the real sessions, tool outputs and files of tests/fixtures (code, diffs, shell
-    # output, Read output with line numbers, Windows line ends): counted line by line as counted whole.
-    texts = set()
-    for path in sorted((Path(__file__).parent / "fixtures").rglob("*.json*")):
-        lines = path.read_text(encoding="utf-8", errors="surrogatepass").splitlines() if path.suffix == ".jsonl" else [path.read_text(encoding="utf-8")]
-        for line in lines:
-            try:
-                texts.update(t for t in _strings(json.loads(line)) if t.count("\n") >= 2)
-            except ValueError:
-                continue
-    assert len(texts) > 200 and sum(map(len, texts)) > 200_000
-    for encoding in sorted(tokens._LINE_ENCODINGS):
-        for text in texts:
-            blocks = tokens._line_blocks(text)
-            assert sum(_encode_count(block, encoding) for block in blocks) == _encode_count(text, encoding), (encoding, text[:200])
-
-
-def test_a_text_read_again_after_an_edit_is_counted_only_at_its_new_lines(monkeypatch):
-    tokens._cache.clear()
-    tokens._long_cache.clear()
-    listing = "".join(f"    {i}\u2192    total += price_{i} * quantity  # line {i}\n" for i in range(1, 9))
-    assert tokens._LINES_MIN_CHARS <= len(listing) < tokens._LONG_TEXT_CHARS
-    edited = listing.replace("price_5 *", "price_5 -")
-    calls = []
-    real = tokens._counter("o200k_base")
-    monkeypatch.setattr(tokens, "_counter", lambda name: lambda text: calls.append(text) or real(text))
-    assert tokens.count_text(listing, "o200k_base") == _encode_count(listing, "o200k_base")
-    assert len(calls) == 8  # one call a line
-    calls.clear()
-    assert tokens.count_text(edited, "o200k_base") == _encode_count(edited, "o200k_base")
-    assert calls == ["    5\u2192    total += price_5 - quantity  # line 5\n"]
-    calls.clear()
-    assert tokens.count_text(edited, "o200k_base") == _encode_count(edited, "o200k_base")
-    assert calls == []  # seen whole: its digest gives the count
-    # A short chat message of one line, or a few, is counted whole, as a text.
-    reply = "assistant\n" + "The order total is the sum of price times quantity over the lines. " * 5
-    assert tokens.count_text(reply, "o200k_base") == _encode_count(reply, "o200k_base")
-    assert calls == [reply]
-    # A line as long as a long text (minified JSON in a tool output) is counted, not kept among the short texts.
-    output = "ok\n" + '{"rows": [' + ",".join(["1"] * 3000) + "]}\nline\nline\ndone\n"
-    assert tokens.count_text(output, "o200k_base") == _encode_count(output, "o200k_base")
-    assert max(map(len, tokens._cache["o200k_base"])) < tokens._LONG_TEXT_CHARS
 
 
 _ROLES = st.sampled_from(["system", "developer", "user", "assistant", "tool", "function", "robot", 3, None])

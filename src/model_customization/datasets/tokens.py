@@ -90,11 +90,10 @@ def _counter(name: str):
 _CACHE_MAX_CHARS = 16_000_000
 _cache: dict[str, dict[str, int]] = {}
 _cache_chars = 0
-# Long texts (a transcript's tool outputs, files read again), and texts of several lines (see _LINES_MIN_CHARS), are
-# remembered by a digest of the text instead, so that a few large texts seen once do not push everything else out of
-# the cache above, and the memory held is per text, not per character. A 128-bit BLAKE2b digest: telling two texts
-# apart as surely as the SHA-256 digests that find duplicate examples, at about a thirtieth of the tokenizer's time
-# per character.
+# Long texts (a transcript's tool outputs, files read again) are remembered by a digest of the text instead, so that
+# a few large texts seen once do not push everything else out of the cache above, and the memory held is per text,
+# not per character. A 128-bit BLAKE2b digest: telling two texts apart as surely as the SHA-256 digests that find
+# duplicate examples, at about a thirtieth of the tokenizer's time per character.
 _LONG_TEXT_CHARS = 4096
 _LONG_CACHE_MAX_TEXTS = 200_000
 _long_cache: dict[str, dict[bytes, int]] = {}
@@ -119,19 +118,11 @@ def bound_count_caches(max_chars: int, max_long_texts: int) -> tuple[int, int]:
     return before
 
 
-# A text of at least this many characters and line breaks is remembered by digest like a long text, and counted line
-# by line when new (_count_lines): a file read again after an edit, or a tool's output that repeats most of an earlier
-# one, is new as a whole but not line by line. The cache of short texts then holds lines, not whole texts.
-_LINES_MIN_CHARS = 256
-_LINES_MIN_BREAKS = 4
-
-
 def count_text(text: str, encoding: str) -> int:
     cache = _cache.get(encoding)
     if cache is None:
         cache = _cache[encoding] = {}
-    size = len(text)
-    if size >= _LONG_TEXT_CHARS or (size >= _LINES_MIN_CHARS and encoding in _LINE_ENCODINGS and text.count("\n") >= _LINES_MIN_BREAKS):
+    if len(text) >= _LONG_TEXT_CHARS:
         return _count_long_text(text, encoding)
     known = cache.get(text)
     if known is not None:
@@ -191,7 +182,7 @@ def _count_long_text(text: str, encoding: str) -> int:
         shared = _shared_counts
         total = shared.get(key, encoding) if shared is not None else None
         if total is None:
-            total = _count_lines(text, encoding) if encoding in _LINE_ENCODINGS else _count_text(text, encoding)
+            total = _count_text(text, encoding)
             if shared is not None:
                 shared.put(key, encoding, total)
         if sum(map(len, _long_cache.values())) >= _LONG_CACHE_MAX_TEXTS:
@@ -226,55 +217,6 @@ def _count_text(text: str, encoding: str) -> int:
             end = cut if cut > start else end
         total += _count_piece(text[start:end], encoding)
         start = end
-    return total
-
-
-# The encodings whose counts add up over lines cut where _line_blocks cuts. Their pre-tokenizers' patterns (tiktoken's
-# published pat_str of each) never make a piece that holds a line break followed by an ASCII letter, digit or
-# punctuation other than "/", nor one that holds a line break followed by spaces or tabs and then any of those or "/"
-# (only the punctuation alternative runs on past a line break: over line breaks, and slashes in o200k's,
-# " ?[^\s\p{L}\p{N}]+[\r\n/]*"); and they look ahead but never behind. So such a point always ends a piece, and
-# what precedes it splits into the same pieces with or without what follows: the text's count is the sum of its
-# blocks' counts (tests compare both on fuzzed text and real transcripts). Not the local models' tokenizers: GPT-2's
-# pattern, for one, runs "\s+(?!\S)" from a line break into the spaces after it.
-_LINE_ENCODINGS = frozenset({"o200k_base", "cl100k_base"})
-_BLOCK_START = frozenset(map(chr, range(0x21, 0x7F))) - {"/"}  # ASCII letters, digits, punctuation but "/"
-_INDENTED_START = frozenset(map(chr, range(0x21, 0x7F)))  # after spaces or tabs, "/" too
-_INDENT = frozenset({" ", "\t"})
-
-
-def _line_blocks(text: str) -> list[str]:
-    """text cut after every line break that the next line's start makes a piece boundary (see _LINE_ENCODINGS);
-    their join is text."""
-    lines = text.split("\n")
-    blocks = []
-    start, end = 0, len(lines[0]) + 1  # the block being built: its first character, and where the next line starts
-    for line in lines[1:]:
-        first = line[:1]
-        if first in _BLOCK_START or (first in _INDENT and line.lstrip(" \t")[:1] in _INDENTED_START):
-            blocks.append(text[start:end])
-            start = end
-        end += len(line) + 1
-    blocks.append(text[start:])
-    return blocks
-
-
-def _count_lines(text: str, encoding: str) -> int:
-    """_count_text(text, encoding) for an encoding of _LINE_ENCODINGS, as the sum of its blocks' counts, each block
-    found in or added to the short texts' cache (a block as long as a long text is counted, not kept)."""
-    cache = _cache.get(encoding)
-    if cache is None:
-        cache = _cache[encoding] = {}
-    total = 0
-    for block in _line_blocks(text):
-        if len(block) >= _LONG_TEXT_CHARS:
-            total += _count_text(block, encoding)
-            continue
-        n = cache.get(block)
-        if n is None:
-            n = _count_text(block, encoding)
-            _remember(cache, block, n)
-        total += n
     return total
 
 
