@@ -324,7 +324,7 @@ def minhash_of(text: str, num_perm: int = 128, shingle: int = 5) -> MinHash:
     The values datasketch's MinHash(num_perm, seed=SEED, hashfunc=<the shingle hash of the module docstring>) gives
     after update_batch with every shingle (its default affine32 permutations; a test compares them). A repeated
     shingle is hashed again, which changes no minimum. Chunks keep a session of a million words from making a
-    (shingles x num_perm) array of a GB; the minimum over the chunks is the minimum over all."""
+    (num_perm x shingles) array of a GB; the minimum over the chunks is the minimum over all."""
     import numpy as np  # imported here: server start-up does not need it
 
     a, b = _permutations(num_perm, SEED)
