@@ -368,7 +368,7 @@ def test_a_checkpoint_pruned_while_it_is_sent_still_arrives_whole(tmp_path):
     meanwhile (it keeps only its newest checkpoints) leaves what is being sent whole."""
     from model_customization.providers.hf_jobs import remote
 
-    checkpoint = tmp_path / "checkpoints" / "step-0000005"
+    checkpoint = tmp_path / "job-1" / "checkpoints" / "step-0000005"  # where the supervisor of job-1 looks
     checkpoint.mkdir(parents=True)
     files = {"state.json": b'{"step": 5}', "adapter.safetensors": bytes(range(256)) * 64, "optimizer.pt": b"\x00\x01" * 1000}
     for name, data in files.items():
@@ -382,11 +382,8 @@ def test_a_checkpoint_pruned_while_it_is_sent_still_arrives_whole(tmp_path):
 
     class Ws:
         class settings:
-            jobs_dir = tmp_path.parent / tmp_path.name
+            jobs_dir = tmp_path
 
-    (tmp_path / "job-1").mkdir()
-    (tmp_path / "checkpoints").rename(tmp_path / "job-1" / "checkpoints")
-    checkpoint = tmp_path / "job-1" / "checkpoints" / "step-0000005"
     supervisor = remote.Supervisor(Ws, Api(), "tester/runs", "runs/job-1", "job-1")
     supervisor.upload_checkpoints()
     assert sent == files and supervisor.uploaded == {"step-0000005"}
