@@ -198,7 +198,8 @@ def run_ours(ws, dataset: dict, hp: dict, timeout: float, side: str = "ours", en
     status, peak_mb, cpu_s = _wait_child(pid, timeout, sample)
     job = ws.store.jobs.get(job_id)
     if job["status"] != "succeeded":
-        raise SystemExit(f"our job {job_id} ended {job['status']}: {job['error']} (exit status {status})")
+        said = "\n".join(f"  {e['message']}" for e in ws.store.jobs.events(job_id, 12))
+        raise SystemExit(f"our job {job_id} ended {job['status']}: {job['error']} (exit status {status}); its last events:\n{said}")
     steps = [m for m in ws.store.jobs.metrics(job_id) if m.get("tokens_per_second")]
     events = list(reversed(ws.store.jobs.events(job_id, 50)))
     # The clock of step 1 starts at the last event before it (the "training ... steps" line); its tokens are

@@ -257,3 +257,35 @@ def test_qlora_on_a_machine_without_cuda_is_refused_clearly(ws, tiny_model, data
     job = start_job(ws, dataset_id, base_model=str(tiny_model), hyperparameters={"quantization": "4bit"})
     done = wait_for_job(ws, job["job_id"], timeout=120, poll=0.2)
     assert done["status"] == "failed" and "needs a CUDA GPU" in done["error"] and done["step"] == 0
+
+
+@pytest.mark.parametrize("method", ["sft", "grpo"])
+def test_a_worker_that_finds_its_job_taken_says_so_and_trains_nothing(ws, tiny_model, dataset_id, method, capsys):
+    """A second worker launched for a job another process already runs exits 0 without training; the job's events
+    and the worker's log name the holder, so such an exit is never a silent stop."""
+    from model_customization.providers.local.grpo import train_grpo
+    from model_customization.providers.local.train import train_job
+
+    ws.store.jobs.add({"id": "job-taken", "provider": "local", "base_model": str(tiny_model), "dataset_id": dataset_id, "method": method,
+                       "hyperparameters": {"epochs": 1, "batch_size": 2}, "status": "queued"})  # fmt: skip
+    assert ws.store.jobs.claim("job-taken", 424242, "elsewhere")
+    (train_grpo if method == "grpo" else train_job)(ws, "job-taken")
+
+    job = ws.store.jobs.get("job-taken")
+    assert job["status"] == "running" and job["worker_pid"] == 424242 and job["step"] in (None, 0)
+    assert not ws.store.jobs.metrics("job-taken")
+    said = [e["message"] for e in ws.store.jobs.events("job-taken", None)]
+    assert said == ["job created", f"worker process {__import__('os').getpid()} exits without training: the job is running, held by process 424242 on elsewhere"]
+    assert said[-1] in capsys.readouterr().err
+
+
+def test_a_worker_for_a_cancelled_job_says_so(ws, tiny_model, dataset_id, capsys):
+    from model_customization.providers.local.train import train_job
+
+    ws.store.jobs.add({"id": "job-gone", "provider": "local", "base_model": str(tiny_model), "dataset_id": dataset_id, "method": "sft",
+                       "hyperparameters": {"epochs": 1}, "status": "queued"})  # fmt: skip
+    assert ws.store.jobs.finish("job-gone", "cancelled")
+    train_job(ws, "job-gone")
+    assert ws.store.jobs.get("job-gone")["status"] == "cancelled"
+    assert [e["message"] for e in ws.store.jobs.events("job-gone", None)] == ["job created", f"worker process {__import__('os').getpid()} exits without training: the job is cancelled"]
+    assert "exits without training" in capsys.readouterr().err

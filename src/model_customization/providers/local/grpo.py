@@ -378,7 +378,7 @@ def train_grpo(ws: Workspace, job_id: str) -> None:
     job = jobs.get(job_id)
     assert job is not None, job_id
     hp = parse_hyperparameters(job["hyperparameters"])
-    if not jobs.claim(job_id, os.getpid()):
+    if not sft.claim_for_worker(jobs, job_id):
         return
     device, dtype = sft.pick_device(hp)
     jobs.add_event(job_id, f"worker started (pid {os.getpid()}, {device}, {str(dtype).removeprefix('torch.')}, {torch.get_num_threads()} threads)")

@@ -18,6 +18,7 @@ import os
 import random
 import resource
 import shutil
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -294,6 +295,27 @@ def _sum_across_processes(model: Any, totals: list[float]) -> list[float]:
     return packed.tolist()
 
 
+def claim_for_worker(jobs: Any, job_id: str) -> bool:
+    """Claim the job for this worker process; when that fails, say why in the job's events and the worker's log, so
+    that a worker that exits without training (status 0) is never a silent stop."""
+    if jobs.claim(job_id, os.getpid()):
+        return True
+    job = jobs.get(job_id)
+    if job is None:
+        why = "the job is no longer in the ledger"
+    elif job["status"] == "queued":
+        why = "the job was queued but could not be claimed"
+    else:
+        why = f"the job is {job['status']}"
+        if job["worker_pid"] and job["worker_pid"] != os.getpid():
+            why += f", held by process {job['worker_pid']} on {job['worker_host']}"
+    message = f"worker process {os.getpid()} exits without training: {why}"
+    print(message, file=sys.stderr, flush=True)
+    if job is not None:
+        jobs.add_event(job_id, message, "warning")
+    return False
+
+
 def train_job(ws: Workspace, job_id: str) -> None:
     import torch
     from transformers import get_scheduler
@@ -307,8 +329,8 @@ def train_job(ws: Workspace, job_id: str) -> None:
         from model_customization.providers.local.grpo import train_grpo
 
         return train_grpo(ws, job_id)
-    if rank == 0 and not jobs.claim(job_id, os.getpid()):
-        return  # cancelled before the worker got going: nothing to do
+    if rank == 0 and not claim_for_worker(jobs, job_id):
+        return  # cancelled, or claimed by another worker, before this one got going: nothing to do
     if rank != 0:
         jobs = _Silent()
     device, dtype = pick_device(hp)
