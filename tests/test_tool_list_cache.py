@@ -149,3 +149,75 @@ def test_every_entry_point_shares_the_cache(monkeypatch):
     for name in tool_registry.ENTRY_MODULES:
         monkeypatch.delitem(sys.modules, name, raising=False)
     assert tool_registry._our_source_digest() == with_launchers
+
+
+def _templates_and_read(server, uri: str) -> tuple[list[dict], str]:
+    async def go():
+        async with Client(server) as client:
+            templates = [t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in (await client.list_resource_templates()).resource_templates]
+            return templates, (await client.read_resource(uri)).contents[0].text
+
+    return anyio.run(go)
+
+
+def test_resource_templates_are_built_on_first_use_and_list_as_the_sdk_builds_them(workspace):
+    """The SDK builds an argument model and a JSON schema for each resource template at registration; the server
+    defers that to the first listing or read, and clients see the same templates, in the same order."""
+    from mcp.server.mcpserver import MCPServer
+
+    from model_customization.resources import catalog
+
+    eager = MCPServer(name="eager")
+    catalog.register(eager, workspace)
+    expected, _ = _templates_and_read(eager, "jobs://index")
+
+    server = build_server(workspace)
+    assert server._resource_manager._templates == {}, "no template is built before one is needed"
+    assert len(server._resource_manager._pending_templates) == len(expected)
+    listed, jobs_index = _templates_and_read(server, "jobs://index")
+    assert listed == expected and json.loads(jobs_index) == []
+
+    # A read before any listing builds them too: the URI reaches the template's function (which knows no such job),
+    # rather than "Unknown resource".
+    fresh = build_server(workspace)
+
+    async def read_missing_job():
+        async with Client(fresh) as client:
+            return await client.read_resource("jobs://job-missing")
+
+    with pytest.raises(BaseException) as raised:
+        anyio.run(read_missing_job)
+    said = repr(raised.value) + repr(getattr(raised.value, "exceptions", ""))
+    assert "Job 'job-missing' not found" in said and "Unknown resource" not in said, said
+
+
+def test_a_malformed_resource_template_still_fails_when_registered(workspace):
+    from mcp.shared.uri_template import InvalidUriTemplate
+
+    server = build_server(workspace)
+    with pytest.raises(InvalidUriTemplate):
+        server._resource_manager.add_template(lambda x: x, uri_template="broken://{x", name="broken")
+
+
+def test_no_model_of_ours_is_built_when_the_server_starts():
+    """Our pydantic models (DeferredModel) build their validators on first use, not while the server starts: the
+    cold start goal leaves no room for eighty schema builds. Run in a fresh interpreter, so that nothing this test
+    session did before has built them."""
+    import subprocess
+    import sys
+
+    script = (
+        "import pydantic, sys, tempfile\n"
+        "from model_customization.server.app import build_server\n"
+        "from model_customization.workspace import Workspace\n"
+        "build_server(Workspace.open(tempfile.mkdtemp()), dispatch_at_start='soon')\n"
+        "def every(cls):\n"
+        "    for sub in cls.__subclasses__():\n"
+        "        yield sub\n"
+        "        yield from every(sub)\n"
+        "ours = {c for c in every(pydantic.BaseModel) if c.__module__.startswith('model_customization')}\n"
+        "print(len(ours), sorted(c.__qualname__ for c in ours if c.__pydantic_complete__))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.split(" ", 1)
+    assert int(out[0]) > 40, "the server defines our request, result and hyperparameter models"
+    assert out[1].strip() == "[]", f"built while the server started: {out[1]}"

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import ConfigDict, StringConstraints
+
+from model_customization.deferred_model import DeferredModel
 
 # A name, an id, a cursor or a path (PATH_MAX is 4096 bytes on Linux): nothing a caller names needs more.
 MAX_FIELD_CHARS = 4096
@@ -19,7 +21,7 @@ MAX_TEXT_CHARS = 1_000_000
 LongText = Annotated[str, StringConstraints(max_length=MAX_TEXT_CHARS)]
 
 
-class BoundedRequest(BaseModel):
+class BoundedRequest(DeferredModel):
     """Base of every operation's request: each string field (in lists and dicts too) is at most MAX_FIELD_CHARS
     characters unless typed LongText."""
 

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from model_customization.deferred_model import DeferredModel
 from model_customization.operations.bounds import BoundedRequest
 from model_customization.providers.registry import fingerprint, providers
 
@@ -142,13 +143,13 @@ class ListJobEventsRequest(BoundedRequest):
 
 
 # --- what the job operations return: one shape each, built by the orchestrator and published by the tools ----------
-class JobEvent(BaseModel):
+class JobEvent(DeferredModel):
     at: str | None
     level: str
     message: str
 
 
-class JobStatus(BaseModel):
+class JobStatus(DeferredModel):
     job_id: str | None = Field(description="None only for a dry run, which starts nothing.")
     status: str = Field(
         description="validating, queued, running, paused, succeeded, failed or cancelled; dry_run for a dry run. "
@@ -183,7 +184,7 @@ class JobStatus(BaseModel):
     )
 
 
-class JobSummary(BaseModel):
+class JobSummary(DeferredModel):
     job_id: str
     status: str
     provider: str
@@ -195,12 +196,12 @@ class JobSummary(BaseModel):
     created_at: str | None
 
 
-class JobList(BaseModel):
+class JobList(DeferredModel):
     jobs: list[JobSummary]
     next_cursor: str | None = Field(None, description="Pass as cursor for the next page; null on the last page.")
 
 
-class JobEventPage(BaseModel):
+class JobEventPage(DeferredModel):
     job_id: str
     events: list[JobEvent] = Field(description="Oldest first.")
     next_cursor: str | None = Field(description="Pass as cursor for the next (newer) events; null when there are no more yet.")

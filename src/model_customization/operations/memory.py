@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from model_customization.deferred_model import DeferredModel
 from model_customization.operations.bounds import BoundedRequest
 
 
@@ -17,7 +18,7 @@ class FindMemoryRequest(BoundedRequest):
     ] = None
 
 
-class MemoryLocation(BaseModel):
+class MemoryLocation(DeferredModel):
     agent: str = Field(description="The agent whose memory this is.")
     format: str = Field(description="The memory format (build_dataset_from_memory detects it by itself).")
     title: str = Field(description="The format in words.")
@@ -36,7 +37,7 @@ class MemoryLocation(BaseModel):
     note: str | None = Field(None, description="What else to know: why counting stopped, links not followed.")
 
 
-class MemoryFound(BaseModel):
+class MemoryFound(DeferredModel):
     locations: list[MemoryLocation] = Field(description="Each agent memory present on this machine, per agent and folder.")
     looked_in: list[str] = Field(description="Every folder looked in, present or not (the registered formats' locations for this system).")
     allowed_roots: list[str] = Field(description="The folders the tools may read now.")

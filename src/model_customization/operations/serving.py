@@ -10,14 +10,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import ConfigDict, Field, StringConstraints
 
+from model_customization.deferred_model import DeferredModel
 from model_customization.operations.bounds import MAX_FIELD_CHARS
 
 Name = Annotated[str, StringConstraints(max_length=MAX_FIELD_CHARS)]
 
 
-class ChatCompletionRequest(BaseModel):
+class ChatCompletionRequest(DeferredModel):
     model_config = ConfigDict(extra="ignore")
 
     model: Name
@@ -41,7 +42,7 @@ SUPERVISED = "supervised"
 PREFERENCE = "dpo"
 
 
-class FineTuningMethod(BaseModel):
+class FineTuningMethod(DeferredModel):
     model_config = ConfigDict(extra="ignore")
 
     type: Literal["supervised", "dpo", "reinforcement"]
@@ -49,7 +50,7 @@ class FineTuningMethod(BaseModel):
     dpo: dict[str, Any] | None = None
 
 
-class CreateFineTuningJobRequest(BaseModel):
+class CreateFineTuningJobRequest(DeferredModel):
     model_config = ConfigDict(extra="ignore")
 
     model: Name

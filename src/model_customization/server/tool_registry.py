@@ -1,4 +1,5 @@
-"""Faster server start: tools are built on first use, and the answer to tools/list is cached between starts.
+"""Faster server start: tools and resource templates are built on first use, and the answer to tools/list is cached
+between starts.
 
 The MCP SDK turns each registered function into a `Tool` at registration: a pydantic model of its arguments and
 two JSON schemas. For our 20-odd typed tools that is most of what the server does before it can answer its first
@@ -24,6 +25,7 @@ from typing import Any
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.resources import ResourceManager, ResourceTemplate
 from mcp.server.mcpserver.tools import Tool, ToolManager
 from mcp.types import Tool as MCPTool
 
@@ -86,6 +88,38 @@ class DeferredToolManager(ToolManager):
                 options = {"title": tool.title, "description": tool.description, "annotations": tool.annotations, "meta": tool.meta}
             entries.append((name, fn, options))
         return entries
+
+
+class DeferredResourceManager(ResourceManager):
+    """A ResourceManager that keeps registered resource templates and builds them (the SDK makes a pydantic model of
+    each function's arguments and its JSON schema) when a template is first listed or a resource is first read.
+
+    The URI template is parsed at registration all the same, so a malformed one still fails when the server is built;
+    templates are built in registration order, the order in which they are matched and listed."""
+
+    def __init__(self, warn_on_duplicate_resources: bool = True):
+        super().__init__(warn_on_duplicate_resources=warn_on_duplicate_resources)
+        self._pending_templates: list[tuple[Callable[..., Any], dict[str, Any]]] = []
+
+    def add_template(self, fn: Callable[..., Any], uri_template: str, **options: Any) -> ResourceTemplate | None:  # type: ignore[override]
+        from mcp.shared.uri_template import UriTemplate
+
+        UriTemplate.parse(uri_template)  # raises InvalidUriTemplate now, as the SDK's registration would
+        self._pending_templates.append((fn, {"uri_template": uri_template, **options}))
+        return None
+
+    def _build_templates(self) -> None:
+        while self._pending_templates:
+            fn, options = self._pending_templates.pop(0)
+            super().add_template(fn, **options)
+
+    async def get_resource(self, uri: Any, context: Any) -> Any:
+        self._build_templates()
+        return await super().get_resource(uri, context)
+
+    def list_templates(self) -> list[ResourceTemplate]:
+        self._build_templates()
+        return super().list_templates()
 
 
 # The launchers (`model-customization serve` goes through the CLI package; `model-customization-server` may be
@@ -169,13 +203,16 @@ class ToolListCache:
 
 
 class DeferredToolsServer(MCPServer):
-    """MCPServer whose tools are built on first use and whose tools/list answer comes from a ToolListCache.
+    """MCPServer whose tools and resource templates are built on first use and whose tools/list answer comes from a
+    ToolListCache.
 
-    Relies on MCPServer keeping its ToolManager in `_tool_manager` (mcp 2.3, pinned <2.4 in pyproject)."""
+    Relies on MCPServer keeping its ToolManager in `_tool_manager` and its ResourceManager in `_resource_manager`
+    (mcp 2.3, pinned <2.4 in pyproject)."""
 
     def __init__(self, *args: Any, tool_list_cache: ToolListCache | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self._tool_manager = DeferredToolManager(warn_on_duplicate_tools=self.settings.warn_on_duplicate_tools)
+        self._resource_manager = DeferredResourceManager(warn_on_duplicate_resources=self.settings.warn_on_duplicate_resources)
         self._tool_list_cache = tool_list_cache
         self._tool_list_key: str | None = None
 

@@ -6,8 +6,9 @@ from typing import Literal
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import ToolAnnotations
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from model_customization.deferred_model import DeferredModel
 from model_customization.operations.datasets import ConstitutionalDatasetRequest
 from model_customization.jobs.spending import Consent
 from model_customization.tools.common import lazy_module, progress_reporter, run_domain, takes
@@ -17,13 +18,13 @@ from model_customization.workspace import Workspace
 constitutional = lazy_module("model_customization.datasets.constitutional")  # imported on first use: start-up stays short
 
 
-class ConstitutionalSplitCounts(BaseModel):
+class ConstitutionalSplitCounts(DeferredModel):
     train: int
     validation: int
     test: int
 
 
-class FailedPrompt(BaseModel):
+class FailedPrompt(DeferredModel):
     prompt_index: int = Field(description="Position of the prompt among those read (0-based).")
     prompt_id: str = Field(description="sha256 of the redacted prompt; the same id as in the card's constitution records.")
     stage: Literal["answer", "critique", "revise"]
@@ -32,7 +33,7 @@ class FailedPrompt(BaseModel):
     detail: str
 
 
-class ConstitutionalDatasetResult(BaseModel):
+class ConstitutionalDatasetResult(DeferredModel):
     sft_dataset_id: str = Field(description="Supervised dataset: each prompt with its final revised answer. Train it with start_job(method='sft').")
     dpo_dataset_id: str | None = Field(description="Preference dataset: final revision preferred over the first answer. Train it with start_job(method='dpo'). Null when no revision differed from its answer.")
     sft_counts: ConstitutionalSplitCounts

@@ -6,8 +6,9 @@ from typing import Any, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import ToolAnnotations
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from model_customization.deferred_model import DeferredModel
 from model_customization.operations.datasets import BuildDatasetRequest, DeleteDatasetRequest, InspectDatasetRequest, ListDatasetsRequest
 from model_customization.tools.common import lazy_module, progress_reporter, run_domain, takes
 from model_customization.workspace import Workspace
@@ -17,13 +18,13 @@ build = lazy_module("model_customization.datasets.build")
 inspection = lazy_module("model_customization.datasets.inspect")
 
 
-class SplitCounts(BaseModel):
+class SplitCounts(DeferredModel):
     train: int
     validation: int
     test: int
 
 
-class BuildDatasetResult(BaseModel):
+class BuildDatasetResult(DeferredModel):
     dataset_id: str = Field(description="Id to pass to start_job and evaluate.")
     counts: SplitCounts
     dropped: dict[str, int] = Field(description="Conversations left out, by reason (e.g. no_assistant_message, exact_duplicate).")
@@ -36,7 +37,7 @@ class BuildDatasetResult(BaseModel):
     resource_uri: str
 
 
-class Finding(BaseModel):
+class Finding(DeferredModel):
     split: str
     line: int = Field(description="Line in the split's JSONL file (or in the given file); 0 for the whole dataset.")
     severity: Literal["error", "warning"]
@@ -44,7 +45,7 @@ class Finding(BaseModel):
     message: str
 
 
-class SplitTokens(BaseModel):
+class SplitTokens(DeferredModel):
     examples: int
     total: int
     mean: float
@@ -52,7 +53,7 @@ class SplitTokens(BaseModel):
     p95: int
 
 
-class InspectionResult(BaseModel):
+class InspectionResult(DeferredModel):
     source: str
     provider: str
     model: str
@@ -68,20 +69,20 @@ class InspectionResult(BaseModel):
     quote: dict[str, Any] = Field(description="Epochs, billed or trained tokens, estimated cost (USD) and, for local jobs, estimated seconds.")
 
 
-class DatasetSummary(BaseModel):
+class DatasetSummary(DeferredModel):
     dataset_id: str
     name: str
     counts: SplitCounts
     resource_uri: str
 
 
-class DatasetList(BaseModel):
+class DatasetList(DeferredModel):
     datasets: list[DatasetSummary]
     total: int
     next_cursor: str | None = Field(None, description="Pass as cursor for the next page; null on the last page.")
 
 
-class DeletedDataset(BaseModel):
+class DeletedDataset(DeferredModel):
     dataset_id: str
     name: str
     deleted: bool

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from mcp.server.mcpserver import MCPServer
 from mcp.types import ToolAnnotations
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from model_customization.deferred_model import DeferredModel
 from model_customization.operations.agents import DeployModelRequest, RollbackDeploymentRequest, SetAgentSuiteRequest
 from model_customization.tools.common import lazy_module, run_domain, takes
 from model_customization.workspace import Workspace
@@ -13,7 +14,7 @@ from model_customization.workspace import Workspace
 deployments = lazy_module("model_customization.deployments")  # imported on first use: start-up stays short
 
 
-class GateComparison(BaseModel):
+class GateComparison(DeferredModel):
     metric: str
     mean_difference: float | None = Field(description="Candidate minus the model it replaces, averaged over cases.")
     low: float | None
@@ -23,7 +24,7 @@ class GateComparison(BaseModel):
     verdict: str | None
 
 
-class DeploymentChange(BaseModel):
+class DeploymentChange(DeferredModel):
     entry: int = Field(description="The history entry of this change (see agents://{agent}).")
     agent: str
     task: str | None = Field(description="The task tag; None: the agent's default model.")
@@ -39,7 +40,7 @@ class DeploymentChange(BaseModel):
     message: str
 
 
-class AgentSuite(BaseModel):
+class AgentSuite(DeferredModel):
     task: str | None = Field(description="The task tag; None: every task of the agent without its own cases.")
     source: str = Field(description="The suite file or dataset split, in words.")
     suite: str | None

@@ -6,21 +6,22 @@ from typing import Annotated, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import ToolAnnotations
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from model_customization.deferred_model import DeferredModel
 from model_customization.providers.local.export_formats import FORMATS
 from model_customization.tools.common import progress_reporter, run_domain
 from model_customization.workspace import Workspace
 
 
-class ExportedFile(BaseModel):
+class ExportedFile(DeferredModel):
     path: str = Field(description="Relative to output_dir.")
     format: str
     bytes: int
     purpose: str
 
 
-class ExportResult(BaseModel):
+class ExportResult(DeferredModel):
     model_id: str
     base_model: str
     output_dir: str

@@ -9,8 +9,9 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver import Image
 from mcp.types import CallToolResult, ImageContent, TextContent, ToolAnnotations
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
+from model_customization.deferred_model import DeferredModel
 from model_customization.errors import UserError
 from model_customization.evaluation.limits import DEFAULT_CONCURRENCY, MAX_CONCURRENCY
 from model_customization.providers.local.models import EMBEDDED_MODEL
@@ -26,7 +27,7 @@ deployments = lazy_module("model_customization.deployments")
 chat = lazy_module("model_customization.providers.chat")
 
 
-class PromptResult(BaseModel):
+class PromptResult(DeferredModel):
     model: str = Field(description="The model that answered, as its provider names it.")
     provider: str = Field(description="The provider that answered (a name from the provider registry).")
     text: str
@@ -39,7 +40,7 @@ class PromptResult(BaseModel):
     notice: str | None = Field(default=None, description="A warning about this model from its provider, e.g. the date it shuts down; move to another model before then.")
 
 
-class ModelScores(BaseModel):
+class ModelScores(DeferredModel):
     # A suite adds the metrics its cases ask for (schema_valid, regex_match, contains, tool_call_exact, answer_chars...).
     model_config = ConfigDict(extra="allow")
 
@@ -59,7 +60,7 @@ class ModelScores(BaseModel):
     cost_usd: float | None = Field(default=None, description="What the answers cost at the provider's token prices; 0 for local models, None when the price is unknown (set MODEL_CUSTOMIZATION_CHAT_PRICES).")
 
 
-class Comparison(BaseModel):
+class Comparison(DeferredModel):
     baseline: str = Field(description="The first model listed.")
     candidate: str
     metric: str
@@ -76,7 +77,7 @@ class Comparison(BaseModel):
     verdict: str = Field(description="Which model is better at 95%, or that there is no significant difference.")
 
 
-class PairwiseComparison(BaseModel):
+class PairwiseComparison(DeferredModel):
     baseline: str = Field(description="The first model listed.")
     candidate: str
     wins: int = Field(description="Cases where the judge preferred the candidate in both orders.")
@@ -88,7 +89,7 @@ class PairwiseComparison(BaseModel):
     verdict: str
 
 
-class EvaluationResult(BaseModel):
+class EvaluationResult(DeferredModel):
     eval_id: str
     dataset_id: str | None = Field(default=None, description="The dataset evaluated on; None for a suite.")
     suite: str | None = Field(default=None, description="The suite file evaluated on, when one was given.")
@@ -108,7 +109,7 @@ class EvaluationResult(BaseModel):
     resource_uri: str = Field(description="Read it for per-case outputs and confidence intervals; {resource_uri}/report.md and /chart.png for people.")
 
 
-class ModelSummary(BaseModel):
+class ModelSummary(DeferredModel):
     model_id: str = Field(description="Pass it to prompt_model, evaluate, export_model or deploy_model.")
     provider: str
     kind: str = Field(description="base (usable as it is, e.g. the embedded model) or tuned (made by a job).")
@@ -123,7 +124,7 @@ class ModelSummary(BaseModel):
     notice: str | None = Field(default=None, description="A warning from the model's provider, e.g. the date it shuts the model down.")
 
 
-class ModelList(BaseModel):
+class ModelList(DeferredModel):
     models: list[ModelSummary]
     next_cursor: str | None = Field(None, description="Pass as cursor for the next page; null on the last page.")
 

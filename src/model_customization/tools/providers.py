@@ -9,8 +9,9 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.resolve import Elicit, Resolve
 from mcp.types import ToolAnnotations
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from model_customization.deferred_model import DeferredModel
 from model_customization.errors import NotFoundError, UserError
 from model_customization.providers.registry import find_provider
 from model_customization.operations.cloud import (
@@ -27,7 +28,7 @@ PRICING_PAGE = "aws.amazon.com/bedrock/pricing"
 
 
 # --- OpenAI training files ----------------------------------------------------------------------------------------
-class UploadedTrainingFile(BaseModel):
+class UploadedTrainingFile(DeferredModel):
     file_id: str = Field(description="OpenAI's file id (file-...), usable as a fine-tuning job's training or validation file.")
     filename: str = Field(description="The name on OpenAI; it carries the content's sha256 and size, so the upload can be found again.")
     bytes: int
@@ -41,7 +42,7 @@ class UploadedTrainingFile(BaseModel):
     )
 
 
-class TrainingFileSummary(BaseModel):
+class TrainingFileSummary(DeferredModel):
     file_id: str
     filename: str
     bytes: int
@@ -51,19 +52,19 @@ class TrainingFileSummary(BaseModel):
     uploaded_from_this_data_home: bool
 
 
-class TrainingFilePage(BaseModel):
+class TrainingFilePage(DeferredModel):
     files: list[TrainingFileSummary] = Field(description="Fine-tune files, newest first.")
     has_more: bool
     next_after: str | None = Field(description="Pass as after= to get the next page; None on the last page.")
 
 
-class DeletedTrainingFile(BaseModel):
+class DeletedTrainingFile(DeferredModel):
     file_id: str
     deleted: bool
 
 
 # --- Bedrock provisioned throughput ---------------------------------------------------------------------------------
-class Throughput(BaseModel):
+class Throughput(DeferredModel):
     model_id: str
     provisioned_model_arn: str = Field(description="What Bedrock bills and what prompt_model sends requests to.")
     provisioned_model_name: str | None
@@ -78,13 +79,13 @@ class Throughput(BaseModel):
     next: str | None = None
 
 
-class ReleasedThroughput(BaseModel):
+class ReleasedThroughput(DeferredModel):
     model_id: str
     released: str = Field(description="The ARN of the provisioned throughput that was deleted.")
     note: str
 
 
-class ThroughputConfirmation(BaseModel):
+class ThroughputConfirmation(DeferredModel):
     confirm: bool = Field(description="Buy the provisioned throughput and accept its hourly bill.")
 
 

@@ -20,16 +20,17 @@ from mcp.server.elicitation import AcceptedElicitation, DeclinedElicitation, Eli
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.resolve import Elicit, Resolve
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from model_customization.deferred_model import DeferredModel
 from model_customization.errors import ConfirmationNeeded, UserError
 
 
-class CostConfirmation(BaseModel):
+class CostConfirmation(DeferredModel):
     confirm: bool = Field(description="Accept this cost and go ahead.")
 
 
-class NotAsked(BaseModel):
+class NotAsked(DeferredModel):
     """The cost needed no question (free, within budget, confirmed by argument) or the client cannot be asked."""
 
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AliasChoices, ConfigDict, Field, ValidationError
 
+from model_customization.deferred_model import DeferredModel
 from model_customization.errors import UserError
 from model_customization.providers.bedrock.families import ALL_HYPERPARAMETERS, Family, describe_ranges
 
@@ -39,7 +40,7 @@ def _field(name: str) -> Any:
     )
 
 
-class BedrockHyperparameters(BaseModel):
+class BedrockHyperparameters(DeferredModel):
     # Unknown keys are refused (a typo must not silently fall back to a default); the API's camelCase names are
     # accepted too, so values copied from the Bedrock console or docs work as they are. None means the family's default.
     model_config = ConfigDict(extra="forbid", populate_by_name=True)

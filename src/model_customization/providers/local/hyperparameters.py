@@ -5,15 +5,16 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from model_customization.deferred_model import DeferredModel
 from model_customization.errors import UserError
 
 DEFAULT_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 _MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 
 
-class LocalHyperparameters(BaseModel):
+class LocalHyperparameters(DeferredModel):
     model_config = ConfigDict(extra="forbid")
 
     epochs: int = Field(3, ge=1, le=100, description="Passes over the training split.")

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 
+from model_customization.deferred_model import DeferredModel
 from model_customization.errors import UserError
 
 Auto = Literal["auto"]
 
 
-class OpenAIHyperparameters(BaseModel):
+class OpenAIHyperparameters(DeferredModel):
     model_config = ConfigDict(extra="forbid")
 
     # strict: a boolean or a numeric string is a mistake here, not a number to coerce

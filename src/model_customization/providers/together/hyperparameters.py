@@ -12,14 +12,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 
+from model_customization.deferred_model import DeferredModel
 from model_customization.errors import UserError
 
 PositiveInt = Annotated[int, Field(ge=1, strict=True)]
 
 
-class TogetherHyperparameters(BaseModel):
+class TogetherHyperparameters(DeferredModel):
     model_config = ConfigDict(extra="forbid")
 
     # strict numbers: a boolean or a numeric string is a mistake here, not a value to coerce
