@@ -4,6 +4,7 @@ a server killed while a job trains, and the refusals that must come before any t
 from __future__ import annotations
 
 import json
+import shlex
 import signal
 import socket
 import subprocess
@@ -297,11 +298,10 @@ def test_a_worker_launched_a_moment_ago_counts_as_alive(tmp_path):
     worker, resumed the job and launched a second worker for it. Checked right after each of 2,000 launches (the
     window is short: 1 to 3 in 300 checks were caught in it on this 2-core machine, 16 in 300 under load)."""
     import os
-    import signal
 
     from model_customization.jobs.processes import spawn_worker
 
-    sleeper = f"{sys.executable} -c 'import time; time.sleep(30)'"  # takes the worker's arguments as its own argv
+    sleeper = f"{shlex.quote(sys.executable)} -c 'import time; time.sleep(30)'"  # takes the worker's arguments as its argv
     taken_for_gone = 0
     for attempt in range(2000):
         pid = spawn_worker(tmp_path, "job-fresh", tmp_path / "worker.log", launcher=sleeper)
