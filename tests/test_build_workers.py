@@ -350,7 +350,7 @@ def test_a_lone_surrogate_leaves_its_record_out_and_names_the_line(tmp_path: Pat
 
 def test_a_forked_build_freezes_this_process_objects_while_its_workers_run_and_only_then(tmp_path: Path, memory: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """While forked workers share this process's pages, its own garbage collections must not write to them (a full
-    collection after the fork copied them: +16 MB of PSS on a 52.9 MB build), so its objects are frozen out of them;
+    collection after the fork copied them: 16-20 MB more PSS on a 52.9 MB build), so its objects are frozen out of them;
     after the build (or its failure) they are collected again as before, as a server that builds many times needs."""
     import gc
 

@@ -587,7 +587,7 @@ class _Reader:
                 self.shared_clean = True
             # What exists now is shared with the forked workers, page by page, until either side writes to it. A
             # garbage collection writes to every object it visits, so one in this process while the workers run
-            # (counting tokens makes plenty) would copy all of it: +16 MB of PSS on /tmp/cc52 when a full collection
+            # (counting tokens makes plenty) would copy all of it: 16-20 MB more PSS on /tmp/cc52 when a full collection
             # happened to fall after the fork. Frozen objects are skipped by collections, here and in the workers.
             gc.freeze()
             self.frozen = True
